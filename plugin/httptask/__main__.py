@@ -1,0 +1,3 @@
+from httptask.cli import main
+
+main()

@@ -1,0 +1,160 @@
+"""The one exception tree of httptask, and the validation issue that errors carry as data.
+
+    HttptaskError                 every error a user can cause; prints as one sentence, knows its exit code
+    ├── UsageError                a bad command line, input file or argument (exit 2)
+    ├── SpecError                 an OpenAPI document that cannot be loaded (file and JSON pointer)
+    ├── UnknownOperation          a catalog id that does not exist (with the closest ids)
+    ├── TaskError                 a task or workflow definition that is wrong (file, line, field path)
+    │   └── TemplateError         a template that does not parse or render (task id, field path)
+    ├── RequestInvalid            the request breaks the operation's spec; nothing was sent (exit 3)
+    └── SendError                 the request could not be sent or answered (exit 1)
+        ├── DestinationRefused    the SSRF guard refused the destination
+        ├── ResponseTooLarge      the response passed the size cap
+        └── OutcomeUnknown        a non-idempotent request may have been received; it is not re-sent
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "DestinationRefused",
+    "HttptaskError",
+    "Issue",
+    "OutcomeUnknown",
+    "RequestInvalid",
+    "ResponseTooLarge",
+    "SendError",
+    "SpecError",
+    "TaskError",
+    "TemplateError",
+    "UnknownOperation",
+    "UsageError",
+]
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INVALID = 3
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One thing wrong with a request or definition, addressed by a JSON path such as `$.body.memo`."""
+
+    path: str
+    message: str
+    expected: Any = None
+    actual: Any = None
+    line: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"path": self.path, "message": self.message}
+        if self.expected is not None:
+            data["expected"] = self.expected
+        if self.actual is not None:
+            data["actual"] = self.actual
+        if self.line is not None:
+            data["line"] = self.line
+        return data
+
+    def __str__(self) -> str:
+        where = f"line {self.line}, " if self.line is not None else ""
+        return f"{where}{self.path}: {self.message}"
+
+
+class HttptaskError(Exception):
+    """Base class: a user-facing error whose message is a full sentence."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(HttptaskError):
+    """A bad argument, option or input file."""
+
+
+class SpecError(HttptaskError):
+    """An OpenAPI document that cannot be loaded; names the file and the JSON pointer."""
+
+    def __init__(self, message: str, *, file: str, pointer: str = "") -> None:
+        where = f"{file}#{pointer}" if pointer else file
+        super().__init__(f"{where}: {message}")
+        self.file = file
+        self.pointer = pointer
+
+
+class UnknownOperation(HttptaskError):
+    """A catalog id that is not in the catalog."""
+
+    def __init__(self, operation_id: str, suggestions: list[str]) -> None:
+        hint = f" Did you mean {', '.join(suggestions)}?" if suggestions else ""
+        super().__init__(
+            f"No operation '{operation_id}' in the catalog.{hint} "
+            "Run 'httptask catalog search WORDS' to find one."
+        )
+        self.operation_id = operation_id
+        self.suggestions = suggestions
+
+
+class TaskError(HttptaskError):
+    """A task or workflow definition that cannot be used as written."""
+
+    def __init__(self, message: str, *, issues: list[Issue] | None = None, file: str | None = None) -> None:
+        super().__init__(message)
+        self.issues = issues or []
+        self.file = file
+
+
+class TemplateError(TaskError):
+    """A template that does not parse or render, e.g. `task t1, body.memo: 'input' has no attribute 'note'`."""
+
+    def __init__(self, task_id: str, field_path: str, problem: str) -> None:
+        super().__init__(
+            f"task {task_id}, {field_path}: {problem}",
+            issues=[Issue(path=_json_path(field_path), message=problem)],
+        )
+        self.task_id = task_id
+        self.field_path = field_path
+        self.problem = problem
+
+
+class RequestInvalid(HttptaskError):
+    """The request breaks the operation's spec; it was not sent."""
+
+    exit_code = EXIT_INVALID
+
+    def __init__(self, operation_id: str, issues: list[Issue]) -> None:
+        lines = "\n".join(f"  {issue}" for issue in issues)
+        count = f"{len(issues)} problem{'s' if len(issues) != 1 else ''}"
+        super().__init__(f"The request for {operation_id} was not sent: {count}.\n{lines}")
+        self.operation_id = operation_id
+        self.issues = issues
+
+
+class SendError(HttptaskError):
+    """The request could not be sent, or no usable answer came back."""
+
+    exit_code = EXIT_FAILED
+
+
+class DestinationRefused(SendError):
+    """The SSRF guard refused to connect to the destination."""
+
+
+class ResponseTooLarge(SendError):
+    """The response body passed the configured size cap."""
+
+
+class OutcomeUnknown(SendError):
+    """A non-idempotent request may have reached the server; sending it again could act twice."""
+
+
+def _json_path(dotted: str) -> str:
+    return "$." + dotted if dotted and not dotted.startswith("$") else dotted or "$"

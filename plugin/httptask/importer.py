@@ -1,0 +1,177 @@
+"""Check OpenAPI documents and import vendor documents into the user's catalog directory.
+
+Real vendor documents are rarely strictly valid, so openapi-spec-validator's findings are reported as
+warnings with their JSON pointers; only what httptask itself cannot load refuses an import. An import is
+written to a temporary folder first and moved into place whole, so nothing half-written is ever catalogued.
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import json
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .catalog import spec_files
+from .errors import SpecError, UsageError
+from .resources import bundled_dir
+from .spec import HTTP_METHODS, derive_operation_id, load_document, parse_spec
+
+__all__ = ["Finding", "ImportResult", "check_document", "import_specs"]
+
+_API_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+_MAX_FINDINGS = 50
+# Counting every finding of a large vendor document takes seconds; past this many the count is "at least".
+_MAX_COUNTED = 500
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One openapi-spec-validator complaint, at a JSON pointer."""
+
+    file: str
+    pointer: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}#{self.pointer}: {self.message}"
+
+
+@dataclass
+class ImportResult:
+    api: str
+    written: list[Path]
+    operations: int
+    warnings: list[Finding] = field(default_factory=list)
+    warning_count: int = 0
+
+
+def check_document(document: dict[str, Any], source: str) -> tuple[list[Finding], int]:
+    """Strict OpenAPI findings: the first fifty, and how many there are (counted up to `_MAX_COUNTED`)."""
+    from openapi_spec_validator import OpenAPIV30SpecValidator, OpenAPIV31SpecValidator
+
+    version = str(document.get("openapi", ""))
+    validator_class = OpenAPIV31SpecValidator if version.startswith("3.1") else OpenAPIV30SpecValidator
+    findings = []
+    count = 0
+    for error in validator_class(document).iter_errors():
+        count += 1
+        if len(findings) < _MAX_FINDINGS:
+            pointer = "/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in error.absolute_path)
+            findings.append(Finding(source, pointer, " ".join(error.message.split())[:300]))
+        if count >= _MAX_COUNTED:
+            break
+    return findings, count
+
+
+def import_specs(
+    files: list[Path], *, target: Path, name: str | None = None, include: list[str] | None = None,
+    replace: bool = False,
+) -> ImportResult:
+    """Import one document as API `name` (default: its stem), or several as the parts of one API."""
+    if not files:
+        raise UsageError("Name at least one OpenAPI file to import.")
+    api = name or files[0].stem.lower()
+    if not _API_NAME.match(api):
+        raise UsageError(
+            f"'{api}' cannot be an API name: use lower-case letters, digits and dashes, e.g. --name zoho-vendor."
+        )
+    bundled = {bundled_api for bundled_api, _ in spec_files(bundled_dir("specs"))}
+    if api in bundled:
+        raise UsageError(f"'{api}' is a bundled API; choose another name with --name, e.g. --name {api}-vendor.")
+    existing = [path for path in (target / api, *(target / f"{api}{s}" for s in (".json", ".yaml", ".yml")))
+                if path.exists()]
+    if existing and not replace:
+        raise UsageError(f"The catalog already has an API '{api}' ({existing[0]}); add --replace to overwrite it.")
+
+    documents = []
+    taken: set[str] = set()
+    result = ImportResult(api=api, written=[], operations=0)
+    for file in files:
+        document = copy.deepcopy(load_document(file))
+        _name_operations(document, taken, str(file))
+        if include:
+            _keep_only(document, include)
+        spec = parse_spec(document, api=api, source=str(file))  # raises SpecError for what we cannot load
+        findings, count = check_document(document, str(file))
+        result.warnings.extend(findings)
+        result.warning_count += count
+        result.operations += len(spec.operations)
+        documents.append((file, document))
+    if include and result.operations == 0:
+        raise UsageError(f"No operation matches --include {' '.join(include)}; nothing was imported.")
+    _write_atomically(documents, target=target, api=api, existing=existing, result=result)
+    return result
+
+
+def _operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    found = []
+    for path, item in (document.get("paths") or {}).items():
+        if isinstance(item, dict):
+            found.extend((path, method, item[method]) for method in HTTP_METHODS if isinstance(item.get(method), dict))
+    return found
+
+
+def _name_operations(document: dict[str, Any], taken: set[str], source: str) -> None:
+    """Give every operation an operationId unique in the API, deriving missing ones from the summary."""
+    for path, method, operation in _operations(document):
+        given = operation.get("operationId")
+        if given:
+            if given in taken:
+                raise SpecError(
+                    f"the operationId '{given}' is already used by another imported document of this API.",
+                    file=source,
+                    pointer=f"/paths/{path.replace('~', '~0').replace('/', '~1')}/{method}/operationId",
+                )
+            taken.add(given)
+            continue
+        candidate = derive_operation_id(method, path, str(operation.get("summary") or ""))
+        if candidate in taken:
+            candidate = derive_operation_id(method, path)
+        while candidate in taken:
+            candidate += "_"
+        operation["operationId"] = candidate
+        taken.add(candidate)
+
+
+def _keep_only(document: dict[str, Any], patterns: list[str]) -> None:
+    """Drop operations whose operationId, path and `METHOD path` match none of the glob patterns."""
+    for path, method, operation in _operations(document):
+        names = (str(operation.get("operationId", "")), path, f"{method.upper()} {path}")
+        if not any(fnmatch.fnmatchcase(n, p) for n in names for p in patterns):
+            del document["paths"][path][method]
+    document["paths"] = {
+        path: item for path, item in document["paths"].items()
+        if any(method in item for method in HTTP_METHODS)
+    }
+
+
+def _write_atomically(
+    documents: list[tuple[Path, dict[str, Any]]], *, target: Path, api: str, existing: list[Path],
+    result: ImportResult,
+) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".import-{api}-", dir=target))
+    try:
+        if len(documents) == 1:
+            staged = staging / f"{api}.json"
+            staged.write_text(json.dumps(documents[0][1], ensure_ascii=False), encoding="utf-8")
+            final = target / f"{api}.json"
+        else:
+            staged = staging / api
+            staged.mkdir()
+            for file, document in documents:
+                (staged / f"{file.stem}.json").write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
+            final = target / api
+        # The old copy moves aside into the staging folder, which is removed either way.
+        for old in existing:
+            old.rename(staging / f"replaced-{old.name}")
+        staged.rename(final)
+        result.written = sorted(final.iterdir()) if final.is_dir() else [final]
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

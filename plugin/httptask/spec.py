@@ -1,0 +1,534 @@
+"""Load OpenAPI 3.0 and 3.1 documents into frozen models: `$ref`s resolved, 3.0 quirks normalised once.
+
+The models are named after OpenAPI's own terms. Schemas stay plain JSON Schema dicts (2020-12 dialect after
+normalisation) because validation and form building consume them as such.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import SpecError
+
+__all__ = [
+    "HTTP_METHODS",
+    "MediaType",
+    "Operation",
+    "Parameter",
+    "RequestBody",
+    "Response",
+    "SecurityScheme",
+    "Server",
+    "ServerVariable",
+    "Spec",
+    "derive_operation_id",
+    "load_document",
+    "load_spec",
+    "normalise_schema",
+    "parse_spec",
+]
+
+HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+JSON = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ServerVariable:
+    name: str
+    default: str
+    enum: tuple[str, ...] = ()
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    description: str = ""
+    variables: tuple[ServerVariable, ...] = ()
+
+    def variable(self, name: str) -> ServerVariable | None:
+        return next((v for v in self.variables if v.name == name), None)
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    location: str  # path, query, header or cookie (OpenAPI's `in`)
+    required: bool
+    schema: JSON
+    description: str = ""
+    deprecated: bool = False
+    style: str | None = None
+    explode: bool | None = None
+
+
+@dataclass(frozen=True)
+class MediaType:
+    content_type: str
+    schema: JSON
+    example: Any = None
+    form_style: str = "brackets"  # x-form-style: how nested form fields are written
+
+
+@dataclass(frozen=True)
+class RequestBody:
+    required: bool
+    media_types: tuple[MediaType, ...]
+    description: str = ""
+
+    @property
+    def default(self) -> MediaType:
+        return self.media_types[0]
+
+    def media_type(self, content_type: str | None) -> MediaType | None:
+        if content_type is None:
+            return self.default
+        wanted = content_type.split(";")[0].strip().lower()
+        return next((m for m in self.media_types if m.content_type.lower() == wanted), None)
+
+
+@dataclass(frozen=True)
+class Response:
+    status: str
+    description: str
+    media_types: tuple[MediaType, ...] = ()
+
+
+@dataclass(frozen=True)
+class SecurityScheme:
+    name: str
+    type: str  # http, apiKey, oauth2, openIdConnect, mutualTLS
+    scheme: str = ""  # for http: basic or bearer
+    location: str = ""  # for apiKey: header, query or cookie
+    parameter_name: str = ""  # for apiKey: the header or query name
+    prefix: str = ""  # x-auth-prefix, e.g. "Zoho-oauthtoken "
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Operation:
+    api: str
+    operation_id: str
+    method: str
+    path: str
+    summary: str = ""
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    servers: tuple[Server, ...] = ()
+    parameters: tuple[Parameter, ...] = ()
+    request_body: RequestBody | None = None
+    responses: tuple[Response, ...] = ()
+    # Each inner tuple is one way to authenticate; all its schemes apply together.
+    security: tuple[tuple[SecurityScheme, ...], ...] = ()
+    idempotency_header: str | None = None
+    seed_notes: tuple[str, ...] = ()
+    deprecated: bool = False
+    api_name: str = ""
+
+    @property
+    def id(self) -> str:
+        return f"{self.api}.{self.operation_id}"
+
+    @property
+    def is_idempotent(self) -> bool:
+        """True where repeating the request cannot act twice: by HTTP semantics, or by an idempotency key."""
+        return self.method in ("GET", "HEAD", "OPTIONS", "PUT", "DELETE") or self.idempotency_header is not None
+
+    def parameters_in(self, location: str) -> tuple[Parameter, ...]:
+        return tuple(p for p in self.parameters if p.location == location)
+
+
+@dataclass(frozen=True)
+class Spec:
+    api: str
+    title: str
+    version: str
+    source: str
+    description: str = ""
+    api_name: str = ""
+    operations: tuple[Operation, ...] = field(default=())
+
+    def operation(self, operation_id: str) -> Operation | None:
+        return next((op for op in self.operations if op.operation_id == operation_id), None)
+
+
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """Safe YAML that keeps dates as the strings JSON Schema expects (`format: date` validates strings)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def load_document(path: Path) -> JSON:
+    """Parse a JSON or YAML file into a dict, with errors that name the file and line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(f"cannot read the file ({exc.strerror}).", file=str(path)) from exc
+    except UnicodeDecodeError as exc:
+        raise SpecError("is not UTF-8 text; save it as UTF-8 and try again.", file=str(path)) from exc
+    try:
+        if path.suffix.lower() == ".json":
+            document = json.loads(text)
+        else:
+            document = yaml.load(text, Loader=_Loader)
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"line {exc.lineno}: invalid JSON: {exc.msg}.", file=str(path)) from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SpecError(f"{where}invalid YAML: {problem}.", file=str(path)) from exc
+    if not isinstance(document, dict):
+        raise SpecError("is not an OpenAPI document: the top level must be a mapping.", file=str(path))
+    return document
+
+
+def load_spec(path: Path, api: str | None = None) -> Spec:
+    """Load the OpenAPI document at `path`; the api name defaults to the file's stem."""
+    return parse_spec(load_document(path), api=api or path.stem, source=str(path))
+
+
+def parse_spec(document: JSON, *, api: str, source: str) -> Spec:
+    version = str(document.get("openapi", ""))
+    if not re.match(r"^3\.[01]\.\d+", version):
+        found = f"'{version}'" if version else "no 'openapi' field"
+        raise SpecError(f"expected an OpenAPI 3.0 or 3.1 document, found {found}.", file=source, pointer="/openapi")
+    resolver = _Resolver(document, source)
+    info = document.get("info") or {}
+    schemes = _security_schemes(resolver)
+    top_servers = _servers(document.get("servers"), resolver, "/servers")
+    top_security = document.get("security")
+    operations = []
+    for path, path_item, pointer in _path_items(resolver):
+        for method in HTTP_METHODS:
+            raw = path_item.get(method)
+            if raw is None:
+                continue
+            op_pointer = f"{pointer}/{method}"
+            operations.append(
+                _operation(
+                    resolver,
+                    api=api,
+                    api_name=str(document.get("x-api-name") or info.get("title") or api),
+                    method=method,
+                    path=path,
+                    raw=resolver.deref(raw, op_pointer),
+                    path_item=path_item,
+                    pointer=op_pointer,
+                    servers=top_servers,
+                    schemes=schemes,
+                    default_security=top_security,
+                )
+            )
+    _check_unique_ids(operations, source)
+    return Spec(
+        api=api,
+        title=str(info.get("title", api)),
+        version=str(info.get("version", "")),
+        source=source,
+        description=str(info.get("description", "")),
+        api_name=str(document.get("x-api-name") or info.get("title") or api),
+        operations=tuple(operations),
+    )
+
+
+def derive_operation_id(method: str, path: str, summary: str = "") -> str:
+    """An operationId for documents that have none: the summary in snake case, else method and path."""
+    words = re.findall(r"[A-Za-z0-9]+", summary) or [method, *re.findall(r"[A-Za-z0-9]+", path)]
+    return "_".join(word.lower() for word in words)
+
+
+def normalise_schema(schema: Any) -> Any:
+    """Rewrite OpenAPI 3.0 schema quirks into JSON Schema 2020-12, recursively, returning a new object.
+
+    `nullable: true` becomes a "null" type, boolean `exclusiveMinimum`/`exclusiveMaximum` become numbers,
+    and `example` becomes `examples`.
+    """
+    if isinstance(schema, list):
+        return [normalise_schema(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    result = {key: normalise_schema(value) for key, value in schema.items()}
+    if result.pop("nullable", False) is True:
+        kind = result.get("type")
+        if isinstance(kind, str):
+            result["type"] = [kind, "null"]
+        elif isinstance(kind, list) and "null" not in kind:
+            result["type"] = [*kind, "null"]
+        elif "enum" in result and None not in result["enum"]:
+            result["enum"] = [*result["enum"], None]
+    for bound, limit in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if isinstance(result.get(bound), bool):
+            if result.pop(bound) and limit in result:
+                result[bound] = result.pop(limit)
+    if "example" in result and "examples" not in result:
+        result["examples"] = [result.pop("example")]
+    return result
+
+
+class _Resolver:
+    """Resolves local `$ref`s of one document; remembers what it has resolved."""
+
+    def __init__(self, document: JSON, source: str) -> None:
+        self.document = document
+        self.source = source
+        self._resolving: set[str] = set()
+
+    def lookup(self, ref: str, pointer: str) -> Any:
+        if not ref.startswith("#"):
+            raise SpecError(
+                f"the reference '{ref}' points outside this document; bundle it into one file first.",
+                file=self.source,
+                pointer=pointer,
+            )
+        node: Any = self.document
+        for token in ref[1:].split("/")[1:]:
+            token = token.replace("~1", "/").replace("~0", "~")
+            if isinstance(node, dict) and token in node:
+                node = node[token]
+            elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
+                node = node[int(token)]
+            else:
+                raise SpecError(f"the reference '{ref}' points to nothing.", file=self.source, pointer=pointer)
+        return node
+
+    def deref(self, node: Any, pointer: str) -> Any:
+        """Follow a top-level `$ref` chain; sibling keys override the target (vendors put inline copies there)."""
+        seen = set()
+        while isinstance(node, dict) and isinstance(node.get("$ref"), str):
+            ref = node["$ref"]
+            if ref in seen:
+                raise SpecError(f"the reference '{ref}' refers to itself.", file=self.source, pointer=pointer)
+            seen.add(ref)
+            target = self.lookup(ref, pointer)
+            siblings = {k: v for k, v in node.items() if k != "$ref"}
+            node = {**target, **siblings} if isinstance(target, dict) and siblings else target
+        return node
+
+    def schema(self, node: Any, pointer: str) -> Any:
+        """A schema with every `$ref` inlined; a recursive reference becomes an open schema."""
+        if isinstance(node, list):
+            return [self.schema(item, f"{pointer}/{i}") for i, item in enumerate(node)]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            if ref in self._resolving:
+                return {"description": f"(recursive: {ref})"}
+            self._resolving.add(ref)
+            try:
+                target = self.schema(self.lookup(ref, pointer), ref[1:])
+            finally:
+                self._resolving.discard(ref)
+            siblings = {k: self.schema(v, f"{pointer}/{k}") for k, v in node.items() if k != "$ref"}
+            return {**target, **siblings} if isinstance(target, dict) else target
+        return {key: self.schema(value, f"{pointer}/{_escape(key)}") for key, value in node.items()}
+
+
+def _escape(token: str) -> str:
+    return token.replace("~", "~0").replace("/", "~1")
+
+
+def _path_items(resolver: _Resolver) -> Iterator[tuple[str, JSON, str]]:
+    paths = resolver.document.get("paths") or {}
+    if not isinstance(paths, dict):
+        raise SpecError("'paths' must be a mapping of paths to path items.", file=resolver.source, pointer="/paths")
+    for path, item in paths.items():
+        pointer = f"/paths/{_escape(path)}"
+        item = resolver.deref(item, pointer)
+        if not isinstance(item, dict):
+            raise SpecError("a path item must be a mapping.", file=resolver.source, pointer=pointer)
+        yield path, item, pointer
+
+
+def _servers(raw: Any, resolver: _Resolver, pointer: str) -> tuple[Server, ...]:
+    servers = []
+    for i, server in enumerate(raw or []):
+        if not isinstance(server, dict) or "url" not in server:
+            raise SpecError("a server needs a 'url'.", file=resolver.source, pointer=f"{pointer}/{i}")
+        variables = tuple(
+            ServerVariable(
+                name=name,
+                default=str(var.get("default", "")),
+                enum=tuple(str(v) for v in var.get("enum") or ()),
+                description=str(var.get("description", "")),
+            )
+            for name, var in (server.get("variables") or {}).items()
+        )
+        servers.append(Server(url=str(server["url"]), description=str(server.get("description", "")), variables=variables))
+    return tuple(servers)
+
+
+def _security_schemes(resolver: _Resolver) -> dict[str, SecurityScheme]:
+    raw = (resolver.document.get("components") or {}).get("securitySchemes") or {}
+    schemes = {}
+    for name, scheme in raw.items():
+        scheme = resolver.deref(scheme, f"/components/securitySchemes/{_escape(name)}")
+        schemes[name] = SecurityScheme(
+            name=name,
+            type=str(scheme.get("type", "")),
+            scheme=str(scheme.get("scheme", "")).lower(),
+            location=str(scheme.get("in", "")),
+            parameter_name=str(scheme.get("name", "")),
+            prefix=str(scheme.get("x-auth-prefix", "")),
+            description=str(scheme.get("description", "")),
+        )
+    return schemes
+
+
+def _operation(
+    resolver: _Resolver,
+    *,
+    api: str,
+    api_name: str,
+    method: str,
+    path: str,
+    raw: JSON,
+    path_item: JSON,
+    pointer: str,
+    servers: tuple[Server, ...],
+    schemes: Mapping[str, SecurityScheme],
+    default_security: Any,
+) -> Operation:
+    summary = str(raw.get("summary", "") or "")
+    operation_id = str(raw.get("operationId") or derive_operation_id(method, path, summary))
+    own_servers = raw.get("servers") or path_item.get("servers")
+    idempotency = raw.get("x-idempotency-key")
+    return Operation(
+        api=api,
+        api_name=api_name,
+        operation_id=operation_id,
+        method=method.upper(),
+        path=path,
+        summary=summary,
+        description=str(raw.get("description", "") or ""),
+        tags=tuple(str(t) for t in raw.get("tags") or ()),
+        servers=_servers(own_servers, resolver, f"{pointer}/servers") if own_servers else servers,
+        parameters=_parameters(resolver, path_item.get("parameters"), raw.get("parameters"), pointer),
+        request_body=_request_body(resolver, raw.get("requestBody"), f"{pointer}/requestBody"),
+        responses=_responses(resolver, raw.get("responses") or {}, f"{pointer}/responses"),
+        security=_security(raw.get("security", default_security), schemes, resolver, pointer),
+        idempotency_header=str(idempotency["header"]) if isinstance(idempotency, dict) else None,
+        seed_notes=tuple(str(note) for note in raw.get("x-seed-notes") or ()),
+        deprecated=bool(raw.get("deprecated", False)),
+    )
+
+
+def _parameters(resolver: _Resolver, shared: Any, own: Any, pointer: str) -> tuple[Parameter, ...]:
+    # Operation parameters override path-item parameters with the same name and location.
+    merged: dict[tuple[str, str], Parameter] = {}
+    for where, raw_list in ((pointer.rsplit("/", 1)[0], shared), (pointer, own)):
+        for i, raw in enumerate(raw_list or []):
+            here = f"{where}/parameters/{i}"
+            param = resolver.deref(raw, here)
+            if not isinstance(param, dict) or "name" not in param or "in" not in param:
+                raise SpecError("a parameter needs 'name' and 'in'.", file=resolver.source, pointer=here)
+            schema = param.get("schema")
+            if schema is None and isinstance(param.get("content"), dict):
+                schema = next(iter(param["content"].values()), {}).get("schema")
+            schema = normalise_schema(resolver.schema(schema or {}, f"{here}/schema"))
+            if "example" in param and "examples" not in schema:
+                schema = {**schema, "examples": [param["example"]]}
+            location = str(param["in"])
+            merged[(location, str(param["name"]))] = Parameter(
+                name=str(param["name"]),
+                location=location,
+                required=bool(param.get("required", location == "path")),
+                schema=schema,
+                description=str(param.get("description", "") or ""),
+                deprecated=bool(param.get("deprecated", False)),
+                style=param.get("style"),
+                explode=param.get("explode"),
+            )
+    return tuple(merged.values())
+
+
+def _media_types(resolver: _Resolver, content: Any, pointer: str) -> tuple[MediaType, ...]:
+    media_types = []
+    for content_type, media in (content or {}).items():
+        here = f"{pointer}/content/{_escape(content_type)}"
+        media = resolver.deref(media or {}, here)
+        example = media.get("example")
+        if example is None and isinstance(media.get("examples"), dict) and media["examples"]:
+            first = resolver.deref(next(iter(media["examples"].values())), f"{here}/examples")
+            example = first.get("value") if isinstance(first, dict) else None
+        media_types.append(
+            MediaType(
+                content_type=content_type,
+                schema=normalise_schema(resolver.schema(media.get("schema") or {}, f"{here}/schema")),
+                example=example,
+                form_style=str(media.get("x-form-style", "brackets")),
+            )
+        )
+    return tuple(media_types)
+
+
+def _request_body(resolver: _Resolver, raw: Any, pointer: str) -> RequestBody | None:
+    if raw is None:
+        return None
+    body = resolver.deref(raw, pointer)
+    media_types = _media_types(resolver, body.get("content"), pointer)
+    if not media_types:
+        return None
+    return RequestBody(
+        required=bool(body.get("required", False)),
+        media_types=media_types,
+        description=str(body.get("description", "") or ""),
+    )
+
+
+def _responses(resolver: _Resolver, raw: JSON, pointer: str) -> tuple[Response, ...]:
+    responses = []
+    for status, response in raw.items():
+        here = f"{pointer}/{_escape(str(status))}"
+        response = resolver.deref(response, here)
+        responses.append(
+            Response(
+                status=str(status),
+                description=str(response.get("description", "") or ""),
+                media_types=_media_types(resolver, response.get("content"), here),
+            )
+        )
+    return tuple(responses)
+
+
+def _security(
+    raw: Any, schemes: Mapping[str, SecurityScheme], resolver: _Resolver, pointer: str
+) -> tuple[tuple[SecurityScheme, ...], ...]:
+    options = []
+    for requirement in raw or []:
+        names = list(requirement or {})
+        missing = [n for n in names if n not in schemes]
+        if missing:
+            raise SpecError(
+                f"the security requirement names '{missing[0]}', which is not in components.securitySchemes.",
+                file=resolver.source,
+                pointer=f"{pointer}/security",
+            )
+        options.append(tuple(schemes[n] for n in names))
+    return tuple(options)
+
+
+def _check_unique_ids(operations: list[Operation], source: str) -> None:
+    seen: dict[str, Operation] = {}
+    for op in operations:
+        if op.operation_id in seen:
+            first = seen[op.operation_id]
+            raise SpecError(
+                f"the operationId '{op.operation_id}' is used by both {first.method} {first.path} "
+                f"and {op.method} {op.path}; operationIds must be unique.",
+                file=source,
+                pointer=f"/paths/{_escape(op.path)}/{op.method.lower()}/operationId",
+            )
+        seen[op.operation_id] = op
