@@ -205,7 +205,7 @@ def parse_spec(document: JSON, *, api: str, source: str) -> Spec:
         found = f"'{version}'" if version else "no 'openapi' field"
         raise SpecError(f"expected an OpenAPI 3.0 or 3.1 document, found {found}.", file=source, pointer="/openapi")
     resolver = _Resolver(document, source)
-    info = document.get("info") or {}
+    info = _mapping(document.get("info") or {}, resolver, "/info", "'info'")
     schemes = _security_schemes(resolver)
     top_servers = _servers(document.get("servers"), resolver, "/servers")
     top_security = document.get("security")
@@ -223,7 +223,7 @@ def parse_spec(document: JSON, *, api: str, source: str) -> Spec:
                     api_name=str(document.get("x-api-name") or info.get("title") or api),
                     method=method,
                     path=path,
-                    raw=resolver.deref(raw, op_pointer),
+                    raw=_mapping(resolver.deref(raw, op_pointer), resolver, op_pointer, "an operation"),
                     path_item=path_item,
                     pointer=op_pointer,
                     servers=top_servers,
@@ -336,6 +336,15 @@ class _Resolver:
         return {key: self.schema(value, f"{pointer}/{_escape(key)}") for key, value in node.items()}
 
 
+def _mapping(node: Any, resolver: _Resolver, pointer: str, what: str) -> JSON:
+    """`node` itself when it is a mapping; otherwise the SpecError that names where the document is wrong."""
+    if not isinstance(node, dict):
+        found = json.dumps(node, ensure_ascii=False, default=str)
+        found = found if len(found) <= 60 else found[:57] + "..."
+        raise SpecError(f"{what} must be a mapping, found {found}.", file=resolver.source, pointer=pointer)
+    return node
+
+
 def _escape(token: str) -> str:
     return token.replace("~", "~0").replace("/", "~1")
 
@@ -371,10 +380,13 @@ def _servers(raw: Any, resolver: _Resolver, pointer: str) -> tuple[Server, ...]:
 
 
 def _security_schemes(resolver: _Resolver) -> dict[str, SecurityScheme]:
-    raw = (resolver.document.get("components") or {}).get("securitySchemes") or {}
+    components = _mapping(resolver.document.get("components") or {}, resolver, "/components", "'components'")
+    raw = _mapping(components.get("securitySchemes") or {}, resolver, "/components/securitySchemes",
+                   "'securitySchemes'")
     schemes = {}
     for name, scheme in raw.items():
-        scheme = resolver.deref(scheme, f"/components/securitySchemes/{_escape(name)}")
+        here = f"/components/securitySchemes/{_escape(name)}"
+        scheme = _mapping(resolver.deref(scheme, here), resolver, here, "a security scheme")
         schemes[name] = SecurityScheme(
             name=name,
             type=str(scheme.get("type", "")),
@@ -456,9 +468,10 @@ def _parameters(resolver: _Resolver, shared: Any, own: Any, pointer: str) -> tup
 
 def _media_types(resolver: _Resolver, content: Any, pointer: str) -> tuple[MediaType, ...]:
     media_types = []
-    for content_type, media in (content or {}).items():
+    content = _mapping(content or {}, resolver, f"{pointer}/content", "'content'")
+    for content_type, media in content.items():
         here = f"{pointer}/content/{_escape(content_type)}"
-        media = resolver.deref(media or {}, here)
+        media = _mapping(resolver.deref(media or {}, here), resolver, here, "a media type")
         example = media.get("example")
         if example is None and isinstance(media.get("examples"), dict) and media["examples"]:
             first = resolver.deref(next(iter(media["examples"].values())), f"{here}/examples")
@@ -477,7 +490,7 @@ def _media_types(resolver: _Resolver, content: Any, pointer: str) -> tuple[Media
 def _request_body(resolver: _Resolver, raw: Any, pointer: str) -> RequestBody | None:
     if raw is None:
         return None
-    body = resolver.deref(raw, pointer)
+    body = _mapping(resolver.deref(raw, pointer), resolver, pointer, "a request body")
     media_types = _media_types(resolver, body.get("content"), pointer)
     if not media_types:
         return None
@@ -488,11 +501,11 @@ def _request_body(resolver: _Resolver, raw: Any, pointer: str) -> RequestBody | 
     )
 
 
-def _responses(resolver: _Resolver, raw: JSON, pointer: str) -> tuple[Response, ...]:
+def _responses(resolver: _Resolver, raw: Any, pointer: str) -> tuple[Response, ...]:
     responses = []
-    for status, response in raw.items():
+    for status, response in _mapping(raw, resolver, pointer, "'responses'").items():
         here = f"{pointer}/{_escape(str(status))}"
-        response = resolver.deref(response, here)
+        response = _mapping(resolver.deref(response, here), resolver, here, "a response")
         responses.append(
             Response(
                 status=str(status),
