@@ -73,10 +73,11 @@ def import_specs(
     files: list[Path], *, target: Path, name: str | None = None, include: list[str] | None = None,
     replace: bool = False,
 ) -> ImportResult:
-    """Import one document as API `name` (default: its stem), or several as the parts of one API."""
+    """Import one document as API `name` (default: its stem, dashed), or several as the parts of one API."""
     if not files:
         raise UsageError("Name at least one OpenAPI file to import.")
-    api = name or files[0].stem.lower()
+    # A file name such as chargebee_api_v1_spec.json makes a usable default: chargebee-api-v1-spec.
+    api = name or re.sub(r"[^a-z0-9]+", "-", files[0].stem.lower()).strip("-")
     if not _API_NAME.match(api):
         raise UsageError(
             f"'{api}' cannot be an API name: use lower-case letters, digits and dashes, e.g. --name zoho-vendor."
