@@ -22,3 +22,20 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip("../shared is absent (a fresh clone without the shared folder)")
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def vendor_specs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A catalog directory holding ../shared's two vendor documents, imported once per session.
+
+    Chargebee v1 becomes the API `chargebee-vendor`, the Zoho Billing folder `zoho-vendor`.
+    """
+    if not SHARED.is_dir():
+        pytest.skip("../shared is absent (a fresh clone without the shared folder)")
+    from httptask.importer import import_specs
+
+    target = tmp_path_factory.mktemp("vendor-specs")
+    vendor = SHARED / "vendor-specs"
+    import_specs([vendor / "chargebee_api_v1_spec.json"], target=target, name="chargebee-vendor")
+    import_specs(sorted((vendor / "zoho-billing").glob("*.yml")), target=target, name="zoho-vendor")
+    return target
