@@ -65,6 +65,8 @@ def problem(source: str, **extra: Any) -> str:
         ("{{ input.missing | default(7) }}", 7),
         ("{{ input.missing is defined }}", False),
         ("{{ '}}' }}", "}}"),
+        ("{{ input.amount }}{# why #}", "100"),
+        ("{% raw %}{{ input.amount }}{% endraw %}", "{{ input.amount }}"),
     ],
 )
 def test_whole_expression_keeps_its_type(source: str, expected: Any) -> None:
@@ -132,6 +134,7 @@ def test_plain_values_are_left_alone() -> None:
         ("Refund {{ input.memo }}", "'input' has no attribute 'memo'"),
         ("{{ input.customer.phone }}", "'input.customer' has no attribute 'phone'"),
         ("{{ input.customer.phone.x }}", "'input.customer' has no attribute 'phone'"),
+        ("{{ [1, input.customer.phone] }}", "'input.customer' has no attribute 'phone'"),
         ("{{ tasks.refund.response.body.id }}", "'tasks' has no attribute 'refund'"),
         ("{{ tasks.t1.response.body.amount }}", "'tasks.t1.response.body' has no attribute 'amount'"),
         ("{{ input.items[3] }}", "'input.items' has no item 3"),

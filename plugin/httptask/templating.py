@@ -122,6 +122,8 @@ def _view(value: Any, path: Path) -> Any:
 
 def _plain(value: Any) -> Any:
     """A plain, independent copy of ``value``: views and containers copied, Markup back to str."""
+    if isinstance(value, Undefined):
+        value._fail_with_undefined_error()
     if isinstance(value, _View):
         value = value._data
     if isinstance(value, Mapping):
@@ -204,35 +206,15 @@ _ENV = _Environment(undefined=_Undefined, autoescape=False, keep_trailing_newlin
 _ENV.policies["json.dumps_function"] = _dumps
 
 
-class _Compiled:
-    """A compiled field: either one whole expression (keeps its type) or text (renders to a string)."""
-
-    __slots__ = ("_render",)
-
-    def __init__(self, render: Callable[[Mapping[str, Any]], Any]) -> None:
-        self._render = render
-
-    def __call__(self, scope: Mapping[str, Any]) -> Any:
-        return self._render(scope)
-
-
 @lru_cache(maxsize=_CACHE_SIZE)
-def _compile(source: str) -> _Compiled:
+def _compile(source: str) -> Callable[[Mapping[str, Any]], Any]:
+    """The renderer for ``source``: one whole expression keeps its type, anything else renders to text."""
     ast = _ENV.parse(source)
-    if _single_expression(ast) is not None:
-        match = _WHOLE_EXPRESSION.fullmatch(source)
-        assert match is not None  # the parse above found exactly one {{ }} and nothing else
+    match = _WHOLE_EXPRESSION.fullmatch(source) if _single_expression(ast) is not None else None
+    if match is not None:
         expression = _ENV.compile_expression(match.group(1), undefined_to_none=False)
-
-        def evaluate(scope: Mapping[str, Any]) -> Any:
-            value = expression(scope)
-            if isinstance(value, Undefined):
-                value._fail_with_undefined_error()
-            return _plain(value)
-
-        return _Compiled(evaluate)
-    template = _ENV.from_string(ast)
-    return _Compiled(template.render)
+        return lambda scope: _plain(expression(scope))
+    return _ENV.from_string(ast).render
 
 
 def _single_expression(ast: nodes.Template) -> nodes.Expr | None:
