@@ -160,6 +160,46 @@ def specs_check(files: tuple[Path, ...]) -> None:
     sys.exit(1 if total else 0)
 
 
+# -- tasks and test requests ---------------------------------------------------------------------------------
+
+
+@cli.command("schema")
+@click.argument("name", type=click.Choice(["task", "workflow"]))
+def schema_command(name: str) -> None:
+    """Print the JSON Schema of task or workflow files (for editor autocompletion)."""
+    from .output import print_json
+    from .tasks import schema
+
+    print_json(schema(name))
+
+
+@cli.command("test-request")
+@click.argument("task_file", type=click.Path(path_type=Path))
+@click.option("--input", "input_text", metavar="JSON|@FILE", help="The task's input: JSON text, or @ and a file.")
+@click.option("--dry-run", is_flag=True, help="Print the exact request (redacted) and a curl command; send nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print {request, response, errors} as JSON.")
+@click.option("--sandbox", is_flag=True, help="Send to a local sandbox of the API instead of the real server.")
+@click.option("--secrets-file", type=click.Path(path_type=Path), help="A YAML or JSON file of secrets by name.")
+def test_request(task_file: Path, input_text: str | None, dry_run: bool, as_json: bool, sandbox: bool,
+                 secrets_file: Path | None) -> None:
+    """Render, validate and send one task; exit 0 on a 2xx, 1 on failure, 2 on bad usage, 3 when invalid."""
+    from .testrequest import run_test_request
+
+    code = run_test_request(task_file, input_text=input_text, dry_run=dry_run, as_json=as_json,
+                            use_sandbox=sandbox, secrets_file=secrets_file)
+    sys.exit(code)
+
+
+@cli.command("sandbox")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8787, show_default=True, type=int)
+def sandbox_command(host: str, port: int) -> None:
+    """Serve every catalog operation locally: validates requests and answers from the spec."""
+    from .sandbox import serve_forever
+
+    serve_forever(_catalog(), host, port)
+
+
 def main() -> None:
     """Entry point: user mistakes print one clear message and exit with their code, never a traceback."""
     try:

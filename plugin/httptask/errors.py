@@ -15,7 +15,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
@@ -31,11 +32,22 @@ __all__ = [
     "TemplateError",
     "UnknownOperation",
     "UsageError",
+    "child_path",
 ]
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INVALID = 3
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
+def child_path(parent: str, key: str | int) -> str:
+    """The JSON path of a child: `$.body.memo`, `$.items[0]`, `$.headers['x y']`."""
+    if isinstance(key, int):
+        return f"{parent}[{key}]"
+    return f"{parent}.{key}" if _PLAIN_KEY.fullmatch(key) else f"{parent}[{key!r}]"
 
 
 @dataclass(frozen=True)
@@ -139,9 +151,17 @@ class RequestInvalid(HttptaskError):
 
 
 class SendError(HttptaskError):
-    """The request could not be sent, or no usable answer came back."""
+    """The request could not be sent, or no usable answer came back.
+
+    `maybe_received` is True when the server may have acted on the request (a timeout or a reset after
+    the request was written): only an idempotent request may then be sent again.
+    """
 
     exit_code = EXIT_FAILED
+
+    def __init__(self, message: str, *, maybe_received: bool = False) -> None:
+        super().__init__(message)
+        self.maybe_received = maybe_received
 
 
 class DestinationRefused(SendError):

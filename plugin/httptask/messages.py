@@ -1,0 +1,82 @@
+"""The records passed between request building, validation, sending and reporting.
+
+`RequestValues` is the request as the spec sees it (before encoding), `HttpRequest` the bytes on the wire,
+`HttpResponse` what came back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+__all__ = ["HttpRequest", "HttpResponse", "RequestValues"]
+
+
+@dataclass(frozen=True)
+class RequestValues:
+    """Every value of a request, by where the spec puts it; header names are lower case."""
+
+    server: dict[str, str] = field(default_factory=dict)
+    path: dict[str, Any] = field(default_factory=dict)
+    query: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    body: Any = None
+    has_body: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"server": self.server, "path": self.path, "query": self.query,
+                                "headers": self.headers}
+        if self.has_body:
+            data["body"] = self.body
+        return data
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    method: str
+    url: str
+    headers: tuple[tuple[str, str], ...] = ()
+    content: bytes = b""
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or ""
+
+    def header(self, name: str) -> str | None:
+        lowered = name.lower()
+        return next((value for key, value in self.headers if key.lower() == lowered), None)
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    content: bytes
+    elapsed_ms: float
+    url: str = ""
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    def header(self, name: str) -> str | None:
+        lowered = name.lower()
+        return next((value for key, value in self.headers if key.lower() == lowered), None)
+
+    @property
+    def content_type(self) -> str:
+        return (self.header("content-type") or "").split(";")[0].strip().lower()
+
+    def body(self) -> Any:
+        """JSON bodies parsed; anything else as text (bytes that are not UTF-8 are replaced, not lost)."""
+        import json
+
+        text = self.content.decode("utf-8", errors="replace")
+        if self.content_type == "application/json" or self.content_type.endswith("+json"):
+            try:
+                return json.loads(text) if text.strip() else None
+            except ValueError:
+                return text
+        return text

@@ -1,0 +1,124 @@
+"""The SSRF guard: refuse destinations that resolve to loopback, private, link-local, multicast, reserved or
+cloud-metadata addresses, checked after DNS resolution on every connection (so every redirect too).
+
+It is an aiohttp resolver, so the addresses it vets are the ones the connection uses: a name cannot
+resolve to a public address for the check and to a private one for the connection.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import ThreadedResolver
+
+from .errors import DestinationRefused
+
+__all__ = ["DestinationPolicy", "GuardedResolver", "refusal_reason", "static_resolve"]
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+ResolveFunction = Callable[[str, int, int], Awaitable[list[ResolveResult]]]
+
+# Not private by ipaddress's rules, but metadata endpoints of cloud providers all the same.
+_METADATA = {ipaddress.ip_address("100.100.100.200"), ipaddress.ip_address("fd00:ec2::254")}
+
+
+def refusal_reason(address: Address) -> str | None:
+    """Why an address must not be reached from a shared server, or None when it is a public address."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if address in _METADATA or address == ipaddress.ip_address("169.254.169.254"):
+        return "a cloud metadata address"
+    for check, reason in (
+        ("is_loopback", "a loopback address"),
+        ("is_link_local", "a link-local address"),
+        ("is_multicast", "a multicast address"),
+        ("is_private", "a private address"),
+        ("is_unspecified", "an unspecified address"),
+        ("is_reserved", "a reserved address"),
+    ):
+        if getattr(address, check):
+            return reason
+    return None if address.is_global else "not a public address"
+
+
+class DestinationPolicy:
+    """Which destinations may be reached: public addresses, plus hosts allowed by name (`host` or `host:port`)."""
+
+    def __init__(self, allow_hosts: Iterable[str] = ()) -> None:
+        self.allow_hosts = {host.lower().strip("[]") for host in allow_hosts}
+
+    def allows_host(self, host: str, port: int | None) -> bool:
+        host = host.lower().strip("[]")
+        return host in self.allow_hosts or f"{host}:{port}" in self.allow_hosts
+
+    def check_address(self, host: str, port: int | None, address: str) -> None:
+        if self.allows_host(host, port):
+            return
+        reason = refusal_reason(ipaddress.ip_address(address.split("%")[0]))
+        if reason is not None:
+            shown = host if host == address else f"{host} ({address})"
+            raise DestinationRefused(
+                f"Refused to connect to {shown}: it is {reason}. Test requests only reach public addresses; "
+                "to allow this host start the server with --allow-host " + (f"{host}:{port}" if port else host) + "."
+            )
+
+    def check_url(self, url: str) -> None:
+        """Refuse non-HTTP schemes and IP-literal hosts outright (they are never resolved)."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https"):
+            raise DestinationRefused(f"Refused the URL {url!r}: only http and https are allowed.")
+        host = parts.hostname or ""
+        if not host:
+            raise DestinationRefused(f"Refused the URL {url!r}: it has no host.")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            ipaddress.ip_address(host.split("%")[0])
+        except ValueError:
+            if host == "localhost" or host.endswith(".localhost"):
+                self.check_address(host, port, "127.0.0.1")
+            return
+        self.check_address(host, port, host)
+
+
+class GuardedResolver(AbstractResolver):
+    """Resolves names with `resolve` (the system resolver by default) and refuses disallowed addresses."""
+
+    def __init__(self, policy: DestinationPolicy, resolve: ResolveFunction | None = None) -> None:
+        self._policy = policy
+        self._inner = ThreadedResolver() if resolve is None else None
+        self._resolve = resolve
+
+    async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET) -> list[ResolveResult]:
+        if self._resolve is not None:
+            results = await self._resolve(host, port, family)
+        else:
+            assert self._inner is not None
+            results = await self._inner.resolve(host, port, family)
+        for result in results:
+            self._policy.check_address(host, port, str(result["host"]))
+        return results
+
+    async def close(self) -> None:
+        if self._inner is not None:
+            await self._inner.close()
+
+
+def static_resolve(table: dict[str, list[str]]) -> ResolveFunction:
+    """A resolver function answering from a table (for tests and offline use); no packet leaves."""
+
+    async def resolve(host: str, port: int, family: int) -> list[ResolveResult]:
+        if host not in table:
+            raise OSError(f"unknown host {host}")
+        results: list[Any] = []
+        for address in table[host]:
+            fam = socket.AF_INET6 if ":" in address else socket.AF_INET
+            results.append({"hostname": host, "host": address, "port": port, "family": fam,
+                            "proto": 0, "flags": socket.AI_NUMERICHOST})
+        return results
+
+    return resolve

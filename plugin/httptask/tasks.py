@@ -1,0 +1,131 @@
+"""Task definitions: the shipped JSON Schema, parsing a task file into a frozen `Task`, and its defaults."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import Issue, TaskError
+from .yamlsource import Source, load_source
+
+__all__ = ["RetryPolicy", "Task", "load_task", "parse_task", "schema"]
+
+
+@cache
+def schema(name: str) -> dict[str, Any]:
+    """A shipped JSON Schema: `task` or `workflow`."""
+    text = resources.files("httptask").joinpath("schemas", f"{name}.schema.json").read_text(encoding="utf-8")
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When and how often to try again; attempts and total time are both bounded."""
+
+    max_attempts: int = 3
+    interval_seconds: float = 1.0
+    backoff_rate: float = 2.0
+    max_interval_seconds: float = 30.0
+    max_elapsed_seconds: float = 120.0
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number `attempt` (1-based)."""
+        return float(min(self.interval_seconds * self.backoff_rate ** (attempt - 1), self.max_interval_seconds))
+
+
+@dataclass(frozen=True)
+class Task:
+    """One HTTP task as written: templates are kept as they are and rendered when the task runs."""
+
+    id: str
+    operation: str | None = None
+    server: dict[str, Any] = field(default_factory=dict)
+    credentials: str | dict[str, str] | None = None
+    path: dict[str, Any] = field(default_factory=dict)
+    query: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, Any] = field(default_factory=dict)
+    body: Any = None
+    has_body: bool = False
+    http_request: dict[str, Any] | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    connection_timeout_seconds: float = 5.0
+    read_timeout_seconds: float = 10.0
+    idempotency_key: str | None = None
+    follow_redirects: bool = False
+    max_response_bytes: int = 10 * 1024 * 1024
+    needs: tuple[str, ...] = ()
+    for_each: str | None = None
+    description: str = ""
+    file: str | None = None
+
+    @property
+    def templates(self) -> dict[str, Any]:
+        """Every templated part of the task by field path, for rendering and checking."""
+        parts: dict[str, Any] = {"server": self.server, "request.path": self.path, "request.query": self.query,
+                                 "request.headers": self.headers}
+        if self.has_body:
+            parts["request.body"] = self.body
+        if self.idempotency_key is not None:
+            parts["idempotencyKey"] = self.idempotency_key
+        if self.http_request is not None:
+            parts["httpRequest"] = self.http_request
+        return parts
+
+
+def parse_task(data: Any, *, source: Source | None = None, root: str = "$") -> Task:
+    """Check `data` against the task schema and build a `Task`; all problems at once, with lines."""
+    from .validation import validate_instance
+
+    issues = validate_instance(data, schema("task"), root=root)
+    if isinstance(data, dict) and ("operation" in data) == ("httpRequest" in data):
+        issues.append(Issue(root, "needs exactly one of 'operation' (a catalog id) or 'httpRequest' (a raw request)"))
+    if issues:
+        if source is not None:
+            issues = [Issue(i.path, i.message, i.expected, i.actual, source.line(i.path)) for i in issues]
+        file = source.file if source is not None else "the task"
+        task_id = data.get("id") if isinstance(data, dict) else None
+        name = f"task {task_id}" if isinstance(task_id, str) else "the task"
+        lines = "\n".join(f"  {issue}" for issue in issues)
+        raise TaskError(f"{file}: {name} is not valid:\n{lines}", issues=issues,
+                        file=source.file if source else None)
+    request = data.get("request") or {}
+    retry = data.get("retry") or {}
+    return Task(
+        id=data["id"],
+        operation=data.get("operation"),
+        server=dict(data.get("server") or {}),
+        credentials=data.get("credentials"),
+        path=dict(request.get("path") or {}),
+        query=dict(request.get("query") or {}),
+        headers=dict(request.get("headers") or {}),
+        body=request.get("body"),
+        has_body="body" in request,
+        http_request=data.get("httpRequest"),
+        retry=RetryPolicy(
+            max_attempts=retry.get("maxAttempts", 3),
+            interval_seconds=retry.get("intervalSeconds", 1.0),
+            backoff_rate=retry.get("backoffRate", 2.0),
+            max_interval_seconds=retry.get("maxIntervalSeconds", 30.0),
+            max_elapsed_seconds=retry.get("maxElapsedSeconds", 120.0),
+        ),
+        connection_timeout_seconds=data.get("connectionTimeoutSeconds", 5.0),
+        read_timeout_seconds=data.get("readTimeoutSeconds", 10.0),
+        idempotency_key=data.get("idempotencyKey"),
+        follow_redirects=data.get("followRedirects", False),
+        max_response_bytes=data.get("maxResponseBytes", 10 * 1024 * 1024),
+        needs=tuple(data.get("needs") or ()),
+        for_each=data.get("forEach"),
+        description=data.get("description", ""),
+        file=source.file if source is not None else None,
+    )
+
+
+def load_task(path: Path) -> Task:
+    """Read a task from a YAML or JSON file."""
+    source = load_source(path)
+    return parse_task(source.data, source=source)

@@ -1,0 +1,213 @@
+"""Validate a request against its operation: one JSON Schema per operation, compiled once; errors as data.
+
+The schema covers the whole request (`server`, `path`, `query`, `headers`, `body`), so every error carries a
+JSON path such as `$.body.transaction.amount` that an editor can point at. The only jsonschema import.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema.exceptions import ValidationError
+
+from .errors import Issue, child_path
+from .messages import RequestValues
+from .spec import Operation, Server
+
+__all__ = ["coerce_to_schema", "operation_schema", "validate_instance", "validate_values"]
+
+_FORMATS = FormatChecker()
+
+
+@_FORMATS.checks("unix-time")
+def _is_unix_time(value: object) -> bool:
+    return not isinstance(value, int | float) or (value >= 0 and not isinstance(value, bool))
+
+
+@_FORMATS.checks("int32")
+def _is_int32(value: object) -> bool:
+    return not isinstance(value, int) or -(2**31) <= value < 2**31
+
+
+@_FORMATS.checks("int64")
+def _is_int64(value: object) -> bool:
+    return not isinstance(value, int) or -(2**63) <= value < 2**63
+
+
+@_FORMATS.checks("date", raises=ValueError)
+def _is_date(value: object) -> bool:
+    return not isinstance(value, str) or bool(re.fullmatch(r"\d{4}-\d{2}-\d{2}", value) and dt.date.fromisoformat(value))
+
+
+@_FORMATS.checks("date-time", raises=ValueError)
+def _is_date_time(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", value):
+        return False
+    dt.datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    return True
+
+
+@_FORMATS.checks("email")
+def _is_email(value: object) -> bool:
+    return not isinstance(value, str) or bool(re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value))
+
+
+def operation_schema(op: Operation, server: Server | None = None) -> dict[str, Any]:
+    """One JSON Schema for the whole request of `op`, with header names in lower case."""
+    server = server or (op.servers[0] if op.servers else None)
+    properties: dict[str, Any] = {}
+    if server is not None and server.variables:
+        properties["server"] = {
+            "type": "object",
+            "properties": {
+                v.name: {"type": "string", **({"enum": list(v.enum)} if v.enum else {})} for v in server.variables
+            },
+        }
+    for location, key in (("path", "path"), ("query", "query"), ("header", "headers")):
+        params = op.parameters_in(location)
+        if not params:
+            continue
+        name = (lambda n: n.lower()) if location == "header" else (lambda n: n)
+        properties[key] = {
+            "type": "object",
+            "properties": {name(p.name): p.schema for p in params},
+            "required": [name(p.name) for p in params if p.required],
+        }
+    if op.request_body is not None:
+        properties["body"] = op.request_body.default.schema
+    required = ["body"] if op.request_body is not None and op.request_body.required else []
+    return {"type": "object", "properties": properties, "required": required}
+
+
+class _Validators:
+    """Compiled validators by operation; an operation's schema is compiled the first time it is used."""
+
+    def __init__(self) -> None:
+        self._compiled: dict[tuple[int, int], tuple[Operation, Server | None, Draft202012Validator]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, op: Operation, server: Server | None) -> Draft202012Validator:
+        key = (id(op), id(server))
+        found = self._compiled.get(key)
+        # The entry holds the operation itself, so its id cannot be reused by another object.
+        if found is None or found[0] is not op or found[1] is not server:
+            validator = Draft202012Validator(operation_schema(op, server), format_checker=_FORMATS)
+            with self._lock:
+                self._compiled[key] = (op, server, validator)
+            return validator
+        return found[2]
+
+
+_VALIDATORS = _Validators()
+
+
+def validate_values(op: Operation, values: RequestValues, server: Server | None = None) -> list[Issue]:
+    """Every problem with the request at once, each with its JSON path, expected and actual value."""
+    instance = values.to_dict()
+    if not values.has_body:
+        instance.pop("body", None)
+    return _issues(_VALIDATORS.get(op, server).iter_errors(instance))
+
+
+def validate_instance(instance: Any, schema: dict[str, Any], *, root: str = "$") -> list[Issue]:
+    """Validate any value against a schema (workflow inputs, task files); errors as issues under `root`."""
+    validator = Draft202012Validator(schema, format_checker=_FORMATS)
+    return _issues(validator.iter_errors(instance), root=root)
+
+
+def _issues(errors: Iterable[ValidationError], root: str = "$") -> list[Issue]:
+    issues = [_issue(error, root) for error in errors]
+    return sorted(issues, key=lambda issue: issue.path)
+
+
+def _path(parts: Iterable[Any], root: str) -> str:
+    text = root
+    for part in parts:
+        text = child_path(text, part if isinstance(part, int) else str(part))
+    return text
+
+
+def _issue(error: ValidationError, root: str) -> Issue:
+    parts = list(error.absolute_path)
+    kind = error.validator
+    value = error.instance
+    expected: Any = error.validator_value
+    if kind == "required":
+        missing = re.match(r"'(.+)' is a required property", error.message)
+        name = missing.group(1) if missing else str(expected)
+        return Issue(_path([*parts, name], root), "is required but missing", expected="a value")
+    if kind == "additionalProperties":
+        allowed = sorted((error.schema.get("properties") or {}).keys())
+        extras = sorted(set(value) - set(allowed)) if isinstance(value, dict) else []
+        name = extras[0] if extras else "?"
+        hint = f" (allowed: {', '.join(allowed)})" if allowed else ""
+        return Issue(_path([*parts, name], root), f"is not a field of this object{hint}", actual=name)
+    messages = {
+        "enum": lambda: f"must be one of {', '.join(repr(v) for v in expected)}, not {value!r}",
+        "const": lambda: f"must be {expected!r}, not {value!r}",
+        "type": lambda: f"must be of type {_type_text(expected)}, not {_type_name(value)} {value!r}",
+        "format": lambda: f"must be a valid {expected}, not {value!r}",
+        "minimum": lambda: f"must be at least {expected}, not {value!r}",
+        "maximum": lambda: f"must be at most {expected}, not {value!r}",
+        "exclusiveMinimum": lambda: f"must be greater than {expected}, not {value!r}",
+        "exclusiveMaximum": lambda: f"must be less than {expected}, not {value!r}",
+        "minLength": lambda: f"must have at least {expected} characters, not {len(value)}",
+        "maxLength": lambda: f"must have at most {expected} characters, not {len(value)}",
+        "pattern": lambda: f"must match the pattern {expected}, not {value!r}",
+        "minItems": lambda: f"must have at least {expected} items, not {len(value)}",
+        "maxItems": lambda: f"must have at most {expected} items, not {len(value)}",
+    }
+    message = messages[kind]() if kind in messages else error.message
+    if kind in ("minLength", "maxLength", "minItems", "maxItems"):
+        value = len(value)
+    return Issue(_path(parts, root), message, expected=expected, actual=value)
+
+
+def _type_text(expected: Any) -> str:
+    return " or ".join(expected) if isinstance(expected, list) else str(expected)
+
+
+def _type_name(value: Any) -> str:
+    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "object",
+            type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def coerce_to_schema(value: Any, schema: dict[str, Any]) -> Any:
+    """Turn strings from a form, query or header into the types the schema asks for, where they parse.
+
+    What does not parse is left as it is, so validation reports it with the value the sender wrote.
+    """
+    kinds = schema.get("type")
+    kinds = kinds if isinstance(kinds, list) else [kinds] if kinds else []
+    if isinstance(value, dict):
+        properties = schema.get("properties") or {}
+        extra = schema.get("additionalProperties")
+        return {
+            key: coerce_to_schema(item, properties.get(key) or (extra if isinstance(extra, dict) else {}))
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        items = schema.get("items") if isinstance(schema.get("items"), dict) else {}
+        return [coerce_to_schema(item, items) for item in value]
+    if not isinstance(value, str):
+        return value
+    if "array" in kinds:
+        return [coerce_to_schema(value, schema.get("items") or {})]
+    if "integer" in kinds and re.fullmatch(r"[+-]?\d+", value):
+        return int(value)
+    if "number" in kinds and re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", value):
+        number = float(value)
+        return int(number) if number.is_integer() and "." not in value and "e" not in value.lower() else number
+    if "boolean" in kinds and value in ("true", "false"):
+        return value == "true"
+    if "null" in kinds and value == "":
+        return None
+    return value
+
