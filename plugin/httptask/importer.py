@@ -91,7 +91,7 @@ def import_specs(
         raise UsageError(f"The catalog already has an API '{api}' ({existing[0]}); add --replace to overwrite it.")
 
     documents = []
-    taken: set[str] = set()
+    taken: dict[str, str] = {}  # operationId -> the file that uses it
     result = ImportResult(api=api, written=[], operations=0)
     for file in files:
         document = copy.deepcopy(load_document(file))
@@ -118,18 +118,19 @@ def _operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]
     return found
 
 
-def _name_operations(document: dict[str, Any], taken: set[str], source: str) -> None:
+def _name_operations(document: dict[str, Any], taken: dict[str, str], source: str) -> None:
     """Give every operation an operationId unique in the API, deriving missing ones from the summary."""
     for path, method, operation in _operations(document):
         given = operation.get("operationId")
         if given:
-            if given in taken:
+            # A clash inside one document is left to parse_spec, whose message names both operations.
+            if taken.get(given, source) != source:
                 raise SpecError(
                     f"the operationId '{given}' is already used by another imported document of this API.",
                     file=source,
                     pointer=f"/paths/{path.replace('~', '~0').replace('/', '~1')}/{method}/operationId",
                 )
-            taken.add(given)
+            taken[given] = source
             continue
         candidate = derive_operation_id(method, path, str(operation.get("summary") or ""))
         if candidate in taken:
@@ -137,7 +138,7 @@ def _name_operations(document: dict[str, Any], taken: set[str], source: str) -> 
         while candidate in taken:
             candidate += "_"
         operation["operationId"] = candidate
-        taken.add(candidate)
+        taken[candidate] = source
 
 
 def _keep_only(document: dict[str, Any], patterns: list[str]) -> None:
