@@ -1,0 +1,127 @@
+"""YAML workflows: the model, loading with line numbers, and the order tasks may run in.
+
+A workflow has `name`, `inputs` (each a JSON Schema), `tasks` (task definitions plus `needs` and `forEach`)
+and `outputs` (templates over `input` and `tasks.ID.response`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import Issue, TaskError
+from .tasks import Task, parse_task, schema
+from .yamlsource import Source, load_source, parse_source
+
+__all__ = ["Workflow", "load_workflow", "parse_workflow", "topological_order"]
+
+
+@dataclass(frozen=True)
+class Workflow:
+    name: str
+    tasks: tuple[Task, ...]
+    inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    source: Source | None = None
+
+    def task(self, task_id: str) -> Task | None:
+        return next((t for t in self.tasks if t.id == task_id), None)
+
+    def inputs_schema(self) -> dict[str, Any]:
+        """One JSON Schema for the inputs object: every input without a default is required."""
+        return {
+            "type": "object",
+            "properties": self.inputs,
+            "required": [name for name, s in self.inputs.items() if "default" not in s],
+        }
+
+    def with_defaults(self, given: dict[str, Any]) -> dict[str, Any]:
+        values = {name: s["default"] for name, s in self.inputs.items() if "default" in s}
+        values.update(given)
+        return values
+
+    def line(self, path: str) -> int | None:
+        return self.source.line(path) if self.source is not None else None
+
+
+def parse_workflow(source: Source) -> Workflow:
+    """Check the document against the workflow schema and build the model; problems carry file and line."""
+    from .validation import validate_instance
+
+    data = source.data
+    issues = validate_instance(data, schema("workflow"))
+    tasks: list[Task] = []
+    if not issues:
+        for index, raw in enumerate(data["tasks"]):
+            try:
+                tasks.append(parse_task(raw, source=source, root=f"$.tasks[{index}]"))
+            except TaskError as exc:
+                issues.extend(exc.issues)
+        seen: dict[str, int] = {}
+        for index, task in enumerate(tasks):
+            if task.id in seen:
+                issues.append(Issue(f"$.tasks[{index}].id", f"repeats the task id {task.id!r} of tasks[{seen[task.id]}]",
+                                    actual=task.id))
+            seen.setdefault(task.id, index)
+    if issues:
+        issues = [Issue(i.path, i.message, i.expected, i.actual, i.line or source.line(i.path)) for i in issues]
+        raise TaskError(_summary(source.file, issues), issues=issues, file=source.file)
+    return Workflow(
+        name=str(data["name"]),
+        description=str(data.get("description", "")),
+        inputs=dict(data.get("inputs") or {}),
+        tasks=tuple(tasks),
+        outputs=dict(data.get("outputs") or {}),
+        source=source,
+    )
+
+
+def load_workflow(path: Path) -> Workflow:
+    return parse_workflow(load_source(path))
+
+
+def parse_workflow_text(text: str, file: str = "<workflow>") -> Workflow:
+    return parse_workflow(parse_source(text, file))
+
+
+def topological_order(workflow: Workflow) -> list[str] | list[Issue]:
+    """Task ids in an order that respects `needs`, or the issues (unknown task, cycle) that prevent one."""
+    issues = []
+    index = {task.id: i for i, task in enumerate(workflow.tasks)}
+    for i, task in enumerate(workflow.tasks):
+        for j, need in enumerate(task.needs):
+            if need not in index:
+                path = f"$.tasks[{i}].needs[{j}]"
+                issues.append(Issue(path, f"names no task of this workflow: {need!r}", actual=need,
+                                    line=workflow.line(path)))
+    if issues:
+        return issues
+    order: list[str] = []
+    state: dict[str, str] = {}
+
+    def visit(task_id: str, trail: list[str]) -> None:
+        if state.get(task_id) == "done":
+            return
+        if state.get(task_id) == "visiting":
+            cycle = [*trail[trail.index(task_id):], task_id]
+            path = f"$.tasks[{index[task_id]}].needs"
+            issues.append(Issue(path, f"forms a cycle: {' -> '.join(cycle)}", line=workflow.line(path)))
+            return
+        state[task_id] = "visiting"
+        task = workflow.tasks[index[task_id]]
+        for need in task.needs:
+            visit(need, [*trail, task_id])
+        state[task_id] = "done"
+        order.append(task_id)
+
+    for task in workflow.tasks:
+        visit(task.id, [])
+    return issues if issues else order
+
+
+def _summary(file: str, issues: list[Issue]) -> str:
+    lines = "\n".join(f"  {file}:{issue.line or '?'}: {issue.path}: {issue.message}" for issue in issues)
+    count = f"{len(issues)} problem{'s' if len(issues) != 1 else ''}"
+    return f"{file}: the workflow is not valid ({count}):\n{lines}"
