@@ -200,6 +200,11 @@ def sandbox_command(host: str, port: int) -> None:
     serve_forever(_catalog(), host, port)
 
 
+from .cli_tasks import task  # noqa: E402
+
+cli.add_command(task)
+
+
 def main() -> None:
     """Entry point: user mistakes print one clear message and exit with their code, never a traceback."""
     try:
