@@ -51,14 +51,16 @@ def parse_workflow(source: Source) -> Workflow:
     from .validation import validate_instance
 
     data = source.data
-    issues = validate_instance(data, schema("workflow"))
+    issues = validate_instance(data, _document_schema())
     tasks: list[Task] = []
+    raw_tasks = data.get("tasks") if isinstance(data, dict) else None
+    for index, raw in enumerate(raw_tasks if isinstance(raw_tasks, list) else []):
+        # Each task is checked on its own so its issues carry its path (`$.tasks[1].retry`).
+        try:
+            tasks.append(parse_task(raw, source=source, root=f"$.tasks[{index}]"))
+        except TaskError as exc:
+            issues.extend(exc.issues)
     if not issues:
-        for index, raw in enumerate(data["tasks"]):
-            try:
-                tasks.append(parse_task(raw, source=source, root=f"$.tasks[{index}]"))
-            except TaskError as exc:
-                issues.extend(exc.issues)
         seen: dict[str, int] = {}
         for index, task in enumerate(tasks):
             if task.id in seen:
@@ -76,6 +78,15 @@ def parse_workflow(source: Source) -> Workflow:
         outputs=dict(data.get("outputs") or {}),
         source=source,
     )
+
+
+def _document_schema() -> dict[str, Any]:
+    """The workflow schema with its tasks taken as plain objects: its `$ref` to the task schema is for
+    editors, and resolving it here would need a registry; `parse_task` checks each task instead."""
+    document = schema("workflow")
+    properties = dict(document["properties"])
+    properties["tasks"] = {**properties["tasks"], "items": {"type": "object"}}
+    return {**document, "properties": properties}
 
 
 def load_workflow(path: Path) -> Workflow:
