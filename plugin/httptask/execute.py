@@ -17,7 +17,8 @@ from .catalog import Catalog
 from .encoding import encode_body
 from .errors import Issue, RequestInvalid
 from .messages import HttpRequest, HttpResponse, RequestValues
-from .requests import build_request, build_values, expand_server, header_issues, sandbox_base_url
+from .requests import (build_request, build_values, expand_server, header_issues, path_issues,
+                       sandbox_base_url)
 from .retry import Attempt, send_with_retries
 from .secrets import Redactor, SecretStore
 from .spec import Operation, Server
@@ -114,7 +115,7 @@ def prepare(
         body=rendered.get("request.body"),
         has_body=task.has_body,
     )
-    issues += header_issues(values.headers) + validate_values(op, values, server)
+    issues += path_issues(values.path) + header_issues(values.headers) + validate_values(op, values, server)
     if not base_url:
         issues.append(Issue("$.server", "has no URL: the operation lists no server; set server.url in the task",
                             expected="a URL"))

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-from .errors import Issue
+from .errors import Issue, child_path
 from .messages import HttpRequest, RequestValues
 from .spec import Operation, Server
 
@@ -22,6 +22,7 @@ __all__ = [
     "expand_path",
     "expand_server",
     "header_issues",
+    "path_issues",
     "sandbox_base_url",
     "server_base_path",
 ]
@@ -83,6 +84,18 @@ def _scalar_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return "" if value is None else str(value)
+
+
+def path_issues(path: Mapping[str, Any]) -> list[Issue]:
+    """A path value that is empty, `.` or `..` cannot be one literal segment: URL normalisers (RFC 3986, and
+    the client under httpx) decode `%2E%2E` back to `..` and remove it, so the request would reach another path."""
+    issues = []
+    for name, value in path.items():
+        text = value if isinstance(value, str) else _scalar_text(value)
+        if text.strip(".") == "":
+            issues.append(Issue(child_path("$.path", name), f"must not be empty, '.' or '..', not {text!r}: "
+                                "it would change the request's path", actual=text))
+    return issues
 
 
 def header_issues(headers: Mapping[str, str]) -> list[Issue]:
