@@ -1,0 +1,122 @@
+"""Real loopback test servers on 127.0.0.1: one records every request byte for byte and answers what the test
+says; the other misbehaves on purpose (refuse, reset, slow, 500 then 200, 429 with Retry-After then 200)."""
+
+from __future__ import annotations
+
+import socket
+import socketserver
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+__all__ = ["Recorded", "RecordingServer", "closed_port", "faults_server", "recording_server"]
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One request as received: method, raw path (with query), headers in order (names lower-cased), body bytes."""
+
+    method: str
+    path: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        return next((v for k, v in self.headers if k == name.lower()), None)
+
+
+@dataclass
+class RecordingServer:
+    """A threaded HTTP/1.1 server; `answers` is a queue of (status, headers, body) used in order, then `default`."""
+
+    url: str = ""
+    requests: list[Recorded] = field(default_factory=list)
+    answers: list[tuple[int, dict[str, str], bytes]] = field(default_factory=list)
+    default: tuple[int, dict[str, str], bytes] = (200, {"Content-Type": "application/json"}, b'{"ok": true}')
+    # What to do after reading a request: "answer", "reset" (close without a reply) or "slow" (wait, then answer).
+    behaviours: list[str] = field(default_factory=list)
+    slow_seconds: float = 2.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def answer(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+        self.answers.append((status, headers or {}, body))
+
+
+def _read_request(rfile: BinaryIO) -> Recorded | None:
+    line = rfile.readline(65537)
+    if not line:
+        return None
+    method, target, _ = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
+    headers = []
+    while True:
+        raw = rfile.readline(65537).decode("latin-1").rstrip("\r\n")
+        if not raw:
+            break
+        name, _, value = raw.partition(":")
+        headers.append((name.strip().lower(), value.strip()))
+    length = int(next((v for k, v in headers if k == "content-length"), "0"))
+    body = rfile.read(length) if length else b""
+    return Recorded(method, target, tuple(headers), body)
+
+
+def _handler(server: RecordingServer) -> type[socketserver.StreamRequestHandler]:
+    class Handler(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            while True:
+                request = _read_request(self.rfile)
+                if request is None:
+                    return
+                with server.lock:
+                    server.requests.append(request)
+                    behaviour = server.behaviours.pop(0) if server.behaviours else "answer"
+                    status, headers, body = server.answers.pop(0) if server.answers else server.default
+                if behaviour == "reset":
+                    # SO_LINGER 0 makes close() send RST: the client sees a reset after writing its request.
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                    self.connection.close()
+                    return
+                if behaviour == "slow":
+                    time.sleep(server.slow_seconds)
+                head = [f"HTTP/1.1 {status} X", f"Content-Length: {len(body)}"]
+                head += [f"{k}: {v}" for k, v in headers.items()]
+                try:
+                    self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
+                    self.wfile.flush()
+                except OSError:
+                    return
+
+    return Handler
+
+
+class _Threaded(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+@contextmanager
+def recording_server() -> Iterator[RecordingServer]:
+    """Start a recording server on 127.0.0.1 with a free port; stops when the block ends."""
+    state = RecordingServer()
+    server = _Threaded(("127.0.0.1", 0), _handler(state))
+    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+faults_server = recording_server  # the same server: tests script faults through `behaviours` and `answers`
+
+
+def closed_port() -> int:
+    """A loopback port with nothing listening (connections are refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

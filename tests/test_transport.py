@@ -1,0 +1,164 @@
+"""Sending through the real transport to a recording server on 127.0.0.1: the exact bytes of each seed
+operation arrive; redirects to another host are refused; responses are capped; JSON is parsed, the rest is text."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from httptask.catalog import Catalog
+from httptask.errors import ResponseTooLarge, SendError
+from httptask.execute import prepare, send_prepared
+from httptask.messages import HttpRequest, HttpResponse
+from httptask.secrets import SecretStore
+from httptask.tasks import parse_task
+from httptask.transport import Sender, Timeouts
+
+from .servers import RecordingServer, recording_server
+
+SECRET = "sk_live_ZEBRA42_do_not_leak"
+ENV = {"HTTPTASK_SECRET_API_KEY": SECRET, "HTTPTASK_SECRET_GEINS_USER": "geins-user:geins-pass"}
+BASIC = "Basic " + base64.b64encode(f"{SECRET}:".encode()).decode()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[RecordingServer]:
+    with recording_server() as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def _fresh(server: RecordingServer) -> None:
+    server.requests.clear()
+    server.answers.clear()
+    server.behaviours.clear()
+
+
+def _send(task: dict[str, Any]) -> HttpResponse:
+    prepared = prepare(parse_task({"id": "t1", **task}), inputs={}, catalog=Catalog.default(),
+                       secrets=SecretStore(environ=ENV))
+
+    async def go() -> HttpResponse:
+        async with Sender() as sender:
+            response, _ = await send_prepared(prepared, sender)
+            return response
+
+    return asyncio.run(go())
+
+
+SEED_CASES = [
+    pytest.param(
+        {"operation": "stripe.report_payment_record_refund", "credentials": "api_key",
+         "request": {"path": {"id": "pr_1"}, "body": {"refunded": {"refunded_at": 1706702400},
+                     "outcome": "refunded", "processor_details": {"type": "custom"}, "expand": ["a"]}}},
+        "/v1/payment_records/pr_1/report_refund",
+        {"content-type": "application/x-www-form-urlencoded", "authorization": f"Bearer {SECRET}"},
+        b"refunded[refunded_at]=1706702400&outcome=refunded&processor_details[type]=custom&expand[]=a",
+        "idempotency-key", id="stripe.report_payment_record_refund"),
+    pytest.param(
+        {"operation": "chargebee.record_refund", "credentials": "api_key",
+         "request": {"path": {"invoice-id": "inv_1"}, "body": {"memo": "m", "transaction": {
+             "amount": 1000, "payment_method": "check", "date": 1706702400}}}},
+        "/invoices/inv_1/record_refund",
+        {"content-type": "application/x-www-form-urlencoded", "authorization": BASIC},
+        b"memo=m&transaction[amount]=1000&transaction[payment_method]=check&transaction[date]=1706702400",
+        None, id="chargebee.record_refund"),
+    pytest.param(
+        {"operation": "chargebee.refund_invoice", "credentials": "api_key",
+         "request": {"path": {"invoice-id": "a/b"}, "body": {"refund_amount": 1, "credit_note": {"reason_code": "other"}}}},
+        "/invoices/a%2Fb/refund",
+        {"content-type": "application/x-www-form-urlencoded", "authorization": BASIC},
+        b"refund_amount=1&credit_note[reason_code]=other", "chargebee-idempotency-key", id="chargebee.refund_invoice"),
+    pytest.param(
+        {"operation": "zoho-billing.refund_credit_note", "credentials": "api_key",
+         "request": {"path": {"creditnote_id": "9030"}, "headers": {"X-com-zoho-subscriptions-organizationid": "1"},
+                     "body": {"amount": 10}}},
+        "/creditnotes/9030/refunds",
+        {"content-type": "application/json", "authorization": f"Zoho-oauthtoken {SECRET}",
+         "x-com-zoho-subscriptions-organizationid": "1"}, b'{"amount":10}', None, id="zoho-billing.refund_credit_note"),
+    pytest.param(
+        {"operation": "zoho-billing.refund_payment", "credentials": "api_key",
+         "request": {"path": {"payment_id": "9031"}, "headers": {"X-com-zoho-subscriptions-organizationid": "1"},
+                     "body": {"amount": 2.5, "description": "dup"}}},
+        "/payments/9031/refunds",
+        {"content-type": "application/json", "authorization": f"Zoho-oauthtoken {SECRET}",
+         "x-com-zoho-subscriptions-organizationid": "1"}, b'{"amount":2.5,"description":"dup"}', None,
+        id="zoho-billing.refund_payment"),
+    pytest.param(
+        {"operation": "zoho-billing.get_credit_note_refund", "credentials": "api_key",
+         "request": {"path": {"refund_id": "../x y"}, "headers": {"X-com-zoho-subscriptions-organizationid": "1"}}},
+        "/creditnotes/refunds/..%2Fx%20y",
+        {"authorization": f"Zoho-oauthtoken {SECRET}", "x-com-zoho-subscriptions-organizationid": "1"}, b"", None,
+        id="zoho-billing.get_credit_note_refund"),
+    pytest.param(
+        {"operation": "geins.create_order_refund", "credentials": {"apiKey": "api_key", "basicAuth": "geins_user"},
+         "request": {"path": {"orderId": 42}, "body": {"RefundAmount": 9.95}}},
+        "/API/Order/42/Refund",
+        {"content-type": "application/json", "x-apikey": SECRET,
+         "authorization": "Basic " + base64.b64encode(b"geins-user:geins-pass").decode()},
+        b'{"RefundAmount":9.95}', None, id="geins.create_order_refund"),
+]
+
+
+@pytest.mark.parametrize(("task", "path", "headers", "body", "key_header"), SEED_CASES)
+def test_each_seed_operation_arrives_byte_for_byte(server: RecordingServer, task: dict[str, Any], path: str,
+                                                   headers: dict[str, str], body: bytes, key_header: str | None) -> None:
+    op = Catalog.default().operation(task["operation"])
+    response = _send({**task, "server": {"url": server.url + "/base"}})
+    assert response.status == 200 and response.body() == {"ok": True}
+    [received] = server.requests
+    assert received.method == op.method
+    assert received.path == "/base" + path
+    assert received.body == body
+    for name, value in headers.items():
+        assert received.header(name) == value
+    # Nothing else the API would see: no stray auth headers, and a key only where the API takes one.
+    sent = {name for name, _ in received.headers}
+    assert sent - set(headers) <= {"host", "accept", "accept-encoding", "connection", "user-agent", "content-length",
+                                   *([key_header] if key_header else [])}
+    if key_header:
+        assert len(received.header(key_header) or "") == 36
+
+
+def _send_raw(request: HttpRequest, **kwargs: Any) -> HttpResponse:
+    async def go() -> HttpResponse:
+        async with Sender() as sender:
+            return await sender.send(request, timeouts=Timeouts(connect=1, read=2), **kwargs)
+
+    return asyncio.run(go())
+
+
+def test_a_redirect_to_another_host_is_refused(server: RecordingServer) -> None:
+    server.answer(302, headers={"Location": "http://localhost:1/elsewhere"})
+    with pytest.raises(SendError) as caught:
+        _send_raw(HttpRequest("GET", server.url + "/a"), follow_redirects=True)
+    assert str(caught.value) == (f"Refused a redirect from {server.url} to another host (http://localhost:1); "
+                                 "only same-host redirects are followed.")
+    assert [r.path for r in server.requests] == ["/a"]
+
+
+def test_a_same_host_redirect_is_followed_only_when_asked(server: RecordingServer) -> None:
+    server.answer(307, headers={"Location": "/b"})
+    assert _send_raw(HttpRequest("GET", server.url + "/a")).status == 307
+    server.answer(307, headers={"Location": "/b"})
+    assert _send_raw(HttpRequest("GET", server.url + "/a"), follow_redirects=True).status == 200
+    assert [r.path for r in server.requests] == ["/a", "/a", "/b"]
+
+
+def test_a_response_past_the_cap_is_a_clear_error(server: RecordingServer) -> None:
+    server.answer(200, b"x" * 2048, {"Content-Type": "text/plain"})
+    with pytest.raises(ResponseTooLarge) as caught:
+        _send_raw(HttpRequest("GET", server.url + "/big"), max_response_bytes=1024)
+    assert str(caught.value) == (f"The response from {server.url} is larger than the cap of 1,024 bytes; "
+                                 "raise maxResponseBytes on the task if it is expected.")
+
+
+def test_json_is_parsed_and_other_bodies_are_text(server: RecordingServer) -> None:
+    server.answer(201, b'{"id": "re_1"}', {"Content-Type": "application/json; charset=utf-8"})
+    server.answer(200, b"plain \xff", {"Content-Type": "text/plain"})
+    assert _send_raw(HttpRequest("GET", server.url + "/j")).body() == {"id": "re_1"}
+    assert _send_raw(HttpRequest("GET", server.url + "/t")).body() == "plain \ufffd"
