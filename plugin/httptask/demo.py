@@ -29,6 +29,7 @@ DEMO_SECRETS = {
     "HTTPTASK_SECRET_GEINS_API_KEY": "demo-geins-api-key",
     "HTTPTASK_SECRET_GEINS_USER": "demo-user:demo-password",
 }
+_BODY_LINES = 24
 
 
 def _examples() -> Path:
@@ -56,13 +57,15 @@ async def _send_all(task_files: list[Path], inputs: dict[str, object], catalog: 
         for name, value in request["headers"].items():
             print(f"{name}: {value}")
         print(f"\n{request['body']}\n\n-> {response['status']} {response['reason']}")
-        print(json.dumps(response["body"], indent=2)[:1200])
+        lines = json.dumps(response["body"], indent=2).splitlines()
+        print("\n".join(lines[:_BODY_LINES]))
+        if len(lines) > _BODY_LINES:
+            print(f"  ... ({len(lines) - _BODY_LINES} more lines)")
 
 
 def _show_invalid(task_file: Path, inputs: dict[str, object], catalog: Catalog, sandbox_url: str) -> None:
-    broken = {**inputs, "amount": -5}
-    broken.pop("memo")
-    print("\nThe same Chargebee task with a negative amount and no memo is refused before sending:")
+    broken = {**inputs, "amount": -5, "memo": 12345}
+    print("\nThe same Chargebee task with a negative amount and a number as memo is refused before sending:")
     try:
         prepare(load_task(task_file), inputs=broken, catalog=catalog, secrets=SecretStore(environ=DEMO_SECRETS),
                 sandbox_url=sandbox_url)

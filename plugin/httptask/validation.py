@@ -200,6 +200,8 @@ def coerce_to_schema(value: Any, schema: dict[str, Any]) -> Any:
         return value
     if "array" in kinds:
         return [coerce_to_schema(value, schema.get("items") or {})]
+    if "object" in kinds and value == "":
+        return {}  # an empty form value unsets a whole object (Stripe's `metadata=`)
     if "integer" in kinds and re.fullmatch(r"[+-]?\d+", value):
         return int(value)
     if "number" in kinds and re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", value):
