@@ -63,7 +63,9 @@ def check_document(document: dict[str, Any], source: str) -> tuple[list[Finding]
         count += 1
         if len(findings) < _MAX_FINDINGS:
             pointer = "/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in error.absolute_path)
-            findings.append(Finding(source, pointer, " ".join(error.message.split())[:300]))
+            # The jsonschema-rs backend appends "Failed validating ... On instance ..." paragraphs; keep the first.
+            message = error.message.split("\n\n", 1)[0]
+            findings.append(Finding(source, pointer, " ".join(message.split())[:300]))
         if count >= _MAX_COUNTED:
             break
     return findings, count
@@ -103,6 +105,8 @@ def import_specs(
         result.warnings.extend(findings)
         result.warning_count += count
         result.operations += len(spec.operations)
+        if include and not spec.operations:
+            continue  # --include left nothing of this part: an empty file would only clutter the catalog
         documents.append((file, document))
     if include and result.operations == 0:
         raise UsageError(f"No operation matches --include {' '.join(include)}; nothing was imported.")
@@ -148,7 +152,7 @@ def _keep_only(document: dict[str, Any], patterns: list[str]) -> None:
         if not any(fnmatch.fnmatchcase(n, p) for n in names for p in patterns):
             del document["paths"][path][method]
     document["paths"] = {
-        path: item for path, item in document["paths"].items()
+        path: item for path, item in (document.get("paths") or {}).items()
         if any(method in item for method in HTTP_METHODS)
     }
 
