@@ -118,21 +118,46 @@ class Sender:
                     url=request.url,
                     reason=response.reason_phrase,
                 )
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol) as exc:
-            cause = exc.__cause__ or exc.__context__
-            if isinstance(cause, DestinationRefused):
-                raise cause from None
-            raise SendError(f"Could not connect to {_origin(request.url)}: {_reason(exc)}.") from exc
-        except httpx.TimeoutException as exc:
-            raise SendError(
-                f"No answer from {_origin(request.url)} within {timeouts.read:g} s (read timeout); "
-                "the server may have received the request.", maybe_received=True
-            ) from exc
         except (httpx.TransportError, aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise SendError(
-                f"The connection to {_origin(request.url)} failed after the request was sent: {_reason(exc)}; "
-                "the server may have received it.", maybe_received=True
-            ) from exc
+            raise _translate(exc, request, timeouts) from exc
+
+
+def _translate(exc: BaseException, request: HttpRequest, timeouts: Timeouts) -> SendError:
+    """Whether the request may have reached the server decides whether a retry is safe, so classify by the
+    original aiohttp error: httpx-aiohttp maps every aiohttp connection error, a reset after the request was
+    written included, to httpx.ConnectTimeout."""
+    chain = _causes(exc)
+    refused = next((e for e in chain if isinstance(e, DestinationRefused)), None)
+    if refused is not None:
+        return refused
+    origin = next((e for e in chain if isinstance(e, aiohttp.ClientError)), None)
+    if origin is not None:
+        not_sent = isinstance(origin, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
+        timed_out = isinstance(origin, aiohttp.ServerTimeoutError) and not not_sent
+    else:
+        not_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout
+                              | httpx.UnsupportedProtocol)
+        timed_out = isinstance(exc, httpx.TimeoutException | asyncio.TimeoutError) and not not_sent
+    if not_sent:
+        return SendError(f"Could not connect to {_origin(request.url)}: {_reason(exc)}.")
+    if timed_out:
+        return SendError(
+            f"No answer from {_origin(request.url)} within {timeouts.read:g} s (read timeout); "
+            "the server may have received the request.", maybe_received=True
+        )
+    return SendError(
+        f"The connection to {_origin(request.url)} failed after the request was sent: {_reason(exc)}; "
+        "the server may have received it.", maybe_received=True
+    )
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
 
 
 def _redirected(request: HttpRequest, response: HttpResponse) -> HttpRequest:
