@@ -18,7 +18,7 @@ from httptask.secrets import SecretStore
 from httptask.tasks import parse_task
 from httptask.transport import Sender, Timeouts
 
-from .servers import RecordingServer, recording_server
+from servers import RecordingServer, recording_server
 
 SECRET = "sk_live_ZEBRA42_do_not_leak"
 ENV = {"HTTPTASK_SECRET_API_KEY": SECRET, "HTTPTASK_SECRET_GEINS_USER": "geins-user:geins-pass"}
