@@ -37,8 +37,9 @@ def refusal_reason(address: Address) -> str | None:
         ("is_loopback", "a loopback address"),
         ("is_link_local", "a link-local address"),
         ("is_multicast", "a multicast address"),
-        ("is_private", "a private address"),
+        # Before is_private, which 0.0.0.0 and :: also satisfy: "unspecified" says why it reaches this host.
         ("is_unspecified", "an unspecified address"),
+        ("is_private", "a private address"),
         ("is_reserved", "a reserved address"),
     ):
         if getattr(address, check):
