@@ -204,6 +204,11 @@ from .cli_tasks import task  # noqa: E402
 
 cli.add_command(task)
 
+from .cli_workflow import export_command, validate_command  # noqa: E402
+
+cli.add_command(validate_command)
+cli.add_command(export_command)
+
 
 def main() -> None:
     """Entry point: user mistakes print one clear message and exit with their code, never a traceback."""

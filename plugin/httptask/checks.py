@@ -1,0 +1,252 @@
+"""Check a workflow without sending anything: operations, templates, references, `needs` and literal values.
+
+Every problem is an `Issue` with the JSON path and line of the field it is about, so `httptask validate`
+and the editor can point at it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from .catalog import Catalog
+from .errors import HttptaskError, Issue, TaskError, TemplateError, UnknownOperation, UsageError, child_path
+from .tasks import Task
+from .templating import check_template, is_template, references
+from .workflow import Workflow, parse_workflow, topological_order
+from .yamlsource import parse_source
+
+__all__ = ["check_workflow", "check_workflow_text", "syntax_issue", "template_leaves"]
+
+_RESPONSE_PARTS = ("status", "headers", "body")
+_SYNTAX = re.compile(r"^.*?:(\d+):\d+: (.*)$", re.DOTALL)
+# Where validation puts each part of a request, and where the task holds it.
+_LOCATIONS = {"$.server": "server", "$.path": "request.path", "$.query": "request.query",
+              "$.headers": "request.headers", "$.body": "request.body"}
+
+
+def check_workflow_text(text: str, catalog: Catalog, file: str = "<editor>") -> list[Issue]:
+    """Every problem with workflow YAML text, syntax and schema errors included, as issues with lines."""
+    try:
+        source = parse_source(text, file)
+    except UsageError as exc:
+        return [syntax_issue(exc)]
+    try:
+        workflow = parse_workflow(source)
+    except TaskError as exc:
+        return exc.issues
+    return check_workflow(workflow, catalog)
+
+
+def syntax_issue(error: UsageError) -> Issue:
+    """A YAML syntax or read error as an issue at `$`, with the line the parser stopped at."""
+    match = _SYNTAX.match(error.message)
+    if match is None:
+        return Issue("$", error.message)
+    return Issue("$", match.group(2), line=int(match.group(1)))
+
+
+def check_workflow(workflow: Workflow, catalog: Catalog) -> list[Issue]:
+    """Every problem with a parsed workflow, in file order; an empty list means it is valid."""
+    order = topological_order(workflow)
+    issues = [item for item in order if isinstance(item, Issue)]
+    ancestors = _ancestors(workflow)
+    for index, task in enumerate(workflow.tasks):
+        root = f"$.tasks[{index}]"
+        issues += _task_issues(workflow, catalog, task, root, ancestors.get(task.id, set()))
+    every_task = {task.id for task in workflow.tasks}
+    for name, value in workflow.outputs.items():
+        for path, source in template_leaves(value, child_path("$.outputs", name)):
+            issues += _template_issues(workflow, source, path, None, every_task, allow_item=False)
+    for name, spec in workflow.inputs.items():
+        if "default" in spec:
+            issues += _default_issues(name, spec)
+    located = [Issue(i.path, i.message, i.expected, i.actual, i.line or workflow.line(i.path)) for i in issues]
+    return sorted(located, key=lambda issue: (issue.line or 0, issue.path))
+
+
+def template_leaves(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    """(JSON path, source) of every template string inside `value`, walking dicts and lists."""
+    if isinstance(value, str):
+        if is_template(value):
+            yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from template_leaves(item, child_path(path, str(key)))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from template_leaves(item, child_path(path, index))
+
+
+def _task_parts(task: Task, root: str) -> Iterator[tuple[str, Any]]:
+    """(JSON path, value) of each templated part of a task, as the task file spells it."""
+    for part, value in task.templates.items():
+        yield f"{root}.{part}", value
+
+
+def _ancestors(workflow: Workflow) -> dict[str, set[str]]:
+    """Every task each task needs, directly or through others (cycles and unknown ids are reported elsewhere)."""
+    needs = {task.id: set(task.needs) for task in workflow.tasks}
+    found: dict[str, set[str]] = {}
+    for task_id in needs:
+        seen: set[str] = set()
+        stack = list(needs[task_id])
+        while stack:
+            current = stack.pop()
+            if current not in seen:
+                seen.add(current)
+                stack.extend(needs.get(current, ()))
+        found[task_id] = seen
+    return found
+
+
+def _task_issues(workflow: Workflow, catalog: Catalog, task: Task, root: str, ancestors: set[str]) -> list[Issue]:
+    issues: list[Issue] = []
+    for part, value in _task_parts(task, root):
+        for path, source in template_leaves(value, part):
+            issues += _template_issues(workflow, source, path, task, ancestors, allow_item=task.for_each is not None)
+    if task.for_each is not None:
+        issues += _template_issues(workflow, task.for_each, f"{root}.forEach", task, ancestors, allow_item=False)
+    if task.operation is not None:
+        try:
+            op = catalog.operation(task.operation)
+        except UnknownOperation as exc:
+            hint = f" Did you mean {', '.join(exc.suggestions)}?" if exc.suggestions else ""
+            issues.append(Issue(f"{root}.operation", f"names no operation in the catalog: {task.operation!r}.{hint} "
+                                "Run 'httptask catalog search WORDS' to find one.", actual=task.operation))
+            return issues
+        issues += _literal_issues(op, task, root)
+        issues += _credential_issues(op, task, root)
+    return issues
+
+
+def _template_issues(
+    workflow: Workflow, source: str, path: str, task: Task | None, allowed_tasks: set[str], *, allow_item: bool
+) -> list[Issue]:
+    task_id = task.id if task is not None else "outputs"
+    try:
+        check_template(source, task_id=task_id, field_path=path)
+    except TemplateError as exc:
+        return [Issue(path, exc.problem, actual=source)]
+    issues = []
+    for ref in references(source):
+        problem = _reference_problem(workflow, ref, task, allowed_tasks, allow_item)
+        if problem is not None:
+            issues.append(Issue(path, problem, actual=source))
+    return issues
+
+
+def _reference_problem(
+    workflow: Workflow, ref: tuple[str | int, ...], task: Task | None, allowed_tasks: set[str], allow_item: bool
+) -> str | None:
+    name = ref[0]
+    if name == "input":
+        if len(ref) > 1 and ref[1] not in workflow.inputs:
+            known = ", ".join(sorted(workflow.inputs)) or "none"
+            return f"reads input.{ref[1]}, which is not an input of this workflow (its inputs: {known}); declare it under inputs"
+        return None
+    if name == "item":
+        if allow_item:
+            return None
+        return "reads item, which only a task with forEach has; add forEach to the task or read input or tasks instead"
+    if name == "tasks":
+        if len(ref) < 2:
+            return "reads tasks as a whole; name a task, e.g. tasks.ID.response.body"
+        other = str(ref[1])
+        if workflow.task(other) is None:
+            known = ", ".join(t.id for t in workflow.tasks)
+            return f"reads tasks.{other}, which is not a task of this workflow (its tasks: {known})"
+        if other not in allowed_tasks:
+            this = task.id if task is not None else "this task"
+            return (f"reads tasks.{other}, which may not have run yet; add {other!r} to the needs of {this}")
+        if len(ref) >= 3 and ref[2] != "response":
+            return f"reads tasks.{other}.{ref[2]}; a task's result is tasks.{other}.response.status, .headers or .body"
+        if len(ref) >= 4 and ref[3] not in _RESPONSE_PARTS:
+            return (f"reads tasks.{other}.response.{ref[3]}; a response has status, headers and body, "
+                    f"e.g. tasks.{other}.response.body.{ref[3]}")
+        return None
+    return (f"reads {name!r}, which templates do not know; use input, tasks, item (in a forEach task), "
+            "now(), uuid() or secret('NAME')")
+
+
+def _default_issues(name: str, spec: dict[str, Any]) -> list[Issue]:
+    from .validation import validate_instance
+
+    root = child_path(child_path("$.inputs", name), "default")
+    return [Issue(i.path, f"the default {i.message}", i.expected, i.actual)
+            for i in validate_instance(spec["default"], spec, root=root)]
+
+
+_DROPPED = object()
+
+
+def _literal(value: Any, path: str, templated: set[str]) -> Any:
+    """`value` without its templated leaves (a list holding one is dropped whole), recording their paths."""
+    if isinstance(value, str) and is_template(value):
+        templated.add(path)
+        return _DROPPED
+    if isinstance(value, dict):
+        kept = {key: _literal(item, child_path(path, str(key)), templated) for key, item in value.items()}
+        return {key: item for key, item in kept.items() if item is not _DROPPED}
+    if isinstance(value, list) and any(True for _ in template_leaves(value, path)):
+        templated.add(path)
+        return _DROPPED
+    return value
+
+
+def _literal_issues(op: Any, task: Task, root: str) -> list[Issue]:
+    """Validate the task's literal values against the spec; a templated value is unknown until run time."""
+    from .requests import build_values
+    from .validation import validate_values
+
+    templated: set[str] = set()
+    server = {k: v for k, v in task.server.items() if k not in ("url", "index")}
+    literal_server = _literal(server, "$.server", templated)
+    literal_headers = _literal({k.lower(): v for k, v in task.headers.items()}, "$.headers", templated)
+    body = _literal(task.body, "$.body", templated) if task.has_body else None
+    has_body = task.has_body and body is not _DROPPED
+    values = build_values(
+        op,
+        server={k: str(v) for k, v in literal_server.items()},
+        path=_literal(task.path, "$.path", templated),
+        query=_literal(task.query, "$.query", templated),
+        headers=literal_headers,
+        body=body if has_body else None,
+        has_body=has_body,
+    )
+    server_index = task.server.get("index", 0)
+    chosen = op.servers[server_index] if isinstance(server_index, int) and server_index < len(op.servers) else None
+    issues = []
+    for issue in validate_values(op, values, chosen):
+        if any(issue.path == t or issue.path.startswith((t + ".", t + "[")) for t in templated):
+            continue
+        issues.append(Issue(_task_path(issue.path, task, root), issue.message, issue.expected, issue.actual))
+    return issues
+
+
+def _task_path(path: str, task: Task, root: str) -> str:
+    """Turn a request path (`$.headers.content-type`) into the task's field path, in the task's own spelling."""
+    for prefix, part in _LOCATIONS.items():
+        if path == prefix or path.startswith((prefix + ".", prefix + "[")):
+            rest = path[len(prefix):]
+            if prefix == "$.headers" and rest:
+                spelled = {name.lower(): name for name in task.headers}
+                name = rest[1:] if rest.startswith(".") else rest.strip("[]'\"")
+                return child_path(f"{root}.{part}", spelled.get(name, name))
+            return f"{root}.{part}{rest}"
+    return root + path[1:]
+
+
+def _credential_issues(op: Any, task: Task, root: str) -> list[Issue]:
+    from .auth import auth_parts
+
+    if task.credentials is None:
+        return []
+    try:
+        # A placeholder stands in for each secret: only the credentials' shape is checked here.
+        auth_parts(op, task.credentials, lambda name: name, task_id=task.id)
+    except HttptaskError as exc:
+        message = exc.message.removeprefix(f"task {task.id}: ")
+        return [Issue(f"{root}.credentials", message)]
+    return []
