@@ -260,9 +260,13 @@ class _TaskExport:
                 return value
             reference = _single_reference(value)
             if reference is None:
-                self.problem(field[len(self.root) + 1:], "a form value must be a literal or a single reference "
-                             f"such as {{{{ input.x }}}}, because Conductor sends a form body as written; "
-                             f"{value!r} is neither", actual=value)
+                try:
+                    _string(value)
+                    problem = ("a form value must be a literal or a single reference such as {{ input.x }}, "
+                               f"because Conductor sends a form body as written; {value!r} mixes text and references")
+                except _Unexpressible as exc:
+                    problem = str(exc)
+                self.problem(field[len(self.root) + 1:], problem, actual=value)
                 return ""
             token = _token(str(len(expressions)))
             expressions[token] = reference
