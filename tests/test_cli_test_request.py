@@ -1,0 +1,194 @@
+"""`httptask test-request` and `httptask task snippet` as a user runs them (subprocess of .venv/bin/httptask):
+exit codes, output, nothing sent when invalid, no traceback on bad input, and the secret in no output at all."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from servers import RecordingServer, recording_server
+
+HTTPTASK = str(Path(sys.executable).with_name("httptask"))
+SECRET = "tok_ZEBRA_7f3a_never_print_me"
+INPUT = '{"payment": "p1", "amount": 5}'
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[RecordingServer]:
+    with recording_server() as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def _fresh(server: RecordingServer) -> None:
+    server.requests.clear()
+    server.answers.clear()
+    server.behaviours.clear()
+
+
+@pytest.fixture
+def task_file(tmp_path: Path, server: RecordingServer) -> Path:
+    path = tmp_path / "refund.yaml"
+    path.write_text(
+        "id: refund\n"
+        "operation: zoho-billing.refund_payment\n"
+        "credentials: zoho_token\n"
+        f"server: {{url: '{server.url}'}}\n"
+        "retry: {maxAttempts: 1}\n"
+        "request:\n"
+        "  path: {payment_id: '{{ input.payment }}'}\n"
+        "  headers: {X-com-zoho-subscriptions-organizationid: '10234695'}\n"
+        "  body: {amount: '{{ input.amount }}', description: '{{ input.note | default(\"dup\") }}'}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+OUTPUTS: list[str] = []
+
+
+def run(*args: str, secret: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HTTPTASK_SECRET")}
+    if secret:
+        env["HTTPTASK_SECRET_ZOHO_TOKEN"] = SECRET
+    done = subprocess.run([HTTPTASK, *args], capture_output=True, text=True, env=env, timeout=60, check=False)
+    OUTPUTS.append(done.stdout + done.stderr)
+    assert "Traceback" not in done.stderr
+    assert SECRET not in done.stdout + done.stderr
+    return done
+
+
+def test_a_valid_request_is_sent_and_reported(server: RecordingServer, task_file: Path) -> None:
+    server.answer(201, b'{"refund": {"id": "r1", "amount": 5}}', {"Content-Type": "application/json"})
+    done = run("test-request", str(task_file), "--input", INPUT)
+    assert done.returncode == 0, done.stderr
+    [received] = server.requests
+    assert (received.method, received.path) == ("POST", "/payments/p1/refunds")
+    assert received.header("authorization") == f"Zoho-oauthtoken {SECRET}"
+    assert received.body == b'{"amount":5,"description":"dup"}'
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"POST {server.url}/payments/p1/refunds"
+    assert lines[1].startswith("201 X · ") and lines[1].endswith(" ms · 1 attempt")
+    assert done.stdout.endswith('{\n  "refund": {\n    "id": "r1",\n    "amount": 5\n  }\n}\n')
+
+
+def test_json_output_has_request_response_and_errors(server: RecordingServer, task_file: Path) -> None:
+    server.answer(402, b'{"message": "no"}', {"Content-Type": "application/json"})
+    done = run("test-request", str(task_file), "--input", INPUT, "--json")
+    assert done.returncode == 1
+    data = json.loads(done.stdout)
+    assert data["request"]["headers"]["authorization"] == "***"
+    assert data["response"]["status"] == 402 and data["response"]["body"] == {"message": "no"}
+    assert data["errors"] == [] and data["sent"] is True
+
+
+def test_a_server_echoing_the_secret_is_redacted(server: RecordingServer, task_file: Path) -> None:
+    server.answer(400, json.dumps({"error": f"bad token Zoho-oauthtoken {SECRET}"}).encode(),
+                  {"Content-Type": "application/json", "X-Echo": SECRET})
+    for extra in ([], ["--json"]):
+        done = run("test-request", str(task_file), "--input", INPUT, *extra)
+        assert done.returncode == 1
+        assert "bad token Zoho-oauthtoken ***" in done.stdout
+
+
+def test_dry_run_prints_the_request_and_curl_and_sends_nothing(server: RecordingServer, task_file: Path) -> None:
+    done = run("test-request", str(task_file), "--input", INPUT, "--dry-run")
+    assert done.returncode == 0
+    assert server.requests == []
+    assert done.stdout == (
+        f"POST {server.url}/payments/p1/refunds\n"
+        "x-com-zoho-subscriptions-organizationid: 10234695\ncontent-type: application/json\nauthorization: ***\n\n"
+        '{"amount":5,"description":"dup"}\n\n'
+        f"curl --request POST \\\n  --url '{server.url}/payments/p1/refunds' \\\n"
+        "  --header 'x-com-zoho-subscriptions-organizationid: 10234695' \\\n"
+        "  --header 'content-type: application/json' \\\n  --header 'authorization: ***' \\\n"
+        "  --data-raw '{\"amount\":5,\"description\":\"dup\"}'\n"
+    )
+
+
+def test_an_invalid_request_exits_3_with_every_issue_and_sends_nothing(server: RecordingServer,
+                                                                        task_file: Path) -> None:
+    done = run("test-request", str(task_file), "--input", '{"payment": "..", "amount": "five"}')
+    assert done.returncode == 3
+    assert server.requests == []
+    assert done.stderr == (
+        "error: The request for zoho-billing.refund_payment was not sent: 2 problems.\n"
+        "  $.body.amount: must be of type number, not string 'five'\n"
+        "  $.path.payment_id: must not be empty, '.' or '..', not '..': it would change the request's path\n"
+    )
+    as_json = json.loads(run("test-request", str(task_file), "--input", '{"payment": "p", "amount": -1, "note": 3}',
+                             "--json").stdout)
+    assert as_json["errors"] == [{"path": "$.body.description", "message": "must be of type string, not integer 3",
+                                  "expected": "string", "actual": 3}]
+    assert as_json["sent"] is False and server.requests == []
+
+
+def test_a_network_failure_exits_1_with_a_clear_error(tmp_path: Path) -> None:
+    from servers import closed_port
+
+    path = tmp_path / "raw.yaml"
+    path.write_text(f"id: ping\nhttpRequest: {{url: 'http://127.0.0.1:{closed_port()}/ping'}}\n"
+                    "retry: {maxAttempts: 1}\n", encoding="utf-8")
+    done = run("test-request", str(path))
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: Could not connect to http://127.0.0.1:")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["missing.yaml"], "error: No such file: 'missing.yaml'.\n"),
+    (["TASK", "--input", "{bad"], "error: --input is not valid JSON (Expecting property name enclosed in double "
+                                  "quotes at column 2); pass a JSON object or @FILE.\n"),
+    (["TASK", "--input", "[1]"], "error: --input must hold an object of input names to values, not list.\n"),
+    (["TASK", "--input", "@nope.json"], "error: No such file: 'nope.json'.\n"),
+])
+def test_usage_errors_exit_2(task_file: Path, args: list[str], message: str) -> None:
+    done = run("test-request", *[str(task_file) if a == "TASK" else a for a in args])
+    assert (done.returncode, done.stderr) == (2, message)
+
+
+def test_bad_yaml_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("id: x\noperation: stripe.x\n  request: [\n", encoding="utf-8")
+    done = run("test-request", str(path))
+    assert (done.returncode, done.stderr) == (
+        2, f"error: {path}:3:10: invalid YAML: mapping values are not allowed here. Fix the syntax and try again.\n")
+
+
+def test_an_unknown_operation_suggests_close_ids(tmp_path: Path) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text("id: x\noperation: chargebee.refund_invoic\n", encoding="utf-8")
+    done = run("test-request", str(path))
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: No operation 'chargebee.refund_invoic' in the catalog. Did you mean "
+                                  "chargebee.refund_invoice")
+
+
+def test_a_missing_secret_names_the_environment_variable(task_file: Path, server: RecordingServer) -> None:
+    done = run("test-request", str(task_file), "--input", INPUT, secret=False)
+    assert done.returncode == 2
+    assert done.stderr == (
+        "error: No secret named 'zoho_token': looked in the environment variable HTTPTASK_SECRET_ZOHO_TOKEN "
+        "(no secrets file is set). Set HTTPTASK_SECRET_ZOHO_TOKEN, or name a secrets file holding 'zoho_token' "
+        "in HTTPTASK_SECRETS_FILE.\n")
+    assert server.requests == []
+
+
+@pytest.mark.parametrize("lang", ["curl", "python", "node"])
+def test_snippets_show_the_request_with_the_secret_masked(task_file: Path, server: RecordingServer,
+                                                          lang: str) -> None:
+    done = run("task", "snippet", str(task_file), "--lang", lang, "--input", INPUT)
+    assert done.returncode == 0
+    assert f"{server.url}/payments/p1/refunds" in done.stdout and "***" in done.stdout
+    assert server.requests == []
+
+
+def test_the_secret_appeared_in_no_output_at_all() -> None:
+    # Every run above already asserted it; this guards against the list being empty by accident.
+    assert len(OUTPUTS) >= 10
+    assert not any(SECRET in text for text in OUTPUTS)
