@@ -94,7 +94,7 @@ def test_a_server_echoing_the_secret_is_redacted(server: RecordingServer, task_f
     for extra in ([], ["--json"]):
         done = run("test-request", str(task_file), "--input", INPUT, *extra)
         assert done.returncode == 1
-        assert "bad token Zoho-oauthtoken ***" in done.stdout
+        assert "bad token ***" in done.stdout
 
 
 def test_dry_run_prints_the_request_and_curl_and_sends_nothing(server: RecordingServer, task_file: Path) -> None:
