@@ -23,7 +23,9 @@ SHARED_VENDOR = ROOT.parent / "shared" / "vendor-specs"
 HTTPTASK = Path(sys.executable).with_name("httptask")
 
 
-def wall(command: list[str], env: dict[str, str], before: Callable[[], None] | None = None, runs: int = 15) -> float:
+def wall(
+    command: list[str], env: dict[str, str], before: Callable[[], None] | None = None, runs: int = 15
+) -> float:
     """Median wall time of `command` in milliseconds, one fresh process per run."""
     times = []
     for _ in range(runs):
@@ -36,7 +38,7 @@ def wall(command: list[str], env: dict[str, str], before: Callable[[], None] | N
 
 
 def in_process_search(env: dict[str, str], runs: int) -> dict[str, float]:
-    """Median search latency in this process, catalog loaded once, index warm (what the editor server sees)."""
+    """Median search latency in this process: catalog loaded once from a warm index, as the editor sees it."""
     os.environ.update(env)
     from httptask.catalog import Catalog
 
@@ -69,7 +71,9 @@ def main() -> None:
         search = [str(HTTPTASK), "catalog", "search", "refund"]
         figures: dict[str, float] = {}
         figures["python -c pass"] = wall([sys.executable, "-c", "pass"], env, runs=args.runs)
-        figures["python -c 'import httpx'"] = wall([sys.executable, "-c", "import httpx"], env, runs=args.runs)
+        figures["python -c 'import httpx'"] = wall(
+            [sys.executable, "-c", "import httpx"], env, runs=args.runs
+        )
         figures["search refund, cold cache"] = wall(
             search, env, before=lambda: shutil.rmtree(cache, ignore_errors=True), runs=args.runs
         )
@@ -78,10 +82,17 @@ def main() -> None:
         if SHARED_VENDOR.is_dir():
             from httptask.importer import import_specs
 
-            import_specs([SHARED_VENDOR / "chargebee_api_v1_spec.json"], target=specs, name="chargebee-vendor")
-            import_specs(sorted((SHARED_VENDOR / "zoho-billing").glob("*.yml")), target=specs, name="zoho-vendor")
+            import_specs(
+                [SHARED_VENDOR / "chargebee_api_v1_spec.json"], target=specs, name="chargebee-vendor"
+            )
+            import_specs(
+                sorted((SHARED_VENDOR / "zoho-billing").glob("*.yml")), target=specs, name="zoho-vendor"
+            )
             figures["search refund + vendors, cold cache"] = wall(
-                search, env, before=lambda: shutil.rmtree(cache, ignore_errors=True), runs=max(3, args.runs // 3)
+                search,
+                env,
+                before=lambda: shutil.rmtree(cache, ignore_errors=True),
+                runs=max(3, args.runs // 3),
             )
             figures["search refund + vendors, warm cache"] = wall(search, env, runs=args.runs)
             vendor = in_process_search(env, runs=max(20, args.runs * 4))
@@ -99,7 +110,9 @@ def main() -> None:
     if vendor is None:
         print("\n../shared/vendor-specs is absent: the in-process search with vendor documents was skipped.")
         return
-    print(f"\nin process, {vendor.pop('operations'):.0f} operations (bundled + both vendor documents imported):")
+    print(
+        f"\nin process, {vendor.pop('operations'):.0f} operations (bundled + both vendor documents imported):"
+    )
     for name, ms in vendor.items():
         print(f"  {name:<42}{ms:>9.2f}")
 
