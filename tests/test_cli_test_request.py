@@ -89,9 +89,9 @@ def test_json_output_has_request_response_and_errors(server: RecordingServer, ta
 
 
 def test_a_server_echoing_the_secret_is_redacted(server: RecordingServer, task_file: Path) -> None:
-    server.answer(400, json.dumps({"error": f"bad token Zoho-oauthtoken {SECRET}"}).encode(),
-                  {"Content-Type": "application/json", "X-Echo": SECRET})
     for extra in ([], ["--json"]):
+        server.answer(400, json.dumps({"error": f"bad token Zoho-oauthtoken {SECRET}"}).encode(),
+                      {"Content-Type": "application/json", "X-Echo": SECRET})
         done = run("test-request", str(task_file), "--input", INPUT, *extra)
         assert done.returncode == 1
         assert "bad token ***" in done.stdout
