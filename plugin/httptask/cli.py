@@ -209,6 +209,11 @@ from .cli_workflow import export_command, validate_command  # noqa: E402
 cli.add_command(validate_command)
 cli.add_command(export_command)
 
+from .cli_runs import run_command, runs_group  # noqa: E402
+
+cli.add_command(run_command)
+cli.add_command(runs_group)
+
 
 def main() -> None:
     """Entry point: user mistakes print one clear message and exit with their code, never a traceback."""

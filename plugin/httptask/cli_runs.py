@@ -1,0 +1,205 @@
+"""`httptask run` (start or resume a workflow on the local engine) and `httptask runs` (read the journal)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .errors import EXIT_INVALID, TaskError
+
+__all__ = ["run_command", "runs_group"]
+
+
+@click.command("run")
+@click.argument("workflow_file", required=False, type=click.Path(path_type=Path))
+@click.option("--input", "input_text", metavar="JSON|@FILE", help="The workflow's inputs: JSON text, or @ and a file.")
+@click.option("--sandbox", is_flag=True, help="Send every request to a local sandbox of the APIs.")
+@click.option("--concurrency", type=click.IntRange(1, 1024), default=16, show_default=True,
+              help="How many requests may be in flight at once.")
+@click.option("--json", "as_json", is_flag=True, help="Print {run_id, status, tasks, outputs, errors} as JSON.")
+@click.option("--secrets-file", type=click.Path(path_type=Path), help="A YAML or JSON file of secrets by name.")
+@click.option("--resume", "resume_id", metavar="RUN_ID",
+              help="Finish a run that was interrupted, with its stored workflow and inputs.")
+@click.option("--mark-done", multiple=True, metavar="TASK",
+              help="On --resume: treat TASK's requests of unknown outcome as succeeded (no response).")
+@click.option("--resend", multiple=True, metavar="TASK",
+              help="On --resume: send TASK's non-idempotent requests of unknown outcome again.")
+def run_command(workflow_file: Path | None, input_text: str | None, sandbox: bool, concurrency: int, as_json: bool,
+                secrets_file: Path | None, resume_id: str | None, mark_done: tuple[str, ...],
+                resend: tuple[str, ...]) -> None:
+    """Run a workflow on the local engine, journaled; exit 0 when every task succeeded, 1 when one failed,
+    2 on bad usage, 3 when the workflow or its inputs are not valid."""
+    from .engines.local import resume_run, start_run
+    from .errors import UsageError
+    from .testrequest import parse_input
+
+    if resume_id is None and (mark_done or resend):
+        raise UsageError("--mark-done and --resend only apply to --resume RUN_ID.")
+    if resume_id is None and workflow_file is None:
+        raise UsageError("Give a workflow file to run, or --resume RUN_ID to finish an interrupted run.")
+    if resume_id is not None and sandbox:
+        raise UsageError("--sandbox cannot be changed on --resume: a run resumes where it started.")
+    with _progress(enabled=not as_json and sys.stdout.isatty()) as on_progress:
+        try:
+            if resume_id is None:
+                assert workflow_file is not None
+                result = start_run(workflow_file, inputs=parse_input(input_text), sandbox=sandbox,
+                                   concurrency=concurrency, secrets_file=secrets_file, on_progress=on_progress,
+                                   on_start=None if as_json else _announce)
+            else:
+                result = resume_run(resume_id, workflow_file=workflow_file,
+                                    inputs=parse_input(input_text) if input_text else None, concurrency=concurrency,
+                                    mark_done=mark_done, resend=resend, secrets_file=secrets_file,
+                                    on_progress=on_progress)
+        except TaskError as exc:
+            # A workflow or inputs that are not valid: exit 3, with the issues as data under --json.
+            if as_json:
+                _print_json({"run_id": None, "status": "invalid", "tasks": [], "outputs": None,
+                             "errors": [issue.to_dict() for issue in exc.issues]})
+            else:
+                click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_INVALID)
+    if as_json:
+        _print_json(result.to_dict())
+    else:
+        _print_result(result)
+    sys.exit(result.exit_code)
+
+
+def _announce(run_id: str) -> None:
+    click.echo(f"run {run_id}", err=True)
+
+
+@contextlib.contextmanager
+def _progress(*, enabled: bool) -> Iterator[Any]:
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("running"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  transient=True) as bar:
+        handle = bar.add_task("run", total=0)
+        counts = {"total": 0, "done": 0}
+
+        def update(more: int, done: int) -> None:
+            counts["total"] += more
+            counts["done"] += done
+            bar.update(handle, total=counts["total"], completed=counts["done"])
+
+        yield update
+
+
+def _print_result(result: Any) -> None:
+    from .output import print_table
+
+    rows = []
+    for task in result.tasks:
+        if task.for_each:
+            counts = task.counts()
+            status = ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or task.state
+            http = _status_counts([s.http_status for s in task.steps])
+        else:
+            step = task.steps[0] if task.steps else None
+            status = task.state + (" (from the journal)" if step and step.reused else "")
+            http = str(step.http_status) if step and step.http_status else ""
+        rows.append([task.task_id, status, http, f"{task.elapsed_ms / 1000:.2f} s"])
+    print_table(["task", "status", "HTTP", "time"], rows, title=f"run {result.run_id}: {result.status}")
+    if result.outputs is not None:
+        click.echo("outputs:")
+        click.echo(json.dumps(result.outputs, indent=2, ensure_ascii=False, default=str))
+    for error in result.errors:
+        where = f"task {error['task']}" if error["task"] else "the outputs"
+        if error["item"] is not None:
+            where += f", item {error['item']}"
+        click.echo(f"error: {where}: {error['message']}", err=True)
+    for task in result.tasks:
+        if task.state == "skipped":
+            click.echo(f"skipped: task {task.task_id}: {task.error}", err=True)
+
+
+def _status_counts(statuses: list[int | None]) -> str:
+    counts: dict[str, int] = {}
+    for status in statuses:
+        key = str(status) if status else "no answer"
+        counts[key] = counts.get(key, 0) + 1
+    return ", ".join(f"{key} ×{n}" for key, n in sorted(counts.items()))
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+# -- runs ----------------------------------------------------------------------------------------------------
+
+
+@click.group("runs")
+def runs_group() -> None:
+    """List and show the runs in the journal ($HTTPTASK_JOURNAL)."""
+
+
+@runs_group.command("list")
+@click.option("--limit", default=20, show_default=True, help="How many runs at most, newest first.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of runs.")
+def runs_list(limit: int, as_json: bool) -> None:
+    """List the newest runs with their status and step counts."""
+    from .journal import Journal, default_journal_path
+    from .output import print_table
+
+    journal = Journal(default_journal_path())
+    try:
+        rows = [(run, _status(run), journal.step_counts(run.run_id)) for run in journal.runs(limit)]
+    finally:
+        journal.close()
+    if as_json:
+        _print_json([{"run_id": run.run_id, "workflow": run.workflow, "status": status,
+                      "started_at": run.started_at, "finished_at": run.finished_at, "steps": counts}
+                     for run, status, counts in rows])
+        return
+    print_table(["run", "workflow", "status", "started", "steps"],
+                [[run.run_id, run.workflow, status, _when(run.started_at),
+                  ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))] for run, status, counts in rows])
+
+
+@runs_group.command("show")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the run and every step as JSON.")
+def runs_show(run_id: str, as_json: bool) -> None:
+    """Show one run: its inputs (redacted), each task and item, and its outputs."""
+    from .journal import TASK_ROW, Journal, default_journal_path
+    from .output import print_table
+
+    journal = Journal(default_journal_path())
+    try:
+        run = journal.run(run_id)
+        steps = journal.steps(run_id)
+    finally:
+        journal.close()
+    if as_json:
+        _print_json({"run_id": run.run_id, "workflow": run.workflow, "file": run.file, "status": _status(run),
+                     "started_at": run.started_at, "finished_at": run.finished_at, "inputs": run.inputs,
+                     "steps": [step.__dict__ for step in steps], "outputs": run.outputs, "errors": run.errors})
+        return
+    click.echo(f"run {run.run_id}: {run.workflow} ({run.file}), {_status(run)}, started {_when(run.started_at)}")
+    click.echo("inputs: " + json.dumps(run.inputs, ensure_ascii=False))
+    print_table(["task", "item", "state", "HTTP", "attempts", "idempotency key", "error"],
+                [[s.task, "" if s.item == TASK_ROW else s.item, s.state, s.http_status or "", s.attempts,
+                  s.idempotency_key or "", s.error or ""] for s in steps])
+    if run.outputs is not None:
+        click.echo("outputs:")
+        click.echo(json.dumps(run.outputs, indent=2, ensure_ascii=False))
+
+
+def _status(run: Any) -> str:
+    return str(run.state)
+
+
+def _when(timestamp: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp)) if timestamp else ""

@@ -1,0 +1,200 @@
+"""The local engine against real loopback servers: concurrency, needs, forEach, outputs, failure isolation,
+input checks, and the example workflow against the sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from httptask.engines.local import InputsInvalid, check_inputs, start_run
+from httptask.journal import Journal
+from httptask.workflow import parse_workflow_text
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "refund-invoices.yaml"
+
+
+@dataclass
+class Api:
+    """A loopback JSON API: `?ms=N` answers after N ms, `?status=N` with that status; records every request
+    and the most requests it ever had in flight at once."""
+
+    url: str = ""
+    received: list[dict[str, Any]] = field(default_factory=list)
+    in_flight: int = 0
+    max_in_flight: int = 0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.text()
+        self.received.append({"method": request.method, "path": request.path, "body": body,
+                              "headers": dict(request.headers)})
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(int(request.query.get("ms", "0")) / 1000)
+        finally:
+            self.in_flight -= 1
+        status = int(request.query.get("status", "200"))
+        return web.json_response({"id": request.path.rsplit("/", 1)[-1], "n": len(self.received)}, status=status)
+
+
+@pytest.fixture(scope="module")
+def api() -> Iterator[Api]:
+    state = Api()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", state.handle)
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app)
+    loop.run_until_complete(runner.setup())
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    loop.run_until_complete(site.start())
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    state.url = f"http://127.0.0.1:{port}"
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    yield state
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join()
+    loop.run_until_complete(runner.cleanup())
+    loop.close()
+
+
+@pytest.fixture(autouse=True)
+def _journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "journal.sqlite3"
+    monkeypatch.setenv("HTTPTASK_JOURNAL", str(path))
+    return path
+
+
+def _run(tmp_path: Path, text: str, inputs: dict[str, Any] | None = None, **options: Any) -> Any:
+    file = tmp_path / "wf.yaml"
+    file.write_text(text)
+    return start_run(file, inputs=inputs or {}, **options)
+
+
+def _get(task_id: str, url: str, extra: str = "") -> str:
+    return f"""
+  - id: {task_id}
+    httpRequest: {{url: "{url}"}}
+    retry: {{maxAttempts: 1}}{extra}"""
+
+
+def test_independent_tasks_run_at_the_same_time(api: Api, tmp_path: Path) -> None:
+    api.max_in_flight = 0
+    text = "name: two\ntasks:" + _get("a", f"{api.url}/a?ms=300") + _get("b", f"{api.url}/b?ms=300")
+    result = _run(tmp_path, text)
+    assert result.status == "succeeded"
+    assert api.max_in_flight == 2
+
+
+def test_for_each_keeps_at_most_concurrency_requests_in_flight(api: Api, tmp_path: Path) -> None:
+    api.max_in_flight = 0
+    text = ("name: fan\ninputs: {ids: {type: array}}\ntasks:"
+            + _get("f", f"{api.url}/items/{{{{ item }}}}?ms=100", "\n    forEach: \"{{ input.ids }}\"")
+            + "\noutputs:\n  ids: \"{{ tasks.f | map(attribute='response.body.id') | list }}\""
+            + "\n  items: \"{{ tasks.f | map(attribute='item') | list }}\"")
+    result = _run(tmp_path, text, {"ids": [f"i{n}" for n in range(10)]}, concurrency=3)
+    assert result.status == "succeeded"
+    assert api.max_in_flight == 3
+    # Outputs list every item's response in item order, whatever order they finished in.
+    assert result.outputs == {"ids": [f"i{n}" for n in range(10)], "items": [f"i{n}" for n in range(10)]}
+
+
+def test_needs_orders_tasks_and_passes_responses_on(api: Api, tmp_path: Path) -> None:
+    start = len(api.received)
+    text = ("name: chain\ntasks:"
+            + _get("first", f"{api.url}/first/abc?ms=100")
+            + _get("fan", f"{api.url}/fan/{{{{ item }}}}", "\n    forEach: \"{{ [1, 2] }}\"")
+            + _get("last", f"{api.url}/last/{{{{ tasks.first.response.body.id }}}}-"
+                           "{{ tasks.fan | map(attribute='response.status') | join('-') }}",
+                   "\n    needs: [first, fan]")
+            + "\noutputs:\n  last: \"{{ tasks.last.response.body.id }}\"")
+    result = _run(tmp_path, text)
+    paths = [r["path"] for r in api.received[start:]]
+    assert paths[-1] == "/last/abc-200-200"
+    assert sorted(paths[:-1]) == ["/fan/1", "/fan/2", "/first/abc"]
+    assert result.outputs == {"last": "abc-200-200"}
+
+
+def test_a_failure_skips_what_depends_on_it_and_lets_the_rest_finish(api: Api, tmp_path: Path) -> None:
+    start = len(api.received)
+    text = ("name: fail\ntasks:"
+            + _get("broken", f"{api.url}/broken?status=404")
+            + _get("after", f"{api.url}/after", "\n    needs: [broken]")
+            + _get("later", f"{api.url}/later", "\n    needs: [after]")
+            + _get("other", f"{api.url}/other?ms=200")
+            + _get("fan", f"{api.url}/fan/{{{{ item }}}}?status={{{{ 500 if item == 2 else 200 }}}}",
+                   "\n    forEach: \"{{ [1, 2, 3] }}\""))
+    result = _run(tmp_path, text)
+    states = {t.task_id: t.state for t in result.tasks}
+    assert states == {"broken": "failed", "after": "skipped", "later": "skipped", "other": "succeeded",
+                      "fan": "failed"}
+    assert {t.task_id: t.error for t in result.tasks}["later"] == "not run: it needs after (skipped)"
+    assert result.status == "failed"
+    assert result.outputs is None
+    assert result.errors == [
+        {"task": "broken", "item": None,
+         "message": f"task broken ({api.url}/broken?status=404) answered 404 Not Found"},
+        {"task": "fan", "item": 1,
+         "message": f"task fan ({api.url}/fan/2?status=500) answered 500 Internal Server Error"},
+    ]
+    paths = sorted(r["path"] for r in api.received[start:])
+    assert paths == ["/broken", "/fan/1", "/fan/2", "/fan/3", "/other"]
+
+
+def test_a_for_each_that_is_not_a_list_fails_the_task(api: Api, tmp_path: Path) -> None:
+    text = "name: bad\ntasks:" + _get("f", f"{api.url}/x", "\n    forEach: \"{{ {'a': 1} }}\"")
+    result = _run(tmp_path, text)
+    assert result.errors == [{"task": "f", "item": None, "message": 'task f, forEach: gives dict, not a list: {"a": 1}'}]
+
+
+def test_inputs_are_checked_against_the_input_schemas_before_anything_runs() -> None:
+    workflow = parse_workflow_text(EXAMPLE.read_text(), "refund-invoices.yaml")
+    with pytest.raises(InputsInvalid) as caught:
+        check_inputs(workflow, {"invoices": [{"id": "inv_1", "amount": "5"}], "coment": "x"})
+    assert caught.value.message == (
+        "The inputs do not fit the workflow 'refund-invoices' (2 problems); nothing was sent:\n"
+        "  $.input.invoices[0].amount: must be of type integer, not string '5'\n"
+        "  $.input.coment: is not an input of the workflow (its inputs: invoices, comment, api_url)"
+    )
+    assert caught.value.exit_code == 3
+    assert check_inputs(workflow, {"invoices": [{"id": "a", "amount": 1}]})["comment"] == "Refund approved by support."
+
+
+def test_the_refund_example_runs_against_the_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     _journal: Path) -> None:
+    monkeypatch.setenv("HTTPTASK_SECRET_CHARGEBEE_API_KEY", "test_key_for_sandbox")
+    invoices = [{"id": f"inv_{n}", "amount": 100 + n} for n in range(6)]
+    result = start_run(EXAMPLE, inputs={"invoices": invoices}, sandbox=True, concurrency=4)
+    assert result.status == "succeeded", result.errors
+    assert result.outputs == {"refunded": 6, "statuses": [200] * 6}
+    journal = Journal(_journal)
+    steps = [s for s in journal.steps(result.run_id) if s.item >= 0]
+    journal.close()
+    assert [s.state for s in steps] == ["succeeded"] * 6
+    # Keys are derived from the run, the task and the item, so a resume sends the very same ones.
+    namespace = uuid.UUID("6f1c1d52-8f0a-4d4e-9a57-1f3c2b8e7a10")
+    assert [s.idempotency_key for s in steps] == [str(uuid.uuid5(namespace, f"{result.run_id}/refund/{n}"))
+                                                  for n in range(6)]
+    assert [s.request["url"].rsplit("/", 2)[-2] for s in steps] == [i["id"] for i in invoices]  # type: ignore[index]
+    assert json.loads(json.dumps(steps[0].request))["headers"]["authorization"] == "***"  # type: ignore[index]
+
+
+def test_an_invalid_request_fails_its_item_and_is_not_sent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPTASK_SECRET_CHARGEBEE_API_KEY", "test_key_for_sandbox")
+    text = EXAMPLE.read_text().replace('refund_amount: "{{ item.amount }}"', 'refund_amount: "{{ item.amount - 5 }}"')
+    result = _run(tmp_path, text, {"invoices": [{"id": "inv_1", "amount": 3}, {"id": "inv_2", "amount": 9}]},
+                  sandbox=True)
+    assert [s.state for s in result.tasks[0].steps] == ["failed", "succeeded"]
+    assert result.errors == [{"task": "refund", "item": 0, "message": (
+        "The request for chargebee.refund_invoice was not sent: 1 problem.\n"
+        "  $.body.refund_amount: must be at least 1, not -2")}]
