@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -58,13 +58,10 @@ def to_conductor(workflow: Workflow, catalog: Catalog) -> tuple[dict[str, Any], 
         exporter = _TaskExport(workflow.tasks[i], f"$.tasks[{i}]", catalog)
         tasks.append(exporter.definition())
         issues += exporter.issues
-    outputs = {}
-    for name, value in workflow.outputs.items():
-        path = child_path("$.outputs", name)
-        try:
-            outputs[name] = _value(value, path)
-        except _Unexpressible as exc:
-            issues.append(Issue(path, f"output {name}: {exc}", actual=value))
+    def report(path: str, message: str, actual: Any) -> None:
+        issues.append(Issue(path, f"outputs: {message}", actual=actual))
+
+    outputs = {name: _value(value, child_path("$.outputs", name), report) for name, value in workflow.outputs.items()}
     definition = {
         "name": workflow.name,
         "description": workflow.description,
@@ -91,11 +88,8 @@ class _TaskExport:
         self.issues.append(Issue(f"{self.root}.{field}", f"task {self.task.id}: {message}", actual=actual))
 
     def convert(self, value: Any, field: str) -> Any:
-        try:
-            return _value(value, f"{self.root}.{field}")
-        except _Unexpressible as exc:
-            self.problem(field, str(exc), actual=value)
-            return None
+        """`value` as Conductor expressions; each template that has none is reported at its own field."""
+        return _value(value, field, lambda where, message, actual: self.problem(where, message, actual))
 
     def definition(self) -> dict[str, Any]:
         task = self.task
@@ -143,7 +137,7 @@ class _TaskExport:
         request: dict[str, Any] = {
             "uri": self.convert(raw["url"], "httpRequest.url"),
             "method": method,
-            "headers": {str(k): self.convert(v, f"httpRequest.headers.{k}") for k, v in
+            "headers": {str(k): self.convert(v, child_path("httpRequest.headers", str(k))) for k, v in
                         (raw.get("headers") or {}).items()},
         }
         if raw.get("body") is not None:
@@ -283,14 +277,20 @@ class _TaskExport:
         return text
 
 
-def _value(value: Any, path: str) -> Any:
+def _value(value: Any, path: str, report: Callable[[str, str, Any], None]) -> Any:
     """`value` with every template turned into a Conductor expression; dict keys stay as written."""
     if isinstance(value, str):
-        return _string(value) if is_template(value) else _escape(value)
+        if not is_template(value):
+            return _escape(value)
+        try:
+            return _string(value)
+        except _Unexpressible as exc:
+            report(path, str(exc), value)
+            return None
     if isinstance(value, Mapping):
-        return {key: _value(item, child_path(path, str(key))) for key, item in value.items()}
+        return {key: _value(item, child_path(path, str(key)), report) for key, item in value.items()}
     if isinstance(value, list):
-        return [_value(item, child_path(path, i)) for i, item in enumerate(value)]
+        return [_value(item, child_path(path, i), report) for i, item in enumerate(value)]
     return value
 
 
