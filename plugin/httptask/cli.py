@@ -214,6 +214,10 @@ from .cli_runs import run_command, runs_group  # noqa: E402
 cli.add_command(run_command)
 cli.add_command(runs_group)
 
+from .cli_serve import serve_command  # noqa: E402
+
+cli.add_command(serve_command)
+
 
 def main() -> None:
     """Entry point: user mistakes print one clear message and exit with their code, never a traceback."""

@@ -1,0 +1,478 @@
+"""The editor: a FastAPI app serving the catalog, task building, Test request and workflow checks as JSON, and
+the page that uses them; it parses, calls the library and maps errors to HTTP statuses.
+
+Statuses: 400 for bad input (unknown operation, bad YAML or task, a destination the SSRF guard refuses),
+401 without the token, 413 for a request body over the cap, 422 when the request breaks the spec (nothing
+was sent; the issues are in the body), 502 when the upstream could not be reached or answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hmac
+import ipaddress
+import json
+import os
+import time
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+
+from .catalog import Catalog
+from .errors import (
+    DestinationRefused,
+    HttptaskError,
+    Issue,
+    RequestInvalid,
+    SendError,
+    TaskError,
+    UnknownOperation,
+    UsageError,
+)
+from .execute import Prepared, prepare, response_record, send_prepared
+from .netguard import DestinationPolicy, ResolveFunction
+from .secrets import SECRET_VAR_PREFIX, Redactor, SecretStore
+from .tasks import Task, parse_task
+from .transport import Sender
+from .yamlsource import parse_source
+
+__all__ = ["MAX_BODY_BYTES", "ServerConfig", "create_app", "is_loopback_host"]
+
+MAX_BODY_BYTES = 1024 * 1024
+_STATIC = Path(__file__).resolve().parent / "static"
+_LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether `host` (a name or an address) only accepts connections from this machine."""
+    host = host.strip("[]").lower()
+    if host in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """How the editor runs: its token, the sandbox to send to, the SSRF guard's exceptions and the caps."""
+
+    token: str | None = None
+    sandbox_url: str | None = None
+    allow_hosts: tuple[str, ...] = ()
+    secrets_file: Path | None = None
+    resolve: ResolveFunction | None = None
+    max_body_bytes: int = MAX_BODY_BYTES
+    max_response_bytes: int = 10 * 1024 * 1024
+    call_timeout_seconds: float = 60.0
+
+    def policy(self) -> DestinationPolicy:
+        """Public addresses, the `--allow-host` exceptions, and the sandbox when there is one."""
+        hosts = list(self.allow_hosts)
+        if self.sandbox_url is not None:
+            parts = urlsplit(self.sandbox_url)
+            hosts.append(f"{parts.hostname}:{parts.port}")
+        return DestinationPolicy(allow_hosts=hosts)
+
+
+# -- the documented shapes -------------------------------------------------------------------------------------
+
+
+class IssueOut(BaseModel):
+    path: str = Field(description="JSON path of the field, e.g. `$.body.memo`.")
+    message: str
+    expected: Any = None
+    actual: Any = None
+    line: int | None = None
+
+
+class ErrorOut(BaseModel):
+    error: str = Field(description="One sentence saying what is wrong and what to do.")
+    issues: list[IssueOut] = Field(default_factory=list)
+    request: dict[str, Any] | None = Field(default=None, description="The redacted request, when one was built.")
+
+
+class OperationSummary(BaseModel):
+    id: str
+    api: str
+    api_name: str
+    method: str
+    path: str
+    summary: str
+    tags: list[str]
+    score: float
+
+
+class SearchOut(BaseModel):
+    query: str
+    operations: list[OperationSummary]
+
+
+class OperationOut(BaseModel):
+    reference: dict[str, Any] = Field(description="The reference data of `httptask catalog show --format json`.")
+    reference_html: str = Field(description="The reference page as an HTML fragment.")
+    request_schema: dict[str, Any] = Field(description="JSON Schema of the request: server, path, query, headers, body.")
+    skeleton: dict[str, Any]
+    skeleton_yaml: str
+
+
+class TaskIn(BaseModel):
+    operation: str = Field(description="A catalog id, e.g. `chargebee.record_refund`.", max_length=300)
+    values: dict[str, Any] = Field(default_factory=dict,
+                                   description="Field values by the reference page's names (`body.memo`, `site`).")
+    credentials: str | dict[str, str] | None = Field(default=None, description="Secret names, never secrets.")
+
+
+class TaskOut(BaseModel):
+    task: dict[str, Any]
+    yaml: str
+
+
+class SendTaskIn(BaseModel):
+    task: dict[str, Any] | str = Field(description="A task definition, as an object or as YAML text.")
+    input: dict[str, Any] = Field(default_factory=dict, description="The values of `{{ input.NAME }}`.")
+
+
+class Timings(BaseModel):
+    prepare_ms: float
+    send_ms: float
+    total_ms: float
+
+
+class SendTaskOut(BaseModel):
+    task: str
+    operation: str | None
+    sandbox: bool = Field(description="Whether the request went to the local sandbox.")
+    request: dict[str, Any]
+    response: dict[str, Any]
+    attempts: int
+    timings: Timings
+
+
+class ValidateIn(BaseModel):
+    workflow: str = Field(description="Workflow YAML text.")
+
+
+class ValidateOut(BaseModel):
+    valid: bool
+    errors: list[IssueOut]
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "Bad input: unknown operation, bad YAML or task, refused destination."},
+    401: {"model": ErrorOut, "description": "The token is missing or wrong."},
+    413: {"model": ErrorOut, "description": "The request body is larger than the cap."},
+    422: {"model": ErrorOut, "description": "The request breaks its schema; nothing was sent."},
+}
+_UPSTREAM: dict[int | str, dict[str, Any]] = {
+    502: {"model": ErrorOut, "description": "The upstream server could not be reached or did not answer."},
+}
+
+
+# -- errors to statuses ----------------------------------------------------------------------------------------
+
+
+class _Failure(Exception):
+    """An error already mapped to a status and a redacted body."""
+
+    def __init__(self, status: int, body: ErrorOut) -> None:
+        super().__init__(body.error)
+        self.status = status
+        self.body = body
+
+
+def _issues(issues: Iterable[Issue], redactor: Redactor) -> list[IssueOut]:
+    return [IssueOut(**redactor.redact_value(issue.to_dict())) for issue in issues]
+
+
+def _failure(exc: HttptaskError, redactor: Redactor, request: dict[str, Any] | None = None) -> _Failure:
+    if isinstance(exc, DestinationRefused):
+        status = 400
+    elif isinstance(exc, SendError):
+        status = 502
+    elif isinstance(exc, RequestInvalid):
+        status = 422
+    else:
+        status = 400
+    found = exc.issues if isinstance(exc, RequestInvalid | TaskError) else []
+    body = ErrorOut(error=redactor.redact(exc.message), issues=_issues(found, redactor), request=request)
+    return _Failure(status, body)
+
+
+def _validation_issues(exc: RequestValidationError) -> list[IssueOut]:
+    issues = []
+    for error in exc.errors():
+        path = "$"
+        for part in error.get("loc", ())[1:]:
+            path = f"{path}[{part}]" if isinstance(part, int) else f"{path}.{part}"
+        issues.append(IssueOut(path=path, message=str(error.get("msg", "is not valid"))))
+    return issues
+
+
+# -- the guard in front of every route ------------------------------------------------------------------------
+
+
+def _error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(ErrorOut(error=message).model_dump(), status_code=status, headers=headers)
+
+
+class _Guard:
+    """Checks the Host and Origin headers, the token for `/api/`, and the body size cap, before any route runs.
+
+    Without a token the editor only answers requests addressed to a loopback name, so a web page that
+    rebinds its own name to 127.0.0.1 cannot drive it; a cross-site Origin is refused in every mode.
+    """
+
+    def __init__(self, app: ASGIApp, config: ServerConfig) -> None:
+        self._app = app
+        self._config = config
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        refusal = self._refusal(scope, headers)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        cap = self._config.max_body_bytes
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > cap:
+            await _too_large(cap)(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        more = scope["method"] not in ("GET", "HEAD")
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > cap:
+                await _too_large(cap)(scope, receive, send)
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        await self._app(scope, _replay(b"".join(chunks), receive), _with_security_headers(send))
+
+    def _refusal(self, scope: Scope, headers: dict[str, str]) -> JSONResponse | None:
+        host = headers.get("host", "")
+        if self._config.token is None and not is_loopback_host(urlsplit(f"//{host}").hostname or ""):
+            return _error_response(400, f"Refused the Host header {host!r}: without --token the editor only "
+                                        "answers at 127.0.0.1 or localhost.")
+        origin = headers.get("origin")
+        if origin is not None and urlsplit(origin).netloc != host:
+            return _error_response(403, f"Refused a request from the page at {origin!r}: the editor only answers "
+                                        "its own page.")
+        token = self._config.token
+        if token is not None and str(scope["path"]).startswith("/api/"):
+            given = headers.get("authorization", "")
+            scheme, _, value = given.partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
+                return _error_response(401, "This editor needs its token: send 'Authorization: Bearer TOKEN', "
+                                            "or open the page as /?token=TOKEN.",
+                                       headers={"WWW-Authenticate": "Bearer"})
+        return None
+
+
+def _too_large(cap: int) -> JSONResponse:
+    return _error_response(413, f"The request body is larger than the cap of {cap:,} bytes; send less.")
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
+_SECURITY_HEADERS = [
+    (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"cache-control", b"no-store"),
+]
+
+
+def _with_security_headers(send: Send) -> Send:
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", []), *_SECURITY_HEADERS]
+        await send(message)
+
+    return wrapped
+
+
+# -- the app ---------------------------------------------------------------------------------------------------
+
+
+def create_app(config: ServerConfig | None = None, *, catalog: Catalog | None = None,
+               secrets: SecretStore | None = None) -> Any:
+    """The editor as an ASGI app: the FastAPI routes behind the guard (host, origin, token, body cap)."""
+    config = config or ServerConfig()
+    catalog = catalog or Catalog.default()
+    if secrets is None:
+        # Only HTTPTASK_SECRET_* variables: a template's secret('AWS_SECRET_ACCESS_KEY') must not reach the
+        # rest of the server's environment, which an exposed editor would otherwise hand to any caller.
+        environ = {k: v for k, v in os.environ.items() if k.startswith(SECRET_VAR_PREFIX)}
+        secrets = SecretStore(environ=environ, file=config.secrets_file)
+    state: dict[str, Sender] = {}
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> Any:
+        state["sender"] = Sender(policy=config.policy(), resolve=config.resolve)
+        yield
+        await state["sender"].aclose()
+
+    app = FastAPI(title="httptask editor", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  description=__doc__)
+    app.mount("/static", StaticFiles(directory=_STATIC), name="static")
+
+    @app.exception_handler(_Failure)
+    async def failure(_request: Request, exc: _Failure) -> JSONResponse:
+        return JSONResponse(exc.body.model_dump(), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        issues = _validation_issues(exc)
+        body = ErrorOut(error=f"The API request is not valid: {len(issues)} problem(s); see issues.", issues=issues)
+        return JSONResponse(body.model_dump(), status_code=422)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> HTMLResponse:
+        from .pages import render_page
+
+        return HTMLResponse(render_page("editor.html.j2", sandbox=config.sandbox_url is not None))
+
+    @app.get("/api/operations", response_model=SearchOut, responses=_ERRORS)
+    def search(q: str = Query("", max_length=500, description="Words to search; empty lists every operation."),
+               limit: int = Query(50, ge=1, le=1000)) -> SearchOut:
+        """Operations ranked by how well they match `q`, typos forgiven."""
+        hits = catalog.search(q, limit=limit)
+        return SearchOut(query=q, operations=[
+            OperationSummary(id=h.entry.id, api=h.entry.api, api_name=h.entry.api_name, method=h.entry.method,
+                             path=h.entry.path, summary=h.entry.summary, tags=list(h.entry.tags), score=h.score)
+            for h in hits])
+
+    @app.get("/api/operations/{operation_id}", response_model=OperationOut, responses=_ERRORS)
+    def operation(operation_id: str) -> OperationOut:
+        """The reference data and page of one operation, its request schema, and a task skeleton."""
+        from .pages import render_page
+        from .reference import reference
+        from .skeleton import skeleton, skeleton_yaml
+        from .validation import operation_schema
+
+        op = _call(lambda: catalog.operation(operation_id), secrets.redactor)
+        ref = reference(op)
+        return OperationOut(reference=ref, reference_html=render_page("reference.html.j2", ref=ref),
+                            request_schema=operation_schema(op), skeleton=skeleton(op),
+                            skeleton_yaml=skeleton_yaml(op))
+
+    @app.post("/api/tasks", response_model=TaskOut, responses=_ERRORS)
+    def build_task(body: TaskIn) -> TaskOut:
+        """A task definition for an operation with the form's values filled in, as JSON and as YAML."""
+        from .skeleton import task_definition
+
+        def build() -> dict[str, Any]:
+            task = task_definition(catalog.operation(body.operation), body.values)
+            if body.credentials is not None:
+                task["credentials"] = body.credentials
+            parse_task(json.loads(json.dumps(task)))
+            return task
+
+        task = _call(build, secrets.redactor)
+        text = yaml.safe_dump(task, sort_keys=False, allow_unicode=True, width=1000)
+        return TaskOut(task=task, yaml=text)
+
+    @app.post("/api/test-request", response_model=SendTaskOut, responses={**_ERRORS, **_UPSTREAM})
+    async def test_request(body: SendTaskIn) -> SendTaskOut:
+        """Render, validate and send one task (to the sandbox when the editor runs with --sandbox)."""
+        started = time.perf_counter()
+        task = _call(lambda: _task(body.task), secrets.redactor)
+        task = dataclasses.replace(task, max_response_bytes=min(task.max_response_bytes, config.max_response_bytes))
+        prepared: Prepared = _call(lambda: prepare(task, inputs=body.input, catalog=catalog, secrets=secrets,
+                                                   sandbox_url=config.sandbox_url), secrets.redactor)
+        request = prepared.redacted_request()
+        prepared_at = time.perf_counter()
+        try:
+            async with asyncio.timeout(config.call_timeout_seconds):
+                response, attempts = await send_prepared(prepared, state["sender"])
+        except TimeoutError:
+            error = SendError(f"The test request took longer than {config.call_timeout_seconds:g} s and was "
+                              "abandoned; the server may have received it.")
+            raise _failure(error, secrets.redactor, request) from None
+        except SendError as exc:
+            raise _failure(exc, secrets.redactor, request) from None
+        done = time.perf_counter()
+        return SendTaskOut(
+            task=task.id, operation=task.operation, sandbox=config.sandbox_url is not None, request=request,
+            response=response_record(response, secrets.redactor), attempts=attempts,
+            timings=Timings(prepare_ms=_ms(prepared_at - started), send_ms=_ms(done - prepared_at),
+                            total_ms=_ms(done - started)))
+
+    @app.post("/api/validate", response_model=ValidateOut, responses=_ERRORS)
+    def validate(body: ValidateIn) -> ValidateOut:
+        """Check a workflow without sending anything: every problem with its JSON path and line."""
+        from .checks import check_workflow_text
+
+        issues = _call(lambda: check_workflow_text(body.workflow, catalog), secrets.redactor)
+        return ValidateOut(valid=not issues, errors=_issues(issues, secrets.redactor))
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = get_openapi(title=app.title, version=app.version, description=app.description,
+                                   routes=app.routes)
+            if config.token is not None:
+                document.setdefault("components", {})["securitySchemes"] = {
+                    "bearer": {"type": "http", "scheme": "bearer"}}
+                document["security"] = [{"bearer": []}]
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return _Guard(app, config)
+
+
+def _call(function: Callable[[], Any], redactor: Redactor) -> Any:
+    try:
+        return function()
+    except (UnknownOperation, UsageError, TaskError, RequestInvalid, SendError) as exc:
+        raise _failure(exc, redactor) from None
+
+
+def _task(data: dict[str, Any] | str) -> Task:
+    if isinstance(data, str):
+        source = parse_source(data, "the task")
+        return parse_task(source.data, source=source)
+    return parse_task(data)
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 2)

@@ -1,0 +1,427 @@
+// The httptask editor page: catalog search, a form built from the operation's request schema, the task
+// definition as YAML (rebuilt by the server as you type) and Test request. Plain JS, no build step.
+"use strict";
+
+(function () {
+  const $ = (id) => document.getElementById(id);
+  const TOKEN_KEY = "httptask-token";
+  const state = { op: null, taskTimer: null, searchTimer: null, task: null, searchSeq: 0, taskSeq: 0 };
+
+  // The token arrives once as /?token=T; it is kept for this tab only and removed from the address bar.
+  function takeToken() {
+    const url = new URL(window.location.href);
+    const token = url.searchParams.get("token");
+    if (token) {
+      sessionStorage.setItem(TOKEN_KEY, token);
+      url.searchParams.delete("token");
+      history.replaceState(null, "", url.pathname + url.search + url.hash);
+    }
+  }
+
+  async function api(method, path, body) {
+    const headers = { "Accept": "application/json" };
+    const token = sessionStorage.getItem(TOKEN_KEY);
+    if (token) headers["Authorization"] = "Bearer " + token;
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    let response;
+    try {
+      response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    } catch (err) {
+      return { status: 0, data: { error: "The editor server did not answer; is 'httptask serve' still running?", issues: [] } };
+    }
+    let data;
+    try { data = await response.json(); } catch (err) { data = { error: "The server sent a response that is not JSON.", issues: [] }; }
+    if (response.status === 401) showAuthNote(data.error);
+    return { status: response.status, data };
+  }
+
+  function showAuthNote(message) {
+    const note = $("auth-note");
+    note.textContent = message;
+    note.hidden = false;
+  }
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (key === "class") node.className = value;
+      else if (key === "text") node.textContent = value;
+      else if (/^(data-|aria-)/.test(key) || key === "role" || key === "spellcheck") node.setAttribute(key, value);
+      else if (key in node) node[key] = value;
+      else node.setAttribute(key, value);
+    }
+    for (const child of children) if (child !== null && child !== undefined) node.append(child);
+    return node;
+  }
+
+  // -- search ----------------------------------------------------------------------------------------------
+
+  async function search() {
+    const q = $("search").value.trim();
+    const seq = ++state.searchSeq;
+    const { status, data } = await api("GET", "/api/operations?limit=100&q=" + encodeURIComponent(q));
+    if (seq !== state.searchSeq) return;
+    const list = $("results");
+    list.replaceChildren();
+    if (status !== 200) {
+      $("result-count").textContent = data.error || "Search failed.";
+      return;
+    }
+    const ops = data.operations;
+    $("result-count").textContent = ops.length ? `${ops.length} operation${ops.length === 1 ? "" : "s"}` : `Nothing matches “${q}”. Try fewer or other words.`;
+    for (const op of ops) {
+      const button = el("button", { type: "button", class: "result-item", "data-id": op.id, role: "option" },
+        el("span", { class: "result-top" },
+          el("span", { class: "method method-" + op.method.toLowerCase(), text: op.method }),
+          el("span", { class: "result-summary", text: op.summary || op.id })),
+        el("span", { class: "result-id", text: op.id }));
+      button.addEventListener("click", () => openOperation(op.id));
+      if (state.op && state.op.reference.id === op.id) button.classList.add("selected");
+      list.append(el("li", {}, button));
+    }
+  }
+
+  // -- the operation and its form ----------------------------------------------------------------------------
+
+  async function openOperation(id) {
+    const { status, data } = await api("GET", "/api/operations/" + encodeURIComponent(id));
+    if (status !== 200) {
+      $("welcome").hidden = false;
+      $("welcome").replaceChildren(el("p", { class: "error-text", text: data.error }));
+      return;
+    }
+    state.op = data;
+    const ref = data.reference;
+    for (const item of document.querySelectorAll(".result-item")) item.classList.toggle("selected", item.dataset.id === id);
+    $("welcome").hidden = true;
+    $("operation").hidden = false;
+    $("op-title").textContent = ref.summary || ref.operation_id;
+    $("op-method").textContent = ref.method;
+    $("op-method").className = "method method-" + ref.method.toLowerCase();
+    $("op-path").textContent = ref.path;
+    $("op-api").textContent = ref.api_name;
+    $("op-id").textContent = ref.id;
+    // Rendered server-side from templates/reference.html.j2 with autoescaping: no spec text is HTML here.
+    $("reference").innerHTML = data.reference_html;
+    $("result").replaceChildren();
+    buildForm(data);
+    if (decodeURIComponent(location.hash.slice(4)) !== id) history.replaceState(null, "", "#op=" + encodeURIComponent(id));
+    scheduleTask(0);
+  }
+
+  const SECTIONS = [
+    ["server", "Server", "Variables of the server URL."],
+    ["path", "Path parameters", ""],
+    ["query", "Query parameters", ""],
+    ["headers", "Headers", ""],
+    ["body", "Body", ""],
+  ];
+
+  function buildForm(data) {
+    const container = $("fields");
+    container.replaceChildren();
+    const schema = data.request_schema;
+    const props = schema.properties || {};
+    container.append(credentialsFieldset(data.skeleton.credentials));
+    for (const [key, title, help] of SECTIONS) {
+      if (!props[key]) continue;
+      const required = new Set(props[key].required || (key === "server" ? Object.keys(props[key].properties || {}) : []));
+      const set = el("fieldset", { class: "section section-" + key }, el("legend", { text: title }));
+      if (help) set.append(el("p", { class: "muted small", text: help }));
+      if (key === "body" && data.reference.body) set.append(el("p", { class: "muted small" }, "Sent as ", el("code", { text: data.reference.body.content_type })));
+      addProperties(set, props[key], "$." + key, key === "body" ? "body." : "", required);
+      container.append(set);
+    }
+  }
+
+  function credentialsFieldset(credentials) {
+    const set = el("fieldset", { class: "section section-credentials" }, el("legend", { text: "Credentials" }),
+      el("p", { class: "muted small", text: "The name of a secret on the server (HTTPTASK_SECRET_<NAME> or its secrets file), never the secret itself." }));
+    if (!credentials) {
+      set.append(el("p", { class: "muted small", text: "This operation needs no credentials." }));
+      return set;
+    }
+    const entries = typeof credentials === "string" ? [["", credentials]] : Object.entries(credentials);
+    for (const [scheme, name] of entries) {
+      const id = "cred-" + (scheme || "name");
+      const input = el("input", { id, type: "text", value: name, "data-credential": scheme, spellcheck: "false" });
+      set.append(el("div", { class: "field" }, el("label", { for: id, text: scheme ? `Secret name for ${scheme}` : "Secret name" }), input));
+    }
+    return set;
+  }
+
+  function addProperties(parent, schema, path, prefix, required) {
+    for (const [name, child] of Object.entries(schema.properties || {})) {
+      const childPath = path + "." + name;
+      const key = prefix ? prefix + name : name;
+      if (child && child.type === "object" && child.properties) {
+        const set = el("fieldset", { class: "group", "data-path": childPath },
+          el("legend", {}, name, required.has(name) ? el("span", { class: "req", title: "required", text: " *" }) : null));
+        if (child.description) set.append(el("p", { class: "muted small help", text: shortText(child.description) }));
+        addProperties(set, child, childPath, key + ".", new Set(child.required || []));
+        parent.append(set);
+      } else {
+        parent.append(fieldFor(name, child || {}, childPath, key, required.has(name)));
+      }
+    }
+  }
+
+  function kindOf(schema) {
+    const type = Array.isArray(schema.type) ? schema.type.find((t) => t !== "null") : schema.type;
+    if (schema.enum) return "enum";
+    if (type === "boolean") return "boolean";
+    if (type === "integer" || type === "number") return "number";
+    if (type === "array") {
+      const items = schema.items || {};
+      return items.type === "object" || items.properties ? "json" : "list";
+    }
+    if (type === "object") return "json";
+    return "text";
+  }
+
+  function fieldFor(name, schema, path, key, isRequired) {
+    const id = "f-" + path.replace(/[^A-Za-z0-9_-]/g, "_");
+    const kind = kindOf(schema);
+    const label = el("label", { for: id }, el("span", { class: "field-name", text: name }),
+      isRequired ? el("span", { class: "req", title: "required", text: " *" }) : null,
+      el("span", { class: "field-type", text: typeText(schema) }));
+    let input;
+    const common = { id, "data-key": key, "data-kind": kind, "data-path": path, "aria-required": isRequired ? "true" : null, spellcheck: "false" };
+    if (kind === "enum" || kind === "boolean") {
+      const options = kind === "enum" ? schema.enum : [true, false];
+      input = el("select", common, el("option", { value: "", text: "—" }));
+      for (const option of options) input.append(el("option", { value: JSON.stringify(option), text: String(option) }));
+      if (schema.default !== undefined) input.value = JSON.stringify(schema.default);
+    } else if (kind === "json") {
+      input = el("textarea", { ...common, rows: 3, placeholder: kind === "json" && schema.type === "array" ? "[ … ] as JSON" : "{ … } as JSON" });
+      if (schema.default !== undefined) input.value = JSON.stringify(schema.default);
+    } else {
+      const hint = kind === "list" ? "comma-separated" : (schema.format === "unix-time" ? "Unix time, e.g. 1517467200" : (schema.format || ""));
+      input = el("input", { ...common, type: "text", placeholder: hint, inputMode: kind === "number" ? "decimal" : null });
+      if (schema.default !== undefined) input.value = Array.isArray(schema.default) ? schema.default.join(", ") : String(schema.default);
+    }
+    const field = el("div", { class: "field" + (isRequired ? " required" : ""), "data-path": path }, label, input);
+    if (schema.description) field.append(el("p", { class: "help", title: schema.description, text: shortText(schema.description) }));
+    field.append(el("p", { class: "field-error", role: "alert", hidden: true }));
+    return field;
+  }
+
+  function typeText(schema) {
+    const type = Array.isArray(schema.type) ? schema.type.join(" | ") : (schema.type || "any");
+    return schema.format ? `${type} (${schema.format})` : type;
+  }
+
+  function shortText(text) {
+    const plain = String(text).replace(/\s+/g, " ").trim();
+    return plain.length > 160 ? plain.slice(0, 157) + "…" : plain;
+  }
+
+  // -- values, the task and its YAML --------------------------------------------------------------------------
+
+  function numberOrText(text) {
+    return /^-?\d+(\.\d+)?$/.test(text) ? Number(text) : text;
+  }
+
+  function formValues() {
+    const values = {};
+    const problems = [];
+    for (const input of $("fields").querySelectorAll("[data-key]")) {
+      const raw = input.value.trim();
+      if (raw === "") continue;
+      const kind = input.dataset.kind;
+      if (kind === "enum" || kind === "boolean") values[input.dataset.key] = JSON.parse(raw);
+      else if (kind === "number") values[input.dataset.key] = numberOrText(raw);
+      else if (kind === "list") values[input.dataset.key] = raw.split(",").map((s) => numberOrText(s.trim())).filter((s) => s !== "");
+      else if (kind === "json") {
+        try { values[input.dataset.key] = JSON.parse(raw); } catch (err) { problems.push({ path: input.dataset.path, message: "is not valid JSON: " + err.message }); }
+      } else values[input.dataset.key] = raw;
+    }
+    return { values, problems };
+  }
+
+  function credentials() {
+    const inputs = [...$("fields").querySelectorAll("[data-credential]")];
+    if (!inputs.length) return null;
+    if (inputs.length === 1 && inputs[0].dataset.credential === "") return inputs[0].value.trim() || null;
+    const names = {};
+    for (const input of inputs) if (input.value.trim()) names[input.dataset.credential] = input.value.trim();
+    return names;
+  }
+
+  function scheduleTask(delay) {
+    clearTimeout(state.taskTimer);
+    state.taskTimer = setTimeout(updateTask, delay);
+  }
+
+  async function updateTask() {
+    if (!state.op) return null;
+    const { values, problems } = formValues();
+    showFieldErrors(problems);
+    if (problems.length) return null;
+    const seq = ++state.taskSeq;
+    const body = { operation: state.op.reference.id, values };
+    const creds = credentials();
+    if (creds) body.credentials = creds;
+    const { status, data } = await api("POST", "/api/tasks", body);
+    if (seq !== state.taskSeq) return state.task;
+    const error = $("task-error");
+    if (status !== 200) {
+      error.textContent = data.error;
+      error.hidden = false;
+      showFieldErrors(data.issues || []);
+      state.task = null;
+      return null;
+    }
+    error.hidden = true;
+    $("yaml").textContent = data.yaml;
+    state.task = data.task;
+    return data.task;
+  }
+
+  async function copyYaml() {
+    const text = $("yaml").textContent;
+    const button = $("copy");
+    try {
+      await navigator.clipboard.writeText(text);
+    } catch (err) {
+      const range = document.createRange();
+      range.selectNodeContents($("yaml"));
+      const selection = window.getSelection();
+      selection.removeAllRanges();
+      selection.addRange(range);
+      document.execCommand("copy");
+    }
+    button.textContent = "Copied";
+    setTimeout(() => { button.textContent = "Copy"; }, 1500);
+  }
+
+  // -- Test request --------------------------------------------------------------------------------------------
+
+  async function sendTest() {
+    const button = $("send");
+    const result = $("result");
+    let input;
+    try { input = JSON.parse($("input").value || "{}"); } catch (err) {
+      result.replaceChildren(errorBox("The input is not valid JSON: " + err.message + ".", []));
+      return;
+    }
+    clearTimeout(state.taskTimer);
+    const task = await updateTask();
+    if (!task) {
+      result.replaceChildren(errorBox("The task cannot be built yet; fix the marked fields.", []));
+      return;
+    }
+    button.disabled = true;
+    button.textContent = "Sending…";
+    result.replaceChildren(el("p", { class: "muted", text: "Sending…" }));
+    const { status, data } = await api("POST", "/api/test-request", { task, input });
+    button.disabled = false;
+    button.textContent = "Test request";
+    if (status === 200) {
+      showFieldErrors([]);
+      result.replaceChildren(...exchangeView(data));
+    } else {
+      showFieldErrors(data.issues || []);
+      const nodes = [errorBox(data.error, data.issues || [])];
+      if (data.request) nodes.push(requestView(data.request, false));
+      result.replaceChildren(...nodes);
+    }
+  }
+
+  function statusClass(code) {
+    return code >= 500 ? "status-5xx" : code >= 400 ? "status-4xx" : code >= 300 ? "status-3xx" : "status-2xx";
+  }
+
+  function exchangeView(data) {
+    const response = data.response;
+    const attempts = `${data.attempts} attempt${data.attempts === 1 ? "" : "s"}`;
+    const summary = el("div", { class: "status-line" },
+      el("span", { class: "status " + statusClass(response.status), text: `${response.status} ${response.reason || ""}`.trim() }),
+      el("span", { class: "muted", text: `${data.timings.total_ms.toFixed(0)} ms · ${attempts}${data.sandbox ? " · sandbox" : ""}` }));
+    const headers = el("table", { class: "headers" });
+    for (const [name, value] of Object.entries(response.headers)) headers.append(el("tr", {}, el("th", { text: name }), el("td", { text: value })));
+    const body = typeof response.body === "string" ? response.body : JSON.stringify(response.body, null, 2);
+    return [
+      summary,
+      el("details", { class: "sub" }, el("summary", { text: `Response headers (${Object.keys(response.headers).length})` }), headers),
+      el("pre", { class: "code body", id: "response-body", text: body }),
+      requestView(data.request, true),
+    ];
+  }
+
+  function requestView(request, collapsed) {
+    const lines = [`${request.method} ${request.url}`, ...Object.entries(request.headers).map(([k, v]) => `${k}: ${v}`)];
+    if (request.body) lines.push("", request.body);
+    return el("details", { class: "sub", open: !collapsed }, el("summary", { text: "Request sent (secrets masked)" }), el("pre", { class: "code", text: lines.join("\n") }));
+  }
+
+  function errorBox(message, issues) {
+    const box = el("div", { class: "error-box", role: "alert" }, el("p", { text: message }));
+    if (issues.length) {
+      const list = el("ul");
+      for (const issue of issues) list.append(el("li", {}, el("code", { text: issue.path }), " " + issue.message));
+      box.append(list);
+    }
+    return box;
+  }
+
+  // Issue paths name the request (`$.body.memo`) or the task (`$.request.body.memo`); both find the field,
+  // or the nearest enclosing one for array items and unknown children.
+  function fieldForPath(path) {
+    let p = path.replace(/^\$\.request\./, "$.");
+    while (p && p !== "$") {
+      const match = [...$("fields").querySelectorAll(".field[data-path], fieldset.group[data-path]")].find((node) => node.dataset.path.toLowerCase() === p.toLowerCase());
+      if (match) return match;
+      const cut = Math.max(p.lastIndexOf("."), p.lastIndexOf("["));
+      if (cut <= 1) break;
+      p = p.slice(0, cut);
+    }
+    return null;
+  }
+
+  function showFieldErrors(issues) {
+    for (const node of $("fields").querySelectorAll(".has-error")) node.classList.remove("has-error");
+    for (const node of $("fields").querySelectorAll(".field-error")) { node.hidden = true; node.textContent = ""; }
+    for (const node of $("fields").querySelectorAll(".group-error")) node.remove();
+    for (const issue of issues) {
+      const target = fieldForPath(issue.path);
+      if (!target) continue;
+      target.classList.add("has-error");
+      let slot = target.querySelector(":scope > .field-error");
+      if (!slot) {
+        slot = el("p", { class: "field-error group-error", role: "alert" });
+        target.append(slot);
+      }
+      slot.textContent = slot.textContent ? slot.textContent + "; " + issue.message : issue.message;
+      slot.hidden = false;
+    }
+  }
+
+  // -- start -----------------------------------------------------------------------------------------------
+
+  function start() {
+    takeToken();
+    $("search").addEventListener("input", () => {
+      clearTimeout(state.searchTimer);
+      state.searchTimer = setTimeout(search, 150);
+    });
+    $("search").addEventListener("keydown", (event) => {
+      if (event.key !== "Enter") return;
+      event.preventDefault();
+      const first = document.querySelector(".result-item");
+      if (first) openOperation(first.dataset.id);
+    });
+    $("form").addEventListener("submit", (event) => event.preventDefault());
+    $("fields").addEventListener("input", () => scheduleTask(250));
+    $("fields").addEventListener("change", () => scheduleTask(0));
+    $("copy").addEventListener("click", copyYaml);
+    $("send").addEventListener("click", sendTest);
+    search();
+    const chosen = location.hash.startsWith("#op=") ? decodeURIComponent(location.hash.slice(4)) : "";
+    if (chosen) openOperation(chosen);
+    $("search").focus();
+  }
+
+  document.addEventListener("DOMContentLoaded", start);
+})();

@@ -1,0 +1,411 @@
+"""The editor's HTTP API against a real server on loopback, with the sandbox as the only upstream."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from browser_setup import SECRET, SECRET_NAME, bundled_catalog, running_editor
+
+from httptask.catalog import Catalog
+from httptask.checks import check_workflow_text
+from httptask.reference import reference
+from httptask.sandbox import SandboxThread
+from httptask.server import ServerConfig
+from httptask.skeleton import skeleton, skeleton_yaml, task_definition
+from httptask.validation import operation_schema
+
+ROOT = Path(__file__).resolve().parents[1]
+OP = "chargebee.record_refund"
+GOOD_VALUES = {"invoice-id": "inv_42", "body.memo": "Refunded by check.", "body.transaction.amount": 1000,
+               "body.transaction.payment_method": "check", "body.transaction.date": 1517467200}
+TOKEN = "t0ken-for-the-editor-tests-only"
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
+    return bundled_catalog(tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="module")
+def sandbox(catalog: Catalog) -> Iterator[SandboxThread]:
+    with SandboxThread(catalog) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def base_url(catalog: Catalog, sandbox: SandboxThread) -> Iterator[str]:
+    with running_editor(ServerConfig(sandbox_url=sandbox.url), catalog) as url:
+        yield url
+
+
+@pytest.fixture
+def client(base_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=base_url, timeout=30) as http:
+        yield http
+
+
+@pytest.fixture
+def received(sandbox: SandboxThread) -> Iterator[list[dict[str, Any]]]:
+    """What the sandbox receives during the test."""
+    httpx.delete(f"{sandbox.url}/_sandbox/requests")
+    log: list[dict[str, Any]] = []
+    yield log
+    log.extend(httpx.get(f"{sandbox.url}/_sandbox/requests").json())
+
+
+def good_task(catalog: Catalog, **values: Any) -> dict[str, Any]:
+    task = task_definition(catalog.operation(OP), {**GOOD_VALUES, **values})
+    task["retry"] = {"maxAttempts": 1}
+    return task
+
+
+# -- catalog -------------------------------------------------------------------------------------------------
+
+
+def test_search_ranks_the_refund_operations_first(client: httpx.Client) -> None:
+    response = client.get("/api/operations", params={"q": "record refund"})
+    assert response.status_code == 200
+    data = response.json()
+    assert data["query"] == "record refund"
+    first = data["operations"][0]
+    assert first["id"] == OP
+    assert first["method"] == "POST"
+    assert first["path"] == "/invoices/{invoice-id}/record_refund"
+    assert first["api_name"] == "Chargebee"
+
+
+def test_an_empty_query_lists_every_operation(client: httpx.Client, catalog: Catalog) -> None:
+    data = client.get("/api/operations", params={"limit": 1000}).json()
+    assert [op["id"] for op in data["operations"]] == catalog.ids()
+
+
+def test_operation_gives_reference_schema_and_skeleton(client: httpx.Client, catalog: Catalog) -> None:
+    op = catalog.operation(OP)
+    data = client.get(f"/api/operations/{OP}").json()
+    assert data["reference"] == json.loads(json.dumps(reference(op)))
+    assert data["request_schema"] == json.loads(json.dumps(operation_schema(op)))
+    assert data["skeleton"] == skeleton(op)
+    assert data["skeleton_yaml"] == skeleton_yaml(op)
+    assert "<h2>Request body fields</h2>" in data["reference_html"]
+    assert "<code>memo</code>" in data["reference_html"]
+
+
+def test_an_unknown_operation_is_a_400_with_suggestions(client: httpx.Client) -> None:
+    response = client.get("/api/operations/chargebee.record_refnd")
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "No operation 'chargebee.record_refnd' in the catalog. Did you mean chargebee.record_refund, "
+                 "chargebee.refund_invoice, stripe.report_payment_record_refund? "
+                 "Run 'httptask catalog search WORDS' to find one.",
+        "issues": [],
+        "request": None,
+    }
+
+
+# -- tasks ---------------------------------------------------------------------------------------------------
+
+
+def test_tasks_fill_the_skeleton_and_name_the_credentials(client: httpx.Client, catalog: Catalog) -> None:
+    response = client.post("/api/tasks", json={"operation": OP, "values": GOOD_VALUES, "credentials": "MY_SITE_KEY"})
+    assert response.status_code == 200
+    data = response.json()
+    expected = {**task_definition(catalog.operation(OP), GOOD_VALUES), "credentials": "MY_SITE_KEY"}
+    assert data["task"] == expected
+    assert yaml.safe_load(data["yaml"]) == expected
+    assert data["yaml"].startswith("id: record_refund\noperation: chargebee.record_refund\n")
+
+
+def test_a_field_the_operation_lacks_is_a_400(client: httpx.Client) -> None:
+    response = client.post("/api/tasks", json={"operation": OP, "values": {"body.nope": 1}})
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("chargebee.record_refund has no field 'body.nope'; use a server "
+                                               "variable, parameter or dotted body field name: ")
+
+
+def test_a_malformed_api_request_lists_its_issues(client: httpx.Client) -> None:
+    response = client.post("/api/tasks", json={"values": []})
+    assert response.status_code == 422
+    data = response.json()
+    assert data["error"] == "The API request is not valid: 2 problem(s); see issues."
+    assert [issue["path"] for issue in data["issues"]] == ["$.operation", "$.values"]
+
+
+# -- test request --------------------------------------------------------------------------------------------
+
+
+def test_test_request_reaches_the_sandbox(client: httpx.Client, catalog: Catalog, sandbox: SandboxThread,
+                                         received: list[dict[str, Any]]) -> None:
+    response = client.post("/api/test-request", json={"task": good_task(catalog)})
+    assert response.status_code == 200
+    data = response.json()
+    assert data["sandbox"] is True
+    assert data["attempts"] == 1
+    assert data["request"]["url"] == f"{sandbox.url}/chargebee/api/v1/invoices/inv_42/record_refund"
+    assert data["request"]["headers"]["authorization"] == "***"
+    assert data["request"]["body"] == ("memo=Refunded+by+check.&transaction[amount]=1000&transaction[payment_method]"
+                                       "=check&transaction[date]=1517467200")
+    assert data["response"]["status"] == 200
+    assert data["response"]["body"]["transaction"]["type"] == "refund"
+    assert 0 < data["timings"]["send_ms"] <= data["timings"]["total_ms"]
+    received.clear()
+    received.extend(httpx.get(f"{sandbox.url}/_sandbox/requests").json())
+    assert [r["path"] for r in received] == ["/chargebee/api/v1/invoices/inv_42/record_refund"]
+
+
+def test_a_task_as_yaml_text_with_input(client: httpx.Client, catalog: Catalog) -> None:
+    task = good_task(catalog)
+    task["request"]["body"]["memo"] = "{{ input.note }}"
+    text = yaml.safe_dump(task, sort_keys=False)
+    response = client.post("/api/test-request", json={"task": text, "input": {"note": "from input"}})
+    assert response.status_code == 200
+    assert response.json()["request"]["body"].startswith("memo=from+input&")
+
+
+def test_an_invalid_request_is_a_422_with_paths_and_nothing_is_sent(
+    client: httpx.Client, catalog: Catalog, received: list[dict[str, Any]]
+) -> None:
+    task = good_task(catalog)
+    del task["request"]["body"]["memo"]
+    task["request"]["body"]["transaction"]["amount"] = -5
+    response = client.post("/api/test-request", json={"task": task})
+    assert response.status_code == 422
+    data = response.json()
+    assert data["error"] == ("The request for chargebee.record_refund was not sent: 2 problems.\n"
+                             "  $.body.memo: is required but missing\n"
+                             "  $.body.transaction.amount: must be at least 0, not -5")
+    assert [(i["path"], i["message"]) for i in data["issues"]] == [
+        ("$.body.memo", "is required but missing"),
+        ("$.body.transaction.amount", "must be at least 0, not -5"),
+    ]
+    assert received == []
+
+
+def test_a_missing_input_points_at_the_task_field(client: httpx.Client, catalog: Catalog) -> None:
+    task = task_definition(catalog.operation(OP), {k: v for k, v in GOOD_VALUES.items() if k != "body.memo"})
+    response = client.post("/api/test-request", json={"task": task})
+    assert response.status_code == 400
+    data = response.json()
+    assert data["error"] == "task record_refund, request.body.memo: 'input' has no attribute 'memo'"
+    assert data["issues"] == [{"path": "$.request.body.memo", "message": "'input' has no attribute 'memo'",
+                               "expected": None, "actual": None, "line": None}]
+
+
+def test_bad_yaml_and_bad_tasks_are_400s(client: httpx.Client) -> None:
+    response = client.post("/api/test-request", json={"task": "id: [oops"})
+    assert response.status_code == 400
+    assert response.json()["error"] == ("the task:1:10: invalid YAML: expected ',' or ']', but got '<stream end>'. "
+                                        "Fix the syntax and try again.")
+    response = client.post("/api/test-request", json={"task": "id: t1\noperation: chargebee.record_refund\nretry: 3\n"})
+    assert response.status_code == 400
+    data = response.json()
+    assert data["error"].startswith("the task: task t1 is not valid:\n  line 3, $.retry: ")
+    assert [(i["path"], i["line"]) for i in data["issues"]] == [("$.retry", 3)]
+
+
+def test_a_missing_secret_says_where_it_was_looked_for(client: httpx.Client, catalog: Catalog) -> None:
+    task = {**good_task(catalog), "credentials": "NOT_SET_ANYWHERE"}
+    response = client.post("/api/test-request", json={"task": task})
+    assert response.status_code == 400
+    assert response.json()["error"] == (
+        "No secret named 'NOT_SET_ANYWHERE': looked in the environment variables "
+        "HTTPTASK_SECRET_NOT_SET_ANYWHERE and NOT_SET_ANYWHERE (no secrets file is set). "
+        "Set HTTPTASK_SECRET_NOT_SET_ANYWHERE, or name a secrets file holding 'NOT_SET_ANYWHERE' in "
+        "HTTPTASK_SECRETS_FILE."
+    )
+
+
+def test_an_unreachable_upstream_is_a_502(catalog: Catalog, unused_port: int) -> None:
+    config = ServerConfig(allow_hosts=(f"127.0.0.1:{unused_port}",))
+    task = {"id": "down", "httpRequest": {"url": f"http://127.0.0.1:{unused_port}/x"}, "retry": {"maxAttempts": 1}}
+    with running_editor(config, catalog) as url:
+        response = httpx.post(f"{url}/api/test-request", json={"task": task})
+    assert response.status_code == 502
+    data = response.json()
+    assert data["error"].startswith(f"Could not connect to http://127.0.0.1:{unused_port}: ")
+    assert data["request"]["url"] == f"http://127.0.0.1:{unused_port}/x"
+
+
+@pytest.fixture
+def unused_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+# -- validate ------------------------------------------------------------------------------------------------
+
+WORKFLOW = """\
+name: refund
+inputs:
+  invoice: {type: string}
+tasks:
+  - id: refund
+    operation: chargebee.record_refnd
+    request:
+      path: {invoice-id: "{{ input.invoice }}"}
+"""
+
+
+def test_validate_returns_the_checks_issues_with_lines(client: httpx.Client, catalog: Catalog) -> None:
+    response = client.post("/api/validate", json={"workflow": WORKFLOW})
+    assert response.status_code == 200
+    data = response.json()
+    assert data["valid"] is False
+    expected = [{"expected": None, "actual": None, **i.to_dict()} for i in check_workflow_text(WORKFLOW, catalog)]
+    assert data["errors"] == expected
+    assert data["errors"][0]["line"] == 6
+    assert "chargebee.record_refnd" in data["errors"][0]["message"]
+
+
+def test_validate_reports_yaml_syntax_with_its_line(client: httpx.Client) -> None:
+    data = client.post("/api/validate", json={"workflow": "name: x\ntasks: [\n"}).json()
+    assert data["valid"] is False
+    assert data["errors"][0]["line"] == 3
+
+
+# -- safety --------------------------------------------------------------------------------------------------
+
+
+def test_bodies_over_the_cap_are_refused_with_413(client: httpx.Client) -> None:
+    big = {"workflow": "x" * (1024 * 1024)}
+    response = client.post("/api/validate", json=big)
+    assert response.status_code == 413
+    assert response.json()["error"] == "The request body is larger than the cap of 1,048,576 bytes; send less."
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(300):
+            yield b"x" * 4096
+
+    streamed = client.post("/api/validate", content=chunks(), headers={"content-type": "application/json"})
+    assert streamed.status_code == 413
+
+
+def test_other_host_names_and_foreign_origins_are_refused(client: httpx.Client) -> None:
+    response = client.get("/api/operations", headers={"host": "rebound.example:8765"})
+    assert response.status_code == 400
+    assert response.json()["error"] == ("Refused the Host header 'rebound.example:8765': without --token the editor "
+                                        "only answers at 127.0.0.1 or localhost.")
+    response = client.post("/api/tasks", json={"operation": OP}, headers={"origin": "https://evil.example"})
+    assert response.status_code == 403
+    assert response.json()["error"] == ("Refused a request from the page at 'https://evil.example': the editor "
+                                        "only answers its own page.")
+    same = client.post("/api/tasks", json={"operation": OP}, headers={"origin": str(client.base_url).rstrip("/")})
+    assert same.status_code == 200
+
+
+def test_the_page_carries_a_strict_content_security_policy(client: httpx.Client) -> None:
+    response = client.get("/")
+    assert response.status_code == 200
+    assert response.headers["content-security-policy"].startswith("default-src 'self'")
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert '<script src="/static/editor.js" defer></script>' in response.text
+    assert "http://" not in response.text and "https://" not in response.text
+    assert client.get("/static/editor.css").status_code == 200
+
+
+def test_with_a_token_every_api_call_needs_it(catalog: Catalog) -> None:
+    with running_editor(ServerConfig(token=TOKEN), catalog) as url:
+        assert httpx.get(f"{url}/").status_code == 200
+        missing = httpx.get(f"{url}/api/operations")
+        wrong = httpx.get(f"{url}/api/operations", headers={"authorization": "Bearer nope"})
+        right = httpx.get(f"{url}/api/operations", headers={"authorization": f"Bearer {TOKEN}"})
+        document = httpx.get(f"{url}/openapi.json").json()
+    for refused in (missing, wrong):
+        assert refused.status_code == 401
+        assert refused.headers["www-authenticate"] == "Bearer"
+        assert refused.json()["error"] == ("This editor needs its token: send 'Authorization: Bearer TOKEN', "
+                                           "or open the page as /?token=TOKEN.")
+    assert right.status_code == 200
+    assert document["security"] == [{"bearer": []}]
+
+
+def test_the_openapi_document_declares_every_route_and_its_errors(client: httpx.Client) -> None:
+    document = client.get("/openapi.json").json()
+    paths = document["paths"]
+    assert set(paths) == {"/api/operations", "/api/operations/{operation_id}", "/api/tasks", "/api/test-request",
+                          "/api/validate"}
+    assert set(paths["/api/test-request"]["post"]["responses"]) == {"200", "400", "401", "413", "422", "502"}
+    ok = paths["/api/test-request"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert ok == {"$ref": "#/components/schemas/SendTaskOut"}
+    assert "security" not in document
+
+
+def test_no_secret_reaches_any_output_or_log(client: httpx.Client, catalog: Catalog,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    leaky = good_task(catalog)
+    leaky["request"]["body"]["memo"] = "{{ secret('%s') }}" % SECRET_NAME
+    invalid = good_task(catalog)
+    invalid["request"]["body"]["transaction"]["reference_number"] = "{{ secret('%s') * 30 }}" % SECRET_NAME
+    invalid["request"]["path"]["invoice-id"] = "{{ secret('%s') }}" % SECRET_NAME
+    outputs = [
+        client.get("/api/operations", params={"q": SECRET_NAME}),
+        client.get(f"/api/operations/{OP}"),
+        client.post("/api/tasks", json={"operation": OP, "values": GOOD_VALUES, "credentials": SECRET_NAME}),
+        client.post("/api/test-request", json={"task": leaky}),
+        client.post("/api/test-request", json={"task": invalid}),
+        client.post("/api/test-request", json={"task": yaml.safe_dump(leaky)}),
+        client.post("/api/validate", json={"workflow": yaml.safe_dump({"name": "w", "tasks": [leaky]})}),
+    ]
+    assert [r.status_code for r in outputs] == [200, 200, 200, 200, 422, 200, 200]
+    assert outputs[3].json()["request"]["body"].startswith("memo=***&")
+    assert outputs[4].json()["issues"][0]["path"] == "$.body.transaction.reference_number"
+    for response in outputs:
+        assert SECRET not in response.text
+        assert SECRET not in json.dumps(dict(response.headers))
+    assert SECRET not in caplog.text
+    assert caplog.records, "the server's log records are captured, so the check above means something"
+
+
+# -- the serve command ---------------------------------------------------------------------------------------
+
+
+def _serve(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "httptask", "serve", *args], capture_output=True, text=True,
+                          timeout=30, cwd=ROOT)
+
+
+def test_serve_refuses_a_public_address_without_a_token() -> None:
+    result = _serve("--host", "0.0.0.0", "--port", "0")
+    assert result.returncode == 2
+    assert result.stderr == ("error: Refusing to listen on 0.0.0.0 without --token: anyone who reaches it could "
+                             "send requests with your credentials. Pass --token T (or set HTTPTASK_TOKEN), or "
+                             "listen on 127.0.0.1.\n")
+    assert result.stdout == ""
+
+
+def test_serve_refuses_a_short_token() -> None:
+    result = _serve("--host", "0.0.0.0", "--token", "abc")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: The token is too short to guess-proof the editor; use at least 16 ")
+
+
+def test_the_servers_own_secret_store_only_reads_httptask_variables(catalog: Catalog,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOME_CLOUD_KEY", SECRET)
+    monkeypatch.setenv(f"HTTPTASK_SECRET_{SECRET_NAME}", "from-the-env")
+    monkeypatch.delenv("HTTPTASK_SECRETS_FILE", raising=False)
+    task = good_task(catalog)
+    task["request"]["body"]["memo"] = "{{ secret('SOME_CLOUD_KEY') }}"
+    with running_editor(ServerConfig(), catalog, own_secrets=True) as url:
+        refused = httpx.post(f"{url}/api/test-request", json={"task": task})
+        task["request"]["body"]["memo"] = "{{ secret('%s') }}" % SECRET_NAME
+        dry = httpx.post(f"{url}/api/test-request", json={"task": {**task, "server": {"url": "http://192.0.2.1"}}})
+    assert refused.status_code == 400
+    assert refused.json()["error"].startswith("task record_refund, request.body.memo: No secret named 'SOME_CLOUD_KEY'")
+    assert SECRET not in refused.text
+    # The HTTPTASK_SECRET_ variable is found (the guard then refuses the documentation address, sending nothing).
+    assert dry.status_code == 400
+    assert dry.json()["request"]["body"].startswith("memo=***&")
