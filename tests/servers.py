@@ -75,7 +75,9 @@ def _handler(server: RecordingServer) -> type[socketserver.StreamRequestHandler]
                     status, headers, body = server.answers.pop(0) if server.answers else server.default
                 if behaviour == "reset":
                     # SO_LINGER 0 makes close() send RST: the client sees a reset after writing its request.
-                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                    self.connection.setsockopt(
+                        socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+                    )
                     self.connection.close()
                     return
                 if behaviour == "slow":

@@ -90,14 +90,19 @@ def test_json_output_has_request_response_and_errors(server: RecordingServer, ta
 
 def test_a_server_echoing_the_secret_is_redacted(server: RecordingServer, task_file: Path) -> None:
     for extra in ([], ["--json"]):
-        server.answer(400, json.dumps({"error": f"bad token Zoho-oauthtoken {SECRET}"}).encode(),
-                      {"Content-Type": "application/json", "X-Echo": SECRET})
+        server.answer(
+            400,
+            json.dumps({"error": f"bad token Zoho-oauthtoken {SECRET}"}).encode(),
+            {"Content-Type": "application/json", "X-Echo": SECRET},
+        )
         done = run("test-request", str(task_file), "--input", INPUT, *extra)
         assert done.returncode == 1
         assert "bad token ***" in done.stdout
 
 
-def test_dry_run_prints_the_request_and_curl_and_sends_nothing(server: RecordingServer, task_file: Path) -> None:
+def test_dry_run_prints_the_request_and_curl_and_sends_nothing(
+    server: RecordingServer, task_file: Path
+) -> None:
     done = run("test-request", str(task_file), "--input", INPUT, "--dry-run")
     assert done.returncode == 0
     assert server.requests == []
@@ -108,12 +113,13 @@ def test_dry_run_prints_the_request_and_curl_and_sends_nothing(server: Recording
         f"curl --request POST \\\n  --url '{server.url}/payments/p1/refunds' \\\n"
         "  --header 'x-com-zoho-subscriptions-organizationid: 10234695' \\\n"
         "  --header 'content-type: application/json' \\\n  --header 'authorization: ***' \\\n"
-        "  --data-raw '{\"amount\":5,\"description\":\"dup\"}'\n"
+        '  --data-raw \'{"amount":5,"description":"dup"}\'\n'
     )
 
 
-def test_an_invalid_request_exits_3_with_every_issue_and_sends_nothing(server: RecordingServer,
-                                                                        task_file: Path) -> None:
+def test_an_invalid_request_exits_3_with_every_issue_and_sends_nothing(
+    server: RecordingServer, task_file: Path
+) -> None:
     done = run("test-request", str(task_file), "--input", '{"payment": "..", "amount": "five"}')
     assert done.returncode == 3
     assert server.requests == []
@@ -122,10 +128,19 @@ def test_an_invalid_request_exits_3_with_every_issue_and_sends_nothing(server: R
         "  $.body.amount: must be of type number, not string 'five'\n"
         "  $.path.payment_id: must not be empty, '.' or '..', not '..': it would change the request's path\n"
     )
-    as_json = json.loads(run("test-request", str(task_file), "--input", '{"payment": "p", "amount": -1, "note": 3}',
-                             "--json").stdout)
-    assert as_json["errors"] == [{"path": "$.body.description", "message": "must be of type string, not integer 3",
-                                  "expected": "string", "actual": 3}]
+    as_json = json.loads(
+        run(
+            "test-request", str(task_file), "--input", '{"payment": "p", "amount": -1, "note": 3}', "--json"
+        ).stdout
+    )
+    assert as_json["errors"] == [
+        {
+            "path": "$.body.description",
+            "message": "must be of type string, not integer 3",
+            "expected": "string",
+            "actual": 3,
+        }
+    ]
     assert as_json["sent"] is False and server.requests == []
 
 
@@ -133,20 +148,32 @@ def test_a_network_failure_exits_1_with_a_clear_error(tmp_path: Path) -> None:
     from servers import closed_port
 
     path = tmp_path / "raw.yaml"
-    path.write_text(f"id: ping\nhttpRequest: {{url: 'http://127.0.0.1:{closed_port()}/ping'}}\n"
-                    "retry: {maxAttempts: 1}\n", encoding="utf-8")
+    path.write_text(
+        f"id: ping\nhttpRequest: {{url: 'http://127.0.0.1:{closed_port()}/ping'}}\n"
+        "retry: {maxAttempts: 1}\n",
+        encoding="utf-8",
+    )
     done = run("test-request", str(path))
     assert done.returncode == 1
     assert done.stderr.startswith("error: Could not connect to http://127.0.0.1:")
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["missing.yaml"], "error: No such file: 'missing.yaml'.\n"),
-    (["TASK", "--input", "{bad"], "error: --input is not valid JSON (Expecting property name enclosed in double "
-                                  "quotes at column 2); pass a JSON object or @FILE.\n"),
-    (["TASK", "--input", "[1]"], "error: --input must hold an object of input names to values, not list.\n"),
-    (["TASK", "--input", "@nope.json"], "error: No such file: 'nope.json'.\n"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["missing.yaml"], "error: No such file: 'missing.yaml'.\n"),
+        (
+            ["TASK", "--input", "{bad"],
+            "error: --input is not valid JSON (Expecting property name enclosed in double "
+            "quotes at column 2); pass a JSON object or @FILE.\n",
+        ),
+        (
+            ["TASK", "--input", "[1]"],
+            "error: --input must hold an object of input names to values, not list.\n",
+        ),
+        (["TASK", "--input", "@nope.json"], "error: No such file: 'nope.json'.\n"),
+    ],
+)
 def test_usage_errors_exit_2(task_file: Path, args: list[str], message: str) -> None:
     done = run("test-request", *[str(task_file) if a == "TASK" else a for a in args])
     assert (done.returncode, done.stderr) == (2, message)
@@ -157,7 +184,9 @@ def test_bad_yaml_names_the_line(tmp_path: Path) -> None:
     path.write_text("id: x\noperation: stripe.x\n  request: [\n", encoding="utf-8")
     done = run("test-request", str(path))
     assert (done.returncode, done.stderr) == (
-        2, f"error: {path}:3:10: invalid YAML: mapping values are not allowed here. Fix the syntax and try again.\n")
+        2,
+        f"error: {path}:3:10: invalid YAML: mapping values are not allowed here. Fix the syntax and try again.\n",
+    )
 
 
 def test_an_unknown_operation_suggests_close_ids(tmp_path: Path) -> None:
@@ -165,8 +194,9 @@ def test_an_unknown_operation_suggests_close_ids(tmp_path: Path) -> None:
     path.write_text("id: x\noperation: chargebee.refund_invoic\n", encoding="utf-8")
     done = run("test-request", str(path))
     assert done.returncode == 2
-    assert done.stderr.startswith("error: No operation 'chargebee.refund_invoic' in the catalog. Did you mean "
-                                  "chargebee.refund_invoice")
+    assert done.stderr.startswith(
+        "error: No operation 'chargebee.refund_invoic' in the catalog. Did you mean chargebee.refund_invoice"
+    )
 
 
 def test_a_missing_secret_names_the_environment_variable(task_file: Path, server: RecordingServer) -> None:
@@ -175,13 +205,15 @@ def test_a_missing_secret_names_the_environment_variable(task_file: Path, server
     assert done.stderr == (
         "error: No secret named 'zoho_token': looked in the environment variable HTTPTASK_SECRET_ZOHO_TOKEN "
         "(no secrets file is set). Set HTTPTASK_SECRET_ZOHO_TOKEN, or name a secrets file holding 'zoho_token' "
-        "in HTTPTASK_SECRETS_FILE.\n")
+        "in HTTPTASK_SECRETS_FILE.\n"
+    )
     assert server.requests == []
 
 
 @pytest.mark.parametrize("lang", ["curl", "python", "node"])
-def test_snippets_show_the_request_with_the_secret_masked(task_file: Path, server: RecordingServer,
-                                                          lang: str) -> None:
+def test_snippets_show_the_request_with_the_secret_masked(
+    task_file: Path, server: RecordingServer, lang: str
+) -> None:
     done = run("task", "snippet", str(task_file), "--lang", lang, "--input", INPUT)
     assert done.returncode == 0
     assert f"{server.url}/payments/p1/refunds" in done.stdout and "***" in done.stdout

@@ -13,7 +13,6 @@ from httptask.errors import DestinationRefused
 from httptask.messages import HttpRequest, HttpResponse
 from httptask.netguard import DestinationPolicy, refusal_reason, static_resolve
 from httptask.transport import Sender, Timeouts
-
 from servers import RecordingServer, recording_server
 
 
@@ -32,37 +31,49 @@ def _send(url: str, policy: DestinationPolicy, table: dict[str, list[str]] | Non
     return asyncio.run(go())
 
 
-@pytest.mark.parametrize(("host", "reason"), [
-    ("127.0.0.1", "a loopback address"),
-    ("[::1]", "a loopback address"),
-    ("10.1.2.3", "a private address"),
-    ("172.16.0.1", "a private address"),
-    ("192.168.1.1", "a private address"),
-    ("169.254.169.254", "a cloud metadata address"),
-    ("[fd00:ec2::254]", "a cloud metadata address"),
-    ("[::ffff:127.0.0.1]", "a loopback address"),
-])
+@pytest.mark.parametrize(
+    ("host", "reason"),
+    [
+        ("127.0.0.1", "a loopback address"),
+        ("[::1]", "a loopback address"),
+        ("10.1.2.3", "a private address"),
+        ("172.16.0.1", "a private address"),
+        ("192.168.1.1", "a private address"),
+        ("169.254.169.254", "a cloud metadata address"),
+        ("[fd00:ec2::254]", "a cloud metadata address"),
+        ("[::ffff:127.0.0.1]", "a loopback address"),
+    ],
+)
 def test_ip_literals_are_refused_before_connecting(host: str, reason: str) -> None:
     with pytest.raises(DestinationRefused) as caught:
         _send(f"http://{host}:8080/x", DestinationPolicy())
     bare = host.strip("[]")
-    assert str(caught.value) == (f"Refused to connect to {bare}: it is {reason}. Test requests only reach public "
-                                 f"addresses; to allow this host start the server with --allow-host {bare}:8080.")
+    assert str(caught.value) == (
+        f"Refused to connect to {bare}: it is {reason}. Test requests only reach public "
+        f"addresses; to allow this host start the server with --allow-host {bare}:8080."
+    )
 
 
 def test_a_name_resolving_to_loopback_is_refused_and_nothing_arrives(server: RecordingServer) -> None:
     port = server.url.rsplit(":", 1)[1]
     with pytest.raises(DestinationRefused) as caught:
-        _send(f"http://api.example.com:{port}/refund", DestinationPolicy(), {"api.example.com": ["127.0.0.1"]})
+        _send(
+            f"http://api.example.com:{port}/refund", DestinationPolicy(), {"api.example.com": ["127.0.0.1"]}
+        )
     assert str(caught.value) == (
         "Refused to connect to api.example.com (127.0.0.1): it is a loopback address. Test requests only reach "
-        f"public addresses; to allow this host start the server with --allow-host api.example.com:{port}.")
+        f"public addresses; to allow this host start the server with --allow-host api.example.com:{port}."
+    )
     assert server.requests == []
 
 
 def test_a_name_with_one_private_address_among_public_ones_is_refused() -> None:
     with pytest.raises(DestinationRefused):
-        _send("http://mixed.example.com/", DestinationPolicy(), {"mixed.example.com": ["93.184.216.34", "10.0.0.5"]})
+        _send(
+            "http://mixed.example.com/",
+            DestinationPolicy(),
+            {"mixed.example.com": ["93.184.216.34", "10.0.0.5"]},
+        )
 
 
 def test_localhost_is_refused_without_resolving() -> None:
@@ -87,9 +98,16 @@ def test_the_allow_list_by_host_and_by_host_and_port(server: RecordingServer) ->
     assert "/c" not in [r.path for r in server.requests]
 
 
-@pytest.mark.parametrize(("address", "reason"), [
-    ("8.8.8.8", None), ("2606:4700::1111", None), ("100.100.100.200", "a cloud metadata address"),
-    ("0.0.0.0", "an unspecified address"), ("224.0.0.1", "a multicast address"), ("fe80::1", "a link-local address"),
-])
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("8.8.8.8", None),
+        ("2606:4700::1111", None),
+        ("100.100.100.200", "a cloud metadata address"),
+        ("0.0.0.0", "an unspecified address"),
+        ("224.0.0.1", "a multicast address"),
+        ("fe80::1", "a link-local address"),
+    ],
+)
 def test_refusal_reasons(address: str, reason: str | None) -> None:
     assert refusal_reason(ipaddress.ip_address(address)) == reason

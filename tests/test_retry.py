@@ -17,7 +17,6 @@ from httptask.retry import retry_after_seconds
 from httptask.secrets import SecretStore
 from httptask.tasks import parse_task
 from httptask.transport import Sender
-
 from servers import RecordingServer, closed_port, faults_server
 
 FAST = {"maxAttempts": 3, "intervalSeconds": 0.5, "backoffRate": 2, "maxIntervalSeconds": 30}
@@ -40,17 +39,30 @@ def _fresh(server: RecordingServer) -> None:
 def _task(url: str, *, keyed: bool, retry: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
     """chargebee.refund_invoice takes an idempotency key; record_refund does not (both POST)."""
     if keyed:
-        task = {"operation": "chargebee.refund_invoice", "request": {"path": {"invoice-id": "inv_1"},
-                                                                     "body": {"refund_amount": 100}}}
+        task = {
+            "operation": "chargebee.refund_invoice",
+            "request": {"path": {"invoice-id": "inv_1"}, "body": {"refund_amount": 100}},
+        }
     else:
-        task = {"operation": "chargebee.record_refund", "request": {"path": {"invoice-id": "inv_1"},
-                                                                    "body": {"memo": "m"}}}
-    return {"id": "t1", "server": {"url": url}, "retry": retry or FAST, "readTimeoutSeconds": 0.3,
-            "connectionTimeoutSeconds": 0.5, **task, **extra}
+        task = {
+            "operation": "chargebee.record_refund",
+            "request": {"path": {"invoice-id": "inv_1"}, "body": {"memo": "m"}},
+        }
+    return {
+        "id": "t1",
+        "server": {"url": url},
+        "retry": retry or FAST,
+        "readTimeoutSeconds": 0.3,
+        "connectionTimeoutSeconds": 0.5,
+        **task,
+        **extra,
+    }
 
 
 def _run(task: dict[str, Any]) -> tuple[Any, int, list[float]]:
-    prepared = prepare(parse_task(task), inputs={}, catalog=Catalog.default(), secrets=SecretStore(environ={}))
+    prepared = prepare(
+        parse_task(task), inputs={}, catalog=Catalog.default(), secrets=SecretStore(environ={})
+    )
     waits: list[float] = []
 
     async def sleep(seconds: float) -> None:
@@ -80,7 +92,8 @@ def test_a_reset_after_a_keyless_post_is_not_sent_again(server: RecordingServer)
     assert str(caught.value).startswith(f"The connection to {server.url} failed after the request was sent")
     assert str(caught.value).endswith(
         "task t1 (chargebee.record_refund) is not idempotent, so it was not sent again: check on the server "
-        "whether it was received before sending it again.")
+        "whether it was received before sending it again."
+    )
 
 
 def test_a_reset_with_an_idempotency_key_is_re_sent_with_the_same_key(server: RecordingServer) -> None:
@@ -96,8 +109,9 @@ def test_a_read_timeout_on_a_keyless_post_is_an_unknown_outcome(server: Recordin
     server.behaviours.append("slow")
     with pytest.raises(OutcomeUnknown) as caught:
         _run(_task(server.url, keyed=False))
-    assert str(caught.value).startswith(f"No answer from {server.url} within 0.3 s (read timeout); "
-                                        "the server may have received the request.")
+    assert str(caught.value).startswith(
+        f"No answer from {server.url} within 0.3 s (read timeout); the server may have received the request."
+    )
     assert len(server.requests) == 1
 
 
@@ -127,7 +141,7 @@ def test_429_is_retried_after_the_time_the_server_asks_even_without_a_key(server
 def test_attempts_are_bounded_and_the_last_answer_is_returned(server: RecordingServer) -> None:
     for _ in range(5):
         server.answer(503, b"down")
-    response, attempts, waits = _run(_task(server.url, keyed=True, retry={**FAST, "maxAttempts": 2}))
+    response, attempts, _ = _run(_task(server.url, keyed=True, retry={**FAST, "maxAttempts": 2}))
     assert (response.status, attempts, len(server.requests)) == (503, 2, 2)
 
 

@@ -22,8 +22,16 @@ from httptask.tasks import parse_task
 from httptask.yamlsource import parse_source
 
 OPERATIONS = [entry.id for entry in Catalog.default().entries]
-SECRETS = {"HTTPTASK_SECRET_" + name: "s3cr3t" for name in
-           ("CHARGEBEE_API_KEY", "STRIPE_API_KEY", "ZOHO_BILLING_API_KEY", "GEINS_API_KEY", "GEINS_BASIC_AUTH")}
+SECRETS = {
+    "HTTPTASK_SECRET_" + name: "s3cr3t"
+    for name in (
+        "CHARGEBEE_API_KEY",
+        "STRIPE_API_KEY",
+        "ZOHO_BILLING_API_KEY",
+        "GEINS_API_KEY",
+        "GEINS_BASIC_AUTH",
+    )
+}
 
 
 @pytest.mark.parametrize("operation_id", OPERATIONS)
@@ -40,19 +48,28 @@ def test_every_skeleton_loads_back_and_validates_with_sample_inputs(operation_id
 
 def test_the_chargebee_skeleton_has_server_defaults_placeholders_and_header_defaults() -> None:
     data = skeleton(Catalog.default().operation("chargebee.record_refund"))
-    assert data["server"] == {"protocol": "https", "site": "demo", "environment": "chargebee.com", "port": "443"}
+    assert data["server"] == {
+        "protocol": "https",
+        "site": "demo",
+        "environment": "chargebee.com",
+        "port": "443",
+    }
     assert data["credentials"] == "CHARGEBEE_API_KEY"
-    assert data["request"] == {"path": {"invoice-id": "{{ input.invoice_id }}"},
-                               "headers": {"Content-Type": "application/x-www-form-urlencoded"},
-                               "body": {"memo": "{{ input.memo }}"}}
+    assert data["request"] == {
+        "path": {"invoice-id": "{{ input.invoice_id }}"},
+        "headers": {"Content-Type": "application/x-www-form-urlencoded"},
+        "body": {"memo": "{{ input.memo }}"},
+    }
     assert (data["connectionTimeoutSeconds"], data["readTimeoutSeconds"]) == (5, 10)
 
 
 def test_required_nested_body_fields_are_nested() -> None:
     data = skeleton(Catalog.default().operation("stripe.report_payment_record_refund"))
-    assert data["request"]["body"] == {"refunded": {"refunded_at": "{{ input.refunded_at }}"},
-                                       "processor_details": {"type": "{{ input.type }}"},
-                                       "outcome": "{{ input.outcome }}"}
+    assert data["request"]["body"] == {
+        "refunded": {"refunded_at": "{{ input.refunded_at }}"},
+        "processor_details": {"type": "{{ input.type }}"},
+        "outcome": "{{ input.outcome }}",
+    }
 
 
 def test_geins_credentials_are_a_map_per_scheme() -> None:
@@ -64,24 +81,38 @@ def test_geins_credentials_are_a_map_per_scheme() -> None:
 def test_the_yaml_lists_optional_fields_and_their_valid_values_as_comments() -> None:
     text = skeleton_yaml(Catalog.default().operation("chargebee.record_refund"))
     assert "# server.index chooses the server (0: Live site (API v1), 1: Test site (API v1))" in text
-    assert "    #   chargebee-event-webhook: string, one of \"all-disabled\"\n" in text
-    assert ("    #     transaction.payment_method: string, one of \"cash\", \"check\", \"chargeback\", "
-            "\"bank_transfer\", \"other\"\n") in text
+    assert '    #   chargebee-event-webhook: string, one of "all-disabled"\n' in text
+    assert (
+        '    #     transaction.payment_method: string, one of "cash", "check", "chargeback", '
+        '"bank_transfer", "other"\n'
+    ) in text
     keyed = skeleton_yaml(Catalog.default().operation("stripe.report_payment_record_refund"))
     assert "# Idempotency-Key: generated once per run when idempotencyKey is not set" in keyed
 
 
 def test_task_definition_fills_values_by_reference_names() -> None:
     op = Catalog.default().operation("chargebee.record_refund")
-    data = task_definition(op, {"site": "acme", "invoice-id": "inv_1", "transaction.amount": 1000,
-                                "transaction.payment_method": "cash", "memo": "{{ input.reason }}",
-                                "chargebee-event-email": "all-disabled"})
+    data = task_definition(
+        op,
+        {
+            "site": "acme",
+            "invoice-id": "inv_1",
+            "transaction.amount": 1000,
+            "transaction.payment_method": "cash",
+            "memo": "{{ input.reason }}",
+            "chargebee-event-email": "all-disabled",
+        },
+    )
     assert data["server"]["site"] == "acme"
     assert data["request"]["path"] == {"invoice-id": "inv_1"}
-    assert data["request"]["headers"] == {"Content-Type": "application/x-www-form-urlencoded",
-                                          "chargebee-event-email": "all-disabled"}
-    assert data["request"]["body"] == {"memo": "{{ input.reason }}",
-                                       "transaction": {"amount": 1000, "payment_method": "cash"}}
+    assert data["request"]["headers"] == {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "chargebee-event-email": "all-disabled",
+    }
+    assert data["request"]["body"] == {
+        "memo": "{{ input.reason }}",
+        "transaction": {"amount": 1000, "payment_method": "cash"},
+    }
     parse_task(data)
 
 
@@ -96,14 +127,21 @@ def test_task_definition_refuses_an_unknown_name() -> None:
     op = Catalog.default().operation("zoho-billing.refund_payment")
     with pytest.raises(UsageError) as caught:
         task_definition(op, {"amount": 1, "amuont": 2})
-    assert str(caught.value) == ("zoho-billing.refund_payment has no field 'amuont'; use a server variable, "
-                                 "parameter or dotted body field name: X-com-zoho-subscriptions-organizationid, "
-                                 "amount, description, payment_id.")
+    assert str(caught.value) == (
+        "zoho-billing.refund_payment has no field 'amuont'; use a server variable, "
+        "parameter or dotted body field name: X-com-zoho-subscriptions-organizationid, "
+        "amount, description, payment_id."
+    )
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(Path(sys.executable).with_name("httptask")), *args], capture_output=True, text=True,
-                          timeout=60, check=False)
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("httptask")), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_task_new_prints_yaml_and_json() -> None:

@@ -17,7 +17,6 @@ from httptask.messages import HttpRequest, HttpResponse
 from httptask.secrets import SecretStore
 from httptask.tasks import parse_task
 from httptask.transport import Sender, Timeouts
-
 from servers import RecordingServer, recording_server
 
 SECRET = "sk_live_ZEBRA42_do_not_leak"
@@ -39,8 +38,12 @@ def _fresh(server: RecordingServer) -> None:
 
 
 def _send(task: dict[str, Any]) -> HttpResponse:
-    prepared = prepare(parse_task({"id": "t1", **task}), inputs={}, catalog=Catalog.default(),
-                       secrets=SecretStore(environ=ENV))
+    prepared = prepare(
+        parse_task({"id": "t1", **task}),
+        inputs={},
+        catalog=Catalog.default(),
+        secrets=SecretStore(environ=ENV),
+    )
 
     async def go() -> HttpResponse:
         async with Sender() as sender:
@@ -52,61 +55,141 @@ def _send(task: dict[str, Any]) -> HttpResponse:
 
 SEED_CASES = [
     pytest.param(
-        {"operation": "stripe.report_payment_record_refund", "credentials": "api_key",
-         "request": {"path": {"id": "pr_1"}, "body": {"refunded": {"refunded_at": 1706702400},
-                     "outcome": "refunded", "processor_details": {"type": "custom"}, "expand": ["a"]}}},
+        {
+            "operation": "stripe.report_payment_record_refund",
+            "credentials": "api_key",
+            "request": {
+                "path": {"id": "pr_1"},
+                "body": {
+                    "refunded": {"refunded_at": 1706702400},
+                    "outcome": "refunded",
+                    "processor_details": {"type": "custom"},
+                    "expand": ["a"],
+                },
+            },
+        },
         "/v1/payment_records/pr_1/report_refund",
         {"content-type": "application/x-www-form-urlencoded", "authorization": f"Bearer {SECRET}"},
         b"refunded[refunded_at]=1706702400&outcome=refunded&processor_details[type]=custom&expand[]=a",
-        "idempotency-key", id="stripe.report_payment_record_refund"),
+        "idempotency-key",
+        id="stripe.report_payment_record_refund",
+    ),
     pytest.param(
-        {"operation": "chargebee.record_refund", "credentials": "api_key",
-         "request": {"path": {"invoice-id": "inv_1"}, "body": {"memo": "m", "transaction": {
-             "amount": 1000, "payment_method": "check", "date": 1706702400}}}},
+        {
+            "operation": "chargebee.record_refund",
+            "credentials": "api_key",
+            "request": {
+                "path": {"invoice-id": "inv_1"},
+                "body": {
+                    "memo": "m",
+                    "transaction": {"amount": 1000, "payment_method": "check", "date": 1706702400},
+                },
+            },
+        },
         "/invoices/inv_1/record_refund",
         {"content-type": "application/x-www-form-urlencoded", "authorization": BASIC},
         b"memo=m&transaction[amount]=1000&transaction[payment_method]=check&transaction[date]=1706702400",
-        None, id="chargebee.record_refund"),
+        None,
+        id="chargebee.record_refund",
+    ),
     pytest.param(
-        {"operation": "chargebee.refund_invoice", "credentials": "api_key",
-         "request": {"path": {"invoice-id": "a/b"}, "body": {"refund_amount": 1, "credit_note": {"reason_code": "other"}}}},
+        {
+            "operation": "chargebee.refund_invoice",
+            "credentials": "api_key",
+            "request": {
+                "path": {"invoice-id": "a/b"},
+                "body": {"refund_amount": 1, "credit_note": {"reason_code": "other"}},
+            },
+        },
         "/invoices/a%2Fb/refund",
         {"content-type": "application/x-www-form-urlencoded", "authorization": BASIC},
-        b"refund_amount=1&credit_note[reason_code]=other", "chargebee-idempotency-key", id="chargebee.refund_invoice"),
+        b"refund_amount=1&credit_note[reason_code]=other",
+        "chargebee-idempotency-key",
+        id="chargebee.refund_invoice",
+    ),
     pytest.param(
-        {"operation": "zoho-billing.refund_credit_note", "credentials": "api_key",
-         "request": {"path": {"creditnote_id": "9030"}, "headers": {"X-com-zoho-subscriptions-organizationid": "1"},
-                     "body": {"amount": 10}}},
+        {
+            "operation": "zoho-billing.refund_credit_note",
+            "credentials": "api_key",
+            "request": {
+                "path": {"creditnote_id": "9030"},
+                "headers": {"X-com-zoho-subscriptions-organizationid": "1"},
+                "body": {"amount": 10},
+            },
+        },
         "/creditnotes/9030/refunds",
-        {"content-type": "application/json", "authorization": f"Zoho-oauthtoken {SECRET}",
-         "x-com-zoho-subscriptions-organizationid": "1"}, b'{"amount":10}', None, id="zoho-billing.refund_credit_note"),
+        {
+            "content-type": "application/json",
+            "authorization": f"Zoho-oauthtoken {SECRET}",
+            "x-com-zoho-subscriptions-organizationid": "1",
+        },
+        b'{"amount":10}',
+        None,
+        id="zoho-billing.refund_credit_note",
+    ),
     pytest.param(
-        {"operation": "zoho-billing.refund_payment", "credentials": "api_key",
-         "request": {"path": {"payment_id": "9031"}, "headers": {"X-com-zoho-subscriptions-organizationid": "1"},
-                     "body": {"amount": 2.5, "description": "dup"}}},
+        {
+            "operation": "zoho-billing.refund_payment",
+            "credentials": "api_key",
+            "request": {
+                "path": {"payment_id": "9031"},
+                "headers": {"X-com-zoho-subscriptions-organizationid": "1"},
+                "body": {"amount": 2.5, "description": "dup"},
+            },
+        },
         "/payments/9031/refunds",
-        {"content-type": "application/json", "authorization": f"Zoho-oauthtoken {SECRET}",
-         "x-com-zoho-subscriptions-organizationid": "1"}, b'{"amount":2.5,"description":"dup"}', None,
-        id="zoho-billing.refund_payment"),
+        {
+            "content-type": "application/json",
+            "authorization": f"Zoho-oauthtoken {SECRET}",
+            "x-com-zoho-subscriptions-organizationid": "1",
+        },
+        b'{"amount":2.5,"description":"dup"}',
+        None,
+        id="zoho-billing.refund_payment",
+    ),
     pytest.param(
-        {"operation": "zoho-billing.get_credit_note_refund", "credentials": "api_key",
-         "request": {"path": {"refund_id": "../x y"}, "headers": {"X-com-zoho-subscriptions-organizationid": "1"}}},
+        {
+            "operation": "zoho-billing.get_credit_note_refund",
+            "credentials": "api_key",
+            "request": {
+                "path": {"refund_id": "../x y"},
+                "headers": {"X-com-zoho-subscriptions-organizationid": "1"},
+            },
+        },
         "/creditnotes/refunds/..%2Fx%20y",
-        {"authorization": f"Zoho-oauthtoken {SECRET}", "x-com-zoho-subscriptions-organizationid": "1"}, b"", None,
-        id="zoho-billing.get_credit_note_refund"),
+        {"authorization": f"Zoho-oauthtoken {SECRET}", "x-com-zoho-subscriptions-organizationid": "1"},
+        b"",
+        None,
+        id="zoho-billing.get_credit_note_refund",
+    ),
     pytest.param(
-        {"operation": "geins.create_order_refund", "credentials": {"apiKey": "api_key", "basicAuth": "geins_user"},
-         "request": {"path": {"orderId": 42}, "body": {"RefundAmount": 9.95}}},
+        {
+            "operation": "geins.create_order_refund",
+            "credentials": {"apiKey": "api_key", "basicAuth": "geins_user"},
+            "request": {"path": {"orderId": 42}, "body": {"RefundAmount": 9.95}},
+        },
         "/API/Order/42/Refund",
-        {"content-type": "application/json", "x-apikey": SECRET,
-         "authorization": "Basic " + base64.b64encode(b"geins-user:geins-pass").decode()},
-        b'{"RefundAmount":9.95}', None, id="geins.create_order_refund"),
+        {
+            "content-type": "application/json",
+            "x-apikey": SECRET,
+            "authorization": "Basic " + base64.b64encode(b"geins-user:geins-pass").decode(),
+        },
+        b'{"RefundAmount":9.95}',
+        None,
+        id="geins.create_order_refund",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("task", "path", "headers", "body", "key_header"), SEED_CASES)
-def test_each_seed_operation_arrives_byte_for_byte(server: RecordingServer, task: dict[str, Any], path: str,
-                                                   headers: dict[str, str], body: bytes, key_header: str | None) -> None:
+def test_each_seed_operation_arrives_byte_for_byte(
+    server: RecordingServer,
+    task: dict[str, Any],
+    path: str,
+    headers: dict[str, str],
+    body: bytes,
+    key_header: str | None,
+) -> None:
     op = Catalog.default().operation(task["operation"])
     response = _send({**task, "server": {"url": server.url + "/base"}})
     assert response.status == 200 and response.body() == {"ok": True}
@@ -118,8 +201,15 @@ def test_each_seed_operation_arrives_byte_for_byte(server: RecordingServer, task
         assert received.header(name) == value
     # Nothing else the API would see: no stray auth headers, and a key only where the API takes one.
     sent = {name for name, _ in received.headers}
-    assert sent - set(headers) <= {"host", "accept", "accept-encoding", "connection", "user-agent", "content-length",
-                                   *([key_header] if key_header else [])}
+    assert sent - set(headers) <= {
+        "host",
+        "accept",
+        "accept-encoding",
+        "connection",
+        "user-agent",
+        "content-length",
+        *([key_header] if key_header else []),
+    }
     if key_header:
         assert len(received.header(key_header) or "") == 36
 
@@ -136,8 +226,10 @@ def test_a_redirect_to_another_host_is_refused(server: RecordingServer) -> None:
     server.answer(302, headers={"Location": "http://localhost:1/elsewhere"})
     with pytest.raises(SendError) as caught:
         _send_raw(HttpRequest("GET", server.url + "/a"), follow_redirects=True)
-    assert str(caught.value) == (f"Refused a redirect from {server.url} to another host (http://localhost:1); "
-                                 "only same-host redirects are followed.")
+    assert str(caught.value) == (
+        f"Refused a redirect from {server.url} to another host (http://localhost:1); "
+        "only same-host redirects are followed."
+    )
     assert [r.path for r in server.requests] == ["/a"]
 
 
@@ -153,8 +245,10 @@ def test_a_response_past_the_cap_is_a_clear_error(server: RecordingServer) -> No
     server.answer(200, b"x" * 2048, {"Content-Type": "text/plain"})
     with pytest.raises(ResponseTooLarge) as caught:
         _send_raw(HttpRequest("GET", server.url + "/big"), max_response_bytes=1024)
-    assert str(caught.value) == (f"The response from {server.url} is larger than the cap of 1,024 bytes; "
-                                 "raise maxResponseBytes on the task if it is expected.")
+    assert str(caught.value) == (
+        f"The response from {server.url} is larger than the cap of 1,024 bytes; "
+        "raise maxResponseBytes on the task if it is expected."
+    )
 
 
 def test_json_is_parsed_and_other_bodies_are_text(server: RecordingServer) -> None:

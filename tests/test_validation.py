@@ -19,21 +19,42 @@ SCHEMA = {
 
 
 def test_every_problem_is_reported_at_once_with_path_expected_and_actual() -> None:
-    issues = validate_instance({"email": "jane@", "day": "2024-02-30", "code": "ab", "count": 11, "at": -1,
-                                "extra": 1}, SCHEMA)
+    issues = validate_instance(
+        {"email": "jane@", "day": "2024-02-30", "code": "ab", "count": 11, "at": -1, "extra": 1}, SCHEMA
+    )
     assert [i.to_dict() for i in issues] == [
-        {"path": "$.at", "message": "must be a valid unix-time, not -1", "expected": "unix-time", "actual": -1},
+        {
+            "path": "$.at",
+            "message": "must be a valid unix-time, not -1",
+            "expected": "unix-time",
+            "actual": -1,
+        },
         {"path": "$.code", "message": "must have at least 3 characters, not 2", "expected": 3, "actual": 2},
         {"path": "$.count", "message": "must be at most 10, not 11", "expected": 10, "actual": 11},
-        {"path": "$.day", "message": "must be a valid date, not '2024-02-30'", "expected": "date",
-         "actual": "2024-02-30"},
-        {"path": "$.email", "message": "must be a valid email, not 'jane@'", "expected": "email", "actual": "jane@"},
-        {"path": "$.extra", "message": "is not a field of this object (allowed: at, code, count, day, email)",
-         "actual": "extra"},
+        {
+            "path": "$.day",
+            "message": "must be a valid date, not '2024-02-30'",
+            "expected": "date",
+            "actual": "2024-02-30",
+        },
+        {
+            "path": "$.email",
+            "message": "must be a valid email, not 'jane@'",
+            "expected": "email",
+            "actual": "jane@",
+        },
+        {
+            "path": "$.extra",
+            "message": "is not a field of this object (allowed: at, code, count, day, email)",
+            "actual": "extra",
+        },
     ]
 
 
 def test_missing_required_fields_are_each_named() -> None:
     issues = validate_instance({}, SCHEMA, root="$.body")
-    assert [str(i) for i in issues] == ["$.body.code: is required but missing", "$.body.day: is required but missing",
-                                        "$.body.email: is required but missing"]
+    assert [str(i) for i in issues] == [
+        "$.body.code: is required but missing",
+        "$.body.day: is required but missing",
+        "$.body.email: is required but missing",
+    ]

@@ -110,7 +110,7 @@ def skeleton(op: Operation) -> dict[str, Any]:
             request.setdefault("headers", {})[param.name] = default
     for item in placeholders(op):
         section, _, name = item.field.partition(".")
-        value = "{{ input.%s }}" % item.input
+        value = "{{ input." + item.input + " }}"
         if section == "body":
             _set_dotted(request.setdefault("body", {}), name, value)
         else:
@@ -204,9 +204,9 @@ def _optional_comments(op: Operation, data: dict[str, Any]) -> dict[str, list[st
         if lines:
             out[section] = [f"    # optional {section}:", *lines]
     if op.request_body is not None:
-        present = [p.field.removeprefix("body.") for p in placeholders(op) if p.field.startswith("body.")]
+        filled = [p.field.removeprefix("body.") for p in placeholders(op) if p.field.startswith("body.")]
         fields = [f for f in body_fields(op.request_body.default.schema)
-                  if not any(name == f.name or name.startswith(f.name + ".") for name in present)]
+                  if not any(name == f.name or name.startswith(f.name + ".") for name in filled)]
         lines = []
         for f in fields:
             schema = {"type": f.type, **({"enum": list(f.enum)} if f.enum else {}), **dict(f.limits)}
