@@ -16,7 +16,10 @@ def catalog() -> Catalog:
 
 
 def problems(text: str, catalog: Catalog) -> list[tuple[int | None, str, str]]:
-    return [(i.line, i.path, i.message) for i in check_workflow_text(textwrap.dedent(text), catalog, file="w.yaml")]
+    return [
+        (i.line, i.path, i.message)
+        for i in check_workflow_text(textwrap.dedent(text), catalog, file="w.yaml")
+    ]
 
 
 ZOHO = """\
@@ -69,9 +72,16 @@ def test_templated_values_are_not_validated_but_missing_and_wrong_literals_are(c
     """
     assert problems(text, catalog) == [
         (10, "$.tasks[0].request.body.memo", "is required but missing"),
-        (13, "$.tasks[0].request.body.transaction.payment_method",
-         "must be one of 'cash', 'check', 'chargeback', 'bank_transfer', 'other', not 'cashh'"),
-        (15, "$.tasks[0].request.body.transaction.reference_number", "must be of type string, not integer 42"),
+        (
+            13,
+            "$.tasks[0].request.body.transaction.payment_method",
+            "must be one of 'cash', 'check', 'chargeback', 'bank_transfer', 'other', not 'cashh'",
+        ),
+        (
+            15,
+            "$.tasks[0].request.body.transaction.reference_number",
+            "must be of type string, not integer 42",
+        ),
     ]
 
 
@@ -98,10 +108,14 @@ def test_an_unknown_operation_suggests_close_ids(catalog: Catalog) -> None:
         operation: zoho-billing.get_credit_note_refnd
     """
     assert problems(text, catalog) == [
-        (4, "$.tasks[0].operation",
-         "names no operation in the catalog: 'zoho-billing.get_credit_note_refnd'. Did you mean "
-         "zoho-billing.get_credit_note_refund, zoho-billing.refund_credit_note, zoho-billing.refund_payment? "
-         "Run 'httptask catalog search WORDS' to find one."),
+        (
+            4,
+            "$.tasks[0].operation",
+            "names no operation in the catalog: 'zoho-billing.get_credit_note_refnd'. Did you mean "
+            "zoho-billing.get_credit_note_refund, zoho-billing.refund_credit_note, "
+            "zoho-billing.refund_payment? "
+            "Run 'httptask catalog search WORDS' to find one.",
+        ),
     ]
 
 
@@ -125,20 +139,43 @@ def test_references_must_name_inputs_and_tasks_this_task_needs(catalog: Catalog)
           url: "https://example.com/{{ tasks.a.response.body.id }}/{{ item.id }}/{{ foo }}"
     """
     assert problems(text, catalog) == [
-        (6, "$.tasks[0].httpRequest.url",
-         "reads input.nope, which is not an input of this workflow (its inputs: org); declare it under inputs"),
-        (8, "$.tasks[1].httpRequest.url", "reads tasks.c, which may not have run yet; add 'c' to the needs of b"),
-        (12, "$.tasks[2].httpRequest.url",
-         "reads tasks.a.response.bdy; a response has status, headers and body, e.g. tasks.a.response.body.bdy"),
-        (12, "$.tasks[2].httpRequest.url",
-         "reads tasks.a.output; a task's result is tasks.a.response.status, .headers or .body"),
-        (12, "$.tasks[2].httpRequest.url",
-         "reads tasks.zz, which is not a task of this workflow (its tasks: a, b, c, d)"),
-        (16, "$.tasks[3].httpRequest.url",
-         "reads item, which only a task with forEach has; add forEach to the task or read input or tasks instead"),
-        (16, "$.tasks[3].httpRequest.url",
-         "reads 'foo', which templates do not know; use input, tasks, item (in a forEach task), now(), uuid() "
-         "or secret('NAME')"),
+        (
+            6,
+            ""
+            "$.tasks[0].httpRequest.url",
+            "reads input.nope, which is not an input of this workflow (its inputs: org); declare it under inputs",
+        ),
+        (
+            8,
+            "$.tasks[1].httpRequest.url",
+            "reads tasks.c, which may not have run yet; add 'c' to the needs of b",
+        ),
+        (
+            12,
+            "$.tasks[2].httpRequest.url",
+            "reads tasks.a.response.bdy; a response has status, headers and body, e.g. tasks.a.response.body.bdy",
+        ),
+        (
+            12,
+            "$.tasks[2].httpRequest.url",
+            "reads tasks.a.output; a task's result is tasks.a.response.status, .headers or .body",
+        ),
+        (
+            12,
+            "$.tasks[2].httpRequest.url",
+            "reads tasks.zz, which is not a task of this workflow (its tasks: a, b, c, d)",
+        ),
+        (
+            16,
+            "$.tasks[3].httpRequest.url",
+            "reads item, which only a task with forEach has; add forEach to the task or read input or tasks instead",
+        ),
+        (
+            16,
+            "$.tasks[3].httpRequest.url",
+            "reads 'foo', which templates do not know; use input, tasks, item (in a forEach task), now(), uuid() "
+            "or secret('NAME')",
+        ),
     ]
 
 
@@ -159,10 +196,16 @@ def test_for_each_gives_item_and_reads_only_what_the_task_needs(catalog: Catalog
       wrong: "{{ item }}"
     """
     assert problems(text, catalog) == [
-        (9, "$.tasks[1].forEach",
-         "reads item, which only a task with forEach has; add forEach to the task or read input or tasks instead"),
-        (13, "$.outputs.wrong",
-         "reads item, which only a task with forEach has; add forEach to the task or read input or tasks instead"),
+        (
+            9,
+            "$.tasks[1].forEach",
+            "reads item, which only a task with forEach has; add forEach to the task or read input or tasks instead",
+        ),
+        (
+            13,
+            "$.outputs.wrong",
+            "reads item, which only a task with forEach has; add forEach to the task or read input or tasks instead",
+        ),
     ]
 
 
@@ -201,7 +244,9 @@ def test_needs_cycles_and_unknown_tasks(catalog: Catalog) -> None:
         needs: [ghost]
         httpRequest: {url: "https://example.com/"}
     """
-    assert problems(unknown, catalog) == [(4, "$.tasks[0].needs[0]", "names no task of this workflow: 'ghost'")]
+    assert problems(unknown, catalog) == [
+        (4, "$.tasks[0].needs[0]", "names no task of this workflow: 'ghost'")
+    ]
 
 
 def test_transitive_needs_allow_the_reference(catalog: Catalog) -> None:
@@ -232,9 +277,12 @@ def test_credentials_that_do_not_fit_the_security_schemes(catalog: Catalog) -> N
           body: {RefundAmount: 1.5}
     """
     assert problems(text, catalog) == [
-        (5, "$.tasks[0].credentials",
-         "geins.create_order_refund needs apiKey and basicAuth together; give credentials as a map, "
-         "e.g. credentials: {apiKey: SECRET_NAME, basicAuth: SECRET_NAME}."),
+        (
+            5,
+            "$.tasks[0].credentials",
+            "geins.create_order_refund needs apiKey and basicAuth together; give credentials as a map, "
+            "e.g. credentials: {apiKey: SECRET_NAME, basicAuth: SECRET_NAME}.",
+        ),
     ]
 
 
@@ -275,10 +323,12 @@ def test_check_workflow_takes_a_parsed_workflow(catalog: Catalog) -> None:
 
     workflow = parse_workflow_text(ZOHO.replace("tasks.fetch.response.status", "tasks.fetch.response.code"))
     issues = check_workflow(workflow, catalog)
-    assert [issue.to_dict() for issue in issues] == [{
-        "path": "$.outputs.status",
-        "message": "reads tasks.fetch.response.code; a response has status, headers and body, "
-                   "e.g. tasks.fetch.response.body.code",
-        "actual": "{{ tasks.fetch.response.code }}",
-        "line": 22,
-    }]
+    assert [issue.to_dict() for issue in issues] == [
+        {
+            "path": "$.outputs.status",
+            "message": "reads tasks.fetch.response.code; a response has status, headers and body, "
+            "e.g. tasks.fetch.response.body.code",
+            "actual": "{{ tasks.fetch.response.code }}",
+            "line": 22,
+        }
+    ]

@@ -22,8 +22,13 @@ __all__ = ["check_workflow", "check_workflow_text", "syntax_issue", "template_le
 _RESPONSE_PARTS = ("status", "headers", "body")
 _SYNTAX = re.compile(r"^.*?:(\d+):\d+: (.*)$", re.DOTALL)
 # Where validation puts each part of a request, and where the task holds it.
-_LOCATIONS = {"$.server": "server", "$.path": "request.path", "$.query": "request.query",
-              "$.headers": "request.headers", "$.body": "request.body"}
+_LOCATIONS = {
+    "$.server": "server",
+    "$.path": "request.path",
+    "$.query": "request.query",
+    "$.headers": "request.headers",
+    "$.body": "request.body",
+}
 
 
 def check_workflow_text(text: str, catalog: Catalog, file: str = "<editor>") -> list[Issue]:
@@ -62,7 +67,9 @@ def check_workflow(workflow: Workflow, catalog: Catalog) -> list[Issue]:
     for name, spec in workflow.inputs.items():
         if "default" in spec:
             issues += _default_issues(name, spec)
-    located = [Issue(i.path, i.message, i.expected, i.actual, i.line or workflow.line(i.path)) for i in issues]
+    located = [
+        Issue(i.path, i.message, i.expected, i.actual, i.line or workflow.line(i.path)) for i in issues
+    ]
     return sorted(located, key=lambda issue: (issue.line or 0, issue.path))
 
 
@@ -86,7 +93,7 @@ def _task_parts(task: Task, root: str) -> Iterator[tuple[str, Any]]:
 
 
 def _ancestors(workflow: Workflow) -> dict[str, set[str]]:
-    """Every task each task needs, directly or through others (cycles and unknown ids are reported elsewhere)."""
+    """Every task each task needs, directly or via others; cycles and unknown ids are reported elsewhere."""
     needs = {task.id: set(task.needs) for task in workflow.tasks}
     found: dict[str, set[str]] = {}
     for task_id in needs:
@@ -101,20 +108,32 @@ def _ancestors(workflow: Workflow) -> dict[str, set[str]]:
     return found
 
 
-def _task_issues(workflow: Workflow, catalog: Catalog, task: Task, root: str, ancestors: set[str]) -> list[Issue]:
+def _task_issues(
+    workflow: Workflow, catalog: Catalog, task: Task, root: str, ancestors: set[str]
+) -> list[Issue]:
     issues: list[Issue] = []
     for part, value in _task_parts(task, root):
         for path, source in template_leaves(value, part):
-            issues += _template_issues(workflow, source, path, task, ancestors, allow_item=task.for_each is not None)
+            issues += _template_issues(
+                workflow, source, path, task, ancestors, allow_item=task.for_each is not None
+            )
     if task.for_each is not None:
-        issues += _template_issues(workflow, task.for_each, f"{root}.forEach", task, ancestors, allow_item=False)
+        issues += _template_issues(
+            workflow, task.for_each, f"{root}.forEach", task, ancestors, allow_item=False
+        )
     if task.operation is not None:
         try:
             op = catalog.operation(task.operation)
         except UnknownOperation as exc:
             hint = f" Did you mean {', '.join(exc.suggestions)}?" if exc.suggestions else ""
-            issues.append(Issue(f"{root}.operation", f"names no operation in the catalog: {task.operation!r}.{hint} "
-                                "Run 'httptask catalog search WORDS' to find one.", actual=task.operation))
+            issues.append(
+                Issue(
+                    f"{root}.operation",
+                    f"names no operation in the catalog: {task.operation!r}.{hint} "
+                    "Run 'httptask catalog search WORDS' to find one.",
+                    actual=task.operation,
+                )
+            )
             return issues
         issues += _literal_issues(op, task, root)
         issues += _credential_issues(op, task, root)
@@ -122,7 +141,13 @@ def _task_issues(workflow: Workflow, catalog: Catalog, task: Task, root: str, an
 
 
 def _template_issues(
-    workflow: Workflow, source: str, path: str, task: Task | None, allowed_tasks: set[str], *, allow_item: bool
+    workflow: Workflow,
+    source: str,
+    path: str,
+    task: Task | None,
+    allowed_tasks: set[str],
+    *,
+    allow_item: bool,
 ) -> list[Issue]:
     task_id = task.id if task is not None else "outputs"
     try:
@@ -138,18 +163,24 @@ def _template_issues(
 
 
 def _reference_problem(
-    workflow: Workflow, ref: tuple[str | int, ...], task: Task | None, allowed_tasks: set[str], allow_item: bool
+    workflow: Workflow,
+    ref: tuple[str | int, ...],
+    task: Task | None,
+    allowed_tasks: set[str],
+    allow_item: bool,
 ) -> str | None:
     name = ref[0]
     if name == "input":
         if len(ref) > 1 and ref[1] not in workflow.inputs:
             known = ", ".join(sorted(workflow.inputs)) or "none"
-            return f"reads input.{ref[1]}, which is not an input of this workflow (its inputs: {known}); declare it under inputs"
+            return (f"reads input.{ref[1]}, which is not an input of this workflow (its inputs: {known}); "
+                    "declare it under inputs")
         return None
     if name == "item":
         if allow_item:
             return None
-        return "reads item, which only a task with forEach has; add forEach to the task or read input or tasks instead"
+        return ("reads item, which only a task with forEach has; "
+                "add forEach to the task or read input or tasks instead")
     if name == "tasks":
         if len(ref) < 2:
             return "reads tasks as a whole; name a task, e.g. tasks.ID.response.body"
@@ -159,23 +190,30 @@ def _reference_problem(
             return f"reads tasks.{other}, which is not a task of this workflow (its tasks: {known})"
         if other not in allowed_tasks:
             this = task.id if task is not None else "this task"
-            return (f"reads tasks.{other}, which may not have run yet; add {other!r} to the needs of {this}")
+            return f"reads tasks.{other}, which may not have run yet; add {other!r} to the needs of {this}"
         if len(ref) >= 3 and ref[2] != "response":
-            return f"reads tasks.{other}.{ref[2]}; a task's result is tasks.{other}.response.status, .headers or .body"
+            return (f"reads tasks.{other}.{ref[2]}; a task's result is tasks.{other}.response.status, "
+                    ".headers or .body")
         if len(ref) >= 4 and ref[3] not in _RESPONSE_PARTS:
-            return (f"reads tasks.{other}.response.{ref[3]}; a response has status, headers and body, "
-                    f"e.g. tasks.{other}.response.body.{ref[3]}")
+            return (
+                f"reads tasks.{other}.response.{ref[3]}; a response has status, headers and body, "
+                f"e.g. tasks.{other}.response.body.{ref[3]}"
+            )
         return None
-    return (f"reads {name!r}, which templates do not know; use input, tasks, item (in a forEach task), "
-            "now(), uuid() or secret('NAME')")
+    return (
+        f"reads {name!r}, which templates do not know; use input, tasks, item (in a forEach task), "
+        "now(), uuid() or secret('NAME')"
+    )
 
 
 def _default_issues(name: str, spec: dict[str, Any]) -> list[Issue]:
     from .validation import validate_instance
 
     root = child_path(child_path("$.inputs", name), "default")
-    return [Issue(i.path, f"the default {i.message}", i.expected, i.actual)
-            for i in validate_instance(spec["default"], spec, root=root)]
+    return [
+        Issue(i.path, f"the default {i.message}", i.expected, i.actual)
+        for i in validate_instance(spec["default"], spec, root=root)
+    ]
 
 
 _DROPPED = object()
@@ -216,7 +254,9 @@ def _literal_issues(op: Any, task: Task, root: str) -> list[Issue]:
         has_body=has_body,
     )
     server_index = task.server.get("index", 0)
-    chosen = op.servers[server_index] if isinstance(server_index, int) and server_index < len(op.servers) else None
+    chosen = (
+        op.servers[server_index] if isinstance(server_index, int) and server_index < len(op.servers) else None
+    )
     issues = []
     for issue in validate_values(op, values, chosen):
         if any(issue.path == t or issue.path.startswith((t + ".", t + "[")) for t in templated):
@@ -226,10 +266,10 @@ def _literal_issues(op: Any, task: Task, root: str) -> list[Issue]:
 
 
 def _task_path(path: str, task: Task, root: str) -> str:
-    """Turn a request path (`$.headers.content-type`) into the task's field path, in the task's own spelling."""
+    """A request path (`$.headers.content-type`) as the task's field path, in the task's own spelling."""
     for prefix, part in _LOCATIONS.items():
         if path == prefix or path.startswith((prefix + ".", prefix + "[")):
-            rest = path[len(prefix):]
+            rest = path[len(prefix) :]
             if prefix == "$.headers" and rest:
                 spelled = {name.lower(): name for name in task.headers}
                 name = rest[1:] if rest.startswith(".") else rest.strip("[]'\"")

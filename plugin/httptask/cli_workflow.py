@@ -1,4 +1,4 @@
-"""`httptask validate` and `httptask export`: check a workflow file, or write it as another engine's definition."""
+"""`httptask validate` and `httptask export`: check a workflow file, or write it for another engine."""
 
 from __future__ import annotations
 
@@ -28,7 +28,9 @@ def _load_issues(file: Path) -> tuple[Any, list[Issue]]:
 
 def _print_issues(file: Path, issues: list[Issue], *, err: bool) -> None:
     for issue in issues:
-        click.echo(f"{file}:{issue.line if issue.line is not None else '?'}: {issue.path}: {issue.message}", err=err)
+        click.echo(
+            f"{file}:{issue.line if issue.line is not None else '?'}: {issue.path}: {issue.message}", err=err
+        )
 
 
 @click.command("validate")
@@ -62,10 +64,12 @@ def validate_command(file: Path, as_json: bool) -> None:
 
 @click.command("export")
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--to", "target", type=click.Choice(["conductor"]), required=True, help="The engine to export to.")
+@click.option(
+    "--to", "target", type=click.Choice(["conductor"]), required=True, help="The engine to export to."
+)
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write here instead of to stdout.")
 def export_command(file: Path, target: str, output: Path | None) -> None:
-    """Write the workflow as another engine's definition; exit 3, writing nothing, if it cannot be faithful."""
+    """Write the workflow as another engine's definition; exit 3, writing nothing, if not faithful."""
     from .catalog import Catalog
     from .checks import check_workflow
     from .export import export_workflow

@@ -1,15 +1,15 @@
 """Export a workflow as a Conductor workflow definition of HTTP system tasks, or say exactly why it cannot be.
 
-Templates become Conductor expressions: `{{ input.x }}` is `${workflow.input.x}`, `{{ tasks.t.response.body.x }}`
-is `${t.output.response.body.x}`, `{{ tasks.t.response.status }}` is `${t.output.response.statusCode}`, and
-secrets (`secret('NAME')` and the task's `credentials`) are `${workflow.secrets.NAME}`: no secret value is
-ever read. Conductor only substitutes references, so filters, arithmetic, `now()`, `uuid()`, `forEach` and HTTP
-basic credentials (which need base64) are reported as issues, never dropped. `needs` becomes the sequential
-order of the tasks.
+Templates become Conductor expressions: `{{ input.x }}` is `${workflow.input.x}`,
+`{{ tasks.t.response.body.x }}` is `${t.output.response.body.x}`, `{{ tasks.t.response.status }}` is
+`${t.output.response.statusCode}`, and secrets (`secret('NAME')` and the task's `credentials`) are
+`${workflow.secrets.NAME}`: no secret value is ever read. Conductor only substitutes references, so filters,
+arithmetic, `now()`, `uuid()`, `forEach` and HTTP basic credentials (which need base64) are reported as
+issues, never dropped. `needs` becomes the sequential order of the tasks.
 
-Retries: Conductor reads `retryCount` from the workflow task and `retryLogic`/`retryDelaySeconds` from the task
-definition, so each task carries both `retryCount` and an inline `taskDefinition`. Conductor cannot tell a
-request that never arrived from one whose answer was lost, so an operation that is not idempotent (no
+Retries: Conductor reads `retryCount` from the workflow task and `retryLogic`/`retryDelaySeconds` from the
+task definition, so each task carries both `retryCount` and an inline `taskDefinition`. Conductor cannot tell
+a request that never arrived from one whose answer was lost, so an operation that is not idempotent (no
 idempotency key, a POST) gets `retryCount: 0`: a refund is never sent twice. Operations with an idempotency
 header send `${workflow.workflowId}-TASK` as the key unless the task sets `idempotencyKey`, so Conductor's
 retries and reruns replay rather than repeat. Conductor does not percent-encode substituted values: a path,
@@ -33,7 +33,9 @@ from ..workflow import Workflow, topological_order
 
 __all__ = ["to_conductor"]
 
-_SECRET_CALL = re.compile(r"\s*\{\{-?\s*secret\(\s*(?:'([^'\\]*)'|\"([^\"\\]*)\")\s*\)\s*-?\}\}\s*", re.DOTALL)
+_SECRET_CALL = re.compile(
+    r"\s*\{\{-?\s*secret\(\s*(?:'([^'\\]*)'|\"([^\"\\]*)\")\s*\)\s*-?\}\}\s*", re.DOTALL
+)
 _EXPRESSION = re.compile(r"\{\{.*?\}\}", re.DOTALL)
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _VARIABLE = re.compile(r"\{([^{}]+)\}")
@@ -58,10 +60,13 @@ def to_conductor(workflow: Workflow, catalog: Catalog) -> tuple[dict[str, Any], 
         exporter = _TaskExport(workflow.tasks[i], f"$.tasks[{i}]", catalog)
         tasks.append(exporter.definition())
         issues += exporter.issues
+
     def report(path: str, message: str, actual: Any) -> None:
         issues.append(Issue(path, f"outputs: {message}", actual=actual))
 
-    outputs = {name: _value(value, child_path("$.outputs", name), report) for name, value in workflow.outputs.items()}
+    outputs = {
+        name: _value(value, child_path("$.outputs", name), report) for name, value in workflow.outputs.items()
+    }
     definition = {
         "name": workflow.name,
         "description": workflow.description,
@@ -71,7 +76,9 @@ def to_conductor(workflow: Workflow, catalog: Catalog) -> tuple[dict[str, Any], 
         "tasks": tasks,
         "outputParameters": outputs,
     }
-    located = [Issue(i.path, i.message, i.expected, i.actual, i.line or workflow.line(i.path)) for i in issues]
+    located = [
+        Issue(i.path, i.message, i.expected, i.actual, i.line or workflow.line(i.path)) for i in issues
+    ]
     return definition, sorted(located, key=lambda issue: (issue.line or 0, issue.path))
 
 
@@ -94,9 +101,13 @@ class _TaskExport:
     def definition(self) -> dict[str, Any]:
         task = self.task
         if task.for_each is not None:
-            self.problem("forEach", "forEach needs a Conductor FORK_JOIN_DYNAMIC with one branch per item, which "
-                         "this export does not write; run the workflow with the local engine, or give the items "
-                         "as separate tasks", actual=task.for_each)
+            self.problem(
+                "forEach",
+                "forEach needs a Conductor FORK_JOIN_DYNAMIC with one branch per item, which "
+                "this export does not write; run the workflow with the local engine, or give the items "
+                "as separate tasks",
+                actual=task.for_each,
+            )
         request = self.raw_request() if task.http_request is not None else self.operation_request()
         request["accept"] = "application/json"
         request["connectionTimeOut"] = _milliseconds(task.connection_timeout_seconds)
@@ -115,7 +126,9 @@ class _TaskExport:
                 "retryDelaySeconds": delay,
                 "maxRetryDelaySeconds": math.ceil(task.retry.max_interval_seconds),
                 "timeoutSeconds": math.ceil(task.retry.max_elapsed_seconds),
-                "responseTimeoutSeconds": math.ceil(task.connection_timeout_seconds + task.read_timeout_seconds),
+                "responseTimeoutSeconds": math.ceil(
+                    task.connection_timeout_seconds + task.read_timeout_seconds
+                ),
             },
         }
         if task.description:
@@ -126,9 +139,13 @@ class _TaskExport:
         policy = self.task.retry
         logic = "FIXED" if policy.backoff_rate == 1 else "EXPONENTIAL_BACKOFF"
         if policy.backoff_rate not in (1, 2):
-            self.problem("retry.backoffRate", f"backoffRate {policy.backoff_rate:g} cannot be expressed in "
-                         "Conductor, which retries after a fixed delay (backoffRate 1) or a doubling one "
-                         "(backoffRate 2); use 1 or 2", actual=policy.backoff_rate)
+            self.problem(
+                "retry.backoffRate",
+                f"backoffRate {policy.backoff_rate:g} cannot be expressed in "
+                "Conductor, which retries after a fixed delay (backoffRate 1) or a doubling one "
+                "(backoffRate 2); use 1 or 2",
+                actual=policy.backoff_rate,
+            )
         return (policy.max_attempts - 1 if idempotent else 0), logic, math.ceil(policy.interval_seconds)
 
     def raw_request(self) -> dict[str, Any]:
@@ -137,8 +154,10 @@ class _TaskExport:
         request: dict[str, Any] = {
             "uri": self.convert(raw["url"], "httpRequest.url"),
             "method": method,
-            "headers": {str(k): self.convert(v, child_path("httpRequest.headers", str(k))) for k, v in
-                        (raw.get("headers") or {}).items()},
+            "headers": {
+                str(k): self.convert(v, child_path("httpRequest.headers", str(k)))
+                for k, v in (raw.get("headers") or {}).items()
+            },
         }
         if raw.get("body") is not None:
             request["body"] = self.convert(raw["body"], "httpRequest.body")
@@ -153,8 +172,11 @@ class _TaskExport:
         task = self.task
         assert task.operation is not None
         op = self.catalog.operation(task.operation)
-        headers: dict[str, Any] = {p.name: p.schema["default"] for p in op.parameters_in("header")
-                                   if p.schema.get("default") is not None}
+        headers: dict[str, Any] = {
+            p.name: p.schema["default"]
+            for p in op.parameters_in("header")
+            if p.schema.get("default") is not None
+        }
         for name, value in task.headers.items():
             for existing in [k for k in headers if k.lower() == name.lower()]:
                 del headers[existing]
@@ -162,15 +184,21 @@ class _TaskExport:
         content_type = next((headers.pop(k) for k in list(headers) if k.lower() == "content-type"), None)
         headers.update(self.credentials(op))
         if op.idempotency_header is not None:
-            key = (self.convert(task.idempotency_key, "idempotencyKey") if task.idempotency_key
-                   else f"${{workflow.workflowId}}-{task.id}")
+            key = (
+                self.convert(task.idempotency_key, "idempotencyKey")
+                if task.idempotency_key
+                else f"${{workflow.workflowId}}-{task.id}"
+            )
             headers[op.idempotency_header] = key
         request: dict[str, Any] = {"uri": self.uri(op), "method": op.method, "headers": headers}
         if task.has_body and op.request_body is not None:
             media = op.request_body.media_type(content_type if isinstance(content_type, str) else None)
             media = media or op.request_body.default
-            request["body"] = self.form_body(media.form_style) if media.content_type == _FORM_TYPE \
+            request["body"] = (
+                self.form_body(media.form_style)
+                if media.content_type == _FORM_TYPE
                 else self.convert(task.body, "request.body")
+            )
             request["contentType"] = media.content_type
         request["_idempotent"] = op.is_idempotent
         return request
@@ -220,19 +248,29 @@ class _TaskExport:
         if self.task.credentials is None or not op.security:
             return {}
         try:
-            headers, query, _ = auth_parts(op, self.task.credentials, _secret_expression, task_id=self.task.id)
+            headers, query, _ = auth_parts(
+                op, self.task.credentials, _secret_expression, task_id=self.task.id
+            )
         except HttptaskError as exc:
             self.problem("credentials", exc.message.removeprefix(f"task {self.task.id}: "))
             return {}
-        basic = sorted({s.name for option in op.security for s in option if s.type == "http" and s.scheme == "basic"})
+        basic = sorted(
+            {s.name for option in op.security for s in option if s.type == "http" and s.scheme == "basic"}
+        )
         if any("${workflow.secrets." not in value for value in [*headers.values(), *query.values()]):
-            self.problem("credentials", f"{op.id} signs in with HTTP basic ({', '.join(basic)}), which needs the "
-                         "secret base64-encoded, and Conductor cannot encode; store the encoded 'user:password' in a "
-                         "secret and set request.headers.Authorization to \"Basic {{ secret('NAME') }}\" instead")
+            self.problem(
+                "credentials",
+                f"{op.id} signs in with HTTP basic ({', '.join(basic)}), which needs the "
+                "secret base64-encoded, and Conductor cannot encode; store the encoded 'user:password' in a "
+                "secret and set request.headers.Authorization to \"Basic {{ secret('NAME') }}\" instead",
+            )
             return {}
         if query:
-            self.problem("credentials", f"{op.id} takes its key in the query, which this export does not write; "
-                         "pass it in request.query with secret('NAME')")
+            self.problem(
+                "credentials",
+                f"{op.id} takes its key in the query, which this export does not write; "
+                "pass it in request.query with secret('NAME')",
+            )
         return headers
 
     def form_body(self, style: str) -> str | None:
@@ -240,8 +278,12 @@ class _TaskExport:
 
         body = self.task.body
         if not isinstance(body, Mapping):
-            self.problem("request.body", "a form body given as one template cannot be form-encoded by Conductor; "
-                         "write the body as an object of fields", actual=body)
+            self.problem(
+                "request.body",
+                "a form body given as one template cannot be form-encoded by Conductor; "
+                "write the body as an object of fields",
+                actual=body,
+            )
             return None
         expressions: dict[str, str] = {}
 
@@ -256,11 +298,13 @@ class _TaskExport:
             if reference is None:
                 try:
                     _string(value)
-                    problem = ("a form value must be a literal or a single reference such as {{ input.x }}, "
-                               f"because Conductor sends a form body as written; {value!r} mixes text and references")
+                    problem = (
+                        "a form value must be a literal or a single reference such as {{ input.x }}, "
+                        f"because Conductor sends a form body as written; {value!r} mixes text and references"
+                    )
                 except _Unexpressible as exc:
                     problem = str(exc)
-                self.problem(field[len(self.root) + 1:], problem, actual=value)
+                self.problem(field[len(self.root) + 1 :], problem, actual=value)
                 return ""
             token = _token(str(len(expressions)))
             expressions[token] = reference
@@ -303,7 +347,7 @@ def _string(source: str) -> str:
     parts = []
     position = 0
     for match in _EXPRESSION.finditer(source):
-        parts.append(_escape(source[position:match.start()]))
+        parts.append(_escape(source[position : match.start()]))
         reference = _single_reference(match.group(0))
         if reference is None:
             raise _Unexpressible(_cannot(source))
@@ -335,17 +379,23 @@ def _reference(path: tuple[str | int, ...], source: str) -> str:
         if part == "body":
             return f"${{{task_id}.output.response.body" + _json_path(rest[3:]) + "}"
         if part == "headers":
-            raise _Unexpressible(f"{source!r} reads a response header, which Conductor's HTTP task reports in "
-                                 "another shape (a list of values per header); pass the value in the response "
-                                 "body or as an input instead")
-    raise _Unexpressible(f"{source!r} cannot be written as a Conductor reference; read input.NAME, "
-                         "tasks.ID.response.status or tasks.ID.response.body")
+            raise _Unexpressible(
+                f"{source!r} reads a response header, which Conductor's HTTP task reports in "
+                "another shape (a list of values per header); pass the value in the response "
+                "body or as an input instead"
+            )
+    raise _Unexpressible(
+        f"{source!r} cannot be written as a Conductor reference; read input.NAME, "
+        "tasks.ID.response.status or tasks.ID.response.body"
+    )
 
 
 def _cannot(source: str) -> str:
-    return (f"the template {source!r} cannot be written as a Conductor expression: Conductor only substitutes "
-            "references such as ${workflow.input.x}, so filters, arithmetic, conditions and functions like now() "
-            "and uuid() have no equivalent; compute the value in an earlier task or pass it as an input")
+    return (
+        f"the template {source!r} cannot be written as a Conductor expression: Conductor only substitutes "
+        "references such as ${workflow.input.x}, so filters, arithmetic, conditions and functions like now() "
+        "and uuid() have no equivalent; compute the value in an earlier task or pass it as an input"
+    )
 
 
 def _secret_expression(name: str) -> str:
@@ -386,4 +436,4 @@ def _expand_path(template: str, values: Mapping[str, Any]) -> str:
 
 
 def _milliseconds(seconds: float) -> int:
-    return int(math.ceil(seconds * 1000))
+    return math.ceil(seconds * 1000)
