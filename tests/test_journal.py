@@ -1,0 +1,106 @@
+"""The journal: durable writes are committed before `durable` returns, many share one commit, and no secret
+ever reaches the database or its write-ahead log."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from httptask.engines.local import start_run
+from httptask.journal import Journal
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "refund-invoices.yaml"
+
+
+def _states(path: Path) -> list[tuple[str, int, str]]:
+    with sqlite3.connect(path) as other:
+        return other.execute("SELECT task, item, state FROM steps ORDER BY item").fetchall()
+
+
+def test_durable_returns_once_the_record_is_visible_to_another_connection(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    journal = Journal(path)
+
+    async def main() -> list[tuple[str, int, str]]:
+        journal.start(asyncio.get_running_loop())
+        await journal.durable([Journal.sent("r1", "t", 0, idempotent=False, key=None, request={"method": "POST"})])
+        seen = _states(path)
+        journal.stop()
+        return seen
+
+    assert asyncio.run(main()) == [("t", 0, "sent")]
+    journal.close()
+
+
+def test_concurrent_durable_writes_share_commits(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    journal = Journal(path)
+
+    async def main() -> None:
+        journal.start(asyncio.get_running_loop())
+        await asyncio.gather(*(journal.durable([Journal.sent("r1", "t", n, idempotent=True, key=f"k{n}",
+                                                              request={})]) for n in range(200)))
+        journal.stop()
+
+    asyncio.run(main())
+    journal.close()
+    assert len(_states(path)) == 200
+    assert journal.commits < 200
+
+
+def test_queued_records_are_committed_by_stop(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    journal = Journal(path)
+
+    async def main() -> None:
+        journal.start(asyncio.get_running_loop())
+        journal.queue(Journal.schedule("r1", "t", [0, 1]))
+        journal.queue([Journal.finished("r1", "t", 1, "succeeded", attempts=1, http_status=200, response={"a": 1})])
+        journal.stop()
+
+    asyncio.run(main())
+    assert _states(path) == [("t", 0, "scheduled"), ("t", 1, "succeeded")]
+    steps = journal.steps("r1")
+    journal.close()
+    assert (steps[1].response, steps[1].attempts, steps[1].outcome_unknown) == ({"a": 1}, 1, False)
+
+
+def test_a_missing_run_names_the_journal_and_the_way_to_list_runs(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.sqlite3")
+    with pytest.raises(Exception) as caught:
+        journal.run("nope")
+    journal.close()
+    assert str(caught.value) == (f"No run 'nope' in the journal '{tmp_path / 'j.sqlite3'}'; "
+                                 "'httptask runs list' shows the runs it holds.")
+
+
+def test_no_secret_reaches_the_journal_or_its_write_ahead_log(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "live_Zq8vSECRETwJ4m"
+    path = tmp_path / "j.sqlite3"
+    monkeypatch.setenv("HTTPTASK_JOURNAL", str(path))
+    monkeypatch.setenv("HTTPTASK_SECRET_CHARGEBEE_API_KEY", secret)
+    # An input that happens to hold the secret, and a comment sent in every request body.
+    inputs = {"invoices": [{"id": f"inv_{n}", "amount": 10} for n in range(5)], "comment": f"note {secret}"}
+    Journal(path).close()
+    keeper = sqlite3.connect(path)  # holding the database open keeps the WAL file from being checkpointed away
+    keeper.execute("SELECT count(*) FROM runs").fetchall()
+    result = start_run(EXAMPLE, inputs=inputs, sandbox=True)
+    assert result.status == "succeeded", result.errors
+    files = [p for p in tmp_path.iterdir() if p.name.startswith("j.sqlite3")]
+    assert {p.name for p in files} >= {"j.sqlite3", "j.sqlite3-wal"}
+    data = b"".join(p.read_bytes() for p in files)
+    keeper.close()
+    forms = [secret, base64.b64encode(f"{secret}:".encode()).decode(), base64.b64encode(secret.encode()).decode()]
+    assert b"inv_4" in data
+    assert [form for form in forms if form.encode() in data] == []
+    journal = Journal(path)
+    record = journal.run(result.run_id)
+    journal.close()
+    assert record.inputs["comment"] == "note ***"
+    assert record.inputs_redacted
