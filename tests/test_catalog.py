@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from httptask import catalog as catalog_module
+from httptask import spec as spec_module
 from httptask.catalog import Catalog, spec_files
 from httptask.errors import UnknownOperation
 from httptask.resources import bundled_dir
@@ -139,7 +140,7 @@ def test_the_index_cache_spares_parsing(monkeypatch: pytest.MonkeyPatch) -> None
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("the index is fresh: no spec should be parsed")
 
-    monkeypatch.setattr(catalog_module, "load_spec", refuse)
+    monkeypatch.setattr(spec_module, "load_spec", refuse)
     assert Catalog.default().entries == first
     assert Catalog.default().search("refund")[0].entry.id in SEED_IDS
 

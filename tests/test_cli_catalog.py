@@ -190,7 +190,7 @@ def test_import_then_list_and_refuse_a_second_import() -> None:
     done = run("specs", "import", FIXTURES / "mini-vendor.json")
     assert done.stdout == f"Imported 4 operations as 'mini-vendor' into {user_dir()}.\n"
     assert done.stderr.startswith(
-        "1 strict OpenAPI findings (imported anyway; run 'httptask specs check FILE'"
+        "1 strict OpenAPI finding (imported anyway; run 'httptask specs check FILE'"
     )
     ids = {row["id"] for row in run_json("catalog", "list", "--json")}
     assert {"mini-vendor.list_widgets", "mini-vendor.refund_a_widget"} <= ids
@@ -269,8 +269,8 @@ def test_check_files_and_the_whole_catalog(tmp_path: Path) -> None:
     whole = run("specs", "check")
     assert [line.rsplit(": ", 1)[1] for line in whole.stdout.splitlines()] == [
         "2 operations, ok",
-        "1 operations, ok",
-        "1 operations, ok",
+        "1 operation, ok",
+        "1 operation, ok",
         "3 operations, ok",
     ]
     shutil.copy(FIXTURES / "mini-vendor.json", user_dir() / "mini.json")

@@ -10,15 +10,18 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from .errors import UnknownOperation
 from .resources import bundled_dir, cache_dir, user_specs_dirs
-from .spec import Operation, Spec, load_spec
+
+if TYPE_CHECKING:  # a warm index parses no spec, so the spec loader (and yaml) is imported only on a miss
+    from .spec import Operation, Spec
 
 __all__ = ["SPEC_SUFFIXES", "Catalog", "Entry", "SearchHit", "spec_files"]
 
@@ -166,6 +169,8 @@ class Catalog:
         return close
 
     def _load(self, api: str, path: Path) -> Spec:
+        from .spec import load_spec
+
         if path not in self._specs:
             self._specs[path] = load_spec(path, api=api)
         return self._specs[path]
@@ -185,6 +190,8 @@ class Catalog:
     def _write_index(self, files: dict[str, dict[str, object]]) -> None:
         if self._index_cache is None:
             return
+        import tempfile
+
         # The index is only a cache: failing to write it must never fail a command.
         try:
             self._index_cache.parent.mkdir(parents=True, exist_ok=True)

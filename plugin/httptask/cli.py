@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -105,16 +106,22 @@ def specs_import(files: tuple[Path, ...], name: str | None, include: tuple[str, 
     from .resources import user_specs_dirs
 
     paths = _expand_files(files)
+    if name is None and len(files) == 1 and files[0].is_dir():
+        name = re.sub(r"[^a-z0-9]+", "-", files[0].resolve().name.lower()).strip("-")
     target = user_specs_dirs()[0]
     result = import_specs(paths, target=target, name=name, include=list(include), replace=replace)
-    click.echo(f"Imported {result.operations} operations as '{result.api}' into {target}.")
+    click.echo(f"Imported {_plural(result.operations, 'operation')} as '{result.api}' into {target}.")
     if result.warning_count:
         click.echo(
-            f"{result.warning_count} strict OpenAPI findings (imported anyway; "
+            f"{_plural(result.warning_count, 'strict OpenAPI finding')} (imported anyway; "
             f"run 'httptask specs check FILE' to see them all):", err=True
         )
         for finding in result.warnings[:5]:
             click.echo(f"  {finding}", err=True)
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _expand_files(files: tuple[Path, ...]) -> list[Path]:
@@ -135,7 +142,10 @@ def _expand_files(files: tuple[Path, ...]) -> list[Path]:
 @specs.command("check")
 @click.argument("files", nargs=-1, type=click.Path(path_type=Path))
 def specs_check(files: tuple[Path, ...]) -> None:
-    """Check documents strictly (default: every spec in the catalog). Exits 1 when a finding is reported."""
+    """Check documents strictly (default: every spec in the catalog).
+
+    Exits 1 when a finding is reported, 2 when a file cannot be loaded at all.
+    """
     from .catalog import spec_files
     from .importer import check_document
     from .resources import bundled_dir, user_specs_dirs
@@ -146,18 +156,25 @@ def specs_check(files: tuple[Path, ...]) -> None:
     else:
         paths = [pair for d in [bundled_dir("specs"), *user_specs_dirs()] for pair in spec_files(d)]
     total = 0
+    unloadable = 0
     for api, path in paths:
-        document = load_document(path)
-        spec = parse_spec(document, api=api, source=str(path))
+        try:
+            document = load_document(path)
+            spec = parse_spec(document, api=api, source=str(path))
+        except HttptaskError as exc:
+            # One unloadable file is reported and the others are still checked.
+            click.echo(f"error: {exc}", err=True)
+            unloadable += 1
+            continue
         findings, count = check_document(document, str(path))
         total += count
-        status = "ok" if not count else f"{count} finding{'s' if count != 1 else ''}"
-        click.echo(f"{path}: {len(spec.operations)} operations, {status}")
+        status = "ok" if not count else _plural(count, "finding")
+        click.echo(f"{path}: {_plural(len(spec.operations), 'operation')}, {status}")
         for finding in findings:
             click.echo(f"  {finding.pointer}: {finding.message}")
         if count > len(findings):
             click.echo(f"  ... and {count - len(findings)} more")
-    sys.exit(1 if total else 0)
+    sys.exit(2 if unloadable else 1 if total else 0)
 
 
 # -- tasks and test requests ---------------------------------------------------------------------------------
