@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import ipaddress
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 import uvicorn
 
@@ -15,7 +20,9 @@ from httptask.resources import bundled_dir
 from httptask.secrets import SecretStore
 from httptask.server import ServerConfig, create_app
 
-__all__ = ["CHROMIUM", "SECRET", "SECRET_NAME", "bundled_catalog", "running_editor", "secret_store"]
+__all__ = [
+    "CHROMIUM", "SECRET", "SECRET_NAME", "bundled_catalog", "loopback_only", "running_editor", "secret_store",
+]
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Distinctive, so a leak anywhere in an output is found by a plain substring search.
@@ -56,3 +63,20 @@ def running_editor(config: ServerConfig, catalog: Catalog, *, own_secrets: bool 
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """A tripwire on the event loop's connect: every connection beyond loopback is refused before it leaves
+    the machine, and recorded, so even a broken guard sends no packet and a test can see that it tried."""
+    attempts: list[Any] = []
+    loop_class = asyncio.selector_events.BaseSelectorEventLoop
+    original = loop_class.sock_connect
+
+    async def sock_connect(self: Any, sock: Any, address: Any) -> Any:
+        if not ipaddress.ip_address(str(address[0]).split("%")[0]).is_loopback:
+            attempts.append(address)
+            raise OSError(f"tripwire: no connection to {address[0]} from the tests")
+        return await original(self, sock, address)
+
+    monkeypatch.setattr(loop_class, "sock_connect", sock_connect)
+    return attempts

@@ -1,14 +1,13 @@
 """Test request as an SSRF vector: loopback, private, link-local and metadata destinations are refused, by
 address, by name after resolution (a stubbed resolver) and on redirects, before any connection is made.
 
-A tripwire on the event loop's connect refuses, and records, every connection beyond loopback, so even a
+The tripwire of `browser_setup.loopback_only` refuses and records every connection beyond loopback, so even a
 broken guard sends no packet off this machine, and the tests see that it tried.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from browser_setup import bundled_catalog, running_editor
+from browser_setup import bundled_catalog, loopback_only, running_editor
 
 from httptask.catalog import Catalog
 from httptask.errors import SendError
@@ -37,18 +36,7 @@ RESOLVER = static_resolve({
 @pytest.fixture(autouse=True)
 def tripwire(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """Connections attempted beyond loopback; each is refused before it leaves the machine."""
-    attempts: list[Any] = []
-    loop_class = asyncio.selector_events.BaseSelectorEventLoop
-    original = loop_class.sock_connect
-
-    async def sock_connect(self: Any, sock: Any, address: Any) -> Any:
-        if not ipaddress.ip_address(str(address[0]).split("%")[0]).is_loopback:
-            attempts.append(address)
-            raise OSError(f"tripwire: no connection to {address[0]} from the tests")
-        return await original(self, sock, address)
-
-    monkeypatch.setattr(loop_class, "sock_connect", sock_connect)
-    return attempts
+    return loopback_only(monkeypatch)
 
 
 class _Redirector(BaseHTTPRequestHandler):

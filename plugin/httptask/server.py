@@ -24,11 +24,13 @@ from urllib.parse import urlsplit
 
 import yaml
 from fastapi import FastAPI, Query, Request
+from fastapi import Path as FastAPIPath
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .catalog import Catalog
 from .errors import (
@@ -189,6 +191,12 @@ _UPSTREAM: dict[int | str, dict[str, Any]] = {
 
 
 # -- errors to statuses ----------------------------------------------------------------------------------------
+
+_HTTP_MESSAGES = {
+    400: "The request body cannot be parsed; send a UTF-8 JSON object.",
+    404: "No such page or API route; the API lives under /api/ (see /openapi.json).",
+    405: "This route does not accept that method; see /openapi.json.",
+}
 
 
 class _Failure(Exception):
@@ -359,6 +367,11 @@ def create_app(config: ServerConfig | None = None, *, catalog: Catalog | None = 
     async def failure(_request: Request, exc: _Failure) -> JSONResponse:
         return JSONResponse(exc.body.model_dump(), status_code=exc.status)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = _HTTP_MESSAGES.get(exc.status_code, str(exc.detail))
+        return JSONResponse(ErrorOut(error=message).model_dump(), status_code=exc.status_code, headers=exc.headers)
+
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         issues = _validation_issues(exc)
@@ -382,7 +395,7 @@ def create_app(config: ServerConfig | None = None, *, catalog: Catalog | None = 
             for h in hits])
 
     @app.get("/api/operations/{operation_id}", response_model=OperationOut, responses=_ERRORS)
-    def operation(operation_id: str) -> OperationOut:
+    def operation(operation_id: str = FastAPIPath(max_length=300, description="A catalog id.")) -> OperationOut:
         """The reference data and page of one operation, its request schema, and a task skeleton."""
         from .pages import render_page
         from .reference import reference
@@ -442,7 +455,10 @@ def create_app(config: ServerConfig | None = None, *, catalog: Catalog | None = 
         """Check a workflow without sending anything: every problem with its JSON path and line."""
         from .checks import check_workflow_text
 
-        issues = _call(lambda: check_workflow_text(body.workflow, catalog), secrets.redactor)
+        try:
+            issues = _call(lambda: check_workflow_text(body.workflow, catalog), secrets.redactor)
+        except yaml.YAMLError as exc:
+            issues = [Issue("$", _yaml_problem(exc))]
         return ValidateOut(valid=not issues, errors=_issues(issues, secrets.redactor))
 
     def openapi() -> dict[str, Any]:
@@ -469,9 +485,18 @@ def _call(function: Callable[[], Any], redactor: Redactor) -> Any:
 
 def _task(data: dict[str, Any] | str) -> Task:
     if isinstance(data, str):
-        source = parse_source(data, "the task")
+        try:
+            source = parse_source(data, "the task")
+        except yaml.YAMLError as exc:
+            raise UsageError(f"the task: {_yaml_problem(exc)}") from None
         return parse_task(source.data, source=source)
     return parse_task(data)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    # PyYAML's reader refuses control characters before parse_source's own error handling can run.
+    problem = getattr(exc, "reason", None) or str(exc).splitlines()[0]
+    return f"invalid YAML: {problem}. Remove control characters and try again."
 
 
 def _ms(seconds: float) -> float:

@@ -1,0 +1,71 @@
+"""Property-based tests of the editor's API from its own OpenAPI document: no 500s, and every response
+matches the document (status codes, content types, bodies). Bounded to a few seconds per operation.
+
+Generated tasks may name any URL: the SSRF guard is on, the sandbox is the only allowed host, names resolve
+from an empty table, and the loopback tripwire refuses anything else, so nothing leaves this machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import schemathesis
+from browser_setup import bundled_catalog, loopback_only, running_editor
+from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from httptask.netguard import static_resolve
+from httptask.sandbox import SandboxThread
+from httptask.server import ServerConfig
+
+
+@pytest.fixture(scope="module")
+def editor_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    catalog = bundled_catalog(tmp_path_factory.mktemp("cache"))
+    with SandboxThread(catalog) as sandbox:
+        config = ServerConfig(sandbox_url=sandbox.url, resolve=static_resolve({}), call_timeout_seconds=2)
+        with running_editor(config, catalog) as url:
+            yield url
+
+
+@pytest.fixture(scope="module")
+def api_schema(editor_url: str) -> Any:
+    return schemathesis.openapi.from_url(f"{editor_url}/openapi.json")
+
+
+@pytest.fixture(autouse=True)
+def tripwire(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
+    attempts = loopback_only(monkeypatch)
+    yield attempts
+    assert attempts == [], "a generated request tried to connect beyond loopback"
+
+
+ROUTES = [("GET", "/api/operations"), ("GET", "/api/operations/{operation_id}"), ("POST", "/api/tasks"),
+          ("POST", "/api/test-request"), ("POST", "/api/validate")]
+
+
+def test_every_route_is_covered(api_schema: Any) -> None:
+    document = api_schema.raw_schema["paths"]
+    assert sorted((method.upper(), path) for path, item in document.items() for method in item) == sorted(ROUTES)
+
+
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=["valid", "invalid"])
+@pytest.mark.parametrize(("method", "path"), ROUTES)
+def test_the_api_keeps_its_document(api_schema: Any, method: str, path: str, mode: GenerationMode) -> None:
+    operation = api_schema[path][method]
+
+    @given(case=operation.as_strategy(generation_mode=mode))
+    @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    def check(case: Any) -> None:
+        case.call_and_validate(checks=[not_a_server_error, status_code_conformance, content_type_conformance,
+                                       response_schema_conformance], timeout=10)
+
+    check()
