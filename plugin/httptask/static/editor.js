@@ -131,8 +131,41 @@
       if (help) set.append(el("p", { class: "muted small", text: help }));
       if (key === "body" && data.reference.body) set.append(el("p", { class: "muted small" }, "Sent as ", el("code", { text: data.reference.body.content_type })));
       addProperties(set, props[key], "$." + key, key === "body" ? "body." : "", required);
+      if (key !== "body") foldOptional(set);
       container.append(set);
     }
+    prefill(data.skeleton);
+  }
+
+  // The skeleton's literal values (server variables, fixed headers) start in the form; its
+  // `{{ input.NAME }}` placeholders show as hints instead, since an empty field keeps them in the task.
+  function prefill(skeleton) {
+    const literal = (value) => typeof value !== "string" || !value.includes("{{");
+    const put = (key, value) => {
+      const input = [...$("fields").querySelectorAll("[data-key]")].find((node) => node.dataset.key.toLowerCase() === key.toLowerCase());
+      if (!input) return;
+      if (!literal(value)) { input.placeholder = value; return; }
+      input.value = input.tagName === "SELECT" ? JSON.stringify(value) : String(value);
+    };
+    for (const [name, value] of Object.entries(skeleton.server || {})) put(name, value);
+    const request = skeleton.request || {};
+    for (const section of ["path", "query", "headers"]) for (const [name, value] of Object.entries(request[section] || {})) put(name, value);
+    const walk = (object, prefix) => {
+      for (const [name, value] of Object.entries(object || {})) {
+        if (value && typeof value === "object" && !Array.isArray(value)) walk(value, prefix + name + ".");
+        else put(prefix + name, value);
+      }
+    };
+    walk(request.body, "body.");
+  }
+
+  // Optional parameters and headers fold away so the required fields and the body stay in view.
+  function foldOptional(set) {
+    const optional = [...set.querySelectorAll(":scope > .field:not(.required)")];
+    if (!optional.length) return;
+    const details = el("details", { class: "optional" }, el("summary", { text: `${optional.length} optional` }));
+    details.append(...optional);
+    set.append(details);
   }
 
   function credentialsFieldset(credentials) {
@@ -393,9 +426,15 @@
         slot = el("p", { class: "field-error group-error", role: "alert" });
         target.append(slot);
       }
-      slot.textContent = slot.textContent ? slot.textContent + "; " + issue.message : issue.message;
+      const hint = /'input' has no attribute/.test(issue.message) ? " (fill this field, or give it in the input JSON)" : "";
+      const text = issue.message + hint;
+      slot.textContent = slot.textContent ? slot.textContent + "; " + text : text;
       slot.hidden = false;
+      const folded = target.closest("details.optional");
+      if (folded) folded.open = true;
     }
+    const first = $("fields").querySelector(".has-error");
+    if (first) first.scrollIntoView({ block: "center" });
   }
 
   // -- start -----------------------------------------------------------------------------------------------
