@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 import uvicorn
 
 from httptask.catalog import Catalog, spec_files
@@ -21,7 +20,13 @@ from httptask.secrets import SecretStore
 from httptask.server import ServerConfig, create_app
 
 __all__ = [
-    "CHROMIUM", "SECRET", "SECRET_NAME", "bundled_catalog", "loopback_only", "running_editor", "secret_store",
+    "CHROMIUM",
+    "SECRET",
+    "SECRET_NAME",
+    "bundled_catalog",
+    "loopback_only",
+    "running_editor",
+    "secret_store",
 ]
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -32,8 +37,10 @@ SECRET_NAME = "CHARGEBEE_API_KEY"
 
 def bundled_catalog(cache: Path) -> Catalog:
     """The bundled specs only, with the index cached under `cache` (never the user's own catalog)."""
-    return Catalog([(api, path, True) for api, path in spec_files(bundled_dir("specs"))],
-                   index_cache=cache / "index.json")
+    return Catalog(
+        [(api, path, True) for api, path in spec_files(bundled_dir("specs"))],
+        index_cache=cache / "index.json",
+    )
 
 
 def secret_store() -> SecretStore:
@@ -48,8 +55,19 @@ def running_editor(config: ServerConfig, catalog: Catalog, *, own_secrets: bool 
     """
     app = create_app(config, catalog=catalog, secrets=None if own_secrets else secret_store())
     # log_config=None lets uvicorn's records reach the root logger, where tests can search them for secrets.
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, log_level="info",
-                                           access_log=True, loop="asyncio", http="h11", lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=0,
+            log_config=None,
+            log_level="info",
+            access_log=True,
+            loop="asyncio",
+            http="h11",
+            lifespan="on",
+        )
+    )
     thread = threading.Thread(target=server.run, name="httptask-editor", daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

@@ -9,21 +9,32 @@ from typing import Any
 
 import httpx
 import pytest
-from browser_setup import CHROMIUM, SECRET, bundled_catalog, loopback_only, running_editor
 
+from browser_setup import CHROMIUM, SECRET, bundled_catalog, loopback_only, running_editor
 from httptask.catalog import Catalog
 from httptask.sandbox import SandboxThread
 from httptask.server import ServerConfig
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is absent: install Debian's chromium package "
-                                                     "(make browser does, as root) to run the browser tests"),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason=f"{CHROMIUM} is absent: install Debian's chromium package "
+        "(make browser does, as root) to run the browser tests",
+    ),
 ]
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 TOKEN = "browser-test-token-0123456789"
 
 
@@ -63,8 +74,14 @@ def page(browser: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     errors: list[str] = []
     opened.on("pageerror", lambda error: errors.append(str(error)))
     # 4xx answers are expected here (they carry the validation errors); Chromium logs each as a console error.
-    opened.on("console", lambda message: errors.append(message.text)
-              if message.type == "error" and not message.text.startswith("Failed to load resource") else None)
+    opened.on(
+        "console",
+        lambda message: (
+            errors.append(message.text)
+            if message.type == "error" and not message.text.startswith("Failed to load resource")
+            else None
+        ),
+    )
     yield opened
     context.close()
     assert errors == [], "the page logged errors"
@@ -89,11 +106,14 @@ def test_search_build_and_test_a_refund(page: Any, editor: str, sandbox: Sandbox
     expect(page.locator("#op-title")).to_have_text("Record refund for an invoice")
     memo = page.locator('[data-key="body.memo"]')
     expect(page.locator('.field[data-path="$.body.memo"] .req')).to_be_visible()
-    expect(page.locator('fieldset.group[data-path="$.body.transaction"] legend')).to_contain_text("transaction")
+    expect(page.locator('fieldset.group[data-path="$.body.transaction"] legend')).to_contain_text(
+        "transaction"
+    )
     payment = page.locator('[data-key="body.transaction.payment_method"]')
     assert payment.evaluate("node => node.tagName") == "SELECT"
     assert page.locator('[data-key="Content-Type"], [data-key="content-type"]').input_value() == (
-        "application/x-www-form-urlencoded")
+        "application/x-www-form-urlencoded"
+    )
     expect(page.locator("#cred-name")).to_have_value("CHARGEBEE_API_KEY")
     assert page.locator('[data-key="site"]').input_value() == "demo"
     assert page.locator('[data-key="protocol"]').input_value() == '"https"'
@@ -122,7 +142,9 @@ def test_search_build_and_test_a_refund(page: Any, editor: str, sandbox: Sandbox
     page.click("#send")
     error = page.locator('.field[data-path="$.body.memo"] .field-error')
     expect(error).to_be_visible()
-    expect(error).to_have_text("'input' has no attribute 'memo' (fill this field, or give it in the input JSON)")
+    expect(error).to_have_text(
+        "'input' has no attribute 'memo' (fill this field, or give it in the input JSON)"
+    )
     expect(page.locator(".field.has-error")).to_have_count(1)
     _shot(page, "editor-4-error.png")
     assert len(httpx.get(f"{sandbox.url}/_sandbox/requests").json()) == 1
@@ -170,5 +192,7 @@ def test_the_page_takes_its_token_from_the_url_once(browser: Any, catalog: Catal
         other = context.new_page()
         other.goto(url + "/")
         expect(other.locator("#auth-note")).to_have_text(
-            "This editor needs its token: send 'Authorization: Bearer TOKEN', or open the page as /?token=TOKEN.")
+            "This editor needs its token: send 'Authorization: Bearer TOKEN', "
+            "or open the page as /?token=TOKEN."
+        )
         context.close()

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 import schemathesis
-from browser_setup import bundled_catalog, loopback_only, running_editor
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -22,6 +21,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from browser_setup import bundled_catalog, loopback_only, running_editor
 from httptask.netguard import static_resolve
 from httptask.sandbox import SandboxThread
 from httptask.server import ServerConfig
@@ -48,13 +48,20 @@ def tripwire(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
     assert attempts == [], "a generated request tried to connect beyond loopback"
 
 
-ROUTES = [("GET", "/api/operations"), ("GET", "/api/operations/{operation_id}"), ("POST", "/api/tasks"),
-          ("POST", "/api/test-request"), ("POST", "/api/validate")]
+ROUTES = [
+    ("GET", "/api/operations"),
+    ("GET", "/api/operations/{operation_id}"),
+    ("POST", "/api/tasks"),
+    ("POST", "/api/test-request"),
+    ("POST", "/api/validate"),
+]
 
 
 def test_every_route_is_covered(api_schema: Any) -> None:
     document = api_schema.raw_schema["paths"]
-    assert sorted((method.upper(), path) for path, item in document.items() for method in item) == sorted(ROUTES)
+    assert sorted((method.upper(), path) for path, item in document.items() for method in item) == sorted(
+        ROUTES
+    )
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=["valid", "invalid"])
@@ -65,7 +72,14 @@ def test_the_api_keeps_its_document(api_schema: Any, method: str, path: str, mod
     @given(case=operation.as_strategy(generation_mode=mode))
     @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     def check(case: Any) -> None:
-        case.call_and_validate(checks=[not_a_server_error, status_code_conformance, content_type_conformance,
-                                       response_schema_conformance], timeout=10)
+        case.call_and_validate(
+            checks=[
+                not_a_server_error,
+                status_code_conformance,
+                content_type_conformance,
+                response_schema_conformance,
+            ],
+            timeout=10,
+        )
 
     check()

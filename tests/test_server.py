@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from browser_setup import SECRET, SECRET_NAME, bundled_catalog, running_editor
 
+from browser_setup import SECRET, SECRET_NAME, bundled_catalog, running_editor
 from httptask.catalog import Catalog
 from httptask.checks import check_workflow_text
 from httptask.reference import reference
@@ -25,8 +25,13 @@ from httptask.validation import operation_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 OP = "chargebee.record_refund"
-GOOD_VALUES = {"invoice-id": "inv_42", "body.memo": "Refunded by check.", "body.transaction.amount": 1000,
-               "body.transaction.payment_method": "check", "body.transaction.date": 1517467200}
+GOOD_VALUES = {
+    "invoice-id": "inv_42",
+    "body.memo": "Refunded by check.",
+    "body.transaction.amount": 1000,
+    "body.transaction.payment_method": "check",
+    "body.transaction.date": 1517467200,
+}
 TOKEN = "t0ken-for-the-editor-tests-only"
 
 
@@ -103,9 +108,10 @@ def test_an_unknown_operation_is_a_400_with_suggestions(client: httpx.Client) ->
     response = client.get("/api/operations/chargebee.record_refnd")
     assert response.status_code == 400
     assert response.json() == {
-        "error": "No operation 'chargebee.record_refnd' in the catalog. Did you mean chargebee.record_refund, "
-                 "chargebee.refund_invoice, stripe.report_payment_record_refund? "
-                 "Run 'httptask catalog search WORDS' to find one.",
+        "error": "No operation 'chargebee.record_refnd' in the catalog. "
+        "Did you mean chargebee.record_refund, "
+        "chargebee.refund_invoice, stripe.report_payment_record_refund? "
+        "Run 'httptask catalog search WORDS' to find one.",
         "issues": [],
         "request": None,
     }
@@ -115,7 +121,9 @@ def test_an_unknown_operation_is_a_400_with_suggestions(client: httpx.Client) ->
 
 
 def test_tasks_fill_the_skeleton_and_name_the_credentials(client: httpx.Client, catalog: Catalog) -> None:
-    response = client.post("/api/tasks", json={"operation": OP, "values": GOOD_VALUES, "credentials": "MY_SITE_KEY"})
+    response = client.post(
+        "/api/tasks", json={"operation": OP, "values": GOOD_VALUES, "credentials": "MY_SITE_KEY"}
+    )
     assert response.status_code == 200
     data = response.json()
     expected = {**task_definition(catalog.operation(OP), GOOD_VALUES), "credentials": "MY_SITE_KEY"}
@@ -127,8 +135,10 @@ def test_tasks_fill_the_skeleton_and_name_the_credentials(client: httpx.Client, 
 def test_a_field_the_operation_lacks_is_a_400(client: httpx.Client) -> None:
     response = client.post("/api/tasks", json={"operation": OP, "values": {"body.nope": 1}})
     assert response.status_code == 400
-    assert response.json()["error"].startswith("chargebee.record_refund has no field 'body.nope'; use a server "
-                                               "variable, parameter or dotted body field name: ")
+    assert response.json()["error"].startswith(
+        "chargebee.record_refund has no field 'body.nope'; use a server "
+        "variable, parameter or dotted body field name: "
+    )
 
 
 def test_a_malformed_api_request_lists_its_issues(client: httpx.Client) -> None:
@@ -142,8 +152,9 @@ def test_a_malformed_api_request_lists_its_issues(client: httpx.Client) -> None:
 # -- test request --------------------------------------------------------------------------------------------
 
 
-def test_test_request_reaches_the_sandbox(client: httpx.Client, catalog: Catalog, sandbox: SandboxThread,
-                                         received: list[dict[str, Any]]) -> None:
+def test_test_request_reaches_the_sandbox(
+    client: httpx.Client, catalog: Catalog, sandbox: SandboxThread, received: list[dict[str, Any]]
+) -> None:
     response = client.post("/api/test-request", json={"task": good_task(catalog)})
     assert response.status_code == 200
     data = response.json()
@@ -151,8 +162,10 @@ def test_test_request_reaches_the_sandbox(client: httpx.Client, catalog: Catalog
     assert data["attempts"] == 1
     assert data["request"]["url"] == f"{sandbox.url}/chargebee/api/v1/invoices/inv_42/record_refund"
     assert data["request"]["headers"]["authorization"] == "***"
-    assert data["request"]["body"] == ("memo=Refunded+by+check.&transaction[amount]=1000&transaction[payment_method]"
-                                       "=check&transaction[date]=1517467200")
+    assert data["request"]["body"] == (
+        "memo=Refunded+by+check.&transaction[amount]=1000&transaction[payment_method]"
+        "=check&transaction[date]=1517467200"
+    )
     assert data["response"]["status"] == 200
     assert data["response"]["body"]["transaction"]["type"] == "refund"
     assert 0 < data["timings"]["send_ms"] <= data["timings"]["total_ms"]
@@ -179,9 +192,11 @@ def test_an_invalid_request_is_a_422_with_paths_and_nothing_is_sent(
     response = client.post("/api/test-request", json={"task": task})
     assert response.status_code == 422
     data = response.json()
-    assert data["error"] == ("The request for chargebee.record_refund was not sent: 2 problems.\n"
-                             "  $.body.memo: is required but missing\n"
-                             "  $.body.transaction.amount: must be at least 0, not -5")
+    assert data["error"] == (
+        "The request for chargebee.record_refund was not sent: 2 problems.\n"
+        "  $.body.memo: is required but missing\n"
+        "  $.body.transaction.amount: must be at least 0, not -5"
+    )
     assert [(i["path"], i["message"]) for i in data["issues"]] == [
         ("$.body.memo", "is required but missing"),
         ("$.body.transaction.amount", "must be at least 0, not -5"),
@@ -195,16 +210,27 @@ def test_a_missing_input_points_at_the_task_field(client: httpx.Client, catalog:
     assert response.status_code == 400
     data = response.json()
     assert data["error"] == "task record_refund, request.body.memo: 'input' has no attribute 'memo'"
-    assert data["issues"] == [{"path": "$.request.body.memo", "message": "'input' has no attribute 'memo'",
-                               "expected": None, "actual": None, "line": None}]
+    assert data["issues"] == [
+        {
+            "path": "$.request.body.memo",
+            "message": "'input' has no attribute 'memo'",
+            "expected": None,
+            "actual": None,
+            "line": None,
+        }
+    ]
 
 
 def test_bad_yaml_and_bad_tasks_are_400s(client: httpx.Client) -> None:
     response = client.post("/api/test-request", json={"task": "id: [oops"})
     assert response.status_code == 400
-    assert response.json()["error"] == ("the task:1:10: invalid YAML: expected ',' or ']', but got '<stream end>'. "
-                                        "Fix the syntax and try again.")
-    response = client.post("/api/test-request", json={"task": "id: t1\noperation: chargebee.record_refund\nretry: 3\n"})
+    assert response.json()["error"] == (
+        "the task:1:10: invalid YAML: expected ',' or ']', but got '<stream end>'. "
+        "Fix the syntax and try again."
+    )
+    response = client.post(
+        "/api/test-request", json={"task": "id: t1\noperation: chargebee.record_refund\nretry: 3\n"}
+    )
     assert response.status_code == 400
     data = response.json()
     assert data["error"].startswith("the task: task t1 is not valid:\n  line 3, $.retry: ")
@@ -225,7 +251,11 @@ def test_a_missing_secret_says_where_it_was_looked_for(client: httpx.Client, cat
 
 def test_an_unreachable_upstream_is_a_502(catalog: Catalog, unused_port: int) -> None:
     config = ServerConfig(allow_hosts=(f"127.0.0.1:{unused_port}",))
-    task = {"id": "down", "httpRequest": {"url": f"http://127.0.0.1:{unused_port}/x"}, "retry": {"maxAttempts": 1}}
+    task = {
+        "id": "down",
+        "httpRequest": {"url": f"http://127.0.0.1:{unused_port}/x"},
+        "retry": {"maxAttempts": 1},
+    }
     with running_editor(config, catalog) as url:
         response = httpx.post(f"{url}/api/test-request", json={"task": task})
     assert response.status_code == 502
@@ -263,7 +293,9 @@ def test_validate_returns_the_checks_issues_with_lines(client: httpx.Client, cat
     assert response.status_code == 200
     data = response.json()
     assert data["valid"] is False
-    expected = [{"expected": None, "actual": None, **i.to_dict()} for i in check_workflow_text(WORKFLOW, catalog)]
+    expected = [
+        {"expected": None, "actual": None, **i.to_dict()} for i in check_workflow_text(WORKFLOW, catalog)
+    ]
     assert data["errors"] == expected
     assert data["errors"][0]["line"] == 6
     assert "chargebee.record_refnd" in data["errors"][0]["message"]
@@ -282,7 +314,9 @@ def test_bodies_over_the_cap_are_refused_with_413(client: httpx.Client) -> None:
     big = {"workflow": "x" * (1024 * 1024)}
     response = client.post("/api/validate", json=big)
     assert response.status_code == 413
-    assert response.json()["error"] == "The request body is larger than the cap of 1,048,576 bytes; send less."
+    assert (
+        response.json()["error"] == "The request body is larger than the cap of 1,048,576 bytes; send less."
+    )
 
     def chunks() -> Iterator[bytes]:
         for _ in range(300):
@@ -295,13 +329,18 @@ def test_bodies_over_the_cap_are_refused_with_413(client: httpx.Client) -> None:
 def test_other_host_names_and_foreign_origins_are_refused(client: httpx.Client) -> None:
     response = client.get("/api/operations", headers={"host": "rebound.example:8765"})
     assert response.status_code == 400
-    assert response.json()["error"] == ("Refused the Host header 'rebound.example:8765': without --token the editor "
-                                        "only answers at 127.0.0.1 or localhost.")
+    assert response.json()["error"] == (
+        "Refused the Host header 'rebound.example:8765': without --token the editor "
+        "only answers at 127.0.0.1 or localhost."
+    )
     response = client.post("/api/tasks", json={"operation": OP}, headers={"origin": "https://evil.example"})
     assert response.status_code == 403
-    assert response.json()["error"] == ("Refused a request from the page at 'https://evil.example': the editor "
-                                        "only answers its own page.")
-    same = client.post("/api/tasks", json={"operation": OP}, headers={"origin": str(client.base_url).rstrip("/")})
+    assert response.json()["error"] == (
+        "Refused a request from the page at 'https://evil.example': the editor only answers its own page."
+    )
+    same = client.post(
+        "/api/tasks", json={"operation": OP}, headers={"origin": str(client.base_url).rstrip("/")}
+    )
     assert same.status_code == 200
 
 
@@ -325,8 +364,10 @@ def test_with_a_token_every_api_call_needs_it(catalog: Catalog) -> None:
     for refused in (missing, wrong):
         assert refused.status_code == 401
         assert refused.headers["www-authenticate"] == "Bearer"
-        assert refused.json()["error"] == ("This editor needs its token: send 'Authorization: Bearer TOKEN', "
-                                           "or open the page as /?token=TOKEN.")
+        assert refused.json()["error"] == (
+            "This editor needs its token: send 'Authorization: Bearer TOKEN', "
+            "or open the page as /?token=TOKEN."
+        )
     assert right.status_code == 200
     assert document["security"] == [{"bearer": []}]
 
@@ -334,22 +375,28 @@ def test_with_a_token_every_api_call_needs_it(catalog: Catalog) -> None:
 def test_the_openapi_document_declares_every_route_and_its_errors(client: httpx.Client) -> None:
     document = client.get("/openapi.json").json()
     paths = document["paths"]
-    assert set(paths) == {"/api/operations", "/api/operations/{operation_id}", "/api/tasks", "/api/test-request",
-                          "/api/validate"}
+    assert set(paths) == {
+        "/api/operations",
+        "/api/operations/{operation_id}",
+        "/api/tasks",
+        "/api/test-request",
+        "/api/validate",
+    }
     assert set(paths["/api/test-request"]["post"]["responses"]) == {"200", "400", "401", "413", "422", "502"}
     ok = paths["/api/test-request"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
     assert ok == {"$ref": "#/components/schemas/SendTaskOut"}
     assert "security" not in document
 
 
-def test_no_secret_reaches_any_output_or_log(client: httpx.Client, catalog: Catalog,
-                                             caplog: pytest.LogCaptureFixture) -> None:
+def test_no_secret_reaches_any_output_or_log(
+    client: httpx.Client, catalog: Catalog, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     leaky = good_task(catalog)
-    leaky["request"]["body"]["memo"] = "{{ secret('%s') }}" % SECRET_NAME
+    leaky["request"]["body"]["memo"] = "{{ secret('" + SECRET_NAME + "') }}"
     invalid = good_task(catalog)
-    invalid["request"]["body"]["transaction"]["reference_number"] = "{{ secret('%s') * 30 }}" % SECRET_NAME
-    invalid["request"]["path"]["invoice-id"] = "{{ secret('%s') }}" % SECRET_NAME
+    invalid["request"]["body"]["transaction"]["reference_number"] = "{{ secret('" + SECRET_NAME + "') * 30 }}"
+    invalid["request"]["path"]["invoice-id"] = "{{ secret('" + SECRET_NAME + "') }}"
     outputs = [
         client.get("/api/operations", params={"q": SECRET_NAME}),
         client.get(f"/api/operations/{OP}"),
@@ -373,27 +420,37 @@ def test_no_secret_reaches_any_output_or_log(client: httpx.Client, catalog: Cata
 
 
 def _serve(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "httptask", "serve", *args], capture_output=True, text=True,
-                          timeout=30, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "httptask", "serve", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+    )
 
 
 def test_serve_refuses_a_public_address_without_a_token() -> None:
     result = _serve("--host", "0.0.0.0", "--port", "0")
     assert result.returncode == 2
-    assert result.stderr == ("error: Refusing to listen on 0.0.0.0 without --token: anyone who reaches it could "
-                             "send requests with your credentials. Pass --token T (or set HTTPTASK_TOKEN), or "
-                             "listen on 127.0.0.1.\n")
+    assert result.stderr == (
+        "error: Refusing to listen on 0.0.0.0 without --token: anyone who reaches it could "
+        "send requests with your credentials. Pass --token T (or set HTTPTASK_TOKEN), or "
+        "listen on 127.0.0.1.\n"
+    )
     assert result.stdout == ""
 
 
 def test_serve_refuses_a_short_token() -> None:
     result = _serve("--host", "0.0.0.0", "--token", "abc")
     assert result.returncode == 2
-    assert result.stderr.startswith("error: The token is too short to guess-proof the editor; use at least 16 ")
+    assert result.stderr.startswith(
+        "error: The token is too short to guess-proof the editor; use at least 16 "
+    )
 
 
-def test_the_servers_own_secret_store_only_reads_httptask_variables(catalog: Catalog,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_servers_own_secret_store_only_reads_httptask_variables(
+    catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SOME_CLOUD_KEY", SECRET)
     monkeypatch.setenv(f"HTTPTASK_SECRET_{SECRET_NAME}", "from-the-env")
     monkeypatch.delenv("HTTPTASK_SECRETS_FILE", raising=False)
@@ -401,11 +458,15 @@ def test_the_servers_own_secret_store_only_reads_httptask_variables(catalog: Cat
     task["request"]["body"]["memo"] = "{{ secret('SOME_CLOUD_KEY') }}"
     with running_editor(ServerConfig(), catalog, own_secrets=True) as url:
         refused = httpx.post(f"{url}/api/test-request", json={"task": task})
-        task["request"]["body"]["memo"] = "{{ secret('%s') }}" % SECRET_NAME
-        dry = httpx.post(f"{url}/api/test-request", json={"task": {**task, "server": {"url": "http://192.0.2.1"}}})
+        task["request"]["body"]["memo"] = "{{ secret('" + SECRET_NAME + "') }}"
+        dry = httpx.post(
+            f"{url}/api/test-request", json={"task": {**task, "server": {"url": "http://192.0.2.1"}}}
+        )
     assert refused.status_code == 400
-    assert refused.json()["error"].startswith("task record_refund, request.body.memo: No secret named 'SOME_CLOUD_KEY'")
+    assert refused.json()["error"].startswith(
+        "task record_refund, request.body.memo: No secret named 'SOME_CLOUD_KEY'"
+    )
     assert SECRET not in refused.text
-    # The HTTPTASK_SECRET_ variable is found (the guard then refuses the documentation address, sending nothing).
+    # The HTTPTASK_SECRET_ variable is found; the guard then refuses the documentation address.
     assert dry.status_code == 400
     assert dry.json()["request"]["body"].startswith("memo=***&")

@@ -96,7 +96,7 @@ class ServerConfig:
         return DestinationPolicy(allow_hosts=hosts)
 
 
-# -- the documented shapes -------------------------------------------------------------------------------------
+# -- the documented shapes -----------------------------------------------------------------------------------
 
 
 class IssueOut(BaseModel):
@@ -110,7 +110,9 @@ class IssueOut(BaseModel):
 class ErrorOut(BaseModel):
     error: str = Field(description="One sentence saying what is wrong and what to do.")
     issues: list[IssueOut] = Field(default_factory=list)
-    request: dict[str, Any] | None = Field(default=None, description="The redacted request, when one was built.")
+    request: dict[str, Any] | None = Field(
+        default=None, description="The redacted request, when one was built."
+    )
 
 
 class OperationSummary(BaseModel):
@@ -130,17 +132,22 @@ class SearchOut(BaseModel):
 
 
 class OperationOut(BaseModel):
-    reference: dict[str, Any] = Field(description="The reference data of `httptask catalog show --format json`.")
+    reference: dict[str, Any] = Field(
+        description="The reference data of `httptask catalog show --format json`."
+    )
     reference_html: str = Field(description="The reference page as an HTML fragment.")
-    request_schema: dict[str, Any] = Field(description="JSON Schema of the request: server, path, query, headers, body.")
+    request_schema: dict[str, Any] = Field(
+        description="JSON Schema of the request: server, path, query, headers, body."
+    )
     skeleton: dict[str, Any]
     skeleton_yaml: str
 
 
 class TaskIn(BaseModel):
     operation: str = Field(description="A catalog id, e.g. `chargebee.record_refund`.", max_length=300)
-    values: dict[str, Any] = Field(default_factory=dict,
-                                   description="Field values by the reference page's names (`body.memo`, `site`).")
+    values: dict[str, Any] = Field(
+        default_factory=dict, description="Field values by the reference page's names (`body.memo`, `site`)."
+    )
     credentials: str | dict[str, str] | None = Field(default=None, description="Secret names, never secrets.")
 
 
@@ -180,7 +187,10 @@ class ValidateOut(BaseModel):
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorOut, "description": "Bad input: unknown operation, bad YAML or task, refused destination."},
+    400: {
+        "model": ErrorOut,
+        "description": "Bad input: unknown operation, bad YAML or task, refused destination.",
+    },
     401: {"model": ErrorOut, "description": "The token is missing or wrong."},
     413: {"model": ErrorOut, "description": "The request body is larger than the cap."},
     422: {"model": ErrorOut, "description": "The request breaks its schema; nothing was sent."},
@@ -190,7 +200,7 @@ _UPSTREAM: dict[int | str, dict[str, Any]] = {
 }
 
 
-# -- errors to statuses ----------------------------------------------------------------------------------------
+# -- errors to statuses --------------------------------------------------------------------------------------
 
 _HTTP_MESSAGES = {
     400: "The request body cannot be parsed; send a UTF-8 JSON object.",
@@ -236,7 +246,7 @@ def _validation_issues(exc: RequestValidationError) -> list[IssueOut]:
     return issues
 
 
-# -- the guard in front of every route ------------------------------------------------------------------------
+# -- the guard in front of every route -----------------------------------------------------------------------
 
 
 def _error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -244,7 +254,7 @@ def _error_response(status: int, message: str, headers: dict[str, str] | None = 
 
 
 class _Guard:
-    """Checks the Host and Origin headers, the token for `/api/`, and the body size cap, before any route runs.
+    """Checks the Host and Origin headers, the token for `/api/` and the body size cap before any route runs.
 
     Without a token the editor only answers requests addressed to a loopback name, so a web page that
     rebinds its own name to 127.0.0.1 cannot drive it; a cross-site Origin is refused in every mode.
@@ -287,20 +297,27 @@ class _Guard:
     def _refusal(self, scope: Scope, headers: dict[str, str]) -> JSONResponse | None:
         host = headers.get("host", "")
         if self._config.token is None and not is_loopback_host(urlsplit(f"//{host}").hostname or ""):
-            return _error_response(400, f"Refused the Host header {host!r}: without --token the editor only "
-                                        "answers at 127.0.0.1 or localhost.")
+            return _error_response(
+                400,
+                f"Refused the Host header {host!r}: without --token the editor only "
+                "answers at 127.0.0.1 or localhost.",
+            )
         origin = headers.get("origin")
         if origin is not None and urlsplit(origin).netloc != host:
-            return _error_response(403, f"Refused a request from the page at {origin!r}: the editor only answers "
-                                        "its own page.")
+            return _error_response(
+                403, f"Refused a request from the page at {origin!r}: the editor only answers its own page."
+            )
         token = self._config.token
         if token is not None and str(scope["path"]).startswith("/api/"):
             given = headers.get("authorization", "")
             scheme, _, value = given.partition(" ")
             if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
-                return _error_response(401, "This editor needs its token: send 'Authorization: Bearer TOKEN', "
-                                            "or open the page as /?token=TOKEN.",
-                                       headers={"WWW-Authenticate": "Bearer"})
+                return _error_response(
+                    401,
+                    "This editor needs its token: send 'Authorization: Bearer TOKEN', "
+                    "or open the page as /?token=TOKEN.",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
         return None
 
 
@@ -322,7 +339,10 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 
 _SECURITY_HEADERS = [
-    (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'"),
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",
+    ),
     (b"referrer-policy", b"no-referrer"),
     (b"x-content-type-options", b"nosniff"),
     (b"cache-control", b"no-store"),
@@ -338,11 +358,12 @@ def _with_security_headers(send: Send) -> Send:
     return wrapped
 
 
-# -- the app ---------------------------------------------------------------------------------------------------
+# -- the app -------------------------------------------------------------------------------------------------
 
 
-def create_app(config: ServerConfig | None = None, *, catalog: Catalog | None = None,
-               secrets: SecretStore | None = None) -> Any:
+def create_app(
+    config: ServerConfig | None = None, *, catalog: Catalog | None = None, secrets: SecretStore | None = None
+) -> Any:
     """The editor as an ASGI app: the FastAPI routes behind the guard (host, origin, token, body cap)."""
     config = config or ServerConfig()
     catalog = catalog or Catalog.default()
@@ -359,8 +380,14 @@ def create_app(config: ServerConfig | None = None, *, catalog: Catalog | None = 
         yield
         await state["sender"].aclose()
 
-    app = FastAPI(title="httptask editor", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
-                  description=__doc__)
+    app = FastAPI(
+        title="httptask editor",
+        version="1",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        description=__doc__,
+    )
     app.mount("/static", StaticFiles(directory=_STATIC), name="static")
 
     @app.exception_handler(_Failure)
@@ -370,12 +397,16 @@ def create_app(config: ServerConfig | None = None, *, catalog: Catalog | None = 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = _HTTP_MESSAGES.get(exc.status_code, str(exc.detail))
-        return JSONResponse(ErrorOut(error=message).model_dump(), status_code=exc.status_code, headers=exc.headers)
+        return JSONResponse(
+            ErrorOut(error=message).model_dump(), status_code=exc.status_code, headers=exc.headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         issues = _validation_issues(exc)
-        body = ErrorOut(error=f"The API request is not valid: {len(issues)} problem(s); see issues.", issues=issues)
+        body = ErrorOut(
+            error=f"The API request is not valid: {len(issues)} problem(s); see issues.", issues=issues
+        )
         return JSONResponse(body.model_dump(), status_code=422)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -385,17 +416,33 @@ def create_app(config: ServerConfig | None = None, *, catalog: Catalog | None = 
         return HTMLResponse(render_page("editor.html.j2", sandbox=config.sandbox_url is not None))
 
     @app.get("/api/operations", response_model=SearchOut, responses=_ERRORS)
-    def search(q: str = Query("", max_length=500, description="Words to search; empty lists every operation."),
-               limit: int = Query(50, ge=1, le=1000)) -> SearchOut:
+    def search(
+        q: str = Query("", max_length=500, description="Words to search; empty lists every operation."),
+        limit: int = Query(50, ge=1, le=1000),
+    ) -> SearchOut:
         """Operations ranked by how well they match `q`, typos forgiven."""
         hits = catalog.search(q, limit=limit)
-        return SearchOut(query=q, operations=[
-            OperationSummary(id=h.entry.id, api=h.entry.api, api_name=h.entry.api_name, method=h.entry.method,
-                             path=h.entry.path, summary=h.entry.summary, tags=list(h.entry.tags), score=h.score)
-            for h in hits])
+        return SearchOut(
+            query=q,
+            operations=[
+                OperationSummary(
+                    id=h.entry.id,
+                    api=h.entry.api,
+                    api_name=h.entry.api_name,
+                    method=h.entry.method,
+                    path=h.entry.path,
+                    summary=h.entry.summary,
+                    tags=list(h.entry.tags),
+                    score=h.score,
+                )
+                for h in hits
+            ],
+        )
 
     @app.get("/api/operations/{operation_id}", response_model=OperationOut, responses=_ERRORS)
-    def operation(operation_id: str = FastAPIPath(max_length=300, description="A catalog id.")) -> OperationOut:
+    def operation(
+        operation_id: str = FastAPIPath(max_length=300, description="A catalog id."),
+    ) -> OperationOut:
         """The reference data and page of one operation, its request schema, and a task skeleton."""
         from .pages import render_page
         from .reference import reference
@@ -404,9 +451,13 @@ def create_app(config: ServerConfig | None = None, *, catalog: Catalog | None = 
 
         op = _call(lambda: catalog.operation(operation_id), secrets.redactor)
         ref = reference(op)
-        return OperationOut(reference=ref, reference_html=render_page("reference.html.j2", ref=ref),
-                            request_schema=operation_schema(op), skeleton=skeleton(op),
-                            skeleton_yaml=skeleton_yaml(op))
+        return OperationOut(
+            reference=ref,
+            reference_html=render_page("reference.html.j2", ref=ref),
+            request_schema=operation_schema(op),
+            skeleton=skeleton(op),
+            skeleton_yaml=skeleton_yaml(op),
+        )
 
     @app.post("/api/tasks", response_model=TaskOut, responses=_ERRORS)
     def build_task(body: TaskIn) -> TaskOut:
@@ -429,26 +480,42 @@ def create_app(config: ServerConfig | None = None, *, catalog: Catalog | None = 
         """Render, validate and send one task (to the sandbox when the editor runs with --sandbox)."""
         started = time.perf_counter()
         task = _call(lambda: _task(body.task), secrets.redactor)
-        task = dataclasses.replace(task, max_response_bytes=min(task.max_response_bytes, config.max_response_bytes))
-        prepared: Prepared = _call(lambda: prepare(task, inputs=body.input, catalog=catalog, secrets=secrets,
-                                                   sandbox_url=config.sandbox_url), secrets.redactor)
+        task = dataclasses.replace(
+            task, max_response_bytes=min(task.max_response_bytes, config.max_response_bytes)
+        )
+        prepared: Prepared = _call(
+            lambda: prepare(
+                task, inputs=body.input, catalog=catalog, secrets=secrets, sandbox_url=config.sandbox_url
+            ),
+            secrets.redactor,
+        )
         request = prepared.redacted_request()
         prepared_at = time.perf_counter()
         try:
             async with asyncio.timeout(config.call_timeout_seconds):
                 response, attempts = await send_prepared(prepared, state["sender"])
         except TimeoutError:
-            error = SendError(f"The test request took longer than {config.call_timeout_seconds:g} s and was "
-                              "abandoned; the server may have received it.")
+            error = SendError(
+                f"The test request took longer than {config.call_timeout_seconds:g} s and was "
+                "abandoned; the server may have received it."
+            )
             raise _failure(error, secrets.redactor, request) from None
         except SendError as exc:
             raise _failure(exc, secrets.redactor, request) from None
         done = time.perf_counter()
         return SendTaskOut(
-            task=task.id, operation=task.operation, sandbox=config.sandbox_url is not None, request=request,
-            response=response_record(response, secrets.redactor), attempts=attempts,
-            timings=Timings(prepare_ms=_ms(prepared_at - started), send_ms=_ms(done - prepared_at),
-                            total_ms=_ms(done - started)))
+            task=task.id,
+            operation=task.operation,
+            sandbox=config.sandbox_url is not None,
+            request=request,
+            response=response_record(response, secrets.redactor),
+            attempts=attempts,
+            timings=Timings(
+                prepare_ms=_ms(prepared_at - started),
+                send_ms=_ms(done - prepared_at),
+                total_ms=_ms(done - started),
+            ),
+        )
 
     @app.post("/api/validate", response_model=ValidateOut, responses=_ERRORS)
     def validate(body: ValidateIn) -> ValidateOut:
@@ -463,11 +530,13 @@ def create_app(config: ServerConfig | None = None, *, catalog: Catalog | None = 
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            document = get_openapi(title=app.title, version=app.version, description=app.description,
-                                   routes=app.routes)
+            document = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
             if config.token is not None:
                 document.setdefault("components", {})["securitySchemes"] = {
-                    "bearer": {"type": "http", "scheme": "bearer"}}
+                    "bearer": {"type": "http", "scheme": "bearer"}
+                }
                 document["security"] = [{"bearer": []}]
             app.openapi_schema = document
         return app.openapi_schema
