@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -470,3 +473,34 @@ def test_the_servers_own_secret_store_only_reads_httptask_variables(
     # The HTTPTASK_SECRET_ variable is found; the guard then refuses the documentation address.
     assert dry.status_code == 400
     assert dry.json()["request"]["body"].startswith("memo=***&")
+
+
+def test_serve_runs_the_editor_with_its_sandbox(unused_port: int, tmp_path: Path) -> None:
+    env = {**os.environ, "HTTPTASK_CACHE_DIR": str(tmp_path / "cache"), "HTTPTASK_SPECS_PATH": str(tmp_path)}
+    args = ["--port", str(unused_port), "--sandbox", "--token", TOKEN]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "httptask", "serve", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        assert process.stdout is not None
+        banner = process.stdout.readline()
+        assert banner.startswith(f"httptask editor on http://127.0.0.1:{unused_port}/?token=<your token> ")
+        assert "(test requests go to the sandbox at http://127.0.0.1:" in banner
+        headers = {"authorization": f"Bearer {TOKEN}"}
+        url = f"http://127.0.0.1:{unused_port}"
+        for _ in range(200):
+            with contextlib.suppress(httpx.ConnectError):
+                found = httpx.get(f"{url}/api/operations", params={"q": "refund"}, headers=headers)
+                break
+            time.sleep(0.05)
+        assert found.json()["operations"][0]["id"] == OP
+        assert httpx.get(f"{url}/api/operations").status_code == 401
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=10)
+    assert TOKEN not in banner + stderr
