@@ -1,4 +1,4 @@
-"""`httptask run` and `httptask runs` as a user runs them: output, --json, exit codes, and the journal views."""
+"""`httptask run` and `httptask runs` as a user runs them: output, --json, exit codes, the journal views."""
 
 from __future__ import annotations
 
@@ -18,13 +18,17 @@ INPUTS = json.dumps({"invoices": [{"id": "inv_1", "amount": 100}, {"id": "inv_2"
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    return {**os.environ, "HTTPTASK_JOURNAL": str(tmp_path / "journal.sqlite3"),
-            "HTTPTASK_SECRET_CHARGEBEE_API_KEY": "test_cli_key"}
+    return {
+        **os.environ,
+        "HTTPTASK_JOURNAL": str(tmp_path / "journal.sqlite3"),
+        "HTTPTASK_SECRET_CHARGEBEE_API_KEY": "test_cli_key",
+    }
 
 
 def httptask(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "httptask", *args], env=env, text=True, capture_output=True,
-                          timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "httptask", *args], env=env, text=True, capture_output=True, timeout=60
+    )
 
 
 def test_run_prints_a_summary_and_the_outputs_and_runs_show_reads_the_journal(env: dict[str, str]) -> None:
@@ -33,7 +37,7 @@ def test_run_prints_a_summary_and_the_outputs_and_runs_show_reads_the_journal(en
     run_id = done.stderr.removeprefix("run ").strip()
     lines = done.stdout.splitlines()
     assert lines[:2] == [f"run {run_id}: succeeded", "task    status       HTTP    time"]
-    assert lines[2].startswith("refund  2 succeeded  200 ×2  ")
+    assert lines[2].startswith("refund  2 succeeded  200 ×2  ")  # noqa: RUF001
     assert json.loads("\n".join(lines[4:])) == {"refunded": 2, "statuses": [200, 200]}
     assert lines[3] == "outputs:"
 
@@ -43,8 +47,11 @@ def test_run_prints_a_summary_and_the_outputs_and_runs_show_reads_the_journal(en
     shown = httptask(env, "runs", "show", run_id, "--json")
     data = json.loads(shown.stdout)
     assert (data["status"], data["inputs"]["invoices"][1]["id"]) == ("succeeded", "inv_2")
-    assert [(s["item"], s["state"]) for s in data["steps"]] == [(-1, "succeeded"), (0, "succeeded"),
-                                                                (1, "succeeded")]
+    assert [(s["item"], s["state"]) for s in data["steps"]] == [
+        (-1, "succeeded"),
+        (0, "succeeded"),
+        (1, "succeeded"),
+    ]
     assert "test_cli_key" not in shown.stdout
 
 
@@ -61,18 +68,31 @@ def test_run_json_prints_the_run_as_data(env: dict[str, str]) -> None:
 def test_inputs_that_do_not_fit_exit_3_and_send_nothing(env: dict[str, str]) -> None:
     done = httptask(env, "run", str(EXAMPLE), "--sandbox", "--input", '{"invoices": []}')
     assert done.returncode == 3
-    assert done.stderr == ("error: The inputs do not fit the workflow 'refund-invoices' (1 problem); nothing was "
-                           "sent:\n  $.input.invoices: must have at least 1 items, not 0\n")
+    assert done.stderr == (
+        "error: The inputs do not fit the workflow 'refund-invoices' (1 problem); nothing was "
+        "sent:\n  $.input.invoices: must have at least 1 items, not 0\n"
+    )
     as_json = httptask(env, "run", str(EXAMPLE), "--input", '{"invoices": []}', "--json")
     assert as_json.returncode == 3
-    assert json.loads(as_json.stdout)["errors"] == [{"path": "$.input.invoices",
-                                                     "message": "must have at least 1 items, not 0", "expected": 1, "actual": 0}]
+    assert json.loads(as_json.stdout)["errors"] == [
+        {
+            "path": "$.input.invoices",
+            "message": "must have at least 1 items, not 0",
+            "expected": 1,
+            "actual": 0,
+        }
+    ]
 
 
 def test_usage_mistakes_exit_2(env: dict[str, str]) -> None:
     done = httptask(env, "run", str(EXAMPLE), "--mark-done", "refund")
-    assert (done.returncode, done.stderr) == (2, "error: --mark-done and --resend only apply to --resume RUN_ID.\n")
-    missing = httptask({**env, "HTTPTASK_SECRET_CHARGEBEE_API_KEY": ""}, "run", str(EXAMPLE), "--input", INPUTS)
+    assert (done.returncode, done.stderr) == (
+        2,
+        "error: --mark-done and --resend only apply to --resume RUN_ID.\n",
+    )
+    missing = httptask(
+        {**env, "HTTPTASK_SECRET_CHARGEBEE_API_KEY": ""}, "run", str(EXAMPLE), "--input", INPUTS
+    )
     assert missing.returncode == 2
     assert missing.stderr.startswith("error: No secret named 'CHARGEBEE_API_KEY'")
     unknown = httptask(env, "run", "--resume", "nope")
@@ -85,9 +105,11 @@ def test_a_failed_task_exits_1_and_reports_the_failure(env: dict[str, str], tmp_
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     workflow = tmp_path / "down.yaml"
-    workflow.write_text(f"name: down\ntasks:\n  - id: ping\n    httpRequest: {{url: 'http://127.0.0.1:{port}/'}}\n"
-                        "    retry: {maxAttempts: 1}\n  - id: after\n    needs: [ping]\n"
-                        f"    httpRequest: {{url: 'http://127.0.0.1:{port}/'}}\n")
+    workflow.write_text(
+        f"name: down\ntasks:\n  - id: ping\n    httpRequest: {{url: 'http://127.0.0.1:{port}/'}}\n"
+        "    retry: {maxAttempts: 1}\n  - id: after\n    needs: [ping]\n"
+        f"    httpRequest: {{url: 'http://127.0.0.1:{port}/'}}\n"
+    )
     done = httptask(env, "run", str(workflow))
     assert done.returncode == 1
     assert done.stdout.splitlines()[0].endswith(": failed")
@@ -103,9 +125,11 @@ def test_resume_refuses_a_workflow_file_that_changed(env: dict[str, str], tmp_pa
     workflow.write_text(EXAMPLE.read_text() + "\n# edited\n")
     refused = httptask(env, "run", str(workflow), "--resume", run_id)
     assert refused.returncode == 2
-    assert refused.stderr == (f"error: '{workflow}' has changed since run {run_id} started; a resume runs the "
-                              "workflow as it was then (stored in the journal): leave out the file to use the "
-                              "stored text, or start a new run.\n")
+    assert refused.stderr == (
+        f"error: '{workflow}' has changed since run {run_id} started; a resume runs the "
+        "workflow as it was then (stored in the journal): leave out the file to use the "
+        "stored text, or start a new run.\n"
+    )
     again = httptask(env, "run", "--resume", run_id, "--json")
     assert again.returncode == 0
     assert json.loads(again.stdout)["outputs"]["refunded"] == 2

@@ -35,8 +35,9 @@ class Api:
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.text()
-        self.received.append({"method": request.method, "path": request.path, "body": body,
-                              "headers": dict(request.headers)})
+        self.received.append(
+            {"method": request.method, "path": request.path, "body": body, "headers": dict(request.headers)}
+        )
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
@@ -44,7 +45,9 @@ class Api:
         finally:
             self.in_flight -= 1
         status = int(request.query.get("status", "200"))
-        return web.json_response({"id": request.path.rsplit("/", 1)[-1], "n": len(self.received)}, status=status)
+        return web.json_response(
+            {"id": request.path.rsplit("/", 1)[-1], "n": len(self.received)}, status=status
+        )
 
 
 @pytest.fixture(scope="module")
@@ -98,10 +101,12 @@ def test_independent_tasks_run_at_the_same_time(api: Api, tmp_path: Path) -> Non
 
 def test_for_each_keeps_at_most_concurrency_requests_in_flight(api: Api, tmp_path: Path) -> None:
     api.max_in_flight = 0
-    text = ("name: fan\ninputs: {ids: {type: array}}\ntasks:"
-            + _get("f", f"{api.url}/items/{{{{ item }}}}?ms=100", "\n    forEach: \"{{ input.ids }}\"")
-            + "\noutputs:\n  ids: \"{{ tasks.f | map(attribute='response.body.id') | list }}\""
-            + "\n  items: \"{{ tasks.f | map(attribute='item') | list }}\"")
+    text = (
+        "name: fan\ninputs: {ids: {type: array}}\ntasks:"
+        + _get("f", f"{api.url}/items/{{{{ item }}}}?ms=100", '\n    forEach: "{{ input.ids }}"')
+        + "\noutputs:\n  ids: \"{{ tasks.f | map(attribute='response.body.id') | list }}\""
+        + "\n  items: \"{{ tasks.f | map(attribute='item') | list }}\""
+    )
     result = _run(tmp_path, text, {"ids": [f"i{n}" for n in range(10)]}, concurrency=3)
     assert result.status == "succeeded"
     assert api.max_in_flight == 3
@@ -111,13 +116,18 @@ def test_for_each_keeps_at_most_concurrency_requests_in_flight(api: Api, tmp_pat
 
 def test_needs_orders_tasks_and_passes_responses_on(api: Api, tmp_path: Path) -> None:
     start = len(api.received)
-    text = ("name: chain\ntasks:"
-            + _get("first", f"{api.url}/first/abc?ms=100")
-            + _get("fan", f"{api.url}/fan/{{{{ item }}}}", "\n    forEach: \"{{ [1, 2] }}\"")
-            + _get("last", f"{api.url}/last/{{{{ tasks.first.response.body.id }}}}-"
-                           "{{ tasks.fan | map(attribute='response.status') | join('-') }}",
-                   "\n    needs: [first, fan]")
-            + "\noutputs:\n  last: \"{{ tasks.last.response.body.id }}\"")
+    text = (
+        "name: chain\ntasks:"
+        + _get("first", f"{api.url}/first/abc?ms=100")
+        + _get("fan", f"{api.url}/fan/{{{{ item }}}}", '\n    forEach: "{{ [1, 2] }}"')
+        + _get(
+            "last",
+            f"{api.url}/last/{{{{ tasks.first.response.body.id }}}}-"
+            "{{ tasks.fan | map(attribute='response.status') | join('-') }}",
+            "\n    needs: [first, fan]",
+        )
+        + '\noutputs:\n  last: "{{ tasks.last.response.body.id }}"'
+    )
     result = _run(tmp_path, text)
     paths = [r["path"] for r in api.received[start:]]
     assert paths[-1] == "/last/abc-200-200"
@@ -127,25 +137,41 @@ def test_needs_orders_tasks_and_passes_responses_on(api: Api, tmp_path: Path) ->
 
 def test_a_failure_skips_what_depends_on_it_and_lets_the_rest_finish(api: Api, tmp_path: Path) -> None:
     start = len(api.received)
-    text = ("name: fail\ntasks:"
-            + _get("broken", f"{api.url}/broken?status=404")
-            + _get("after", f"{api.url}/after", "\n    needs: [broken]")
-            + _get("later", f"{api.url}/later", "\n    needs: [after]")
-            + _get("other", f"{api.url}/other?ms=200")
-            + _get("fan", f"{api.url}/fan/{{{{ item }}}}?status={{{{ 500 if item == 2 else 200 }}}}",
-                   "\n    forEach: \"{{ [1, 2, 3] }}\""))
+    text = (
+        "name: fail\ntasks:"
+        + _get("broken", f"{api.url}/broken?status=404")
+        + _get("after", f"{api.url}/after", "\n    needs: [broken]")
+        + _get("later", f"{api.url}/later", "\n    needs: [after]")
+        + _get("other", f"{api.url}/other?ms=200")
+        + _get(
+            "fan",
+            f"{api.url}/fan/{{{{ item }}}}?status={{{{ 500 if item == 2 else 200 }}}}",
+            '\n    forEach: "{{ [1, 2, 3] }}"',
+        )
+    )
     result = _run(tmp_path, text)
     states = {t.task_id: t.state for t in result.tasks}
-    assert states == {"broken": "failed", "after": "skipped", "later": "skipped", "other": "succeeded",
-                      "fan": "failed"}
+    assert states == {
+        "broken": "failed",
+        "after": "skipped",
+        "later": "skipped",
+        "other": "succeeded",
+        "fan": "failed",
+    }
     assert {t.task_id: t.error for t in result.tasks}["later"] == "not run: it needs after (skipped)"
     assert result.status == "failed"
     assert result.outputs is None
     assert result.errors == [
-        {"task": "broken", "item": None,
-         "message": f"task broken ({api.url}/broken?status=404) answered 404 Not Found"},
-        {"task": "fan", "item": 1,
-         "message": f"task fan ({api.url}/fan/2?status=500) answered 500 Internal Server Error"},
+        {
+            "task": "broken",
+            "item": None,
+            "message": f"task broken ({api.url}/broken?status=404) answered 404 Not Found",
+        },
+        {
+            "task": "fan",
+            "item": 1,
+            "message": f"task fan ({api.url}/fan/2?status=500) answered 500 Internal Server Error",
+        },
     ]
     paths = sorted(r["path"] for r in api.received[start:])
     assert paths == ["/broken", "/fan/1", "/fan/2", "/fan/3", "/other"]
@@ -154,7 +180,9 @@ def test_a_failure_skips_what_depends_on_it_and_lets_the_rest_finish(api: Api, t
 def test_a_for_each_that_is_not_a_list_fails_the_task(api: Api, tmp_path: Path) -> None:
     text = "name: bad\ntasks:" + _get("f", f"{api.url}/x", "\n    forEach: \"{{ {'a': 1} }}\"")
     result = _run(tmp_path, text)
-    assert result.errors == [{"task": "f", "item": None, "message": 'task f, forEach: gives dict, not a list: {"a": 1}'}]
+    assert result.errors == [
+        {"task": "f", "item": None, "message": 'task f, forEach: gives dict, not a list: {"a": 1}'}
+    ]
 
 
 def test_inputs_are_checked_against_the_input_schemas_before_anything_runs() -> None:
@@ -167,11 +195,15 @@ def test_inputs_are_checked_against_the_input_schemas_before_anything_runs() -> 
         "  $.input.coment: is not an input of the workflow (its inputs: invoices, comment, api_url)"
     )
     assert caught.value.exit_code == 3
-    assert check_inputs(workflow, {"invoices": [{"id": "a", "amount": 1}]})["comment"] == "Refund approved by support."
+    assert (
+        check_inputs(workflow, {"invoices": [{"id": "a", "amount": 1}]})["comment"]
+        == "Refund approved by support."
+    )
 
 
-def test_the_refund_example_runs_against_the_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                     _journal: Path) -> None:
+def test_the_refund_example_runs_against_the_sandbox(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _journal: Path
+) -> None:
     monkeypatch.setenv("HTTPTASK_SECRET_CHARGEBEE_API_KEY", "test_key_for_sandbox")
     invoices = [{"id": f"inv_{n}", "amount": 100 + n} for n in range(6)]
     result = start_run(EXAMPLE, inputs={"invoices": invoices}, sandbox=True, concurrency=4)
@@ -183,18 +215,34 @@ def test_the_refund_example_runs_against_the_sandbox(tmp_path: Path, monkeypatch
     assert [s.state for s in steps] == ["succeeded"] * 6
     # Keys are derived from the run, the task and the item, so a resume sends the very same ones.
     namespace = uuid.UUID("6f1c1d52-8f0a-4d4e-9a57-1f3c2b8e7a10")
-    assert [s.idempotency_key for s in steps] == [str(uuid.uuid5(namespace, f"{result.run_id}/refund/{n}"))
-                                                  for n in range(6)]
+    assert [s.idempotency_key for s in steps] == [
+        str(uuid.uuid5(namespace, f"{result.run_id}/refund/{n}")) for n in range(6)
+    ]
     assert [s.request["url"].rsplit("/", 2)[-2] for s in steps] == [i["id"] for i in invoices]  # type: ignore[index]
     assert json.loads(json.dumps(steps[0].request))["headers"]["authorization"] == "***"  # type: ignore[index]
 
 
-def test_an_invalid_request_fails_its_item_and_is_not_sent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_invalid_request_fails_its_item_and_is_not_sent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HTTPTASK_SECRET_CHARGEBEE_API_KEY", "test_key_for_sandbox")
-    text = EXAMPLE.read_text().replace('refund_amount: "{{ item.amount }}"', 'refund_amount: "{{ item.amount - 5 }}"')
-    result = _run(tmp_path, text, {"invoices": [{"id": "inv_1", "amount": 3}, {"id": "inv_2", "amount": 9}]},
-                  sandbox=True)
+    text = EXAMPLE.read_text().replace(
+        'refund_amount: "{{ item.amount }}"', 'refund_amount: "{{ item.amount - 5 }}"'
+    )
+    result = _run(
+        tmp_path,
+        text,
+        {"invoices": [{"id": "inv_1", "amount": 3}, {"id": "inv_2", "amount": 9}]},
+        sandbox=True,
+    )
     assert [s.state for s in result.tasks[0].steps] == ["failed", "succeeded"]
-    assert result.errors == [{"task": "refund", "item": 0, "message": (
-        "The request for chargebee.refund_invoice was not sent: 1 problem.\n"
-        "  $.body.refund_amount: must be at least 1, not -2")}]
+    assert result.errors == [
+        {
+            "task": "refund",
+            "item": 0,
+            "message": (
+                "The request for chargebee.refund_invoice was not sent: 1 problem.\n"
+                "  $.body.refund_amount: must be at least 1, not -2"
+            ),
+        }
+    ]

@@ -28,7 +28,9 @@ def test_durable_returns_once_the_record_is_visible_to_another_connection(tmp_pa
 
     async def main() -> list[tuple[str, int, str]]:
         journal.start(asyncio.get_running_loop())
-        await journal.durable([Journal.sent("r1", "t", 0, idempotent=False, key=None, request={"method": "POST"})])
+        await journal.durable(
+            [Journal.sent("r1", "t", 0, idempotent=False, key=None, request={"method": "POST"})]
+        )
         seen = _states(path)
         journal.stop()
         return seen
@@ -43,8 +45,12 @@ def test_concurrent_durable_writes_share_commits(tmp_path: Path) -> None:
 
     async def main() -> None:
         journal.start(asyncio.get_running_loop())
-        await asyncio.gather(*(journal.durable([Journal.sent("r1", "t", n, idempotent=True, key=f"k{n}",
-                                                              request={})]) for n in range(200)))
+        await asyncio.gather(
+            *(
+                journal.durable([Journal.sent("r1", "t", n, idempotent=True, key=f"k{n}", request={})])
+                for n in range(200)
+            )
+        )
         journal.stop()
 
     asyncio.run(main())
@@ -60,7 +66,9 @@ def test_queued_records_are_committed_by_stop(tmp_path: Path) -> None:
     async def main() -> None:
         journal.start(asyncio.get_running_loop())
         journal.queue(Journal.schedule("r1", "t", [0, 1]))
-        journal.queue([Journal.finished("r1", "t", 1, "succeeded", attempts=1, http_status=200, response={"a": 1})])
+        journal.queue(
+            [Journal.finished("r1", "t", 1, "succeeded", attempts=1, http_status=200, response={"a": 1})]
+        )
         journal.stop()
 
     asyncio.run(main())
@@ -75,12 +83,15 @@ def test_a_missing_run_names_the_journal_and_the_way_to_list_runs(tmp_path: Path
     with pytest.raises(Exception) as caught:
         journal.run("nope")
     journal.close()
-    assert str(caught.value) == (f"No run 'nope' in the journal '{tmp_path / 'j.sqlite3'}'; "
-                                 "'httptask runs list' shows the runs it holds.")
+    assert str(caught.value) == (
+        f"No run 'nope' in the journal '{tmp_path / 'j.sqlite3'}'; "
+        "'httptask runs list' shows the runs it holds."
+    )
 
 
-def test_no_secret_reaches_the_journal_or_its_write_ahead_log(tmp_path: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_secret_reaches_the_journal_or_its_write_ahead_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     secret = "live_Zq8vSECRETwJ4m"
     path = tmp_path / "j.sqlite3"
     monkeypatch.setenv("HTTPTASK_JOURNAL", str(path))
@@ -88,7 +99,9 @@ def test_no_secret_reaches_the_journal_or_its_write_ahead_log(tmp_path: Path,
     # An input that happens to hold the secret, and a comment sent in every request body.
     inputs = {"invoices": [{"id": f"inv_{n}", "amount": 10} for n in range(5)], "comment": f"note {secret}"}
     Journal(path).close()
-    keeper = sqlite3.connect(path)  # holding the database open keeps the WAL file from being checkpointed away
+    keeper = sqlite3.connect(
+        path
+    )  # holding the database open keeps the WAL file from being checkpointed away
     keeper.execute("SELECT count(*) FROM runs").fetchall()
     result = start_run(EXAMPLE, inputs=inputs, sandbox=True)
     assert result.status == "succeeded", result.errors
@@ -96,7 +109,11 @@ def test_no_secret_reaches_the_journal_or_its_write_ahead_log(tmp_path: Path,
     assert {p.name for p in files} >= {"j.sqlite3", "j.sqlite3-wal"}
     data = b"".join(p.read_bytes() for p in files)
     keeper.close()
-    forms = [secret, base64.b64encode(f"{secret}:".encode()).decode(), base64.b64encode(secret.encode()).decode()]
+    forms = [
+        secret,
+        base64.b64encode(f"{secret}:".encode()).decode(),
+        base64.b64encode(secret.encode()).decode(),
+    ]
     assert b"inv_4" in data
     assert [form for form in forms if form.encode() in data] == []
     journal = Journal(path)

@@ -48,8 +48,10 @@ class Chargebee:
             self.received.append((invoice, key))
             if key is None or key not in self.answers:
                 self.acted[invoice] += 1
-                answer = {"invoice": {"id": invoice, "status": "paid"},
-                          "transaction": {"id": f"txn_{invoice}_{self.acted[invoice]}", "type": "refund"}}
+                answer = {
+                    "invoice": {"id": invoice, "status": "paid"},
+                    "transaction": {"id": f"txn_{invoice}_{self.acted[invoice]}", "type": "refund"},
+                }
                 if key is not None:
                     self.answers[key] = answer
             else:
@@ -92,13 +94,21 @@ def chargebee() -> Iterator[Chargebee]:
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    return {**os.environ, "HTTPTASK_JOURNAL": str(tmp_path / "journal.sqlite3"),
-            "HTTPTASK_SECRET_CHARGEBEE_API_KEY": "test_crash_key"}
+    return {
+        **os.environ,
+        "HTTPTASK_JOURNAL": str(tmp_path / "journal.sqlite3"),
+        "HTTPTASK_SECRET_CHARGEBEE_API_KEY": "test_crash_key",
+    }
 
 
 def _start(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "httptask", "run", *args], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "httptask", "run", *args],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _kill_when(process: subprocess.Popen[str], condition: Callable[[], bool]) -> None:
@@ -120,11 +130,14 @@ def _journal_rows(env: dict[str, str], sql: str) -> list[Any]:
 
 
 def _succeeded_items(env: dict[str, str]) -> set[int]:
-    return {row[0] for row in _journal_rows(env, "SELECT item FROM steps WHERE state = 'succeeded' AND item >= 0")}
+    return {
+        row[0] for row in _journal_rows(env, "SELECT item FROM steps WHERE state = 'succeeded' AND item >= 0")
+    }
 
 
-def test_refunds_killed_three_times_and_resumed_are_each_acted_on_once(chargebee: Chargebee,
-                                                                         env: dict[str, str]) -> None:
+def test_refunds_killed_three_times_and_resumed_are_each_acted_on_once(
+    chargebee: Chargebee, env: dict[str, str]
+) -> None:
     invoices = [{"id": f"inv_{n:02d}", "amount": 100 + n} for n in range(50)]
     inputs = json.dumps({"invoices": invoices, "api_url": f"{chargebee.url}/api/v2"})
     process = _start(env, str(EXAMPLE), "--input", inputs, "--concurrency", "4", "--json")
@@ -140,8 +153,13 @@ def test_refunds_killed_three_times_and_resumed_are_each_acted_on_once(chargebee
             out, err = process.communicate(timeout=30)
             assert process.returncode == 0, err
         # What the journal holds as succeeded is never sent again.
-        assert not {invoices.index(next(i for i in invoices if i["id"] == inv)) for inv, _ in
-                    chargebee.received[seen:]} & done
+        assert (
+            not {
+                invoices.index(next(i for i in invoices if i["id"] == inv))
+                for inv, _ in chargebee.received[seen:]
+            }
+            & done
+        )
     result = json.loads(out)
     assert result["status"] == "succeeded"
     assert result["outputs"] == {"refunded": 50, "statuses": [200] * 50}
@@ -152,7 +170,9 @@ def test_refunds_killed_three_times_and_resumed_are_each_acted_on_once(chargebee
     assert all(len(keys) == 1 and None not in keys for keys in keys_by_invoice.values())
     assert len({key for invoice, key in chargebee.received}) == 50
     assert dict(chargebee.acted) == {i["id"]: 1 for i in invoices}
-    assert _journal_rows(env, "SELECT state, count(*) FROM steps WHERE item >= 0 GROUP BY state") == [("succeeded", 50)]
+    assert _journal_rows(env, "SELECT state, count(*) FROM steps WHERE item >= 0 GROUP BY state") == [
+        ("succeeded", 50)
+    ]
 
 
 RECORD_REFUNDS = """\
@@ -175,8 +195,9 @@ tasks:
 """
 
 
-def _interrupted_record_refunds(chargebee: Chargebee, env: dict[str, str], tmp_path: Path,
-                                invoices: list[str]) -> str:
+def _interrupted_record_refunds(
+    chargebee: Chargebee, env: dict[str, str], tmp_path: Path, invoices: list[str]
+) -> str:
     """Run record_refund over `invoices`, killed while the second one is in flight; returns the run id."""
     workflow = tmp_path / "record-refunds.yaml"
     workflow.write_text(RECORD_REFUNDS)
@@ -188,14 +209,21 @@ def _interrupted_record_refunds(chargebee: Chargebee, env: dict[str, str], tmp_p
     return str(run_id)
 
 
-def test_a_non_idempotent_request_of_unknown_outcome_stops_the_resume(chargebee: Chargebee, env: dict[str, str],
-                                                                       tmp_path: Path) -> None:
+def test_a_non_idempotent_request_of_unknown_outcome_stops_the_resume(
+    chargebee: Chargebee, env: dict[str, str], tmp_path: Path
+) -> None:
     run_id = _interrupted_record_refunds(chargebee, env, tmp_path, ["inv_0", "inv_1", "inv_2"])
-    refused = subprocess.run([sys.executable, "-m", "httptask", "run", "--resume", run_id], env=env, text=True,
-                             capture_output=True, timeout=30)
+    refused = subprocess.run(
+        [sys.executable, "-m", "httptask", "run", "--resume", run_id],
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=30,
+    )
     assert refused.returncode == 2
     assert refused.stderr == (
-        f"error: Run {run_id} cannot be resumed safely: 1 request that is not idempotent may have been received, "
+        f"error: Run {run_id} cannot be resumed safely: 1 request that is not idempotent may have been "
+        "received, "
         "and no answer was recorded:\n"
         f"  task record, item 1: POST {chargebee.url}/api/v1/invoices/inv_1/record_refund\n"
         "Sending again could act twice. Check on the server, then resume with --mark-done record if it was "
@@ -204,22 +232,42 @@ def test_a_non_idempotent_request_of_unknown_outcome_stops_the_resume(chargebee:
     )
     assert dict(chargebee.acted) == {"inv_0": 1, "inv_1": 1}
 
-    done = subprocess.run([sys.executable, "-m", "httptask", "run", "--resume", run_id, "--mark-done", "record",
-                           "--json"], env=env, text=True, capture_output=True, timeout=30)
+    done = subprocess.run(
+        [sys.executable, "-m", "httptask", "run", "--resume", run_id, "--mark-done", "record", "--json"],
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=30,
+    )
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["tasks"] == [{"task": "record", "state": "succeeded", "for_each": True,
-                                                 "elapsed_ms": pytest.approx(0, abs=30_000), "error": None,
-                                                 "items": {"succeeded": 3}}]
+    assert json.loads(done.stdout)["tasks"] == [
+        {
+            "task": "record",
+            "state": "succeeded",
+            "for_each": True,
+            "elapsed_ms": pytest.approx(0, abs=30_000),
+            "error": None,
+            "items": {"succeeded": 3},
+        }
+    ]
     # inv_1 was not sent again; inv_2, never sent before, was sent once.
     assert dict(chargebee.acted) == {"inv_0": 1, "inv_1": 1, "inv_2": 1}
     rows = _journal_rows(env, f"SELECT item, state, error FROM steps WHERE run_id = '{run_id}' AND item = 1")
-    assert rows == [(1, "succeeded", "marked done with --mark-done: the outcome was not known, no response is kept")]
+    assert rows == [
+        (1, "succeeded", "marked done with --mark-done: the outcome was not known, no response is kept")
+    ]
 
 
-def test_resend_sends_the_request_of_unknown_outcome_again(chargebee: Chargebee, env: dict[str, str],
-                                                           tmp_path: Path) -> None:
+def test_resend_sends_the_request_of_unknown_outcome_again(
+    chargebee: Chargebee, env: dict[str, str], tmp_path: Path
+) -> None:
     run_id = _interrupted_record_refunds(chargebee, env, tmp_path, ["r_0", "r_1"])
-    resent = subprocess.run([sys.executable, "-m", "httptask", "run", "--resume", run_id, "--resend", "record"],
-                            env=env, text=True, capture_output=True, timeout=30)
+    resent = subprocess.run(
+        [sys.executable, "-m", "httptask", "run", "--resume", run_id, "--resend", "record"],
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=30,
+    )
     assert resent.returncode == 0, resent.stderr
     assert dict(chargebee.acted) == {"r_0": 1, "r_1": 2}

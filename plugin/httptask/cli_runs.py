@@ -19,21 +19,52 @@ __all__ = ["run_command", "runs_group"]
 
 @click.command("run")
 @click.argument("workflow_file", required=False, type=click.Path(path_type=Path))
-@click.option("--input", "input_text", metavar="JSON|@FILE", help="The workflow's inputs: JSON text, or @ and a file.")
+@click.option(
+    "--input", "input_text", metavar="JSON|@FILE", help="The workflow's inputs: JSON text, or @ and a file."
+)
 @click.option("--sandbox", is_flag=True, help="Send every request to a local sandbox of the APIs.")
-@click.option("--concurrency", type=click.IntRange(1, 1024), default=16, show_default=True,
-              help="How many requests may be in flight at once.")
-@click.option("--json", "as_json", is_flag=True, help="Print {run_id, status, tasks, outputs, errors} as JSON.")
-@click.option("--secrets-file", type=click.Path(path_type=Path), help="A YAML or JSON file of secrets by name.")
-@click.option("--resume", "resume_id", metavar="RUN_ID",
-              help="Finish a run that was interrupted, with its stored workflow and inputs.")
-@click.option("--mark-done", multiple=True, metavar="TASK",
-              help="On --resume: treat TASK's requests of unknown outcome as succeeded (no response).")
-@click.option("--resend", multiple=True, metavar="TASK",
-              help="On --resume: send TASK's non-idempotent requests of unknown outcome again.")
-def run_command(workflow_file: Path | None, input_text: str | None, sandbox: bool, concurrency: int, as_json: bool,
-                secrets_file: Path | None, resume_id: str | None, mark_done: tuple[str, ...],
-                resend: tuple[str, ...]) -> None:
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 1024),
+    default=16,
+    show_default=True,
+    help="How many requests may be in flight at once.",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print {run_id, status, tasks, outputs, errors} as JSON."
+)
+@click.option(
+    "--secrets-file", type=click.Path(path_type=Path), help="A YAML or JSON file of secrets by name."
+)
+@click.option(
+    "--resume",
+    "resume_id",
+    metavar="RUN_ID",
+    help="Finish a run that was interrupted, with its stored workflow and inputs.",
+)
+@click.option(
+    "--mark-done",
+    multiple=True,
+    metavar="TASK",
+    help="On --resume: treat TASK's requests of unknown outcome as succeeded (no response).",
+)
+@click.option(
+    "--resend",
+    multiple=True,
+    metavar="TASK",
+    help="On --resume: send TASK's non-idempotent requests of unknown outcome again.",
+)
+def run_command(
+    workflow_file: Path | None,
+    input_text: str | None,
+    sandbox: bool,
+    concurrency: int,
+    as_json: bool,
+    secrets_file: Path | None,
+    resume_id: str | None,
+    mark_done: tuple[str, ...],
+    resend: tuple[str, ...],
+) -> None:
     """Run a workflow on the local engine, journaled; exit 0 when every task succeeded, 1 when one failed,
     2 on bad usage, 3 when the workflow or its inputs are not valid."""
     from .engines.local import resume_run, start_run
@@ -50,19 +81,38 @@ def run_command(workflow_file: Path | None, input_text: str | None, sandbox: boo
         try:
             if resume_id is None:
                 assert workflow_file is not None
-                result = start_run(workflow_file, inputs=parse_input(input_text), sandbox=sandbox,
-                                   concurrency=concurrency, secrets_file=secrets_file, on_progress=on_progress,
-                                   on_start=None if as_json else _announce)
+                result = start_run(
+                    workflow_file,
+                    inputs=parse_input(input_text),
+                    sandbox=sandbox,
+                    concurrency=concurrency,
+                    secrets_file=secrets_file,
+                    on_progress=on_progress,
+                    on_start=None if as_json else _announce,
+                )
             else:
-                result = resume_run(resume_id, workflow_file=workflow_file,
-                                    inputs=parse_input(input_text) if input_text else None, concurrency=concurrency,
-                                    mark_done=mark_done, resend=resend, secrets_file=secrets_file,
-                                    on_progress=on_progress)
+                result = resume_run(
+                    resume_id,
+                    workflow_file=workflow_file,
+                    inputs=parse_input(input_text) if input_text else None,
+                    concurrency=concurrency,
+                    mark_done=mark_done,
+                    resend=resend,
+                    secrets_file=secrets_file,
+                    on_progress=on_progress,
+                )
         except TaskError as exc:
             # A workflow or inputs that are not valid: exit 3, with the issues as data under --json.
             if as_json:
-                _print_json({"run_id": None, "status": "invalid", "tasks": [], "outputs": None,
-                             "errors": [issue.to_dict() for issue in exc.issues]})
+                _print_json(
+                    {
+                        "run_id": None,
+                        "status": "invalid",
+                        "tasks": [],
+                        "outputs": None,
+                        "errors": [issue.to_dict() for issue in exc.issues],
+                    }
+                )
             else:
                 click.echo(f"error: {exc}", err=True)
             sys.exit(EXIT_INVALID)
@@ -84,8 +134,9 @@ def _progress(*, enabled: bool) -> Iterator[Any]:
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("running"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  transient=True) as bar:
+    with Progress(
+        TextColumn("running"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True
+    ) as bar:
         handle = bar.add_task("run", total=0)
         counts = {"total": 0, "done": 0}
 
@@ -130,7 +181,7 @@ def _status_counts(statuses: list[int | None]) -> str:
     for status in statuses:
         key = str(status) if status else "no answer"
         counts[key] = counts.get(key, 0) + 1
-    return ", ".join(f"{key} ×{n}" for key, n in sorted(counts.items()))
+    return ", ".join(f"{key} ×{n}" for key, n in sorted(counts.items()))  # noqa: RUF001 (the times sign)
 
 
 def _print_json(data: Any) -> None:
@@ -159,13 +210,33 @@ def runs_list(limit: int, as_json: bool) -> None:
     finally:
         journal.close()
     if as_json:
-        _print_json([{"run_id": run.run_id, "workflow": run.workflow, "status": status,
-                      "started_at": run.started_at, "finished_at": run.finished_at, "steps": counts}
-                     for run, status, counts in rows])
+        _print_json(
+            [
+                {
+                    "run_id": run.run_id,
+                    "workflow": run.workflow,
+                    "status": status,
+                    "started_at": run.started_at,
+                    "finished_at": run.finished_at,
+                    "steps": counts,
+                }
+                for run, status, counts in rows
+            ]
+        )
         return
-    print_table(["run", "workflow", "status", "started", "steps"],
-                [[run.run_id, run.workflow, status, _when(run.started_at),
-                  ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))] for run, status, counts in rows])
+    print_table(
+        ["run", "workflow", "status", "started", "steps"],
+        [
+            [
+                run.run_id,
+                run.workflow,
+                status,
+                _when(run.started_at),
+                ", ".join(f"{n} {state}" for state, n in sorted(counts.items())),
+            ]
+            for run, status, counts in rows
+        ],
+    )
 
 
 @runs_group.command("show")
@@ -183,15 +254,40 @@ def runs_show(run_id: str, as_json: bool) -> None:
     finally:
         journal.close()
     if as_json:
-        _print_json({"run_id": run.run_id, "workflow": run.workflow, "file": run.file, "status": _status(run),
-                     "started_at": run.started_at, "finished_at": run.finished_at, "inputs": run.inputs,
-                     "steps": [step.__dict__ for step in steps], "outputs": run.outputs, "errors": run.errors})
+        _print_json(
+            {
+                "run_id": run.run_id,
+                "workflow": run.workflow,
+                "file": run.file,
+                "status": _status(run),
+                "started_at": run.started_at,
+                "finished_at": run.finished_at,
+                "inputs": run.inputs,
+                "steps": [step.__dict__ for step in steps],
+                "outputs": run.outputs,
+                "errors": run.errors,
+            }
+        )
         return
-    click.echo(f"run {run.run_id}: {run.workflow} ({run.file}), {_status(run)}, started {_when(run.started_at)}")
+    click.echo(
+        f"run {run.run_id}: {run.workflow} ({run.file}), {_status(run)}, started {_when(run.started_at)}"
+    )
     click.echo("inputs: " + json.dumps(run.inputs, ensure_ascii=False))
-    print_table(["task", "item", "state", "HTTP", "attempts", "idempotency key", "error"],
-                [[s.task, "" if s.item == TASK_ROW else s.item, s.state, s.http_status or "", s.attempts,
-                  s.idempotency_key or "", s.error or ""] for s in steps])
+    print_table(
+        ["task", "item", "state", "HTTP", "attempts", "idempotency key", "error"],
+        [
+            [
+                s.task,
+                "" if s.item == TASK_ROW else s.item,
+                s.state,
+                s.http_status or "",
+                s.attempts,
+                s.idempotency_key or "",
+                s.error or "",
+            ]
+            for s in steps
+        ],
+    )
     if run.outputs is not None:
         click.echo("outputs:")
         click.echo(json.dumps(run.outputs, indent=2, ensure_ascii=False))

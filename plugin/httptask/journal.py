@@ -82,8 +82,10 @@ CREATE TABLE IF NOT EXISTS attempts (
 CREATE INDEX IF NOT EXISTS attempts_step ON attempts (run_id, task, item);
 """
 
-_SCHEDULE = ("INSERT INTO steps (run_id, task, item, state, updated_at) VALUES (?, ?, ?, 'scheduled', ?) "
-             "ON CONFLICT (run_id, task, item) DO NOTHING")
+_SCHEDULE = (
+    "INSERT INTO steps (run_id, task, item, state, updated_at) VALUES (?, ?, ?, 'scheduled', ?) "
+    "ON CONFLICT (run_id, task, item) DO NOTHING"
+)
 _SENT = (
     "INSERT INTO steps (run_id, task, item, state, idempotent, idempotency_key, request, updated_at) "
     "VALUES (?, ?, ?, 'sent', ?, ?, ?, ?) ON CONFLICT (run_id, task, item) DO UPDATE SET state = 'sent', "
@@ -99,7 +101,9 @@ _FINISH = (
     "elapsed_ms = excluded.elapsed_ms, response = excluded.response, error = excluded.error, "
     "maybe_received = excluded.maybe_received, updated_at = excluded.updated_at"
 )
-_ATTEMPT = "INSERT INTO attempts (run_id, task, item, number, http_status, error, at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+_ATTEMPT = (
+    "INSERT INTO attempts (run_id, task, item, number, http_status, error, at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 def default_journal_path() -> Path:
@@ -187,8 +191,9 @@ class Journal:
             with self._reader:
                 self._reader.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
-            raise UsageError(f"The journal {str(path)!r} cannot be opened ({exc}); set {JOURNAL_VAR} to a "
-                             "writable file.") from exc
+            raise UsageError(
+                f"The journal {str(path)!r} cannot be opened ({exc}); set {JOURNAL_VAR} to a writable file."
+            ) from exc
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -267,26 +272,47 @@ class Journal:
 
     # -- records -----------------------------------------------------------------------------------------
 
-    def create_run(self, run_id: str, *, workflow: str, file: str, workflow_text: str, inputs: dict[str, Any],
-                   inputs_redacted: bool, options: dict[str, Any]) -> None:
+    def create_run(
+        self,
+        run_id: str,
+        *,
+        workflow: str,
+        file: str,
+        workflow_text: str,
+        inputs: dict[str, Any],
+        inputs_redacted: bool,
+        options: dict[str, Any],
+    ) -> None:
         with self._reader:
             self._reader.execute(
                 "INSERT INTO runs (run_id, workflow, file, workflow_text, inputs, inputs_redacted, options, "
                 "status, pid, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
-                (run_id, workflow, file, workflow_text, _dumps(inputs), int(inputs_redacted), _dumps(options),
-                 os.getpid(), time.time()),
+                (
+                    run_id,
+                    workflow,
+                    file,
+                    workflow_text,
+                    _dumps(inputs),
+                    int(inputs_redacted),
+                    _dumps(options),
+                    os.getpid(),
+                    time.time(),
+                ),
             )
 
     def claim_run(self, run_id: str) -> None:
         """Mark a run as running again in this process (for a resume)."""
         with self._reader:
-            self._reader.execute("UPDATE runs SET status = 'running', pid = ?, finished_at = NULL WHERE run_id = ?",
-                                 (os.getpid(), run_id))
+            self._reader.execute(
+                "UPDATE runs SET status = 'running', pid = ?, finished_at = NULL WHERE run_id = ?",
+                (os.getpid(), run_id),
+            )
 
     def finish_run(self, run_id: str, status: str, outputs: Any, errors: list[dict[str, Any]]) -> None:
         with self._reader:
             self._reader.execute(
-                "UPDATE runs SET status = ?, finished_at = ?, outputs = ?, errors = ?, pid = NULL WHERE run_id = ?",
+                "UPDATE runs SET status = ?, finished_at = ?, outputs = ?, errors = ?, pid = NULL "
+                "WHERE run_id = ?",
                 (status, time.time(), _dumps(outputs), _dumps(errors), run_id),
             )
 
@@ -296,21 +322,43 @@ class Journal:
         return [(_SCHEDULE, (run_id, task, item, now)) for item in items]
 
     @staticmethod
-    def sent(run_id: str, task: str, item: int, *, idempotent: bool, key: str | None,
-             request: dict[str, Any]) -> _Statement:
+    def sent(
+        run_id: str, task: str, item: int, *, idempotent: bool, key: str | None, request: dict[str, Any]
+    ) -> _Statement:
         return _SENT, (run_id, task, item, int(idempotent), key, _dumps(request), time.time())
 
     @staticmethod
-    def finished(run_id: str, task: str, item: int, state: str, *, attempts: int = 0,
-                 http_status: int | None = None, elapsed_ms: float | None = None,
-                 response: dict[str, Any] | None = None, error: str | None = None,
-                 maybe_received: bool = False) -> _Statement:
-        return _FINISH, (run_id, task, item, state, attempts, http_status, elapsed_ms,
-                         None if response is None else _dumps(response), error, int(maybe_received), time.time())
+    def finished(
+        run_id: str,
+        task: str,
+        item: int,
+        state: str,
+        *,
+        attempts: int = 0,
+        http_status: int | None = None,
+        elapsed_ms: float | None = None,
+        response: dict[str, Any] | None = None,
+        error: str | None = None,
+        maybe_received: bool = False,
+    ) -> _Statement:
+        return _FINISH, (
+            run_id,
+            task,
+            item,
+            state,
+            attempts,
+            http_status,
+            elapsed_ms,
+            None if response is None else _dumps(response),
+            error,
+            int(maybe_received),
+            time.time(),
+        )
 
     @staticmethod
-    def attempt(run_id: str, task: str, item: int, number: int, http_status: int | None,
-                error: str | None) -> _Statement:
+    def attempt(
+        run_id: str, task: str, item: int, number: int, http_status: int | None, error: str | None
+    ) -> _Statement:
         return _ATTEMPT, (run_id, task, item, number, http_status, error, time.time())
 
     # -- reading -----------------------------------------------------------------------------------------
@@ -318,30 +366,42 @@ class Journal:
     def run(self, run_id: str) -> RunRecord:
         row = self._reader.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         if row is None:
-            raise UsageError(f"No run {run_id!r} in the journal {str(self.path)!r}; "
-                             "'httptask runs list' shows the runs it holds.")
+            raise UsageError(
+                f"No run {run_id!r} in the journal {str(self.path)!r}; "
+                "'httptask runs list' shows the runs it holds."
+            )
         return _run_record(row)
 
     def runs(self, limit: int = 50) -> list[RunRecord]:
-        rows = self._reader.execute("SELECT * FROM runs ORDER BY started_at DESC LIMIT ?", (limit,)).fetchall()
+        rows = self._reader.execute(
+            "SELECT * FROM runs ORDER BY started_at DESC LIMIT ?", (limit,)
+        ).fetchall()
         return [_run_record(row) for row in rows]
 
     def steps(self, run_id: str) -> list[StepRecord]:
         rows = self._reader.execute("SELECT * FROM steps WHERE run_id = ? ORDER BY task, item", (run_id,))
         return [
             StepRecord(
-                task=row["task"], item=row["item"], state=row["state"],
+                task=row["task"],
+                item=row["item"],
+                state=row["state"],
                 idempotent=None if row["idempotent"] is None else bool(row["idempotent"]),
-                idempotency_key=row["idempotency_key"], attempts=row["attempts"], http_status=row["http_status"],
-                elapsed_ms=row["elapsed_ms"], request=_loads(row["request"]), response=_loads(row["response"]),
-                error=row["error"], maybe_received=bool(row["maybe_received"]),
+                idempotency_key=row["idempotency_key"],
+                attempts=row["attempts"],
+                http_status=row["http_status"],
+                elapsed_ms=row["elapsed_ms"],
+                request=_loads(row["request"]),
+                response=_loads(row["response"]),
+                error=row["error"],
+                maybe_received=bool(row["maybe_received"]),
             )
             for row in rows
         ]
 
     def step_counts(self, run_id: str) -> dict[str, int]:
-        rows = self._reader.execute("SELECT state, count(*) FROM steps WHERE run_id = ? AND item >= 0 "
-                                    "GROUP BY state", (run_id,))
+        rows = self._reader.execute(
+            "SELECT state, count(*) FROM steps WHERE run_id = ? AND item >= 0 GROUP BY state", (run_id,)
+        )
         return {state: count for state, count in rows}
 
 
@@ -376,16 +436,26 @@ def _resolve(futures: list[asyncio.Future[None]], error: BaseException | None, p
         if error is None:
             future.set_result(None)
         else:
-            future.set_exception(UsageError(f"The journal {str(path)!r} could not be written ({error}); "
-                                            "nothing more is sent."))
+            future.set_exception(
+                UsageError(f"The journal {str(path)!r} could not be written ({error}); nothing more is sent.")
+            )
 
 
 def _run_record(row: sqlite3.Row) -> RunRecord:
     return RunRecord(
-        run_id=row["run_id"], workflow=row["workflow"], file=row["file"], workflow_text=row["workflow_text"],
-        inputs=json.loads(row["inputs"]), inputs_redacted=bool(row["inputs_redacted"]),
-        options=json.loads(row["options"]), status=row["status"], pid=row["pid"], started_at=row["started_at"],
-        finished_at=row["finished_at"], outputs=_loads(row["outputs"]), errors=_loads(row["errors"]) or [],
+        run_id=row["run_id"],
+        workflow=row["workflow"],
+        file=row["file"],
+        workflow_text=row["workflow_text"],
+        inputs=json.loads(row["inputs"]),
+        inputs_redacted=bool(row["inputs_redacted"]),
+        options=json.loads(row["options"]),
+        status=row["status"],
+        pid=row["pid"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        outputs=_loads(row["outputs"]),
+        errors=_loads(row["errors"]) or [],
     )
 
 

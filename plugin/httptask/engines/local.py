@@ -69,9 +69,15 @@ class StepResult:
     reused: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"item": self.item, "state": self.state, "http_status": self.http_status,
-                "elapsed_ms": self.elapsed_ms, "attempts": self.attempts, "reused": self.reused,
-                "error": self.error}
+        return {
+            "item": self.item,
+            "state": self.state,
+            "http_status": self.http_status,
+            "elapsed_ms": self.elapsed_ms,
+            "attempts": self.attempts,
+            "reused": self.reused,
+            "error": self.error,
+        }
 
 
 @dataclass
@@ -87,8 +93,10 @@ class TaskResult:
     def context(self) -> Any:
         """What templates see as `tasks.ID`."""
         if self.for_each:
-            return [{"item": item, "response": step.response}
-                    for item, step in zip(self.items, self.steps, strict=True)]
+            return [
+                {"item": item, "response": step.response}
+                for item, step in zip(self.items, self.steps, strict=True)
+            ]
         return {"response": self.steps[0].response if self.steps else None}
 
     def counts(self) -> dict[str, int]:
@@ -98,8 +106,13 @@ class TaskResult:
         return counts
 
     def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"task": self.task_id, "state": self.state, "for_each": self.for_each,
-                                "elapsed_ms": round(self.elapsed_ms, 2), "error": self.error}
+        data: dict[str, Any] = {
+            "task": self.task_id,
+            "state": self.state,
+            "for_each": self.for_each,
+            "elapsed_ms": round(self.elapsed_ms, 2),
+            "error": self.error,
+        }
         if self.for_each:
             data["items"] = self.counts()
         else:
@@ -122,8 +135,13 @@ class RunResult:
         return 0 if self.status == "succeeded" else 1
 
     def to_dict(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "status": self.status, "tasks": [t.to_dict() for t in self.tasks],
-                "outputs": self.outputs, "errors": self.errors}
+        return {
+            "run_id": self.run_id,
+            "status": self.status,
+            "tasks": [t.to_dict() for t in self.tasks],
+            "outputs": self.outputs,
+            "errors": self.errors,
+        }
 
 
 class LocalEngine:
@@ -208,23 +226,35 @@ class LocalEngine:
         states = ", ".join(f"{need} ({self._results[need].state})" for need in blocked)
         result.state = "skipped"
         result.error = f"not run: it needs {states}"
-        self._journal.queue([Journal.finished(self._run_id, task.id, TASK_ROW if result.for_each else 0,
-                                              "skipped", error=result.error)])
+        self._journal.queue(
+            [
+                Journal.finished(
+                    self._run_id, task.id, TASK_ROW if result.for_each else 0, "skipped", error=result.error
+                )
+            ]
+        )
         self._progress(1, 1)
 
     async def _fan_out(self, task: Task, result: TaskResult) -> None:
         assert task.for_each is not None
         context = self._context(task)
         try:
-            items = render_value(task.for_each, base_context(inputs=self._inputs, tasks=context,
-                                                             secrets=self._secrets),
-                                 task_id=task.id, field_path="forEach")
+            items = render_value(
+                task.for_each,
+                base_context(inputs=self._inputs, tasks=context, secrets=self._secrets),
+                task_id=task.id,
+                field_path="forEach",
+            )
         except TemplateError as exc:
             self._fail_task(task, result, self._secrets.redactor.redact(exc.message))
             return
         if not isinstance(items, list):
-            self._fail_task(task, result, f"task {task.id}, forEach: gives {type(items).__name__}, not a list: "
-                                          f"{self._secrets.redactor.redact(_short(items))}")
+            self._fail_task(
+                task,
+                result,
+                f"task {task.id}, forEach: gives {type(items).__name__}, not a list: "
+                f"{self._secrets.redactor.redact(_short(items))}",
+            )
             return
         result.items = items
         self._progress(len(items), 0)
@@ -242,7 +272,9 @@ class LocalEngine:
         result.state = "failed" if failed else "succeeded"
         if failed:
             result.error = f"{failed} of {len(items)} items failed"
-        self._journal.queue([Journal.finished(self._run_id, task.id, TASK_ROW, result.state, error=result.error)])
+        self._journal.queue(
+            [Journal.finished(self._run_id, task.id, TASK_ROW, result.state, error=result.error)]
+        )
 
     def _fail_task(self, task: Task, result: TaskResult, message: str) -> None:
         result.state = "failed"
@@ -265,28 +297,45 @@ class LocalEngine:
 
     # -- steps -------------------------------------------------------------------------------------------
 
-    async def _step(self, task: Task, index: int, item: Any, context: dict[str, Any], *, for_each: bool) -> StepResult:
+    async def _step(
+        self, task: Task, index: int, item: Any, context: dict[str, Any], *, for_each: bool
+    ) -> StepResult:
         try:
             return await self._attempt_step(task, index, item, context, for_each)
         finally:
             self._progress(0, 1)
 
-    async def _attempt_step(self, task: Task, index: int, item: Any, context: dict[str, Any],
-                            for_each: bool) -> StepResult:
+    async def _attempt_step(
+        self, task: Task, index: int, item: Any, context: dict[str, Any], for_each: bool
+    ) -> StepResult:
         run_id, journal, redactor = self._run_id, self._journal, self._secrets.redactor
         previous = self._previous.get((task.id, index))
         if previous is not None and previous.state == "succeeded":
-            return StepResult(index, "succeeded", previous.http_status, previous.elapsed_ms, previous.response,
-                              attempts=previous.attempts, reused=True)
+            return StepResult(
+                index,
+                "succeeded",
+                previous.http_status,
+                previous.elapsed_ms,
+                previous.response,
+                attempts=previous.attempts,
+                reused=True,
+            )
         unknown = previous if previous is not None and previous.outcome_unknown else None
         if unknown is not None and not unknown.idempotent and self._decisions.get(task.id) == "mark-done":
             note = "marked done with --mark-done: the outcome was not known, no response is kept"
             journal.queue([Journal.finished(run_id, task.id, index, "succeeded", error=note)])
             return StepResult(index, "succeeded", error=note, reused=True)
         try:
-            prepared = prepare(task, inputs=self._inputs, catalog=self._catalog, secrets=self._secrets,
-                               sandbox_url=self._sandbox_url, tasks=context,
-                               extra={"item": item} if for_each else None, key_seed=f"{run_id}/{task.id}/{index}")
+            prepared = prepare(
+                task,
+                inputs=self._inputs,
+                catalog=self._catalog,
+                secrets=self._secrets,
+                sandbox_url=self._sandbox_url,
+                tasks=context,
+                extra={"item": item} if for_each else None,
+                key_seed=f"{run_id}/{task.id}/{index}",
+            )
         except HttptaskError as exc:
             message = redactor.redact(str(exc))
             journal.queue([Journal.finished(run_id, task.id, index, "failed", error=message)])
@@ -295,8 +344,14 @@ class LocalEngine:
             prepared = _with_key(prepared, unknown.idempotency_key)
         attempts: list[Attempt] = []
         async with self._slots:
-            sent = Journal.sent(run_id, task.id, index, idempotent=prepared.idempotent,
-                                key=prepared.idempotency_key, request=prepared.redacted_request())
+            sent = Journal.sent(
+                run_id,
+                task.id,
+                index,
+                idempotent=prepared.idempotent,
+                key=prepared.idempotency_key,
+                request=prepared.redacted_request(),
+            )
             if prepared.request.method in _SAFE_METHODS:
                 journal.queue([sent])
             else:
@@ -305,19 +360,45 @@ class LocalEngine:
                 response, count = await send_prepared(prepared, self._sender, on_attempt=attempts.append)
             except SendError as exc:
                 message = redactor.redact(str(exc))
-                journal.queue([*self._attempt_rows(task, index, attempts),
-                               Journal.finished(run_id, task.id, index, "failed", attempts=len(attempts),
-                                                error=message, maybe_received=exc.maybe_received)])
+                journal.queue(
+                    [
+                        *self._attempt_rows(task, index, attempts),
+                        Journal.finished(
+                            run_id,
+                            task.id,
+                            index,
+                            "failed",
+                            attempts=len(attempts),
+                            error=message,
+                            maybe_received=exc.maybe_received,
+                        ),
+                    ]
+                )
                 return StepResult(index, "failed", error=message, attempts=len(attempts))
         record = response_record(response, redactor)
         state = "succeeded" if response.ok else "failed"
-        error = None if response.ok else f"{prepared.label} answered {response.status} {response.reason}".rstrip()
+        error = (
+            None if response.ok else f"{prepared.label} answered {response.status} {response.reason}".rstrip()
+        )
         # A 5xx may come after the server acted: for a request that is not idempotent the outcome is unknown.
         maybe_received = response.status >= 500
-        journal.queue([*self._attempt_rows(task, index, attempts),
-                       Journal.finished(run_id, task.id, index, state, attempts=count, http_status=response.status,
-                                        elapsed_ms=response.elapsed_ms, response=record, error=error,
-                                        maybe_received=maybe_received)])
+        journal.queue(
+            [
+                *self._attempt_rows(task, index, attempts),
+                Journal.finished(
+                    run_id,
+                    task.id,
+                    index,
+                    state,
+                    attempts=count,
+                    http_status=response.status,
+                    elapsed_ms=response.elapsed_ms,
+                    response=record,
+                    error=error,
+                    maybe_received=maybe_received,
+                ),
+            ]
+        )
         return StepResult(index, state, response.status, response.elapsed_ms, record, error, count)
 
     def _attempt_rows(self, task: Task, index: int, attempts: list[Attempt]) -> list[Any]:
@@ -325,24 +406,39 @@ class LocalEngine:
             # One attempt with an answer says nothing the step's own row does not.
             return []
         redact = self._secrets.redactor.redact
-        return [Journal.attempt(self._run_id, task.id, index, a.number,
-                                a.response.status if a.response is not None else None,
-                                redact(str(a.error)) if a.error is not None else None) for a in attempts]
+        return [
+            Journal.attempt(
+                self._run_id,
+                task.id,
+                index,
+                a.number,
+                a.response.status if a.response is not None else None,
+                redact(str(a.error)) if a.error is not None else None,
+            )
+            for a in attempts
+        ]
 
     # -- outputs -----------------------------------------------------------------------------------------
 
     def _outputs(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        context = base_context(inputs=self._inputs,
-                               tasks={tid: r.context() for tid, r in self._results.items()},
-                               secrets=self._secrets)
+        context = base_context(
+            inputs=self._inputs,
+            tasks={tid: r.context() for tid, r in self._results.items()},
+            secrets=self._secrets,
+        )
         outputs: dict[str, Any] = {}
         errors: list[dict[str, Any]] = []
         for name, template in self.workflow.outputs.items():
             try:
                 outputs[name] = render_value(template, context, task_id="outputs", field_path=name)
             except TemplateError as exc:
-                errors.append({"task": None, "item": None,
-                               "message": self._secrets.redactor.redact(f"outputs.{exc.field_path}: {exc.problem}")})
+                errors.append(
+                    {
+                        "task": None,
+                        "item": None,
+                        "message": self._secrets.redactor.redact(f"outputs.{exc.field_path}: {exc.problem}"),
+                    }
+                )
         return self._secrets.redactor.redact_value(outputs), errors
 
 
@@ -351,8 +447,11 @@ def _errors(result: TaskResult) -> list[dict[str, Any]]:
         return []
     if not result.steps and result.error:
         return [{"task": result.task_id, "item": None, "message": result.error}]
-    return [{"task": result.task_id, "item": step.item if result.for_each else None, "message": step.error}
-            for step in result.steps if step.state == "failed"]
+    return [
+        {"task": result.task_id, "item": step.item if result.for_each else None, "message": step.error}
+        for step in result.steps
+        if step.state == "failed"
+    ]
 
 
 def _with_key(prepared: Prepared, key: str) -> Prepared:
@@ -385,13 +484,20 @@ def check_inputs(workflow: Workflow, given: Mapping[str, Any]) -> dict[str, Any]
     known = ", ".join(workflow.inputs) or "none"
     for name in given:
         if name not in workflow.inputs:
-            issues.append(Issue(f"$.input.{name}", f"is not an input of the workflow (its inputs: {known})",
-                                actual=given[name]))
+            issues.append(
+                Issue(
+                    f"$.input.{name}",
+                    f"is not an input of the workflow (its inputs: {known})",
+                    actual=given[name],
+                )
+            )
     if issues:
         count = f"{len(issues)} problem{'s' if len(issues) != 1 else ''}"
         lines = "\n".join(f"  {issue}" for issue in issues)
-        raise InputsInvalid(f"The inputs do not fit the workflow {workflow.name!r} ({count}); nothing was sent:\n"
-                            f"{lines}", issues=issues)
+        raise InputsInvalid(
+            f"The inputs do not fit the workflow {workflow.name!r} ({count}); nothing was sent:\n{lines}",
+            issues=issues,
+        )
     return inputs
 
 
@@ -403,7 +509,11 @@ def _preload_secrets(workflow: Workflow, secrets: SecretStore) -> None:
     """Resolve every secret the tasks name before anything runs: a missing one stops the run at once, and the
     redactor knows every value before the inputs are journaled."""
     for task in workflow.tasks:
-        names = [task.credentials] if isinstance(task.credentials, str) else list((task.credentials or {}).values())
+        names = (
+            [task.credentials]
+            if isinstance(task.credentials, str)
+            else list((task.credentials or {}).values())
+        )
         names += _SECRET_CALL.findall(json.dumps(task.templates))
         for name in names:
             secrets.get(name)
@@ -415,8 +525,12 @@ def _check_order(workflow: Workflow) -> None:
         issues = [issue for issue in order if isinstance(issue, Issue)]
         file = workflow.source.file if workflow.source else "the workflow"
         lines = "\n".join(f"  {file}:{issue.line or '?'}: {issue.path}: {issue.message}" for issue in issues)
-        raise TaskError(f"{file}: the workflow is not valid ({len(issues)} problem"
-                        f"{'s' if len(issues) != 1 else ''}):\n{lines}", issues=issues, file=file)
+        raise TaskError(
+            f"{file}: the workflow is not valid ({len(issues)} problem"
+            f"{'s' if len(issues) != 1 else ''}):\n{lines}",
+            issues=issues,
+            file=file,
+        )
 
 
 def start_run(
@@ -446,12 +560,27 @@ def start_run(
     journal = Journal(journal_path or default_journal_path())
     run_id = new_run_id()
     options = {"sandbox": sandbox, "secrets_file": str(secrets_file) if secrets_file else None}
-    journal.create_run(run_id, workflow=workflow.name, file=str(workflow_file), workflow_text=text,
-                       inputs=redacted, inputs_redacted=redacted != values, options=options)
+    journal.create_run(
+        run_id,
+        workflow=workflow.name,
+        file=str(workflow_file),
+        workflow_text=text,
+        inputs=redacted,
+        inputs_redacted=redacted != values,
+        options=options,
+    )
     if on_start is not None:
         on_start(run_id)
-    return _drive(workflow, run_id, values, journal, secrets, sandbox=sandbox, concurrency=concurrency,
-                  on_progress=on_progress)
+    return _drive(
+        workflow,
+        run_id,
+        values,
+        journal,
+        secrets,
+        sandbox=sandbox,
+        concurrency=concurrency,
+        on_progress=on_progress,
+    )
 
 
 def resume_run(
@@ -477,14 +606,17 @@ def resume_run(
             raise UsageError(f"Cannot read '{workflow_file}' ({exc.strerror}).") from None
         if given != record.workflow_text:
             raise UsageError(
-                f"'{workflow_file}' has changed since run {run_id} started; a resume runs the workflow as it was "
+                f"'{workflow_file}' has changed since run {run_id} started; a resume runs the workflow as it "
+                "was "
                 "then (stored in the journal): leave out the file to use the stored text, or start a new run."
             )
     workflow = parse_workflow_text(record.workflow_text, record.file)
     for name in (*mark_done, *resend):
         if workflow.task(name) is None:
-            raise UsageError(f"--mark-done and --resend take a task id of the workflow, not {name!r} "
-                             f"(its tasks: {', '.join(t.id for t in workflow.tasks)}).")
+            raise UsageError(
+                f"--mark-done and --resend take a task id of the workflow, not {name!r} "
+                f"(its tasks: {', '.join(t.id for t in workflow.tasks)})."
+            )
     secrets = SecretStore(file=secrets_file or _stored_path(record.options.get("secrets_file")))
     _preload_secrets(workflow, secrets)
     values = _resume_inputs(record, workflow, inputs, secrets)
@@ -493,8 +625,18 @@ def resume_run(
     decisions = {**{t: "resend" for t in resend}, **{t: "mark-done" for t in mark_done}}
     previous = {(s.task, s.item): s for s in steps if s.item >= 0}
     journal.claim_run(run_id)
-    return _drive(workflow, run_id, values, journal, secrets, sandbox=bool(record.options.get("sandbox")),
-                  concurrency=concurrency, on_progress=on_progress, previous=previous, decisions=decisions)
+    return _drive(
+        workflow,
+        run_id,
+        values,
+        journal,
+        secrets,
+        sandbox=bool(record.options.get("sandbox")),
+        concurrency=concurrency,
+        on_progress=on_progress,
+        previous=previous,
+        decisions=decisions,
+    )
 
 
 def _stored_path(text: str | None) -> Path | None:
@@ -503,29 +645,43 @@ def _stored_path(text: str | None) -> Path | None:
 
 def _check_not_running(record: RunRecord) -> None:
     if record.status == "running" and record.pid not in (None, os.getpid()) and not record.interrupted:
-        raise UsageError(f"Run {record.run_id} is still running (process {record.pid}); wait for it to end, "
-                         "or stop it, before resuming it.")
+        raise UsageError(
+            f"Run {record.run_id} is still running (process {record.pid}); wait for it to end, "
+            "or stop it, before resuming it."
+        )
 
 
-def _resume_inputs(record: RunRecord, workflow: Workflow, given: Mapping[str, Any] | None,
-                   secrets: SecretStore) -> dict[str, Any]:
+def _resume_inputs(
+    record: RunRecord, workflow: Workflow, given: Mapping[str, Any] | None, secrets: SecretStore
+) -> dict[str, Any]:
     if given is None:
         if record.inputs_redacted:
-            raise UsageError(f"The inputs of run {record.run_id} held secrets, so the journal keeps them masked; "
-                             "pass the same --input again to resume it.")
+            raise UsageError(
+                f"The inputs of run {record.run_id} held secrets, so the journal keeps them masked; "
+                "pass the same --input again to resume it."
+            )
         return dict(record.inputs)
     values = check_inputs(workflow, given)
     if secrets.redactor.redact_value(values) != record.inputs:
-        raise UsageError(f"--input differs from the inputs run {record.run_id} started with; a resume must use "
-                         "the same inputs (leave out --input to use the stored ones).")
+        raise UsageError(
+            f"--input differs from the inputs run {record.run_id} started with; a resume must use "
+            "the same inputs (leave out --input to use the stored ones)."
+        )
     return values
 
 
-def _refuse_unknown(run_id: str, workflow: Workflow, steps: list[StepRecord], mark_done: tuple[str, ...],
-                    resend: tuple[str, ...]) -> None:
+def _refuse_unknown(
+    run_id: str,
+    workflow: Workflow,
+    steps: list[StepRecord],
+    mark_done: tuple[str, ...],
+    resend: tuple[str, ...],
+) -> None:
     """Stop a resume that would have to guess whether a non-idempotent request was acted on."""
     decided = set(mark_done) | set(resend)
-    blocked = [s for s in steps if s.item >= 0 and s.outcome_unknown and not s.idempotent and s.task not in decided]
+    blocked = [
+        s for s in steps if s.item >= 0 and s.outcome_unknown and not s.idempotent and s.task not in decided
+    ]
     if not blocked:
         return
     lines = []
@@ -537,27 +693,47 @@ def _refuse_unknown(run_id: str, workflow: Workflow, steps: list[StepRecord], ma
     tasks = list(dict.fromkeys(step.task for step in blocked))
     count = f"{len(blocked)} request{'s' if len(blocked) != 1 else ''}"
     raise UsageError(
-        f"Run {run_id} cannot be resumed safely: {count} that {'is' if len(blocked) == 1 else 'are'} not idempotent "
+        f"Run {run_id} cannot be resumed safely: {count} that {'is' if len(blocked) == 1 else 'are'} "
+        "not idempotent "
         f"may have been received, and no answer was recorded:\n" + "\n".join(lines) + "\n"
         "Sending again could act twice. Check on the server, then resume with "
-        + " ".join(f"--mark-done {t}" for t in tasks) + " if it was received (treated as succeeded, without a "
-        "response), or with " + " ".join(f"--resend {t}" for t in tasks)
+        + " ".join(f"--mark-done {t}" for t in tasks)
+        + " if it was received (treated as succeeded, without a "
+        "response), or with "
+        + " ".join(f"--resend {t}" for t in tasks)
         + " if it was not (sent again, accepting the risk)."
     )
 
 
-def _drive(workflow: Workflow, run_id: str, inputs: Mapping[str, Any], journal: Journal, secrets: SecretStore, *,
-           sandbox: bool, concurrency: int, on_progress: Progress | None,
-           previous: Mapping[tuple[str, int], StepRecord] | None = None,
-           decisions: Mapping[str, str] | None = None) -> RunResult:
+def _drive(
+    workflow: Workflow,
+    run_id: str,
+    inputs: Mapping[str, Any],
+    journal: Journal,
+    secrets: SecretStore,
+    *,
+    sandbox: bool,
+    concurrency: int,
+    on_progress: Progress | None,
+    previous: Mapping[tuple[str, int], StepRecord] | None = None,
+    decisions: Mapping[str, str] | None = None,
+) -> RunResult:
     catalog = Catalog.default()
 
     async def main(sandbox_url: str | None) -> RunResult:
         journal.start(asyncio.get_running_loop())
         try:
             async with Sender(max_connections=concurrency) as sender:
-                engine = LocalEngine(workflow, catalog=catalog, secrets=secrets, journal=journal, sender=sender,
-                                     concurrency=concurrency, sandbox_url=sandbox_url, on_progress=on_progress)
+                engine = LocalEngine(
+                    workflow,
+                    catalog=catalog,
+                    secrets=secrets,
+                    journal=journal,
+                    sender=sender,
+                    concurrency=concurrency,
+                    sandbox_url=sandbox_url,
+                    on_progress=on_progress,
+                )
                 return await engine.run(run_id, inputs, previous=previous, decisions=decisions)
         finally:
             journal.stop()
