@@ -17,8 +17,7 @@ from .catalog import Catalog
 from .encoding import encode_body
 from .errors import Issue, RequestInvalid
 from .messages import HttpRequest, HttpResponse, RequestValues
-from .requests import (build_request, build_values, expand_server, header_issues, path_issues,
-                       sandbox_base_url)
+from .requests import build_request, build_values, expand_server, header_issues, path_issues, sandbox_base_url
 from .retry import Attempt, send_with_retries
 from .secrets import Redactor, SecretStore
 from .spec import Operation, Server

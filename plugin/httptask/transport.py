@@ -118,7 +118,7 @@ class Sender:
                     url=request.url,
                     reason=response.reason_phrase,
                 )
-        except (httpx.TransportError, aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, httpx.TransportError, aiohttp.ClientError) as exc:
             raise _translate(exc, request, timeouts) from exc
 
 
