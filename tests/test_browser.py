@@ -196,3 +196,18 @@ def test_the_page_takes_its_token_from_the_url_once(browser: Any, catalog: Catal
             "or open the page as /?token=TOKEN."
         )
         context.close()
+
+
+def test_every_operation_opens_with_a_form_and_its_task(page: Any, editor: str, catalog: Catalog) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(editor + "/")
+    for operation_id in catalog.ids():
+        page.fill("#search", operation_id)
+        page.locator(f'.result-item[data-id="{operation_id}"]').click()
+        expect(page.locator("#op-id")).to_have_text(operation_id)
+        expect(page.locator("#yaml")).to_contain_text(f"operation: {operation_id}")
+        expect(page.locator("#task-error")).to_be_hidden()
+        required = page.locator(".field.required [data-key]")
+        assert required.count() >= 1, operation_id
+        _shot(page, f"operation-{operation_id}.png")
