@@ -24,6 +24,7 @@ from .transport import Sender
 # Stand-in credentials: the sandbox checks that they are present and well-formed, never their value.
 DEMO_SECRETS = {
     "HTTPTASK_SECRET_CHARGEBEE": "demo_chargebee_api_key",
+    "HTTPTASK_SECRET_CHARGEBEE_API_KEY": "demo_chargebee_api_key",
     "HTTPTASK_SECRET_STRIPE": "sk_test_demo_stripe_key",
     "HTTPTASK_SECRET_ZOHO": "1000.demo_zoho_oauth_token",
     "HTTPTASK_SECRET_GEINS_API_KEY": "demo-geins-api-key",
