@@ -47,8 +47,10 @@ def load_source(path: Path) -> Source:
 
 def parse_source(text: str, file: str) -> Source:
     """Parse YAML (JSON is YAML too); a syntax error names the file, line and column."""
-    loader = yaml.SafeLoader(text)
+    loader = None
     try:
+        # The reader checks characters as the loader is made: a control character fails here.
+        loader = yaml.SafeLoader(text)
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
@@ -58,7 +60,8 @@ def parse_source(text: str, file: str) -> Source:
     except yaml.YAMLError as exc:
         raise UsageError(f"{file}: invalid YAML: {exc}.") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     lines: dict[str, int] = {}
     if node is not None:
         _record_lines(node, "$", lines)
