@@ -25,6 +25,17 @@ class SeedField(NamedTuple):
     max_length: int | None = None
 
 
+# The catalog ids the seed endpoints must have.
+SEED_IDS = {
+    "chargebee.record_refund",
+    "chargebee.refund_invoice",
+    "stripe.report_payment_record_refund",
+    "geins.create_order_refund",
+    "zoho-billing.refund_credit_note",
+    "zoho-billing.refund_payment",
+    "zoho-billing.get_credit_note_refund",
+}
+
 SEED_FILES = {
     "000": "000_db5919c63909238a.txt",
     "001": "001_e43263b29e691eb5.txt",

@@ -14,17 +14,9 @@ from httptask import spec as spec_module
 from httptask.catalog import Catalog, spec_files
 from httptask.errors import UnknownOperation
 from httptask.resources import bundled_dir
+from seed_fields import SEED_IDS
 
 FIXTURES = Path(__file__).parent / "fixtures"
-SEED_IDS = {
-    "chargebee.record_refund",
-    "chargebee.refund_invoice",
-    "stripe.report_payment_record_refund",
-    "geins.create_order_refund",
-    "zoho-billing.refund_credit_note",
-    "zoho-billing.refund_payment",
-    "zoho-billing.get_credit_note_refund",
-}
 
 
 def user_dir() -> Path:

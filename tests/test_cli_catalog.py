@@ -11,18 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from seed_fields import SEED_IDS
 
 FIXTURES = Path(__file__).parent / "fixtures"
 HTTPTASK = Path(sys.executable).with_name("httptask")
-SEED_IDS = {
-    "chargebee.record_refund",
-    "chargebee.refund_invoice",
-    "stripe.report_payment_record_refund",
-    "geins.create_order_refund",
-    "zoho-billing.refund_credit_note",
-    "zoho-billing.refund_payment",
-    "zoho-billing.get_credit_note_refund",
-}
 
 
 def run(*args: str | Path, code: int = 0) -> subprocess.CompletedProcess[str]:

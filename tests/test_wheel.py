@@ -15,17 +15,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from seed_fields import SEED_IDS
 
 ROOT = Path(__file__).resolve().parents[1]
-SEED_IDS = {
-    "chargebee.record_refund",
-    "chargebee.refund_invoice",
-    "stripe.report_payment_record_refund",
-    "geins.create_order_refund",
-    "zoho-billing.refund_credit_note",
-    "zoho-billing.refund_payment",
-    "zoho-billing.get_credit_note_refund",
-}
 
 
 def _run(*args: str | Path, cwd: Path) -> str:
