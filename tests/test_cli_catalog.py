@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from seed_fields import SEED_IDS
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -15,6 +15,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
 from seed_fields import SEED_IDS
 
 ROOT = Path(__file__).resolve().parents[1]
