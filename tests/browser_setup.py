@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import ipaddress
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +22,6 @@ __all__ = [
     "SECRET",
     "SECRET_NAME",
     "bundled_catalog",
-    "loopback_only",
     "running_editor",
     "secret_store",
 ]
@@ -81,20 +78,3 @@ def running_editor(config: ServerConfig, catalog: Catalog, *, own_secrets: bool 
     finally:
         server.should_exit = True
         thread.join(10)
-
-
-def loopback_only(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """A tripwire on the event loop's connect: every connection beyond loopback is refused before it leaves
-    the machine, and recorded, so even a broken guard sends no packet and a test can see that it tried."""
-    attempts: list[Any] = []
-    loop_class = asyncio.selector_events.BaseSelectorEventLoop
-    original = loop_class.sock_connect
-
-    async def sock_connect(self: Any, sock: Any, address: Any) -> Any:
-        if not ipaddress.ip_address(str(address[0]).split("%")[0]).is_loopback:
-            attempts.append(address)
-            raise OSError(f"tripwire: no connection to {address[0]} from the tests")
-        return await original(self, sock, address)
-
-    monkeypatch.setattr(loop_class, "sock_connect", sock_connect)
-    return attempts

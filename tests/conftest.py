@@ -1,10 +1,20 @@
-"""Every test gets its own empty catalog directory and index cache; `shared_dir` gives ../shared or skips."""
+"""Every test gets its own empty catalog directory and index cache; `shared_dir` gives ../shared or skips.
+
+The socket-level tripwire (tests/tripwire.py) is installed before any test module is imported: a test that
+tries to reach beyond loopback fails, unless it asks for the `tripwire` fixture to check the refusal itself.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+import tripwire as _tripwire
+
+_tripwire.install()
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -14,6 +24,24 @@ SHARED = ROOT.parent / "shared"
 def _isolated_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTTPTASK_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.setenv("HTTPTASK_SPECS_PATH", str(tmp_path_factory.mktemp("specs")))
+
+
+@pytest.fixture
+def tripwire() -> Iterator[list[Any]]:
+    """The destinations beyond loopback that this test tried to reach (each refused before any packet)."""
+    _tripwire.ATTEMPTS.clear()
+    yield _tripwire.ATTEMPTS
+    _tripwire.ATTEMPTS.clear()
+
+
+@pytest.fixture(autouse=True)
+def _nothing_beyond_loopback(request: pytest.FixtureRequest) -> Iterator[None]:
+    _tripwire.ATTEMPTS.clear()
+    yield
+    if "tripwire" not in request.fixturenames and _tripwire.ATTEMPTS:
+        tried = list(_tripwire.ATTEMPTS)
+        _tripwire.ATTEMPTS.clear()
+        pytest.fail(f"the test tried to reach beyond loopback: {tried}")
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from browser_setup import CHROMIUM, SECRET, bundled_catalog, loopback_only, running_editor
+from browser_setup import CHROMIUM, SECRET, bundled_catalog, running_editor
 from httptask.catalog import Catalog
 from httptask.sandbox import SandboxThread
 from httptask.server import ServerConfig
@@ -66,8 +66,7 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def page(browser: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    loopback_only(monkeypatch)
+def page(browser: Any) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1440, "height": 1000})
     context.set_default_timeout(10_000)
     opened = context.new_page()

@@ -1,8 +1,8 @@
 """Test request as an SSRF vector: loopback, private, link-local and metadata destinations are refused, by
 address, by name after resolution (a stubbed resolver) and on redirects, before any connection is made.
 
-The tripwire of `browser_setup.loopback_only` refuses and records every connection beyond loopback, so even a
-broken guard sends no packet off this machine, and the tests see that it tried.
+The session's socket-level tripwire (tests/tripwire.py) refuses and records every connection beyond loopback,
+so even a broken guard sends no packet off this machine, and the tests see that it tried.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from browser_setup import bundled_catalog, loopback_only, running_editor
+from browser_setup import bundled_catalog, running_editor
 from httptask.catalog import Catalog
 from httptask.errors import SendError
 from httptask.messages import HttpRequest
@@ -33,12 +33,6 @@ RESOLVER = static_resolve(
         "mixed.example": ["93.184.216.34", "10.0.0.8"],
     }
 )
-
-
-@pytest.fixture(autouse=True)
-def tripwire(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """Connections attempted beyond loopback; each is refused before it leaves the machine."""
-    return loopback_only(monkeypatch)
 
 
 class _Redirector(BaseHTTPRequestHandler):
