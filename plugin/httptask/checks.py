@@ -6,12 +6,20 @@ and the editor can point at it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Any
 
 from .catalog import Catalog
-from .errors import HttptaskError, Issue, TaskError, TemplateError, UnknownOperation, UsageError, child_path
+from .errors import (
+    HttptaskError,
+    Issue,
+    SourceError,
+    TaskError,
+    TemplateError,
+    UnknownOperation,
+    UsageError,
+    child_path,
+)
 from .tasks import Task
 from .templating import check_template, is_template, references
 from .workflow import Workflow, parse_workflow, topological_order
@@ -20,7 +28,6 @@ from .yamlsource import parse_source
 __all__ = ["check_workflow", "check_workflow_text", "syntax_issue", "template_leaves"]
 
 _RESPONSE_PARTS = ("status", "headers", "body")
-_SYNTAX = re.compile(r"^.*?:(\d+):\d+: (.*)$", re.DOTALL)
 # Where validation puts each part of a request, and where the task holds it.
 _LOCATIONS = {
     "$.server": "server",
@@ -46,10 +53,9 @@ def check_workflow_text(text: str, catalog: Catalog, file: str = "<editor>") -> 
 
 def syntax_issue(error: UsageError) -> Issue:
     """A YAML syntax or read error as an issue at `$`, with the line the parser stopped at."""
-    match = _SYNTAX.match(error.message)
-    if match is None:
-        return Issue("$", error.message)
-    return Issue("$", match.group(2), line=int(match.group(1)))
+    if isinstance(error, SourceError) and error.line is not None:
+        return Issue("$", error.detail, line=error.line)
+    return Issue("$", error.message)
 
 
 def check_workflow(workflow: Workflow, catalog: Catalog) -> list[Issue]:

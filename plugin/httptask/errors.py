@@ -2,6 +2,7 @@
 
     HttptaskError                 every error a user can cause; prints as one sentence, knows its exit code
     ├── UsageError                a bad command line, input file or argument (exit 2)
+    │   └── SourceError           YAML or JSON text that does not parse (file, line, column)
     ├── SpecError                 an OpenAPI document that cannot be loaded (file and JSON pointer)
     ├── UnknownOperation          a catalog id that does not exist (with the closest ids)
     ├── TaskError                 a task or workflow definition that is wrong (file, line, field path)
@@ -27,6 +28,7 @@ __all__ = [
     "RequestInvalid",
     "ResponseTooLarge",
     "SendError",
+    "SourceError",
     "SpecError",
     "TaskError",
     "TemplateError",
@@ -92,6 +94,33 @@ class UsageError(HttptaskError):
     """A bad argument, option or input file."""
 
 
+class SourceError(UsageError):
+    """YAML or JSON text that does not parse, e.g. `task.yaml:3:10: invalid YAML: mapping values are not
+    allowed here. Fix the syntax and try again.`; line and column are 1-based, None when unknown."""
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        file: str,
+        line: int | None = None,
+        column: int | None = None,
+        syntax: str = "YAML",
+    ) -> None:
+        self.problem = problem
+        self.file = file
+        self.line = line
+        self.column = column
+        self.syntax = syntax
+        where = file if line is None else f"{file}:{line}" if column is None else f"{file}:{line}:{column}"
+        super().__init__(f"{where}: {self.detail}")
+
+    @property
+    def detail(self) -> str:
+        """The message without its place: `invalid YAML: ... Fix the syntax and try again.`"""
+        return f"invalid {self.syntax}: {self.problem}. Fix the syntax and try again."
+
+
 class SpecError(HttptaskError):
     """An OpenAPI document that cannot be loaded; names the file and the JSON pointer."""
 
@@ -125,7 +154,8 @@ class TaskError(HttptaskError):
 
 
 class TemplateError(TaskError):
-    """A template that does not parse or render, e.g. `task t1, body.memo: 'input' has no attribute 'note'`."""
+    """A template that does not parse or render,
+    e.g. `task t1, body.memo: 'input' has no attribute 'note'`."""
 
     def __init__(self, task_id: str, field_path: str, problem: str) -> None:
         super().__init__(

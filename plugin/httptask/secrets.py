@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-import yaml
-
-from httptask.errors import UsageError
+from httptask.errors import SourceError, UsageError
+from httptask.yamlsource import parse_document
 
 __all__ = ["MASK", "SECRETS_FILE_VAR", "SECRET_VAR_PREFIX", "Redactor", "SecretStore", "is_sensitive_header"]
 
@@ -170,11 +169,10 @@ def _read_secrets_file(path: Path) -> dict[str, Any]:
             f"check the path given in {SECRETS_FILE_VAR}."
         ) from exc
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        # YAML's own message quotes the offending line, which may hold a secret: give only its position.
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
+        data = parse_document(text, str(path))
+    except SourceError as exc:
+        # The parser's own words may quote the offending text, which may hold a secret: give only its line.
+        where = f" at line {exc.line}" if exc.line is not None else ""
         raise UsageError(
             f"The secrets file {str(path)!r} is not valid YAML or JSON{where}; "
             "fix it so it maps names to values."

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
 from fastapi import FastAPI, Query, Request
 from fastapi import Path as FastAPIPath
 from fastapi.exceptions import RequestValidationError
@@ -48,7 +47,7 @@ from .netguard import DestinationPolicy, ResolveFunction
 from .secrets import SECRET_VAR_PREFIX, Redactor, SecretStore
 from .tasks import Task, parse_task
 from .transport import Sender
-from .yamlsource import parse_source
+from .yamlsource import dump_yaml, parse_source
 
 __all__ = ["MAX_BODY_BYTES", "ServerConfig", "create_app", "is_loopback_host"]
 
@@ -472,7 +471,7 @@ def create_app(
             return task
 
         task = _call(build, secrets.redactor)
-        text = yaml.safe_dump(task, sort_keys=False, allow_unicode=True, width=1000)
+        text = dump_yaml(task)
         return TaskOut(task=task, yaml=text)
 
     @app.post("/api/test-request", response_model=SendTaskOut, responses={**_ERRORS, **_UPSTREAM})
@@ -522,10 +521,7 @@ def create_app(
         """Check a workflow without sending anything: every problem with its JSON path and line."""
         from .checks import check_workflow_text
 
-        try:
-            issues = _call(lambda: check_workflow_text(body.workflow, catalog), secrets.redactor)
-        except yaml.YAMLError as exc:
-            issues = [Issue("$", _yaml_problem(exc))]
+        issues = _call(lambda: check_workflow_text(body.workflow, catalog), secrets.redactor)
         return ValidateOut(valid=not issues, errors=_issues(issues, secrets.redactor))
 
     def openapi() -> dict[str, Any]:
@@ -554,18 +550,9 @@ def _call(function: Callable[[], Any], redactor: Redactor) -> Any:
 
 def _task(data: dict[str, Any] | str) -> Task:
     if isinstance(data, str):
-        try:
-            source = parse_source(data, "the task")
-        except yaml.YAMLError as exc:
-            raise UsageError(f"the task: {_yaml_problem(exc)}") from None
+        source = parse_source(data, "the task")
         return parse_task(source.data, source=source)
     return parse_task(data)
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    # PyYAML's reader refuses control characters before parse_source's own error handling can run.
-    problem = getattr(exc, "reason", None) or str(exc).splitlines()[0]
-    return f"invalid YAML: {problem}. Remove control characters and try again."
 
 
 def _ms(seconds: float) -> float:

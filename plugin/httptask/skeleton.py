@@ -10,11 +10,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from .errors import UsageError
 from .reference import body_fields, schema_type
 from .spec import Operation, Parameter
+from .yamlsource import dump_yaml
 
 __all__ = ["Placeholder", "placeholders", "skeleton", "skeleton_yaml", "task_definition"]
 
@@ -216,10 +215,6 @@ def _optional_comments(op: Operation, data: dict[str, Any]) -> dict[str, list[st
     return out
 
 
-def _dump(data: Any) -> str:
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=1000)
-
-
 def _indent(text: str, prefix: str) -> str:
     return "".join(prefix + line if line.strip() else line for line in text.splitlines(keepends=True))
 
@@ -241,14 +236,14 @@ def skeleton_yaml(op: Operation) -> str:
             comments = _optional_comments(op, data)
             for section in ("path", "query", "headers", "body"):
                 if section in value:
-                    lines.append(_indent(_dump({section: value[section]}), "  ").rstrip("\n"))
+                    lines.append(_indent(dump_yaml({section: value[section]}), "  ").rstrip("\n"))
                 lines.extend(comments.get(section, []))
             if op.idempotency_header is not None:
                 lines.append(f"# {op.idempotency_header}: generated once per run when idempotencyKey is not set, "
                              "and the same on every retry")
                 lines.append("# idempotencyKey: \"{{ input.order_id }}-refund\"")
             continue
-        lines.append(_dump({key: value}).rstrip("\n"))
+        lines.append(dump_yaml({key: value}).rstrip("\n"))
     return "\n".join(lines) + "\n"
 
 

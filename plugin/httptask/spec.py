@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from .errors import SpecError
+from .errors import SourceError, SpecError
+from .yamlsource import parse_document
 
 __all__ = [
     "HTTP_METHODS",
@@ -159,16 +158,6 @@ class Spec:
         return next((op for op in self.operations if op.operation_id == operation_id), None)
 
 
-class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """Safe YAML that keeps dates as the strings JSON Schema expects (`format: date` validates strings)."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
 def load_document(path: Path) -> JSON:
     """Parse a JSON or YAML file into a dict, with errors that name the file and line."""
     try:
@@ -178,17 +167,10 @@ def load_document(path: Path) -> JSON:
     except UnicodeDecodeError as exc:
         raise SpecError("is not UTF-8 text; save it as UTF-8 and try again.", file=str(path)) from exc
     try:
-        if path.suffix.lower() == ".json":
-            document = json.loads(text)
-        else:
-            document = yaml.load(text, Loader=_Loader)
-    except json.JSONDecodeError as exc:
-        raise SpecError(f"line {exc.lineno}: invalid JSON: {exc.msg}.", file=str(path)) from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise SpecError(f"{where}invalid YAML: {problem}.", file=str(path)) from exc
+        document = parse_document(text, str(path), is_json=path.suffix.lower() == ".json")
+    except SourceError as exc:
+        where = f"line {exc.line}: " if exc.line is not None else ""
+        raise SpecError(f"{where}invalid {exc.syntax}: {exc.problem}.", file=str(path)) from exc
     if not isinstance(document, dict):
         raise SpecError("is not an OpenAPI document: the top level must be a mapping.", file=str(path))
     return document

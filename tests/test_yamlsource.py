@@ -1,0 +1,139 @@
+"""The one YAML reader: both entry points agree, dates stay the text that was written in every kind of file,
+and a syntax error is data (file, line, column) in a sentence that says what to do."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from httptask.catalog import Catalog
+from httptask.errors import SourceError, UsageError
+from httptask.execute import prepare
+from httptask.secrets import SecretStore
+from httptask.spec import load_spec
+from httptask.tasks import load_task
+from httptask.workflow import load_workflow
+from httptask.yamlsource import dump_yaml, load_source, parse_document, parse_source
+
+DOCUMENTS = [
+    "on: 2024-01-31\nat: 2024-01-31T10:00:00Z\nexplicit: !!timestamp 2024-02-01\n",
+    "items:\n  - {id: 1, when: 2023-12-24}\n  - [a, 'b', 3.5, null, true]\nnested: {deep: {x: ~}}\n",
+    '{"json": [1, 2, {"is": "yaml too"}], "date": "2024-01-31"}',
+    "",
+]
+
+
+@pytest.mark.parametrize("text", DOCUMENTS)
+def test_both_entry_points_read_the_same_data(text: str) -> None:
+    assert parse_source(text, "f.yaml").data == parse_document(text, "f.yaml")
+
+
+@pytest.mark.parametrize("parse", [lambda t: parse_source(t, "f").data, lambda t: parse_document(t, "f")])
+def test_dates_and_timestamps_stay_the_text_that_was_written(parse: Any) -> None:
+    data = parse(DOCUMENTS[0])
+    assert data == {True: "2024-01-31", "at": "2024-01-31T10:00:00Z", "explicit": "2024-02-01"}
+
+
+def test_the_fast_entry_point_falls_back_to_pure_python_without_libyaml() -> None:
+    code = (
+        "import yaml\n"
+        "del yaml.CSafeLoader\n"
+        "from httptask.yamlsource import parse_document\n"
+        "print(parse_document('day: 2024-01-31', 'f'))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "{'day': '2024-01-31'}\n", "")
+
+
+def test_a_date_in_a_task_body_is_sent_as_the_string_written(tmp_path: Path) -> None:
+    task = tmp_path / "t.yaml"
+    task.write_text(
+        "id: t\nhttpRequest:\n  method: POST\n  url: http://127.0.0.1:9/x\n  body: {on: 2024-01-31}\n",
+        encoding="utf-8",
+    )
+    prepared = prepare(load_task(task), inputs={}, catalog=Catalog([]), secrets=SecretStore(environ={}))
+    assert json.loads(prepared.request.content) == {"true": "2024-01-31"}
+
+
+def test_a_date_stays_a_string_in_workflows_specs_and_the_secrets_file(tmp_path: Path) -> None:
+    workflow = tmp_path / "w.yaml"
+    workflow.write_text(
+        "name: w\ninputs:\n  since: {type: string, default: 2024-01-31}\n"
+        "tasks:\n  - id: t\n    httpRequest: {url: 'http://127.0.0.1:9/'}\n",
+        encoding="utf-8",
+    )
+    assert load_workflow(workflow).inputs["since"]["default"] == "2024-01-31"
+    spec = tmp_path / "s.yaml"
+    spec.write_text(
+        "openapi: 3.1.0\ninfo: {title: S, version: 2024-01-31}\npaths: {}\n", encoding="utf-8"
+    )
+    assert load_spec(spec).version == "2024-01-31"
+    secrets = tmp_path / "secrets.yaml"
+    secrets.write_text("PIN: 2024-01-31\n", encoding="utf-8")
+    assert SecretStore(environ={}, file=secrets).get("PIN") == "2024-01-31"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "column", "problem"),
+    [
+        ("a: [1,\n", 2, 1, "expected the node content, but found '<stream end>'"),
+        ("a: b: c\n", 1, 5, "mapping values are not allowed here"),
+        ("ok: 1\nbad: \x01\n", 2, 6, "unacceptable character #x0001: special characters are not allowed"),
+    ],
+)
+def test_a_syntax_error_carries_file_line_and_column(text: str, line: int, column: int, problem: str) -> None:
+    with pytest.raises(SourceError) as caught:
+        parse_source(text, "task.yaml")
+    error = caught.value
+    assert (error.file, error.line, error.column, error.problem) == ("task.yaml", line, column, problem)
+    assert str(error) == f"task.yaml:{line}:{column}: invalid YAML: {problem}. Fix the syntax and try again."
+    assert error.detail == f"invalid YAML: {problem}. Fix the syntax and try again."
+    assert error.exit_code == 2
+
+
+@pytest.mark.parametrize(("text", "line"), [("a: [1,\n", 2), ("a: b: c\n", 1), ("ok: 1\nbad: \x01\n", 2)])
+def test_the_fast_entry_point_reports_the_same_line(text: str, line: int) -> None:
+    with pytest.raises(SourceError) as caught:
+        parse_document(text, "spec.yaml")
+    assert (caught.value.file, caught.value.line) == ("spec.yaml", line)
+
+
+def test_a_json_syntax_error_names_json() -> None:
+    with pytest.raises(SourceError) as caught:
+        parse_document('{\n  "a": 1,,\n}', "spec.json", is_json=True)
+    assert str(caught.value) == (
+        "spec.json:2:10: invalid JSON: Expecting property name enclosed in double quotes. "
+        "Fix the syntax and try again."
+    )
+
+
+def test_lines_are_kept_for_every_value_and_fall_back_to_the_nearest_parent() -> None:
+    source = parse_source("name: w\ntasks:\n  - id: t\n    request:\n      body:\n        memo: x\n", "w.yaml")
+    assert source.line("$.tasks[0].request.body.memo") == 6
+    assert source.line("$.tasks[0].request") == 4
+    assert source.line("$.tasks[0].request.body.absent") == 5
+    assert source.line("$") == 1
+
+
+def test_load_source_says_which_file_cannot_be_read(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="^No such file: '.*absent.yaml'.$"):
+        load_source(tmp_path / "absent.yaml")
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes("name: caf\xe9".encode("latin-1"))
+    with pytest.raises(UsageError) as caught:
+        load_source(latin)
+    assert str(caught.value) == f"'{latin}' is not UTF-8 text; save it as UTF-8 and try again."
+
+
+def test_dump_yaml_keeps_key_order_and_readable_text() -> None:
+    data = {"z": 1, "a": ["å", {"nested": "2024-01-31"}]}
+    text = dump_yaml(data)
+    assert text == "z: 1\na:\n- å\n- nested: '2024-01-31'\n"
+    assert yaml.safe_load(text) == {"z": 1, "a": ["å", {"nested": "2024-01-31"}]}
+    assert parse_document(text, "f") == data
