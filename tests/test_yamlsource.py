@@ -70,9 +70,7 @@ def test_a_date_stays_a_string_in_workflows_specs_and_the_secrets_file(tmp_path:
     )
     assert load_workflow(workflow).inputs["since"]["default"] == "2024-01-31"
     spec = tmp_path / "s.yaml"
-    spec.write_text(
-        "openapi: 3.1.0\ninfo: {title: S, version: 2024-01-31}\npaths: {}\n", encoding="utf-8"
-    )
+    spec.write_text("openapi: 3.1.0\ninfo: {title: S, version: 2024-01-31}\npaths: {}\n", encoding="utf-8")
     assert load_spec(spec).version == "2024-01-31"
     secrets = tmp_path / "secrets.yaml"
     secrets.write_text("PIN: 2024-01-31\n", encoding="utf-8")
@@ -114,7 +112,8 @@ def test_a_json_syntax_error_names_json() -> None:
 
 
 def test_lines_are_kept_for_every_value_and_fall_back_to_the_nearest_parent() -> None:
-    source = parse_source("name: w\ntasks:\n  - id: t\n    request:\n      body:\n        memo: x\n", "w.yaml")
+    text = "name: w\ntasks:\n  - id: t\n    request:\n      body:\n        memo: x\n"
+    source = parse_source(text, "w.yaml")
     assert source.line("$.tasks[0].request.body.memo") == 6
     assert source.line("$.tasks[0].request") == 4
     assert source.line("$.tasks[0].request.body.absent") == 5
@@ -122,8 +121,9 @@ def test_lines_are_kept_for_every_value_and_fall_back_to_the_nearest_parent() ->
 
 
 def test_load_source_says_which_file_cannot_be_read(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="^No such file: '.*absent.yaml'.$"):
+    with pytest.raises(UsageError) as missing:
         load_source(tmp_path / "absent.yaml")
+    assert str(missing.value) == f"No such file: '{tmp_path / 'absent.yaml'}'."
     latin = tmp_path / "latin.yaml"
     latin.write_bytes("name: caf\xe9".encode("latin-1"))
     with pytest.raises(UsageError) as caught:
