@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 demo: $(STAMP)
-	$(PY) -m httptask.demo
+	$(PY) -m httptask.cli.demo
 
 # The suite runs in a network namespace whose only interface is loopback (as root: unshare -n; otherwise in a
 # user namespace), so no test can send a packet off this machine, whatever event loop or client it uses.

@@ -23,7 +23,7 @@ from .resources import bundled_dir, cache_dir, user_specs_dirs
 if TYPE_CHECKING:  # a warm index parses no spec, so the spec loader (and yaml) is imported only on a miss
     from .spec import Operation, Spec
 
-__all__ = ["SPEC_SUFFIXES", "Catalog", "Entry", "SearchHit", "spec_files"]
+__all__ = ["SPEC_SUFFIXES", "Catalog", "Entry", "SearchHit", "catalog_sources", "spec_files"]
 
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
 _INDEX_VERSION = 1
@@ -72,6 +72,14 @@ def spec_files(directory: Path) -> list[tuple[str, Path]]:
     return found
 
 
+def catalog_sources() -> list[tuple[str, Path, bool]]:
+    """(api, file, bundled) for every spec file: the bundled specs, then the user's catalog directories."""
+    sources = [(api, path, True) for api, path in spec_files(bundled_dir("specs"))]
+    for directory in user_specs_dirs():
+        sources.extend((api, path, False) for api, path in spec_files(directory))
+    return sources
+
+
 class Catalog:
     """The operations of the bundled specs and the user's catalog directories."""
 
@@ -83,10 +91,7 @@ class Catalog:
     @classmethod
     def default(cls) -> Catalog:
         """The bundled specs, then the user's catalog directories (`$HTTPTASK_SPECS_PATH`)."""
-        sources = [(api, path, True) for api, path in spec_files(bundled_dir("specs"))]
-        for directory in user_specs_dirs():
-            sources.extend((api, path, False) for api, path in spec_files(directory))
-        return cls(sources, index_cache=cache_dir() / "index.json")
+        return cls(catalog_sources(), index_cache=cache_dir() / "index.json")
 
     @cached_property
     def entries(self) -> list[Entry]:

@@ -13,16 +13,17 @@ import json
 import re
 import shutil
 import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .catalog import spec_files
-from .errors import SpecError, UsageError
+from .catalog import catalog_sources, spec_files
+from .errors import HttptaskError, SpecError, UsageError
 from .resources import bundled_dir
 from .spec import HTTP_METHODS, derive_operation_id, load_document, parse_spec
 
-__all__ = ["Finding", "ImportResult", "check_document", "import_specs"]
+__all__ = ["CheckResult", "Finding", "ImportResult", "check_document", "check_specs", "import_specs"]
 
 _API_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _MAX_FINDINGS = 50
@@ -69,6 +70,32 @@ def check_document(document: dict[str, Any], source: str) -> tuple[list[Finding]
         if count >= _MAX_COUNTED:
             break
     return findings, count
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One file as `httptask specs check` reports it: its operations and strict findings, or why it cannot
+    be loaded at all (`error`)."""
+
+    path: Path
+    operations: int = 0
+    findings: list[Finding] = field(default_factory=list)
+    count: int = 0
+    error: HttptaskError | None = None
+
+
+def check_specs(files: Iterable[tuple[str, Path]] | None = None) -> Iterator[CheckResult]:
+    """Load and strictly check each (api, file), by default every spec of the catalog; a file that cannot be
+    loaded is reported and the others are still checked."""
+    for api, path in files if files is not None else ((a, p) for a, p, _ in catalog_sources()):
+        try:
+            document = load_document(path)
+            spec = parse_spec(document, api=api, source=str(path))
+        except HttptaskError as exc:
+            yield CheckResult(path, error=exc)
+            continue
+        findings, count = check_document(document, str(path))
+        yield CheckResult(path, len(spec.operations), findings, count)
 
 
 def import_specs(

@@ -9,15 +9,16 @@ from typing import Any
 
 import click
 
-from .errors import EXIT_INVALID, EXIT_USAGE, Issue, TaskError, UsageError
+from ..errors import EXIT_INVALID, EXIT_USAGE, Issue, TaskError, UsageError
+from .console import plural, print_json
 
 __all__ = ["export_command", "validate_command"]
 
 
 def _load_issues(file: Path) -> tuple[Any, list[Issue]]:
     """(workflow, issues) for a readable file: schema problems come back as issues, not as an error."""
-    from .workflow import parse_workflow
-    from .yamlsource import load_source
+    from ..workflow import parse_workflow
+    from ..yamlsource import load_source
 
     source = load_source(file)
     try:
@@ -38,27 +39,25 @@ def _print_issues(file: Path, issues: list[Issue], *, err: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help='Print {"valid": bool, "errors": [...]} as JSON.')
 def validate_command(file: Path, as_json: bool) -> None:
     """Check a workflow without sending anything; exit 3 when it is invalid, 2 when it cannot be read."""
-    from .catalog import Catalog
-    from .checks import check_workflow, syntax_issue
+    from ..catalog import Catalog
+    from ..checks import check_workflow, syntax_issue
 
     try:
         workflow, issues = _load_issues(file)
     except UsageError as exc:
         if not as_json:
             raise
-        _print_json({"valid": False, "errors": [syntax_issue(exc).to_dict()]})
+        print_json({"valid": False, "errors": [syntax_issue(exc).to_dict()]})
         sys.exit(EXIT_USAGE)
     if workflow is not None:
         issues = check_workflow(workflow, Catalog.default())
     if as_json:
-        _print_json({"valid": not issues, "errors": [issue.to_dict() for issue in issues]})
+        print_json({"valid": not issues, "errors": [issue.to_dict() for issue in issues]})
     elif issues:
         _print_issues(file, issues, err=False)
-        count = f"{len(issues)} problem{'s' if len(issues) != 1 else ''}"
-        click.echo(f"{file}: the workflow is not valid ({count}).", err=True)
+        click.echo(f"{file}: the workflow is not valid ({plural(len(issues), 'problem')}).", err=True)
     else:
-        tasks = len(workflow.tasks)
-        click.echo(f"{file}: valid ({tasks} task{'s' if tasks != 1 else ''}).")
+        click.echo(f"{file}: valid ({plural(len(workflow.tasks), 'task')}).")
     sys.exit(EXIT_INVALID if issues else 0)
 
 
@@ -70,9 +69,9 @@ def validate_command(file: Path, as_json: bool) -> None:
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write here instead of to stdout.")
 def export_command(file: Path, target: str, output: Path | None) -> None:
     """Write the workflow as another engine's definition; exit 3, writing nothing, if not faithful."""
-    from .catalog import Catalog
-    from .checks import check_workflow
-    from .export import export_workflow
+    from ..catalog import Catalog
+    from ..checks import check_workflow
+    from ..export import export_workflow
 
     workflow, issues = _load_issues(file)
     catalog = Catalog.default()
@@ -82,8 +81,10 @@ def export_command(file: Path, target: str, output: Path | None) -> None:
         definition, issues = export_workflow(workflow, catalog, target)
     if issues:
         _print_issues(file, issues, err=True)
-        count = f"{len(issues)} problem{'s' if len(issues) != 1 else ''}"
-        click.echo(f"{file}: not exported to {target} ({count}); nothing was written.", err=True)
+        click.echo(
+            f"{file}: not exported to {target} ({plural(len(issues), 'problem')}); nothing was written.",
+            err=True,
+        )
         sys.exit(EXIT_INVALID)
     text = json.dumps(definition, indent=2, ensure_ascii=False) + "\n"
     if output is None:
@@ -94,7 +95,3 @@ def export_command(file: Path, target: str, output: Path | None) -> None:
     except OSError as exc:
         raise UsageError(f"Cannot write '{output}': {exc.strerror}.") from exc
     click.echo(f"Wrote {output}.", err=True)
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")

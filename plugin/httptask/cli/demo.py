@@ -11,15 +11,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .catalog import Catalog
-from .errors import HttptaskError, RequestInvalid
-from .execute import prepare, response_record, send_prepared
-from .output import print_table
-from .resources import bundled_dir
-from .sandbox import SandboxThread
-from .secrets import SecretStore
-from .tasks import load_task
-from .transport import Sender
+from ..catalog import Catalog
+from ..errors import HttptaskError, RequestInvalid
+from ..execute import prepare, response_record, send_prepared
+from ..resources import bundled_dir
+from ..sandbox import SandboxThread
+from ..secrets import SecretStore
+from ..tasks import load_task
+from ..transport import Sender
+from .console import print_table
 
 # Stand-in credentials: the sandbox checks that they are present and well-formed, never their value.
 DEMO_SECRETS = {
@@ -37,7 +37,9 @@ def _examples() -> Path:
     return bundled_dir("specs").parent / "examples"
 
 
-async def _send_all(task_files: list[Path], inputs: dict[str, object], catalog: Catalog, sandbox_url: str) -> None:
+async def _send_all(
+    task_files: list[Path], inputs: dict[str, object], catalog: Catalog, sandbox_url: str
+) -> None:
     rows = []
     shown = None
     async with Sender() as sender:
@@ -45,20 +47,30 @@ async def _send_all(task_files: list[Path], inputs: dict[str, object], catalog: 
             secrets = SecretStore(environ=DEMO_SECRETS)
             task = load_task(file)
             prepared = prepare(task, inputs=inputs, catalog=catalog, secrets=secrets, sandbox_url=sandbox_url)
-            response, attempts = await send_prepared(prepared, sender)
-            rows.append([task.operation, prepared.request.method, response.status, f"{response.elapsed_ms:.1f} ms",
-                         prepared.idempotency_key or "-"])
+            response, _ = await send_prepared(prepared, sender)
+            rows.append(
+                [
+                    task.operation,
+                    prepared.request.method,
+                    response.status,
+                    f"{response.elapsed_ms:.1f} ms",
+                    prepared.idempotency_key or "-",
+                ]
+            )
             if shown is None:
                 shown = (prepared.redacted_request(), response_record(response, secrets.redactor))
-    print_table(["operation", "method", "status", "time", "idempotency key"], rows,
-                title="Test requests for the seed endpoints, sent to the local sandbox")
+    print_table(
+        ["operation", "method", "status", "time", "idempotency key"],
+        rows,
+        title="Test requests for the seed endpoints, sent to the local sandbox",
+    )
     if shown is not None:
-        request, response = shown
+        request, record = shown
         print(f"\nThe first exchange in full:\n{request['method']} {request['url']}")
         for name, value in request["headers"].items():
             print(f"{name}: {value}")
-        print(f"\n{request['body']}\n\n-> {response['status']} {response['reason']}")
-        lines = json.dumps(response["body"], indent=2).splitlines()
+        print(f"\n{request['body']}\n\n-> {record['status']} {record['reason']}")
+        lines = json.dumps(record["body"], indent=2).splitlines()
         print("\n".join(lines[:_BODY_LINES]))
         if len(lines) > _BODY_LINES:
             print(f"  ... ({len(lines) - _BODY_LINES} more lines)")
@@ -68,8 +80,13 @@ def _show_invalid(task_file: Path, inputs: dict[str, object], catalog: Catalog, 
     broken = {**inputs, "amount": -5, "memo": 12345}
     print("\nThe same Chargebee task with a negative amount and a number as memo is refused before sending:")
     try:
-        prepare(load_task(task_file), inputs=broken, catalog=catalog, secrets=SecretStore(environ=DEMO_SECRETS),
-                sandbox_url=sandbox_url)
+        prepare(
+            load_task(task_file),
+            inputs=broken,
+            catalog=catalog,
+            secrets=SecretStore(environ=DEMO_SECRETS),
+            sandbox_url=sandbox_url,
+        )
     except HttptaskError as exc:
         print(f"error: {exc}")
         if isinstance(exc, RequestInvalid):
@@ -92,8 +109,16 @@ def main() -> None:
     if workflow.exists():
         print(f"\nRunning the workflow {workflow.name} on the embedded engine against the sandbox:\n")
         env = {**os.environ, **DEMO_SECRETS}
-        command = [sys.executable, "-m", "httptask", "run", str(workflow), "--sandbox",
-                   "--input", "@" + str(examples / "inputs" / "refund-invoices.json")]
+        command = [
+            sys.executable,
+            "-m",
+            "httptask",
+            "run",
+            str(workflow),
+            "--sandbox",
+            "--input",
+            "@" + str(examples / "inputs" / "refund-invoices.json"),
+        ]
         sys.exit(subprocess.run(command, env=env, check=False).returncode)
 
 

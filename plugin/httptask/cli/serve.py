@@ -1,33 +1,18 @@
-"""`httptask serve`: run the editor on loopback, or elsewhere only behind a token."""
+"""`httptask serve` (the editor, on loopback or elsewhere only behind a token) and `httptask sandbox` (the
+local stand-in server of every catalog operation)."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
-from .errors import UsageError
+from ..errors import UsageError
+from .console import optional_sandbox
 
-if TYPE_CHECKING:
-    from .catalog import Catalog
-
-__all__ = ["TOKEN_VAR", "serve_command"]
+__all__ = ["TOKEN_VAR", "sandbox_command", "serve_command"]
 
 TOKEN_VAR = "HTTPTASK_TOKEN"
-
-
-@contextlib.contextmanager
-def _sandbox(enabled: bool, catalog: Catalog) -> Iterator[str | None]:
-    if not enabled:
-        yield None
-        return
-    from .sandbox import SandboxThread
-
-    with SandboxThread(catalog) as sandbox:
-        yield sandbox.url
 
 
 @click.command("serve")
@@ -62,8 +47,8 @@ def serve_command(
     """Serve the editor: catalog search, the task builder and Test request, in a web page and an HTTP API."""
     import uvicorn
 
-    from .catalog import Catalog
-    from .server import ServerConfig, create_app, is_loopback_host
+    from ..catalog import Catalog
+    from ..server import ServerConfig, create_app, is_loopback_host
 
     if token is not None and len(token) < 16:
         raise UsageError(
@@ -77,7 +62,7 @@ def serve_command(
             "or listen on 127.0.0.1."
         )
     catalog = Catalog.default()
-    with _sandbox(sandbox, catalog) as sandbox_url:
+    with optional_sandbox(catalog, sandbox) as sandbox_url:
         config = ServerConfig(
             token=token, sandbox_url=sandbox_url, allow_hosts=allow_hosts, secrets_file=secrets_file
         )
@@ -101,3 +86,14 @@ def serve_command(
             limit_concurrency=64,
             server_header=False,
         )
+
+
+@click.command("sandbox")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8787, show_default=True, type=int)
+def sandbox_command(host: str, port: int) -> None:
+    """Serve every catalog operation locally: validates requests and answers from the spec."""
+    from ..catalog import Catalog
+    from ..sandbox import serve_forever
+
+    serve_forever(Catalog.default(), host, port)

@@ -12,7 +12,8 @@ from typing import Any
 
 import click
 
-from .errors import EXIT_INVALID, TaskError
+from ..errors import EXIT_INVALID, TaskError, UsageError
+from .console import parse_input, print_json, print_table
 
 __all__ = ["run_command", "runs_group"]
 
@@ -67,9 +68,7 @@ def run_command(
 ) -> None:
     """Run a workflow on the local engine, journaled; exit 0 when every task succeeded, 1 when one failed,
     2 on bad usage, 3 when the workflow or its inputs are not valid."""
-    from .engines.local import resume_run, start_run
-    from .errors import UsageError
-    from .testrequest import parse_input
+    from ..engines.local import resume_run, start_run
 
     if resume_id is None and (mark_done or resend):
         raise UsageError("--mark-done and --resend only apply to --resume RUN_ID.")
@@ -104,7 +103,7 @@ def run_command(
         except TaskError as exc:
             # A workflow or inputs that are not valid: exit 3, with the issues as data under --json.
             if as_json:
-                _print_json(
+                print_json(
                     {
                         "run_id": None,
                         "status": "invalid",
@@ -117,7 +116,7 @@ def run_command(
                 click.echo(f"error: {exc}", err=True)
             sys.exit(EXIT_INVALID)
     if as_json:
-        _print_json(result.to_dict())
+        print_json(result.to_dict())
     else:
         _print_result(result)
     sys.exit(result.exit_code)
@@ -149,7 +148,6 @@ def _progress(*, enabled: bool) -> Iterator[Any]:
 
 
 def _print_result(result: Any) -> None:
-    from .output import print_table
 
     rows = []
     for task in result.tasks:
@@ -184,10 +182,6 @@ def _status_counts(statuses: list[int | None]) -> str:
     return ", ".join(f"{key} ×{n}" for key, n in sorted(counts.items()))  # noqa: RUF001 (the times sign)
 
 
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
-
-
 # -- runs ----------------------------------------------------------------------------------------------------
 
 
@@ -201,8 +195,7 @@ def runs_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of runs.")
 def runs_list(limit: int, as_json: bool) -> None:
     """List the newest runs with their status and step counts."""
-    from .journal import Journal, default_journal_path
-    from .output import print_table
+    from ..journal import Journal, default_journal_path
 
     journal = Journal(default_journal_path())
     try:
@@ -210,7 +203,7 @@ def runs_list(limit: int, as_json: bool) -> None:
     finally:
         journal.close()
     if as_json:
-        _print_json(
+        print_json(
             [
                 {
                     "run_id": run.run_id,
@@ -244,8 +237,7 @@ def runs_list(limit: int, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the run and every step as JSON.")
 def runs_show(run_id: str, as_json: bool) -> None:
     """Show one run: its inputs (redacted), each task and item, and its outputs."""
-    from .journal import TASK_ROW, Journal, default_journal_path
-    from .output import print_table
+    from ..journal import TASK_ROW, Journal, default_journal_path
 
     journal = Journal(default_journal_path())
     try:
@@ -254,7 +246,7 @@ def runs_show(run_id: str, as_json: bool) -> None:
     finally:
         journal.close()
     if as_json:
-        _print_json(
+        print_json(
             {
                 "run_id": run.run_id,
                 "workflow": run.workflow,

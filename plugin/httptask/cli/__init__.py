@@ -1,0 +1,58 @@
+"""The `httptask` command line: one module per command group, each parsing arguments, calling the library
+and mapping errors to exit codes; `main` turns every user mistake into one message and its exit code."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..errors import HttptaskError
+from .catalog import catalog_group
+from .runs import run_command, runs_group
+from .serve import sandbox_command, serve_command
+from .specs import specs_group
+from .tasks import schema_command, task_group
+from .testrequest import test_request_command
+from .workflows import export_command, validate_command
+
+__all__ = ["cli", "main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="httptask")
+def cli() -> None:
+    """A catalog of real API endpoints as ready-to-run HTTP tasks."""
+
+
+for _command in (
+    catalog_group,
+    specs_group,
+    schema_command,
+    test_request_command,
+    sandbox_command,
+    task_group,
+    validate_command,
+    export_command,
+    run_command,
+    runs_group,
+    serve_command,
+):
+    cli.add_command(_command)
+
+
+def main() -> None:
+    """Entry point: user mistakes print one clear message and exit with their code, never a traceback."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except HttptaskError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except BrokenPipeError:
+        sys.exit(0)

@@ -1,0 +1,85 @@
+"""What every command shares: printing (rich tables on a terminal, plain aligned text when piped, JSON on
+request), counted nouns, reading `--input`, and the optional local sandbox."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import UsageError
+
+if TYPE_CHECKING:
+    from ..catalog import Catalog
+
+__all__ = ["is_terminal", "optional_sandbox", "parse_input", "plural", "print_json", "print_table"]
+
+
+def is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+def print_json(data: Any) -> None:
+    """`data` as indented JSON on stdout; what JSON cannot hold is printed as its text."""
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str | None = None) -> None:
+    if is_terminal():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(*columns, title=title, title_justify="left")
+        for row in rows:
+            table.add_row(*("" if cell is None else str(cell) for cell in row))
+        Console().print(table)
+        return
+    cells = [[str(c) for c in columns], *[["" if c is None else str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    if title:
+        sys.stdout.write(title + "\n")
+    for row in cells:
+        line = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        sys.stdout.write(line.rstrip() + "\n")
+
+
+def plural(count: int, noun: str) -> str:
+    """`1 operation`, `2 operations`."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def parse_input(text: str | None) -> dict[str, Any]:
+    """`--input` as JSON text, or `@FILE` holding JSON or YAML; it must be an object."""
+    if not text:
+        return {}
+    if text.startswith("@"):
+        from ..yamlsource import load_source
+
+        data = load_source(Path(text[1:])).data
+        where = f"the file {text[1:]}"
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UsageError(
+                f"--input is not valid JSON ({exc.msg} at column {exc.colno}); pass a JSON object or @FILE."
+            ) from None
+        where = "--input"
+    if not isinstance(data, dict):
+        raise UsageError(f"{where} must hold an object of input names to values, not {type(data).__name__}.")
+    return data
+
+
+@contextlib.contextmanager
+def optional_sandbox(catalog: Catalog, enabled: bool) -> Iterator[str | None]:
+    """The URL of a local sandbox of `catalog` for the duration, or None when not `enabled`."""
+    if not enabled:
+        yield None
+        return
+    from ..sandbox import SandboxThread
+
+    with SandboxThread(catalog) as sandbox:
+        yield sandbox.url
