@@ -5,17 +5,20 @@ with the same key."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
 
 from httptask.catalog import Catalog
-from httptask.errors import OutcomeUnknown, SendError
+from httptask.errors import DestinationRefused, NotSent, OutcomeUnknown, ResponseTooLarge, SendError
 from httptask.execute import prepare, send_prepared
-from httptask.retry import retry_after_seconds
+from httptask.messages import HttpResponse
+from httptask.netguard import DestinationPolicy
+from httptask.outcome import Outcome
+from httptask.retry import retry_after_seconds, send_with_retries
 from httptask.secrets import SecretStore
-from httptask.tasks import parse_task
+from httptask.tasks import RetryPolicy, parse_task
 from httptask.transport import Sender
 from servers import RecordingServer, closed_port, faults_server
 
@@ -155,3 +158,100 @@ def test_retry_after_reads_seconds_and_http_dates() -> None:
     assert retry_after_seconds("12") == 12.0
     assert retry_after_seconds("Thu, 01 Jan 1970 00:01:40 GMT", now=40.0) == 60.0
     assert retry_after_seconds("soon") is None
+
+
+# -- outcomes through the retries ---------------------------------------------------------------------------
+
+
+def _scripted(*results: HttpResponse | SendError) -> tuple[Callable[[], Awaitable[HttpResponse]], list[int]]:
+    """A send function giving `results` in turn; the list counts the calls."""
+    calls: list[int] = []
+
+    async def send() -> HttpResponse:
+        calls.append(len(calls) + 1)
+        result = results[len(calls) - 1]
+        if isinstance(result, SendError):
+            raise result
+        return result
+
+    return send, calls
+
+
+def _retry(send: Callable[[], Awaitable[HttpResponse]], *, idempotent: bool) -> tuple[HttpResponse, int]:
+    async def no_sleep(seconds: float) -> None:
+        pass
+
+    policy = RetryPolicy(max_attempts=4, interval_seconds=0.5)
+    return asyncio.run(send_with_retries(send, policy, idempotent=idempotent, what="task t1", sleep=no_sleep))
+
+
+def test_an_unknown_outcome_of_a_request_that_is_not_idempotent_says_so() -> None:
+    """The engine journals what the error says: an OutcomeUnknown must say 'unknown', or a resume re-sends."""
+    send, calls = _scripted(OutcomeUnknown("No answer."))
+    with pytest.raises(OutcomeUnknown) as caught:
+        _retry(send, idempotent=False)
+    assert (caught.value.outcome, caught.value.may_have_acted, calls) == (Outcome.UNKNOWN, True, [1])
+
+
+def test_a_refusal_that_would_happen_again_is_not_retried() -> None:
+    for refusal in (DestinationRefused("Refused."), NotSent("Not sent: bad URL.", retryable=False)):
+        send, calls = _scripted(refusal, refusal)
+        with pytest.raises(NotSent) as caught:
+            _retry(send, idempotent=True)
+        assert (caught.value, calls) == (refusal, [1])
+
+
+def test_the_guard_refuses_at_once_without_retries() -> None:
+    prepared = prepare(
+        parse_task(_task("http://169.254.169.254/latest", keyed=False)),
+        inputs={},
+        catalog=Catalog.default(),
+        secrets=SecretStore(environ={}),
+    )
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    async def go() -> None:
+        async with Sender(policy=DestinationPolicy()) as sender:
+            await send_prepared(prepared, sender, sleep=sleep)
+
+    with pytest.raises(DestinationRefused):
+        asyncio.run(go())
+    assert waits == []
+
+
+def test_a_not_sent_attempt_after_an_unknown_one_leaves_the_outcome_unknown() -> None:
+    send, calls = _scripted(
+        OutcomeUnknown("No answer."), NotSent("Could not connect."), NotSent("Could not connect.")
+    )
+    with pytest.raises(OutcomeUnknown) as caught:
+        asyncio.run(
+            send_with_retries(
+                send,
+                RetryPolicy(max_attempts=3),
+                idempotent=True,
+                what="task t1",
+                sleep=lambda s: asyncio.sleep(0),
+            )
+        )
+    assert (
+        str(caught.value)
+        == "Could not connect. Attempt 1 of 3 may have been received, so the outcome is unknown."
+    )
+    assert calls == [1, 2, 3]
+
+
+def test_an_answer_too_large_is_final_and_counts_as_acted() -> None:
+    too_large = ResponseTooLarge("Too large.", status=200)
+    send, calls = _scripted(too_large, too_large)
+    with pytest.raises(ResponseTooLarge) as caught:
+        _retry(send, idempotent=True)
+    assert (caught.value.outcome, caught.value.may_have_acted, calls) == (Outcome.ANSWERED, True, [1])
+
+
+def test_a_not_sent_attempt_of_a_request_that_is_not_idempotent_is_retried() -> None:
+    answer = HttpResponse(201, (), b"{}", 1.0)
+    send, calls = _scripted(NotSent("Could not connect."), answer)
+    assert (_retry(send, idempotent=False), calls) == ((answer, 2), [1, 2])

@@ -8,10 +8,12 @@
     ├── TaskError                 a task or workflow definition that is wrong (file, line, field path)
     │   └── TemplateError         a template that does not parse or render (task id, field path)
     ├── RequestInvalid            the request breaks the operation's spec; nothing was sent (exit 3)
-    └── SendError                 the request could not be sent or answered (exit 1)
-        ├── DestinationRefused    the SSRF guard refused the destination
-        ├── ResponseTooLarge      the response passed the size cap
-        └── OutcomeUnknown        a non-idempotent request may have been received; it is not re-sent
+    └── SendError                 the request was not sent or not answered (exit 1); carries its `Outcome`
+        ├── NotSent               nothing reached the server: bad URL, failed DNS lookup, refused connection
+        │   └── DestinationRefused  the SSRF guard refused the destination
+        ├── OutcomeUnknown        the request may have reached the server and no answer came back
+        └── AnswerRefused         an answer came that is not used: a redirect elsewhere, too many redirects
+            └── ResponseTooLarge  the response passed the size cap
 """
 
 from __future__ import annotations
@@ -20,10 +22,14 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from .outcome import Outcome, may_have_acted
+
 __all__ = [
+    "AnswerRefused",
     "DestinationRefused",
     "HttptaskError",
     "Issue",
+    "NotSent",
     "OutcomeUnknown",
     "RequestInvalid",
     "ResponseTooLarge",
@@ -183,27 +189,58 @@ class RequestInvalid(HttptaskError):
 class SendError(HttptaskError):
     """The request could not be sent, or no usable answer came back.
 
-    `maybe_received` is True when the server may have acted on the request (a timeout or a reset after
-    the request was written): only an idempotent request may then be sent again.
+    `outcome` says what the server may have seen; an error that cannot tell is `unknown`, the safe reading.
+    `status` is the answer's status when there was one. `retryable` is False where the same request would
+    fail the same way (a refused destination, an invalid URL, an answer too large).
     """
 
     exit_code = EXIT_FAILED
+    outcome = Outcome.UNKNOWN
+    retryable = True
 
-    def __init__(self, message: str, *, maybe_received: bool = False) -> None:
+    def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
-        self.maybe_received = maybe_received
+        self.status = status
+
+    @property
+    def may_have_acted(self) -> bool:
+        """Whether the server may have done what was asked; if so only an idempotent request is re-sent."""
+        return may_have_acted(self.outcome, self.status)
 
 
-class DestinationRefused(SendError):
-    """The SSRF guard refused to connect to the destination."""
+class NotSent(SendError):
+    """No byte reached the server; `retryable` when another try may go better (DNS, refused connection)."""
+
+    outcome = Outcome.NOT_SENT
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
-class ResponseTooLarge(SendError):
-    """The response body passed the configured size cap."""
+class DestinationRefused(NotSent):
+    """The SSRF guard refused to connect to the destination; it would refuse again, so it is not retried."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
 
 
 class OutcomeUnknown(SendError):
-    """A non-idempotent request may have reached the server; sending it again could act twice."""
+    """The request may have reached the server and no usable answer came back; a resend could act twice."""
+
+
+class AnswerRefused(SendError):
+    """An answer with `status` came back but is not used; unless it is a 4xx, the server acted on it."""
+
+    outcome = Outcome.ANSWERED
+    retryable = False
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message, status=status)
+
+
+class ResponseTooLarge(AnswerRefused):
+    """The response body passed the configured size cap."""
 
 
 def _json_path(dotted: str) -> str:

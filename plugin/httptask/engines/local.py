@@ -370,7 +370,7 @@ class LocalEngine:
                             "failed",
                             attempts=len(attempts),
                             error=message,
-                            maybe_received=exc.maybe_received,
+                            maybe_received=exc.may_have_acted,
                         ),
                     ]
                 )

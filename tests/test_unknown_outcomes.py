@@ -1,0 +1,84 @@
+"""A request whose outcome is unknown is journaled as unknown, and a plain `--resume` does not send it again.
+
+Each case runs `httptask run` as a process against the fault server, then `httptask run --resume`."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from faults import FaultServer, always, fault_server
+
+RECORD_REFUND = """\
+name: record-refund
+inputs:
+  api_url: {type: string}
+tasks:
+  - id: record
+    operation: chargebee.record_refund
+    server: {url: "{{ input.api_url }}"}
+    credentials: CHARGEBEE_API_KEY
+    readTimeoutSeconds: 0.5
+    retry: {maxAttempts: 3, intervalSeconds: 0.05}
+    request:
+      path: {invoice-id: inv_1}
+      body:
+        memo: Refunded by check.
+        transaction: {amount: 100, payment_method: check, date: 1517467200}
+"""
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "HTTPTASK_JOURNAL": str(tmp_path / "journal.sqlite3"),
+        "HTTPTASK_SECRET_CHARGEBEE_API_KEY": "test_unknown_key",
+    }
+
+
+@pytest.fixture
+def server() -> Iterator[FaultServer]:
+    with fault_server() as running:
+        running.stall_seconds = 2.0
+        yield running
+
+
+def httptask(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "httptask", *args], env=env, text=True, capture_output=True, timeout=60
+    )
+
+
+def _step(env: dict[str, str]) -> tuple[Any, ...]:
+    with sqlite3.connect(env["HTTPTASK_JOURNAL"]) as connection:
+        row: tuple[Any, ...] = connection.execute("SELECT run_id, state, maybe_received FROM steps").fetchone()
+        return row
+
+
+@pytest.mark.parametrize("fault", ["stall", "reset-after-body", "truncated", "500"])
+def test_a_refund_of_unknown_outcome_is_not_sent_again_by_a_retry_or_a_plain_resume(
+    server: FaultServer, env: dict[str, str], tmp_path: Path, fault: str
+) -> None:
+    workflow = tmp_path / "record-refund.yaml"
+    workflow.write_text(RECORD_REFUND)
+    server.reset(always(fault))
+    first = httptask(env, "run", str(workflow), "--input", json.dumps({"api_url": server.url + "/api/v1"}))
+    assert first.returncode == 1, first.stderr
+    run_id, state, maybe_received = _step(env)
+    assert (state, maybe_received) == ("failed", 1)
+    assert server.arrivals() == {"/api/v1/invoices/inv_1/record_refund": 1}
+
+    server.reset(always("answer"))
+    resumed = httptask(env, "run", "--resume", run_id)
+    assert resumed.returncode == 2
+    assert f"Run {run_id} cannot be resumed safely: 1 request that is not idempotent" in resumed.stderr
+    assert server.arrivals() == {}
