@@ -60,7 +60,8 @@ def httptask(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str
 
 def _step(env: dict[str, str]) -> tuple[Any, ...]:
     with sqlite3.connect(env["HTTPTASK_JOURNAL"]) as connection:
-        row: tuple[Any, ...] = connection.execute("SELECT run_id, state, maybe_received FROM steps").fetchone()
+        query = "SELECT run_id, state, maybe_received FROM steps"
+        row: tuple[Any, ...] = connection.execute(query).fetchone()
         return row
 
 
