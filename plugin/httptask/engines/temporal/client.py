@@ -1,0 +1,188 @@
+"""Starting a run on Temporal, waiting for it, reading its state and sending an operator's decision.
+
+A run is checked here before it starts, as on the local engine, and its inputs are refused when they hold the
+value of a secret this machine knows: Temporal would keep it in the run's history for good.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.service import RPCError
+
+from ...catalog import Catalog
+from ...checks import check_workflow
+from ...errors import TaskError, UsageError
+from ...secrets import SecretStore
+from ...workflow import Workflow, parse_workflow_text
+from ..local import _preload_secrets, check_inputs, new_run_id
+from .connection import Connection, connect
+from .model import (
+    DECIDE_SIGNAL,
+    RUN_WORKFLOW,
+    STATE_QUERY,
+    Decision,
+    ItemError,
+    RunInput,
+    RunSummary,
+    Settings,
+)
+
+__all__ = ["decide", "read_state", "start_run", "wait_run"]
+
+# Temporal refuses a payload over 2 MB; the run's input is one payload.
+_MAX_INPUT_BYTES = 2 * 1024 * 1024 - 64 * 1024
+
+
+async def start_run(
+    connection: Connection,
+    *,
+    workflow_text: str,
+    file: str,
+    inputs: Mapping[str, Any],
+    sandbox: bool = False,
+    settings: Settings | None = None,
+    catalog: Catalog | None = None,
+    secrets: SecretStore | None = None,
+) -> str:
+    """Check the workflow and inputs, then start the run and return its id; nothing starts on a failure."""
+    workflow = parse_workflow_text(workflow_text, file)
+    issues = check_workflow(workflow, catalog or Catalog.default())
+    if issues:
+        lines = "\n".join(f"  {file}:{i.line or '?'}: {i.path}: {i.message}" for i in issues)
+        raise TaskError(
+            f"{file}: the workflow is not valid ({len(issues)} problem"
+            f"{'s' if len(issues) != 1 else ''}):\n{lines}",
+            issues=issues,
+            file=file,
+        )
+    values = check_inputs(workflow, inputs)
+    _refuse_secret_inputs(workflow, values, secrets or _KnownSecrets())
+    start = RunInput(workflow_text, file, values, sandbox, settings or Settings())
+    client = await connect(connection)
+    size = client.data_converter.payload_converter.to_payloads([start])[0].ByteSize()
+    if size > _MAX_INPUT_BYTES:
+        raise UsageError(
+            f"The workflow and its inputs take {size / 1e6:.1f} MB, and Temporal keeps a run's input in one "
+            f"payload of at most 2 MB: split the inputs into runs of under {_MAX_INPUT_BYTES / 1e6:.1f} MB."
+        )
+    run_id = new_run_id()
+    # A run id is never reused: idempotency keys derive from it, and a vendor would drop a new run's refunds.
+    await client.start_workflow(
+        RUN_WORKFLOW,
+        start,
+        id=run_id,
+        task_queue=connection.task_queue,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+    )
+    return run_id
+
+
+class _KnownSecrets(SecretStore):
+    """The secrets this machine has; the workers, not the machine that starts a run, need them all."""
+
+    def get(self, name: str) -> str:
+        try:
+            return super().get(name)
+        except UsageError:
+            return ""
+
+
+def _refuse_secret_inputs(workflow: Workflow, inputs: Mapping[str, Any], secrets: SecretStore) -> None:
+    """Refuse inputs that hold a secret the workflow names and this machine can resolve."""
+    _preload_secrets(workflow, secrets)
+    if secrets.redactor.redact_value(dict(inputs)) != dict(inputs):
+        raise UsageError(
+            "The inputs hold the value of a secret; Temporal would keep it in the run's history. Pass "
+            "credentials by name (credentials: NAME, or secret('NAME') in a template), and let the workers "
+            "resolve them."
+        )
+
+
+async def wait_run(connection: Connection, run_id: str) -> RunSummary:
+    """The run's summary once it ends (a run waiting for a decision waits with it)."""
+    client = await connect(connection)
+    handle = client.get_workflow_handle(run_id, result_type=RunSummary)
+    try:
+        summary: RunSummary = await handle.result()
+    except WorkflowFailureError as exc:
+        return _ended(run_id, str(exc.cause or exc))
+    except RPCError as exc:
+        raise _no_run(run_id, connection, exc) from None
+    return summary
+
+
+async def read_state(connection: Connection, run_id: str) -> RunSummary:
+    """The run's state: its result when it has ended, else what it reports while it runs."""
+    client = await connect(connection)
+    return await _read(client, connection, run_id)
+
+
+async def _read(client: Client, connection: Connection, run_id: str) -> RunSummary:
+    handle = client.get_workflow_handle(run_id, result_type=RunSummary)
+    try:
+        described = await handle.describe()
+        if described.status == WorkflowExecutionStatus.RUNNING:
+            state: RunSummary = await handle.query(STATE_QUERY, result_type=RunSummary)
+            return state
+        if described.status == WorkflowExecutionStatus.COMPLETED:
+            result: RunSummary = await handle.result()
+            return result
+    except RPCError as exc:
+        raise _no_run(run_id, connection, exc) from None
+    status = described.status.name.lower() if described.status else "unknown"
+    return _ended(run_id, f"the run was {status} on Temporal")
+
+
+async def decide(connection: Connection, run_id: str, decisions: list[Decision]) -> RunSummary:
+    """Send each decision as the `decide` signal, once the run confirms the items wait for one."""
+    client = await connect(connection)
+    state = await _read(client, connection, run_id)
+    for decision in decisions:
+        task = next((t for t in state.tasks if t.task == decision.task), None)
+        if task is None:
+            known = ", ".join(t.task for t in state.tasks) or "none"
+            raise UsageError(f"Run {run_id} has no task {decision.task!r} (its tasks: {known}).")
+        waiting = {r.item for r in task.unknown}
+        named = set(decision.items) if decision.items is not None else waiting
+        if not waiting or not named <= waiting:
+            listed = ", ".join(str(i) for i in sorted(waiting)) or "none"
+            raise UsageError(
+                f"Task {decision.task} of run {run_id} has no unknown outcome at item(s) "
+                f"{', '.join(str(i) for i in sorted(named - waiting)) or 'any'}; the items waiting for a "
+                f"decision: {listed}."
+            )
+    handle = client.get_workflow_handle(run_id)
+    for decision in decisions:
+        stamped = Decision(
+            decision.task,
+            decision.action,
+            decision.items,
+            decision.who,
+            decision.evidence,
+            decision.at or time.time(),
+        )
+        await handle.signal(DECIDE_SIGNAL, stamped)
+    return await _read(client, connection, run_id)
+
+
+def _ended(run_id: str, reason: str) -> RunSummary:
+    return RunSummary(
+        run_id=run_id,
+        workflow="",
+        file="",
+        status="failed",
+        error_count=1,
+        errors=[ItemError("", None, reason)],
+    )
+
+
+def _no_run(run_id: str, connection: Connection, exc: RPCError) -> UsageError:
+    return UsageError(
+        f"No run {run_id!r} on Temporal at {connection.options()['target_host']} ({exc.message}); "
+        "list the runs with 'temporal workflow list'."
+    )
