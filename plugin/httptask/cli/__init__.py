@@ -13,6 +13,7 @@ from .runs import run_command, runs_group
 from .serve import sandbox_command, serve_command
 from .specs import specs_group
 from .tasks import schema_command, task_group
+from .temporal import temporal_group, worker_command
 from .testrequest import test_request_command
 from .workflows import export_command, validate_command
 
@@ -37,6 +38,8 @@ for _command in (
     run_command,
     runs_group,
     serve_command,
+    worker_command,
+    temporal_group,
 ):
     cli.add_command(_command)
 
