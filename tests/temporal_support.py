@@ -29,6 +29,7 @@ class Received:
     key: str | None
     authorization: str | None
     body: bytes
+    at: float
 
 
 @dataclass
@@ -55,7 +56,9 @@ class Vendor:
         key = request.headers.get(KEY_HEADER)
         body = await request.read()
         with self.lock:
-            self.received.append(Received(invoice, key, request.headers.get("authorization"), body))
+            self.received.append(
+                Received(invoice, key, request.headers.get("authorization"), body, time.monotonic())
+            )
             if key is not None and key in self.answers:
                 answer = self.answers[key]
             else:

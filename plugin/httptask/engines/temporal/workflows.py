@@ -358,7 +358,7 @@ class RunWorkflow:
         if tally is not None:
             state.counts = dict(tally.summary.counts)
             state.statuses = dict(tally.summary.statuses)
-            state.unknown = list(tally.summary.unknown)
+            state.unknown = sorted(tally.summary.unknown, key=lambda record: record.item)
 
     async def _run_task(
         self,

@@ -1,0 +1,235 @@
+"""Workers come and go on Temporal: two share a fan-out, one is killed with SIGKILL mid fan-out and the other
+finishes it with every refund acted on once per idempotency key, and a request that is not idempotent, lost
+with its worker, waits for an operator's decision instead of being sent again."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from temporal_support import ROOT, WorkerProcess, refund_inputs, vendor_server, wait_until
+
+pytestmark = pytest.mark.temporal
+
+REFUNDS = (ROOT / "examples" / "refund-invoices.yaml").read_text()
+RECORD_REFUNDS = """
+name: record-refunds
+inputs:
+  invoices: {type: array}
+  api_url: {type: string}
+tasks:
+  - id: record
+    operation: chargebee.record_refund
+    forEach: "{{ input.invoices }}"
+    server: {url: "{{ input.api_url | replace('/v2', '/v1') }}"}
+    credentials: CHARGEBEE_API_KEY
+    request:
+      path: {invoice-id: "{{ item.id }}"}
+      body:
+        memo: refund
+        transaction: {amount: "{{ item.amount }}", payment_method: other, date: 1700000000}
+"""
+
+
+@pytest.fixture
+def workers(temporal_server: Any, tmp_path: Path) -> Iterator[Any]:
+    """Start workers on a queue of this test's own; each is stopped (or was killed) at the end."""
+    queue = f"crash-{uuid.uuid4().hex[:8]}"
+    started: list[WorkerProcess] = []
+
+    def start(name: str, key: str = "cb-key-crash") -> WorkerProcess:
+        process = WorkerProcess(
+            temporal_server.address, queue, tmp_path / f"{name}.log", secrets={"CHARGEBEE_API_KEY": key}
+        )
+        started.append(process)
+        return process
+
+    start.queue = queue  # type: ignore[attr-defined]
+    yield start
+    for process in started:
+        process.stop()
+
+
+def _connection(server: Any, queue: str) -> Any:
+    from httptask.engines.temporal.connection import Connection
+
+    return Connection(server.address, task_queue=queue)
+
+
+def _start(server: Any, queue: str, text: str, inputs: dict[str, Any], **settings: Any) -> str:
+    from httptask.engines.temporal.client import start_run
+    from httptask.engines.temporal.model import Settings
+
+    return asyncio.run(
+        start_run(
+            _connection(server, queue),
+            workflow_text=text,
+            file="workflow.yaml",
+            inputs=inputs,
+            settings=Settings(**settings),
+        )
+    )
+
+
+def _wait(server: Any, queue: str, run_id: str) -> Any:
+    from httptask.engines.temporal.client import wait_run
+
+    return asyncio.run(asyncio.wait_for(wait_run(_connection(server, queue), run_id), 300))
+
+
+def _basic(key: str) -> str:
+    return "Basic " + base64.b64encode(f"{key}:".encode()).decode()
+
+
+def test_two_workers_share_one_fan_out(temporal_server: Any, workers: Any) -> None:
+    workers("a", key="key-of-a")
+    workers("b", key="key-of-b")
+    with vendor_server() as vendor:
+        vendor.delay = 0.01
+        run_id = _start(
+            temporal_server,
+            workers.queue,
+            REFUNDS,
+            refund_inputs(vendor.url, 300),
+            concurrency=8,
+            batch_size=10,
+        )
+        summary = _wait(temporal_server, workers.queue, run_id)
+        senders = {r.authorization for r in vendor.received}
+        acted = dict(vendor.acted)
+    assert summary.status == "succeeded"
+    assert senders == {_basic("key-of-a"), _basic("key-of-b")}
+    assert acted == {f"inv_{n}": 1 for n in range(300)}
+
+
+def test_a_worker_killed_mid_fan_out_is_replaced_and_no_refund_is_acted_on_twice(
+    temporal_server: Any, workers: Any
+) -> None:
+    victim = workers("victim", key="key-of-victim")
+    with vendor_server() as vendor:
+        vendor.delay = 0.02
+        run_id = _start(
+            temporal_server,
+            workers.queue,
+            REFUNDS,
+            refund_inputs(vendor.url, 600),
+            concurrency=8,
+            batch_size=20,
+            heartbeat_seconds=2,
+        )
+        wait_until(lambda: vendor.count() >= 120, "the victim to send a part of the fan-out")
+        victim.kill()
+        killed_at = time.monotonic()
+        sent_by_victim = {r.invoice for r in vendor.received if r.authorization == _basic("key-of-victim")}
+        workers("rescuer", key="key-of-rescuer")
+        summary = _wait(temporal_server, workers.queue, run_id)
+        received = list(vendor.received)
+        acted = dict(vendor.acted)
+    assert summary.status == "succeeded", summary
+    assert summary.tasks[0].counts == {"succeeded": 600}
+    # Every refund acted on once, none lost; an item sent again carried the key it had the first time.
+    assert acted == {f"inv_{n}": 1 for n in range(600)}
+    keys: dict[str, set[str | None]] = {}
+    for request in received:
+        keys.setdefault(request.invoice, set()).add(request.key)
+    assert all(len(k) == 1 and None not in k for k in keys.values())
+    assert len({k for ks in keys.values() for k in ks}) == 600
+    # The victim's unfinished batches were taken over by the rescuer.
+    batches = {int(invoice.split("_")[1]) // 20 for invoice in sent_by_victim}
+    unfinished = [
+        b for b in batches if any(f"inv_{n}" not in sent_by_victim for n in range(b * 20, b * 20 + 20))
+    ]
+    assert unfinished, "the victim was killed between batches; nothing of its work was in flight"
+    resumed = min(
+        r.at for r in received if r.at > killed_at and int(r.invoice.split("_")[1]) // 20 in unfinished
+    )
+    assert resumed - killed_at < 15
+
+
+def test_a_request_lost_with_its_worker_waits_for_a_decision(temporal_server: Any, workers: Any) -> None:
+    from httptask.engines.temporal.client import decide, read_state
+    from httptask.engines.temporal.model import Decision
+    from httptask.errors import UsageError
+
+    first = workers("first")
+    conn = _connection(temporal_server, workers.queue)
+    with vendor_server() as vendor:
+        vendor.hang = {"inv_1", "inv_2"}
+        run_id = _start(
+            temporal_server, workers.queue, RECORD_REFUNDS, refund_inputs(vendor.url, 3), heartbeat_seconds=2
+        )
+        wait_until(lambda: len({r.invoice for r in vendor.received}) == 3, "all three refunds to arrive")
+        first.kill()
+        vendor.hang.clear()
+        workers("second")
+
+        def waiting() -> bool:
+            return asyncio.run(read_state(conn, run_id)).status == "waiting"
+
+        wait_until(waiting, "the run to wait for a decision", timeout=60)
+        state = asyncio.run(read_state(conn, run_id))
+        unknown = state.tasks[0].unknown
+        assert [(r.item, r.state) for r in unknown] == [(1, "unknown"), (2, "unknown")]
+        assert "the server may have received the request" in (unknown[0].error or "")
+        assert len(vendor.requests_for("inv_1")) == 1  # not sent again by Temporal's retries
+
+        with pytest.raises(UsageError) as refused:
+            asyncio.run(decide(conn, run_id, [Decision("record", "resend", [0])]))
+        assert str(refused.value) == (
+            f"Task record of run {run_id} has no unknown outcome at item(s) 0; the items waiting for a "
+            "decision: 1, 2."
+        )
+        asyncio.run(
+            decide(
+                conn,
+                run_id,
+                [
+                    Decision(
+                        "record",
+                        "mark-done",
+                        [1],
+                        who="ops@example",
+                        evidence="seen in the vendor's dashboard",
+                    ),
+                    Decision("record", "resend", [2], who="ops@example"),
+                ],
+            )
+        )
+        summary = _wait(temporal_server, workers.queue, run_id)
+        per_invoice = {n: len(vendor.requests_for(f"inv_{n}")) for n in range(3)}
+    assert summary.status == "succeeded"
+    assert summary.tasks[0].counts == {"succeeded": 2, "resolved": 1}
+    assert per_invoice == {0: 1, 1: 1, 2: 2}
+    decided = [(d.decision.action, d.applied, d.decision.who, d.decision.evidence) for d in summary.decisions]
+    assert decided == [
+        ("mark-done", [1], "ops@example", "seen in the vendor's dashboard"),
+        ("resend", [2], "ops@example", None),
+    ]
+
+
+def test_ten_thousand_refunds_each_acted_on_once(temporal_server: Any, workers: Any) -> None:
+    workers("one")
+    with vendor_server() as vendor:
+        run_id = _start(
+            temporal_server,
+            workers.queue,
+            REFUNDS,
+            refund_inputs(vendor.url, 10_000),
+            concurrency=32,
+            batch_size=50,
+        )
+        summary = _wait(temporal_server, workers.queue, run_id)
+        acted = dict(vendor.acted)
+        keys = {r.key for r in vendor.received}
+    assert summary.status == "succeeded"
+    assert summary.tasks[0].counts == {"succeeded": 10_000}
+    assert summary.outputs["refunded"] == 10_000
+    assert acted == {f"inv_{n}": 1 for n in range(10_000)}
+    assert len(keys) == 10_000 and None not in keys
