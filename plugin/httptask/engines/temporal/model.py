@@ -153,7 +153,8 @@ class ItemRecord:
     response: dict[str, Any] | None = None
     idempotency_key: str | None = None
     sent_at: float | None = None
-    not_sent: bool = False
+    outcome: str | None = None
+    """The last attempt's `outcome.Outcome`: `not_sent`, `answered` or `unknown`; None if none was made."""
     decision: dict[str, Any] | None = None
 
 
@@ -174,8 +175,12 @@ class BatchResult:
     next: int | None = None
 
     def to_wire(self) -> Wire:
-        return {"kind": RECORDS_KIND, "task": self.task, "next": self.next,
-                "records": [dict(record.__dict__) for record in self.records]}
+        return {
+            "kind": RECORDS_KIND,
+            "task": self.task,
+            "next": self.next,
+            "records": [dict(record.__dict__) for record in self.records],
+        }
 
     @classmethod
     def from_wire(cls, wire: Wire) -> BatchResult:

@@ -26,9 +26,15 @@ def summary_dict(summary: RunSummary) -> dict[str, Any]:
     if summary.error_count > len(summary.errors):
         data["errors_not_listed"] = summary.error_count - len(summary.errors)
     waiting = [
-        {"task": t.task, "item": r.item if t.for_each else None, "idempotency_key": r.idempotency_key,
-         "sent_at": r.sent_at, "error": r.error}
-        for t in summary.tasks for r in t.unknown
+        {
+            "task": t.task,
+            "item": r.item if t.for_each else None,
+            "idempotency_key": r.idempotency_key,
+            "sent_at": r.sent_at,
+            "error": r.error,
+        }
+        for t in summary.tasks
+        for r in t.unknown
     ]
     if waiting:
         data["waiting"] = waiting

@@ -164,7 +164,7 @@ async def _send_batch(task: TaskPlan, args: BatchArgs, settings: Settings) -> Ba
                 "failed",
                 error=f"not finished: {reason}; the request carries an idempotency key, so "
                 "a new run sends it again safely",
-                not_sent=_not_sent(exc),
+                outcome="not_sent" if _not_sent(exc) else "unknown",
             )
             for i in range(args.start, args.stop)
             if i not in done
@@ -187,13 +187,14 @@ async def _send_one(task: TaskPlan, args: BatchArgs, settings: Settings) -> Batc
         return BatchResult.from_wire(wire)
     except ActivityError as exc:
         if _not_sent(exc):
-            record = ItemRecord(args.start, "failed", error=f"not sent: {_reason(exc)}", not_sent=True)
+            record = ItemRecord(args.start, "failed", error=f"not sent: {_reason(exc)}", outcome="not_sent")
         else:
             record = ItemRecord(
                 args.start,
                 "unknown",
                 error=f"the worker sending it was lost ({_reason(exc)}); the server may have received the "
                 "request: check, then decide with --mark-done or --resend",
+                outcome="unknown",
             )
         return await _note(BatchResult(task.id, [record]))
 
