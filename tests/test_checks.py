@@ -332,3 +332,31 @@ def test_check_workflow_takes_a_parsed_workflow(catalog: Catalog) -> None:
             "line": 22,
         }
     ]
+
+
+def test_the_request_rules_apply_to_literal_values_as_test_request_applies_them(catalog: Catalog) -> None:
+    text = """\
+    name: rules
+    inputs:
+      i: {type: integer}
+    tasks:
+      - id: dots
+        operation: chargebee.refund_invoice
+        server: {index: 3}
+        request:
+          path: {invoice-id: ".."}
+          headers: {X-Note: "a\\r\\nX-Evil: 1"}
+      - id: templated
+        operation: chargebee.refund_invoice
+        request:
+          path: {invoice-id: "{{ input.i }}"}
+    """
+    assert problems(text, catalog) == [
+        (7, "$.tasks[0].server.index", "must be between 0 and 0"),
+        (
+            9,
+            "$.tasks[0].request.path.invoice-id",
+            "must not be empty, '.' or '..', not '..': it would change the request's path",
+        ),
+        (10, "$.tasks[0].request.headers.X-Note", "must not contain a line break (CR or LF) or NUL"),
+    ]

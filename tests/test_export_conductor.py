@@ -307,3 +307,44 @@ def test_secrets_never_reach_the_export(tmp_path: Path) -> None:
     assert "${workflow.secrets.STRIPE_SECRET_KEY}" in text
     assert secret not in text and secret not in result.stdout and secret not in result.stderr
     assert json.loads(text) == json.loads((EXAMPLES / "conductor" / "stripe-report-refund.json").read_text())
+
+
+@pytest.mark.parametrize("value", [".", "..", ""])
+def test_a_dot_or_empty_path_value_is_refused_as_test_request_refuses_it(
+    value: str, catalog: Catalog
+) -> None:
+    text = f"""\
+    name: dots
+    tasks:
+      - id: refund
+        operation: chargebee.refund_invoice
+        request:
+          path: {{invoice-id: "{value}"}}
+    """
+    definition, issues = export(text, catalog)
+    assert issues == [
+        (
+            6,
+            "$.tasks[0].request.path.invoice-id",
+            f"task refund: must not be empty, '.' or '..', not {value!r}: it would change the request's path",
+        )
+    ]
+    # The literal segment is still percent-encoded whole, so no definition would navigate out of the path.
+    uri = definition["tasks"][0]["inputParameters"]["http_request"]["uri"]
+    assert "/invoices/" + value.replace(".", "%2E") + "/refund" in uri
+
+
+def test_a_server_index_out_of_range_is_an_issue_not_a_crash(catalog: Catalog) -> None:
+    _, issues = export(
+        """\
+    name: servers
+    tasks:
+      - id: refund
+        operation: chargebee.refund_invoice
+        server: {index: 7}
+        request:
+          path: {invoice-id: inv_1}
+    """,
+        catalog,
+    )
+    assert issues == [(5, "$.tasks[0].server.index", "task refund: must be between 0 and 0")]

@@ -9,7 +9,8 @@ from urllib.parse import quote, quote_plus
 import pytest
 
 from httptask.errors import UsageError
-from httptask.secrets import Redactor, SecretStore, is_sensitive_header
+from httptask.auth import is_credential_name
+from httptask.secrets import Redactor, SecretStore
 
 KEY = "sk_test_51H+x/y z=="
 
@@ -83,7 +84,7 @@ def test_redact_headers() -> None:
         "chargebee-request-origin-user": "me@example.com",
         "X-Note": "echo ***",
     }
-    assert not is_sensitive_header("X-Idempotency-Token")
+    assert not is_credential_name("X-Idempotency-Token")
 
 
 def test_prefixed_variable_comes_first() -> None:

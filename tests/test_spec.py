@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from httptask.errors import SpecError
+from httptask.requests import is_idempotent
 from httptask.spec import Operation, Spec, load_spec, normalise_schema
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -103,7 +104,7 @@ def test_security_options_schemes_and_auth_prefix(spec: Spec) -> None:
 def test_idempotency_key_seed_notes_and_form_style(spec: Spec) -> None:
     refund = op(spec, "refund_order")
     assert refund.idempotency_header == "Idempotency-Key"
-    assert refund.is_idempotent is True
+    assert is_idempotent(refund.method, refund.idempotency_header) is True
     assert refund.seed_notes == ("The seed leaves the reasons blank.",)
     assert refund.request_body is not None
     assert refund.request_body.required is True
@@ -113,7 +114,7 @@ def test_idempotency_key_seed_notes_and_form_style(spec: Spec) -> None:
     assert refund.request_body.media_type("application/json") is None
     nodes = op(spec, "create_a_node_tree")
     assert nodes.idempotency_header is None
-    assert nodes.is_idempotent is False
+    assert is_idempotent(nodes.method, nodes.idempotency_header) is False
     assert nodes.request_body is not None
     assert nodes.request_body.default.form_style == "brackets"
 

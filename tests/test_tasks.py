@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from httptask.errors import TaskError
-from httptask.tasks import RetryPolicy, load_task, schema
+from httptask.requests import RawRequest
+from httptask.tasks import RetryPolicy, load_task, parse_task, schema, task_defaults
+from httptask.transport import Timeouts
 
 
 def test_a_task_file_with_several_mistakes_reports_each_with_its_line(tmp_path: Path) -> None:
@@ -66,3 +68,29 @@ def test_the_schema_command_prints_the_shipped_schema() -> None:
         check=False,
     )
     assert done.returncode == 0 and json.loads(done.stdout) == schema("task")
+
+
+def test_the_shipped_schema_states_the_defaults_the_code_uses() -> None:
+    properties = schema("task")["properties"]
+    defaults = task_defaults()
+    retry = properties["retry"]["properties"]
+    assert {name: retry[name]["default"] for name in retry} == defaults["retry"]
+    for name in ("connectionTimeoutSeconds", "readTimeoutSeconds", "followRedirects", "maxResponseBytes"):
+        assert properties[name]["default"] == defaults[name], name
+    raw = properties["httpRequest"]["properties"]
+    assert (raw["method"]["default"], raw["contentType"]["default"]) == ("GET", "application/json")
+    assert RawRequest.of({"url": "u"}) == RawRequest("GET", "u", {}, None, "application/json")
+
+
+def test_a_task_that_sets_nothing_gets_those_defaults_everywhere() -> None:
+    task = parse_task({"id": "t", "httpRequest": {"url": "http://127.0.0.1:9/"}})
+    defaults = task_defaults()
+    assert task.retry == RetryPolicy()
+    assert (task.connection_timeout_seconds, task.read_timeout_seconds) == (
+        defaults["connectionTimeoutSeconds"],
+        defaults["readTimeoutSeconds"],
+    )
+    assert (task.follow_redirects, task.max_response_bytes) == (False, defaults["maxResponseBytes"])
+    assert Timeouts() == Timeouts(connect=task.connection_timeout_seconds, read=task.read_timeout_seconds)
+    given = parse_task({"id": "t", "operation": "x.y", "retry": {"maxAttempts": 5, "backoffRate": 1}})
+    assert given.retry == RetryPolicy(max_attempts=5, backoff_rate=1)

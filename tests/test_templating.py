@@ -19,6 +19,8 @@ from httptask.templating import (
     is_template,
     references,
     render_value,
+    secret_call,
+    secret_names,
 )
 
 INPUTS: dict[str, Any] = {
@@ -317,3 +319,21 @@ def test_rendering_is_fast() -> None:
             render_value(source, context, task_id="t", field_path="body.x")
         # About 15-20 microseconds each when cached; compiling every time would take over ten times longer.
         assert time.perf_counter() - started < 2.0
+
+
+@pytest.mark.parametrize(
+    ("source", "names", "whole"),
+    [
+        ("{{ secret('A') }}", ["A"], "A"),
+        (' {{- secret("B") -}} ', ["B"], "B"),
+        ("Bearer {{ secret('A') }}", ["A"], None),
+        ("{{ secret('A') ~ secret('B') ~ secret('A') }}", ["A", "B"], None),
+        ("{% if input.x %}{{ secret('C') | upper }}{% endif %}", ["C"], None),
+        ("{{ secret(input.name) }}", [], None),
+        ("secret('D') without markup", [], None),
+        ("{{ secret('E'", [], None),
+    ],
+)
+def test_secret_calls_are_found_by_the_parser(source: str, names: list[str], whole: str | None) -> None:
+    assert secret_names(source) == names
+    assert secret_call(source) == whole

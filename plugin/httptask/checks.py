@@ -7,11 +7,11 @@ and the editor can point at it.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .catalog import Catalog
 from .errors import (
-    HttptaskError,
+    CredentialsError,
     Issue,
     SourceError,
     TaskError,
@@ -24,6 +24,9 @@ from .tasks import Task
 from .templating import check_template, is_template, references
 from .workflow import Workflow, parse_workflow, topological_order
 from .yamlsource import parse_source
+
+if TYPE_CHECKING:
+    from .spec import Operation
 
 __all__ = ["check_workflow", "check_workflow_text", "syntax_issue", "template_leaves"]
 
@@ -239,36 +242,33 @@ def _literal(value: Any, path: str, templated: set[str]) -> Any:
     return value
 
 
-def _literal_issues(op: Any, task: Task, root: str) -> list[Issue]:
-    """Validate the task's literal values against the spec; a templated value is unknown until run time."""
-    from .requests import build_values
+def _literal_issues(op: Operation, task: Task, root: str) -> list[Issue]:
+    """Check the task's literal values by the request rules and the spec; a templated value is unknown until
+    run time."""
+    from .requests import build_values, choose_server, header_issues, path_issues, server_variables
     from .validation import validate_values
 
     templated: set[str] = set()
-    server = {k: v for k, v in task.server.items() if k not in ("url", "index")}
-    literal_server = _literal(server, "$.server", templated)
+    literal_server = _literal(dict(task.server), "$.server", templated)
+    chosen, issues = choose_server(op, literal_server)
     literal_headers = _literal({k.lower(): v for k, v in task.headers.items()}, "$.headers", templated)
     body = _literal(task.body, "$.body", templated) if task.has_body else None
     has_body = task.has_body and body is not _DROPPED
     values = build_values(
         op,
-        server={k: str(v) for k, v in literal_server.items()},
+        server={k: str(v) for k, v in server_variables(literal_server).items()},
         path=_literal(task.path, "$.path", templated),
         query=_literal(task.query, "$.query", templated),
         headers=literal_headers,
         body=body if has_body else None,
         has_body=has_body,
     )
-    server_index = task.server.get("index", 0)
-    chosen = (
-        op.servers[server_index] if isinstance(server_index, int) and server_index < len(op.servers) else None
-    )
-    issues = []
-    for issue in validate_values(op, values, chosen):
-        if any(issue.path == t or issue.path.startswith((t + ".", t + "[")) for t in templated):
-            continue
-        issues.append(Issue(_task_path(issue.path, task, root), issue.message, issue.expected, issue.actual))
-    return issues
+    issues += path_issues(values.path) + header_issues(values.headers) + validate_values(op, values, chosen)
+    return [
+        Issue(_task_path(issue.path, task, root), issue.message, issue.expected, issue.actual)
+        for issue in issues
+        if not any(issue.path == t or issue.path.startswith((t + ".", t + "[")) for t in templated)
+    ]
 
 
 def _task_path(path: str, task: Task, root: str) -> str:
@@ -284,7 +284,7 @@ def _task_path(path: str, task: Task, root: str) -> str:
     return root + path[1:]
 
 
-def _credential_issues(op: Any, task: Task, root: str) -> list[Issue]:
+def _credential_issues(op: Operation, task: Task, root: str) -> list[Issue]:
     from .auth import auth_parts
 
     if task.credentials is None:
@@ -292,7 +292,6 @@ def _credential_issues(op: Any, task: Task, root: str) -> list[Issue]:
     try:
         # A placeholder stands in for each secret: only the credentials' shape is checked here.
         auth_parts(op, task.credentials, lambda name: name, task_id=task.id)
-    except HttptaskError as exc:
-        message = exc.message.removeprefix(f"task {task.id}: ")
-        return [Issue(f"{root}.credentials", message)]
+    except CredentialsError as exc:
+        return [Issue(f"{root}.credentials", exc.problem)]
     return []

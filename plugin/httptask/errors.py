@@ -2,7 +2,8 @@
 
     HttptaskError                 every error a user can cause; prints as one sentence, knows its exit code
     ├── UsageError                a bad command line, input file or argument (exit 2)
-    │   └── SourceError           YAML or JSON text that does not parse (file, line, column)
+    │   ├── SourceError           YAML or JSON text that does not parse (file, line, column)
+    │   └── CredentialsError      a task's credentials that do not fit the operation's security (task id)
     ├── SpecError                 an OpenAPI document that cannot be loaded (file and JSON pointer)
     ├── UnknownOperation          a catalog id that does not exist (with the closest ids)
     ├── TaskError                 a task or workflow definition that is wrong (file, line, field path)
@@ -26,6 +27,7 @@ from .outcome import Outcome, may_have_acted
 
 __all__ = [
     "AnswerRefused",
+    "CredentialsError",
     "DestinationRefused",
     "HttptaskError",
     "Issue",
@@ -125,6 +127,16 @@ class SourceError(UsageError):
     def detail(self) -> str:
         """The message without its place: `invalid YAML: ... Fix the syntax and try again.`"""
         return f"invalid {self.syntax}: {self.problem}. Fix the syntax and try again."
+
+
+class CredentialsError(UsageError):
+    """A task's credentials that do not fit its operation's security schemes, e.g. `task t1: geins.x needs
+    apiKey and basicAuth together; ...`; `problem` is the message without the task."""
+
+    def __init__(self, task_id: str, problem: str) -> None:
+        super().__init__(f"task {task_id}: {problem}")
+        self.task_id = task_id
+        self.problem = problem
 
 
 class SpecError(HttptaskError):

@@ -7,7 +7,6 @@ engines share it. `send_prepared` sends with the task's retry policy; the idempo
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,21 +14,31 @@ from typing import Any
 from .auth import auth_parts
 from .catalog import Catalog
 from .encoding import encode_body
-from .errors import Issue, RequestInvalid
+from .errors import RequestInvalid
 from .messages import HttpRequest, HttpResponse, RequestValues
-from .requests import build_request, build_values, expand_server, header_issues, path_issues, sandbox_base_url
+from .requests import (
+    RawRequest,
+    body_media_type,
+    build_raw_request,
+    build_request,
+    build_values,
+    derive_key,
+    header_issues,
+    idempotency_header,
+    is_idempotent,
+    new_key,
+    path_issues,
+    resolve_server,
+)
 from .retry import Attempt, send_with_retries
 from .secrets import Redactor, SecretStore
-from .spec import Operation, Server
+from .spec import Operation
 from .tasks import Task
 from .templating import base_context, render_value
 from .transport import Sender, Timeouts
 from .validation import validate_values
 
 __all__ = ["Exchange", "Prepared", "prepare", "send_prepared"]
-
-# Keys derived from a seed (a run id and a task) are the same after a crash and a resume.
-_KEY_NAMESPACE = uuid.UUID("6f1c1d52-8f0a-4d4e-9a57-1f3c2b8e7a10")
 
 
 @dataclass(frozen=True)
@@ -73,8 +82,15 @@ class Exchange:
     sent: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"task": self.task_id, "operation": self.operation, "request": self.request,
-                "response": self.response, "errors": self.errors, "attempts": self.attempts, "sent": self.sent}
+        return {
+            "task": self.task_id,
+            "operation": self.operation,
+            "request": self.request,
+            "response": self.response,
+            "errors": self.errors,
+            "attempts": self.attempts,
+            "sent": self.sent,
+        }
 
 
 def prepare(
@@ -87,85 +103,69 @@ def prepare(
     tasks: Mapping[str, Any] | None = None,
     extra: Mapping[str, Any] | None = None,
     key_seed: str | None = None,
+    idempotency_key: str | None = None,
 ) -> Prepared:
-    """Render and check `task` into a request; raises `RequestInvalid` (nothing to send) with every issue."""
+    """Render and check `task` into a request; raises `RequestInvalid` (nothing to send) with every issue.
+
+    Where the request takes an idempotency key it is `idempotency_key` when given (the key recorded for an
+    earlier attempt of the same request), else the task's own `idempotencyKey`, else one derived from
+    `key_seed`, else a new one.
+    """
     context = base_context(inputs=inputs, tasks=tasks, secrets=secrets, extra=extra)
-    rendered = {part: render_value(value, context, task_id=task.id, field_path=part)
-                for part, value in task.templates.items()}
-    key = rendered.get("idempotencyKey")
+    rendered = {
+        part: render_value(value, context, task_id=task.id, field_path=part)
+        for part, value in task.templates.items()
+    }
+    own_key = rendered.get("idempotencyKey")
+    key = idempotency_key or (str(own_key) if own_key else None)
     if task.http_request is not None:
-        return _prepare_raw(task, rendered["httpRequest"], secrets.redactor, key, key_seed)
+        return _prepare_raw(task, RawRequest.of(rendered["httpRequest"]), secrets.redactor, key)
     assert task.operation is not None
     op = catalog.operation(task.operation)
-    server_values = {k: v for k, v in rendered["server"].items() if k not in ("url", "index")}
-    server, server_issues = _choose_server(op, rendered["server"])
-    base_url, filled, issues = expand_server(server, server_values) if server else ("", {}, server_issues)
-    issues = [*server_issues, *issues]
-    if sandbox_url is not None:
-        base_url = sandbox_base_url(op, sandbox_url)
-    elif "url" in rendered["server"]:
-        base_url = str(rendered["server"]["url"]).rstrip("/")
+    choice = resolve_server(op, rendered["server"], sandbox_url=sandbox_url)
     values = build_values(
         op,
-        server=filled,
+        server=choice.variables,
         path=rendered["request.path"],
         query=rendered["request.query"],
         headers=rendered["request.headers"],
         body=rendered.get("request.body"),
         has_body=task.has_body,
     )
-    issues += path_issues(values.path) + header_issues(values.headers) + validate_values(op, values, server)
-    if not base_url:
-        issues.append(Issue("$.server", "has no URL: the operation lists no server; set server.url in the task",
-                            expected="a URL"))
+    issues = choice.issues + path_issues(values.path) + header_issues(values.headers)
+    issues += validate_values(op, values, choice.server)
     if issues:
         raise RequestInvalid(op.id, sorted(issues, key=lambda i: i.path))
     auth_headers, auth_query, sent = auth_parts(op, task.credentials, secrets.get, task_id=task.id)
     for value in sent:
         secrets.redactor.add(value)
     extra_headers = dict(auth_headers)
-    if op.idempotency_header is not None:
-        key = str(key) if key else _new_key(key_seed)
-        extra_headers[op.idempotency_header.lower()] = key
+    key_header = idempotency_header(op)
+    if key_header is not None:
+        key = key or (derive_key(key_seed) if key_seed else new_key())
+        extra_headers[key_header.lower()] = key
     content = b""
-    if values.has_body and op.request_body is not None:
-        media = op.request_body.media_type(values.headers.get("content-type")) or op.request_body.default
+    media = body_media_type(op, values.headers.get("content-type")) if values.has_body else None
+    if media is not None:
         body_headers, content = encode_body(values.body, media.content_type, form_style=media.form_style)
         extra_headers.update({k.lower(): v for k, v in body_headers.items()})
-    request = build_request(op, values, base_url=base_url, content=content, extra_headers=extra_headers,
-                            extra_query=auth_query)
-    return Prepared(task, op, request, values, op.is_idempotent, str(key) if key else None, secrets.redactor)
+    request = build_request(
+        op,
+        values,
+        base_url=choice.base_url,
+        content=content,
+        extra_headers=extra_headers,
+        extra_query=auth_query,
+    )
+    return Prepared(task, op, request, values, is_idempotent(op.method, key_header), key, secrets.redactor)
 
 
-def _choose_server(op: Operation, rendered: Mapping[str, Any]) -> tuple[Server | None, list[Issue]]:
-    index = rendered.get("index", 0)
-    if not op.servers:
-        return None, []
-    if not isinstance(index, int) or not 0 <= index < len(op.servers):
-        return op.servers[0], [Issue("$.server.index", f"must be between 0 and {len(op.servers) - 1}",
-                                     expected=list(range(len(op.servers))), actual=index)]
-    return op.servers[index], []
-
-
-def _new_key(seed: str | None) -> str:
-    return str(uuid.uuid5(_KEY_NAMESPACE, seed)) if seed else str(uuid.uuid4())
-
-
-def _prepare_raw(task: Task, raw: Mapping[str, Any], redactor: Redactor, key: Any, seed: str | None) -> Prepared:
-    method = str(raw.get("method", "GET")).upper()
-    headers = {str(k).lower(): str(v) for k, v in (raw.get("headers") or {}).items()}
-    issues = header_issues(headers)
+def _prepare_raw(task: Task, raw: RawRequest, redactor: Redactor, key: str | None) -> Prepared:
+    request, issues = build_raw_request(raw, idempotency_key=key)
     if issues:
         raise RequestInvalid(task.id, issues)
-    content = b""
-    if raw.get("body") is not None:
-        body_headers, content = encode_body(raw["body"], str(raw.get("contentType", "application/json")))
-        headers = {**{k.lower(): v for k, v in body_headers.items()}, **headers}
-    if key:
-        headers["idempotency-key"] = str(key)
-    request = HttpRequest(method, str(raw["url"]), tuple(headers.items()), content)
-    idempotent = method in ("GET", "HEAD", "OPTIONS", "PUT", "DELETE") or bool(key)
-    return Prepared(task, None, request, None, idempotent, str(key) if key else None, redactor)
+    key_header = idempotency_header(None) if key else None
+    return Prepared(task, None, request, None, is_idempotent(raw.method, key_header), key, redactor)
 
 
 async def send_prepared(
@@ -180,12 +180,22 @@ async def send_prepared(
     timeouts = Timeouts(connect=task.connection_timeout_seconds, read=task.read_timeout_seconds)
 
     async def attempt() -> HttpResponse:
-        return await sender.send(prepared.request, timeouts=timeouts, max_response_bytes=task.max_response_bytes,
-                                 follow_redirects=task.follow_redirects)
+        return await sender.send(
+            prepared.request,
+            timeouts=timeouts,
+            max_response_bytes=task.max_response_bytes,
+            follow_redirects=task.follow_redirects,
+        )
 
     kwargs: dict[str, Any] = {"sleep": sleep} if sleep is not None else {}
-    return await send_with_retries(attempt, task.retry, idempotent=prepared.idempotent, what=prepared.label,
-                                   on_attempt=on_attempt, **kwargs)
+    return await send_with_retries(
+        attempt,
+        task.retry,
+        idempotent=prepared.idempotent,
+        what=prepared.label,
+        on_attempt=on_attempt,
+        **kwargs,
+    )
 
 
 def response_record(response: HttpResponse, redactor: Redactor) -> dict[str, Any]:

@@ -1,33 +1,131 @@
-"""Turn rendered task values into a concrete request for an operation: pure functions, no I/O.
+"""The request rules, in one place: which server a task's request goes to, how `{name}` templates in server
+URLs and paths are filled, which requests are idempotent, which header carries an idempotency key and how a
+key is derived, and how a task becomes a concrete request (operation or raw `httpRequest`). Pure functions.
 
-Server URLs come from the server variables (defaults filled, enums checked); path parameters are
-percent-encoded so that a value like `../x` or `a/b` can never change the path; header defaults come from
-the spec; a CR or LF in a header value is refused (it would smuggle a second header or request).
+Path parameters are percent-encoded so that a value like `a/b` can never change the path, and `.`, `..` or an
+empty value is refused; header defaults come from the spec; a CR or LF in a header value is refused (it would
+smuggle a second header or request).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
 
+from .encoding import encode_body
 from .errors import Issue, child_path
 from .messages import HttpRequest, RequestValues
-from .spec import Operation, Server
+
+if TYPE_CHECKING:
+    from .spec import MediaType, Operation, Server
 
 __all__ = [
+    "IDEMPOTENT_METHODS",
+    "RAW_IDEMPOTENCY_HEADER",
+    "SAFE_METHODS",
+    "SERVER_INDEX",
+    "SERVER_URL",
+    "TEMPLATE_VARIABLE",
+    "RawRequest",
+    "ServerChoice",
+    "body_media_type",
+    "build_raw_request",
     "build_request",
     "build_values",
+    "choose_server",
+    "derive_key",
     "expand_path",
     "expand_server",
+    "fill_template",
+    "header_defaults",
     "header_issues",
+    "idempotency_header",
+    "is_idempotent",
+    "new_key",
     "path_issues",
+    "query_items",
+    "resolve_server",
     "sandbox_base_url",
+    "scalar_text",
     "server_base_path",
+    "server_variables",
+    "step_seed",
 ]
 
-_VARIABLE = re.compile(r"\{([^{}]+)\}")
+TEMPLATE_VARIABLE = re.compile(r"\{([^{}]+)\}")
+"""A `{name}` in a server URL or a path template."""
+
+SERVER_URL = "url"
+SERVER_INDEX = "index"
+"""The reserved keys of a task's `server`: a whole base URL, or which of the operation's servers; every other
+key is a server variable."""
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+"""Methods that change nothing on the server (RFC 9110 9.2.1)."""
+
+IDEMPOTENT_METHODS = SAFE_METHODS | {"PUT", "DELETE"}
+"""Methods whose repetition has the effect of one request (RFC 9110 9.2.2)."""
+
+RAW_IDEMPOTENCY_HEADER = "Idempotency-Key"
+"""The header a raw `httpRequest` task's `idempotencyKey` is sent in (the IETF draft's name)."""
+
+# Keys derived from a seed (a run, a task and an item) are the same after a crash and a resume.
+_KEY_NAMESPACE = uuid.UUID("6f1c1d52-8f0a-4d4e-9a57-1f3c2b8e7a10")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+# -- templates -----------------------------------------------------------------------------------------------
+
+
+def fill_template(template: str, values: Mapping[str, str]) -> str:
+    """`template` with each `{name}` that has a value replaced by it as given; other names stay as written."""
+    return TEMPLATE_VARIABLE.sub(lambda m: values.get(m.group(1), m.group(0)), template)
+
+
+def scalar_text(value: Any) -> str:
+    """A parameter value as text on the wire: booleans as JSON spells them, None as nothing."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
+# -- servers -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServerChoice:
+    """Where a request goes: the base URL, the server it came from, its filled variables, and any issues."""
+
+    base_url: str
+    server: Server | None
+    variables: dict[str, str]
+    issues: list[Issue]
+
+
+def server_variables(task_server: Mapping[str, Any]) -> dict[str, Any]:
+    """A task's `server` values without the reserved keys: the server variables alone."""
+    return {k: v for k, v in task_server.items() if k not in (SERVER_URL, SERVER_INDEX)}
+
+
+def choose_server(op: Operation, task_server: Mapping[str, Any]) -> tuple[Server | None, list[Issue]]:
+    """The server `index` picks (the first by default); an index out of range is an issue, and picks the
+    first."""
+    if not op.servers:
+        return None, []
+    index = task_server.get(SERVER_INDEX, 0)
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(op.servers):
+        issue = Issue(
+            f"$.server.{SERVER_INDEX}",
+            f"must be between 0 and {len(op.servers) - 1}",
+            expected=list(range(len(op.servers))),
+            actual=index,
+        )
+        return op.servers[0], [issue]
+    return op.servers[index], []
 
 
 def expand_server(server: Server, values: Mapping[str, Any]) -> tuple[str, dict[str, str], list[Issue]]:
@@ -40,24 +138,61 @@ def expand_server(server: Server, values: Mapping[str, Any]) -> tuple[str, dict[
     for name in values:
         if server.variable(name) is None:
             known = ", ".join(v.name for v in server.variables) or "none"
-            issues.append(Issue(f"$.server.{name}", f"is not a variable of the server {server.url} (its variables: {known})",
-                                actual=values[name]))
-    for name in _VARIABLE.findall(server.url):
+            issues.append(
+                Issue(
+                    f"$.server.{name}",
+                    f"is not a variable of the server {server.url} (its variables: {known})",
+                    actual=values[name],
+                )
+            )
+    for name in TEMPLATE_VARIABLE.findall(server.url):
         if name not in filled:
-            issues.append(Issue(f"$.server.{name}", "is used in the server URL but has no value or default",
-                                expected="a value"))
+            issues.append(
+                Issue(
+                    f"$.server.{name}",
+                    "is used in the server URL but has no value or default",
+                    expected="a value",
+                )
+            )
     for name, value in filled.items():
         if "/" in value or "?" in value or "#" in value or "@" in value:
-            issues.append(Issue(f"$.server.{name}", f"must not contain '/', '?', '#' or '@', not {value!r}",
-                                actual=value))
-    url = _VARIABLE.sub(lambda m: filled.get(m.group(1), m.group(0)), server.url)
-    return url.rstrip("/"), filled, issues
+            issues.append(
+                Issue(
+                    f"$.server.{name}", f"must not contain '/', '?', '#' or '@', not {value!r}", actual=value
+                )
+            )
+    return fill_template(server.url, filled).rstrip("/"), filled, issues
+
+
+def resolve_server(
+    op: Operation, task_server: Mapping[str, Any], *, sandbox_url: str | None = None
+) -> ServerChoice:
+    """Where the request for `op` goes: the sandbox when given, else the task's `url`, else the chosen server
+    with its variables filled. An operation without servers and a task without `url` is an issue."""
+    server, issues = choose_server(op, task_server)
+    base_url, filled = "", dict[str, str]()
+    if server is not None:
+        base_url, filled, variable_issues = expand_server(server, server_variables(task_server))
+        issues = [*issues, *variable_issues]
+    if sandbox_url is not None:
+        base_url = sandbox_base_url(op, sandbox_url)
+    elif SERVER_URL in task_server:
+        base_url = str(task_server[SERVER_URL]).rstrip("/")
+    if not base_url:
+        issues.append(
+            Issue(
+                "$.server",
+                "has no URL: the operation lists no server; set server.url in the task",
+                expected="a URL",
+            )
+        )
+    return ServerChoice(base_url, server, filled, issues)
 
 
 def server_base_path(server: Server) -> str:
     """The path part of a server URL with its defaults filled: `/api/v1` for Chargebee, '' for `https://x/`."""
     defaults = {variable.name: variable.default for variable in server.variables}
-    url = _VARIABLE.sub(lambda m: defaults.get(m.group(1)) or "x", server.url)
+    url = TEMPLATE_VARIABLE.sub(lambda m: defaults.get(m.group(1)) or "x", server.url)
     return urlsplit(url).path.rstrip("/")
 
 
@@ -67,47 +202,114 @@ def sandbox_base_url(op: Operation, root: str) -> str:
     return f"{root.rstrip('/')}/{op.api}{base}"
 
 
+# -- paths, queries and headers ------------------------------------------------------------------------------
+
+
 def _encode_segment(value: Any) -> str:
-    text = value if isinstance(value, str) else _scalar_text(value)
+    text = value if isinstance(value, str) else scalar_text(value)
     encoded = quote(text, safe="")
-    # "." and ".." are path navigation even when percent-safe; encoding the dots keeps them one literal segment.
+    # "." and ".." navigate even when percent-safe; encoding the dots keeps them one literal segment.
     return encoded.replace(".", "%2E") if text.strip(".") == "" else encoded
 
 
 def expand_path(template: str, values: Mapping[str, Any]) -> str:
     """The operation path with each `{name}` replaced by its percent-encoded value."""
-    return _VARIABLE.sub(lambda m: _encode_segment(values[m.group(1)]) if m.group(1) in values else m.group(0),
-                         template)
-
-
-def _scalar_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return "" if value is None else str(value)
+    return TEMPLATE_VARIABLE.sub(
+        lambda m: _encode_segment(values[m.group(1)]) if m.group(1) in values else m.group(0), template
+    )
 
 
 def path_issues(path: Mapping[str, Any]) -> list[Issue]:
     """A path value that is empty, `.` or `..` cannot be one literal segment: URL normalisers (RFC 3986, and
-    the client under httpx) decode `%2E%2E` back to `..` and remove it, so the request would reach another path."""
+    the client under httpx) decode `%2E%2E` back to `..` and remove it, so the request would reach another
+    path."""
     issues = []
     for name, value in path.items():
-        text = value if isinstance(value, str) else _scalar_text(value)
+        text = value if isinstance(value, str) else scalar_text(value)
         if text.strip(".") == "":
-            issues.append(Issue(child_path("$.path", name), f"must not be empty, '.' or '..', not {text!r}: "
-                                "it would change the request's path", actual=text))
+            issues.append(
+                Issue(
+                    child_path("$.path", name),
+                    f"must not be empty, '.' or '..', not {text!r}: it would change the request's path",
+                    actual=text,
+                )
+            )
     return issues
+
+
+def query_items(query: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
+    """(name, value) pairs of a query in order; a list value repeats its name (`?id=1&id=2`)."""
+    for name, value in query.items():
+        for item in value if isinstance(value, list) else [value]:
+            yield name, item
 
 
 def header_issues(headers: Mapping[str, str]) -> list[Issue]:
     """A header name or value with CR, LF or NUL would split the request: refuse it."""
     issues = []
     for name, value in headers.items():
-        if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
+        if not _HEADER_NAME.fullmatch(name):
             issues.append(Issue(f"$.headers[{name!r}]", "is not a valid header name", actual=name))
         if any(ch in str(value) for ch in "\r\n\0"):
-            issues.append(Issue(f"$.headers.{name.lower()}", "must not contain a line break (CR or LF) or NUL",
-                                actual=str(value)))
+            issues.append(
+                Issue(
+                    f"$.headers.{name.lower()}",
+                    "must not contain a line break (CR or LF) or NUL",
+                    actual=str(value),
+                )
+            )
     return issues
+
+
+def header_defaults(op: Operation) -> dict[str, Any]:
+    """The spec's default for each header parameter that has one, by the name the spec spells."""
+    defaults = {}
+    for param in op.parameters_in("header"):
+        default = param.schema.get("default")
+        if default is not None:
+            defaults[param.name] = default
+    return defaults
+
+
+def body_media_type(op: Operation, content_type: str | None) -> MediaType | None:
+    """The media type a body is encoded as: the one `content_type` names, else the operation's first."""
+    if op.request_body is None:
+        return None
+    return op.request_body.media_type(content_type) or op.request_body.default
+
+
+# -- idempotency ---------------------------------------------------------------------------------------------
+
+
+def is_idempotent(method: str, key_header: str | None) -> bool:
+    """Whether sending the request again cannot act twice: by HTTP semantics, or because it carries an
+    idempotency key in `key_header` that the server deduplicates on."""
+    return method.upper() in IDEMPOTENT_METHODS or key_header is not None
+
+
+def idempotency_header(op: Operation | None) -> str | None:
+    """The header that carries an idempotency key: the operation's (its spec's `x-idempotency-key`), None when
+    it takes none, and `Idempotency-Key` for a raw request (`op` None)."""
+    return RAW_IDEMPOTENCY_HEADER if op is None else op.idempotency_header
+
+
+def derive_key(seed: str) -> str:
+    """The idempotency key for `seed`: the same seed always gives the same key."""
+    return str(uuid.uuid5(_KEY_NAMESPACE, seed))
+
+
+def step_seed(run_id: str, task_id: str, item: int) -> str:
+    """The seed of one request of a run (a task, or one item of a forEach task): its derived key is the same
+    across retries, crashes, resumes and engines, and different for every run, task and item."""
+    return f"{run_id}/{task_id}/{item}"
+
+
+def new_key() -> str:
+    """A fresh random key, for a request sent once outside a run (Test request)."""
+    return str(uuid.uuid4())
+
+
+# -- whole requests ------------------------------------------------------------------------------------------
 
 
 def build_values(
@@ -121,11 +323,9 @@ def build_values(
     has_body: bool = False,
 ) -> RequestValues:
     """The request's values by location, with header defaults from the spec; header names lower-cased."""
-    merged = {name.lower(): _scalar_text(value) for name, value in headers.items()}
-    for param in op.parameters_in("header"):
-        default = param.schema.get("default")
-        if param.name.lower() not in merged and default is not None:
-            merged[param.name.lower()] = _scalar_text(default)
+    merged = {name.lower(): scalar_text(value) for name, value in headers.items()}
+    for name, default in header_defaults(op).items():
+        merged.setdefault(name.lower(), scalar_text(default))
     if op.request_body is not None and has_body and "content-type" not in merged:
         merged["content-type"] = op.request_body.default.content_type
     return RequestValues(
@@ -144,8 +344,7 @@ def build_request(
 ) -> HttpRequest:
     """The request on the wire: URL, headers (spec values, then auth and idempotency), and encoded body."""
     url = base_url.rstrip("/") + expand_path(op.path, values.path)
-    query = [(k, _scalar_text(item)) for k, v in values.query.items()
-             for item in (v if isinstance(v, list) else [v])]
+    query = [(name, scalar_text(item)) for name, item in query_items(values.query)]
     query += list((extra_query or {}).items())
     if query:
         url += "?" + urlencode(query)
@@ -153,3 +352,43 @@ def build_request(
     for name, value in (extra_headers or {}).items():
         headers[name.lower()] = value
     return HttpRequest(method=op.method, url=url, headers=tuple(headers.items()), content=content)
+
+
+@dataclass(frozen=True)
+class RawRequest:
+    """A task's `httpRequest` with its defaults filled: the values may still be templates."""
+
+    method: str
+    url: Any
+    headers: dict[str, Any]
+    body: Any
+    content_type: str
+
+    @classmethod
+    def of(cls, raw: Mapping[str, Any]) -> RawRequest:
+        return cls(
+            method=str(raw.get("method", "GET")).upper(),
+            url=raw["url"],
+            headers=dict(raw.get("headers") or {}),
+            body=raw.get("body"),
+            content_type=str(raw.get("contentType", "application/json")),
+        )
+
+    @property
+    def has_body(self) -> bool:
+        return self.body is not None
+
+
+def build_raw_request(raw: RawRequest, *, idempotency_key: str | None) -> tuple[HttpRequest, list[Issue]]:
+    """A rendered raw request on the wire; the key, when there is one, in `Idempotency-Key`."""
+    headers = {str(k).lower(): str(v) for k, v in raw.headers.items()}
+    issues = header_issues(headers)
+    if issues:
+        return HttpRequest(raw.method, str(raw.url)), issues
+    content = b""
+    if raw.has_body:
+        body_headers, content = encode_body(raw.body, raw.content_type)
+        headers = {**{k.lower(): v for k, v in body_headers.items()}, **headers}
+    if idempotency_key:
+        headers[RAW_IDEMPOTENCY_HEADER.lower()] = idempotency_key
+    return HttpRequest(raw.method, str(raw.url), tuple(headers.items()), content), []

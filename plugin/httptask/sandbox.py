@@ -22,11 +22,12 @@ from urllib.parse import parse_qsl, unquote
 
 from aiohttp import web
 
+from .auth import carries_credential, is_credential_name
 from .catalog import Catalog
 from .encoding import decode_body, encode_body
 from .errors import HttptaskError, Issue
 from .messages import RequestValues
-from .requests import sandbox_base_url
+from .requests import TEMPLATE_VARIABLE, sandbox_base_url
 from .samples import sample_response
 from .spec import Operation, SecurityScheme
 from .validation import coerce_to_schema, validate_values
@@ -37,9 +38,6 @@ MAX_BODY_BYTES = 1024 * 1024
 MAX_RECORDS = 10_000
 PROBLEM_TYPE = "application/problem+json"
 
-_VARIABLE = re.compile(r"\{([^{}]+)\}")
-_CREDENTIAL_WORDS = ("token", "secret", "key", "password", "auth")
-_CREDENTIAL_HEADERS = {"authorization", "proxy-authorization", "x-apikey", "cookie", "set-cookie"}
 
 
 @dataclass(frozen=True)
@@ -76,14 +74,14 @@ def _route(op: Operation) -> _Route:
     segments: list[str | re.Pattern[str]] = []
     names: list[tuple[str, ...]] = []
     for part in template.strip("/").split("/"):
-        found = _VARIABLE.findall(part)
+        found = TEMPLATE_VARIABLE.findall(part)
         if not found:
             segments.append(part)
             names.append(())
             continue
         # A segment such as `{id}.json` holds literal text around its parameters; each value is non-empty.
         pattern = "".join(
-            "(.+?)" if i % 2 else re.escape(piece) for i, piece in enumerate(_VARIABLE.split(part))
+            "(.+?)" if i % 2 else re.escape(piece) for i, piece in enumerate(TEMPLATE_VARIABLE.split(part))
         )
         segments.append(re.compile(pattern, re.DOTALL))
         names.append(tuple(found))
@@ -491,12 +489,9 @@ def _missing_auth(op: Operation, request: web.Request) -> web.Response | None:
 
 def _has_credential(scheme: SecurityScheme, request: web.Request) -> bool:
     if scheme.type == "http" or scheme.type in ("oauth2", "openIdConnect"):
-        word = scheme.scheme if scheme.type == "http" else "bearer"
-        prefix, _, credential = request.headers.get("Authorization", "").partition(" ")
-        return prefix.lower() == word and bool(credential.strip())
+        return carries_credential(scheme, request.headers.get("Authorization"))
     if scheme.type == "apiKey":
-        given = _api_key(scheme, request) or ""
-        return given.startswith(scheme.prefix) and bool(given[len(scheme.prefix):].strip())
+        return carries_credential(scheme, _api_key(scheme, request))
     return True  # mutualTLS and unknown types: nothing the sandbox could check
 
 
@@ -522,26 +517,11 @@ def _describe(scheme: SecurityScheme) -> str:
     return f"{scheme.type} authentication ({scheme.name})"
 
 
-def _is_credential_name(name: str, op: Operation | None) -> bool:
-    lowered = name.lower()
-    if op is not None and op.idempotency_header and lowered == op.idempotency_header.lower():
-        return False
-    if "idempotency" in lowered:
-        return False
-    if lowered in _CREDENTIAL_HEADERS:
-        return True
-    if op is not None:
-        for option in op.security:
-            if any(s.type == "apiKey" and s.parameter_name.lower() == lowered for s in option):
-                return True
-    return any(word in lowered for word in _CREDENTIAL_WORDS)
-
-
 def _headers_record(request: web.Request, op: Operation | None) -> dict[str, str]:
     headers: dict[str, str] = {}
     for name, value in request.headers.items():
         lowered = name.lower()
-        shown = "***" if _is_credential_name(lowered, op) else value
+        shown = "***" if is_credential_name(lowered, op) else value
         headers[lowered] = f"{headers[lowered]}, {shown}" if lowered in headers else shown
     return headers
 
@@ -549,7 +529,7 @@ def _headers_record(request: web.Request, op: Operation | None) -> dict[str, str
 def _query_record(raw_query: str) -> dict[str, Any]:
     query: dict[str, Any] = {}
     for name, value in parse_qsl(raw_query, keep_blank_values=True):
-        shown = "***" if _is_credential_name(name, None) else value
+        shown = "***" if is_credential_name(name, None) else value
         if name in query:
             existing = query[name]
             query[name] = [*existing, shown] if isinstance(existing, list) else [existing, shown]

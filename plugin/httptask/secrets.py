@@ -5,37 +5,22 @@ A world-readable secrets file is accepted (refusing it would break shared CI run
 
 from __future__ import annotations
 
-import base64
 import os
 import re
 import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, quote_plus
 
+from httptask.auth import is_credential_name, wire_forms
 from httptask.errors import SourceError, UsageError
 from httptask.yamlsource import parse_document
 
-__all__ = ["MASK", "SECRETS_FILE_VAR", "SECRET_VAR_PREFIX", "Redactor", "SecretStore", "is_sensitive_header"]
+__all__ = ["MASK", "SECRETS_FILE_VAR", "SECRET_VAR_PREFIX", "Redactor", "SecretStore"]
 
 MASK = "***"
 SECRET_VAR_PREFIX = "HTTPTASK_SECRET_"
 SECRETS_FILE_VAR = "HTTPTASK_SECRETS_FILE"
-
-_ALWAYS_MASKED = frozenset(
-    {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-apikey", "x-api-key"}
-)
-_MASKED_WORDS = ("token", "secret", "key")
-
-
-def is_sensitive_header(name: str) -> bool:
-    """Whether a header's value is masked whole, whatever it holds (idempotency keys stay visible)."""
-    lowered = name.lower()
-    if lowered in _ALWAYS_MASKED:
-        return True
-    return "idempotency" not in lowered and any(word in lowered for word in _MASKED_WORDS)
-
 
 class Redactor:
     """Remembers secret values and replaces them, and the forms they take on the wire, with ``***``.
@@ -50,16 +35,10 @@ class Redactor:
         self._lock = threading.Lock()
 
     def add(self, value: str) -> None:
-        """Redact ``value`` from now on, with its base64 (also as a basic-auth user) and URL-encoded forms."""
+        """Redact ``value`` from now on, in every form it can take on the wire (`auth.wire_forms`)."""
         if not value:
             return
-        forms = {
-            value,
-            _b64(value),
-            _b64(value + ":"),
-            quote(value, safe=""),
-            quote_plus(value, safe=""),
-        }
+        forms = wire_forms(value)
         with self._lock:
             if forms <= self._values:
                 return
@@ -88,7 +67,7 @@ class Redactor:
     def redact_headers(self, headers: Mapping[str, str]) -> dict[str, str]:
         """Headers with credentials masked whole and known secrets redacted from the rest."""
         return {
-            name: MASK if is_sensitive_header(name) else self.redact(value) for name, value in headers.items()
+            name: MASK if is_credential_name(name) else self.redact(value) for name, value in headers.items()
         }
 
 
@@ -186,6 +165,3 @@ def _read_secrets_file(path: Path) -> dict[str, Any]:
         )
     return data
 
-
-def _b64(text: str) -> str:
-    return base64.b64encode(text.encode("utf-8")).decode("ascii")

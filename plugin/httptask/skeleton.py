@@ -13,10 +13,13 @@ from typing import Any
 from .errors import UsageError
 from .reference import body_fields, schema_type
 from .spec import Operation, Parameter
+from .tasks import task_defaults
 from .yamlsource import dump_yaml
 
 __all__ = ["Placeholder", "placeholders", "skeleton", "skeleton_yaml", "task_definition"]
 
+# The retry settings a skeleton spells out; maxElapsedSeconds stays implicit.
+_SKELETON_RETRY = ("maxAttempts", "intervalSeconds", "backoffRate", "maxIntervalSeconds")
 _NOT_IDENTIFIER = re.compile(r"[^A-Za-z0-9_]+")
 
 
@@ -117,9 +120,10 @@ def skeleton(op: Operation) -> dict[str, Any]:
     if op.request_body is not None and op.request_body.required and "body" not in request:
         request["body"] = {}
     task["request"] = {key: request[key] for key in ("path", "query", "headers", "body") if key in request}
-    task["retry"] = {"maxAttempts": 3, "intervalSeconds": 1, "backoffRate": 2, "maxIntervalSeconds": 30}
-    task["connectionTimeoutSeconds"] = 5
-    task["readTimeoutSeconds"] = 10
+    defaults = task_defaults()
+    task["retry"] = {name: defaults["retry"][name] for name in _SKELETON_RETRY}
+    task["connectionTimeoutSeconds"] = defaults["connectionTimeoutSeconds"]
+    task["readTimeoutSeconds"] = defaults["readTimeoutSeconds"]
     return task
 
 

@@ -135,11 +135,6 @@ class Operation:
     def id(self) -> str:
         return f"{self.api}.{self.operation_id}"
 
-    @property
-    def is_idempotent(self) -> bool:
-        """True where repeating the request cannot act twice: by HTTP semantics, or by an idempotency key."""
-        return self.method in ("GET", "HEAD", "OPTIONS", "PUT", "DELETE") or self.idempotency_header is not None
-
     def parameters_in(self, location: str) -> tuple[Parameter, ...]:
         return tuple(p for p in self.parameters if p.location == location)
 

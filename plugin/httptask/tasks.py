@@ -12,7 +12,17 @@ from typing import Any
 from .errors import Issue, TaskError
 from .yamlsource import Source, load_source
 
-__all__ = ["RetryPolicy", "Task", "load_task", "parse_task", "schema"]
+__all__ = [
+    "CONNECTION_TIMEOUT_SECONDS",
+    "MAX_RESPONSE_BYTES",
+    "READ_TIMEOUT_SECONDS",
+    "RetryPolicy",
+    "Task",
+    "load_task",
+    "parse_task",
+    "schema",
+    "task_defaults",
+]
 
 
 @cache
@@ -23,9 +33,15 @@ def schema(name: str) -> dict[str, Any]:
     return loaded
 
 
+CONNECTION_TIMEOUT_SECONDS = 5.0
+READ_TIMEOUT_SECONDS = 10.0
+MAX_RESPONSE_BYTES = 10 * 1024 * 1024
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
-    """When and how often to try again; attempts and total time are both bounded."""
+    """When and how often to try again; attempts and total time are both bounded. The defaults here are the
+    only ones: task files, skeletons, the transport and the shipped JSON Schema take them from this class."""
 
     max_attempts: int = 3
     interval_seconds: float = 1.0
@@ -35,7 +51,34 @@ class RetryPolicy:
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""
-        return float(min(self.interval_seconds * self.backoff_rate ** (attempt - 1), self.max_interval_seconds))
+        grown = self.interval_seconds * self.backoff_rate ** (attempt - 1)
+        return float(min(grown, self.max_interval_seconds))
+
+
+# The task file's names for the retry fields, in the order a skeleton writes them.
+_RETRY_FIELDS = {
+    "maxAttempts": "max_attempts",
+    "intervalSeconds": "interval_seconds",
+    "backoffRate": "backoff_rate",
+    "maxIntervalSeconds": "max_interval_seconds",
+    "maxElapsedSeconds": "max_elapsed_seconds",
+}
+
+
+def task_defaults() -> dict[str, Any]:
+    """The defaults of a task's optional settings, named and shaped as a task file writes them."""
+    policy = RetryPolicy()
+    return {
+        "retry": {name: _number(getattr(policy, attribute)) for name, attribute in _RETRY_FIELDS.items()},
+        "connectionTimeoutSeconds": _number(CONNECTION_TIMEOUT_SECONDS),
+        "readTimeoutSeconds": _number(READ_TIMEOUT_SECONDS),
+        "followRedirects": False,
+        "maxResponseBytes": MAX_RESPONSE_BYTES,
+    }
+
+
+def _number(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else value
 
 
 @dataclass(frozen=True)
@@ -53,11 +96,11 @@ class Task:
     has_body: bool = False
     http_request: dict[str, Any] | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    connection_timeout_seconds: float = 5.0
-    read_timeout_seconds: float = 10.0
+    connection_timeout_seconds: float = CONNECTION_TIMEOUT_SECONDS
+    read_timeout_seconds: float = READ_TIMEOUT_SECONDS
     idempotency_key: str | None = None
     follow_redirects: bool = False
-    max_response_bytes: int = 10 * 1024 * 1024
+    max_response_bytes: int = MAX_RESPONSE_BYTES
     needs: tuple[str, ...] = ()
     for_each: str | None = None
     description: str = ""
@@ -106,18 +149,12 @@ def parse_task(data: Any, *, source: Source | None = None, root: str = "$") -> T
         body=request.get("body"),
         has_body="body" in request,
         http_request=data.get("httpRequest"),
-        retry=RetryPolicy(
-            max_attempts=retry.get("maxAttempts", 3),
-            interval_seconds=retry.get("intervalSeconds", 1.0),
-            backoff_rate=retry.get("backoffRate", 2.0),
-            max_interval_seconds=retry.get("maxIntervalSeconds", 30.0),
-            max_elapsed_seconds=retry.get("maxElapsedSeconds", 120.0),
-        ),
-        connection_timeout_seconds=data.get("connectionTimeoutSeconds", 5.0),
-        read_timeout_seconds=data.get("readTimeoutSeconds", 10.0),
+        retry=RetryPolicy(**{_RETRY_FIELDS[name]: value for name, value in retry.items()}),
+        connection_timeout_seconds=data.get("connectionTimeoutSeconds", CONNECTION_TIMEOUT_SECONDS),
+        read_timeout_seconds=data.get("readTimeoutSeconds", READ_TIMEOUT_SECONDS),
         idempotency_key=data.get("idempotencyKey"),
         follow_redirects=data.get("followRedirects", False),
-        max_response_bytes=data.get("maxResponseBytes", 10 * 1024 * 1024),
+        max_response_bytes=data.get("maxResponseBytes", MAX_RESPONSE_BYTES),
         needs=tuple(data.get("needs") or ()),
         for_each=data.get("forEach"),
         description=data.get("description", ""),

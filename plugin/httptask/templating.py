@@ -32,6 +32,8 @@ __all__ = [
     "is_template",
     "references",
     "render_value",
+    "secret_call",
+    "secret_names",
 ]
 
 Path = tuple[str | int, ...]
@@ -360,6 +362,38 @@ def expression_path(source: str) -> Path | None:
     if dynamic or not isinstance(base, nodes.Name) or base.name in _builtins():
         return None
     return (base.name, *path)
+
+
+def secret_names(source: str) -> list[str]:
+    """The names ``source`` reads with ``secret('NAME')``, in order; a name computed at run time is not
+    known here. A source that does not parse has none; `check_template` reports why."""
+    try:
+        ast = _ENV.parse(source)
+    except TemplateSyntaxError:
+        return []
+    found = (_secret_name(call) for call in ast.find_all(nodes.Call))
+    return list(dict.fromkeys(name for name in found if name is not None))
+
+
+def secret_call(source: str) -> str | None:
+    """NAME if ``source`` is exactly one ``{{ secret('NAME') }}`` (whitespace around it ignored), else
+    None."""
+    try:
+        ast = _ENV.parse(source)
+    except TemplateSyntaxError:
+        return None
+    expression = _single_expression(ast)
+    return _secret_name(expression) if isinstance(expression, nodes.Call) else None
+
+
+def _secret_name(call: nodes.Call) -> str | None:
+    is_secret = isinstance(call.node, nodes.Name) and call.node.name == "secret"
+    if not is_secret or len(call.args) != 1 or call.kwargs or call.dyn_args or call.dyn_kwargs:
+        return None
+    argument = call.args[0]
+    if isinstance(argument, nodes.Const) and isinstance(argument.value, str):
+        return argument.value
+    return None
 
 
 def _builtins() -> set[str]:

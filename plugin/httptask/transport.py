@@ -22,6 +22,7 @@ from .errors import AnswerRefused, NotSent, OutcomeUnknown, ResponseTooLarge, Se
 from .messages import HttpRequest, HttpResponse
 from .netguard import DestinationPolicy, GuardedResolver, ResolveFunction
 from .outcome import Outcome
+from .tasks import CONNECTION_TIMEOUT_SECONDS, MAX_RESPONSE_BYTES, READ_TIMEOUT_SECONDS
 
 __all__ = ["AIOHTTP_OUTCOMES", "HTTPX_OUTCOMES", "Sender", "Timeouts", "check_url", "classify", "translate"]
 
@@ -31,8 +32,8 @@ _MAX_REDIRECTS = 5
 
 @dataclass(frozen=True)
 class Timeouts:
-    connect: float = 5.0
-    read: float = 10.0
+    connect: float = CONNECTION_TIMEOUT_SECONDS
+    read: float = READ_TIMEOUT_SECONDS
 
 
 class Sender:
@@ -83,7 +84,7 @@ class Sender:
         request: HttpRequest,
         *,
         timeouts: Timeouts = Timeouts(),
-        max_response_bytes: int = 10 * 1024 * 1024,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
         follow_redirects: bool = False,
     ) -> HttpResponse:
         if self._client is None:

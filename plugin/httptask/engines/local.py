@@ -9,10 +9,8 @@ list `tasks.ID` of `{item, response}` in item order for a `forEach` task; only t
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import os
-import re
 import secrets as random
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -21,13 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from ..catalog import Catalog
+from ..checks import template_leaves
 from ..errors import EXIT_INVALID, HttptaskError, Issue, SendError, TaskError, TemplateError, UsageError
-from ..execute import Prepared, prepare, response_record, send_prepared
+from ..execute import prepare, response_record, send_prepared
 from ..journal import TASK_ROW, Journal, RunRecord, StepRecord, default_journal_path
+from ..requests import SAFE_METHODS, step_seed
 from ..retry import Attempt
 from ..secrets import SecretStore
 from ..tasks import Task
-from ..templating import base_context, render_value
+from ..templating import base_context, render_value, secret_names
 from ..transport import Sender
 from ..workflow import Workflow, parse_workflow_text, topological_order
 
@@ -42,8 +42,6 @@ __all__ = [
     "start_run",
 ]
 
-_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-_SECRET_CALL = re.compile(r"""secret\(\s*['"]([^'"]+)['"]\s*\)""")
 
 Progress = Callable[[int, int], None]
 """Called with (more steps to do, steps done) as the run goes."""
@@ -334,14 +332,13 @@ class LocalEngine:
                 sandbox_url=self._sandbox_url,
                 tasks=context,
                 extra={"item": item} if for_each else None,
-                key_seed=f"{run_id}/{task.id}/{index}",
+                key_seed=step_seed(run_id, task.id, index),
+                idempotency_key=unknown.idempotency_key if unknown is not None else None,
             )
         except HttptaskError as exc:
             message = redactor.redact(str(exc))
             journal.queue([Journal.finished(run_id, task.id, index, "failed", error=message)])
             return StepResult(index, "failed", error=message)
-        if unknown is not None and unknown.idempotency_key:
-            prepared = _with_key(prepared, unknown.idempotency_key)
         attempts: list[Attempt] = []
         async with self._slots:
             sent = Journal.sent(
@@ -352,7 +349,7 @@ class LocalEngine:
                 key=prepared.idempotency_key,
                 request=prepared.redacted_request(),
             )
-            if prepared.request.method in _SAFE_METHODS:
+            if prepared.request.method in SAFE_METHODS:
                 journal.queue([sent])
             else:
                 await journal.durable([sent])
@@ -454,19 +451,6 @@ def _errors(result: TaskResult) -> list[dict[str, Any]]:
     ]
 
 
-def _with_key(prepared: Prepared, key: str) -> Prepared:
-    """The same request carrying the idempotency key recorded in the journal."""
-    if prepared.idempotency_key == key:
-        return prepared
-    op = prepared.operation
-    name = op.idempotency_header.lower() if op is not None and op.idempotency_header else "idempotency-key"
-    headers = tuple((k, key if k.lower() == name else v) for k, v in prepared.request.headers)
-    if not any(k.lower() == name for k, _ in headers):
-        headers += ((name, key),)
-    request = dataclasses.replace(prepared.request, headers=headers)
-    return dataclasses.replace(prepared, request=request, idempotency_key=key, idempotent=True)
-
-
 def _short(value: Any, limit: int = 80) -> str:
     text = json.dumps(value, default=str)
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -514,7 +498,11 @@ def _preload_secrets(workflow: Workflow, secrets: SecretStore) -> None:
             if isinstance(task.credentials, str)
             else list((task.credentials or {}).values())
         )
-        names += _SECRET_CALL.findall(json.dumps(task.templates))
+        names += [
+            name
+            for _, source in template_leaves(task.templates, "$")
+            for name in secret_names(source)
+        ]
         for name in names:
             secrets.get(name)
 

@@ -22,23 +22,34 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote_plus
 
 from ..catalog import Catalog
-from ..errors import HttptaskError, Issue, child_path
+from ..errors import CredentialsError, HttptaskError, Issue, child_path
+from ..requests import (
+    SERVER_URL,
+    RawRequest,
+    body_media_type,
+    choose_server,
+    expand_path,
+    expand_server,
+    header_defaults,
+    idempotency_header,
+    is_idempotent,
+    path_issues,
+    query_items,
+    scalar_text,
+    server_variables,
+)
 from ..spec import Operation
 from ..tasks import Task
-from ..templating import expression_path, is_template
+from ..templating import expression_path, is_template, secret_call
 from ..workflow import Workflow, topological_order
 
 __all__ = ["to_conductor"]
 
-_SECRET_CALL = re.compile(
-    r"\s*\{\{-?\s*secret\(\s*(?:'([^'\\]*)'|\"([^\"\\]*)\")\s*\)\s*-?\}\}\s*", re.DOTALL
-)
 _EXPRESSION = re.compile(r"\{\{.*?\}\}", re.DOTALL)
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_VARIABLE = re.compile(r"\{([^{}]+)\}")
 _FORM_TYPE = "application/x-www-form-urlencoded"
 
 
@@ -93,6 +104,12 @@ class _TaskExport:
 
     def problem(self, field: str, message: str, actual: Any = None) -> None:
         self.issues.append(Issue(f"{self.root}.{field}", f"task {self.task.id}: {message}", actual=actual))
+
+    def request_problems(self, issues: list[Issue], location: str, part: str) -> None:
+        """Issues the request rules found at `location` (`$.server`, `$.path`), reported at the task's
+        `part`."""
+        for issue in issues:
+            self.problem(part + issue.path.removeprefix(location), issue.message, issue.actual)
 
     def convert(self, value: Any, field: str) -> Any:
         """`value` as Conductor expressions; each template that has none is reported at its own field."""
@@ -149,75 +166,72 @@ class _TaskExport:
         return (policy.max_attempts - 1 if idempotent else 0), logic, math.ceil(policy.interval_seconds)
 
     def raw_request(self) -> dict[str, Any]:
-        raw = self.task.http_request or {}
-        method = str(raw.get("method", "GET")).upper()
+        raw = RawRequest.of(self.task.http_request or {})
         request: dict[str, Any] = {
-            "uri": self.convert(raw["url"], "httpRequest.url"),
-            "method": method,
+            "uri": self.convert(raw.url, "httpRequest.url"),
+            "method": raw.method,
             "headers": {
                 str(k): self.convert(v, child_path("httpRequest.headers", str(k)))
-                for k, v in (raw.get("headers") or {}).items()
+                for k, v in raw.headers.items()
             },
         }
-        if raw.get("body") is not None:
-            request["body"] = self.convert(raw["body"], "httpRequest.body")
-            request["contentType"] = str(raw.get("contentType", "application/json"))
+        if raw.has_body:
+            request["body"] = self.convert(raw.body, "httpRequest.body")
+            request["contentType"] = raw.content_type
         key = self.convert(self.task.idempotency_key, "idempotencyKey") if self.task.idempotency_key else None
-        if key:
-            request["headers"]["Idempotency-Key"] = key
-        request["_idempotent"] = method in ("GET", "HEAD", "OPTIONS", "PUT", "DELETE") or bool(key)
+        header = idempotency_header(None) if key else None
+        if header is not None:
+            request["headers"][header] = key
+        request["_idempotent"] = is_idempotent(raw.method, header)
         return request
 
     def operation_request(self) -> dict[str, Any]:
         task = self.task
         assert task.operation is not None
         op = self.catalog.operation(task.operation)
-        headers: dict[str, Any] = {
-            p.name: p.schema["default"]
-            for p in op.parameters_in("header")
-            if p.schema.get("default") is not None
-        }
+        headers: dict[str, Any] = header_defaults(op)
         for name, value in task.headers.items():
             for existing in [k for k in headers if k.lower() == name.lower()]:
                 del headers[existing]
             headers[name] = self.convert(value, child_path("request.headers", name))
         content_type = next((headers.pop(k) for k in list(headers) if k.lower() == "content-type"), None)
         headers.update(self.credentials(op))
-        if op.idempotency_header is not None:
+        key_header = idempotency_header(op)
+        if key_header is not None:
             key = (
                 self.convert(task.idempotency_key, "idempotencyKey")
                 if task.idempotency_key
                 else f"${{workflow.workflowId}}-{task.id}"
             )
-            headers[op.idempotency_header] = key
+            headers[key_header] = key
         request: dict[str, Any] = {"uri": self.uri(op), "method": op.method, "headers": headers}
-        if task.has_body and op.request_body is not None:
-            media = op.request_body.media_type(content_type if isinstance(content_type, str) else None)
-            media = media or op.request_body.default
+        media = body_media_type(op, content_type if isinstance(content_type, str) else None)
+        if task.has_body and media is not None:
             request["body"] = (
                 self.form_body(media.form_style)
                 if media.content_type == _FORM_TYPE
                 else self.convert(task.body, "request.body")
             )
             request["contentType"] = media.content_type
-        request["_idempotent"] = op.is_idempotent
+        request["_idempotent"] = is_idempotent(op.method, key_header)
         return request
 
     def uri(self, op: Operation) -> str:
         task = self.task
-        if "url" in task.server:
-            base = str(self.convert(task.server["url"], "server.url") or "")
+        if SERVER_URL in task.server:
+            base = str(self.convert(task.server[SERVER_URL], "server.url") or "")
         else:
-            index = task.server.get("index", 0)
-            server = op.servers[index] if op.servers else None
+            server, issues = choose_server(op, task.server)
+            self.request_problems(issues, "$.server", "server")
             if server is None:
                 self.problem("server", "the operation lists no server; set server.url in the task")
                 return ""
-            values = {v.name: v.default for v in server.variables}
-            for name, value in task.server.items():
-                if name != "index":
-                    values[name] = str(self.convert(value, f"server.{name}"))
-            base = _VARIABLE.sub(lambda m: values.get(m.group(1), m.group(0)), server.url)
+            values = {
+                name: str(self.convert(value, f"server.{name}"))
+                for name, value in server_variables(task.server).items()
+            }
+            base, _, issues = expand_server(server, values)
+            self.request_problems(issues, "$.server", "server")
         expressions: dict[str, str] = {}
         literal: dict[str, Any] = {}
         for name, value in task.path.items():
@@ -226,20 +240,21 @@ class _TaskExport:
                 literal[name] = _token(name)
             else:
                 literal[name] = value
-        path = _expand_path(op.path, literal)
+        literal_issues = path_issues({k: v for k, v in task.path.items() if k not in expressions})
+        self.request_problems(literal_issues, "$.path", "request.path")
+        path = expand_path(op.path, literal)
         for name, expression in expressions.items():
             path = path.replace(_token(name), expression)
         return base.rstrip("/") + path + self.query()
 
     def query(self) -> str:
         pairs = []
-        for name, value in self.task.query.items():
-            for item in value if isinstance(value, list) else [value]:
-                if isinstance(item, str) and is_template(item):
-                    text = str(self.convert(item, child_path("request.query", name)))
-                else:
-                    text = quote_plus(_text(item))
-                pairs.append(f"{quote_plus(name)}={text}")
+        for name, item in query_items(self.task.query):
+            if isinstance(item, str) and is_template(item):
+                text = str(self.convert(item, child_path("request.query", name)))
+            else:
+                text = quote_plus(scalar_text(item))
+            pairs.append(f"{quote_plus(name)}={text}")
         return "?" + "&".join(pairs) if pairs else ""
 
     def credentials(self, op: Operation) -> dict[str, str]:
@@ -251,8 +266,8 @@ class _TaskExport:
             headers, query, _ = auth_parts(
                 op, self.task.credentials, _secret_expression, task_id=self.task.id
             )
-        except HttptaskError as exc:
-            self.problem("credentials", exc.message.removeprefix(f"task {self.task.id}: "))
+        except CredentialsError as exc:
+            self.problem("credentials", exc.problem)
             return {}
         basic = sorted(
             {s.name for option in op.security for s in option if s.type == "http" and s.scheme == "basic"}
@@ -359,9 +374,9 @@ def _string(source: str) -> str:
 
 def _single_reference(source: str) -> str | None:
     """The Conductor expression for a template that is one reference or one secret() call, else None."""
-    secret = _SECRET_CALL.fullmatch(source)
+    secret = secret_call(source)
     if secret is not None:
-        return _secret_expression(secret.group(1) if secret.group(1) is not None else secret.group(2))
+        return _secret_expression(secret)
     path = expression_path(source)
     if path is None:
         return None
@@ -421,18 +436,6 @@ def _escape(text: str) -> str:
 
 def _token(name: str) -> str:
     return "HTTPTASKREF" + re.sub(r"[^A-Za-z0-9]", "X", name) + "END"
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return "" if value is None else str(value)
-
-
-def _expand_path(template: str, values: Mapping[str, Any]) -> str:
-    return _VARIABLE.sub(
-        lambda m: quote(_text(values[m.group(1)]), safe="") if m.group(1) in values else m.group(0), template
-    )
 
 
 def _milliseconds(seconds: float) -> int:
