@@ -3,7 +3,9 @@
     HttptaskError                 every error a user can cause; prints as one sentence, knows its exit code
     ├── UsageError                a bad command line, input file or argument (exit 2)
     │   ├── SourceError           YAML or JSON text that does not parse (file, line, column)
-    │   └── CredentialsError      a task's credentials that do not fit the operation's security (task id)
+    │   ├── CredentialsError      a task's credentials that do not fit the operation's security (task id)
+    │   └── RunBusy               another live process owns the run being resumed
+    ├── RunTakenOver              another process took over the run this one was running (exit 1)
     ├── SpecError                 an OpenAPI document that cannot be loaded (file and JSON pointer)
     ├── UnknownOperation          a catalog id that does not exist (with the closest ids)
     ├── TaskError                 a task or workflow definition that is wrong (file, line, field path)
@@ -11,7 +13,8 @@
     ├── RequestInvalid            the request breaks the operation's spec; nothing was sent (exit 3)
     └── SendError                 the request was not sent or not answered (exit 1); carries its `Outcome`
         ├── NotSent               nothing reached the server: bad URL, failed DNS lookup, refused connection
-        │   └── DestinationRefused  the SSRF guard refused the destination
+        │   ├── DestinationRefused  the SSRF guard refused the destination
+        │   └── KeyReused         an idempotency key already sent with another payload
         ├── OutcomeUnknown        the request may have reached the server and no answer came back
         └── AnswerRefused         an answer came that is not used: a redirect elsewhere, too many redirects
             └── ResponseTooLarge  the response passed the size cap
@@ -20,6 +23,7 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,10 +35,13 @@ __all__ = [
     "DestinationRefused",
     "HttptaskError",
     "Issue",
+    "KeyReused",
     "NotSent",
     "OutcomeUnknown",
     "RequestInvalid",
     "ResponseTooLarge",
+    "RunBusy",
+    "RunTakenOver",
     "SendError",
     "SourceError",
     "SpecError",
@@ -100,6 +107,35 @@ class HttptaskError(Exception):
 
 class UsageError(HttptaskError):
     """A bad argument, option or input file."""
+
+
+class RunBusy(UsageError):
+    """The run is owned by another live process (`purpose`: 'run' or 'resume'); nothing was done."""
+
+    def __init__(self, run_id: str, pid: int, since: float, purpose: str) -> None:
+        doing = "resumed" if purpose == "resume" else "run"
+        super().__init__(
+            f"Run {run_id} is being {doing} by process {pid} since {_when(since)}; wait for it to end, "
+            "or stop that process, then resume again."
+        )
+        self.run_id = run_id
+        self.pid = pid
+        self.since = since
+
+
+class RunTakenOver(HttptaskError):
+    """Another process took the run over (this one had not renewed its lease): this one sends nothing more."""
+
+    exit_code = EXIT_FAILED
+
+    def __init__(self, run_id: str, pid: int | None) -> None:
+        by = f"process {pid}" if pid else "another process"
+        super().__init__(
+            f"Run {run_id} was taken over by {by} while this process ran it (its lease had lapsed); "
+            "this process sent nothing more. 'httptask runs show' tells what each request became."
+        )
+        self.run_id = run_id
+        self.pid = pid
 
 
 class SourceError(UsageError):
@@ -237,6 +273,24 @@ class DestinationRefused(NotSent):
         super().__init__(message, retryable=False)
 
 
+class KeyReused(NotSent):
+    """An idempotency key already sent with another payload: the server would answer with the first request's
+    result and hide the change, so nothing is sent. `first` and `now` are the two requests, redacted."""
+
+    def __init__(self, key: str, first: dict[str, Any], now: dict[str, Any], where: str) -> None:
+        super().__init__(
+            f"Not sent: the idempotency key {key} was sent before ({where}) with another payload, and the server "
+            "would answer with the first request's result, hiding the change.\n"
+            f"  first: {_shown(first)}\n"
+            f"  now:   {_shown(now)}\n"
+            "Send the first payload again, or give the new payload a key of its own.",
+            retryable=False,
+        )
+        self.key = key
+        self.first = first
+        self.now = now
+
+
 class OutcomeUnknown(SendError):
     """The request may have reached the server and no usable answer came back; a resend could act twice."""
 
@@ -253,6 +307,15 @@ class AnswerRefused(SendError):
 
 class ResponseTooLarge(AnswerRefused):
     """The response body passed the configured size cap."""
+
+
+def _shown(request: dict[str, Any]) -> str:
+    body = request.get("body") or ""
+    return f"{request.get('method', '?')} {request.get('url', '?')}" + (f" {body}" if body else "")
+
+
+def _when(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
 
 
 def _json_path(dotted: str) -> str:

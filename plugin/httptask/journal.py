@@ -1,34 +1,44 @@
-"""The run journal: every run, task, forEach item and attempt in SQLite (WAL), written by one thread.
+"""The run journal: every run, task, forEach item, attempt, decision and idempotency key in SQLite (WAL),
+written by one thread in group commits, and owned by one process at a time.
 
-The writer thread owns its connection and commits whatever has queued up as one transaction (group
-commit). `Journal.durable` returns only once its records are committed: the engine awaits it before a request
-with side effects goes on the wire. Everything else is queued and committed with the next group. Callers
-redact: nothing here sees a secret.
+Before a request with side effects goes on the wire, `begin_send` commits it as 'sent' (with its idempotency
+key and the fingerprint of its payload); its outcome is written after the wire. A run is owned through a lease
+(`claim_run`) taken in one write transaction: every later group commit renews it and fails, sending nothing,
+once another process has taken it over. Callers redact: nothing here sees a secret.
 """
 
 from __future__ import annotations
 
 import asyncio
+import getpass
+import hashlib
 import json
 import os
 import queue
+import secrets
+import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
+from .errors import KeyReused, RunBusy, RunTakenOver, UsageError
+from .outcome import Outcome, may_have_acted
 
 __all__ = [
     "JOURNAL_VAR",
+    "LEASE_SECONDS",
     "TASK_ROW",
+    "Decision",
     "Journal",
     "RunRecord",
     "StepRecord",
+    "decider",
     "default_journal_path",
+    "fingerprint",
     "process_alive",
 ]
 
@@ -36,6 +46,11 @@ JOURNAL_VAR = "HTTPTASK_JOURNAL"
 # The item number of a forEach task's own row (its state as a whole); items are numbered from 0, and a task
 # without forEach has the single item 0.
 TASK_ROW = -1
+# A lease not renewed for this long is taken over even if its process still seems alive (a reused pid, a
+# stopped process); the owner renews it with every commit and at least every HEARTBEAT_SECONDS.
+LEASE_SECONDS = 30.0
+HEARTBEAT_SECONDS = 5.0
+_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -51,7 +66,12 @@ CREATE TABLE IF NOT EXISTS runs (
     started_at REAL NOT NULL,
     finished_at REAL,
     outputs TEXT,
-    errors TEXT
+    errors TEXT,
+    lease_token TEXT,
+    lease_host TEXT,
+    lease_purpose TEXT,
+    lease_since REAL,
+    heartbeat_at REAL
 );
 CREATE TABLE IF NOT EXISTS steps (
     run_id TEXT NOT NULL,
@@ -66,7 +86,9 @@ CREATE TABLE IF NOT EXISTS steps (
     request TEXT,
     response TEXT,
     error TEXT,
-    maybe_received INTEGER NOT NULL DEFAULT 0,
+    outcome TEXT,
+    sent_at REAL,
+    decision TEXT,
     updated_at REAL NOT NULL,
     PRIMARY KEY (run_id, task, item)
 ) WITHOUT ROWID;
@@ -77,9 +99,52 @@ CREATE TABLE IF NOT EXISTS attempts (
     number INTEGER NOT NULL,
     http_status INTEGER,
     error TEXT,
+    outcome TEXT,
     at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS attempts_step ON attempts (run_id, task, item);
+CREATE TABLE IF NOT EXISTS decisions (
+    run_id TEXT NOT NULL,
+    task TEXT NOT NULL,
+    item INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    decided_by TEXT NOT NULL,
+    decided_at REAL NOT NULL,
+    evidence TEXT,
+    state_before TEXT,
+    outcome_before TEXT
+);
+CREATE INDEX IF NOT EXISTS decisions_run ON decisions (run_id, task, item);
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    scope TEXT NOT NULL,
+    key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    request TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    task TEXT NOT NULL,
+    item INTEGER NOT NULL,
+    first_sent_at REAL NOT NULL,
+    PRIMARY KEY (scope, key)
+) WITHOUT ROWID;
+"""
+
+# A journal written before outcomes were journaled: its steps gain the outcome, read on the safe side (a
+# failure with no status that had been sent is unknown: that version could journal a timeout as not received).
+_MIGRATE_FROM_1 = """
+ALTER TABLE runs ADD COLUMN lease_token TEXT;
+ALTER TABLE runs ADD COLUMN lease_host TEXT;
+ALTER TABLE runs ADD COLUMN lease_purpose TEXT;
+ALTER TABLE runs ADD COLUMN lease_since REAL;
+ALTER TABLE runs ADD COLUMN heartbeat_at REAL;
+ALTER TABLE steps ADD COLUMN outcome TEXT;
+ALTER TABLE steps ADD COLUMN sent_at REAL;
+ALTER TABLE steps ADD COLUMN decision TEXT;
+ALTER TABLE attempts ADD COLUMN outcome TEXT;
+UPDATE steps SET outcome = CASE
+    WHEN http_status IS NOT NULL THEN 'answered'
+    WHEN state = 'sent' OR (state = 'failed' AND request IS NOT NULL) THEN 'unknown'
+END;
+ALTER TABLE steps DROP COLUMN maybe_received;
 """
 
 _SCHEDULE = (
@@ -87,22 +152,32 @@ _SCHEDULE = (
     "ON CONFLICT (run_id, task, item) DO NOTHING"
 )
 _SENT = (
-    "INSERT INTO steps (run_id, task, item, state, idempotent, idempotency_key, request, updated_at) "
-    "VALUES (?, ?, ?, 'sent', ?, ?, ?, ?) ON CONFLICT (run_id, task, item) DO UPDATE SET state = 'sent', "
-    "idempotent = excluded.idempotent, idempotency_key = excluded.idempotency_key, "
-    "request = excluded.request, response = NULL, error = NULL, http_status = NULL, maybe_received = 0, "
-    "updated_at = excluded.updated_at"
+    "INSERT INTO steps (run_id, task, item, state, idempotent, idempotency_key, request, outcome, sent_at, "
+    "updated_at) VALUES (?, ?, ?, 'sent', ?, ?, ?, 'unknown', ?, ?) "
+    "ON CONFLICT (run_id, task, item) DO UPDATE SET state = 'sent', idempotent = excluded.idempotent, idempotency_key = excluded.idempotency_key, "
+    "request = excluded.request, response = NULL, error = NULL, http_status = NULL, outcome = 'unknown', "
+    "sent_at = excluded.sent_at, updated_at = excluded.updated_at"
 )
 _FINISH = (
     "INSERT INTO steps (run_id, task, item, state, attempts, http_status, elapsed_ms, response, error, "
-    "maybe_received, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "outcome, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (run_id, task, item) DO UPDATE SET state = excluded.state, "
     "attempts = steps.attempts + excluded.attempts, http_status = excluded.http_status, "
     "elapsed_ms = excluded.elapsed_ms, response = excluded.response, error = excluded.error, "
-    "maybe_received = excluded.maybe_received, updated_at = excluded.updated_at"
+    "outcome = coalesce(excluded.outcome, steps.outcome), updated_at = excluded.updated_at"
 )
 _ATTEMPT = (
-    "INSERT INTO attempts (run_id, task, item, number, http_status, error, at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO attempts (run_id, task, item, number, http_status, error, outcome, at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_DECISION = (
+    "INSERT INTO decisions (run_id, task, item, action, decided_by, decided_at, evidence, state_before, "
+    "outcome_before) SELECT ?, ?, ?, ?, ?, ?, ?, state, outcome FROM steps "
+    "WHERE run_id = ? AND task = ? AND item = ?"
+)
+_RESOLVE = (
+    "UPDATE steps SET state = 'resolved', decision = ?, error = ?, response = coalesce(?, response), "
+    "updated_at = ? WHERE run_id = ? AND task = ? AND item = ?"
 )
 
 
@@ -113,6 +188,12 @@ def default_journal_path() -> Path:
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("httptask")) / "journal.sqlite3"
+
+
+def fingerprint(method: str, url: str, body: str) -> str:
+    """What an idempotency key promises the server stays the same: method, URL and body (as journaled,
+    redacted, so a rotated secret is not a different payload)."""
+    return hashlib.sha256(json.dumps([method.upper(), url, body]).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -130,11 +211,26 @@ class RunRecord:
     finished_at: float | None
     outputs: Any
     errors: list[dict[str, Any]]
+    lease_host: str | None = None
+    lease_purpose: str | None = None
+    lease_since: float | None = None
+    heartbeat_at: float | None = None
+
+    @property
+    def owned(self) -> bool:
+        """A live process holds the run: its lease was renewed lately, and (on this machine) its pid lives."""
+        if self.status != "running" or self.pid is None:
+            return False
+        if self.heartbeat_at is None:  # written before leases: only the pid tells
+            return process_alive(self.pid)
+        if time.time() - self.heartbeat_at >= LEASE_SECONDS:
+            return False
+        return self.lease_host != socket.gethostname() or process_alive(self.pid)
 
     @property
     def interrupted(self) -> bool:
         """Marked running, but its process is gone (killed, or the machine stopped)."""
-        return self.status == "running" and (self.pid is None or not process_alive(self.pid))
+        return self.status == "running" and not self.owned
 
     @property
     def state(self) -> str:
@@ -156,24 +252,48 @@ class StepRecord:
     request: dict[str, Any] | None
     response: dict[str, Any] | None
     error: str | None
-    maybe_received: bool
+    outcome: Outcome | None = None
+    sent_at: float | None = None
+    decision: str | None = None
 
     @property
     def outcome_unknown(self) -> bool:
-        """Sent with no answer recorded, or failed in a way the server may still have acted on."""
-        return self.state == "sent" or (self.state == "failed" and self.maybe_received)
+        """Sent with no final answer recorded, and the server may have acted: killed between 'sent' and the
+        answer, a timeout or a reset after the write, a 5xx, or an answer that could not be used."""
+        if self.state == "sent":
+            return True
+        return (
+            self.state == "failed"
+            and self.outcome is not None
+            and may_have_acted(self.outcome, self.http_status)
+        )
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a person or a reconciliation decided about a request of unknown outcome, and on what evidence."""
+
+    task: str
+    item: int
+    action: str  # mark-done, resend, reconciled-done, reconciled-absent
+    decided_by: str
+    decided_at: float
+    evidence: Any = None
+    state_before: str | None = None
+    outcome_before: str | None = None
 
 
 _Statement = tuple[str, Sequence[Any]]
+_Work = Callable[[sqlite3.Connection], Any]
 
 
 class _Batch:
-    """Statements to commit together, and the future (if any) to resolve once they are committed."""
+    """Work to commit with others in one transaction, and the future (if any) to resolve with its result."""
 
-    __slots__ = ("future", "statements")
+    __slots__ = ("future", "work")
 
-    def __init__(self, statements: list[_Statement], future: asyncio.Future[None] | None) -> None:
-        self.statements = statements
+    def __init__(self, work: _Work, future: asyncio.Future[Any] | None) -> None:
+        self.work = work
         self.future = future
 
 
@@ -188,8 +308,7 @@ class Journal:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._reader = _connect(path)
-            with self._reader:
-                self._reader.executescript(_SCHEMA)
+            _create_or_migrate(self._reader)
         except (OSError, sqlite3.Error) as exc:
             raise UsageError(
                 f"The journal {str(path)!r} cannot be opened ({exc}); set {JOURNAL_VAR} to a writable file."
@@ -198,6 +317,8 @@ class Journal:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._failure: BaseException | None = None
+        self._lease: tuple[str, str] | None = None
+        self._heartbeat = threading.Event()
         self.commits = 0
 
     # -- writing -----------------------------------------------------------------------------------------
@@ -205,15 +326,20 @@ class Journal:
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Start the writer thread; durable writes resolve their futures on `loop`."""
         self._loop = loop
+        self._heartbeat.clear()
         self._thread = threading.Thread(target=self._write_forever, name="httptask-journal", daemon=True)
         self._thread.start()
+        threading.Thread(target=self._beat, name="httptask-lease", daemon=True).start()
 
     def stop(self) -> None:
         """Commit what is queued and stop the writer thread; raises if a commit failed."""
+        self._heartbeat.set()
         if self._thread is not None:
             self._queue.put(_STOP)
             self._thread.join()
             self._thread = None
+        if isinstance(self._failure, RunTakenOver):
+            raise self._failure
         if self._failure is not None:
             raise UsageError(f"The journal {str(self.path)!r} could not be written ({self._failure}).")
 
@@ -227,20 +353,29 @@ class Journal:
             with self._reader:
                 _execute(self._reader, statements)
             return
-        self._queue.put(_Batch(statements, None))
+        self._queue.put(_Batch(lambda connection: _execute(connection, statements), None))
 
     async def durable(self, statements: list[_Statement]) -> None:
         """Return once these statements (and everything queued before them) are committed."""
-        assert self._loop is not None
-        future: asyncio.Future[None] = self._loop.create_future()
-        self._queue.put(_Batch(statements, future))
-        await future
+        await self._transact(lambda connection: _execute(connection, statements))
 
     async def flush(self) -> None:
         await self.durable([])
 
+    async def _transact(self, work: _Work) -> Any:
+        assert self._loop is not None
+        future: asyncio.Future[Any] = self._loop.create_future()
+        self._queue.put(_Batch(work, future))
+        return await future
+
+    def _beat(self) -> None:
+        """Renew the lease while the run waits on slow servers and nothing else is committed."""
+        while not self._heartbeat.wait(HEARTBEAT_SECONDS):
+            if self._lease is not None:
+                self._queue.put(_Batch(lambda connection: None, None))
+
     def _write_forever(self) -> None:
-        connection = _connect(self.path)
+        connection = _connect(self.path, autocommit=True)
         try:
             stopping = False
             while not stopping:
@@ -258,19 +393,40 @@ class Journal:
             connection.close()
 
     def _commit(self, connection: sqlite3.Connection, batches: list[_Batch]) -> None:
-        error: BaseException | None = None
-        try:
-            with connection:
-                for batch in batches:
-                    _execute(connection, batch.statements)
-            self.commits += 1
-        except sqlite3.Error as exc:
-            error = self._failure = exc
-        waiting = [b.future for b in batches if b.future is not None]
+        results: list[Any] = []
+        error: BaseException | None = self._failure
+        if error is None:
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+                try:
+                    self._renew_lease(connection)
+                    results = [batch.work(connection) for batch in batches]
+                    connection.execute("COMMIT")
+                except BaseException:
+                    connection.execute("ROLLBACK")
+                    raise
+                self.commits += 1
+            except (sqlite3.Error, RunTakenOver) as exc:
+                error = self._failure = exc
+        outcomes = results or [None] * len(batches)
+        waiting = [(b.future, r) for b, r in zip(batches, outcomes, strict=True) if b.future is not None]
         if waiting and self._loop is not None:
             self._loop.call_soon_threadsafe(_resolve, waiting, error, self.path)
 
-    # -- records -----------------------------------------------------------------------------------------
+    def _renew_lease(self, connection: sqlite3.Connection) -> None:
+        """Fence: commit nothing for a run another process has taken over."""
+        if self._lease is None:
+            return
+        run_id, token = self._lease
+        renewed = connection.execute(
+            "UPDATE runs SET heartbeat_at = ? WHERE run_id = ? AND lease_token = ?",
+            (time.time(), run_id, token),
+        ).rowcount
+        if not renewed:
+            row = connection.execute("SELECT pid FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            raise RunTakenOver(run_id, row[0] if row else None)
+
+    # -- owning runs -------------------------------------------------------------------------------------
 
     def create_run(
         self,
@@ -283,10 +439,13 @@ class Journal:
         inputs_redacted: bool,
         options: dict[str, Any],
     ) -> None:
+        """Journal a new run, owned by this process."""
+        token, now = secrets.token_hex(8), time.time()
         with self._reader:
             self._reader.execute(
                 "INSERT INTO runs (run_id, workflow, file, workflow_text, inputs, inputs_redacted, options, "
-                "status, pid, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+                "status, pid, started_at, lease_token, lease_host, lease_purpose, lease_since, heartbeat_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, 'run', ?, ?)",
                 (
                     run_id,
                     workflow,
@@ -296,25 +455,97 @@ class Journal:
                     int(inputs_redacted),
                     _dumps(options),
                     os.getpid(),
-                    time.time(),
+                    now,
+                    token,
+                    socket.gethostname(),
+                    now,
+                    now,
                 ),
             )
+        self._lease = (run_id, token)
 
-    def claim_run(self, run_id: str) -> None:
-        """Mark a run as running again in this process (for a resume)."""
-        with self._reader:
-            self._reader.execute(
-                "UPDATE runs SET status = 'running', pid = ?, finished_at = NULL WHERE run_id = ?",
-                (os.getpid(), run_id),
+    def claim_run(self, run_id: str, purpose: str = "resume") -> None:
+        """Take the run for this process in one write transaction; `RunBusy` when a live process holds it."""
+        token, now = secrets.token_hex(8), time.time()
+        connection = self._reader
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            row = connection.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise _no_run(run_id, self.path)
+            record = _run_record(row)
+            if record.owned and record.pid != os.getpid():
+                raise RunBusy(
+                    run_id,
+                    record.pid or 0,
+                    record.lease_since or record.started_at,
+                    record.lease_purpose or "run",
+                )
+            connection.execute(
+                "UPDATE runs SET status = 'running', pid = ?, finished_at = NULL, lease_token = ?, "
+                "lease_host = ?, lease_purpose = ?, lease_since = ?, heartbeat_at = ? WHERE run_id = ?",
+                (os.getpid(), token, socket.gethostname(), purpose, now, now, run_id),
             )
+            connection.commit()
+        except BaseException:
+            connection.rollback()
+            raise
+        self._lease = (run_id, token)
 
     def finish_run(self, run_id: str, status: str, outputs: Any, errors: list[dict[str, Any]]) -> None:
+        """Record the end of the run and give up its lease; `RunTakenOver` if another process holds it now."""
+        token = self._lease[1] if self._lease is not None and self._lease[0] == run_id else None
         with self._reader:
-            self._reader.execute(
-                "UPDATE runs SET status = ?, finished_at = ?, outputs = ?, errors = ?, pid = NULL "
-                "WHERE run_id = ?",
-                (status, time.time(), _dumps(outputs), _dumps(errors), run_id),
-            )
+            done = self._reader.execute(
+                "UPDATE runs SET status = ?, finished_at = ?, outputs = ?, errors = ?, pid = NULL, "
+                "lease_token = NULL, heartbeat_at = NULL WHERE run_id = ? AND lease_token IS ?",
+                (status, time.time(), _dumps(outputs), _dumps(errors), run_id, token),
+            ).rowcount
+        self._lease = None
+        if not done:
+            raise RunTakenOver(run_id, self.run(run_id).pid)
+
+    # -- records -----------------------------------------------------------------------------------------
+
+    async def begin_send(
+        self,
+        run_id: str,
+        task: str,
+        item: int,
+        *,
+        idempotent: bool,
+        key: str | None,
+        scope: str,
+        request: dict[str, Any],
+    ) -> None:
+        """Commit the request as 'sent' (outcome unknown until its answer is journaled) before it goes on the
+        wire. `KeyReused` when its idempotency key was sent to `scope` before with a different payload."""
+        print_ = fingerprint(
+            str(request.get("method", "")), str(request.get("url", "")), str(request.get("body", ""))
+        )
+        now = time.time()
+
+        def work(connection: sqlite3.Connection) -> KeyReused | None:
+            if key is not None:
+                first = connection.execute(
+                    "SELECT fingerprint, request, run_id, task, item FROM idempotency_keys "
+                    "WHERE scope = ? AND key = ?",
+                    (scope, key),
+                ).fetchone()
+                if first is not None and first[0] != print_:
+                    where = f"run {first[2]}, task {first[3]}, item {first[4]}"
+                    return KeyReused(key, json.loads(first[1]), request, where)
+                if first is None:
+                    connection.execute(
+                        "INSERT INTO idempotency_keys VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (scope, key, print_, _dumps(request), run_id, task, item, now),
+                    )
+            connection.execute(_SENT, (run_id, task, item, int(idempotent), key, _dumps(request), now, now))
+            return None
+
+        refused = await self._transact(work)
+        if refused is not None:
+            raise refused
 
     @staticmethod
     def schedule(run_id: str, task: str, items: Iterable[int]) -> list[_Statement]:
@@ -325,7 +556,9 @@ class Journal:
     def sent(
         run_id: str, task: str, item: int, *, idempotent: bool, key: str | None, request: dict[str, Any]
     ) -> _Statement:
-        return _SENT, (run_id, task, item, int(idempotent), key, _dumps(request), time.time())
+        """A 'sent' record without the key check of `begin_send`, for requests without side effects."""
+        now = time.time()
+        return _SENT, (run_id, task, item, int(idempotent), key, _dumps(request), now, now)
 
     @staticmethod
     def finished(
@@ -339,8 +572,9 @@ class Journal:
         elapsed_ms: float | None = None,
         response: dict[str, Any] | None = None,
         error: str | None = None,
-        maybe_received: bool = False,
+        outcome: Outcome | None = None,
     ) -> _Statement:
+        """The step's state after the wire; `outcome` is None for a step that was never sent."""
         return _FINISH, (
             run_id,
             task,
@@ -351,25 +585,67 @@ class Journal:
             elapsed_ms,
             None if response is None else _dumps(response),
             error,
-            int(maybe_received),
+            None if outcome is None else outcome.value,
             time.time(),
         )
 
     @staticmethod
     def attempt(
-        run_id: str, task: str, item: int, number: int, http_status: int | None, error: str | None
+        run_id: str,
+        task: str,
+        item: int,
+        number: int,
+        http_status: int | None,
+        error: str | None,
+        outcome: Outcome,
     ) -> _Statement:
-        return _ATTEMPT, (run_id, task, item, number, http_status, error, time.time())
+        return _ATTEMPT, (run_id, task, item, number, http_status, error, outcome.value, time.time())
+
+    @staticmethod
+    def decided(
+        run_id: str, decision: Decision, *, resolve: str | None = None, response: dict[str, Any] | None = None
+    ) -> list[_Statement]:
+        """Journal a decision; with `resolve` (the note to keep as the step's error) the step is resolved."""
+        statements: list[_Statement] = [
+            (
+                _DECISION,
+                (
+                    run_id,
+                    decision.task,
+                    decision.item,
+                    decision.action,
+                    decision.decided_by,
+                    decision.decided_at,
+                    _dumps(decision.evidence),
+                    run_id,
+                    decision.task,
+                    decision.item,
+                ),
+            )
+        ]
+        if resolve is not None:
+            statements.append(
+                (
+                    _RESOLVE,
+                    (
+                        decision.action,
+                        resolve,
+                        None if response is None else _dumps(response),
+                        decision.decided_at,
+                        run_id,
+                        decision.task,
+                        decision.item,
+                    ),
+                )
+            )
+        return statements
 
     # -- reading -----------------------------------------------------------------------------------------
 
     def run(self, run_id: str) -> RunRecord:
         row = self._reader.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         if row is None:
-            raise UsageError(
-                f"No run {run_id!r} in the journal {str(self.path)!r}; "
-                "'httptask runs list' shows the runs it holds."
-            )
+            raise _no_run(run_id, self.path)
         return _run_record(row)
 
     def runs(self, limit: int = 50) -> list[RunRecord]:
@@ -393,7 +669,9 @@ class Journal:
                 request=_loads(row["request"]),
                 response=_loads(row["response"]),
                 error=row["error"],
-                maybe_received=bool(row["maybe_received"]),
+                outcome=None if row["outcome"] is None else Outcome(row["outcome"]),
+                sent_at=row["sent_at"],
+                decision=row["decision"],
             )
             for row in rows
         ]
@@ -403,6 +681,33 @@ class Journal:
             "SELECT state, count(*) FROM steps WHERE run_id = ? AND item >= 0 GROUP BY state", (run_id,)
         )
         return {state: count for state, count in rows}
+
+    def decisions(self, run_id: str) -> list[Decision]:
+        rows = self._reader.execute(
+            "SELECT * FROM decisions WHERE run_id = ? ORDER BY decided_at, task, item", (run_id,)
+        )
+        return [
+            Decision(
+                task=row["task"],
+                item=row["item"],
+                action=row["action"],
+                decided_by=row["decided_by"],
+                decided_at=row["decided_at"],
+                evidence=_loads(row["evidence"]),
+                state_before=row["state_before"],
+                outcome_before=row["outcome_before"],
+            )
+            for row in rows
+        ]
+
+
+def decider() -> str:
+    """Who decides, as journaled with a decision: user@host (pid N)."""
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):
+        user = f"uid {os.getuid()}"
+    return f"{user}@{socket.gethostname()} (pid {os.getpid()})"
 
 
 def process_alive(pid: int) -> bool:
@@ -415,8 +720,11 @@ def process_alive(pid: int) -> bool:
     return True
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _connect(path: Path, *, autocommit: bool = False) -> sqlite3.Connection:
+    """A connection in WAL mode; `autocommit` leaves every BEGIN and COMMIT to the caller."""
     connection = sqlite3.connect(path, check_same_thread=False, timeout=30.0)
+    if autocommit:
+        connection.isolation_level = None
     connection.row_factory = sqlite3.Row
     connection.execute("PRAGMA journal_mode = WAL")
     # FULL: a commit the engine waited for survives a power cut, not just a killed process.
@@ -424,21 +732,50 @@ def _connect(path: Path) -> sqlite3.Connection:
     return connection
 
 
+def _create_or_migrate(connection: sqlite3.Connection) -> None:
+    if connection.execute("PRAGMA user_version").fetchone()[0] >= _VERSION:
+        return
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        if connection.execute("PRAGMA user_version").fetchone()[0] < _VERSION:
+            columns = {row[1] for row in connection.execute("PRAGMA table_info(steps)")}
+            if columns and "outcome" not in columns:
+                for statement in _MIGRATE_FROM_1.split(";"):
+                    if statement.strip():
+                        connection.execute(statement)
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    connection.execute(statement)
+            connection.execute(f"PRAGMA user_version = {_VERSION}")
+        connection.commit()
+    except BaseException:
+        connection.rollback()
+        raise
+
+
 def _execute(connection: sqlite3.Connection, statements: list[_Statement]) -> None:
     for sql, params in statements:
         connection.execute(sql, params)
 
 
-def _resolve(futures: list[asyncio.Future[None]], error: BaseException | None, path: Path) -> None:
-    for future in futures:
+def _resolve(waiting: list[tuple[asyncio.Future[Any], Any]], error: BaseException | None, path: Path) -> None:
+    for future, result in waiting:
         if future.done():
             continue
         if error is None:
-            future.set_result(None)
+            future.set_result(result)
+        elif isinstance(error, RunTakenOver):
+            future.set_exception(error)
         else:
             future.set_exception(
                 UsageError(f"The journal {str(path)!r} could not be written ({error}); nothing more is sent.")
             )
+
+
+def _no_run(run_id: str, path: Path) -> UsageError:
+    return UsageError(
+        f"No run {run_id!r} in the journal {str(path)!r}; 'httptask runs list' shows the runs it holds."
+    )
 
 
 def _run_record(row: sqlite3.Row) -> RunRecord:
@@ -456,6 +793,10 @@ def _run_record(row: sqlite3.Row) -> RunRecord:
         finished_at=row["finished_at"],
         outputs=_loads(row["outputs"]),
         errors=_loads(row["errors"]) or [],
+        lease_host=row["lease_host"],
+        lease_purpose=row["lease_purpose"],
+        lease_since=row["lease_since"],
+        heartbeat_at=row["heartbeat_at"],
     )
 
 

@@ -23,6 +23,7 @@ from ..checks import template_leaves
 from ..errors import EXIT_INVALID, HttptaskError, Issue, SendError, TaskError, TemplateError, UsageError
 from ..execute import prepare, response_record, send_prepared
 from ..journal import TASK_ROW, Journal, RunRecord, StepRecord, default_journal_path
+from ..outcome import Outcome
 from ..requests import SAFE_METHODS, step_seed
 from ..retry import Attempt
 from ..secrets import SecretStore
@@ -366,8 +367,9 @@ class LocalEngine:
                             index,
                             "failed",
                             attempts=len(attempts),
+                            http_status=exc.status,
                             error=message,
-                            maybe_received=exc.may_have_acted,
+                            outcome=exc.outcome,
                         ),
                     ]
                 )
@@ -377,8 +379,6 @@ class LocalEngine:
         error = (
             None if response.ok else f"{prepared.label} answered {response.status} {response.reason}".rstrip()
         )
-        # A 5xx may come after the server acted: for a request that is not idempotent the outcome is unknown.
-        maybe_received = response.status >= 500
         journal.queue(
             [
                 *self._attempt_rows(task, index, attempts),
@@ -392,7 +392,7 @@ class LocalEngine:
                     elapsed_ms=response.elapsed_ms,
                     response=record,
                     error=error,
-                    maybe_received=maybe_received,
+                    outcome=Outcome.ANSWERED,
                 ),
             ]
         )
@@ -409,8 +409,9 @@ class LocalEngine:
                 task.id,
                 index,
                 a.number,
-                a.response.status if a.response is not None else None,
+                a.status,
                 redact(str(a.error)) if a.error is not None else None,
+                a.outcome,
             )
             for a in attempts
         ]

@@ -1,0 +1,286 @@
+"""Who owns a run, what was decided about it, and which payload each idempotency key carries: the lease is
+taken in one write transaction, a dead or lapsed owner is taken over, a taken-over owner writes nothing more,
+a key never carries two payloads, and a journal of the previous version is read on the safe side."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from httptask.errors import KeyReused, RunBusy, RunTakenOver
+from httptask.journal import LEASE_SECONDS, Decision, Journal, StepRecord
+from httptask.outcome import Outcome
+
+RUN = "20240101-000000-abcdef"
+
+
+def _create(journal: Journal, run_id: str = RUN) -> None:
+    journal.create_run(
+        run_id, workflow="w", file="w.yaml", workflow_text="", inputs={}, inputs_redacted=False, options={}
+    )
+
+
+def _set(path: Path, sql: str, *params: object) -> None:
+    with sqlite3.connect(path) as connection:
+        connection.execute(sql, params)
+
+
+@pytest.fixture
+def sleeper() -> Iterator[int]:
+    """The pid of a live process that is not this one."""
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    yield process.pid
+    process.kill()
+    process.wait()
+
+
+def _dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_a_run_owned_by_a_live_process_is_not_claimed(tmp_path: Path, sleeper: int) -> None:
+    path = tmp_path / "j.sqlite3"
+    owner = Journal(path)
+    _create(owner)
+    since = time.time() - 5
+    _set(path, "UPDATE runs SET pid = ?, lease_purpose = 'resume', lease_since = ?", sleeper, since)
+    second = Journal(path)
+    with pytest.raises(RunBusy) as caught:
+        second.claim_run(RUN)
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since))
+    assert str(caught.value) == (
+        f"Run {RUN} is being resumed by process {sleeper} since {when}; wait for it to end, or stop that "
+        "process, then resume again."
+    )
+    assert second.run(RUN).pid == sleeper
+    owner.close()
+    second.close()
+
+
+@pytest.mark.parametrize("why", ["its process died", "its lease lapsed"])
+def test_a_dead_or_lapsed_owner_is_taken_over(tmp_path: Path, sleeper: int, why: str) -> None:
+    path = tmp_path / "j.sqlite3"
+    owner = Journal(path)
+    _create(owner)
+    if why == "its process died":
+        _set(path, "UPDATE runs SET pid = ?", _dead_pid())
+    else:  # a live pid (perhaps reused, perhaps a stopped process) that has not renewed its lease
+        _set(path, "UPDATE runs SET pid = ?, heartbeat_at = ?", sleeper, time.time() - LEASE_SECONDS - 1)
+    assert owner.run(RUN).state == "interrupted"
+    second = Journal(path)
+    second.claim_run(RUN)
+    record = second.run(RUN)
+    assert (record.pid, record.state, record.lease_purpose) == (os.getpid(), "running", "resume")
+    second.close()
+
+
+def test_an_owner_that_was_taken_over_commits_nothing_more(tmp_path: Path, sleeper: int) -> None:
+    path = tmp_path / "j.sqlite3"
+    owner = Journal(path)
+    _create(owner)
+    # The owner stalled past its lease; another process took the run (here: with the sleeper's pid).
+    _set(path, "UPDATE runs SET heartbeat_at = ?", time.time() - LEASE_SECONDS - 1)
+    _set(path, "UPDATE runs SET pid = ?, lease_token = 'theirs', heartbeat_at = ?", sleeper, time.time())
+
+    async def main() -> None:
+        owner.start(asyncio.get_running_loop())
+        with pytest.raises(RunTakenOver) as caught:
+            await owner.begin_send(RUN, "t", 0, idempotent=False, key=None, scope="http://x", request={})
+        assert str(caught.value) == (
+            f"Run {RUN} was taken over by process {sleeper} while this process ran it (its lease had lapsed); "
+            "this process sent nothing more. 'httptask runs show' tells what each request became."
+        )
+
+    asyncio.run(main())
+    with pytest.raises(RunTakenOver):
+        owner.stop()
+    with pytest.raises(RunTakenOver):
+        owner.finish_run(RUN, "succeeded", None, [])
+    assert owner.steps(RUN) == []
+    assert (owner.run(RUN).status, owner.run(RUN).pid) == ("running", sleeper)
+
+
+def test_every_commit_renews_the_lease(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    journal = Journal(path)
+    _create(journal)
+    _set(path, "UPDATE runs SET heartbeat_at = 1")
+
+    async def main() -> None:
+        journal.start(asyncio.get_running_loop())
+        await journal.flush()
+        journal.stop()
+
+    asyncio.run(main())
+    heartbeat = journal.run(RUN).heartbeat_at
+    assert heartbeat is not None and time.time() - heartbeat < LEASE_SECONDS
+    journal.finish_run(RUN, "succeeded", None, [])
+    record = journal.run(RUN)
+    assert (record.status, record.pid, record.heartbeat_at) == ("succeeded", None, None)
+    journal.close()
+
+
+CLAIM = """
+import sys, time
+from pathlib import Path
+from httptask.errors import RunBusy
+from httptask.journal import Journal
+journal = Journal(Path(sys.argv[1]))
+while time.time() < float(sys.argv[3]):
+    pass
+try:
+    journal.claim_run(sys.argv[2])
+except RunBusy:
+    print("busy")
+else:
+    print("claimed")
+    time.sleep(2)  # hold it while the others try
+"""
+
+
+def test_of_many_processes_claiming_one_run_at_once_exactly_one_wins(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    journal = Journal(path)
+    _create(journal)
+    _set(path, "UPDATE runs SET pid = ?", _dead_pid())
+    journal.close()
+    start = time.time() + 1.5  # every process spins until the same moment
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", CLAIM, str(path), RUN, str(start)], stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(6)
+    ]
+    said = sorted(p.communicate(timeout=60)[0].strip() for p in processes)
+    assert said == ["busy"] * 5 + ["claimed"]
+
+
+# -- idempotency keys ------------------------------------------------------------------------------------------
+
+
+def _send(
+    journal: Journal, run_id: str, item: int, key: str, body: str, scope: str = "https://api.test"
+) -> None:
+    request = {"method": "POST", "url": f"{scope}/invoices/inv_1/refund", "body": body}
+
+    async def main() -> None:
+        journal.start(asyncio.get_running_loop())
+        try:
+            await journal.begin_send(
+                run_id, "refund", item, idempotent=True, key=key, scope=scope, request=request
+            )
+        finally:
+            journal.stop()
+
+    asyncio.run(main())
+
+
+def test_a_key_sent_again_with_its_payload_is_accepted_and_with_another_refused(tmp_path: Path) -> None:
+    first, second = Journal(tmp_path / "j.sqlite3"), Journal(tmp_path / "j.sqlite3")
+    _create(first, "run-a")
+    _create(second, "run-b")
+    _send(first, "run-a", 0, "key-1", "refund_amount=100")
+    _send(second, "run-b", 0, "key-1", "refund_amount=100")  # a re-run with the same key and payload
+    _send(second, "run-b", 1, "key-1", "refund_amount=900", scope="https://other.test")  # another server
+    with pytest.raises(KeyReused) as caught:
+        _send(second, "run-b", 2, "key-1", "refund_amount=900")
+    assert str(caught.value) == (
+        "Not sent: the idempotency key key-1 was sent before (run run-a, task refund, item 0) with another "
+        "payload, and the server would answer with the first request's result, hiding the change.\n"
+        "  first: POST https://api.test/invoices/inv_1/refund refund_amount=100\n"
+        "  now:   POST https://api.test/invoices/inv_1/refund refund_amount=900\n"
+        "Send the first payload again, or give the new payload a key of its own."
+    )
+    assert (caught.value.outcome, caught.value.retryable) == (Outcome.NOT_SENT, False)
+    assert [s.item for s in second.steps("run-b")] == [0, 1]  # item 2 was not journaled as sent
+    first.close()
+    second.close()
+
+
+# -- decisions -------------------------------------------------------------------------------------------------
+
+
+def test_a_decision_is_journaled_with_who_when_and_the_state_it_changed(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.sqlite3")
+    _create(journal)
+    journal.queue(
+        [Journal.sent(RUN, "refund", 3, idempotent=False, key=None, request={"method": "POST", "url": "u"})]
+    )
+    decision = Decision("refund", 3, "mark-done", "ana@desk (pid 7)", 1700000000.0, evidence="seen in the UI")
+    journal.queue(Journal.decided(RUN, decision, resolve="marked done by hand"))
+    [step] = journal.steps(RUN)
+    assert (step.state, step.decision, step.error, step.outcome) == (
+        "resolved",
+        "mark-done",
+        "marked done by hand",
+        Outcome.UNKNOWN,
+    )
+    assert journal.decisions(RUN) == [
+        Decision(
+            "refund", 3, "mark-done", "ana@desk (pid 7)", 1700000000.0, "seen in the UI", "sent", "unknown"
+        )
+    ]
+    journal.close()
+
+
+# -- the journal of the previous version -------------------------------------------------------------------------
+
+VERSION_1 = """
+CREATE TABLE runs (run_id TEXT PRIMARY KEY, workflow TEXT NOT NULL, file TEXT NOT NULL,
+    workflow_text TEXT NOT NULL, inputs TEXT NOT NULL, inputs_redacted INTEGER NOT NULL, options TEXT NOT NULL,
+    status TEXT NOT NULL, pid INTEGER, started_at REAL NOT NULL, finished_at REAL, outputs TEXT, errors TEXT);
+CREATE TABLE steps (run_id TEXT NOT NULL, task TEXT NOT NULL, item INTEGER NOT NULL, state TEXT NOT NULL,
+    idempotent INTEGER, idempotency_key TEXT, attempts INTEGER NOT NULL DEFAULT 0, http_status INTEGER,
+    elapsed_ms REAL, request TEXT, response TEXT, error TEXT, maybe_received INTEGER NOT NULL DEFAULT 0,
+    updated_at REAL NOT NULL, PRIMARY KEY (run_id, task, item)) WITHOUT ROWID;
+CREATE TABLE attempts (run_id TEXT NOT NULL, task TEXT NOT NULL, item INTEGER NOT NULL, number INTEGER NOT NULL,
+    http_status INTEGER, error TEXT, at REAL NOT NULL);
+INSERT INTO runs VALUES ('old', 'w', 'w.yaml', '', '{}', 0, '{}', 'failed', NULL, 1, 2, NULL, '[]');
+INSERT INTO steps VALUES ('old', 'r', 0, 'succeeded', 0, NULL, 1, 200, 5, '{}', '{}', NULL, 0, 1);
+INSERT INTO steps VALUES ('old', 'r', 1, 'failed', 0, NULL, 1, NULL, NULL, '{}', NULL, 'No answer', 0, 1);
+INSERT INTO steps VALUES ('old', 'r', 2, 'failed', 0, NULL, 1, 500, 5, '{}', '{}', 'answered 500', 1, 1);
+INSERT INTO steps VALUES ('old', 'r', 3, 'failed', NULL, NULL, 0, NULL, NULL, NULL, NULL, 'not valid', 0, 1);
+INSERT INTO steps VALUES ('old', 'r', 4, 'sent', 0, NULL, 0, NULL, NULL, '{}', NULL, NULL, 0, 1);
+INSERT INTO steps VALUES ('old', 'r', 5, 'failed', 0, NULL, 1, 400, 5, '{}', '{}', 'answered 400', 0, 1);
+"""
+
+
+def test_a_journal_of_the_previous_version_is_read_on_the_safe_side(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as connection:
+        connection.executescript(VERSION_1)
+    journal = Journal(path)
+    steps = {s.item: s for s in journal.steps("old")}
+    # That version journaled a timed-out refund as not received (item 1): it is read as unknown.
+    assert {item: (s.outcome, s.outcome_unknown) for item, s in steps.items()} == {
+        0: (Outcome.ANSWERED, False),
+        1: (Outcome.UNKNOWN, True),
+        2: (Outcome.ANSWERED, True),
+        3: (None, False),
+        4: (Outcome.UNKNOWN, True),
+        5: (Outcome.ANSWERED, False),
+    }
+    assert journal.run("old").state == "failed"
+    journal.close()
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("PRAGMA user_version").fetchone() == (2,)
+        columns = {row[1] for row in connection.execute("PRAGMA table_info(steps)")}
+    assert "maybe_received" not in columns and "outcome" in columns
+    Journal(path).close()  # opening it again changes nothing
+
+
+def test_step_records_say_json_serialisable_things(tmp_path: Path) -> None:
+    """`runs show --json` prints the step records as they are."""
+    step = StepRecord("t", 0, "failed", False, None, 1, None, None, None, None, "x", Outcome.UNKNOWN)
+    assert json.loads(json.dumps(step.__dict__))["outcome"] == "unknown"
