@@ -112,8 +112,8 @@ def test_an_unknown_operation_suggests_close_ids(catalog: Catalog) -> None:
             4,
             "$.tasks[0].operation",
             "names no operation in the catalog: 'zoho-billing.get_credit_note_refnd'. Did you mean "
-            "zoho-billing.get_credit_note_refund, zoho-billing.refund_credit_note, "
-            "zoho-billing.refund_payment? "
+            "zoho-billing.get_credit_note_refund, zoho-billing.list_credit_note_refunds, "
+            "zoho-billing.refund_credit_note? "
             "Run 'httptask catalog search WORDS' to find one.",
         ),
     ]

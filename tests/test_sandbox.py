@@ -12,6 +12,7 @@ import pytest
 from httptask import sandbox as sandbox_module
 from httptask.catalog import Catalog, spec_files
 from httptask.encoding import encode_body
+from httptask.reconcile import placed, reconcile_of
 from httptask.requests import expand_path, sandbox_base_url
 from httptask.resources import bundled_dir
 from httptask.samples import sample_value
@@ -170,7 +171,16 @@ def test_every_operation_accepts_its_own_spec_example(client: httpx.Client, oper
         headers.update(more)
     response = client.request(op.method, sandbox_base_url(op, "") + expand_path(op.path, path),
                               content=content, headers=headers)
-    assert (response.status_code, response.json()) == example_response(operation_id)
+    status, body = example_response(operation_id)
+    reads = {rec.operation: rec for i in BUNDLED.ids() if (rec := reconcile_of(BUNDLED.operation(i)))}
+    if operation_id in reads:
+        # A read that reconciles a refund lists the refunds the sandbox received, not the example's own.
+        assert (response.status_code, placed(reads[operation_id], response.json(), [])) == (
+            status,
+            placed(reads[operation_id], body, []),
+        )
+    else:
+        assert (response.status_code, response.json()) == (status, body)
 
 
 # --- invalid requests: 422 with JSON paths ---------------------------------------------------------------

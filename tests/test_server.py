@@ -113,7 +113,7 @@ def test_an_unknown_operation_is_a_400_with_suggestions(client: httpx.Client) ->
     assert response.json() == {
         "error": "No operation 'chargebee.record_refnd' in the catalog. "
         "Did you mean chargebee.record_refund, "
-        "chargebee.refund_invoice, stripe.report_payment_record_refund? "
+        "chargebee.refund_invoice, chargebee.retrieve_invoice? "
         "Run 'httptask catalog search WORDS' to find one.",
         "issues": [],
         "request": None,

@@ -483,7 +483,15 @@ def test_catalog_has_exactly_the_seed_operations() -> None:
         for spec_path in SPEC_FILES
         for path, method, op in operations(load_spec(spec_path.stem))
     }
-    assert actual == expected
+    # Besides the seed endpoints, only the reads that an x-reconcile of a seed endpoint names.
+    reads = {
+        f"{spec_path.stem}.{op['x-reconcile']['operation']}"
+        for spec_path in SPEC_FILES
+        for _path, _method, op in operations(load_spec(spec_path.stem))
+        if "x-reconcile" in op
+    }
+    assert reads == {"chargebee.retrieve_invoice", "zoho-billing.list_credit_note_refunds"}
+    assert {k: v for k, v in actual.items() if k not in reads} == expected
 
 
 @pytest.mark.parametrize("path", SPEC_FILES, ids=lambda p: p.name)

@@ -279,8 +279,8 @@ class KeyReused(NotSent):
 
     def __init__(self, key: str, first: dict[str, Any], now: dict[str, Any], where: str) -> None:
         super().__init__(
-            f"Not sent: the idempotency key {key} was sent before ({where}) with another payload, and the server "
-            "would answer with the first request's result, hiding the change.\n"
+            f"Not sent: the idempotency key {key} was sent before ({where}) with another payload, and the "
+            "server would answer with the first request's result, hiding the change.\n"
             f"  first: {_shown(first)}\n"
             f"  now:   {_shown(now)}\n"
             "Send the first payload again, or give the new payload a key of its own.",

@@ -154,7 +154,8 @@ _SCHEDULE = (
 _SENT = (
     "INSERT INTO steps (run_id, task, item, state, idempotent, idempotency_key, request, outcome, sent_at, "
     "updated_at) VALUES (?, ?, ?, 'sent', ?, ?, ?, 'unknown', ?, ?) "
-    "ON CONFLICT (run_id, task, item) DO UPDATE SET state = 'sent', idempotent = excluded.idempotent, idempotency_key = excluded.idempotency_key, "
+    "ON CONFLICT (run_id, task, item) DO UPDATE SET state = 'sent', idempotent = excluded.idempotent, "
+    "idempotency_key = excluded.idempotency_key, "
     "request = excluded.request, response = NULL, error = NULL, http_status = NULL, outcome = 'unknown', "
     "sent_at = excluded.sent_at, updated_at = excluded.updated_at"
 )

@@ -26,6 +26,7 @@ from .auth import carries_credential, is_credential_name
 from .catalog import Catalog
 from .encoding import decode_body, encode_body
 from .errors import HttptaskError, Issue
+from .ledger import Ledger
 from .messages import RequestValues
 from .requests import TEMPLATE_VARIABLE, sandbox_base_url
 from .samples import sample_response
@@ -98,12 +99,14 @@ class _Stored:
 
 @dataclass
 class _State:
-    """What one sandbox remembers: the requests it received and the responses stored under idempotency keys.
+    """What one sandbox remembers: the requests it received, the responses stored under idempotency keys, and
+    the writes that reads reconciling them show (`ledger`).
 
     Handlers change it only in synchronous stretches, so the event loop alone would keep it consistent; the
     lock keeps it so for readers in other threads (SandboxThread users) too.
     """
 
+    ledger: Ledger
     records: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_RECORDS))
     stored: OrderedDict[tuple[str, str], _Stored] = field(default_factory=OrderedDict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -142,12 +145,13 @@ _STATE = web.AppKey("state", _State)
 
 def create_app(catalog: Catalog) -> web.Application:
     """The sandbox application for every operation of `catalog` (specs are loaded now, not per request)."""
-    routes = [_route(catalog.operation(op_id)) for op_id in catalog.ids()]
+    operations = [catalog.operation(op_id) for op_id in catalog.ids()]
+    routes = [_route(op) for op in operations]
     routes.sort(key=lambda route: route.specificity)
     # request.read() raises at this size; the handler turns that into a problem+json 413 (not aiohttp's text).
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[_ROUTES] = routes
-    app[_STATE] = _State()
+    app[_STATE] = _State(Ledger(operations))
     app.router.add_get("/_sandbox/health", _health)
     app.router.add_get("/_sandbox/requests", _list_requests)
     app.router.add_delete("/_sandbox/requests", _clear_requests)
@@ -368,6 +372,10 @@ async def _answer(request: web.Request, raw_path: str, record: dict[str, Any]) -
         return _invalid(op, issues)
 
     status, content_type, sample = sample_response(op)
+    ledger = request.app[_STATE].ledger
+    if ledger.answers(op):
+        sample = ledger.answer(op, values, sample)
+    ledger.record(op, values)
     answer = _Stored(fingerprint, status, content_type, _encode_sample(sample, content_type))
     if store_key is not None:
         request.app[_STATE].store(store_key, answer)

@@ -130,6 +130,8 @@ class Operation:
     seed_notes: tuple[str, ...] = ()
     deprecated: bool = False
     api_name: str = ""
+    # `x-reconcile`, as written: the read that settles a request of unknown outcome (see reconcile.py).
+    reconcile: dict[str, Any] | None = None
 
     @property
     def id(self) -> str:
@@ -411,6 +413,7 @@ def _operation(
         idempotency_header=str(idempotency["header"]) if isinstance(idempotency, dict) else None,
         seed_notes=tuple(str(note) for note in raw.get("x-seed-notes") or ()),
         deprecated=bool(raw.get("deprecated", False)),
+        reconcile=raw.get("x-reconcile"),
     )
 
 
