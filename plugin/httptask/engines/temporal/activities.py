@@ -25,6 +25,7 @@ from ...checks import check_workflow
 from ...errors import HttptaskError, SendError, TaskError, TemplateError
 from ...execute import prepare, response_record, send_prepared
 from ...outcome import Outcome
+from ...requests import idempotency_header, is_idempotent, step_seed
 from ...retry import Attempt
 from ...sandbox import SandboxThread
 from ...secrets import SecretStore
@@ -222,7 +223,7 @@ class Activities:
                 sandbox_url=self._sandbox_url() if run.start.sandbox else None,
                 tasks=context,
                 extra={"item": item} if task.for_each is not None else None,
-                key_seed=f"{ref.workflow_id}/{task.id}/{index}",
+                key_seed=step_seed(ref.workflow_id, task.id, index),
             )
         except HttptaskError as exc:
             return ItemRecord(index, "failed", error=self._redact(str(exc)), outcome=NOT_SENT_YET)
@@ -334,7 +335,8 @@ class Activities:
 
     def _task_plan(self, task: Task) -> TaskPlan:
         if task.operation is not None:
-            batched = self._catalog.operation(task.operation).is_idempotent
+            op = self._catalog.operation(task.operation)
+            batched = is_idempotent(op.method, idempotency_header(op))
         else:
             batched = task.idempotency_key is not None
         retry = task.retry
