@@ -20,8 +20,8 @@ from httptask.auth import (
 )
 from httptask.catalog import Catalog
 from httptask.errors import CredentialsError, UsageError
+from httptask.redaction import Redactor
 from httptask.sandbox import SandboxThread
-from httptask.secrets import Redactor
 from httptask.spec import Operation, SecurityScheme
 
 BASIC = SecurityScheme("basicAuth", "http", scheme="basic")

@@ -204,8 +204,9 @@ def test_a_missing_secret_names_the_environment_variable(task_file: Path, server
     assert done.returncode == 2
     assert done.stderr == (
         "error: No secret named 'zoho_token': looked in the environment variable HTTPTASK_SECRET_ZOHO_TOKEN "
-        "(no secrets file is set). Set HTTPTASK_SECRET_ZOHO_TOKEN, or name a secrets file holding 'zoho_token' "
-        "in HTTPTASK_SECRETS_FILE.\n"
+        "(no secrets file is set). Secrets come only from HTTPTASK_SECRET_<NAME> variables and the secrets "
+        "file. Set HTTPTASK_SECRET_ZOHO_TOKEN, or name a secrets file holding 'zoho_token' in "
+        "HTTPTASK_SECRETS_FILE.\n"
     )
     assert server.requests == []
 

@@ -1,90 +1,14 @@
-"""Tests for httptask.secrets: resolution order, file loading, and redaction of every wire form."""
+"""Tests for httptask.secrets: where secrets come from (and nowhere else), file loading, registration."""
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
-from urllib.parse import quote, quote_plus
 
 import pytest
 
 from httptask.errors import UsageError
-from httptask.auth import is_credential_name
-from httptask.secrets import Redactor, SecretStore
-
-KEY = "sk_test_51H+x/y z=="
-
-
-def b64(text: str) -> str:
-    return base64.b64encode(text.encode()).decode()
-
-
-def test_redacts_plain_and_derived_forms() -> None:
-    redactor = Redactor()
-    redactor.add(KEY)
-    text = (
-        f"key={KEY} basic={b64(KEY)} user={b64(KEY + ':')} "
-        f"url={quote(KEY, safe='')} form={quote_plus(KEY, safe='')}"
-    )
-    redacted = redactor.redact(text)
-    assert redacted == "key=*** basic=*** user=*** url=*** form=***"
-    for form in (KEY, b64(KEY), b64(KEY + ":"), quote(KEY, safe=""), quote_plus(KEY, safe="")):
-        assert form not in redacted
-
-
-def test_longest_value_is_replaced_first() -> None:
-    redactor = Redactor()
-    redactor.add("abcd")
-    redactor.add("abcdefgh")
-    assert redactor.redact("x abcdefgh y abcd") == "x *** y ***"
-
-
-def test_short_values_are_redacted_and_empty_ones_ignored() -> None:
-    redactor = Redactor()
-    redactor.add("")
-    assert redactor.redact("nothing known") == "nothing known"
-    redactor.add("pin")
-    assert redactor.redact("the pin is pin") == "the *** is ***"
-
-
-def test_redact_value_copies_deeply() -> None:
-    redactor = Redactor()
-    redactor.add("s3cret")
-    value = {"a": ["x s3cret", ("s3cret", 1)], "s3cret": {"n": None}}
-    assert redactor.redact_value(value) == {"a": ["x ***", ("***", 1)], "***": {"n": None}}
-    assert value == {"a": ["x s3cret", ("s3cret", 1)], "s3cret": {"n": None}}
-
-
-def test_redact_headers() -> None:
-    redactor = Redactor()
-    redactor.add("s3cret")
-    headers = {
-        "Authorization": "Basic Zm9vOg==",
-        "Proxy-Authorization": "x",
-        "Cookie": "session=1",
-        "X-ApiKey": "k",
-        "X-Api-Key": "k",
-        "X-Auth-Token": "t",
-        "Client-Secret": "c",
-        "Stripe-Account-Key": "k",
-        "Idempotency-Key": "idem-1",
-        "chargebee-request-origin-user": "me@example.com",
-        "X-Note": "echo s3cret",
-    }
-    assert redactor.redact_headers(headers) == {
-        "Authorization": "***",
-        "Proxy-Authorization": "***",
-        "Cookie": "***",
-        "X-ApiKey": "***",
-        "X-Api-Key": "***",
-        "X-Auth-Token": "***",
-        "Client-Secret": "***",
-        "Stripe-Account-Key": "***",
-        "Idempotency-Key": "idem-1",
-        "chargebee-request-origin-user": "me@example.com",
-        "X-Note": "echo ***",
-    }
-    assert not is_credential_name("X-Idempotency-Token")
+from httptask.redaction import Redactor
+from httptask.secrets import SecretStore
 
 
 def test_prefixed_variable_comes_first() -> None:
@@ -94,11 +18,26 @@ def test_prefixed_variable_comes_first() -> None:
     assert store.redactor.redact("a1b2") == "***"
 
 
-def test_exact_variable_only_for_upper_case_names() -> None:
-    store = SecretStore(environ={"STRIPE_KEY": "c3d4", "chargebee": "nope"})
-    assert store.get("STRIPE_KEY") == "c3d4"
-    with pytest.raises(UsageError):
-        store.get("chargebee")
+@pytest.mark.parametrize("name", ["STRIPE_KEY", "AWS_SECRET_ACCESS_KEY", "PATH", "chargebee"])
+def test_no_other_variable_is_ever_read(name: str) -> None:
+    store = SecretStore(environ={name: "c3d4", name.upper(): "c3d4"})
+    with pytest.raises(UsageError) as caught:
+        store.get(name)
+    assert "Secrets come only from HTTPTASK_SECRET_<NAME> variables and the secrets file." in str(caught.value)
+    assert store.redactor.redact("c3d4") == "c3d4"
+
+
+def test_every_httptask_variable_is_redacted_before_it_is_asked_for() -> None:
+    store = SecretStore(environ={"HTTPTASK_SECRET_A": "alpha-1", "HTTPTASK_SECRET_B": "beta-2", "OTHER": "x1"})
+    assert store.redactor.redact("alpha-1 beta-2 x1") == "*** *** x1"
+
+
+def test_the_whole_file_is_redacted_when_it_is_read(tmp_path: Path) -> None:
+    file = tmp_path / "secrets.yaml"
+    file.write_text("a: first-value\nb: second-value\n")
+    store = SecretStore(environ={}, file=file)
+    store.get("a")
+    assert store.redactor.redact("first-value second-value") == "*** ***"
 
 
 def test_dots_and_dashes_become_underscores() -> None:
@@ -127,8 +66,9 @@ def test_missing_secret_without_file() -> None:
         SecretStore(environ={}).get("chargebee")
     assert str(caught.value) == (
         "No secret named 'chargebee': looked in the environment variable HTTPTASK_SECRET_CHARGEBEE "
-        "(no secrets file is set). Set HTTPTASK_SECRET_CHARGEBEE, or name a secrets file holding "
-        "'chargebee' in HTTPTASK_SECRETS_FILE."
+        "(no secrets file is set). Secrets come only from HTTPTASK_SECRET_<NAME> variables and the secrets "
+        "file. Set HTTPTASK_SECRET_CHARGEBEE, or name a secrets file holding 'chargebee' in "
+        "HTTPTASK_SECRETS_FILE."
     )
 
 
@@ -138,9 +78,9 @@ def test_missing_secret_with_file(tmp_path: Path) -> None:
     with pytest.raises(UsageError) as caught:
         SecretStore(environ={}, file=file).get("STRIPE_KEY")
     assert str(caught.value) == (
-        "No secret named 'STRIPE_KEY': looked in the environment variables HTTPTASK_SECRET_STRIPE_KEY "
-        f"and STRIPE_KEY and the secrets file '{file}'. Set HTTPTASK_SECRET_STRIPE_KEY, or add "
-        "'STRIPE_KEY' to that file."
+        "No secret named 'STRIPE_KEY': looked in the environment variable HTTPTASK_SECRET_STRIPE_KEY "
+        f"and the secrets file '{file}'. Secrets come only from HTTPTASK_SECRET_<NAME> variables and the "
+        "secrets file. Set HTTPTASK_SECRET_STRIPE_KEY, or add 'STRIPE_KEY' to that file."
     )
     assert "hunter2" not in str(caught.value)
 

@@ -245,10 +245,10 @@ def test_a_missing_secret_says_where_it_was_looked_for(client: httpx.Client, cat
     response = client.post("/api/test-request", json={"task": task})
     assert response.status_code == 400
     assert response.json()["error"] == (
-        "No secret named 'NOT_SET_ANYWHERE': looked in the environment variables "
-        "HTTPTASK_SECRET_NOT_SET_ANYWHERE and NOT_SET_ANYWHERE (no secrets file is set). "
-        "Set HTTPTASK_SECRET_NOT_SET_ANYWHERE, or name a secrets file holding 'NOT_SET_ANYWHERE' in "
-        "HTTPTASK_SECRETS_FILE."
+        "No secret named 'NOT_SET_ANYWHERE': looked in the environment variable "
+        "HTTPTASK_SECRET_NOT_SET_ANYWHERE (no secrets file is set). Secrets come only from "
+        "HTTPTASK_SECRET_<NAME> variables and the secrets file. Set HTTPTASK_SECRET_NOT_SET_ANYWHERE, "
+        "or name a secrets file holding 'NOT_SET_ANYWHERE' in HTTPTASK_SECRETS_FILE."
     )
 
 
@@ -398,8 +398,10 @@ def test_no_secret_reaches_any_output_or_log(
     leaky = good_task(catalog)
     leaky["request"]["body"]["memo"] = "{{ secret('" + SECRET_NAME + "') }}"
     invalid = good_task(catalog)
-    invalid["request"]["body"]["transaction"]["reference_number"] = "{{ secret('" + SECRET_NAME + "') * 30 }}"
+    invalid["request"]["body"]["transaction"]["amount"] = "{{ secret('" + SECRET_NAME + "') }}"
     invalid["request"]["path"]["invoice-id"] = "{{ secret('" + SECRET_NAME + "') }}"
+    transformed = good_task(catalog)
+    transformed["request"]["body"]["memo"] = "{{ secret('" + SECRET_NAME + "') * 30 }}"
     outputs = [
         client.get("/api/operations", params={"q": SECRET_NAME}),
         client.get(f"/api/operations/{OP}"),
@@ -408,10 +410,14 @@ def test_no_secret_reaches_any_output_or_log(
         client.post("/api/test-request", json={"task": invalid}),
         client.post("/api/test-request", json={"task": yaml.safe_dump(leaky)}),
         client.post("/api/validate", json={"workflow": yaml.safe_dump({"name": "w", "tasks": [leaky]})}),
+        client.post("/api/test-request", json={"task": transformed}),
     ]
-    assert [r.status_code for r in outputs] == [200, 200, 200, 200, 422, 200, 200]
+    assert [r.status_code for r in outputs] == [200, 200, 200, 200, 422, 200, 200, 400]
     assert outputs[3].json()["request"]["body"].startswith("memo=***&")
-    assert outputs[4].json()["issues"][0]["path"] == "$.body.transaction.reference_number"
+    assert outputs[4].json()["issues"][0]["path"] == "$.body.transaction.amount"
+    assert outputs[7].json()["error"].startswith(
+        "task record_refund, request.body.memo: a secret can only be inserted, not transformed"
+    )
     for response in outputs:
         assert SECRET not in response.text
         assert SECRET not in json.dumps(dict(response.headers))

@@ -37,7 +37,7 @@ TASKS: dict[str, Any] = {"t1": {"response": {"status": 200, "body": {"id": "re_1
 
 def render(value: Any, **extra: Any) -> Any:
     context = base_context(inputs=INPUTS, tasks=TASKS, extra=extra or None)
-    return render_value(value, context, task_id="record_refund", field_path="body.memo")
+    return render_value(value, context, task_id="record_refund", field_path="body.memo", secrets_allowed=True)
 
 
 def problem(source: str, **extra: Any) -> str:
@@ -221,6 +221,7 @@ def test_secret_registers_with_the_redactor() -> None:
         context,
         task_id="t",
         field_path="headers",
+        secrets_allowed=True,
     )
     assert header == {"X-Key": "cb_test_abc", "Note": "key cb_test_abc"}
     basic = base64.b64encode(b"cb_test_abc:").decode()
@@ -230,7 +231,9 @@ def test_secret_registers_with_the_redactor() -> None:
 def test_missing_secret_becomes_a_template_error() -> None:
     context = base_context(inputs={}, secrets=SecretStore(environ={}))
     with pytest.raises(TemplateError) as caught:
-        render_value("{{ secret('geins') }}", context, task_id="refund", field_path="headers.X-ApiKey")
+        render_value(
+            "{{ secret('geins') }}", context, task_id="refund", field_path="headers.X-ApiKey", secrets_allowed=True
+        )
     assert str(caught.value) == (
         "task refund, headers.X-ApiKey: No secret named 'geins': looked in the environment variable "
         "HTTPTASK_SECRET_GEINS (no secrets file is set). Set HTTPTASK_SECRET_GEINS, or name a secrets "

@@ -14,7 +14,6 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from .errors import UnknownOperation

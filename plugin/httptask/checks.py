@@ -20,7 +20,7 @@ from .errors import (
     UsageError,
     child_path,
 )
-from .tasks import Task
+from .tasks import SECRET_PARTS, Task
 from .templating import check_template, is_template, references
 from .workflow import Workflow, parse_workflow, topological_order
 from .yamlsource import parse_source
@@ -95,10 +95,11 @@ def template_leaves(value: Any, path: str) -> Iterator[tuple[str, str]]:
             yield from template_leaves(item, child_path(path, index))
 
 
-def _task_parts(task: Task, root: str) -> Iterator[tuple[str, Any]]:
-    """(JSON path, value) of each templated part of a task, as the task file spells it."""
+def _task_parts(task: Task, root: str) -> Iterator[tuple[str, Any, bool]]:
+    """(JSON path, value, whether it may hold a secret) of each templated part of a task, as the task file
+    spells it."""
     for part, value in task.templates.items():
-        yield f"{root}.{part}", value
+        yield f"{root}.{part}", value, part in SECRET_PARTS
 
 
 def _ancestors(workflow: Workflow) -> dict[str, set[str]]:
@@ -121,10 +122,16 @@ def _task_issues(
     workflow: Workflow, catalog: Catalog, task: Task, root: str, ancestors: set[str]
 ) -> list[Issue]:
     issues: list[Issue] = []
-    for part, value in _task_parts(task, root):
+    for part, value, secrets_allowed in _task_parts(task, root):
         for path, source in template_leaves(value, part):
             issues += _template_issues(
-                workflow, source, path, task, ancestors, allow_item=task.for_each is not None
+                workflow,
+                source,
+                path,
+                task,
+                ancestors,
+                allow_item=task.for_each is not None,
+                secrets_allowed=secrets_allowed,
             )
     if task.for_each is not None:
         issues += _template_issues(
@@ -157,10 +164,11 @@ def _template_issues(
     allowed_tasks: set[str],
     *,
     allow_item: bool,
+    secrets_allowed: bool = False,
 ) -> list[Issue]:
     task_id = task.id if task is not None else "outputs"
     try:
-        check_template(source, task_id=task_id, field_path=path)
+        check_template(source, task_id=task_id, field_path=path, secrets_allowed=secrets_allowed)
     except TemplateError as exc:
         return [Issue(path, exc.problem, actual=source)]
     issues = []

@@ -16,6 +16,7 @@ from .catalog import Catalog
 from .encoding import encode_body
 from .errors import RequestInvalid
 from .messages import HttpRequest, HttpResponse, RequestValues
+from .redaction import Redactor
 from .requests import (
     RawRequest,
     body_media_type,
@@ -31,9 +32,9 @@ from .requests import (
     resolve_server,
 )
 from .retry import Attempt, send_with_retries
-from .secrets import Redactor, SecretStore
+from .secrets import SecretStore
 from .spec import Operation
-from .tasks import Task
+from .tasks import SECRET_PARTS, Task
 from .templating import base_context, render_value
 from .transport import Sender, Timeouts
 from .validation import validate_values
@@ -113,7 +114,9 @@ def prepare(
     """
     context = base_context(inputs=inputs, tasks=tasks, secrets=secrets, extra=extra)
     rendered = {
-        part: render_value(value, context, task_id=task.id, field_path=part)
+        part: render_value(
+            value, context, task_id=task.id, field_path=part, secrets_allowed=part in SECRET_PARTS
+        )
         for part, value in task.templates.items()
     }
     own_key = rendered.get("idempotencyKey")

@@ -44,7 +44,8 @@ from .errors import (
 )
 from .execute import Prepared, prepare, response_record, send_prepared
 from .netguard import DestinationPolicy, ResolveFunction
-from .secrets import SECRET_VAR_PREFIX, Redactor, SecretStore
+from .redaction import Redactor
+from .secrets import SECRET_VAR_PREFIX, SecretStore
 from .tasks import Task, parse_task
 from .transport import Sender
 from .yamlsource import dump_yaml, parse_source

@@ -16,6 +16,7 @@ __all__ = [
     "CONNECTION_TIMEOUT_SECONDS",
     "MAX_RESPONSE_BYTES",
     "READ_TIMEOUT_SECONDS",
+    "SECRET_PARTS",
     "RetryPolicy",
     "Task",
     "load_task",
@@ -23,6 +24,9 @@ __all__ = [
     "schema",
     "task_defaults",
 ]
+
+# The parts of a task that go on the wire and nowhere else: the only places `secret('NAME')` may be put.
+SECRET_PARTS = frozenset({"request.path", "request.query", "request.headers", "request.body", "httpRequest"})
 
 
 @cache

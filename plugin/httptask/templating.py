@@ -2,27 +2,46 @@
 
 Inputs reach templates through read-only views that know their path, so a missing value is reported as the
 author wrote it (``'input.customer' has no attribute 'email'``) and no template can change what it was given.
+``secret('NAME')`` gives an opaque value that a template can only place whole into its output: a filter,
+method, slice, comparison, loop or concatenation on it is refused, so every form of a secret that leaves a
+template is one the redactor knows. Every operation is held to the bounds of `limits`.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeGuard
 
 from jinja2 import StrictUndefined, nodes
+from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import TemplateError as JinjaError
-from jinja2.runtime import Undefined
+from jinja2.runtime import Context, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment, modifies_known_mutable
+from jinja2.utils import _PassArg
 from markupsafe import Markup
 
 from httptask.errors import HttptaskError, TemplateError, UsageError
+from httptask.limits import (
+    MAX_SIZE,
+    MAX_TEMPLATE_CHARS,
+    LimitExceeded,
+    check_binop,
+    check_call,
+    check_filter,
+    check_result,
+    check_time,
+    ticking,
+    time_limit,
+)
 from httptask.secrets import SecretStore
 
 __all__ = [
@@ -41,10 +60,16 @@ Path = tuple[str | int, ...]
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _WHOLE_EXPRESSION = re.compile(r"\s*\{\{-?(.*?)-?\}\}\s*", re.DOTALL)
 _CACHE_SIZE = 4096
+# What every `for` loop of a template iterates through, so a loop checks the time limit at each step.
+_TICKING = "_httptask_ticking"
 _FUNCTIONS = frozenset({"now", "uuid", "secret"})
 _RESERVED = frozenset({"input", "tasks"}) | _FUNCTIONS
 _MAPPING_METHODS = frozenset({"get", "keys", "values", "items"})
 _SEQUENCE_METHODS = frozenset({"index", "count"})
+_TRANSFORMED = (
+    "a secret can only be inserted, not transformed: place secret('NAME') whole in a header, query, "
+    "path or body value, as in \"Bearer {{ secret('NAME') }}\""
+)
 _MUTATORS = frozenset(
     {
         "append", "clear", "extend", "insert", "pop", "popitem", "remove",
@@ -126,6 +151,8 @@ def _plain(value: Any) -> Any:
     """A plain, independent copy of ``value``: views and containers copied, Markup back to str."""
     if isinstance(value, Undefined):
         value._fail_with_undefined_error()
+    if isinstance(value, _Secret):
+        raise _Problem(_TRANSFORMED)
     if isinstance(value, _View):
         value = value._data
     if isinstance(value, Mapping):
@@ -166,20 +193,108 @@ def _missing(view: _View, key: Any) -> str:
     return f"'{_describe(view._path)}' has no item {key!r}"
 
 
+class _Secret:
+    """A secret as templates hold it: output places it whole into the text; every other use is refused, so
+    no template can make a form of it (upper-cased, reversed, hex) that the redactor does not know."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise _Problem(_TRANSFORMED)
+
+    __str__ = __repr__ = __format__ = __iter__ = __len__ = __bool__ = __hash__ = __contains__ = _refuse
+    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __getitem__ = __getattr__ = _refuse
+    __add__ = __radd__ = __mul__ = __rmul__ = __mod__ = __rmod__ = _refuse
+
+
+def _refuse_secrets(values: Iterable[Any]) -> None:
+    if any(isinstance(value, _Secret) for value in values):
+        raise _Problem(_TRANSFORMED)
+
+
+class _CodeGenerator(CodeGenerator):
+    """Jinja's code generator with every list, tuple, dict and `~` a template builds passed through
+    `environment.built`, so that a value made by nesting others (`[a, a, a]`) is bounded like any other."""
+
+    def _bounded(self, visit: Callable[[Any, Frame], None], node: nodes.Expr, frame: Frame) -> None:
+        if getattr(node, "ctx", "load") != "load":
+            visit(node, frame)
+            return
+        self.write("environment.built(")
+        visit(node, frame)
+        self.write(")")
+
+    def visit_List(self, node: nodes.List, frame: Frame) -> None:
+        self._bounded(super().visit_List, node, frame)
+
+    def visit_Tuple(self, node: nodes.Tuple, frame: Frame) -> None:
+        self._bounded(super().visit_Tuple, node, frame)
+
+    def visit_Dict(self, node: nodes.Dict, frame: Frame) -> None:
+        self._bounded(super().visit_Dict, node, frame)
+
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        self._bounded(super().visit_Concat, node, frame)
+
+
 class _Environment(ImmutableSandboxedEnvironment):
-    """The sandbox, with views resolving keys before methods and refusals worded for template authors."""
+    """The sandbox, with views resolving keys before methods, refusals worded for template authors, secrets
+    kept opaque, and every operator, call and filter held to the bounds of `limits`."""
+
+    code_generator_class = _CodeGenerator
+    intercepted_binops = frozenset({"+", "-", "*", "/", "//", "%", "**"})
+    intercepted_unops = frozenset({"+", "-"})
+
+    def __init__(self) -> None:
+        super().__init__(
+            undefined=_Undefined, autoescape=False, keep_trailing_newline=True, finalize=_finalize
+        )
+        for name in ("namespace", "cycler", "joiner", "lipsum"):
+            # Objects that change after they are made, or make text by the page: nothing a request needs.
+            del self.globals[name]
+        self.globals[_TICKING] = ticking
+        self.filters = {name: _bounded_filter(name, f) for name, f in self.filters.items()}
+        self.tests = {name: _opaque_test(test) for name, test in self.tests.items()}
+        self.policies["json.dumps_function"] = _dumps
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         if isinstance(obj, _View):
             return self._view_lookup(obj, attribute)
+        _refuse_secrets([obj])
         return super().getattr(obj, attribute)
 
     def getitem(self, obj: Any, argument: Any) -> Any:
         if isinstance(obj, _View):
             return self._view_lookup(obj, argument)
+        _refuse_secrets([obj, argument])
         return super().getitem(obj, argument)
 
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        check_time()
+        _refuse_secrets([__obj, *args, *kwargs.values()])
+        method = getattr(__obj, "__wrapped__", __obj)
+        args = check_call(getattr(__obj, "__name__", ""), getattr(method, "__self__", None), args, kwargs)
+        return check_result(super().call(__context, __obj, *args, **kwargs), "the call")
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        check_time()
+        _refuse_secrets([left, right])
+        check_binop(operator, left, right)
+        return check_result(self.binop_table[operator](left, right), f"the operator {operator}")
+
+    def call_unop(self, context: Context, operator: str, arg: Any) -> Any:
+        _refuse_secrets([arg])
+        return self.unop_table[operator](arg)
+
+    def built(self, value: Any) -> Any:
+        """A list, tuple, dict or text the template just built, if it is inside the size bound."""
+        return check_result(value, "the value built")
+
     def _view_lookup(self, view: _View, key: Any) -> Any:
+        _refuse_secrets([key])
         try:
             return view[key]  # type: ignore[index]
         except (LookupError, TypeError):
@@ -200,23 +315,141 @@ class _Environment(ImmutableSandboxedEnvironment):
         raise SecurityError(f"access to {attribute!r} is not allowed in templates")
 
 
+def _finalize(value: Any) -> Any:
+    """What an output tag writes: a secret's own text (the only place it is revealed in a text template)."""
+    return value._value if isinstance(value, _Secret) else check_result(value, "the output")
+
+
+def _bounded_filter(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    passes = _PassArg.from_obj(function) is not None
+
+    @functools.wraps(function)
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        check_time()
+        _refuse_secrets([*args, *kwargs.values()])
+        leading, (value, *rest) = (args[:1], args[1:]) if passes else ((), args)
+        value = check_filter(name, value, tuple(rest), kwargs)
+        return check_result(function(*leading, value, *rest, **kwargs), f"the filter {name}")
+
+    return bounded
+
+
+def _opaque_test(function: Any) -> Callable[..., Any]:
+    @functools.wraps(function)
+    def opaque(*args: Any, **kwargs: Any) -> Any:
+        _refuse_secrets([*args, *kwargs.values()])
+        return function(*args, **kwargs)
+
+    return opaque
+
+
 def _dumps(value: Any, **kwargs: Any) -> str:
     return json.dumps(_plain(value), **kwargs)
 
 
-_ENV = _Environment(undefined=_Undefined, autoescape=False, keep_trailing_newline=True)
-_ENV.policies["json.dumps_function"] = _dumps
+_ENV = _Environment()
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    """A parsed template: its renderer, and the names of the secrets it places (each checked to be whole)."""
+
+    render: Callable[[Mapping[str, Any]], Any]
+    secrets: tuple[str, ...]
 
 
 @lru_cache(maxsize=_CACHE_SIZE)
-def _compile(source: str) -> Callable[[Mapping[str, Any]], Any]:
-    """The renderer for ``source``: one whole expression keeps its type, anything else renders to text."""
-    ast = _ENV.parse(source)
-    match = _WHOLE_EXPRESSION.fullmatch(source) if _single_expression(ast) is not None else None
-    if match is not None:
-        expression = _ENV.compile_expression(match.group(1), undefined_to_none=False)
-        return lambda scope: _plain(expression(scope))
-    return _ENV.from_string(ast).render
+def _compile(source: str) -> _Compiled:
+    """The renderer for ``source``: one whole expression keeps its type, anything else renders to text.
+
+    Raises `_Problem` for a template too long or a secret used other than whole, `TemplateSyntaxError`
+    for one that does not parse.
+    """
+    if len(source) > MAX_TEMPLATE_CHARS:
+        raise _Problem(
+            f"the template is {len(source):,} characters long; the limit is {MAX_TEMPLATE_CHARS:,}"
+        )
+    try:
+        ast = _ENV.parse(source)
+        secrets = _placed_secrets(ast)
+        for loop in ast.find_all(nodes.For):
+            ticking = nodes.Name(_TICKING, "load", lineno=loop.lineno)
+            loop.iter = nodes.Call(ticking, [loop.iter], [], None, None, lineno=loop.lineno)
+        match = _WHOLE_EXPRESSION.fullmatch(source) if _single_expression(ast) is not None else None
+        if match is not None:
+            expression = _ENV.compile_expression(match.group(1), undefined_to_none=False)
+            return _Compiled(lambda scope: _whole(expression(scope)), secrets)
+        template = _ENV.from_string(ast)
+    except (RecursionError, MemoryError, SyntaxError) as exc:
+        if isinstance(exc, TemplateSyntaxError):
+            raise
+        raise _Problem("the template is nested too deeply to read; write it more simply") from None
+    except ValueError as exc:
+        # The lexer turns an integer literal of more than 4,300 digits into this.
+        raise _Problem(f"the template holds a number that cannot be read ({_first_sentence(exc)})") from None
+    return _Compiled(
+        lambda scope: _bounded_join(template.root_render_func(template.new_context(dict(scope)))), secrets
+    )
+
+
+def _whole(value: Any) -> Any:
+    return value._value if isinstance(value, _Secret) else _plain(value)
+
+
+def _bounded_join(chunks: Iterable[str]) -> str:
+    parts: list[str] = []
+    total = 0
+    for chunk in chunks:
+        total += len(chunk)
+        if total > MAX_SIZE:
+            raise LimitExceeded(
+                f"the rendered text would be longer than {MAX_SIZE:,} characters, the limit for a template"
+            )
+        parts.append(chunk)
+    return "".join(parts)
+
+
+def _first_sentence(exc: BaseException) -> str:
+    return str(exc).split(";")[0].rstrip(".")
+
+
+def _placed_secrets(ast: nodes.Template) -> tuple[str, ...]:
+    """The names of the secrets ``ast`` places; `_Problem` if one is used other than whole in an output."""
+    names: list[str] = []
+    # (node, inside a macro, call, filter or set block: output there is text a template can change)
+    stack: list[tuple[nodes.Node, bool]] = [(ast, False)]
+    while stack:
+        node, captured = stack.pop()
+        if isinstance(node, nodes.Output):
+            for child in node.nodes:
+                if _is_secret_call(child) and not captured:
+                    names.append(_placed_name(child))
+                else:
+                    stack.append((child, captured))
+            continue
+        if isinstance(node, nodes.Name) and node.name == "secret":
+            raise _Problem(_TRANSFORMED)
+        inner = captured or isinstance(
+            node, nodes.Macro | nodes.CallBlock | nodes.FilterBlock | nodes.AssignBlock
+        )
+        stack.extend((child, inner) for child in node.iter_child_nodes())
+    return tuple(dict.fromkeys(names))
+
+
+def _is_secret_call(node: nodes.Node) -> TypeGuard[nodes.Call]:
+    return isinstance(node, nodes.Call) and isinstance(node.node, nodes.Name) and node.node.name == "secret"
+
+
+def _placed_name(call: nodes.Call) -> str:
+    args = call.args
+    if call.kwargs or call.dyn_args or call.dyn_kwargs or len(args) != 1:
+        raise _Problem("secret() takes one name in quotes, e.g. secret('STRIPE_KEY')")
+    if not isinstance(args[0], nodes.Const) or not isinstance(args[0].value, str):
+        raise _Problem(
+            "secret() takes the name of the secret in quotes, e.g. secret('STRIPE_KEY'), "
+            "not a value computed by the template"
+        )
+    return args[0].value
 
 
 def _single_expression(ast: nodes.Template) -> nodes.Expr | None:
@@ -237,57 +470,99 @@ def is_template(value: str) -> bool:
     return "{{" in value or "{%" in value
 
 
-def check_template(source: str, *, task_id: str, field_path: str) -> None:
-    """Raise `TemplateError` if ``source`` does not parse; nothing is rendered."""
-    try:
-        _compile(source)
-    except TemplateSyntaxError as exc:
-        raise _syntax_error(exc, task_id, field_path) from exc
+def check_template(source: str, *, task_id: str, field_path: str, secrets_allowed: bool = False) -> None:
+    """Raise `TemplateError` if ``source`` does not parse, uses a secret other than whole, or uses one
+    where ``secrets_allowed`` is False; nothing is rendered."""
+    _checked(source, task_id, field_path, secrets_allowed)
 
 
-def render_value(value: Any, context: Mapping[str, Any], *, task_id: str, field_path: str = "") -> Any:
+def render_value(
+    value: Any,
+    context: Mapping[str, Any],
+    *,
+    task_id: str,
+    field_path: str = "",
+    secrets_allowed: bool = False,
+) -> Any:
     """Render every template string inside ``value``, walking dicts and lists; returns a new value.
 
     A string that is one whole expression, such as ``"{{ input.amount }}"`` (whitespace around it
     ignored), keeps the expression's type; mixed text renders to a string. Dict keys are not rendered.
+    ``secret('NAME')`` is only allowed where ``secrets_allowed``: in a request's headers, query, path and
+    body, never in what is shown or stored (idempotency keys, outputs, forEach, the server).
     """
     scope = {
         name: item if isinstance(item, _View) else _view(item, (name,)) for name, item in context.items()
     }
-    return _render(value, scope, task_id, field_path)
+    with time_limit():
+        return _render(value, scope, task_id, field_path, secrets_allowed)
 
 
-def _render(value: Any, scope: Mapping[str, Any], task_id: str, field_path: str) -> Any:
+def _render(
+    value: Any, scope: Mapping[str, Any], task_id: str, field_path: str, secrets_allowed: bool
+) -> Any:
     if isinstance(value, str):
-        return _render_string(value, scope, task_id, field_path) if is_template(value) else value
+        if not is_template(value):
+            return value
+        return _render_string(value, scope, task_id, field_path, secrets_allowed)
     if isinstance(value, Mapping):
         return {
-            key: _render(item, scope, task_id, f"{field_path}.{key}" if field_path else str(key))
+            key: _render(
+                item, scope, task_id, f"{field_path}.{key}" if field_path else str(key), secrets_allowed
+            )
             for key, item in value.items()
         }
     if isinstance(value, list | tuple):
-        rendered = [_render(item, scope, task_id, f"{field_path}[{i}]") for i, item in enumerate(value)]
+        rendered = [
+            _render(item, scope, task_id, f"{field_path}[{i}]", secrets_allowed)
+            for i, item in enumerate(value)
+        ]
         return rendered if isinstance(value, list) else tuple(rendered)
     return value
 
 
-def _render_string(source: str, scope: Mapping[str, Any], task_id: str, field_path: str) -> Any:
+def _checked(source: str, task_id: str, field_path: str, secrets_allowed: bool) -> _Compiled:
     try:
         compiled = _compile(source)
     except TemplateSyntaxError as exc:
-        raise _syntax_error(exc, task_id, field_path) from exc
+        raise TemplateError(
+            task_id, field_path, f"template syntax error at line {exc.lineno}: {exc.message}"
+        ) from exc
+    except _Problem as exc:
+        raise TemplateError(task_id, field_path, str(exc)) from exc
+    if compiled.secrets and not secrets_allowed:
+        raise TemplateError(task_id, field_path, _misplaced(compiled.secrets[0]))
+    return compiled
+
+
+def _misplaced(name: str) -> str:
+    return (
+        f"secret({name!r}) cannot be used here: a secret may only be placed in a request's headers, "
+        "query, path or body, never in a value that is shown or stored (an idempotency key, an output, "
+        "forEach or the server)"
+    )
+
+
+def _render_string(
+    source: str, scope: Mapping[str, Any], task_id: str, field_path: str, secrets_allowed: bool
+) -> Any:
+    compiled = _checked(source, task_id, field_path, secrets_allowed)
     try:
-        return compiled(scope)
+        return compiled.render(scope)
     except HttptaskError as exc:
         raise TemplateError(task_id, field_path, exc.message) from exc
-    except (_Problem, UndefinedError, SecurityError) as exc:
+    except (_Problem, LimitExceeded, UndefinedError, SecurityError) as exc:
         raise TemplateError(task_id, field_path, str(exc)) from exc
-    except (JinjaError, ArithmeticError, LookupError, TypeError, ValueError) as exc:
+    except RecursionError:
+        raise TemplateError(task_id, field_path, "the template calls itself or nests too deeply") from None
+    except MemoryError:
+        raise TemplateError(
+            task_id, field_path, "rendering ran out of memory; the template makes too much"
+        ) from None
+    except ValueError as exc:
+        raise TemplateError(task_id, field_path, f"rendering failed: {_first_sentence(exc)}") from exc
+    except (JinjaError, ArithmeticError, LookupError, TypeError) as exc:
         raise TemplateError(task_id, field_path, f"rendering failed: {exc}") from exc
-
-
-def _syntax_error(exc: TemplateSyntaxError, task_id: str, field_path: str) -> TemplateError:
-    return TemplateError(task_id, field_path, f"template syntax error at line {exc.lineno}: {exc.message}")
 
 
 def base_context(
@@ -302,10 +577,10 @@ def base_context(
     Values are wrapped, not copied, so building a context per task is cheap and the data stays untouched.
     """
 
-    def secret(name: str) -> str:
+    def secret(name: str) -> _Secret:
         if secrets is None:
             raise _Problem(f"secret({name!r}) cannot be used here because no secret store was configured")
-        return secrets.get(name)
+        return _Secret(secrets.get(name))
 
     context: dict[str, Any] = {
         "input": _view(inputs, ("input",)),

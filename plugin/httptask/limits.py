@@ -1,0 +1,283 @@
+"""How big, how deep and how slow untrusted input may get: the bounds that templates and parsers check.
+
+A template can only make values of at most `MAX_SIZE` characters or items, numbers of at most `MAX_DIGITS`
+digits, and runs for at most `RENDER_SECONDS`. The checks run before an operation that could grow past a
+bound, so no single step allocates first and complains later. `LimitExceeded` carries the sentence to show.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+import string
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, TypeGuard
+
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_DIGITS",
+    "MAX_SIZE",
+    "MAX_TEMPLATE_CHARS",
+    "RENDER_SECONDS",
+    "LimitExceeded",
+    "check_binop",
+    "check_call",
+    "check_depth",
+    "check_filter",
+    "check_result",
+    "check_time",
+    "size",
+    "ticking",
+    "time_limit",
+]
+
+MAX_SIZE = 2_000_000
+MAX_DIGITS = 4_000
+MAX_DEPTH = 100
+MAX_TEMPLATE_CHARS = 50_000
+RENDER_SECONDS = 1.0
+
+_MAX_BITS = math.ceil(MAX_DIGITS * math.log2(10))
+_PERCENT_FIELD = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
+_SPEC_WIDTHS = re.compile(r"(\d+)?(?:\.(\d+))?[a-zA-Z%]?$")
+# The argument that sizes what a string method or a filter makes: its position after the value, its keyword.
+_WIDTHS = {
+    "center": (0, "width"),
+    "ljust": (0, "width"),
+    "rjust": (0, "width"),
+    "zfill": (0, "width"),
+    "indent": (0, "width"),
+    "batch": (0, "linecount"),
+    "slice": (0, "slices"),
+}
+# (when the current limit ends, how long it was): set by `time_limit`, read by `check_time`.
+_deadline: ContextVar[tuple[float, float] | None] = ContextVar("httptask_render_deadline", default=None)
+
+
+class LimitExceeded(Exception):
+    """An operation would pass a bound; the message says which."""
+
+
+def size(value: Any, limit: int = MAX_SIZE) -> int:
+    """About how many characters `value` takes written out, counting one per item of every container and
+    each shared part every time it appears; stops counting once past `limit`."""
+    total = 0
+    stack = [value]
+    for step in itertools.count():
+        if not stack or total > limit:
+            break
+        if step % 65_536 == 65_535:
+            check_time()
+        item = stack.pop()
+        if isinstance(item, str | bytes):
+            total += len(item) or 1
+        elif isinstance(item, bool) or not isinstance(item, int | Mapping | Sequence):
+            total += 1
+        elif isinstance(item, int):
+            total += item.bit_length() // 3 + 1
+        elif isinstance(item, Mapping):
+            total += len(item) or 1
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        else:
+            total += len(item) or 1
+            stack.extend(item)
+    return total
+
+
+def _too_big(what: str) -> LimitExceeded:
+    return LimitExceeded(
+        f"{what} would make a value of more than {MAX_SIZE:,} characters or items, "
+        "the limit for a value made in a template"
+    )
+
+
+def _too_many_digits(what: str) -> LimitExceeded:
+    return LimitExceeded(
+        f"{what} would have more than {MAX_DIGITS:,} digits, the limit for a number in a template"
+    )
+
+
+def check_result(value: Any, what: str) -> Any:
+    """`value` when it is inside the bounds, else `LimitExceeded` saying `what` made it."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value.bit_length() > _MAX_BITS:
+            raise _too_many_digits(what)
+    elif size(value) > MAX_SIZE:
+        raise _too_big(what)
+    return value
+
+
+def check_binop(operator: str, left: Any, right: Any) -> None:
+    """Refuse `left operator right` before it runs when its result would pass a bound."""
+    if operator == "**" and _is_int(left) and _is_int(right):
+        if right > 0 and abs(left) > 1 and math.log2(abs(left)) * right > _MAX_BITS:
+            raise _too_many_digits("the power")
+    elif operator == "*" and _is_int(left) and _is_int(right):
+        if left.bit_length() + right.bit_length() > _MAX_BITS + 1:
+            raise _too_many_digits("the product")
+    elif operator == "*" and (_is_int(left) or _is_int(right)):
+        count, repeated = (left, right) if _is_int(left) else (right, left)
+        if count > 0 and size(repeated) * count > MAX_SIZE:
+            raise _too_big(f"repeating a value {count:,} times")
+    elif operator == "+" and not (_is_number(left) and _is_number(right)):
+        if size(left) + size(right) > MAX_SIZE:
+            raise _too_big("adding the two values")
+    elif operator == "%" and isinstance(left, str):
+        _check_format(left)
+
+
+def check_call(method: str, owner: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The arguments to call the string method `owner.method` with (a one-pass iterable made a list), or
+    `LimitExceeded` when its result would pass a bound."""
+    if not isinstance(owner, str | bytes):
+        return args
+    _check_width(method, owner, args, kwargs)
+    if method == "expandtabs":
+        tab = args[0] if args else kwargs.get("tabsize", 8)
+        tabs = owner.count("\t") if isinstance(owner, str) else owner.count(b"\t")
+        if _is_int(tab) and tabs * tab > MAX_SIZE:
+            raise _too_big(f"expandtabs({tab})")
+    elif method == "replace" and len(args) >= 2:
+        _check_replace(owner, args[0], args[1], args[2] if len(args) > 2 else -1)
+    elif method == "join" and args:
+        items = _listed(args[0])
+        _check_join(owner, items)
+        args = (items, *args[1:])
+    elif method in ("format", "format_map") and isinstance(owner, str):
+        _check_format(owner)
+    return args
+
+
+def check_filter(name: str, value: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
+    """The value to apply the filter `name` to (a one-pass iterable made a list for `join`), or
+    `LimitExceeded` when its result would pass a bound."""
+    _check_width(name, value, args, kwargs)
+    if name == "replace" and len(args) >= 2 and isinstance(value, str):
+        _check_replace(value, args[0], args[1], args[2] if len(args) > 2 else kwargs.get("count", -1))
+    elif name == "join":
+        value = _listed(value)
+        _check_join(args[0] if args else kwargs.get("d", ""), value)
+    elif name == "format" and isinstance(value, str):
+        _check_format(value)
+    elif name == "tojson":
+        indent = args[0] if args else kwargs.get("indent")
+        if _is_int(indent) and indent * MAX_DEPTH > MAX_SIZE:
+            raise _too_big(f"tojson(indent={indent})")
+    elif name == "sum":
+        start = args[1] if len(args) > 1 else kwargs.get("start", 0)
+        if not _is_number(start):
+            raise LimitExceeded("sum adds numbers; give it a number to start from")
+    return value
+
+
+def _check_width(name: str, value: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+    if name not in _WIDTHS:
+        return
+    position, keyword = _WIDTHS[name]
+    width = args[position] if len(args) > position else kwargs.get(keyword)
+    if isinstance(width, str):
+        width = len(width)
+    # `indent` pads every line of its text; the others make one value of about that width.
+    lines = value.count("\n") + 1 if name == "indent" and isinstance(value, str) else 1
+    if _is_int(width) and width * lines > MAX_SIZE - size(value):
+        raise _too_big(f"{name}({width})")
+
+
+def _check_format(text: str) -> None:
+    """Refuse a `%` or `{}` format whose widths or precisions would make a string past the size limit."""
+    numbers = [number for match in _PERCENT_FIELD.finditer(text) for number in match.groups()]
+    try:
+        fields = list(string.Formatter().parse(text))
+    except ValueError:
+        fields = []  # not a {} format: formatting it fails with its own message
+    for _text, _name, spec, _conversion in fields:
+        if spec and "{" in spec:
+            raise LimitExceeded("a format width taken from another {} field is not allowed in templates")
+        found = _SPEC_WIDTHS.search(spec or "")
+        if found is not None:
+            numbers += found.groups()
+    for number in numbers:
+        if number == "*":
+            raise LimitExceeded("a format width given as '*' is not allowed in templates")
+        if number is not None and (len(number) > 9 or int(number) > MAX_SIZE):
+            raise _too_big(f"a format width of {number}")
+
+
+def _check_replace(text: Any, old: Any, new: Any, count: Any) -> None:
+    if type(old) is not type(text) or type(new) is not type(text) or len(new) <= len(old):
+        return
+    found = text.count(old) if old else len(text) + 1
+    if _is_int(count) and count >= 0:
+        found = min(found, count)
+    if len(text) + found * (len(new) - len(old)) > MAX_SIZE:
+        raise _too_big("the replacement")
+
+
+def _check_join(separator: Any, items: Any) -> None:
+    if not isinstance(separator, str | bytes) or not isinstance(items, Sequence):
+        return
+    if len(items) * len(separator) + size(items) > MAX_SIZE:
+        raise _too_big("joining the items")
+
+
+def _listed(items: Any) -> Any:
+    """A one-pass iterable (a generator from `map`, say) as a list, refused when it is past the limit."""
+    if isinstance(items, str | bytes | Mapping | Sequence) or not hasattr(items, "__iter__"):
+        return items
+    listed = list(itertools.islice(items, MAX_SIZE + 1))
+    if len(listed) > MAX_SIZE:
+        raise _too_big("the items")
+    return listed
+
+
+def check_depth(value: Any, where: str) -> None:
+    """Refuse data nested more than `MAX_DEPTH` levels, before anything walks it recursively."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise LimitExceeded(f"{where} is nested more than {MAX_DEPTH} levels deep; flatten it")
+        if isinstance(item, Mapping):
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend((child, depth + 1) for child in item)
+
+
+def _is_int(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float)
+
+
+def check_time() -> None:
+    """Stop here, with `LimitExceeded`, if the enclosing `time_limit` has run out."""
+    limit = _deadline.get()
+    if limit is not None and time.monotonic() > limit[0]:
+        raise LimitExceeded(f"the template ran longer than its limit of {limit[1]:g} s and was stopped")
+
+
+@contextmanager
+def time_limit(seconds: float = RENDER_SECONDS) -> Iterator[None]:
+    """Let template code run for `seconds` (or until an enclosing limit ends, if sooner); `check_time`
+    then stops it. The sandbox checks on every loop step, call, filter and operator."""
+    outer = _deadline.get()
+    limit = (time.monotonic() + seconds, seconds)
+    token = _deadline.set(limit if outer is None or limit[0] < outer[0] else outer)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def ticking(items: Iterable[Any]) -> Iterator[Any]:
+    """`items`, checking the time limit before each one: what a template's `for` loop iterates over."""
+    for item in items:
+        check_time()
+        yield item

@@ -1,0 +1,123 @@
+"""Templates are held to the bounds of httptask.limits: each bomb is refused before it allocates, fast, with
+a sentence that says which bound; ordinary templates stay unaffected."""
+
+from __future__ import annotations
+
+import resource
+import time
+
+import pytest
+
+from httptask.errors import TemplateError
+from httptask.limits import MAX_DEPTH, LimitExceeded, check_depth, size
+from httptask.templating import base_context, render_value
+
+TOO_BIG = "would make a value of more than 2,000,000 characters or items, the limit for a value made in a template"
+TOO_LONG = "would have more than 4,000 digits, the limit for a number in a template"
+SLOW = "the template ran longer than its limit of 1 s and was stopped"
+
+
+def problem(source: str) -> str:
+    context = base_context(inputs={"items": [1, 2, 3], "text": "abc"})
+    with pytest.raises(TemplateError) as caught:
+        render_value(source, context, task_id="t", field_path="request.body.memo")
+    return caught.value.problem
+
+
+BOMBS = [
+    ("{{ 3 ** 400000000 }}", f"the power {TOO_LONG}"),
+    ("{{ 10 ** 5000 }}", f"the power {TOO_LONG}"),
+    ("{{ 10**3999 * 10**3999 }}", f"the product {TOO_LONG}"),
+    ("{{ 'a' * 10**9 }}", f"repeating a value 1,000,000,000 times {TOO_BIG}"),
+    ("{{ [0] * 10**9 }}", f"repeating a value 1,000,000,000 times {TOO_BIG}"),
+    ("{{ [10**3999] * 2000 }}", f"repeating a value 2,000 times {TOO_BIG}"),
+    ("{{ 'x' * 1000000 + 'y' * 1000001 }}", f"adding the two values {TOO_BIG}"),
+    ("{{ 'a'.ljust(10**9) }}", f"ljust(1000000000) {TOO_BIG}"),
+    ("{{ 'a'.zfill(10**9) }}", f"zfill(1000000000) {TOO_BIG}"),
+    ("{{ 'a' | center(10**9) }}", f"center(1000000000) {TOO_BIG}"),
+    ("{{ 'a' | indent(10**9) }}", f"indent(1000000000) {TOO_BIG}"),
+    ("{{ ('a\n' * 100000) | indent(100) }}", f"indent(100) {TOO_BIG}"),
+    ("{{ range(10) | batch(10**9, 'x') | list }}", f"batch(1000000000) {TOO_BIG}"),
+    ("{{ range(10) | slice(10**7) | list }}", f"slice(10000000) {TOO_BIG}"),
+    ("{{ ('\t' * 1000).expandtabs(10**6) }}", f"expandtabs(1000000) {TOO_BIG}"),
+    ("{{ ('a' * 1000) | replace('a', 'b' * 10000) }}", f"the replacement {TOO_BIG}"),
+    ("{{ ('a' * 1000).replace('a', 'b' * 10000) }}", f"the replacement {TOO_BIG}"),
+    ("{% set a = ['x' * 1000] * 1000 %}{{ a | join('y' * 10000) }}", f"joining the items {TOO_BIG}"),
+    ("{{ ('y' * 10000).join(['x'] * 1000) }}", f"joining the items {TOO_BIG}"),
+    ("{{ '%0999999999d' % 1 }}", f"a format width of 999999999 {TOO_BIG}"),
+    ("{{ '%.999999999f' | format(1) }}", f"a format width of 999999999 {TOO_BIG}"),
+    ("{{ '{:>999999999}'.format(1) }}", f"a format width of 999999999 {TOO_BIG}"),
+    ("{{ '{:>{}}'.format(1, 10**9) }}", "a format width taken from another {} field is not allowed in templates"),
+    ("{{ '%*d' % (10**9, 1) }}", "a format width given as '*' is not allowed in templates"),
+    ("{{ input.items | tojson(indent=10**8) }}", f"tojson(indent=100000000) {TOO_BIG}"),
+    ("{{ [[1] * 1000] * 1000 | sum(start=[]) }}", "sum adds numbers; give it a number to start from"),
+    ("{{ dict.fromkeys(range(100000), 'x' * 100) }}", f"the call {TOO_BIG}"),
+    ("{% set a = ['x' * 100000] %}{{ [a, a, a, a, a, a, a, a, a, a, a, a, a, a, a, a, a, a, a, a, a] }}",
+     f"the value built {TOO_BIG}"),
+    ("{% set a = 'x' * 1000000 %}{{ a ~ a ~ a }}", f"the value built {TOO_BIG}"),
+    ("{% for i in range(100000) %}{{ 'x' * 100 }}{% endfor %}",
+     "the rendered text would be longer than 2,000,000 characters, the limit for a template"),
+    ("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", SLOW),
+    ("{{ range(100000) | map('string') | join('x' * 100000) }}",
+     SLOW),
+    ("{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}", "the template calls itself or nests too deeply"),
+    ("{{ " + "(" * 5000 + "1" + ")" * 5000 + " }}", "the template is nested too deeply to read; write it more simply"),
+    ("{{ " + "9" * 5000 + " }}",
+     "the template holds a number that cannot be read (Exceeds the limit (4300 digits) for integer string "
+     "conversion: value has 5000 digits)"),
+    ("{{ lipsum(10**9) }}", "'lipsum' is undefined"),
+    ("{{ namespace(x=1) }}", "'namespace' is undefined"),
+    ("x" * 50_001 + "{{ 1 }}", "the template is 50,008 characters long; the limit is 50,000"),
+]
+
+
+@pytest.mark.parametrize(("source", "message"), BOMBS, ids=[source[:40] for source, _ in BOMBS])
+def test_bombs_are_refused_fast_and_small(source: str, message: str) -> None:
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    assert problem(source) == message
+    assert time.perf_counter() - started < 1.8
+    # ru_maxrss is in KiB: no bomb may raise this process's peak by 100 MB.
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("{{ 2 ** 10000 > 0 }}", True),
+        ("{{ ('ab' * 1000) | length }}", 2000),
+        ("{{ (input.items | sum) * 100 }}", 600),
+        ("{{ '%.2f' | format(12.5) }}", "12.50"),
+        ("{{ '{:>6}'.format('x') }}", "     x"),
+        ("{{ 'a-b' | replace('-', '--') }}", "a--b"),
+        ("{{ input.items | join(',') }}", "1,2,3"),
+        ("{{ input.items | map('string') | join('-') }}", "1-2-3"),
+        ("{{ [1, 2] + [3] }}", [1, 2, 3]),
+        ("{{ {'a': input.items} }}", {"a": [1, 2, 3]}),
+        ("{{ input.text | center(7) }}", "  abc  "),
+    ],
+)
+def test_ordinary_templates_are_unaffected(source: str, expected: object) -> None:
+    context = base_context(inputs={"items": [1, 2, 3], "text": "abc"})
+    assert render_value(source, context, task_id="t", field_path="request.body.memo") == expected
+
+
+def test_size_counts_shared_parts_each_time_and_stops_at_the_limit() -> None:
+    part = ["x" * 10] * 10
+    assert size(part) == 10 + 100
+    assert size([part, part]) == 2 + 2 * 110
+    assert size(10**30) == 100 // 3 + 1
+    nested: list[object] = ["x" * 1000]
+    for _ in range(40):
+        nested = [nested, nested]
+    assert size(nested, limit=5000) <= 5000 + 1000
+
+
+def test_depth_is_checked_without_recursion() -> None:
+    deep: list[object] = []
+    for _ in range(10_000):
+        deep = [deep]
+    with pytest.raises(LimitExceeded) as caught:
+        check_depth(deep, "--input")
+    assert str(caught.value) == f"--input is nested more than {MAX_DEPTH} levels deep; flatten it"
+    check_depth({"a": [{"b": 1}]}, "--input")

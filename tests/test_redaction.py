@@ -1,0 +1,156 @@
+"""Tests for httptask.redaction: every form a secret can take in output is masked, and the guarded stream
+masks a secret even when it is written in pieces."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import pickle
+from urllib.parse import quote, quote_plus
+
+import pytest
+
+from httptask.auth import is_credential_name
+from httptask.redaction import RedactingStream, Redactor
+
+KEY = "sk_test_51H+x/y z=="
+CANARY = 'c"a\\n/é€🔑 ry'
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def test_redacts_plain_and_derived_forms() -> None:
+    redactor = Redactor()
+    redactor.add(KEY)
+    text = (
+        f"key={KEY} basic={b64(KEY)} user={b64(KEY + ':')} "
+        f"url={quote(KEY, safe='')} form={quote_plus(KEY, safe='')}"
+    )
+    redacted = redactor.redact(text)
+    assert redacted == "key=*** basic=*** user=*** url=*** form=***"
+    for form in (KEY, b64(KEY), b64(KEY + ":"), quote(KEY, safe=""), quote_plus(KEY, safe="")):
+        assert form not in redacted
+
+
+def test_longest_value_is_replaced_first() -> None:
+    redactor = Redactor()
+    redactor.add("abcd")
+    redactor.add("abcdefgh")
+    assert redactor.redact("x abcdefgh y abcd") == "x *** y ***"
+
+
+def test_short_values_are_redacted_and_empty_ones_ignored() -> None:
+    redactor = Redactor()
+    redactor.add("")
+    assert redactor.redact("nothing known") == "nothing known"
+    redactor.add("pin")
+    assert redactor.redact("the pin is pin") == "the *** is ***"
+
+
+def test_redact_value_copies_deeply() -> None:
+    redactor = Redactor()
+    redactor.add("s3cret")
+    value = {"a": ["x s3cret", ("s3cret", 1)], "s3cret": {"n": None}}
+    assert redactor.redact_value(value) == {"a": ["x ***", ("***", 1)], "***": {"n": None}}
+    assert value == {"a": ["x s3cret", ("s3cret", 1)], "s3cret": {"n": None}}
+
+
+def test_redact_headers() -> None:
+    redactor = Redactor()
+    redactor.add("s3cret")
+    headers = {
+        "Authorization": "Basic Zm9vOg==",
+        "Proxy-Authorization": "x",
+        "Cookie": "session=1",
+        "X-ApiKey": "k",
+        "X-Api-Key": "k",
+        "X-Auth-Token": "t",
+        "Client-Secret": "c",
+        "Stripe-Account-Key": "k",
+        "Idempotency-Key": "idem-1",
+        "chargebee-request-origin-user": "me@example.com",
+        "X-Note": "echo s3cret",
+    }
+    assert redactor.redact_headers(headers) == {
+        "Authorization": "***",
+        "Proxy-Authorization": "***",
+        "Cookie": "***",
+        "X-ApiKey": "***",
+        "X-Api-Key": "***",
+        "X-Auth-Token": "***",
+        "Client-Secret": "***",
+        "Stripe-Account-Key": "***",
+        "Idempotency-Key": "idem-1",
+        "chargebee-request-origin-user": "me@example.com",
+        "X-Note": "echo ***",
+    }
+    assert not is_credential_name("X-Idempotency-Token")
+
+
+def forms(secret: str) -> dict[str, str]:
+    """Every encoding of `secret` our outputs can produce."""
+    json_ascii = json.dumps(secret)[1:-1]
+    json_text = json.dumps(secret, ensure_ascii=False)[1:-1]
+    return {
+        "raw": secret,
+        "json": json_text,
+        "json ascii": json_ascii,
+        "json in json": json.dumps(json_text)[1:-1],
+        "json ascii in json": json.dumps(json_ascii)[1:-1],
+        "percent": quote(secret, safe=""),
+        "percent lower": quote(secret, safe="").lower(),
+        "percent plus": quote_plus(secret, safe=""),
+        "percent partial": quote(secret, safe="/\"\\"),
+        "base64": b64(secret),
+        "base64 unpadded": b64(secret).rstrip("="),
+        "base64 url": base64.urlsafe_b64encode(secret.encode()).decode(),
+        "basic user": b64(secret + ":"),
+        "percent base64": quote(b64(secret), safe=""),
+    }
+
+
+@pytest.mark.parametrize(("name", "form"), list(forms(CANARY).items()))
+def test_every_form_of_the_canary_is_masked(name: str, form: str) -> None:
+    redactor = Redactor([CANARY])
+    assert redactor.redact(f"<{form}>") == "<***>"
+
+
+def test_a_derived_value_is_masked_once_registered() -> None:
+    redactor = Redactor([CANARY])
+    pair = b64(f"user:{CANARY}")
+    assert redactor.redact(pair) == pair
+    redactor.add(f"Basic {pair}")
+    assert redactor.redact(f"Authorization: Basic {pair}") == "Authorization: ***"
+
+
+def test_text_without_a_secret_is_unchanged() -> None:
+    redactor = Redactor([CANARY])
+    text = 'c"a\\m/é€ ry u00e9 %zz ' + json.dumps({"k": "v"})
+    assert redactor.redact(text) == text
+
+
+def test_pickles_with_its_values() -> None:
+    redactor = pickle.loads(pickle.dumps(Redactor(["s3cret"])))
+    assert redactor.redact("a s3cret") == "a ***"
+    merged = Redactor(["other"])
+    merged.merge(redactor)
+    assert merged.redact("s3cret other") == "*** ***"
+
+
+@pytest.mark.parametrize("step", [1, 2, 3, 7, 50])
+def test_the_stream_masks_a_secret_written_in_pieces(step: int) -> None:
+    sink = io.StringIO()
+    stream = RedactingStream(sink, Redactor([CANARY]))
+    text = f"start {CANARY} middle {json.dumps(CANARY)} end\n" * 3
+    for start in range(0, len(text), step):
+        stream.write(text[start : start + step])
+    stream.flush()
+    assert sink.getvalue() == 'start *** middle "***" end\n' * 3
+
+
+def test_the_stream_has_no_binary_buffer() -> None:
+    stream = RedactingStream(io.StringIO(), Redactor())
+    assert not hasattr(stream, "buffer")
