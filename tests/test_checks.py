@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 
 import pytest
 
 from httptask.catalog import Catalog
 from httptask.checks import check_workflow, check_workflow_text
+from httptask.workflow import parse_workflow_text
 
 
 @pytest.fixture(scope="module")
@@ -360,3 +362,39 @@ def test_the_request_rules_apply_to_literal_values_as_test_request_applies_them(
         ),
         (10, "$.tasks[0].request.headers.X-Note", "must not contain a line break (CR or LF) or NUL"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("for_each", "message"),
+    [
+        ("{{ 5 }}", "gives int, not a list; forEach needs a list, e.g. '{{ input.refunds }}'"),
+        ("{{ 'abc' }}", "gives str, not a list; forEach needs a list, e.g. '{{ input.refunds }}'"),
+        ("{{ {'a': 1} }}", "gives dict, not a list; forEach needs a list, e.g. '{{ input.refunds }}'"),
+        ("refunds", "must be a template giving a list, e.g. '{{ input.refunds }}'"),
+        (
+            "{{ input.count }}",
+            "reads input.count, which is declared as integer, not a list (array); forEach needs a list",
+        ),
+    ],
+)
+def test_a_for_each_that_cannot_give_a_list_is_refused(for_each: str, message: str) -> None:
+    workflow = parse_workflow_text(
+        "name: w\n"
+        "inputs: {count: {type: integer}, refunds: {type: array}}\n"
+        "tasks:\n"
+        "  - id: t\n"
+        f"    forEach: {json.dumps(for_each)}\n"
+        "    httpRequest: {url: 'https://example.com/{{ item }}'}\n"
+    )
+    issues = check_workflow(workflow, Catalog([]))
+    assert [(i.path, i.message, i.line) for i in issues] == [("$.tasks[0].forEach", message, 5)]
+
+
+@pytest.mark.parametrize("for_each", ["{{ [1, 2] }}", "{{ input.refunds }}", "{{ range(3) | list }}"])
+def test_a_for_each_giving_a_list_passes(for_each: str) -> None:
+    workflow = parse_workflow_text(
+        "name: w\ninputs: {refunds: {type: array}}\ntasks:\n  - id: t\n"
+        f"    forEach: {json.dumps(for_each)}\n"
+        "    httpRequest: {url: 'https://example.com/{{ item }}'}\n"
+    )
+    assert check_workflow(workflow, Catalog([])) == []

@@ -111,3 +111,59 @@ def test_the_allow_list_by_host_and_by_host_and_port(server: RecordingServer) ->
 )
 def test_refusal_reasons(address: str, reason: str | None) -> None:
     assert refusal_reason(ipaddress.ip_address(address)) == reason
+
+
+@pytest.mark.parametrize(
+    ("host", "address", "reason"),
+    [
+        ("127.1", "127.0.0.1", "a loopback address"),
+        ("2130706433", "127.0.0.1", "a loopback address"),
+        ("0x7f.1", "127.0.0.1", "a loopback address"),
+        ("0x7f000001", "127.0.0.1", "a loopback address"),
+        ("0177.0.0.1", "127.0.0.1", "a loopback address"),
+        ("127.000.000.001", "127.0.0.1", "a loopback address"),
+        ("127.0.0.1.", "127.0.0.1", "a loopback address"),
+        ("010.0.0.1", "8.0.0.1", "a public address"),
+        ("134744072", "8.8.8.8", "a public address"),
+        ("169.254.43518", "169.254.169.254", "a cloud metadata address"),
+        ("\uff11\uff12\uff17.\uff10.\uff10.\uff11", "127.0.0.1", "a loopback address"),
+        ("\u2460\u2461\u2466.0.0.1", "127.0.0.1", "a loopback address"),
+    ],
+)
+def test_an_address_written_in_another_form_is_refused_as_that_address(
+    host: str, address: str, reason: str
+) -> None:
+    with pytest.raises(DestinationRefused) as caught:
+        DestinationPolicy().check_url(f"http://{host}:8080/x")
+    assert str(caught.value) == (
+        f"Refused to connect to {host} ({address}): it is {reason} written in another form; write addresses "
+        f"the usual way, as {address}, so that every resolver reads them alike."
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        (
+            "http://user:pw@example.com/",
+            "Refused the URL 'http://user:pw@example.com/': it carries a user name or password.",
+        ),
+        (
+            "http://example.com:99999/",
+            "Refused the URL 'http://example.com:99999/': Port out of range 0-65535.",
+        ),
+        ("http://[::1/", "Refused the URL 'http://[::1/': Invalid IPv6 URL."),
+        ("http:///x", "Refused the URL 'http:///x': it has no host."),
+    ],
+)
+def test_urls_that_name_no_clear_destination_are_refused(url: str, message: str) -> None:
+    with pytest.raises(DestinationRefused) as caught:
+        DestinationPolicy().check_url(url)
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    "host", ["example.com", "b\u00fccher.de", "1.2.3.4", "[2606:4700::1111]", "cafe.beef"]
+)
+def test_public_names_and_canonical_addresses_pass(host: str) -> None:
+    DestinationPolicy().check_url(f"https://{host}/")

@@ -123,7 +123,15 @@ def _refusal(host: str, reason: str, allow: str) -> str:
             "http://mixed.example/",
             _refusal("mixed.example (10.0.0.8)", "a private address", "mixed.example:80"),
         ),
-        ("file:///etc/passwd", "Refused the URL 'file:///etc/passwd': only http and https are allowed."),
+        ("http://127.1:9/", "Refused to connect to 127.1 (127.0.0.1): it is a loopback address written in "
+         "another form; write addresses the usual way, as 127.0.0.1, so that every resolver reads them alike."),
+        ("http://2130706433/", "Refused to connect to 2130706433 (127.0.0.1): it is a loopback address written "
+         "in another form; write addresses the usual way, as 127.0.0.1, so that every resolver reads them alike."),
+        ("http://010.0.0.1/", "Refused to connect to 010.0.0.1 (8.0.0.1): it is a public address written in "
+         "another form; write addresses the usual way, as 8.0.0.1, so that every resolver reads them alike."),
+        ("http://\uff11\uff12\uff17.\uff10.\uff10.\uff11/", "Refused to connect to \uff11\uff12\uff17.\uff10.\uff10.\uff11 "
+         "(127.0.0.1): it is a loopback address written in another form; write addresses the usual way, as "
+         "127.0.0.1, so that every resolver reads them alike."),
     ],
 )
 def test_refused_destinations_are_a_400_and_nothing_connects(
@@ -134,6 +142,21 @@ def test_refused_destinations_are_a_400_and_nothing_connects(
     data = response.json()
     assert data["error"] == message
     assert data["request"]["url"] == url
+    assert tripwire == []
+
+
+def test_a_url_that_cannot_be_sent_is_a_422_and_nothing_connects(editor: str, tripwire: list[Any]) -> None:
+    response = _send(editor, "file:///etc/passwd")
+    assert response.status_code == 422
+    assert response.json()["issues"] == [
+        {
+            "path": "$.httpRequest.url",
+            "message": "must start with http:// or https://",
+            "expected": "an http or https URL",
+            "actual": "file:///etc/passwd",
+            "line": None,
+        }
+    ]
     assert tripwire == []
 
 

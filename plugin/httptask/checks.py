@@ -21,7 +21,7 @@ from .errors import (
     child_path,
 )
 from .tasks import SECRET_PARTS, Task
-from .templating import check_template, is_template, references
+from .templating import NOT_CONSTANT, check_template, constant, expression_path, is_template, references
 from .workflow import Workflow, parse_workflow, topological_order
 from .yamlsource import parse_source
 
@@ -134,9 +134,9 @@ def _task_issues(
                 secrets_allowed=secrets_allowed,
             )
     if task.for_each is not None:
-        issues += _template_issues(
-            workflow, task.for_each, f"{root}.forEach", task, ancestors, allow_item=False
-        )
+        path = f"{root}.forEach"
+        found = _template_issues(workflow, task.for_each, path, task, ancestors, allow_item=False)
+        issues += found or _for_each_issues(workflow, task.for_each, path)
     if task.operation is not None:
         try:
             op = catalog.operation(task.operation)
@@ -177,6 +177,26 @@ def _template_issues(
         if problem is not None:
             issues.append(Issue(path, problem, actual=source))
     return issues
+
+
+def _for_each_issues(workflow: Workflow, source: str, path: str) -> list[Issue]:
+    """A forEach that cannot give a list: plain text, a constant that is not a list, or an input declared
+    as something else."""
+    example = "e.g. '{{ input.refunds }}'"
+    if not is_template(source):
+        return [Issue(path, f"must be a template giving a list, {example}", actual=source)]
+    value = constant(source)
+    if value is not NOT_CONSTANT and not isinstance(value, list | tuple):
+        return [Issue(path, f"gives {type(value).__name__}, not a list; forEach needs a list, {example}",
+                      actual=source)]
+    ref = expression_path(source)
+    if ref is not None and len(ref) == 2 and ref[0] == "input":
+        declared = workflow.inputs.get(str(ref[1]), {}).get("type")
+        types = declared if isinstance(declared, list) else [declared]
+        if declared is not None and "array" not in types:
+            return [Issue(path, f"reads input.{ref[1]}, which is declared as {declared}, not a list (array); "
+                          "forEach needs a list", actual=source)]
+    return []
 
 
 def _reference_problem(

@@ -14,7 +14,7 @@ from typing import Any
 from .auth import auth_parts
 from .catalog import Catalog
 from .encoding import encode_body
-from .errors import RequestInvalid
+from .errors import Issue, RequestInvalid
 from .messages import HttpRequest, HttpResponse, RequestValues
 from .redaction import Redactor
 from .requests import (
@@ -56,7 +56,7 @@ class Prepared:
 
     @property
     def label(self) -> str:
-        target = self.operation.id if self.operation is not None else self.request.url
+        target = self.operation.id if self.operation is not None else self.redactor.redact(self.request.url)
         return f"task {self.task.id} ({target})"
 
     def redacted_request(self) -> dict[str, Any]:
@@ -142,6 +142,13 @@ def prepare(
     auth_headers, auth_query, sent = auth_parts(op, task.credentials, secrets.get, task_id=task.id)
     for value in sent:
         secrets.redactor.add(value)
+    unsendable = sorted({issue.path.rsplit(".", 1)[-1] for issue in header_issues(auth_headers)})
+    if unsendable:
+        problem = (
+            f"give the header {', '.join(unsendable)} a character that is not ASCII, or a line break, which "
+            "HTTP headers cannot carry; check the secret's value"
+        )
+        raise RequestInvalid(op.id, [Issue("$.credentials", problem)])
     extra_headers = dict(auth_headers)
     key_header = idempotency_header(op)
     if key_header is not None:

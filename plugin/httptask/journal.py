@@ -4,7 +4,8 @@ written by one thread in group commits, and owned by one process at a time.
 Before a request with side effects goes on the wire, `begin_send` commits it as 'sent' (with its idempotency
 key and the fingerprint of its payload); its outcome is written after the wire. A run is owned through a lease
 (`claim_run`) taken in one write transaction: every later group commit renews it and fails, sending nothing,
-once another process has taken it over. Callers redact: nothing here sees a secret.
+once another process has taken it over. Callers redact, and every text and JSON column passes the process's
+redactor (`redaction.process_redactor`) on its way to the file as well.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 
 from .errors import KeyReused, RunBusy, RunTakenOver, UsageError
 from .outcome import Outcome, may_have_acted
+from .redaction import process_redactor
 
 __all__ = [
     "JOURNAL_VAR",
@@ -451,7 +453,7 @@ class Journal:
                     run_id,
                     workflow,
                     file,
-                    workflow_text,
+                    _text(workflow_text),
                     _dumps(inputs),
                     int(inputs_redacted),
                     _dumps(options),
@@ -585,7 +587,7 @@ class Journal:
             http_status,
             elapsed_ms,
             None if response is None else _dumps(response),
-            error,
+            _text(error),
             None if outcome is None else outcome.value,
             time.time(),
         )
@@ -600,7 +602,7 @@ class Journal:
         error: str | None,
         outcome: Outcome,
     ) -> _Statement:
-        return _ATTEMPT, (run_id, task, item, number, http_status, error, outcome.value, time.time())
+        return _ATTEMPT, (run_id, task, item, number, http_status, _text(error), outcome.value, time.time())
 
     @staticmethod
     def decided(
@@ -630,7 +632,7 @@ class Journal:
                     _RESOLVE,
                     (
                         decision.action,
-                        resolve,
+                        _text(resolve),
                         None if response is None else _dumps(response),
                         decision.decided_at,
                         run_id,
@@ -802,7 +804,12 @@ def _run_record(row: sqlite3.Row) -> RunRecord:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    return process_redactor().redact(json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str))
+
+
+def _text(value: str | None) -> str | None:
+    """A free-text column as written to the file: redacted, like every JSON column (`_dumps`)."""
+    return None if value is None else process_redactor().redact(value)
 
 
 def _loads(text: str | None) -> Any:

@@ -8,6 +8,7 @@ resolve to a public address for the check and to a private one for the connectio
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -23,6 +24,7 @@ __all__ = ["DestinationPolicy", "GuardedResolver", "refusal_reason", "static_res
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 ResolveFunction = Callable[[str, int, int], Awaitable[list[ResolveResult]]]
 
+_NUMERIC = re.compile(r"(?:0[xX][0-9a-fA-F]*|[0-9]+)(?:\.(?:0[xX][0-9a-fA-F]*|[0-9]+)){0,3}\.?")
 # Not private by ipaddress's rules, but metadata endpoints of cloud providers all the same.
 _METADATA = {ipaddress.ip_address("100.100.100.200"), ipaddress.ip_address("fd00:ec2::254")}
 
@@ -65,25 +67,63 @@ class DestinationPolicy:
             shown = host if host == address else f"{host} ({address})"
             raise DestinationRefused(
                 f"Refused to connect to {shown}: it is {reason}. Test requests only reach public addresses; "
-                "to allow this host start the server with --allow-host " + (f"{host}:{port}" if port else host) + "."
+                "to allow this host start the server with --allow-host "
+                + (f"{host}:{port}" if port else host)
+                + "."
             )
 
     def check_url(self, url: str) -> None:
-        """Refuse non-HTTP schemes and IP-literal hosts outright (they are never resolved)."""
-        parts = urlsplit(url)
+        """Refuse non-HTTP schemes, user info, and hosts that are addresses (never resolved) when the address
+        is not allowed. An address must be written in its canonical form: `127.1`, `2130706433`, `0x7f.1`,
+        `010.0.0.1` and full-width digits all name an address to some resolver, so they are refused."""
+        try:
+            parts = urlsplit(url)
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError as exc:
+            raise DestinationRefused(f"Refused the URL {url!r}: {exc}.") from None
         if parts.scheme not in ("http", "https"):
             raise DestinationRefused(f"Refused the URL {url!r}: only http and https are allowed.")
+        if "@" in parts.netloc:
+            raise DestinationRefused(f"Refused the URL {url!r}: it carries a user name or password.")
         host = parts.hostname or ""
         if not host:
             raise DestinationRefused(f"Refused the URL {url!r}: it has no host.")
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        try:
-            ipaddress.ip_address(host.split("%")[0])
-        except ValueError:
-            if host == "localhost" or host.endswith(".localhost"):
+        address = _address(host)
+        if address is None:
+            if host.rstrip(".") == "localhost" or host.rstrip(".").endswith(".localhost"):
                 self.check_address(host, port, "127.0.0.1")
             return
+        if isinstance(address, ipaddress.IPv4Address) and str(address) != host:
+            reason = refusal_reason(address) or "a public address"
+            raise DestinationRefused(
+                f"Refused to connect to {host} ({address}): it is {reason} written in another form; "
+                f"write addresses the usual way, as {address}, so that every resolver reads them alike."
+            )
         self.check_address(host, port, host)
+
+
+def _address(host: str) -> Address | None:
+    """The IP address ``host`` denotes when it is written as one in any form a resolver accepts, else None."""
+    try:
+        return ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        pass
+    try:
+        # IDNA maps full-width and other compatibility digits to ASCII ones (U+FF11 FULLWIDTH DIGIT ONE is 1).
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        ascii_host = host
+    if not _NUMERIC.fullmatch(ascii_host):
+        return None
+    try:
+        return ipaddress.ip_address(ascii_host)
+    except ValueError:
+        pass
+    try:
+        # The C resolver's reading: 127.1, 2130706433, 0x7f.1 and 0177.0.0.1 are all 127.0.0.1.
+        return ipaddress.IPv4Address(socket.inet_aton(ascii_host.rstrip(".")))
+    except OSError:
+        return None
 
 
 class GuardedResolver(AbstractResolver):
@@ -118,8 +158,16 @@ def static_resolve(table: dict[str, list[str]]) -> ResolveFunction:
         results: list[Any] = []
         for address in table[host]:
             fam = socket.AF_INET6 if ":" in address else socket.AF_INET
-            results.append({"hostname": host, "host": address, "port": port, "family": fam,
-                            "proto": 0, "flags": socket.AI_NUMERICHOST})
+            results.append(
+                {
+                    "hostname": host,
+                    "host": address,
+                    "port": port,
+                    "family": fam,
+                    "proto": 0,
+                    "flags": socket.AI_NUMERICHOST,
+                }
+            )
         return results
 
     return resolve

@@ -4,11 +4,13 @@ key is derived, and how a task becomes a concrete request (operation or raw `htt
 
 Path parameters are percent-encoded so that a value like `a/b` can never change the path, and `.`, `..` or an
 empty value is refused; header defaults come from the spec; a CR or LF in a header value is refused (it would
-smuggle a second header or request).
+smuggle a second header or request), and so is a character HTTP cannot carry in a header; a URL that cannot be
+sent as written (scheme, user info, host, port) is refused before anything is sent.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import uuid
 from collections.abc import Iterator, Mapping
@@ -54,6 +56,7 @@ __all__ = [
     "server_base_path",
     "server_variables",
     "step_seed",
+    "url_issues",
 ]
 
 TEMPLATE_VARIABLE = re.compile(r"\{([^{}]+)\}")
@@ -76,6 +79,7 @@ RAW_IDEMPOTENCY_HEADER = "Idempotency-Key"
 # Keys derived from a seed (a run, a task and an item) are the same after a crash and a resume.
 _KEY_NAMESPACE = uuid.UUID("6f1c1d52-8f0a-4d4e-9a57-1f3c2b8e7a10")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
 
 
 # -- templates -----------------------------------------------------------------------------------------------
@@ -186,7 +190,56 @@ def resolve_server(
                 expected="a URL",
             )
         )
+    elif sandbox_url is None:
+        issues += url_issues(base_url, f"$.server.{SERVER_URL}" if SERVER_URL in task_server else "$.server")
     return ServerChoice(base_url, server, filled, issues)
+
+
+def url_issues(url: str, path: str) -> list[Issue]:
+    """Why ``url`` cannot be sent as written (its scheme, user info, host or port), as issues at ``path``."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return [Issue(path, f"is not a valid URL: {exc}; write it as https://host[:port]/path", actual=url)]
+    if parts.scheme not in ("http", "https"):
+        return [Issue(path, "must start with http:// or https://", expected="an http or https URL", actual=url)]
+    if "@" in parts.netloc:
+        return [
+            Issue(
+                path,
+                "must not carry a user name or password (user:password@host); give credentials in "
+                "credentials or a header, where they are kept secret",
+            )
+        ]
+    host = parts.hostname or ""
+    if not host:
+        return [Issue(path, "has no host; write it as https://host[:port]/path", actual=url)]
+    if port == 0:
+        return [Issue(path, "has port 0; a port is a number from 1 to 65535", actual=url)]
+    if not _valid_host(host):
+        return [
+            Issue(
+                path,
+                f"has an invalid host name {host!r}; use letters, digits, '-' and '.', or an IP address",
+                actual=url,
+            )
+        ]
+    return []
+
+
+def _valid_host(host: str) -> bool:
+    if ":" in host:
+        try:
+            ipaddress.IPv6Address(host.split("%")[0])
+        except ValueError:
+            return False
+        return True
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return False
+    return all(_HOST_LABEL.fullmatch(label) for label in ascii_host.rstrip(".").split("."))
 
 
 def server_base_path(server: Server) -> str:
@@ -245,17 +298,22 @@ def query_items(query: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
 
 
 def header_issues(headers: Mapping[str, str]) -> list[Issue]:
-    """A header name or value with CR, LF or NUL would split the request: refuse it."""
+    """A header name or value with CR, LF or NUL would split the request, and a value that is not ASCII
+    cannot be sent: refuse them. The value is not quoted, since a header value is often a credential."""
     issues = []
     for name, value in headers.items():
         if not _HEADER_NAME.fullmatch(name):
             issues.append(Issue(f"$.headers[{name!r}]", "is not a valid header name", actual=name))
-        if any(ch in str(value) for ch in "\r\n\0"):
+        text = str(value)
+        if any(ch in text for ch in "\r\n\0"):
+            issues.append(Issue(f"$.headers.{name.lower()}", "must not contain a line break (CR or LF) or NUL"))
+        elif not text.isascii():
+            position = next(i for i, ch in enumerate(text) if not ch.isascii()) + 1
             issues.append(
                 Issue(
                     f"$.headers.{name.lower()}",
-                    "must not contain a line break (CR or LF) or NUL",
-                    actual=str(value),
+                    f"holds a character that is not ASCII (at position {position}), which HTTP headers "
+                    "cannot carry; send it in the body, or percent-encode it if the API expects that",
                 )
             )
     return issues
@@ -382,7 +440,7 @@ class RawRequest:
 def build_raw_request(raw: RawRequest, *, idempotency_key: str | None) -> tuple[HttpRequest, list[Issue]]:
     """A rendered raw request on the wire; the key, when there is one, in `Idempotency-Key`."""
     headers = {str(k).lower(): str(v) for k, v in raw.headers.items()}
-    issues = header_issues(headers)
+    issues = url_issues(str(raw.url), "$.httpRequest.url") + header_issues(headers)
     if issues:
         return HttpRequest(raw.method, str(raw.url)), issues
     content = b""

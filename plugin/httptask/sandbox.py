@@ -28,6 +28,7 @@ from .encoding import decode_body, encode_body
 from .errors import HttptaskError, Issue
 from .ledger import Ledger
 from .messages import RequestValues
+from .redaction import process_redactor
 from .requests import TEMPLATE_VARIABLE, sandbox_base_url
 from .samples import sample_response
 from .spec import Operation, SecurityScheme
@@ -117,8 +118,10 @@ class _State:
             return f"req_{next(self.ids):06d}"
 
     def record(self, entry: dict[str, Any]) -> None:
+        """Keep ``entry`` for the log, every secret this process's redactor knows masked."""
+        redacted = process_redactor().redact_value(entry)
         with self.lock:
-            self.records.append(entry)
+            self.records.append(redacted)
 
     def snapshot(self) -> list[dict[str, Any]]:
         with self.lock:

@@ -24,6 +24,7 @@ from jinja2 import StrictUndefined, nodes
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import TemplateError as JinjaError
+from jinja2.nodes import EvalContext
 from jinja2.runtime import Context, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment, modifies_known_mutable
 from jinja2.utils import _PassArg
@@ -45,8 +46,10 @@ from httptask.limits import (
 from httptask.secrets import SecretStore
 
 __all__ = [
+    "NOT_CONSTANT",
     "base_context",
     "check_template",
+    "constant",
     "expression_path",
     "is_template",
     "references",
@@ -622,6 +625,21 @@ def references(source: str) -> list[Path]:
     found: list[Path] = []
     _walk_body(ast.body, _builtins(), found)
     return list(dict.fromkeys(found))
+
+
+NOT_CONSTANT = object()
+
+
+def constant(source: str) -> Any:
+    """The value of ``source`` when it is one whole expression needing no input (``{{ 5 }}``, ``{{ [1] }}``),
+    else `NOT_CONSTANT`."""
+    try:
+        expression = _single_expression(_ENV.parse(source))
+        if expression is None:
+            return NOT_CONSTANT
+        return expression.as_const(EvalContext(_ENV))
+    except (TemplateSyntaxError, nodes.Impossible, RecursionError, ValueError):
+        return NOT_CONSTANT
 
 
 def expression_path(source: str) -> Path | None:

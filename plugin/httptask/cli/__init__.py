@@ -45,7 +45,15 @@ for _command in (
 
 
 def main() -> None:
-    """Entry point: user mistakes print one clear message and exit with their code, never a traceback."""
+    """Entry point: user mistakes print one clear message and exit with their code, never a traceback.
+
+    Everything printed passes the process's redactor, which knows every `HTTPTASK_SECRET_` value from the
+    start and each secrets file as it is read.
+    """
+    from ..redaction import Redactor, guard_stdio
+    from ..secrets import SecretStore
+
+    guard_stdio(SecretStore(redactor=Redactor()).redactor)
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:
@@ -59,3 +67,6 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except BrokenPipeError:
         sys.exit(0)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()

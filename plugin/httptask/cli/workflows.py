@@ -72,6 +72,7 @@ def export_command(file: Path, target: str, output: Path | None) -> None:
     from ..catalog import Catalog
     from ..checks import check_workflow
     from ..export import export_workflow
+    from ..redaction import process_redactor
 
     workflow, issues = _load_issues(file)
     catalog = Catalog.default()
@@ -91,7 +92,7 @@ def export_command(file: Path, target: str, output: Path | None) -> None:
         sys.stdout.write(text)
         return
     try:
-        output.write_text(text, encoding="utf-8")
+        output.write_text(process_redactor().redact(text), encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"Cannot write '{output}': {exc.strerror}.") from exc
     click.echo(f"Wrote {output}.", err=True)
