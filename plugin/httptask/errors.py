@@ -4,7 +4,8 @@
     ├── UsageError                a bad command line, input file or argument (exit 2)
     │   ├── SourceError           YAML or JSON text that does not parse (file, line, column)
     │   ├── CredentialsError      a task's credentials that do not fit the operation's security (task id)
-    │   └── RunBusy               another live process owns the run being resumed
+    │   ├── RunBusy               another live process owns the run being resumed
+    │   └── OverLimit             input needing more time or memory than one request is given
     ├── RunTakenOver              another process took over the run this one was running (exit 1)
     ├── SpecError                 an OpenAPI document that cannot be loaded (file and JSON pointer)
     ├── UnknownOperation          a catalog id that does not exist (with the closest ids)
@@ -38,6 +39,7 @@ __all__ = [
     "KeyReused",
     "NotSent",
     "OutcomeUnknown",
+    "OverLimit",
     "RequestInvalid",
     "ResponseTooLarge",
     "RunBusy",
@@ -173,6 +175,8 @@ class CredentialsError(UsageError):
         super().__init__(f"task {task_id}: {problem}")
         self.task_id = task_id
         self.problem = problem
+class OverLimit(UsageError):
+    """Input that needs more time or memory than one request is given; it was stopped, nothing was sent."""
 
 
 class SpecError(HttptaskError):

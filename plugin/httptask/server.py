@@ -1,9 +1,13 @@
 """The editor: a FastAPI app serving the catalog, task building, Test request and workflow checks as JSON, and
 the page that uses them; it parses, calls the library and maps errors to HTTP statuses.
 
-Statuses: 400 for bad input (unknown operation, bad YAML or task, a destination the SSRF guard refuses),
-401 without the token, 413 for a request body over the cap, 422 when the request breaks the spec (nothing
-was sent; the issues are in the body), 502 when the upstream could not be reached or answered.
+Statuses: 400 for bad input (unknown operation, bad YAML or task, a destination the SSRF guard refuses, a
+task needing more time or memory than one request is given), 401 without the token, 413 for a request body
+over the cap, 422 when the request breaks the spec (nothing was sent; the issues are in the body), 502 when
+the upstream could not be reached or answered.
+
+Everything that reads untrusted text (YAML, templates) runs in worker processes with a time and a memory
+limit (`isolation`), never on the event loop; every response body passes the redactor on its way out.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from .errors import (
     DestinationRefused,
     HttptaskError,
     Issue,
+    OverLimit,
     RequestInvalid,
     SendError,
     TaskError,
@@ -43,6 +48,7 @@ from .errors import (
     UsageError,
 )
 from .execute import Prepared, prepare, response_record, send_prepared
+from .isolation import WorkerPool
 from .netguard import DestinationPolicy, ResolveFunction
 from .redaction import Redactor
 from .secrets import SECRET_VAR_PREFIX, SecretStore
@@ -86,6 +92,9 @@ class ServerConfig:
     max_body_bytes: int = MAX_BODY_BYTES
     max_response_bytes: int = 10 * 1024 * 1024
     call_timeout_seconds: float = 60.0
+    work_seconds: float = 1.5
+    work_memory_bytes: int = 512 * 1024 * 1024
+    workers: int = 2
 
     def policy(self) -> DestinationPolicy:
         """Public addresses, the `--allow-host` exceptions, and the sandbox when there is one."""
@@ -217,6 +226,10 @@ class _Failure(Exception):
         self.status = status
         self.body = body
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Made in a worker process and sent back: rebuilt from its fields, not from its message.
+        return _Failure, (self.status, self.body)
+
 
 def _issues(issues: Iterable[Issue], redactor: Redactor) -> list[IssueOut]:
     return [IssueOut(**redactor.redact_value(issue.to_dict())) for issue in issues]
@@ -260,9 +273,10 @@ class _Guard:
     rebinds its own name to 127.0.0.1 cannot drive it; a cross-site Origin is refused in every mode.
     """
 
-    def __init__(self, app: ASGIApp, config: ServerConfig) -> None:
+    def __init__(self, app: ASGIApp, config: ServerConfig, redactor: Redactor) -> None:
         self._app = app
         self._config = config
+        self._redactor = redactor
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -292,7 +306,9 @@ class _Guard:
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
-        await self._app(scope, _replay(b"".join(chunks), receive), _with_security_headers(send))
+        await self._app(
+            scope, _replay(b"".join(chunks), receive), _redacted(_with_security_headers(send), self._redactor)
+        )
 
     def _refusal(self, scope: Scope, headers: dict[str, str]) -> JSONResponse | None:
         host = headers.get("host", "")
@@ -349,6 +365,32 @@ _SECURITY_HEADERS = [
 ]
 
 
+def _redacted(send: Send, redactor: Redactor) -> Send:
+    """``send`` for a response whose body, gathered whole, passes ``redactor`` first: every answer the editor
+    gives, whichever route or error handler made it."""
+    start: Message | None = None
+    chunks: list[bytes] = []
+
+    async def redacting(message: Message) -> None:
+        nonlocal start
+        if message["type"] == "http.response.start":
+            start = message
+            return
+        if message["type"] != "http.response.body" or start is None:
+            await send(message)
+            return
+        chunks.append(message.get("body", b""))
+        if message.get("more_body", False):
+            return
+        body = redactor.redact(b"".join(chunks).decode("utf-8", errors="replace")).encode("utf-8")
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        headers = [(k, redactor.redact(v.decode("latin-1")).encode("latin-1")) for k, v in headers]
+        await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+    return redacting
+
+
 def _with_security_headers(send: Send) -> Send:
     async def wrapped(message: Message) -> None:
         if message["type"] == "http.response.start":
@@ -373,12 +415,29 @@ def create_app(
         environ = {k: v for k, v in os.environ.items() if k.startswith(SECRET_VAR_PREFIX)}
         secrets = SecretStore(environ=environ, file=config.secrets_file)
     state: dict[str, Sender] = {}
+    pool = WorkerPool(
+        setup=_set_up_worker,
+        setup_args=(catalog, secrets),
+        size=config.workers,
+        seconds=config.work_seconds,
+        memory_bytes=config.work_memory_bytes,
+    )
+
+    async def isolated(function: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return await pool.run(function, *args)
+        except OverLimit as exc:
+            raise _failure(exc, secrets.redactor) from None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> Any:
         state["sender"] = Sender(policy=config.policy(), resolve=config.resolve)
-        yield
-        await state["sender"].aclose()
+        await pool.start()
+        try:
+            yield
+        finally:
+            pool.close()
+            await state["sender"].aclose()
 
     app = FastAPI(
         title="httptask editor",
@@ -460,35 +519,21 @@ def create_app(
         )
 
     @app.post("/api/tasks", response_model=TaskOut, responses=_ERRORS)
-    def build_task(body: TaskIn) -> TaskOut:
+    async def build_task(body: TaskIn) -> TaskOut:
         """A task definition for an operation with the form's values filled in, as JSON and as YAML."""
-        from .skeleton import task_definition
-
-        def build() -> dict[str, Any]:
-            task = task_definition(catalog.operation(body.operation), body.values)
-            if body.credentials is not None:
-                task["credentials"] = body.credentials
-            parse_task(json.loads(json.dumps(task)))
-            return task
-
-        task = _call(build, secrets.redactor)
-        text = dump_yaml(task)
+        task, text = await isolated(_build_task, body.operation, body.values, body.credentials)
         return TaskOut(task=task, yaml=text)
 
     @app.post("/api/test-request", response_model=SendTaskOut, responses={**_ERRORS, **_UPSTREAM})
     async def test_request(body: SendTaskIn) -> SendTaskOut:
         """Render, validate and send one task (to the sandbox when the editor runs with --sandbox)."""
         started = time.perf_counter()
-        task = _call(lambda: _task(body.task), secrets.redactor)
-        task = dataclasses.replace(
-            task, max_response_bytes=min(task.max_response_bytes, config.max_response_bytes)
+        prepared: Prepared = await isolated(
+            _prepare, body.task, body.input, config.sandbox_url, config.max_response_bytes
         )
-        prepared: Prepared = _call(
-            lambda: prepare(
-                task, inputs=body.input, catalog=catalog, secrets=secrets, sandbox_url=config.sandbox_url
-            ),
-            secrets.redactor,
-        )
+        # The worker registered the secrets it used and their derived forms: mask them here too.
+        secrets.redactor.merge(prepared.redactor)
+        task = prepared.task
         request = prepared.redacted_request()
         prepared_at = time.perf_counter()
         try:
@@ -518,11 +563,9 @@ def create_app(
         )
 
     @app.post("/api/validate", response_model=ValidateOut, responses=_ERRORS)
-    def validate(body: ValidateIn) -> ValidateOut:
+    async def validate(body: ValidateIn) -> ValidateOut:
         """Check a workflow without sending anything: every problem with its JSON path and line."""
-        from .checks import check_workflow_text
-
-        issues = _call(lambda: check_workflow_text(body.workflow, catalog), secrets.redactor)
+        issues = await isolated(_check_workflow, body.workflow)
         return ValidateOut(valid=not issues, errors=_issues(issues, secrets.redactor))
 
     def openapi() -> dict[str, Any]:
@@ -539,7 +582,58 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    return _Guard(app, config)
+    return _Guard(app, config, secrets.redactor)
+
+
+# -- the work done in worker processes (see isolation) -------------------------------------------------------
+
+_WORKER: dict[str, Any] = {}
+
+
+def _set_up_worker(catalog: Catalog, secrets: SecretStore) -> None:
+    _WORKER["catalog"] = catalog
+    _WORKER["secrets"] = secrets
+
+
+def _prepare(
+    task_data: dict[str, Any] | str, inputs: dict[str, Any], sandbox_url: str | None, max_response_bytes: int
+) -> Prepared:
+    """Parse the task and prepare its request, in a worker."""
+    catalog: Catalog = _WORKER["catalog"]
+    secrets: SecretStore = _WORKER["secrets"]
+    task = _call(lambda: _task(task_data), secrets.redactor)
+    task = dataclasses.replace(task, max_response_bytes=min(task.max_response_bytes, max_response_bytes))
+    return _call(  # type: ignore[no-any-return]
+        lambda: prepare(task, inputs=inputs, catalog=catalog, secrets=secrets, sandbox_url=sandbox_url),
+        secrets.redactor,
+    )
+
+
+def _check_workflow(text: str) -> list[Issue]:
+    """Every issue of a workflow's YAML text, in a worker."""
+    from .checks import check_workflow_text
+
+    secrets: SecretStore = _WORKER["secrets"]
+    return _call(lambda: check_workflow_text(text, _WORKER["catalog"]), secrets.redactor)  # type: ignore[no-any-return]
+
+
+def _build_task(
+    operation: str, values: dict[str, Any], credentials: str | dict[str, str] | None
+) -> tuple[dict[str, Any], str]:
+    """A task definition and its YAML for an operation and the form's values, in a worker."""
+    from .skeleton import task_definition
+
+    catalog: Catalog = _WORKER["catalog"]
+
+    def build() -> dict[str, Any]:
+        task = task_definition(catalog.operation(operation), values)
+        if credentials is not None:
+            task["credentials"] = credentials
+        parse_task(json.loads(json.dumps(task)))
+        return task
+
+    task = _call(build, _WORKER["secrets"].redactor)
+    return task, dump_yaml(task)
 
 
 def _call(function: Callable[[], Any], redactor: Redactor) -> Any:

@@ -1,0 +1,164 @@
+"""Untrusted work in worker processes with a time and a memory limit, so a template or YAML bomb costs one
+worker and never the editor's event loop: a worker that runs over is killed and a fresh one takes its place.
+
+Workers are forked from a small server process that has already imported httptask, so a new one is ready in
+tens of milliseconds; they run at a lower priority than the editor, which keeps answering meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import os
+import resource
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from .errors import OverLimit
+
+__all__ = ["WorkerPool"]
+
+_CONTEXT = multiprocessing.get_context("forkserver")
+_CONTEXT.set_forkserver_preload(["httptask.server"])
+# Lower than the editor's own priority: a worker busy with a bomb slows nobody else down.
+_NICENESS = 10
+
+
+@dataclass
+class _Worker:
+    process: BaseProcess
+    connection: Connection
+
+
+class WorkerPool:
+    """`size` worker processes, each set up once with ``setup(*setup_args)``, each job limited to ``seconds``
+    and each worker to ``memory_bytes`` of address space."""
+
+    def __init__(
+        self,
+        *,
+        setup: Callable[..., None],
+        setup_args: tuple[Any, ...] = (),
+        size: int = 2,
+        seconds: float = 1.5,
+        memory_bytes: int = 512 * 1024 * 1024,
+    ) -> None:
+        self._setup = setup
+        self._setup_args = setup_args
+        self._size = size
+        self.seconds = seconds
+        self.memory_bytes = memory_bytes
+        self._idle: asyncio.Queue[_Worker] | None = None
+        self._all: list[_Worker] = []
+        self._lock = threading.Lock()
+
+    async def start(self) -> None:
+        """Start the workers now rather than on the first job."""
+        if self._idle is None:
+            self._idle = asyncio.Queue()
+            for _ in range(self._size):
+                self._idle.put_nowait(await asyncio.to_thread(self._start))
+
+    async def run(self, function: Callable[..., Any], *args: Any) -> Any:
+        """``function(*args)`` in a worker: its result, or the exception it raised (which must pickle);
+        `OverLimit` if it ran past the time limit or out of memory. Waits for a free worker."""
+        await self.start()
+        assert self._idle is not None
+        worker = await self._idle.get()
+        replace = True
+        try:
+            status, value = await asyncio.to_thread(self._call, worker, function, args)
+            replace = False
+        finally:
+            if replace:
+                worker = await asyncio.to_thread(self._replace, worker)
+            self._idle.put_nowait(worker)
+        if status == "error":
+            raise value
+        return value
+
+    def close(self) -> None:
+        """Stop every worker."""
+        with self._lock:
+            workers, self._all = self._all, []
+        for worker in workers:
+            _stop(worker)
+
+    def _start(self) -> _Worker:
+        parent, child = _CONTEXT.Pipe()
+        process = _CONTEXT.Process(
+            target=_serve,
+            args=(child, self.memory_bytes, self._setup, self._setup_args),
+            name="httptask-worker",
+            daemon=True,
+        )
+        process.start()
+        child.close()
+        worker = _Worker(process, parent)
+        with self._lock:
+            self._all.append(worker)
+        return worker
+
+    def _replace(self, worker: _Worker) -> _Worker:
+        with self._lock:
+            if worker in self._all:
+                self._all.remove(worker)
+        _stop(worker)
+        return self._start()
+
+    def _call(self, worker: _Worker, function: Callable[..., Any], args: tuple[Any, ...]) -> tuple[str, Any]:
+        try:
+            worker.connection.send((function, args))
+            if not worker.connection.poll(self.seconds):
+                raise OverLimit(
+                    f"The request needed more than {self.seconds:g} s to prepare and was stopped; nothing "
+                    "was sent. Simplify its templates or make it smaller."
+                )
+            status, value = worker.connection.recv()
+        except (EOFError, OSError):
+            # The worker died, and only the memory limit kills one: the kernel refused it more.
+            raise _out_of_memory(self.memory_bytes) from None
+        return status, value
+
+
+def _stop(worker: _Worker) -> None:
+    worker.process.kill()
+    worker.process.join(5)
+    with contextlib.suppress(OSError):
+        worker.connection.close()
+
+
+def _serve(
+    connection: Connection, memory_bytes: int, setup: Callable[..., None], args: tuple[Any, ...]
+) -> None:
+    """A worker's life: set up, then run each job it is sent, answering ("ok", result) or ("error", exc)."""
+    os.nice(_NICENESS)
+    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    setup(*args)
+    while True:
+        try:
+            function, job_args = connection.recv()
+        except EOFError:
+            return
+        try:
+            reply: tuple[str, Any] = ("ok", function(*job_args))
+        except MemoryError:
+            reply = ("error", _out_of_memory(memory_bytes))
+        except Exception as exc:
+            reply = ("error", exc)
+        try:
+            connection.send(reply)
+        except Exception as exc:  # an answer that does not pickle is a bug: report it as one
+            connection.send(("error", RuntimeError(f"a worker's answer could not be sent back: {exc!r}")))
+
+
+def _out_of_memory(memory_bytes: int) -> OverLimit:
+    return OverLimit(
+        f"The request needed more than the {memory_bytes // 2**20} MB of memory the editor gives one request "
+        "and was stopped; nothing was sent. Make it smaller."
+    )
