@@ -137,3 +137,92 @@ def test_dump_yaml_keeps_key_order_and_readable_text() -> None:
     assert text == "z: 1\na:\n- å\n- nested: '2024-01-31'\n"
     assert yaml.safe_load(text) == {"z": 1, "a": ["å", {"nested": "2024-01-31"}]}
     assert parse_document(text, "f") == data
+
+
+BOMB = "a: &a ['lol','lol','lol','lol','lol','lol','lol','lol','lol']\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [" + ",".join([f"*{chr(97 + i)}"] * 9) + "]\n" for i in range(8)
+)
+EXPANDS = "uses aliases (*name) more than 100 times, or they expand past 100,000 values; write the values out"
+TOO_DEEP = "nested more than 100 levels deep; flatten it"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "column", "problem"),
+    [
+        (
+            "id: t\namount: 5\nname: x\namount: 500\n",
+            4,
+            1,
+            "the key 'amount' is given twice in one mapping, at lines 2 and 4; keep one",
+        ),
+        (
+            "request:\n  body:\n    memo: a\n    memo: b\n",
+            4,
+            5,
+            "the key 'memo' is given twice in one mapping, at lines 3 and 4; keep one",
+        ),
+        (BOMB, 6, 4, EXPANDS),
+        ("a: &a [*a]\n", 1, 4, "an alias refers to a value that contains it; write the values out"),
+        ("a: " + "[" * 10_000 + "]" * 10_000, 1, 104, TOO_DEEP),
+        (
+            "amount: " + "9" * 5000 + "\n",
+            1,
+            9,
+            "an integer of more than 4,300 digits; quote it if it is text",
+        ),
+    ],
+    ids=["duplicate", "nested duplicate", "alias bomb", "alias cycle", "deep", "long integer"],
+)
+def test_what_a_definition_never_needs_is_refused_with_its_line(
+    text: str, line: int, column: int, problem: str
+) -> None:
+    with pytest.raises(SourceError) as caught:
+        parse_source(text, "f.yaml")
+    assert (caught.value.line, caught.value.column, caught.value.problem) == (line, column, problem)
+    assert (
+        str(caught.value) == f"f.yaml:{line}:{column}: invalid YAML: {problem}. Fix the syntax and try again."
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (
+            "id: t\namount: 5\namount: 500\n",
+            "the key 'amount' is given twice in one mapping, at lines 2 and 3; keep one",
+        ),
+        (BOMB, EXPANDS),
+        ("amount: " + "9" * 5000 + "\n", "an integer of more than 4,300 digits; quote it if it is text"),
+        ("a: " + "[" * 500 + "]" * 500, TOO_DEEP),
+    ],
+)
+def test_the_fast_entry_point_refuses_the_same(text: str, problem: str) -> None:
+    with pytest.raises(SourceError) as caught:
+        parse_document(text, "spec.yaml")
+    assert caught.value.problem == problem
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "base: &b {x: 1, y: 2}\nmerged: {<<: *b, x: 3}\n",
+        "a: &a {k: 1}\nb: *a\nc: [*a, *a]\n",
+        "a: " + "[" * 99 + "]" * 99,
+    ],
+)
+def test_merge_keys_a_few_aliases_and_reasonable_depth_pass(text: str) -> None:
+    assert parse_source(text, "f.yaml").data == parse_document(text, "f.yaml")
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("[" * 10_000 + "]" * 10_000, TOO_DEEP),
+        ("[" * 500 + "]" * 500, TOO_DEEP),
+        ('{"a": ' + "9" * 5000 + "}", "an integer of more than 4,300 digits; quote it if it is text"),
+    ],
+)
+def test_json_is_held_to_the_same_limits(text: str, problem: str) -> None:
+    with pytest.raises(SourceError) as caught:
+        parse_document(text, "x.json", is_json=True)
+    assert str(caught.value) == f"x.json: invalid JSON: {problem}. Fix the syntax and try again."

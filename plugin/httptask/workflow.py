@@ -111,24 +111,28 @@ def topological_order(workflow: Workflow) -> list[str] | list[Issue]:
         return issues
     order: list[str] = []
     state: dict[str, str] = {}
-
-    def visit(task_id: str, trail: list[str]) -> None:
-        if state.get(task_id) == "done":
-            return
-        if state.get(task_id) == "visiting":
-            cycle = [*trail[trail.index(task_id):], task_id]
-            path = f"$.tasks[{index[task_id]}].needs"
-            issues.append(Issue(path, f"forms a cycle: {' -> '.join(cycle)}", line=workflow.line(path)))
-            return
-        state[task_id] = "visiting"
-        task = workflow.tasks[index[task_id]]
-        for need in task.needs:
-            visit(need, [*trail, task_id])
-        state[task_id] = "done"
-        order.append(task_id)
-
     for task in workflow.tasks:
-        visit(task.id, [])
+        if task.id in state:
+            continue
+        # A depth-first walk with its own stack: a chain of thousands of `needs` is no recursion.
+        state[task.id] = "visiting"
+        trail = [task.id]
+        pending = [iter(task.needs)]
+        while pending:
+            need = next(pending[-1], None)
+            if need is None:
+                pending.pop()
+                done = trail.pop()
+                state[done] = "done"
+                order.append(done)
+            elif state.get(need) == "visiting":
+                cycle = [*trail[trail.index(need) :], need]
+                path = f"$.tasks[{index[need]}].needs"
+                issues.append(Issue(path, f"forms a cycle: {' -> '.join(cycle)}", line=workflow.line(path)))
+            elif need not in state:
+                state[need] = "visiting"
+                trail.append(need)
+                pending.append(iter(workflow.tasks[index[need]].needs))
     return issues if issues else order
 
 

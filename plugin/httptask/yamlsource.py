@@ -4,11 +4,19 @@ Both entry points share one resolver in which a date stays the string that was w
 JSON bodies and JSON Schema's `format: date` expect. `parse_source` keeps the line of every value, so
 errors can say `file:line`; `parse_document` is the fast path for large documents (libyaml when PyYAML has
 it, JSON through `json`) and keeps no lines.
+
+Both refuse what YAML allows but a definition never needs, before anything walks the data: a key given twice
+in one mapping (naming both lines), more than `MAX_ALIASES` aliases or aliases that expand past
+`MAX_EXPANSION` extra values (an alias bomb), nesting deeper than `limits.MAX_DEPTH`, and integers too long
+to read.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,14 +24,45 @@ from typing import Any
 import yaml
 
 from .errors import SourceError, UsageError, child_path
+from .limits import MAX_DEPTH, LimitExceeded, check_depth
 
-__all__ = ["Source", "dump_yaml", "load_source", "parse_document", "parse_source"]
+__all__ = [
+    "MAX_ALIASES",
+    "MAX_EXPANSION",
+    "Source",
+    "dump_yaml",
+    "load_source",
+    "parse_document",
+    "parse_source",
+]
+
+MAX_ALIASES = 100
+MAX_EXPANSION = 100_000
 
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
+_INT = "tag:yaml.org,2002:int"
+_BRACKET = re.compile(r"[\[\]{}]")
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_MERGE = "tag:yaml.org,2002:merge"
 
 
 class _LineLoader(yaml.SafeLoader):
-    """Safe YAML in pure Python: its nodes carry the marks that give each value its line."""
+    """Safe YAML in pure Python: its nodes carry the marks that give each value its line. Its composer
+    recurses, so it stops at the depth limit itself, before Python's own limit."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise yaml.composer.ComposerError(None, None, _too_deep(), mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 class _FastLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
@@ -41,9 +80,21 @@ def _timestamp_as_text(loader: Any, node: yaml.Node) -> str:
     return str(loader.construct_scalar(node))
 
 
+def _bounded_int(loader: Any, node: yaml.Node) -> int:
+    try:
+        return yaml.SafeLoader.construct_yaml_int(loader, node)  # type: ignore[arg-type]
+    except ValueError:
+        # Python reads at most 4,300 digits into an integer; anything longer is no amount or id.
+        raise yaml.constructor.ConstructorError(
+            None, None, "an integer of more than 4,300 digits; quote it if it is text", node.start_mark
+        ) from None
+
+
 # An explicit `!!timestamp` stays text too, so no date object ever reaches a JSON body.
 _LineLoader.add_constructor(_TIMESTAMP, _timestamp_as_text)
 _FastLoader.add_constructor(_TIMESTAMP, _timestamp_as_text)
+_LineLoader.add_constructor(_INT, _bounded_int)
+_FastLoader.add_constructor(_INT, _bounded_int)
 
 
 @dataclass(frozen=True)
@@ -84,8 +135,11 @@ def parse_source(text: str, file: str) -> Source:
     loader = None
     try:
         # The reader checks characters as the loader is made: a control character fails here.
+        _check_flow_depth(text, file)
         loader = _LineLoader(text)
         node = loader.get_single_node()
+        if node is not None:
+            _check_nodes(node, file)
         data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         raise _syntax_error(exc, text, file) from None
@@ -102,14 +156,40 @@ def parse_document(text: str, file: str, *, is_json: bool = False) -> Any:
     """Parse a whole document fast, without lines: JSON with `json` when `is_json`, else YAML with libyaml
     when available; a syntax error is a `SourceError` with line and column."""
     if is_json:
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise SourceError(exc.msg, file=file, line=exc.lineno, column=exc.colno, syntax="JSON") from None
+        return parse_json(text, file)
+    loader = None
     try:
-        return yaml.load(text, Loader=_FastLoader)
+        loader = _FastLoader(text)
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_nodes(node, file)
+        return loader.construct_document(node)
     except yaml.YAMLError as exc:
         raise _syntax_error(exc, text, file) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+def parse_json(text: str, file: str) -> Any:
+    """Parse JSON text; a syntax error, nesting past the limit or an integer too long to read is a
+    `SourceError`."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SourceError(exc.msg, file=file, line=exc.lineno, column=exc.colno, syntax="JSON") from None
+    except RecursionError:
+        raise SourceError(_too_deep(), file=file, syntax="JSON") from None
+    except ValueError:
+        raise SourceError(
+            "an integer of more than 4,300 digits; quote it if it is text", file=file, syntax="JSON"
+        ) from None
+    try:
+        check_depth(data, "the document")
+    except LimitExceeded:
+        raise SourceError(_too_deep(), file=file, syntax="JSON") from None
+    return data
 
 
 def dump_yaml(data: Any) -> str:
@@ -133,6 +213,103 @@ def _syntax_error(exc: yaml.YAMLError, text: str, file: str) -> SourceError:
             return SourceError(problem, file=file, line=mark.line + 1, column=mark.column + 1)
         return SourceError(problem, file=file)
     return SourceError(str(exc), file=file)
+
+
+def _too_deep() -> str:
+    return f"nested more than {MAX_DEPTH} levels deep; flatten it"
+
+
+def _check_nodes(root: yaml.Node, file: str) -> None:
+    """Refuse a duplicate key, an alias that refers to its own ancestor, aliases past the limits, or nesting
+    past the limit: a depth-first walk of the node graph without recursion, which visits a node once and
+    adds up what each alias expands to."""
+    finished: dict[int, tuple[int, int]] = {}  # node id: (values it expands to, levels of nesting)
+    active = {id(root)}
+    aliases = 0
+    stack: list[tuple[yaml.Node, Iterator[yaml.Node], list[int]]] = [(root, _children(root, file), [1, 0])]
+    while stack:
+        node, children, total = stack[-1]
+        child = next(children, None)
+        if child is None:
+            stack.pop()
+            active.discard(id(node))
+            finished[id(node)] = (total[0], total[1] + 1)
+            if total[0] > len(finished) + MAX_EXPANSION:
+                raise _node_error(node, file, _expands())
+            if stack:
+                _add(stack[-1][2], finished[id(node)])
+            continue
+        if id(child) in active:
+            raise _node_error(
+                child, file, "an alias refers to a value that contains it; write the values out"
+            )
+        if id(child) in finished:
+            aliases += 1
+            if aliases > MAX_ALIASES:
+                raise _node_error(child, file, _expands())
+            _add(total, finished[id(child)])
+            continue
+        if len(stack) >= MAX_DEPTH:
+            raise _node_error(child, file, _too_deep())
+        active.add(id(child))
+        stack.append((child, _children(child, file), [1, 0]))
+
+
+def _check_flow_depth(text: str, file: str) -> None:
+    """Refuse `[[[[...` or `{{{{...` nested past the limit before the pure-Python scanner reads it: it looks
+    ahead over every open bracket, for a time that grows with the square of their number."""
+    depth = 0
+    brackets = _NOT_BRACKET.sub("", text)
+    for index, char in enumerate(brackets):
+        depth = depth + 1 if char in "[{" else max(depth - 1, 0)
+        if depth > MAX_DEPTH:
+            # Where the bracket is in the text, for the error: the index-th bracket character.
+            position = [m.start() for m in itertools.islice(_BRACKET.finditer(text), index + 1)][-1]
+            line = text.count("\n", 0, position) + 1
+            column = position - (text.rfind("\n", 0, position) + 1) + 1
+            raise SourceError(_too_deep(), file=file, line=line, column=column)
+
+
+def _children(node: yaml.Node, file: str) -> Iterator[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        _check_keys(node, file)
+        return (child for pair in node.value for child in pair)
+    if isinstance(node, yaml.SequenceNode):
+        return iter(node.value)
+    return iter(())
+
+
+def _add(total: list[int], child: tuple[int, int]) -> None:
+    total[0] += child[0]
+    total[1] = max(total[1], child[1])
+
+
+def _expands() -> str:
+    return (
+        f"uses aliases (*name) more than {MAX_ALIASES} times, or they expand past {MAX_EXPANSION:,} values; "
+        "write the values out"
+    )
+
+
+def _check_keys(mapping: yaml.MappingNode, file: str) -> None:
+    first: dict[str, yaml.Node] = {}
+    for key, _value in mapping.value:
+        if not isinstance(key, yaml.ScalarNode) or key.tag == _MERGE:
+            continue
+        if key.value in first:
+            line = first[key.value].start_mark.line + 1
+            raise _node_error(
+                key,
+                file,
+                f"the key {key.value!r} is given twice in one mapping, at lines {line} and "
+                f"{key.start_mark.line + 1}; keep one",
+            )
+        first[key.value] = key
+
+
+def _node_error(node: yaml.Node, file: str, problem: str) -> SourceError:
+    mark = node.start_mark
+    return SourceError(problem, file=file, line=mark.line + 1, column=mark.column + 1)
 
 
 def _record_lines(node: yaml.Node, path: str, lines: dict[str, int]) -> None:

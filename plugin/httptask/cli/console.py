@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import UsageError
+from ..errors import SourceError, UsageError
 
 if TYPE_CHECKING:
     from ..catalog import Catalog
@@ -61,11 +61,14 @@ def parse_input(text: str | None) -> dict[str, Any]:
         data = load_source(Path(text[1:])).data
         where = f"the file {text[1:]}"
     else:
+        from ..yamlsource import parse_json
+
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
+            data = parse_json(text, "--input")
+        except SourceError as exc:
+            where = f" at column {exc.column}" if exc.column is not None else ""
             raise UsageError(
-                f"--input is not valid JSON ({exc.msg} at column {exc.colno}); pass a JSON object or @FILE."
+                f"--input is not valid JSON ({exc.problem}{where}); pass a JSON object or @FILE."
             ) from None
         where = "--input"
     if not isinstance(data, dict):
