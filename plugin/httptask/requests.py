@@ -299,14 +299,16 @@ def query_items(query: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
 
 def header_issues(headers: Mapping[str, str]) -> list[Issue]:
     """A header name or value with CR, LF or NUL would split the request, and a value that is not ASCII
-    cannot be sent: refuse them. The value is not quoted, since a header value is often a credential."""
+    cannot be sent: refuse them."""
     issues = []
     for name, value in headers.items():
         if not _HEADER_NAME.fullmatch(name):
             issues.append(Issue(f"$.headers[{name!r}]", "is not a valid header name", actual=name))
         text = str(value)
         if any(ch in text for ch in "\r\n\0"):
-            issues.append(Issue(f"$.headers.{name.lower()}", "must not contain a line break (CR or LF) or NUL"))
+            issues.append(
+                Issue(f"$.headers.{name.lower()}", "must not contain a line break (CR or LF) or NUL", actual=text)
+            )
         elif not text.isascii():
             position = next(i for i, ch in enumerate(text) if not ch.isascii()) + 1
             issues.append(
