@@ -154,3 +154,20 @@ def test_the_stream_masks_a_secret_written_in_pieces(step: int) -> None:
 def test_the_stream_has_no_binary_buffer() -> None:
     stream = RedactingStream(io.StringIO(), Redactor())
     assert not hasattr(stream, "buffer")
+
+
+def test_the_stream_sends_each_line_as_it_ends() -> None:
+    sink = io.StringIO()
+    stream = RedactingStream(sink, Redactor([CANARY]))
+    stream.write(f"serving at http://x {CANARY}\nnext ")
+    assert sink.getvalue() == "serving at http://x ***\n"
+
+
+def test_a_secret_spanning_lines_is_masked_across_them() -> None:
+    secret = "-----BEGIN KEY-----\nMIIBOgIBAAJBAK\n-----END KEY-----"
+    sink = io.StringIO()
+    stream = RedactingStream(sink, Redactor([secret]))
+    for line in f"key:\n{secret}\ndone\n".splitlines(keepends=True):
+        stream.write(line)
+    stream.flush()
+    assert sink.getvalue() == "key:\n***\ndone\n"

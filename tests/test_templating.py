@@ -236,8 +236,9 @@ def test_missing_secret_becomes_a_template_error() -> None:
         )
     assert str(caught.value) == (
         "task refund, headers.X-ApiKey: No secret named 'geins': looked in the environment variable "
-        "HTTPTASK_SECRET_GEINS (no secrets file is set). Set HTTPTASK_SECRET_GEINS, or name a secrets "
-        "file holding 'geins' in HTTPTASK_SECRETS_FILE."
+        "HTTPTASK_SECRET_GEINS (no secrets file is set). Secrets come only from HTTPTASK_SECRET_<NAME> "
+        "variables and the secrets file. Set HTTPTASK_SECRET_GEINS, or name a secrets file holding 'geins' in "
+        "HTTPTASK_SECRETS_FILE."
     )
 
 

@@ -76,6 +76,7 @@ class Redactor:
         self._pattern: re.Pattern[str] | None = None
         self._lock = threading.Lock()
         self.longest = 0
+        self.multiline = False
         for value in values:
             self.add(value)
 
@@ -88,6 +89,7 @@ class Redactor:
         with self._lock:
             self._values.add(value)
             self._forms |= forms
+            self.multiline = self.multiline or "\n" in value or "\r" in value
             # Longest first, so a secret that contains another is masked whole.
             ordered = sorted(self._forms, key=lambda text: (-len(text), text))
             self._pattern = re.compile("|".join(_pattern(text) for text in ordered))
@@ -151,8 +153,9 @@ class Redactor:
 class RedactingStream(io.TextIOBase):
     """A text stream that redacts everything written to it before its underlying stream sees it.
 
-    It holds back the last few characters until the next write or flush, so that a secret written in two
-    pieces is still seen whole. It has no binary ``buffer``: bytes could not be redacted.
+    It holds back the last line until it ends (or, when a secret spans lines, the last few hundred
+    characters) until the next write or flush, so that a secret written in two pieces is still seen whole.
+    It has no binary ``buffer``: bytes could not be redacted.
     """
 
     def __init__(self, stream: TextIO, redactor: Redactor) -> None:
@@ -165,7 +168,11 @@ class RedactingStream(io.TextIOBase):
     def write(self, text: str) -> int:
         with self._lock:
             self._pending += text
-            end = len(self._pending) - self._redactor.longest
+            if self._redactor.multiline:
+                end = len(self._pending) - self._redactor.longest
+            else:
+                # No secret spans lines: whole lines can go out at once, and a terminal sees each as it ends.
+                end = self._pending.rfind("\n") + 1
             if end > 0:
                 out, self._pending = self._redactor.redact_prefix(self._pending, end)
                 self._stream.write(out)

@@ -190,7 +190,7 @@ def resolve_server(
                 expected="a URL",
             )
         )
-    elif sandbox_url is None:
+    elif sandbox_url is None and not issues:
         issues += url_issues(base_url, f"$.server.{SERVER_URL}" if SERVER_URL in task_server else "$.server")
     return ServerChoice(base_url, server, filled, issues)
 
