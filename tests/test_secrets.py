@@ -23,12 +23,16 @@ def test_no_other_variable_is_ever_read(name: str) -> None:
     store = SecretStore(environ={name: "c3d4", name.upper(): "c3d4"})
     with pytest.raises(UsageError) as caught:
         store.get(name)
-    assert "Secrets come only from HTTPTASK_SECRET_<NAME> variables and the secrets file." in str(caught.value)
+    assert "Secrets come only from HTTPTASK_SECRET_<NAME> variables and the secrets file." in str(
+        caught.value
+    )
     assert store.redactor.redact("c3d4") == "c3d4"
 
 
 def test_every_httptask_variable_is_redacted_before_it_is_asked_for() -> None:
-    store = SecretStore(environ={"HTTPTASK_SECRET_A": "alpha-1", "HTTPTASK_SECRET_B": "beta-2", "OTHER": "x1"})
+    store = SecretStore(
+        environ={"HTTPTASK_SECRET_A": "alpha-1", "HTTPTASK_SECRET_B": "beta-2", "OTHER": "x1"}
+    )
     assert store.redactor.redact("alpha-1 beta-2 x1") == "*** *** x1"
 
 

@@ -91,6 +91,13 @@ def _refusal(host: str, reason: str, allow: str) -> str:
     )
 
 
+def _another_form(host: str, address: str, reason: str) -> str:
+    return (
+        f"Refused to connect to {host} ({address}): it is {reason} written in another form; write addresses "
+        f"the usual way, as {address}, so that every resolver reads them alike."
+    )
+
+
 @pytest.mark.parametrize(
     ("url", "message"),
     [
@@ -123,15 +130,13 @@ def _refusal(host: str, reason: str, allow: str) -> str:
             "http://mixed.example/",
             _refusal("mixed.example (10.0.0.8)", "a private address", "mixed.example:80"),
         ),
-        ("http://127.1:9/", "Refused to connect to 127.1 (127.0.0.1): it is a loopback address written in "
-         "another form; write addresses the usual way, as 127.0.0.1, so that every resolver reads them alike."),
-        ("http://2130706433/", "Refused to connect to 2130706433 (127.0.0.1): it is a loopback address written "
-         "in another form; write addresses the usual way, as 127.0.0.1, so that every resolver reads them alike."),
-        ("http://010.0.0.1/", "Refused to connect to 010.0.0.1 (8.0.0.1): it is a public address written in "
-         "another form; write addresses the usual way, as 8.0.0.1, so that every resolver reads them alike."),
-        ("http://\uff11\uff12\uff17.\uff10.\uff10.\uff11/", "Refused to connect to \uff11\uff12\uff17.\uff10.\uff10.\uff11 "
-         "(127.0.0.1): it is a loopback address written in another form; write addresses the usual way, as "
-         "127.0.0.1, so that every resolver reads them alike."),
+        ("http://127.1:9/", _another_form("127.1", "127.0.0.1", "a loopback address")),
+        ("http://2130706433/", _another_form("2130706433", "127.0.0.1", "a loopback address")),
+        ("http://010.0.0.1/", _another_form("010.0.0.1", "8.0.0.1", "a public address")),
+        (
+            "http://\uff11\uff12\uff17.\uff10.\uff10.\uff11/",
+            _another_form("\uff11\uff12\uff17.\uff10.\uff10.\uff11", "127.0.0.1", "a loopback address"),
+        ),
     ],
 )
 def test_refused_destinations_are_a_400_and_nothing_connects(

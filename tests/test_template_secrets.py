@@ -1,5 +1,6 @@
-"""A secret in a template can only be placed whole into a request value: every transform is refused, at parse
-time where the template shows it and at render time otherwise, and never where the value is shown or stored."""
+"""A secret in a template can only be placed whole into a request value: every transform is refused, at
+parse time where the template shows it and at render time otherwise, and never where the value is shown or
+stored."""
 
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ TRANSFORMED = (
 def render(source: str, *, allowed: bool = True) -> object:
     store = SecretStore(environ={"HTTPTASK_SECRET_X": CANARY})
     context = base_context(inputs={"name": "X", "n": 2}, secrets=store, extra={"item": {"id": 1}})
-    return render_value(source, context, task_id="t1", field_path="request.body.memo", secrets_allowed=allowed)
+    return render_value(
+        source, context, task_id="t1", field_path="request.body.memo", secrets_allowed=allowed
+    )
 
 
 @pytest.mark.parametrize(
@@ -94,7 +97,8 @@ def test_every_transform_is_refused_before_rendering(source: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "source", ["{{ secret(input.name) }}", "{{ secret('X' ~ '') }}", "{{ secret() }}", "{{ secret(name='X') }}"]
+    "source",
+    ["{{ secret(input.name) }}", "{{ secret('X' ~ '') }}", "{{ secret() }}", "{{ secret(name='X') }}"],
 )
 def test_a_secret_is_named_in_quotes(source: str) -> None:
     with pytest.raises(TemplateError) as caught:
@@ -106,13 +110,16 @@ def test_a_secret_is_named_in_quotes(source: str) -> None:
 @pytest.mark.parametrize("field", ["idempotencyKey", "forEach", "outputs.total", "server.site"])
 def test_a_secret_is_refused_where_the_value_is_shown_or_stored(field: str) -> None:
     expected = (
-        "secret('X') cannot be used here: a secret may only be placed in a request's headers, query, path or "
-        "body, never in a value that is shown or stored (an idempotency key, an output, forEach or the server)"
+        "secret('X') cannot be used here: a secret may only be placed in a request's headers, query, path "
+        "or body, never in a value that is shown or stored (an idempotency key, an output, forEach or the "
+        "server)"
     )
     with pytest.raises(TemplateError) as checked:
         check_template("{{ secret('X') }}", task_id="t1", field_path=field)
     assert str(checked.value) == f"task t1, {field}: {expected}"
     store = SecretStore(environ={"HTTPTASK_SECRET_X": CANARY})
     with pytest.raises(TemplateError) as rendered:
-        render_value("k-{{ secret('X') }}", base_context(inputs={}, secrets=store), task_id="t1", field_path=field)
+        render_value(
+            "k-{{ secret('X') }}", base_context(inputs={}, secrets=store), task_id="t1", field_path=field
+        )
     assert rendered.value.problem == expected

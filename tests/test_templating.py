@@ -232,13 +232,17 @@ def test_missing_secret_becomes_a_template_error() -> None:
     context = base_context(inputs={}, secrets=SecretStore(environ={}))
     with pytest.raises(TemplateError) as caught:
         render_value(
-            "{{ secret('geins') }}", context, task_id="refund", field_path="headers.X-ApiKey", secrets_allowed=True
+            "{{ secret('geins') }}",
+            context,
+            task_id="refund",
+            field_path="headers.X-ApiKey",
+            secrets_allowed=True,
         )
     assert str(caught.value) == (
         "task refund, headers.X-ApiKey: No secret named 'geins': looked in the environment variable "
-        "HTTPTASK_SECRET_GEINS (no secrets file is set). Secrets come only from HTTPTASK_SECRET_<NAME> "
-        "variables and the secrets file. Set HTTPTASK_SECRET_GEINS, or name a secrets file holding 'geins' in "
-        "HTTPTASK_SECRETS_FILE."
+        "HTTPTASK_SECRET_GEINS (no secrets file is set). Secrets come only from "
+        "HTTPTASK_SECRET_<NAME> variables and the secrets file. Set HTTPTASK_SECRET_GEINS, or name a secrets "
+        "file holding 'geins' in HTTPTASK_SECRETS_FILE."
     )
 
 

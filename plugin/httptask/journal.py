@@ -804,7 +804,9 @@ def _run_record(row: sqlite3.Row) -> RunRecord:
 
 
 def _dumps(value: Any) -> str:
-    return process_redactor().redact(json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str))
+    return process_redactor().redact(
+        json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    )
 
 
 def _text(value: str | None) -> str | None:

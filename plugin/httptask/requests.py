@@ -203,7 +203,9 @@ def url_issues(url: str, path: str) -> list[Issue]:
     except ValueError as exc:
         return [Issue(path, f"is not a valid URL: {exc}; write it as https://host[:port]/path", actual=url)]
     if parts.scheme not in ("http", "https"):
-        return [Issue(path, "must start with http:// or https://", expected="an http or https URL", actual=url)]
+        return [
+            Issue(path, "must start with http:// or https://", expected="an http or https URL", actual=url)
+        ]
     if "@" in parts.netloc:
         return [
             Issue(
@@ -307,7 +309,11 @@ def header_issues(headers: Mapping[str, str]) -> list[Issue]:
         text = str(value)
         if any(ch in text for ch in "\r\n\0"):
             issues.append(
-                Issue(f"$.headers.{name.lower()}", "must not contain a line break (CR or LF) or NUL", actual=text)
+                Issue(
+                    f"$.headers.{name.lower()}",
+                    "must not contain a line break (CR or LF) or NUL",
+                    actual=text,
+                )
             )
         elif not text.isascii():
             position = next(i for i, ch in enumerate(text) if not ch.isascii()) + 1
