@@ -132,6 +132,8 @@ class Operation:
     api_name: str = ""
     # `x-reconcile`, as written: the read that settles a request of unknown outcome (see reconcile.py).
     reconcile: dict[str, Any] | None = None
+    # `x-amount`, as written: where the request carries money (see plan.py).
+    amount: dict[str, Any] | None = None
 
     @property
     def id(self) -> str:
@@ -414,6 +416,7 @@ def _operation(
         seed_notes=tuple(str(note) for note in raw.get("x-seed-notes") or ()),
         deprecated=bool(raw.get("deprecated", False)),
         reconcile=raw.get("x-reconcile"),
+        amount=raw.get("x-amount"),
     )
 
 

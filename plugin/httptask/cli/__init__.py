@@ -9,6 +9,7 @@ import click
 
 from ..errors import HttptaskError
 from .catalog import catalog_group
+from .plan import plan_command
 from .runs import run_command, runs_group
 from .serve import sandbox_command, serve_command
 from .specs import specs_group
@@ -35,6 +36,7 @@ for _command in (
     task_group,
     validate_command,
     export_command,
+    plan_command,
     run_command,
     runs_group,
     serve_command,
