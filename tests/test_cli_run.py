@@ -88,7 +88,7 @@ def test_usage_mistakes_exit_2(env: dict[str, str]) -> None:
     done = httptask(env, "run", str(EXAMPLE), "--mark-done", "refund")
     assert (done.returncode, done.stderr) == (
         2,
-        "error: --mark-done and --resend only apply to --resume RUN_ID.\n",
+        "error: --mark-done, --resend, --reconcile and --note only apply to --resume RUN_ID.\n",
     )
     missing = httptask(
         {**env, "HTTPTASK_SECRET_CHARGEBEE_API_KEY": ""}, "run", str(EXAMPLE), "--input", INPUTS

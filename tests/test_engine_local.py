@@ -17,6 +17,7 @@ from aiohttp import web
 
 from httptask.engines.local import InputsInvalid, check_inputs, start_run
 from httptask.journal import Journal
+from httptask.plan import PlanInvalid
 from httptask.workflow import parse_workflow_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -179,10 +180,14 @@ def test_a_failure_skips_what_depends_on_it_and_lets_the_rest_finish(api: Api, t
 
 def test_a_for_each_that_is_not_a_list_fails_the_task(api: Api, tmp_path: Path) -> None:
     text = "name: bad\ntasks:" + _get("f", f"{api.url}/x", "\n    forEach: \"{{ {'a': 1} }}\"")
-    result = _run(tmp_path, text)
-    assert result.errors == [
-        {"task": "f", "item": None, "message": 'task f, forEach: gives dict, not a list: {"a": 1}'}
-    ]
+    # Found by the check before the first send: the run does not start.
+    with pytest.raises(PlanInvalid) as caught:
+        _run(tmp_path, text)
+    assert caught.value.message == (
+        "1 request of the workflow 'bad' would not be valid, so nothing was sent:\n"
+        '  task f: $.forEach: gives dict, not a list: {"a": 1}'
+    )
+    assert [r for r in api.received if r["path"] == "/x"] == []
 
 
 def test_inputs_are_checked_against_the_input_schemas_before_anything_runs() -> None:
@@ -222,27 +227,22 @@ def test_the_refund_example_runs_against_the_sandbox(
     assert json.loads(json.dumps(steps[0].request))["headers"]["authorization"] == "***"  # type: ignore[index]
 
 
-def test_an_invalid_request_fails_its_item_and_is_not_sent(
+def test_an_invalid_item_stops_the_run_before_anything_is_sent(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HTTPTASK_SECRET_CHARGEBEE_API_KEY", "test_key_for_sandbox")
     text = EXAMPLE.read_text().replace(
         'refund_amount: "{{ item.amount }}"', 'refund_amount: "{{ item.amount - 5 }}"'
     )
-    result = _run(
-        tmp_path,
-        text,
-        {"invoices": [{"id": "inv_1", "amount": 3}, {"id": "inv_2", "amount": 9}]},
-        sandbox=True,
+    invoices = [{"id": "inv_1", "amount": 3}, {"id": "inv_2", "amount": 9}, {"id": "inv_3", "amount": 1}]
+    with pytest.raises(PlanInvalid) as caught:
+        _run(tmp_path, text, {"invoices": invoices}, sandbox=True)
+    # Every invalid item is listed; the valid one (inv_2) was not sent either: the run never started.
+    assert caught.value.message == (
+        "2 requests of the workflow 'refund-invoices' would not be valid, so nothing was sent:\n"
+        "  task refund, item 0: $.body.refund_amount: must be at least 1, not -2\n"
+        "  task refund, item 2: $.body.refund_amount: must be at least 1, not -4"
     )
-    assert [s.state for s in result.tasks[0].steps] == ["failed", "succeeded"]
-    assert result.errors == [
-        {
-            "task": "refund",
-            "item": 0,
-            "message": (
-                "The request for chargebee.refund_invoice was not sent: 1 problem.\n"
-                "  $.body.refund_amount: must be at least 1, not -2"
-            ),
-        }
-    ]
+    journal = Journal(tmp_path / "journal.sqlite3")
+    assert journal.runs() == []
+    journal.close()

@@ -274,7 +274,7 @@ def test_a_journal_of_the_previous_version_is_read_on_the_safe_side(tmp_path: Pa
     assert journal.run("old").state == "failed"
     journal.close()
     with sqlite3.connect(path) as connection:
-        assert connection.execute("PRAGMA user_version").fetchone() == (2,)
+        assert connection.execute("PRAGMA user_version").fetchone() == (3,)
         columns = {row[1] for row in connection.execute("PRAGMA table_info(steps)")}
     assert "maybe_received" not in columns and "outcome" in columns
     Journal(path).close()  # opening it again changes nothing

@@ -209,61 +209,63 @@ def _interrupted_record_refunds(
     return str(run_id)
 
 
-def test_a_non_idempotent_request_of_unknown_outcome_stops_the_resume(
+def test_a_non_idempotent_request_of_unknown_outcome_waits_for_a_decision_about_that_item(
     chargebee: Chargebee, env: dict[str, str], tmp_path: Path
 ) -> None:
     run_id = _interrupted_record_refunds(chargebee, env, tmp_path, ["inv_0", "inv_1", "inv_2"])
-    refused = subprocess.run(
+    plain = subprocess.run(
         [sys.executable, "-m", "httptask", "run", "--resume", run_id],
         env=env,
         text=True,
         capture_output=True,
         timeout=30,
     )
-    assert refused.returncode == 2
-    assert refused.stderr == (
-        f"error: Run {run_id} cannot be resumed safely: 1 request that is not idempotent may have been "
-        "received, "
-        "and no answer was recorded:\n"
-        f"  task record, item 1: POST {chargebee.url}/api/v1/invoices/inv_1/record_refund\n"
-        "Sending again could act twice. Check on the server, then resume with --mark-done record if it was "
-        "received (treated as succeeded, without a response), or with --resend record if it was not (sent "
-        "again, accepting the risk).\n"
-    )
-    assert dict(chargebee.acted) == {"inv_0": 1, "inv_1": 1}
+    # The item of unknown outcome is not sent again; the one never sent (inv_2) is, once.
+    assert plain.returncode == 1
+    assert "error: task record, item 1: outcome unknown (sent " in plain.stderr
+    assert "resume with --mark-done 'record[1]' if it was received or --resend 'record[1]'" in plain.stderr
+    assert dict(chargebee.acted) == {"inv_0": 1, "inv_1": 1, "inv_2": 1}
 
     done = subprocess.run(
-        [sys.executable, "-m", "httptask", "run", "--resume", run_id, "--mark-done", "record", "--json"],
+        [
+            sys.executable,
+            "-m",
+            "httptask",
+            "run",
+            "--resume",
+            run_id,
+            "--mark-done",
+            "record[1]",
+            "--note",
+            "seen in the Chargebee dashboard",
+            "--json",
+        ],
         env=env,
         text=True,
         capture_output=True,
         timeout=30,
     )
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["tasks"] == [
-        {
-            "task": "record",
-            "state": "succeeded",
-            "for_each": True,
-            "elapsed_ms": pytest.approx(0, abs=30_000),
-            "error": None,
-            "items": {"succeeded": 3},
-        }
-    ]
-    # inv_1 was not sent again; inv_2, never sent before, was sent once.
+    [task] = json.loads(done.stdout)["tasks"]
+    assert (task["state"], task["items"]) == ("succeeded", {"succeeded": 2, "resolved by hand": 1})
     assert dict(chargebee.acted) == {"inv_0": 1, "inv_1": 1, "inv_2": 1}
-    rows = _journal_rows(env, f"SELECT item, state, error FROM steps WHERE run_id = '{run_id}' AND item = 1")
-    assert rows == [
-        (1, "succeeded", "marked done with --mark-done: the outcome was not known, no response is kept")
-    ]
+    rows = _journal_rows(
+        env, f"SELECT item, state, decision FROM steps WHERE run_id = '{run_id}' AND item = 1"
+    )
+    assert rows == [(1, "resolved", "mark-done")]
+    [(action, by, evidence, before)] = _journal_rows(
+        env, f"SELECT action, decided_by, evidence, state_before FROM decisions WHERE run_id = '{run_id}'"
+    )
+    assert (action, json.loads(evidence), before) == ("mark-done", "seen in the Chargebee dashboard", "sent")
+    assert "(pid " in by
 
 
-def test_resend_sends_the_request_of_unknown_outcome_again(
+def test_resend_sends_the_named_request_of_unknown_outcome_again(
     chargebee: Chargebee, env: dict[str, str], tmp_path: Path
 ) -> None:
     run_id = _interrupted_record_refunds(chargebee, env, tmp_path, ["r_0", "r_1"])
     resent = subprocess.run(
-        [sys.executable, "-m", "httptask", "run", "--resume", run_id, "--resend", "record"],
+        [sys.executable, "-m", "httptask", "run", "--resume", run_id, "--resend", "record[1]"],
         env=env,
         text=True,
         capture_output=True,

@@ -80,6 +80,13 @@ def test_a_refund_of_unknown_outcome_is_not_sent_again_by_a_retry_or_a_plain_res
 
     server.reset(always("answer"))
     resumed = httptask(env, "run", "--resume", run_id)
-    assert resumed.returncode == 2
-    assert f"Run {run_id} cannot be resumed safely: 1 request that is not idempotent" in resumed.stderr
+    assert resumed.returncode == 1
+    assert resumed.stderr.startswith("error: task record: outcome unknown (sent 20")  # then the time sent
+    assert (
+        "not idempotent), so it was not sent again. Check on the server, then resume with --mark-done "
+        "'record' if it was received or --resend 'record' if it was not.\n" in resumed.stderr
+    )
+    assert server.arrivals() == {}
+    # A second plain resume does the same: nothing.
+    assert httptask(env, "run", "--resume", run_id).returncode == 1
     assert server.arrivals() == {}

@@ -52,7 +52,7 @@ TASK_ROW = -1
 # stopped process); the owner renews it with every commit and at least every HEARTBEAT_SECONDS.
 LEASE_SECONDS = 30.0
 HEARTBEAT_SECONDS = 5.0
-_VERSION = 2
+_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -91,6 +91,7 @@ CREATE TABLE IF NOT EXISTS steps (
     outcome TEXT,
     sent_at REAL,
     decision TEXT,
+    item_value TEXT,
     updated_at REAL NOT NULL,
     PRIMARY KEY (run_id, task, item)
 ) WITHOUT ROWID;
@@ -155,9 +156,9 @@ _SCHEDULE = (
 )
 _SENT = (
     "INSERT INTO steps (run_id, task, item, state, idempotent, idempotency_key, request, outcome, sent_at, "
-    "updated_at) VALUES (?, ?, ?, 'sent', ?, ?, ?, 'unknown', ?, ?) "
+    "item_value, updated_at) VALUES (?, ?, ?, 'sent', ?, ?, ?, 'unknown', ?, ?, ?) "
     "ON CONFLICT (run_id, task, item) DO UPDATE SET state = 'sent', idempotent = excluded.idempotent, "
-    "idempotency_key = excluded.idempotency_key, "
+    "idempotency_key = excluded.idempotency_key, item_value = excluded.item_value, "
     "request = excluded.request, response = NULL, error = NULL, http_status = NULL, outcome = 'unknown', "
     "sent_at = excluded.sent_at, updated_at = excluded.updated_at"
 )
@@ -258,6 +259,7 @@ class StepRecord:
     outcome: Outcome | None = None
     sent_at: float | None = None
     decision: str | None = None
+    item_value: Any = None
 
     @property
     def outcome_unknown(self) -> bool:
@@ -520,9 +522,11 @@ class Journal:
         key: str | None,
         scope: str,
         request: dict[str, Any],
+        item_value: Any = None,
     ) -> None:
         """Commit the request as 'sent' (outcome unknown until its answer is journaled) before it goes on the
-        wire. `KeyReused` when its idempotency key was sent to `scope` before with a different payload."""
+        wire, with its forEach item's value (redacted). `KeyReused` when its idempotency key was sent to
+        `scope` before with a different payload."""
         print_ = fingerprint(
             str(request.get("method", "")), str(request.get("url", "")), str(request.get("body", ""))
         )
@@ -543,7 +547,8 @@ class Journal:
                         "INSERT INTO idempotency_keys VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                         (scope, key, print_, _dumps(request), run_id, task, item, now),
                     )
-            connection.execute(_SENT, (run_id, task, item, int(idempotent), key, _dumps(request), now, now))
+            row = (run_id, task, item, int(idempotent), key, _dumps(request), now, _dumps(item_value), now)
+            connection.execute(_SENT, row)
             return None
 
         refused = await self._transact(work)
@@ -561,7 +566,7 @@ class Journal:
     ) -> _Statement:
         """A 'sent' record without the key check of `begin_send`, for requests without side effects."""
         now = time.time()
-        return _SENT, (run_id, task, item, int(idempotent), key, _dumps(request), now, now)
+        return _SENT, (run_id, task, item, int(idempotent), key, _dumps(request), now, None, now)
 
     @staticmethod
     def finished(
@@ -675,6 +680,7 @@ class Journal:
                 outcome=None if row["outcome"] is None else Outcome(row["outcome"]),
                 sent_at=row["sent_at"],
                 decision=row["decision"],
+                item_value=_loads(row["item_value"]),
             )
             for row in rows
         ]
@@ -746,6 +752,8 @@ def _create_or_migrate(connection: sqlite3.Connection) -> None:
                 for statement in _MIGRATE_FROM_1.split(";"):
                     if statement.strip():
                         connection.execute(statement)
+            if columns and "item_value" not in columns:
+                connection.execute("ALTER TABLE steps ADD COLUMN item_value TEXT")
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     connection.execute(statement)

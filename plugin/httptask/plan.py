@@ -13,6 +13,8 @@ the amount is in the currency of the resource it applies to (an invoice's, a cre
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -191,9 +193,10 @@ def _plan_task(
                 field_path="forEach",
             )
         except HttptaskError as exc:
-            return PlannedTask(task.id, task.operation, problems=[(None, _issues(exc, "$.forEach"))])
+            return PlannedTask(task.id, task.operation, problems=[(None, _issues(exc, "$.forEach", secrets))])
         if not isinstance(values, list):
-            issue = Issue("$.forEach", f"gives {type(values).__name__}, not a list", expected="a list")
+            shown = secrets.redactor.redact(_short(values))
+            issue = Issue("$.forEach", f"gives {type(values).__name__}, not a list: {shown}")
             return PlannedTask(task.id, task.operation, problems=[(None, [issue])])
         items = list(enumerate(values))
     requests, problems = [], []
@@ -209,7 +212,7 @@ def _plan_task(
                 idempotency_key=_run_time_key(task, catalog),
             )
         except HttptaskError as exc:
-            problems.append((index, _issues(exc, "$")))
+            problems.append((index, _issues(exc, "$", secrets)))
             continue
         requests.append(
             PlannedRequest(index, prepared.redacted_request(), prepared.idempotent, _amount(prepared))
@@ -224,10 +227,20 @@ def _run_time_key(task: Task, catalog: Catalog) -> str | None:
     return RUN_TIME_KEY if catalog.operation(task.operation).idempotency_header else None
 
 
-def _issues(exc: HttptaskError, root: str) -> list[Issue]:
+def _issues(exc: HttptaskError, root: str, secrets: SecretStore) -> list[Issue]:
+    """The problems, redacted: a value that breaks a schema may hold a secret rendered into it."""
+    redact = secrets.redactor
     if isinstance(exc, RequestInvalid | TaskError) and exc.issues:
-        return list(exc.issues)
-    return [Issue(root, str(exc))]
+        return [
+            dataclasses.replace(i, message=redact.redact(i.message), actual=redact.redact_value(i.actual))
+            for i in exc.issues
+        ]
+    return [Issue(root, redact.redact(str(exc)))]
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _amount(prepared: Prepared) -> tuple[str | None, str, Decimal] | None:

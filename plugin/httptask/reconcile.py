@@ -21,16 +21,18 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from .errors import Issue, TemplateError
+from .errors import HttptaskError, Issue, TemplateError
+from .execute import Prepared, send_prepared
 from .messages import HttpResponse, RequestValues
 from .spec import Operation
 from .tasks import Task
 from .templating import base_context, render_value
+from .transport import Sender
 
 __all__ = [
     "Reconcile",
@@ -43,6 +45,7 @@ __all__ = [
     "read_task",
     "reconcile_of",
     "sent_context",
+    "settle",
 ]
 
 _STEP = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*)(\[\*\])?")
@@ -181,10 +184,31 @@ def judge(rec: Reconcile, values: RequestValues, answer: HttpResponse, *, task_i
         return Verdict(None, f"the answer has no {rec.items_text}", evidence)
     found = [c for c in candidates if all(_equal(_field(c, k), v) for k, v in wanted.items())]
     evidence["candidates"] = len(candidates)
+    evidence["matches"] = len(found)
     if found:
         evidence["found"] = found[0]
         return Verdict(True, f"found in {rec.items_text}", evidence)
     return Verdict(False, f"not among the {len(candidates)} in {rec.items_text}", evidence)
+
+
+async def settle(
+    rec: Reconcile,
+    task: Task,
+    values: RequestValues,
+    *,
+    prepare_read: Callable[[Task, Mapping[str, Any]], Prepared],
+    sender: Sender,
+) -> Verdict:
+    """Send the read for the request of `task` sent with `values`, and judge its answer. `prepare_read`
+    prepares a task as the engine prepares the refund's own (inputs, item, earlier responses), with extra
+    names for the templates."""
+    read = read_task(rec, task)
+    try:
+        prepared = prepare_read(read, sent_context(values))
+        answer, _ = await send_prepared(prepared, sender)
+    except HttptaskError as exc:
+        return Verdict(None, f"the read could not be made: {exc}", {"read": rec.operation})
+    return judge(rec, values, answer, task_id=task.id)
 
 
 def _candidates(body: Any, steps: tuple[tuple[str, bool], ...]) -> list[Any] | None:

@@ -24,7 +24,7 @@ from .netguard import DestinationPolicy, GuardedResolver, ResolveFunction
 from .outcome import Outcome
 from .tasks import CONNECTION_TIMEOUT_SECONDS, MAX_RESPONSE_BYTES, READ_TIMEOUT_SECONDS
 
-__all__ = ["AIOHTTP_OUTCOMES", "HTTPX_OUTCOMES", "Sender", "Timeouts", "check_url", "classify", "translate"]
+__all__ = ["AIOHTTP_OUTCOMES", "HTTPX_OUTCOMES", "Sender", "Timeouts", "check_url", "classify", "origin", "translate"]
 
 _REDIRECTS = (301, 302, 303, 307, 308)
 _MAX_REDIRECTS = 5
@@ -256,7 +256,7 @@ def translate(
     if refused is not None:
         return refused
     error, (outcome, retryable) = _judge(exc)
-    origin = _origin(request.url)
+    where = origin(request.url)
     if outcome is Outcome.NOT_SENT:
         if isinstance(error, aiohttp.ClientConnectorDNSError):
             message = (
@@ -264,7 +264,7 @@ def translate(
             )
         elif isinstance(error, aiohttp.ConnectionTimeoutError | httpx.ConnectTimeout | httpx.PoolTimeout):
             message = (
-                f"Could not connect to {origin} within {timeouts.connect:g} s (connect timeout); "
+                f"Could not connect to {where} within {timeouts.connect:g} s (connect timeout); "
                 "nothing was sent."
             )
         elif isinstance(
@@ -273,21 +273,21 @@ def translate(
         ):
             message = f"Not sent: {request.url!r} is not a URL that can be sent ({_reason(error)})."
         else:
-            message = f"Could not connect to {origin}: {_reason(error)}; nothing was sent."
+            message = f"Could not connect to {where}: {_reason(error)}; nothing was sent."
         return NotSent(message, retryable=retryable)
     if status is not None:
         return OutcomeUnknown(
-            f"The answer from {origin} (status {status}) was cut off: {_reason(error)}; the server received "
+            f"The answer from {where} (status {status}) was cut off: {_reason(error)}; the server received "
             "the request and may have acted on it.",
             status=status,
         )
     if isinstance(error, TimeoutError | httpx.TimeoutException):
         return OutcomeUnknown(
-            f"No answer from {origin} within {timeouts.read:g} s (read timeout); "
+            f"No answer from {where} within {timeouts.read:g} s (read timeout); "
             "the server may have received the request."
         )
     return OutcomeUnknown(
-        f"The connection to {origin} failed after the request was sent: {_reason(error)}; "
+        f"The connection to {where} failed after the request was sent: {_reason(error)}; "
         "the server may have received it."
     )
 
@@ -306,7 +306,7 @@ def _redirected(request: HttpRequest, response: HttpResponse) -> HttpRequest:
     old, new = urlsplit(request.url), urlsplit(target)
     if (old.scheme, old.hostname, old.port) != (new.scheme, new.hostname, new.port):
         raise AnswerRefused(
-            f"Refused a redirect from {_origin(request.url)} to another host ({_origin(target)}); "
+            f"Refused a redirect from {origin(request.url)} to another host ({origin(target)}); "
             "only same-host redirects are followed.",
             status=response.status,
         )
@@ -320,13 +320,14 @@ def _redirected(request: HttpRequest, response: HttpResponse) -> HttpRequest:
 
 def _too_large(request: HttpRequest, cap: int, status: int) -> ResponseTooLarge:
     return ResponseTooLarge(
-        f"The response from {_origin(request.url)} is larger than the cap of {cap:,} bytes; "
+        f"The response from {origin(request.url)} is larger than the cap of {cap:,} bytes; "
         "raise maxResponseBytes on the task if it is expected.",
         status=status,
     )
 
 
-def _origin(url: str) -> str:
+def origin(url: str) -> str:
+    """scheme://host:port of `url`, without any user or password."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}"
 

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from ..errors import EXIT_INVALID, TaskError, UsageError
-from .console import parse_input, print_json, print_table
+from .console import parse_input, plural, print_json, print_table
 
 __all__ = ["run_command", "runs_group"]
 
@@ -46,15 +46,23 @@ __all__ = ["run_command", "runs_group"]
 @click.option(
     "--mark-done",
     multiple=True,
-    metavar="TASK",
-    help="On --resume: treat TASK's requests of unknown outcome as succeeded (no response).",
+    metavar="TASK[ITEMS]",
+    help="On --resume: these requests of unknown outcome were received (e.g. refund[3,7]); they count as "
+    "resolved by hand, never as succeeded.",
 )
 @click.option(
     "--resend",
     multiple=True,
-    metavar="TASK",
-    help="On --resume: send TASK's non-idempotent requests of unknown outcome again.",
+    metavar="TASK[ITEMS]",
+    help="On --resume: these requests of unknown outcome were not received; send them once more.",
 )
+@click.option(
+    "--reconcile",
+    is_flag=True,
+    help="On --resume: ask the server about each request of unknown outcome (x-reconcile) and decide from "
+    "its answer: found (done) or not received (sent once).",
+)
+@click.option("--note", help="On --resume: the evidence for --mark-done/--resend, journaled with them.")
 def run_command(
     workflow_file: Path | None,
     input_text: str | None,
@@ -65,13 +73,15 @@ def run_command(
     resume_id: str | None,
     mark_done: tuple[str, ...],
     resend: tuple[str, ...],
+    reconcile: bool,
+    note: str | None,
 ) -> None:
     """Run a workflow on the local engine, journaled; exit 0 when every task succeeded, 1 when one failed,
     2 on bad usage, 3 when the workflow or its inputs are not valid."""
     from ..engines.local import resume_run, start_run
 
-    if resume_id is None and (mark_done or resend):
-        raise UsageError("--mark-done and --resend only apply to --resume RUN_ID.")
+    if resume_id is None and (mark_done or resend or reconcile or note):
+        raise UsageError("--mark-done, --resend, --reconcile and --note only apply to --resume RUN_ID.")
     if resume_id is None and workflow_file is None:
         raise UsageError("Give a workflow file to run, or --resume RUN_ID to finish an interrupted run.")
     if resume_id is not None and sandbox:
@@ -97,6 +107,8 @@ def run_command(
                     concurrency=concurrency,
                     mark_done=mark_done,
                     resend=resend,
+                    reconcile=reconcile,
+                    note=note,
                     secrets_file=secrets_file,
                     on_progress=on_progress,
                 )
@@ -157,7 +169,9 @@ def _print_result(result: Any) -> None:
             http = _status_counts([s.http_status for s in task.steps])
         else:
             step = task.steps[0] if task.steps else None
-            status = task.state + (" (from the journal)" if step and step.reused else "")
+            status = (step.label if step else task.state) + (
+                " (from the journal)" if step and step.reused else ""
+            )
             http = str(step.http_status) if step and step.http_status else ""
         rows.append([task.task_id, status, http, f"{task.elapsed_ms / 1000:.2f} s"])
     print_table(["task", "status", "HTTP", "time"], rows, title=f"run {result.run_id}: {result.status}")
@@ -172,6 +186,13 @@ def _print_result(result: Any) -> None:
     for task in result.tasks:
         if task.state == "skipped":
             click.echo(f"skipped: task {task.task_id}: {task.error}", err=True)
+    waiting = sum(step.state == "unknown" for task in result.tasks for step in task.steps)
+    if waiting:
+        click.echo(
+            f"{plural(waiting, 'request')} of unknown outcome waiting for a decision: "
+            f"'httptask runs show {result.run_id}' lists them.",
+            err=True,
+        )
 
 
 def _status_counts(statuses: list[int | None]) -> str:
@@ -237,14 +258,17 @@ def runs_list(limit: int, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the run and every step as JSON.")
 def runs_show(run_id: str, as_json: bool) -> None:
     """Show one run: its inputs (redacted), each task and item, and its outputs."""
+    from ..decisions import awaiting
     from ..journal import TASK_ROW, Journal, default_journal_path
 
     journal = Journal(default_journal_path())
     try:
         run = journal.run(run_id)
         steps = journal.steps(run_id)
+        decisions = journal.decisions(run_id)
     finally:
         journal.close()
+    waiting = awaiting(steps)
     if as_json:
         print_json(
             {
@@ -256,6 +280,18 @@ def runs_show(run_id: str, as_json: bool) -> None:
                 "finished_at": run.finished_at,
                 "inputs": run.inputs,
                 "steps": [step.__dict__ for step in steps],
+                "waiting": [
+                    {
+                        "task": s.task,
+                        "item": s.item,
+                        "value": s.item_value,
+                        "idempotency_key": s.idempotency_key,
+                        "sent_at": s.sent_at,
+                        "request": s.request,
+                    }
+                    for s in waiting
+                ],
+                "decisions": [d.__dict__ for d in decisions],
                 "outputs": run.outputs,
                 "errors": run.errors,
             }
@@ -280,6 +316,39 @@ def runs_show(run_id: str, as_json: bool) -> None:
             for s in steps
         ],
     )
+    if waiting:
+        print_table(
+            ["task", "item", "value", "idempotency key", "sent"],
+            [
+                [
+                    s.task,
+                    s.item,
+                    json.dumps(s.item_value, ensure_ascii=False),
+                    s.idempotency_key or "",
+                    _when(s.sent_at),
+                ]
+                for s in waiting
+            ],
+            title=f"waiting for a decision ({len(waiting)}): the server may have acted on these, no answer "
+            "was recorded; resume with --mark-done TASK[ITEMS] (received), --resend TASK[ITEMS] (not "
+            "received) or --reconcile",
+        )
+    if decisions:
+        print_table(
+            ["task", "item", "decision", "by", "when", "evidence"],
+            [
+                [
+                    d.task,
+                    d.item,
+                    d.action,
+                    d.decided_by,
+                    _when(d.decided_at),
+                    "" if d.evidence is None else json.dumps(d.evidence, ensure_ascii=False)[:80],
+                ]
+                for d in decisions
+            ],
+            title="decisions:",
+        )
     if run.outputs is not None:
         click.echo("outputs:")
         click.echo(json.dumps(run.outputs, indent=2, ensure_ascii=False))

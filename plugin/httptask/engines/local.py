@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import secrets as random
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -20,16 +19,28 @@ from typing import Any
 
 from ..catalog import Catalog
 from ..checks import template_leaves
-from ..errors import EXIT_INVALID, HttptaskError, Issue, SendError, TaskError, TemplateError, UsageError
-from ..execute import prepare, response_record, send_prepared
-from ..journal import TASK_ROW, Journal, RunRecord, StepRecord, default_journal_path
-from ..outcome import Outcome
+from ..decisions import MARK_DONE, RECONCILED_ABSENT, RECONCILED_DONE, RESOLVING, decisions_for
+from ..errors import (
+    EXIT_INVALID,
+    HttptaskError,
+    Issue,
+    KeyReused,
+    SendError,
+    TaskError,
+    TemplateError,
+    UsageError,
+)
+from ..execute import Prepared, prepare, response_record, send_prepared
+from ..journal import TASK_ROW, Decision, Journal, RunRecord, StepRecord, decider, default_journal_path
+from ..outcome import Outcome, may_have_acted
+from ..plan import PlanInvalid, plan_workflow
+from ..reconcile import Reconcile, match_values, reconcile_of, settle
 from ..requests import SAFE_METHODS, step_seed
 from ..retry import Attempt
 from ..secrets import SecretStore
 from ..tasks import Task
 from ..templating import base_context, render_value, secret_names
-from ..transport import Sender
+from ..transport import Sender, origin
 from ..workflow import Workflow, parse_workflow_text, topological_order
 
 __all__ = [
@@ -43,6 +54,9 @@ __all__ = [
     "start_run",
 ]
 
+
+# Where a plan made before a sandbox run addresses the sandbox, whose port is known only once it starts.
+_PLAN_SANDBOX = "http://127.0.0.1:1"
 
 Progress = Callable[[int, int], None]
 """Called with (more steps to do, steps done) as the run goes."""
@@ -66,11 +80,25 @@ class StepResult:
     error: str | None = None
     attempts: int = 0
     reused: bool = False
+    decision: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The state as a summary counts it: 'resolved by hand' is never 'succeeded'."""
+        if self.state != "resolved":
+            return self.state
+        return "resolved by hand" if self.decision == MARK_DONE else "resolved by reconciliation"
+
+    @property
+    def done(self) -> bool:
+        """Succeeded, or resolved by a decision: what needs it may run."""
+        return self.state in ("succeeded", "resolved")
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "item": self.item,
             "state": self.state,
+            "decision": self.decision,
             "http_status": self.http_status,
             "elapsed_ms": self.elapsed_ms,
             "attempts": self.attempts,
@@ -101,7 +129,7 @@ class TaskResult:
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for step in self.steps:
-            counts[step.state] = counts.get(step.state, 0) + 1
+            counts[step.label] = counts.get(step.label, 0) + 1
         return counts
 
     def to_dict(self) -> dict[str, Any]:
@@ -170,7 +198,9 @@ class LocalEngine:
         self._results: dict[str, TaskResult] = {}
         self._finished: dict[str, asyncio.Event] = {}
         self._previous: Mapping[tuple[str, int], StepRecord] = {}
-        self._decisions: dict[str, str] = {}
+        self._decisions: Mapping[tuple[str, int], Decision] = {}
+        self._reconcile = False
+        self._twins: dict[tuple[str, int], tuple[int, int]] = {}
         self._run_id = ""
         self._inputs: Mapping[str, Any] = {}
 
@@ -180,14 +210,17 @@ class LocalEngine:
         inputs: Mapping[str, Any],
         *,
         previous: Mapping[tuple[str, int], StepRecord] | None = None,
-        decisions: Mapping[str, str] | None = None,
+        decisions: Mapping[tuple[str, int], Decision] | None = None,
+        reconcile: bool = False,
     ) -> RunResult:
-        """Run every task; `previous` (a resume) holds the journaled steps, `decisions` the task ids whose
-        unknown outcomes are `mark-done` or `resend`."""
+        """Run every task; `previous` (a resume) holds the journaled steps, `decisions` what was decided
+        about requests of unknown outcome, by (task, item); `reconcile` settles the others by reading the
+        server where the operation has an x-reconcile."""
         self._run_id = run_id
         self._inputs = inputs
         self._previous = previous or {}
-        self._decisions = dict(decisions or {})
+        self._decisions = decisions or {}
+        self._reconcile = reconcile
         self._finished = {task.id: asyncio.Event() for task in self.workflow.tasks}
         await asyncio.gather(*(self._run_task(task) for task in self.workflow.tasks))
         tasks = [self._results[task.id] for task in self.workflow.tasks]
@@ -214,7 +247,7 @@ class LocalEngine:
             elif task.for_each is None:
                 self._progress(1, 0)
                 result.steps = [await self._step(task, 0, None, self._context(task), for_each=False)]
-                result.state = result.steps[0].state
+                result.state = "succeeded" if result.steps[0].done else "failed"
             else:
                 await self._fan_out(task, result)
             result.elapsed_ms = (time.perf_counter() - started) * 1000
@@ -256,6 +289,8 @@ class LocalEngine:
             )
             return
         result.items = items
+        if self._reconcile:
+            self._count_twins(task, items, context)
         self._progress(len(items), 0)
         self._journal.queue(Journal.schedule(self._run_id, task.id, [TASK_ROW, *range(len(items))]))
         steps: list[StepResult | None] = [None] * len(items)
@@ -267,10 +302,15 @@ class LocalEngine:
 
         await asyncio.gather(*(worker() for _ in range(min(self._concurrency, len(items)))))
         result.steps = [step for step in steps if step is not None]
-        failed = sum(step.state != "succeeded" for step in result.steps)
-        result.state = "failed" if failed else "succeeded"
-        if failed:
-            result.error = f"{failed} of {len(items)} items failed"
+        failed = sum(step.state == "failed" for step in result.steps)
+        unknown = sum(step.state == "unknown" for step in result.steps)
+        result.state = "succeeded" if all(step.done for step in result.steps) else "failed"
+        if result.state == "failed":
+            parts = [f"{failed} of {len(items)} items failed"] if failed else []
+            parts += (
+                [f"{unknown} of {len(items)} of unknown outcome, waiting for a decision"] if unknown else []
+            )
+            result.error = "; ".join(parts)
         self._journal.queue(
             [Journal.finished(self._run_id, task.id, TASK_ROW, result.state, error=result.error)]
         )
@@ -309,51 +349,99 @@ class LocalEngine:
     ) -> StepResult:
         run_id, journal, redactor = self._run_id, self._journal, self._secrets.redactor
         previous = self._previous.get((task.id, index))
-        if previous is not None and previous.state == "succeeded":
+        if previous is not None and previous.state in ("succeeded", "resolved"):
             return StepResult(
                 index,
-                "succeeded",
+                previous.state,
                 previous.http_status,
                 previous.elapsed_ms,
                 previous.response,
-                attempts=previous.attempts,
+                previous.error if previous.state == "resolved" else None,
+                previous.attempts,
                 reused=True,
+                decision=previous.decision,
             )
         unknown = previous if previous is not None and previous.outcome_unknown else None
-        if unknown is not None and not unknown.idempotent and self._decisions.get(task.id) == "mark-done":
-            note = "marked done with --mark-done: the outcome was not known, no response is kept"
-            journal.queue([Journal.finished(run_id, task.id, index, "succeeded", error=note)])
-            return StepResult(index, "succeeded", error=note, reused=True)
+        waiting = unknown is not None and not unknown.idempotent
+        decision = self._decisions.get((task.id, index)) if waiting else None
+        if waiting and decision is None and not self._reconcile:
+            assert unknown is not None
+            return self._waiting(task, index, unknown, "")
+        if decision is not None and decision.action in RESOLVING:
+            return self._resolve(task, index, decision)
         try:
-            prepared = prepare(
-                task,
-                inputs=self._inputs,
-                catalog=self._catalog,
-                secrets=self._secrets,
-                sandbox_url=self._sandbox_url,
-                tasks=context,
-                extra={"item": item} if for_each else None,
-                key_seed=step_seed(run_id, task.id, index),
-                idempotency_key=unknown.idempotency_key if unknown is not None else None,
-            )
+            prepared = self._prepare(task, index, item, context, for_each, unknown)
         except HttptaskError as exc:
             message = redactor.redact(str(exc))
             journal.queue([Journal.finished(run_id, task.id, index, "failed", error=message)])
             return StepResult(index, "failed", error=message)
+        if waiting and decision is None:
+            assert unknown is not None
+            decision, reason = await self._settle(task, index, item, context, prepared)
+            if decision is None:
+                return self._waiting(task, index, unknown, reason)
+            if decision.action in RESOLVING:
+                return self._resolve(task, index, decision)
+        if decision is not None:
+            journal.queue(Journal.decided(run_id, decision))
+        return await self._send(task, index, item, prepared)
+
+    def _prepare(
+        self,
+        task: Task,
+        index: int,
+        item: Any,
+        context: dict[str, Any],
+        for_each: bool,
+        unknown: StepRecord | None,
+    ) -> Prepared:
+        """The request for one item; an item sent before keeps the idempotency key it was sent with."""
+        return prepare(
+            task,
+            inputs=self._inputs,
+            catalog=self._catalog,
+            secrets=self._secrets,
+            sandbox_url=self._sandbox_url,
+            tasks=context,
+            extra={"item": item} if for_each else None,
+            key_seed=step_seed(self._run_id, task.id, index),
+            idempotency_key=unknown.idempotency_key if unknown is not None else None,
+        )
+
+    async def _send(self, task: Task, index: int, item: Any, prepared: Prepared) -> StepResult:
+        run_id, journal, redactor = self._run_id, self._journal, self._secrets.redactor
         attempts: list[Attempt] = []
+        request = prepared.redacted_request()
         async with self._slots:
-            sent = Journal.sent(
-                run_id,
-                task.id,
-                index,
-                idempotent=prepared.idempotent,
-                key=prepared.idempotency_key,
-                request=prepared.redacted_request(),
-            )
-            if prepared.request.method in SAFE_METHODS:
-                journal.queue([sent])
-            else:
-                await journal.durable([sent])
+            try:
+                if prepared.request.method in SAFE_METHODS:
+                    journal.queue(
+                        [
+                            Journal.sent(
+                                run_id,
+                                task.id,
+                                index,
+                                idempotent=prepared.idempotent,
+                                key=prepared.idempotency_key,
+                                request=request,
+                            )
+                        ]
+                    )
+                else:
+                    await journal.begin_send(
+                        run_id,
+                        task.id,
+                        index,
+                        idempotent=prepared.idempotent,
+                        key=prepared.idempotency_key,
+                        scope=origin(prepared.request.url),
+                        request=request,
+                        item_value=redactor.redact_value(item),
+                    )
+            except KeyReused as exc:
+                message = redactor.redact(str(exc))
+                journal.queue([Journal.finished(run_id, task.id, index, "failed", error=message)])
+                return StepResult(index, "failed", error=message)
             try:
                 response, count = await send_prepared(prepared, self._sender, on_attempt=attempts.append)
             except SendError as exc:
@@ -373,7 +461,8 @@ class LocalEngine:
                         ),
                     ]
                 )
-                return StepResult(index, "failed", error=message, attempts=len(attempts))
+                state = "unknown" if exc.may_have_acted and not prepared.idempotent else "failed"
+                return StepResult(index, state, exc.status, error=message, attempts=len(attempts))
         record = response_record(response, redactor)
         state = "succeeded" if response.ok else "failed"
         error = (
@@ -396,7 +485,116 @@ class LocalEngine:
                 ),
             ]
         )
+        if not response.ok and not prepared.idempotent and may_have_acted(Outcome.ANSWERED, response.status):
+            state = "unknown"  # a 5xx may come after the work was done
         return StepResult(index, state, response.status, response.elapsed_ms, record, error, count)
+
+    # -- requests of unknown outcome -----------------------------------------------------------------------
+
+    def _waiting(self, task: Task, index: int, unknown: StepRecord, reason: str) -> StepResult:
+        """A request that may have been acted on and waits for a decision; the journal keeps it as it is."""
+        where = f"{task.id}[{index}]" if task.for_each is not None else task.id
+        sent = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(unknown.sent_at)) if unknown.sent_at else "?"
+        why = f" --reconcile could not tell: {reason}." if reason else ""
+        message = (
+            f"outcome unknown (sent {sent}, not idempotent), so it was not sent again.{why} Check on the "
+            f"server, then resume with --mark-done '{where}' if it was received or --resend '{where}' if it "
+            "was not."
+        )
+        return StepResult(index, "unknown", unknown.http_status, error=message, attempts=unknown.attempts)
+
+    def _resolve(self, task: Task, index: int, decision: Decision) -> StepResult:
+        by = (
+            "by hand (--mark-done)"
+            if decision.action == MARK_DONE
+            else "by reconciliation (found on the server)"
+        )
+        note = f"resolved {by} by {decision.decided_by}; no response is kept"
+        evidence = decision.evidence if isinstance(decision.evidence, dict) else None
+        found = evidence.get("found") if evidence else None
+        self._journal.queue(Journal.decided(self._run_id, decision, resolve=note))
+        return StepResult(
+            index,
+            "resolved",
+            error=note,
+            reused=True,
+            decision=decision.action,
+            response=found and {"found": found},
+        )
+
+    def _count_twins(self, task: Task, items: list[Any], context: dict[str, Any]) -> None:
+        """For --reconcile: how many items of `task` that may have been acted on carry the same values to
+        match on (a read cannot tell them apart), and how many of those are of unknown outcome."""
+        rec = self._reconcile_of(task)
+        if rec is None:
+            return
+        groups: dict[str, list[tuple[int, bool]]] = {}
+        for index, item in enumerate(items):
+            previous = self._previous.get((task.id, index))
+            if previous is None or not (
+                previous.outcome_unknown or previous.state in ("succeeded", "resolved")
+            ):
+                continue
+            try:
+                prepared = self._prepare(task, index, item, context, True, previous)
+                values = prepared.values
+                assert values is not None
+                key = json.dumps(
+                    [prepared.request.url, match_values(rec, values, task_id=task.id)], default=str
+                )
+            except (HttptaskError, AssertionError):
+                continue
+            groups.setdefault(key, []).append((index, previous.outcome_unknown))
+        for members in groups.values():
+            unknown = sum(is_unknown for _, is_unknown in members)
+            for index, _ in members:
+                self._twins[(task.id, index)] = (len(members), unknown)
+
+    def _reconcile_of(self, task: Task) -> Reconcile | None:
+        if task.operation is None:
+            return None
+        try:
+            return reconcile_of(self._catalog.operation(task.operation))
+        except ValueError:
+            return None
+
+    async def _settle(
+        self, task: Task, index: int, item: Any, context: dict[str, Any], prepared: Prepared
+    ) -> tuple[Decision | None, str]:
+        """A decision from the server's own records, or None and why not."""
+        rec = self._reconcile_of(task)
+        if rec is None or prepared.values is None:
+            return None, f"{task.operation or 'a raw httpRequest'} has no x-reconcile (no read tells)"
+
+        def prepare_read(read: Task, extra: Mapping[str, Any]) -> Prepared:
+            names = {**({"item": item} if task.for_each is not None else {}), **extra}
+            return prepare(
+                read,
+                inputs=self._inputs,
+                catalog=self._catalog,
+                secrets=self._secrets,
+                sandbox_url=self._sandbox_url,
+                tasks=context,
+                extra=names,
+            )
+
+        verdict = await settle(rec, task, prepared.values, prepare_read=prepare_read, sender=self._sender)
+        received = verdict.received
+        twins, unknown_twins = self._twins.get((task.id, index), (1, 1))
+        if received is not None and twins > 1:
+            matches = int(verdict.evidence.get("matches", 0))
+            known = twins - unknown_twins
+            received = True if matches >= twins else False if matches == known else None
+            if received is None:
+                reason = (
+                    f"{twins} requests of task {task.id} carry the same values to match on; {matches} found"
+                )
+                return None, self._secrets.redactor.redact(reason)
+        if received is None:
+            return None, self._secrets.redactor.redact(verdict.reason)
+        action = RECONCILED_DONE if received else RECONCILED_ABSENT
+        evidence = self._secrets.redactor.redact_value({"reason": verdict.reason, **verdict.evidence})
+        return Decision(task.id, index, action, decider(), time.time(), evidence), ""
 
     def _attempt_rows(self, task: Task, index: int, attempts: list[Attempt]) -> list[Any]:
         if len(attempts) <= 1 and (not attempts or attempts[0].error is None):
@@ -448,7 +646,7 @@ def _errors(result: TaskResult) -> list[dict[str, Any]]:
     return [
         {"task": result.task_id, "item": step.item if result.for_each else None, "message": step.error}
         for step in result.steps
-        if step.state == "failed"
+        if step.state in ("failed", "unknown")
     ]
 
 
@@ -499,11 +697,7 @@ def _preload_secrets(workflow: Workflow, secrets: SecretStore) -> None:
             if isinstance(task.credentials, str)
             else list((task.credentials or {}).values())
         )
-        names += [
-            name
-            for _, source in template_leaves(task.templates, "$")
-            for name in secret_names(source)
-        ]
+        names += [name for _, source in template_leaves(task.templates, "$") for name in secret_names(source)]
         for name in names:
             secrets.get(name)
 
@@ -545,6 +739,16 @@ def start_run(
     values = check_inputs(workflow, inputs)
     secrets = SecretStore(file=secrets_file)
     _preload_secrets(workflow, secrets)
+    # Every request that can be known now is rendered and checked before the first one is sent.
+    plan = plan_workflow(
+        workflow,
+        values,
+        catalog=Catalog.default(),
+        secrets=secrets,
+        sandbox_url=_PLAN_SANDBOX if sandbox else None,
+    )
+    if plan.problems:
+        raise PlanInvalid(plan)
     redacted = secrets.redactor.redact_value(values)
     journal = Journal(journal_path or default_journal_path())
     run_id = new_run_id()
@@ -580,14 +784,17 @@ def resume_run(
     concurrency: int = 16,
     mark_done: tuple[str, ...] = (),
     resend: tuple[str, ...] = (),
+    reconcile: bool = False,
+    note: str | None = None,
     secrets_file: Path | None = None,
     journal_path: Path | None = None,
     on_progress: Progress | None = None,
 ) -> RunResult:
-    """Finish a journaled run with the workflow text and inputs stored for it; see `unknown_outcomes`."""
+    """Finish a journaled run with the workflow text and inputs stored for it. Requests of unknown outcome
+    that are not idempotent are sent again only as decided: `mark_done` and `resend` name them as
+    TASK[ITEM,...] (journaled with `note` as evidence), `reconcile` asks the server where it can tell."""
     journal = Journal(journal_path or default_journal_path())
     record = journal.run(run_id)
-    _check_not_running(record)
     if workflow_file is not None:
         try:
             given = workflow_file.read_text(encoding="utf-8")
@@ -600,20 +807,25 @@ def resume_run(
                 "then (stored in the journal): leave out the file to use the stored text, or start a new run."
             )
     workflow = parse_workflow_text(record.workflow_text, record.file)
-    for name in (*mark_done, *resend):
-        if workflow.task(name) is None:
-            raise UsageError(
-                f"--mark-done and --resend take a task id of the workflow, not {name!r} "
-                f"(its tasks: {', '.join(t.id for t in workflow.tasks)})."
-            )
     secrets = SecretStore(file=secrets_file or _stored_path(record.options.get("secrets_file")))
     _preload_secrets(workflow, secrets)
     values = _resume_inputs(record, workflow, inputs, secrets)
-    steps = journal.steps(run_id)
-    _refuse_unknown(run_id, workflow, steps, mark_done, resend)
-    decisions = {**{t: "resend" for t in resend}, **{t: "mark-done" for t in mark_done}}
-    previous = {(s.task, s.item): s for s in steps if s.item >= 0}
+    # Own the run before reading its steps: what another process did before this point is read, and no other
+    # process can act from now on.
     journal.claim_run(run_id)
+    try:
+        decided = decisions_for(
+            workflow, journal.steps(run_id), mark_done=mark_done, resend=resend, evidence=note
+        )
+    except UsageError:
+        journal.finish_run(run_id, record.status, record.outputs, record.errors)
+        raise
+    for decision in decided.values():
+        resolve = f"resolved by hand (--mark-done) by {decision.decided_by}; no response is kept"
+        journal.queue(
+            Journal.decided(run_id, decision, resolve=resolve if decision.action == MARK_DONE else None)
+        )
+    previous = {(s.task, s.item): s for s in journal.steps(run_id) if s.item >= 0}
     return _drive(
         workflow,
         run_id,
@@ -624,20 +836,13 @@ def resume_run(
         concurrency=concurrency,
         on_progress=on_progress,
         previous=previous,
-        decisions=decisions,
+        decisions={key: d for key, d in decided.items() if d.action != MARK_DONE},
+        reconcile=reconcile,
     )
 
 
 def _stored_path(text: str | None) -> Path | None:
     return Path(text) if text else None
-
-
-def _check_not_running(record: RunRecord) -> None:
-    if record.status == "running" and record.pid not in (None, os.getpid()) and not record.interrupted:
-        raise UsageError(
-            f"Run {record.run_id} is still running (process {record.pid}); wait for it to end, "
-            "or stop it, before resuming it."
-        )
 
 
 def _resume_inputs(
@@ -659,41 +864,6 @@ def _resume_inputs(
     return values
 
 
-def _refuse_unknown(
-    run_id: str,
-    workflow: Workflow,
-    steps: list[StepRecord],
-    mark_done: tuple[str, ...],
-    resend: tuple[str, ...],
-) -> None:
-    """Stop a resume that would have to guess whether a non-idempotent request was acted on."""
-    decided = set(mark_done) | set(resend)
-    blocked = [
-        s for s in steps if s.item >= 0 and s.outcome_unknown and not s.idempotent and s.task not in decided
-    ]
-    if not blocked:
-        return
-    lines = []
-    for step in blocked:
-        task = workflow.task(step.task)
-        where = f"task {step.task}, item {step.item}" if task and task.for_each else f"task {step.task}"
-        request = step.request or {}
-        lines.append(f"  {where}: {request.get('method', '?')} {request.get('url', '?')}")
-    tasks = list(dict.fromkeys(step.task for step in blocked))
-    count = f"{len(blocked)} request{'s' if len(blocked) != 1 else ''}"
-    raise UsageError(
-        f"Run {run_id} cannot be resumed safely: {count} that {'is' if len(blocked) == 1 else 'are'} "
-        "not idempotent "
-        f"may have been received, and no answer was recorded:\n" + "\n".join(lines) + "\n"
-        "Sending again could act twice. Check on the server, then resume with "
-        + " ".join(f"--mark-done {t}" for t in tasks)
-        + " if it was received (treated as succeeded, without a "
-        "response), or with "
-        + " ".join(f"--resend {t}" for t in tasks)
-        + " if it was not (sent again, accepting the risk)."
-    )
-
-
 def _drive(
     workflow: Workflow,
     run_id: str,
@@ -705,7 +875,8 @@ def _drive(
     concurrency: int,
     on_progress: Progress | None,
     previous: Mapping[tuple[str, int], StepRecord] | None = None,
-    decisions: Mapping[str, str] | None = None,
+    decisions: Mapping[tuple[str, int], Decision] | None = None,
+    reconcile: bool = False,
 ) -> RunResult:
     catalog = Catalog.default()
 
@@ -723,7 +894,9 @@ def _drive(
                     sandbox_url=sandbox_url,
                     on_progress=on_progress,
                 )
-                return await engine.run(run_id, inputs, previous=previous, decisions=decisions)
+                return await engine.run(
+                    run_id, inputs, previous=previous, decisions=decisions, reconcile=reconcile
+                )
         finally:
             journal.stop()
 
