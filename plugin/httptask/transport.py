@@ -24,7 +24,16 @@ from .netguard import DestinationPolicy, GuardedResolver, ResolveFunction
 from .outcome import Outcome
 from .tasks import CONNECTION_TIMEOUT_SECONDS, MAX_RESPONSE_BYTES, READ_TIMEOUT_SECONDS
 
-__all__ = ["AIOHTTP_OUTCOMES", "HTTPX_OUTCOMES", "Sender", "Timeouts", "check_url", "classify", "origin", "translate"]
+__all__ = [
+    "AIOHTTP_OUTCOMES",
+    "HTTPX_OUTCOMES",
+    "Sender",
+    "Timeouts",
+    "check_url",
+    "classify",
+    "origin",
+    "translate",
+]
 
 _REDIRECTS = (301, 302, 303, 307, 308)
 _MAX_REDIRECTS = 5
@@ -337,7 +346,11 @@ def _reason(exc: BaseException) -> str:
     os_error = exc.os_error if isinstance(exc, aiohttp.ClientConnectorError) else exc
     if isinstance(os_error, OSError):
         # asyncio words a refused connection "Connect call failed (...)": the errno says it better.
-        if isinstance(os_error.errno, int) and os_error.errno > 0 and not isinstance(os_error, socket.gaierror):
+        if (
+            isinstance(os_error.errno, int)
+            and os_error.errno > 0
+            and not isinstance(os_error, socket.gaierror)
+        ):
             return os.strerror(os_error.errno)
         if os_error.strerror or os_error.args:
             return str(os_error.strerror or os_error.args[0]).rstrip(".")
