@@ -53,6 +53,8 @@ CHANNELS = {
     "validate",
     "export (stdout and stderr)",
     "export -o file",
+    "plan (text)",
+    "plan (--json)",
     "run (text)",
     "run (--json)",
     "run failures",
@@ -79,7 +81,8 @@ EXEMPT_COMMANDS = {
     "temporal dev": "starts the Temporal dev server",
 }
 SWEPT_COMMANDS = {
-    "test-request", "task snippet", "validate", "export", "run", "runs list", "runs show", "sandbox", "serve",
+    "test-request", "task snippet", "validate", "export", "plan", "run", "runs list", "runs show", "sandbox",
+    "serve",
 }  # fmt: skip
 KEYQ_SPEC = {
     "openapi": "3.1.0",
@@ -414,6 +417,8 @@ def _workflows(sweep: Sweep, url: str) -> None:
         str(sweep.root / "exported.json"),
     )
     sweep.keep("export -o file", (sweep.root / "exported.json").read_bytes())
+    sweep.run("plan (text)", "plan", path, "--input", inputs)
+    sweep.run("plan (--json)", "plan", path, "--input", inputs, "--json")
     first = sweep.run("run (text)", "run", path, "--input", inputs)
     sweep.run("run (--json)", "run", path, "--input", inputs, "--json")
     run_id = first.stderr.decode().split()[1]
