@@ -119,13 +119,15 @@ def test_idempotency_key_seed_notes_and_form_style(spec: Spec) -> None:
     assert nodes.request_body.default.form_style == "brackets"
 
 
-def test_recursive_schema_becomes_open_at_the_cycle(spec: Spec) -> None:
-    schema = op(spec, "create_a_node_tree").request_body.default.schema  # type: ignore[union-attr]
-    assert schema["properties"]["name"] == {"type": "string"}
-    assert schema["properties"]["children"] == {
+def test_a_recursive_schema_is_shown_once_with_a_marker_and_linked_for_validation(spec: Spec) -> None:
+    media = op(spec, "create_a_node_tree").request_body.default  # type: ignore[union-attr]
+    assert media.schema["properties"]["name"] == {"type": "string"}
+    assert media.schema["properties"]["children"] == {
         "type": "array",
-        "items": {"description": "(recursive: #/components/schemas/Node)"},
+        "items": {"type": "object", "description": "(recursive: Node)"},
     }
+    # What validation compiles keeps the reference, so the tree is checked all the way down.
+    assert set(media.linked_schema) == {"$ref"}
 
 
 def test_openapi_30_quirks_are_normalised_in_parameters(spec: Spec) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from .spec import MediaType, Operation, Parameter, Server
 
-__all__ = ["Field", "body_fields", "reference", "schema_type"]
+__all__ = ["Field", "body_fields", "merge_all_of", "reference", "schema_type"]
 
 _LIMITS = ("format", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength",
            "pattern", "minItems", "maxItems")
@@ -67,7 +67,7 @@ def _walk(schema: dict[str, Any], prefix: str, depth: int, out: list[Field]) -> 
     for name, child in (schema.get("properties") or {}).items():
         if not isinstance(child, dict):
             continue
-        child = _merge_all_of(child)
+        child = merge_all_of(child)
         is_array = schema_type(child) == "array"
         display = f"{prefix}{name}[]" if is_array and _is_scalar_array(child) else f"{prefix}{name}"
         out.append(
@@ -85,7 +85,7 @@ def _walk(schema: dict[str, Any], prefix: str, depth: int, out: list[Field]) -> 
         if "properties" in child:
             _walk(child, f"{display}.", depth + 1, out)
         elif is_array and isinstance(child.get("items"), dict) and "properties" in child["items"]:
-            _walk(_merge_all_of(child["items"]), f"{display}[].", depth + 1, out)
+            _walk(merge_all_of(child["items"]), f"{display}[].", depth + 1, out)
 
 
 def _is_scalar_array(schema: dict[str, Any]) -> bool:
@@ -102,17 +102,25 @@ def _enum_of(schema: dict[str, Any]) -> tuple[Any, ...]:
     return ()
 
 
-def _merge_all_of(schema: dict[str, Any]) -> dict[str, Any]:
-    if "allOf" not in schema:
+def merge_all_of(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema` with its `allOf` parts merged in: properties and required lists joined, other keywords kept
+    from the schema first, then from the parts in order. A new object; `schema` is left as it is."""
+    if not isinstance(schema.get("allOf"), list):
         return schema
     merged: dict[str, Any] = {k: v for k, v in schema.items() if k != "allOf"}
+    properties = dict(merged.get("properties") or {})
+    required = list(merged.get("required") or [])
     for part in schema["allOf"]:
-        part = _merge_all_of(part)
-        merged.setdefault("properties", {}).update(part.get("properties") or {})
-        merged["required"] = [*merged.get("required", []), *part.get("required", [])]
+        if not isinstance(part, dict):
+            continue
+        part = merge_all_of(part)
+        properties.update(part.get("properties") or {})
+        required.extend(part.get("required") or [])
         for key, value in part.items():
             if key not in ("properties", "required"):
                 merged.setdefault(key, value)
+    merged["properties"] = properties
+    merged["required"] = required
     return merged
 
 
@@ -159,7 +167,7 @@ def reference(op: Operation) -> dict[str, Any]:
             "form_style": media.form_style if "form" in media.content_type else None,
             "description": op.request_body.description,
             "schema": media.schema,
-            "fields": [f.to_dict() for f in body_fields(_merge_all_of(media.schema))],
+            "fields": [f.to_dict() for f in body_fields(merge_all_of(media.schema))],
         }
     return {
         "id": op.id,
@@ -187,7 +195,8 @@ def reference(op: Operation) -> dict[str, Any]:
         "auth": [
             [
                 {"name": s.name, "type": s.type, "scheme": s.scheme or None, "in": s.location or None,
-                 "parameter": s.parameter_name or None, "prefix": s.prefix or None, "description": s.description}
+                 "parameter": s.parameter_name or None, "prefix": s.prefix or None,
+                 "description": s.description}
                 for s in option
             ]
             for option in op.security

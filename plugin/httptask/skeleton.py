@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import UsageError
-from .reference import body_fields, schema_type
+from .reference import body_fields, merge_all_of, schema_type
 from .spec import Operation, Parameter
 from .tasks import task_defaults
 from .yamlsource import dump_yaml
@@ -56,10 +56,10 @@ def _credentials(op: Operation) -> str | dict[str, str] | None:
 def _required_body(schema: dict[str, Any], prefix: str) -> list[tuple[str, dict[str, Any]]]:
     """Dotted names and schemas of the required leaf fields, following required objects only."""
     out: list[tuple[str, dict[str, Any]]] = []
-    for name in schema.get("required") or []:
+    schema = merge_all_of(schema)
+    for name in dict.fromkeys(schema.get("required") or []):  # allOf parts may require a name twice
         child = (schema.get("properties") or {}).get(name)
-        if not isinstance(child, dict):
-            child = {"type": "string"}
+        child = merge_all_of(child) if isinstance(child, dict) else {"type": "string"}
         dotted = f"{prefix}{name}"
         if "properties" in child and child.get("required"):
             out.extend(_required_body(child, f"{dotted}."))
@@ -132,7 +132,9 @@ def _set_dotted(target: dict[str, Any], dotted: str, value: Any) -> None:
     for name in parents:
         child = target.setdefault(name, {})
         if not isinstance(child, dict):
-            raise UsageError(f"The field {dotted!r} is inside {name!r}, which already has the value {child!r}.")
+            raise UsageError(
+                f"The field {dotted!r} is inside {name!r}, which already has the value {child!r}."
+            )
         target = child
     target[leaf] = value
 
@@ -170,7 +172,8 @@ def task_definition(op: Operation, values: dict[str, Any]) -> dict[str, Any]:
         else:
             unknown.append(key)
     if unknown:
-        known = sorted(variables | {p.name for p in op.parameters if p.location != "cookie"} | set(body_names))
+        parameter_names = {p.name for p in op.parameters if p.location != "cookie"}
+        known = sorted(variables | parameter_names | set(body_names))
         raise UsageError(
             f"{op.id} has no field {', '.join(repr(k) for k in unknown)}; "
             f"use a server variable, parameter or dotted body field name: {', '.join(known)}."
@@ -233,8 +236,8 @@ def skeleton_yaml(op: Operation) -> str:
         if key == "server":
             lines.extend(_server_comments(op))
         if key == "credentials":
-            lines.append("# the name of a secret (environment variable HTTPTASK_SECRET_<NAME> or a secrets file),"
-                         " never the secret itself")
+            lines.append("# the name of a secret (environment variable HTTPTASK_SECRET_<NAME> or a secrets "
+                         "file), never the secret itself")
         if key == "request":
             lines.append("request:")
             comments = _optional_comments(op, data)
@@ -243,8 +246,8 @@ def skeleton_yaml(op: Operation) -> str:
                     lines.append(_indent(dump_yaml({section: value[section]}), "  ").rstrip("\n"))
                 lines.extend(comments.get(section, []))
             if op.idempotency_header is not None:
-                lines.append(f"# {op.idempotency_header}: generated once per run when idempotencyKey is not set, "
-                             "and the same on every retry")
+                lines.append(f"# {op.idempotency_header}: generated once per run when idempotencyKey is not "
+                             "set, and the same on every retry")
                 lines.append("# idempotencyKey: \"{{ input.order_id }}-refund\"")
             continue
         lines.append(dump_yaml({key: value}).rstrip("\n"))

@@ -1,7 +1,9 @@
 """Validate a request against its operation: one JSON Schema per operation, compiled once; errors as data.
 
 The schema covers the whole request (`server`, `path`, `query`, `headers`, `body`), so every error carries a
-JSON path such as `$.body.transaction.amount` that an editor can point at. The only jsonschema import.
+JSON path such as `$.body.transaction.amount` that an editor can point at. It is compiled against a
+`referencing` registry of the document's schemas, so `$ref`s are resolved lazily and a recursive schema is
+validated all the way down. The only jsonschema and referencing imports.
 """
 
 from __future__ import annotations
@@ -9,42 +11,52 @@ from __future__ import annotations
 import datetime as dt
 import re
 import threading
-from collections.abc import Iterable
+import weakref
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
+from referencing import Registry, Resource
+from referencing.exceptions import NoSuchResource
+from referencing.jsonschema import DRAFT202012
 
 from .errors import Issue, child_path
 from .messages import RequestValues
-from .spec import Operation, Server
+from .schemas import Schemas
+from .spec import MediaType, Operation, Parameter, Server
 
 __all__ = ["coerce_to_schema", "operation_schema", "validate_instance", "validate_values"]
 
 _FORMATS = FormatChecker()
+_Check = Callable[[object], bool]
+# jsonschema ships no type hints: its decorator is given one here.
+_checks: Callable[..., Callable[[_Check], _Check]] = _FORMATS.checks
 
 
-@_FORMATS.checks("unix-time")
+@_checks("unix-time")
 def _is_unix_time(value: object) -> bool:
     return not isinstance(value, int | float) or (value >= 0 and not isinstance(value, bool))
 
 
-@_FORMATS.checks("int32")
+@_checks("int32")
 def _is_int32(value: object) -> bool:
     return not isinstance(value, int) or -(2**31) <= value < 2**31
 
 
-@_FORMATS.checks("int64")
+@_checks("int64")
 def _is_int64(value: object) -> bool:
     return not isinstance(value, int) or -(2**63) <= value < 2**63
 
 
-@_FORMATS.checks("date", raises=ValueError)
+@_checks("date", raises=ValueError)
 def _is_date(value: object) -> bool:
-    return not isinstance(value, str) or bool(re.fullmatch(r"\d{4}-\d{2}-\d{2}", value) and dt.date.fromisoformat(value))
+    return not isinstance(value, str) or bool(
+        re.fullmatch(r"\d{4}-\d{2}-\d{2}", value) and dt.date.fromisoformat(value)
+    )
 
 
-@_FORMATS.checks("date-time", raises=ValueError)
+@_checks("date-time", raises=ValueError)
 def _is_date_time(value: object) -> bool:
     if not isinstance(value, str):
         return True
@@ -54,43 +66,53 @@ def _is_date_time(value: object) -> bool:
     return True
 
 
-@_FORMATS.checks("email")
+@_checks("email")
 def _is_email(value: object) -> bool:
     return not isinstance(value, str) or bool(re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value))
 
 
 def operation_schema(op: Operation, server: Server | None = None) -> dict[str, Any]:
-    """One JSON Schema for the whole request of `op`, with header names in lower case."""
+    """One JSON Schema for the whole request of `op`, with header names in lower case, its references
+    expanded to a bounded depth: what a form is built from."""
+    return _request_schema(op, server, lambda part: part.schema)
+
+
+def _request_schema(
+    op: Operation, server: Server | None, schema_of: Callable[[Parameter | MediaType], Any]
+) -> dict[str, Any]:
     server = server or (op.servers[0] if op.servers else None)
     properties: dict[str, Any] = {}
     if server is not None and server.variables:
         properties["server"] = {
             "type": "object",
             "properties": {
-                v.name: {"type": "string", **({"enum": list(v.enum)} if v.enum else {})} for v in server.variables
+                v.name: {"type": "string", **({"enum": list(v.enum)} if v.enum else {})}
+                for v in server.variables
             },
         }
     for location, key in (("path", "path"), ("query", "query"), ("header", "headers")):
         params = op.parameters_in(location)
         if not params:
             continue
-        name = (lambda n: n.lower()) if location == "header" else (lambda n: n)
+        name: Callable[[str], str] = str.lower if location == "header" else str
         properties[key] = {
             "type": "object",
-            "properties": {name(p.name): p.schema for p in params},
+            "properties": {name(p.name): schema_of(p) for p in params},
             "required": [name(p.name) for p in params if p.required],
         }
     if op.request_body is not None:
-        properties["body"] = op.request_body.default.schema
+        properties["body"] = schema_of(op.request_body.default)
     required = ["body"] if op.request_body is not None and op.request_body.required else []
     return {"type": "object", "properties": properties, "required": required}
 
 
 class _Validators:
-    """Compiled validators by operation; an operation's schema is compiled the first time it is used."""
+    """Compiled validators by operation; an operation's schema is compiled the first time it is used, against
+    a registry of its document's schemas made once per document."""
 
     def __init__(self) -> None:
         self._compiled: dict[tuple[int, int], tuple[Operation, Server | None, Draft202012Validator]] = {}
+        self._registries: weakref.WeakKeyDictionary[Schemas, Registry[Any]] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
     def get(self, op: Operation, server: Server | None) -> Draft202012Validator:
@@ -98,11 +120,30 @@ class _Validators:
         found = self._compiled.get(key)
         # The entry holds the operation itself, so its id cannot be reused by another object.
         if found is None or found[0] is not op or found[1] is not server:
-            validator = Draft202012Validator(operation_schema(op, server), format_checker=_FORMATS)
+            schema = _request_schema(op, server, lambda part: part.linked_schema)
+            registry = self._registry(op.schemas) if op.schemas is not None else Registry()
+            validator = Draft202012Validator(schema, registry=registry, format_checker=_FORMATS)
             with self._lock:
                 self._compiled[key] = (op, server, validator)
             return validator
         return found[2]
+
+    def _registry(self, schemas: Schemas) -> Registry[Any]:
+        with self._lock:
+            registry = self._registries.get(schemas)
+            if registry is None:
+                # Retrieved on demand rather than registered up front: jsonschema combines the registry with
+                # its own for every validator it makes, which would copy every registered resource each time.
+                resources = schemas.resources()
+                registry = Registry(retrieve=lambda uri: _resource(resources, uri))  # type: ignore[call-arg]
+                self._registries[schemas] = registry
+            return registry
+
+
+def _resource(resources: Mapping[str, Any], uri: str) -> Resource[Any]:
+    if uri not in resources:
+        raise NoSuchResource(ref=uri)  # type: ignore[call-arg]
+    return DRAFT202012.create_resource(resources[uri])
 
 
 _VALIDATORS = _Validators()
@@ -113,7 +154,11 @@ def validate_values(op: Operation, values: RequestValues, server: Server | None 
     instance = values.to_dict()
     if not values.has_body:
         instance.pop("body", None)
-    return _issues(_VALIDATORS.get(op, server).iter_errors(instance))
+    try:
+        return _issues(_VALIDATORS.get(op, server).iter_errors(instance))
+    except RecursionError:
+        # Only a value nested thousands of levels deep gets here: schema cycles that never nest are cut.
+        return [Issue("$", "is nested too deeply to validate; send a shallower value")]
 
 
 def validate_instance(instance: Any, schema: dict[str, Any], *, root: str = "$") -> list[Issue]:
@@ -189,13 +234,11 @@ def coerce_to_schema(value: Any, schema: dict[str, Any]) -> Any:
     if isinstance(value, dict):
         properties = schema.get("properties") or {}
         extra = schema.get("additionalProperties")
-        return {
-            key: coerce_to_schema(item, properties.get(key) or (extra if isinstance(extra, dict) else {}))
-            for key, item in value.items()
-        }
+        fallback = extra if isinstance(extra, dict) else {}
+        return {key: coerce_to_schema(item, properties.get(key) or fallback) for key, item in value.items()}
     if isinstance(value, list):
-        items = schema.get("items") if isinstance(schema.get("items"), dict) else {}
-        return [coerce_to_schema(item, items) for item in value]
+        items = schema.get("items")
+        return [coerce_to_schema(item, items if isinstance(items, dict) else {}) for item in value]
     if not isinstance(value, str):
         return value
     if "array" in kinds:
@@ -206,7 +249,8 @@ def coerce_to_schema(value: Any, schema: dict[str, Any]) -> Any:
         return int(value)
     if "number" in kinds and re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", value):
         number = float(value)
-        return int(number) if number.is_integer() and "." not in value and "e" not in value.lower() else number
+        written_whole = "." not in value and "e" not in value.lower()
+        return int(number) if number.is_integer() and written_whole else number
     if "boolean" in kinds and value in ("true", "false"):
         return value == "true"
     if "null" in kinds and value == "":

@@ -1,0 +1,320 @@
+"""The JSON Schemas of one OpenAPI document: normalised once, references kept, shown as bounded views.
+
+Only schema positions are schemas (a component schema, a parameter's, header's or media type's `schema`, and
+the subschemas inside them). `example`, `examples`, `default`, `const`, `enum` and `x-*` values are data
+wherever they appear: a `$ref` inside them is never followed. Each schema reached from an operation is
+normalised to JSON Schema 2020-12 once, with its `$ref`s made absolute (`urn:httptask:N:/components/...`), so
+that validation resolves them lazily against `resources()` and follows a recursive schema all the way down.
+Pages, forms and samples get `view()` instead: references expanded to a bounded depth, memoized, and a
+recursive one shown once with a `(recursive: Name)` marker.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import quote, unquote
+
+from .errors import SpecError
+
+__all__ = ["Schemas", "escape", "find", "normalise_schema"]
+
+JSON = dict[str, Any]
+
+# Keywords whose value is one schema, a list of schemas, or a map of names to schemas; all others are data.
+_ONE = frozenset({
+    "additionalProperties", "items", "not", "if", "then", "else", "contains", "propertyNames",
+    "unevaluatedItems", "unevaluatedProperties", "contentSchema", "additionalItems",
+})
+_LIST = frozenset({"allOf", "anyOf", "oneOf", "prefixItems", "items"})
+_MAP = frozenset({"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"})
+# Keywords that apply a subschema to the same instance: a cycle through them alone would never end.
+_IN_PLACE = frozenset({"allOf", "anyOf", "oneOf", "not", "if", "then", "else", "dependentSchemas"})
+
+# A view expands references breadth first while it shows fewer fields than this (each expansion counts one
+# more); the references of required fields are always expanded, since a task has to fill them, up to a depth.
+_VIEW_BUDGET = 1000
+_REQUIRED_DEPTH = 32
+
+_URNS = itertools.count(1)
+
+
+def normalise_schema(schema: Any) -> Any:
+    """Rewrite OpenAPI 3.0 quirks into JSON Schema 2020-12 in a schema and its subschemas; a new object.
+
+    `nullable: true` becomes a "null" type, boolean `exclusiveMinimum`/`exclusiveMaximum` become numbers,
+    and `example` becomes `examples`. Data keywords (`enum`, `default`, `examples`, `x-*`...) stay as written.
+    """
+    return _normalise(schema, "", lambda ref, pointer: ref)
+
+
+def _normalise(node: Any, pointer: str, on_ref: Callable[[str, str], str]) -> Any:
+    if not isinstance(node, dict):
+        return node
+    result: JSON = {}
+    for key, value in node.items():
+        here = f"{pointer}/{escape(key)}"
+        if key == "$ref" and isinstance(value, str):
+            result[key] = on_ref(value, pointer)
+        elif key in _LIST and isinstance(value, list):
+            result[key] = [_normalise(item, f"{here}/{i}", on_ref) for i, item in enumerate(value)]
+        elif key in _ONE:
+            result[key] = _normalise(value, here, on_ref)
+        elif key in _MAP and isinstance(value, dict):
+            result[key] = {
+                name: _normalise(sub, f"{here}/{escape(name)}", on_ref) for name, sub in value.items()
+            }
+        else:
+            result[key] = value
+    if result.pop("nullable", False) is True:
+        kind = result.get("type")
+        if isinstance(kind, str):
+            result["type"] = [kind, "null"]
+        elif isinstance(kind, list) and "null" not in kind:
+            result["type"] = [*kind, "null"]
+        elif isinstance(result.get("enum"), list) and None not in result["enum"]:
+            result["enum"] = [*result["enum"], None]
+    for bound, limit in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if isinstance(result.get(bound), bool) and result.pop(bound) and limit in result:
+            result[bound] = result.pop(limit)
+    if "example" in result and "examples" not in result:
+        result["examples"] = [result.pop("example")]
+    return result
+
+
+def escape(token: str) -> str:
+    """A key as one token of a JSON pointer: `/` and `~` escaped."""
+    return token.replace("~", "~0").replace("/", "~1")
+
+
+def _tokens(pointer: str) -> list[str]:
+    return [token.replace("~1", "/").replace("~0", "~") for token in pointer.split("/")[1:]]
+
+
+def find(document: Any, pointer: str) -> Any:
+    """The value at a JSON pointer (`/components/schemas/Pet`, percent-decoded); LookupError if none."""
+    node = document
+    for token in _tokens(pointer):
+        if isinstance(node, dict) and token in node:
+            node = node[token]
+        elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
+            node = node[int(token)]
+        else:
+            raise LookupError(pointer)
+    return node
+
+
+class Schemas:
+    """The schemas of one document reached from its operations, normalised and resolvable by URI."""
+
+    def __init__(self, document: JSON, source: str) -> None:
+        self.source = source
+        self._document = document
+        self._urn = f"urn:httptask:{next(_URNS)}:"
+        self._targets: dict[str, Any] = {}  # absolute URI -> the normalised schema it names
+        self._names: dict[str, str] = {}  # absolute URI -> the name a marker shows (`Category`)
+        self._pending: list[str] = []
+        self._linked: dict[int, tuple[Any, Any]] = {}  # id of a schema as written -> (it, normalised)
+        self._views: dict[Any, tuple[Any, Any]] = {}
+        self._cycles_cut = True
+
+    def schema(self, raw: Any, pointer: str) -> Any:
+        """The schema `raw` (found at `pointer`) normalised, with every schema it refers to checked and
+        normalised once; a schema shared by several operations (a parameter component's) is normalised once.
+
+        Raises `SpecError` for a reference that points to nothing or outside the document.
+        """
+        known = self._linked.get(id(raw))
+        if known is not None and known[0] is raw:
+            return known[1]
+        node = _normalise(raw, pointer, self._absolute)
+        self._linked[id(raw)] = (raw, node)
+        while self._pending:
+            uri = self._pending.pop()
+            self._targets[uri] = _normalise(
+                find(self._document, self._pointer(uri)), self._pointer(uri), self._absolute
+            )
+            self._cycles_cut = False
+        return node
+
+    def resources(self) -> Mapping[str, Any]:
+        """Every schema a `$ref` names, by its absolute URI; in-place cycles are cut (see `_cut_cycles`)."""
+        self._cut_cycles()
+        return self._targets
+
+    def view(self, schema: Any) -> Any:
+        """`schema` for pages, forms and samples: references expanded breadth first to a bounded size,
+        a recursive one shown once as `{"description": "(recursive: Name)"}`. Memoized; do not mutate."""
+        self._cut_cycles()
+        key: Any = schema.get("$ref") if isinstance(schema, dict) and len(schema) == 1 else id(schema)
+        found = self._views.get(key)
+        if found is not None and (found[0] is schema or not isinstance(key, int)):
+            return found[1]
+        result = _View(self).build(schema)
+        self._views[key] = (schema, result)
+        return result
+
+    def target(self, uri: str) -> Any:
+        """The normalised schema that an absolute `$ref` of this document names, or None."""
+        return self._targets.get(uri)
+
+    def name(self, uri: str) -> str:
+        """What a view calls the schema at `uri`: the last token of its pointer (`Category`)."""
+        return self._names[uri]
+
+    def _absolute(self, ref: str, pointer: str) -> str:
+        """The absolute URI of a `$ref` written at `pointer`; its target is queued to be normalised."""
+        if not ref.startswith("#"):
+            raise SpecError(
+                f"the reference '{ref}' points outside this document; bundle it into one file first.",
+                file=self.source,
+                pointer=pointer,
+            )
+        target = unquote(ref[1:])
+        if target and not target.startswith("/"):
+            raise SpecError(
+                f"the reference '{ref}' is not a JSON pointer such as '#/components/schemas/Name'.",
+                file=self.source,
+                pointer=pointer,
+            )
+        uri = self._urn + quote(target, safe="/~!$&'()*+,;=:@")
+        if uri not in self._names:
+            try:
+                found = find(self._document, target)
+            except LookupError:
+                raise SpecError(
+                    f"the reference '{ref}' points to nothing.", file=self.source, pointer=pointer
+                ) from None
+            if not isinstance(found, dict | bool):
+                raise SpecError(
+                    f"the reference '{ref}' points to {type(found).__name__} data, not a schema.",
+                    file=self.source,
+                    pointer=pointer,
+                )
+            self._names[uri] = (_tokens(target) or ["(document)"])[-1]
+            self._pending.append(uri)
+        return uri
+
+    def _pointer(self, uri: str) -> str:
+        return unquote(uri[len(self._urn) :])
+
+    def _cut_cycles(self) -> None:
+        """Replace each `$ref` that closes a cycle through in-place keywords (`A: {allOf: [B]}`, `B: {oneOf:
+        [A]}`) with an open schema, since validating it would never end; cycles through `properties` stay."""
+        if self._cycles_cut:
+            return
+        self._cycles_cut = True
+        edges = {uri: list(_in_place_refs(target)) for uri, target in self._targets.items()}
+        state: dict[str, int] = {}  # 1: on the current path, 2: done
+        for start in edges:
+            if start in state:
+                continue
+            state[start] = 1
+            stack = [(start, iter(edges[start]))]
+            while stack:
+                uri, children = stack[-1]
+                for holder, ref in children:
+                    if state.get(ref) == 1:
+                        del holder["$ref"]
+                        holder["description"] = f"(recursive: {self._names[ref]})"
+                    elif ref not in state:
+                        state[ref] = 1
+                        stack.append((ref, iter(edges.get(ref, ()))))
+                        break
+                else:
+                    state[uri] = 2
+                    stack.pop()
+
+
+def _in_place_refs(node: Any) -> list[tuple[JSON, str]]:
+    """The (holder, URI) of each `$ref` that `node` applies to its own instance."""
+    found: list[tuple[JSON, str]] = []
+    pending = [node]
+    while pending:
+        current = pending.pop()
+        if not isinstance(current, dict):
+            continue
+        if isinstance(current.get("$ref"), str):
+            found.append((current, current["$ref"]))
+        for key in _IN_PLACE & current.keys():
+            value = current[key]
+            if isinstance(value, list):
+                pending.extend(value)
+            elif key == "dependentSchemas" and isinstance(value, dict):
+                pending.extend(value.values())
+            else:
+                pending.append(value)
+    return found
+
+
+class _View:
+    """One view, built breadth first: a reference is first copied as its sibling keys and queued; queued
+    references are expanded in the order met, level by level, while the budget lasts."""
+
+    def __init__(self, schemas: Schemas) -> None:
+        self.schemas = schemas
+        self.spent = 0
+        # (the copy to fill in, the URI it refers to, the URIs expanded on its path, required all the way)
+        self.queue: deque[tuple[JSON, str, frozenset[str], bool]] = deque()
+
+    def build(self, schema: Any) -> Any:
+        root = self.copy(schema, frozenset(), required=True)
+        while self.queue:
+            holder, uri, stack, required = self.queue.popleft()
+            self.expand(holder, uri, stack, required=required)
+        return root
+
+    def expand(self, holder: JSON, uri: str, stack: frozenset[str], *, required: bool) -> None:
+        target = self.schemas.target(uri)
+        if uri in stack:
+            holder.update(_marker("recursive", self.schemas.name(uri), target))
+            return
+        if len(stack) >= _REQUIRED_DEPTH or (self.spent >= _VIEW_BUDGET and not required):
+            holder.update(_marker("not expanded", self.schemas.name(uri), target))
+            return
+        self.spent += 1
+        if isinstance(target, dict):
+            # Sibling keys (a vendor's description, an inline copy) override the target, as they are meant to.
+            siblings = dict(holder)
+            holder.clear()
+            self.copy(target, stack | {uri}, required=required, into=holder)
+            holder.update(siblings)
+
+    def copy(self, node: Any, stack: frozenset[str], *, required: bool, into: JSON | None = None) -> Any:
+        """`node` with its subschemas copied (into `into` when given); a `$ref` leaves its sibling keys in the
+        copy, which is queued to be filled in with the target."""
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        linked = isinstance(ref, str) and self.schemas.target(ref) is not None
+        copied = {} if into is None else into
+        for key, value in node.items():
+            if key != "$ref" or not linked:
+                copied[key] = self.keyword(key, value, node, stack, required)
+        if linked:
+            self.queue.append((copied, str(ref), stack, required))
+        return copied
+
+    def keyword(self, key: str, value: Any, node: JSON, stack: frozenset[str], required: bool) -> Any:
+        if key == "properties" and isinstance(value, dict):
+            self.spent += len(value)
+            names = node.get("required")
+            needed = set(names) if required and isinstance(names, list) else set()
+            return {name: self.copy(sub, stack, required=name in needed) for name, sub in value.items()}
+        if key in _MAP and isinstance(value, dict):
+            return {name: self.copy(sub, stack, required=False) for name, sub in value.items()}
+        if key in _LIST and isinstance(value, list):
+            return [self.copy(item, stack, required=required and key == "allOf") for item in value]
+        if key in _ONE:
+            return self.copy(value, stack, required=False)
+        return value
+
+
+def _marker(reason: str, name: str, target: Any) -> JSON:
+    """What a view shows instead of a schema it does not expand: its name, and its type where it has one."""
+    marker: JSON = {"description": f"({reason}: {name})"}
+    if isinstance(target, dict) and isinstance(target.get("type"), str | list):
+        marker["type"] = target["type"]
+    return marker
