@@ -428,7 +428,7 @@ SEED_FIELDS: tuple[SeedField, ...] = (
         "body",
         "RefundAmount",
         "double",
-        False,
+        True,
         "The refund amount. Required.",
     ),
     SeedField(

@@ -225,3 +225,28 @@ def test_the_secret_appeared_in_no_output_at_all() -> None:
     # Every run above already asserted it; this guards against the list being empty by accident.
     assert len(OUTPUTS) >= 10
     assert not any(SECRET in text for text in OUTPUTS)
+
+
+def test_a_geins_refund_without_an_amount_is_refused_before_sending(
+    server: RecordingServer, tmp_path: Path
+) -> None:
+    secrets = tmp_path / "secrets.yaml"
+    secrets.write_text("geins_key: k\ngeins_user: 'user:pass'\n", encoding="utf-8")
+    task = tmp_path / "geins.yaml"
+    task.write_text(
+        "id: refund\n"
+        "operation: geins.create_order_refund\n"
+        "credentials: {apiKey: geins_key, basicAuth: geins_user}\n"
+        f"server: {{url: '{server.url}'}}\n"
+        "request:\n"
+        "  path: {orderId: 42}\n"
+        "  body: {Description: Returned item, RefundType: 0}\n",
+        encoding="utf-8",
+    )
+    done = run("test-request", str(task), "--secrets-file", str(secrets))
+    assert done.returncode == 3
+    assert server.requests == []
+    assert done.stderr == (
+        "error: The request for geins.create_order_refund was not sent: 1 problem.\n"
+        "  $.body.RefundAmount: is required but missing\n"
+    )

@@ -178,7 +178,7 @@ def test_geins_with_one_secret_name_explains_the_credentials_map() -> None:
             {
                 "operation": "geins.create_order_refund",
                 "credentials": "api_key",
-                "request": {"path": {"orderId": 1}, "body": {}},
+                "request": {"path": {"orderId": 1}, "body": {"RefundAmount": 1}},
             }
         )
     assert str(caught.value) == (

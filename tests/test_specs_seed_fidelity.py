@@ -317,16 +317,11 @@ def parse_geins_seed(text: str, operation: str) -> tuple[bool, dict[str, str], l
             enum = None
             if following and following[0].startswith("Possible values:"):
                 enum = tuple(json.loads(following.pop(0).removeprefix("Possible values:").strip()))
+            description = following[0] if following else ""
+            # RefundAmount has no REQUIRED flag, but its text says "Required.": the seed's words count too.
+            required = flag == "REQUIRED" or description.endswith(" Required.")
             fields.append(
-                SeedField(
-                    operation,
-                    location,
-                    name,
-                    seed_type,
-                    flag == "REQUIRED",
-                    following[0] if following else "",
-                    enum=enum,
-                )
+                SeedField(operation, location, name, seed_type, required, description, enum=enum)
             )
     return body_required, responses, fields
 
