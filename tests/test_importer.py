@@ -1,4 +1,5 @@
-"""importer.py: vendor documents into the user catalog, whole or not at all; strict findings as warnings.
+"""importer.py: vendor documents into the user catalog, whole or not at all, indexed on the way; strict
+findings from `specs check`.
 
 The vendor tests compare the catalog against the source documents, walked here independently of spec.py.
 """
@@ -17,7 +18,7 @@ import yaml
 
 from httptask.catalog import Catalog
 from httptask.errors import SpecError, UsageError
-from httptask.importer import check_document, import_specs
+from httptask.importer import check_document, check_specs, import_specs
 from httptask.reference import reference
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -179,7 +180,8 @@ def test_no_files_is_a_usage_error() -> None:
         ),
         (
             "swagger: '2.0'\npaths: {}\n",
-            "{f}#/openapi: expected an OpenAPI 3.0 or 3.1 document, found no 'openapi' field.",
+            "{f}#/swagger: this is a Swagger '2.0' document; httptask reads OpenAPI 3.0 and 3.1: convert it "
+            "to OpenAPI 3 first (e.g. with swagger2openapi), then import the result.",
         ),
         (
             "openapi: 3.0.0\n  paths: {\n",
@@ -237,12 +239,13 @@ def test_derived_operation_ids_never_clash(tmp_path: Path) -> None:
     assert ids == ["twins.fetch_it", "twins.get_b", "twins.get_c"]
 
 
-def test_strict_findings_are_warnings_with_pointers(tmp_path: Path) -> None:
+def test_strict_findings_are_left_to_specs_check_with_their_pointers(tmp_path: Path) -> None:
     # A `$ref` with an inline copy beside it (Chargebee's style) breaks OpenAPI 3.1 but imports fine.
     result = import_specs([FIXTURES / "mini-vendor.json"], target=user_dir())
     assert result.operations == 4
-    assert result.warning_count == 1
-    (finding,) = result.warnings
+    (checked,) = check_specs([("mini-vendor", FIXTURES / "mini-vendor.json")])
+    assert (checked.operations, checked.count, checked.error) == (4, 1, None)
+    (finding,) = checked.findings
     assert (finding.file, finding.pointer) == (
         str(FIXTURES / "mini-vendor.json"),
         "/paths/~1widgets/get/parameters/0",
@@ -380,3 +383,43 @@ def test_vendor_include_filter(shared_dir: Path) -> None:
     assert result.operations == len(ids) > 0
     assert {"cb.refund_an_invoice", "cb.record_refund_for_an_invoice"} <= set(ids)
     assert all("refund" in i or "refund" in Catalog.default().entry(i).path for i in ids)
+
+
+def test_an_import_fills_the_index_so_listing_and_searching_parse_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert Catalog.default().ids()  # the bundled specs are indexed first, as any earlier command would have
+    import_specs(sorted((FIXTURES / "shop-parts").iterdir()), target=user_dir(), name="shop")
+    import_specs([FIXTURES / "mini-vendor.json"], target=user_dir())
+
+    def no_parsing(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a spec was parsed")
+
+    monkeypatch.setattr("httptask.spec.parse_spec", no_parsing)
+    monkeypatch.setattr("httptask.spec.load_spec", no_parsing)
+    catalog = Catalog.default()
+    assert {"mini-vendor.refund_a_widget", "mini-vendor.list_widgets"} <= set(catalog.ids())
+    assert any(i.startswith("shop.") for i in catalog.ids())
+    assert catalog.search("widget refund")[0].entry.id == "mini-vendor.refund_a_widget"
+
+
+def test_a_strict_check_that_overflows_the_stack_is_a_finding_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import openapi_spec_validator
+
+    def overflow(self: object) -> object:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(openapi_spec_validator.OpenAPIV30SpecValidator, "iter_errors", overflow)
+    document = yaml.safe_load((FIXTURES / "shop-parts" / "orders.yaml").read_text(encoding="utf-8"))
+    assert document["openapi"].startswith("3.0")
+    findings, count = check_document(document, "orders.yaml")
+    assert count == 1
+    assert [(f.pointer, f.message) for f in findings] == [
+        (
+            "",
+            "the strict check could not finish: its validator overflowed the stack following this document's "
+            "references (httptask loads the document all the same)",
+        )
+    ]

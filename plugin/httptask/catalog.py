@@ -7,6 +7,7 @@ cached on disk per file (keyed by size and mtime) so that listing and searching 
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import re
@@ -22,7 +23,7 @@ from .resources import bundled_dir, cache_dir, user_specs_dirs
 if TYPE_CHECKING:  # a warm index parses no spec, so the spec loader (and yaml) is imported only on a miss
     from .spec import Operation, Spec
 
-__all__ = ["SPEC_SUFFIXES", "Catalog", "Entry", "SearchHit", "catalog_sources", "spec_files"]
+__all__ = ["SPEC_SUFFIXES", "Catalog", "Entry", "SearchHit", "catalog_sources", "index_specs", "spec_files"]
 
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
 _INDEX_VERSION = 1
@@ -94,19 +95,20 @@ class Catalog:
 
     @cached_property
     def entries(self) -> list[Entry]:
-        cached = self._read_index()
+        cached = _read_index(self._index_cache)
         entries: list[Entry] = []
         fresh: dict[str, dict[str, object]] = {}
         for api, path, bundled in self._sources:
             key = _file_key(path)
             record = cached.get(str(path))
             if record is None or record.get("key") != key or record.get("api") != api:
-                spec = self._load(api, path)
-                record = {"key": key, "api": api, "entries": [_entry(op, path, bundled) for op in spec.operations]}
+                record = _record(self._load(api, path), path, key)
             fresh[str(path)] = record
-            entries.extend(Entry(**{**e, "tags": tuple(e["tags"]), "bundled": bundled}) for e in record["entries"])  # type: ignore[arg-type, attr-defined]
+            rows: list[dict[str, object]] = record["entries"]  # type: ignore[assignment]
+            for row in rows:
+                entries.append(Entry(**{**row, "tags": tuple(row["tags"]), "bundled": bundled}))  # type: ignore[arg-type]
         if fresh != cached:
-            self._write_index(fresh)
+            _write_index(self._index_cache, fresh)
         return entries
 
     @cached_property
@@ -142,23 +144,19 @@ class Catalog:
         words = _WORD.findall(query.lower())
         if not words:
             return [SearchHit(entry, 0.0) for entry in self.entries[:limit]]
-        expansions = {word: self._close_words(word) for word in words}
-        hits = []
-        for entry in self.entries:
-            score = _score(entry, expansions)
-            if score > 0:
-                hits.append(SearchHit(entry, round(score, 3)))
+        totals: dict[int, float] | None = None
+        for word in dict.fromkeys(words):
+            best = self._index.best(self._close_words(word))
+            # An operation must match every word of the query somewhere.
+            totals = best if totals is None else {i: t + best[i] for i, t in totals.items() if i in best}
+        hits = [SearchHit(self.entries[i], round(score, 3)) for i, score in (totals or {}).items()]
         # Bundled, curated specs win ties over imported vendor documents.
         hits.sort(key=lambda hit: (-hit.score, not hit.entry.bundled, hit.entry.id))
         return hits[:limit] if limit else hits
 
     @cached_property
-    def _vocabulary(self) -> list[str]:
-        words: set[str] = set()
-        for entry in self.entries:
-            for text in _fields(entry).values():
-                words.update(_WORD.findall(text))
-        return sorted(words)
+    def _index(self) -> _WordIndex:
+        return _WordIndex(self.entries)
 
     def _close_words(self, word: str) -> dict[str, float]:
         """The word itself, plus vocabulary words within a typo of it, each with a similarity in 0..1."""
@@ -167,7 +165,7 @@ class Catalog:
         close = {word: 1.0}
         if len(word) >= 4:
             for match, similarity, _ in process.extract(
-                word, self._vocabulary, scorer=fuzz.ratio, limit=8, score_cutoff=80
+                word, self._index.vocabulary, scorer=fuzz.ratio, limit=8, score_cutoff=80
             ):
                 close.setdefault(match, similarity / 100 * 0.8)
         return close
@@ -179,33 +177,49 @@ class Catalog:
             self._specs[path] = load_spec(path, api=api)
         return self._specs[path]
 
-    def _read_index(self) -> dict[str, dict[str, object]]:
-        if self._index_cache is None:
-            return {}
-        try:
-            data = json.loads(self._index_cache.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        if data.get("version") != _INDEX_VERSION:
-            return {}
-        files = data.get("files")
-        return files if isinstance(files, dict) else {}
 
-    def _write_index(self, files: dict[str, dict[str, object]]) -> None:
-        if self._index_cache is None:
-            return
-        import tempfile
+def index_specs(specs: Iterable[tuple[Spec, Path]], index_cache: Path | None = None) -> None:
+    """Put the operations of specs just loaded into the index cache, each under the catalog file it was
+    written to, so that the next listing or search parses none of them."""
+    index_cache = index_cache or cache_dir() / "index.json"
+    files = _read_index(index_cache)
+    for spec, path in specs:
+        files[str(path)] = _record(spec, path, _file_key(path))
+    _write_index(index_cache, files)
 
-        # The index is only a cache: failing to write it must never fail a command.
-        try:
-            self._index_cache.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(
-                "w", dir=self._index_cache.parent, delete=False, suffix=".tmp", encoding="utf-8"
-            ) as handle:
-                json.dump({"version": _INDEX_VERSION, "files": files}, handle)
-            os.replace(handle.name, self._index_cache)
-        except OSError:
-            pass
+
+def _record(spec: Spec, path: Path, key: list[int]) -> dict[str, object]:
+    return {"key": key, "api": spec.api, "entries": [_entry(op, path) for op in spec.operations]}
+
+
+def _read_index(index_cache: Path | None) -> dict[str, dict[str, object]]:
+    if index_cache is None:
+        return {}
+    try:
+        data = json.loads(index_cache.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("version") != _INDEX_VERSION:
+        return {}
+    files = data.get("files")
+    return files if isinstance(files, dict) else {}
+
+
+def _write_index(index_cache: Path | None, files: dict[str, dict[str, object]]) -> None:
+    if index_cache is None:
+        return
+    import tempfile
+
+    # The index is only a cache: failing to write it must never fail a command.
+    try:
+        index_cache.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(
+            "w", dir=index_cache.parent, delete=False, suffix=".tmp", encoding="utf-8"
+        ) as handle:
+            json.dump({"version": _INDEX_VERSION, "files": files}, handle)
+        os.replace(handle.name, index_cache)
+    except OSError:
+        pass
 
 
 def _file_key(path: Path) -> list[int]:
@@ -213,7 +227,7 @@ def _file_key(path: Path) -> list[int]:
     return [stat.st_size, stat.st_mtime_ns]
 
 
-def _entry(op: Operation, path: Path, bundled: bool) -> dict[str, object]:
+def _entry(op: Operation, path: Path) -> dict[str, object]:
     return {
         "id": op.id,
         "api": op.api,
@@ -238,20 +252,35 @@ def _fields(entry: Entry) -> dict[str, str]:
     }
 
 
-def _score(entry: Entry, expansions: dict[str, dict[str, float]]) -> float:
-    """Sum over query words of the best weighted match; zero unless every word matches somewhere."""
-    field_words = {name: set(_WORD.findall(text)) for name, text in _fields(entry).items()}
-    total = 0.0
-    for word, close in expansions.items():
-        best = 0.0
-        for name, words in field_words.items():
-            weight = _WEIGHTS[name]
-            for candidate, similarity in close.items():
-                if candidate in words:
-                    best = max(best, weight * similarity)
-                elif len(candidate) >= 3 and any(w.startswith(candidate) for w in words):
-                    best = max(best, weight * similarity * 0.7)  # "refund" finds "refunds"
-        if best == 0.0:
-            return 0.0
-        total += best
-    return total
+class _WordIndex:
+    """Which operations have which word in which field, built once per catalog, so that a search looks up
+    its few words instead of reading every operation."""
+
+    def __init__(self, entries: list[Entry]) -> None:
+        # word -> {entry index: the highest weight of a field of that entry that has the word}
+        self.postings: dict[str, dict[int, float]] = {}
+        for i, entry in enumerate(entries):
+            for name, text in _fields(entry).items():
+                weight = _WEIGHTS[name]
+                for word in set(_WORD.findall(text)):
+                    posting = self.postings.setdefault(word, {})
+                    if posting.get(i, 0.0) < weight:
+                        posting[i] = weight
+        self.vocabulary = sorted(self.postings)
+
+    def best(self, close: dict[str, float]) -> dict[int, float]:
+        """Per operation, the best weighted match of any of the close words: a word itself, or a word it
+        begins (at 0.7: "refund" finds "refunds")."""
+        best: dict[int, float] = {}
+        for candidate, similarity in close.items():
+            matches = [(candidate, similarity)]
+            if len(candidate) >= 3:
+                at = bisect.bisect_right(self.vocabulary, candidate)
+                while at < len(self.vocabulary) and self.vocabulary[at].startswith(candidate):
+                    matches.append((self.vocabulary[at], similarity * 0.7))
+                    at += 1
+            for word, factor in matches:
+                for i, weight in self.postings.get(word, {}).items():
+                    if weight * factor > best.get(i, 0.0):
+                        best[i] = weight * factor
+        return best
