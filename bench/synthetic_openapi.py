@@ -92,18 +92,18 @@ def _related(rng: random.Random, index: int, count: int) -> int:
 def _schema(rng: random.Random, index: int, count: int, ref_examples: bool) -> dict[str, Any]:
     properties: dict[str, Any] = {}
     for _ in range(rng.randint(7, 11)):
-        properties[f"{rng.choice(_WORDS)}_{len(properties)}"] = _scalar(rng)
+        properties[f"{rng.choice(_WORDS)}_{index}_{len(properties)}"] = _scalar(rng)
     required = rng.sample(sorted(properties), 2)
     # Dense references both ways inside a module: cycles of every length.
     for _ in range(rng.randint(3, 5)):
-        properties[f"{rng.choice(_WORDS)}_{len(properties)}"] = _ref(_related(rng, index, count))
-    properties[f"{rng.choice(_WORDS)}s_{len(properties)}"] = {
+        properties[f"{rng.choice(_WORDS)}_{index}_{len(properties)}"] = _ref(_related(rng, index, count))
+    properties[f"{rng.choice(_WORDS)}s_{index}_{len(properties)}"] = {
         "type": "array",
         "description": _text(rng, 12),
         "items": _ref(_related(rng, index, count)),
     }
     if index >= _LEAVES:
-        leaf = f"{rng.choice(_WORDS)}_{len(properties)}"
+        leaf = f"{rng.choice(_WORDS)}_{index}_{len(properties)}"
         properties[leaf] = _ref(rng.randrange(_LEAVES))
         required.append(leaf)
     schema: dict[str, Any] = {
@@ -116,7 +116,7 @@ def _schema(rng: random.Random, index: int, count: int, ref_examples: bool) -> d
     if shape < 0.15:
         schema = {"allOf": [_ref(_related(rng, index, count)), schema]}
     elif shape < 0.25:
-        properties["variant"] = {
+        properties[f"variant_{index}"] = {
             "oneOf": [_ref(_related(rng, index, count)), _ref(_related(rng, index, count))]
         }
     if rng.random() < 0.1 and ref_examples:
