@@ -19,7 +19,7 @@ from urllib.parse import quote, unquote
 
 from .errors import SpecError
 
-__all__ = ["Schemas", "escape", "find", "normalise_schema"]
+__all__ = ["Schemas", "escape", "local_pointer", "lookup", "normalise_schema"]
 
 JSON = dict[str, Any]
 
@@ -93,7 +93,7 @@ def _tokens(pointer: str) -> list[str]:
     return [token.replace("~1", "/").replace("~0", "~") for token in pointer.split("/")[1:]]
 
 
-def find(document: Any, pointer: str) -> Any:
+def _find(document: Any, pointer: str) -> Any:
     """The value at a JSON pointer (`/components/schemas/Pet`, percent-decoded); LookupError if none."""
     node = document
     for token in _tokens(pointer):
@@ -104,6 +104,33 @@ def find(document: Any, pointer: str) -> Any:
         else:
             raise LookupError(pointer)
     return node
+
+
+def local_pointer(ref: str, *, source: str, at: str) -> str:
+    """The JSON pointer of a `$ref` (`#/components/schemas/Pet` gives `/components/schemas/Pet`); `SpecError`
+    for one that points outside the document or is not a pointer (`at` is where the `$ref` is written)."""
+    if not ref.startswith("#"):
+        raise SpecError(
+            f"the reference '{ref}' points outside this document; bundle it into one file first.",
+            file=source,
+            pointer=at,
+        )
+    target = unquote(ref[1:])
+    if target and not target.startswith("/"):
+        raise SpecError(
+            f"the reference '{ref}' is not a JSON pointer such as '#/components/schemas/Name'.",
+            file=source,
+            pointer=at,
+        )
+    return target
+
+
+def lookup(document: Any, ref: str, *, source: str, at: str) -> Any:
+    """What a local `$ref` names in `document`; `SpecError` for one that points elsewhere or to nothing."""
+    try:
+        return _find(document, local_pointer(ref, source=source, at=at))
+    except LookupError:
+        raise SpecError(f"the reference '{ref}' points to nothing.", file=source, pointer=at) from None
 
 
 class Schemas:
@@ -134,7 +161,7 @@ class Schemas:
         while self._pending:
             uri = self._pending.pop()
             self._targets[uri] = _normalise(
-                find(self._document, self._pointer(uri)), self._pointer(uri), self._absolute
+                _find(self._document, self._pointer(uri)), self._pointer(uri), self._absolute
             )
             self._cycles_cut = False
         return node
@@ -166,27 +193,10 @@ class Schemas:
 
     def _absolute(self, ref: str, pointer: str) -> str:
         """The absolute URI of a `$ref` written at `pointer`; its target is queued to be normalised."""
-        if not ref.startswith("#"):
-            raise SpecError(
-                f"the reference '{ref}' points outside this document; bundle it into one file first.",
-                file=self.source,
-                pointer=pointer,
-            )
-        target = unquote(ref[1:])
-        if target and not target.startswith("/"):
-            raise SpecError(
-                f"the reference '{ref}' is not a JSON pointer such as '#/components/schemas/Name'.",
-                file=self.source,
-                pointer=pointer,
-            )
+        target = local_pointer(ref, source=self.source, at=pointer)
         uri = self._urn + quote(target, safe="/~!$&'()*+,;=:@")
         if uri not in self._names:
-            try:
-                found = find(self._document, target)
-            except LookupError:
-                raise SpecError(
-                    f"the reference '{ref}' points to nothing.", file=self.source, pointer=pointer
-                ) from None
+            found = lookup(self._document, ref, source=self.source, at=pointer)
             if not isinstance(found, dict | bool):
                 raise SpecError(
                     f"the reference '{ref}' points to {type(found).__name__} data, not a schema.",

@@ -17,10 +17,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
 from .errors import SourceError, SpecError
-from .schemas import Schemas, escape, find, normalise_schema
+from .schemas import Schemas, escape, lookup, normalise_schema
 from .yamlsource import parse_document
 
 __all__ = [
@@ -300,17 +299,7 @@ class _Resolver:
         self.schemas = Schemas(document, source)
 
     def lookup(self, ref: str, pointer: str) -> Any:
-        if not ref.startswith("#"):
-            raise SpecError(
-                f"the reference '{ref}' points outside this document; bundle it into one file first.",
-                file=self.source,
-                pointer=pointer,
-            )
-        try:
-            return find(self.document, unquote(ref[1:]))
-        except LookupError:
-            message = f"the reference '{ref}' points to nothing."
-            raise SpecError(message, file=self.source, pointer=pointer) from None
+        return lookup(self.document, ref, source=self.source, at=pointer)
 
     def deref(self, node: Any, pointer: str) -> Any:
         """Follow a top-level `$ref` chain; sibling keys override the target (vendors put inline copies
