@@ -249,3 +249,29 @@ def test_a_view_is_made_once_per_component(tmp_path: Path) -> None:
     spec: Spec = load_spec(path)
     first, second = (op.request_body.default.schema for op in spec.operations)  # type: ignore[union-attr]
     assert first is second
+
+
+def test_malformed_keywords_are_left_out_rather_than_stopping_validation(tmp_path: Path) -> None:
+    schemas = {
+        "Thing": {
+            "type": "object",
+            "required": ["name"],
+            "properties": {
+                "name": {"type": "string", "pattern": "(", "required": True, "minLength": "1"},
+                "upload": {"type": "file"},
+                "pair": {"type": "array", "items": [{"type": "string"}, {"type": "integer"}]},
+                "odd": {"properties": ["a"], "allOf": "nope", "not": 3, "$ref": 5},
+            },
+        }
+    }
+    op = create(write_spec(tmp_path, schemas, "Thing"))
+    assert op.request_body is not None
+    assert op.request_body.default.schema["properties"]["name"] == {"type": "string"}
+    assert op.request_body.default.schema["properties"]["pair"]["prefixItems"] == [
+        {"type": "string"},
+        {"type": "integer"},
+    ]
+    assert body_issues(op, {"name": "", "upload": b"x".hex(), "pair": ["a", "b"], "odd": 1}) == [
+        ("$.body.pair[1]", "must be of type integer, not string 'b'")
+    ]
+    assert body_issues(op, {}) == [("$.body.name", "is required but missing")]

@@ -12,6 +12,7 @@ recursive one shown once with a `(recursive: Name)` marker.
 from __future__ import annotations
 
 import itertools
+import re
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -30,6 +31,52 @@ _ONE = frozenset({
 })
 _LIST = frozenset({"allOf", "anyOf", "oneOf", "prefixItems", "items"})
 _MAP = frozenset({"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"})
+# What a validation keyword's value must be for jsonschema to use it. A value of another kind (a vendor's
+# `required: true` on a property, `minimum: "0"`, a pattern Python cannot compile, `type: file`) is left out
+# of the normalised schema rather than stopping validation; `specs check` reports it.
+_TYPES = frozenset({"string", "number", "integer", "boolean", "object", "array", "null"})
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _compiles(pattern: Any) -> bool:
+    try:
+        re.compile(pattern)
+    except (re.error, TypeError):
+        return False
+    return True
+
+
+def _names(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(name, str) for name in value)
+
+
+_SHAPES: dict[str, Callable[[Any], bool]] = {
+    "type": lambda v: v in _TYPES if isinstance(v, str) else isinstance(v, list) and set(v) <= _TYPES,
+    "required": _names,
+    "enum": lambda v: isinstance(v, list),
+    "format": lambda v: isinstance(v, str),
+    "pattern": _compiles,
+    "minimum": _number,
+    "maximum": _number,
+    # A boolean is OpenAPI 3.0's form, rewritten below.
+    "exclusiveMinimum": lambda v: _number(v) or isinstance(v, bool),
+    "exclusiveMaximum": lambda v: _number(v) or isinstance(v, bool),
+    "multipleOf": lambda v: _number(v) and v > 0,
+    "uniqueItems": lambda v: isinstance(v, bool),
+    "dependentRequired": lambda v: isinstance(v, dict) and all(_names(names) for names in v.values()),
+    **dict.fromkeys(
+        ("minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties", "minContains",
+         "maxContains"),
+        _count,
+    ),
+}
 # Keywords that apply a subschema to the same instance: a cycle through them alone would never end.
 _IN_PLACE = frozenset({"allOf", "anyOf", "oneOf", "not", "if", "then", "else", "dependentSchemas"})
 
@@ -56,17 +103,24 @@ def _normalise(node: Any, pointer: str, on_ref: Callable[[str, str], str]) -> An
     result: JSON = {}
     for key, value in node.items():
         here = f"{pointer}/{escape(key)}"
-        if key == "$ref" and isinstance(value, str):
-            result[key] = on_ref(value, pointer)
+        if key == "$ref":
+            if isinstance(value, str):
+                result[key] = on_ref(value, pointer)
         elif key in _LIST and isinstance(value, list):
-            result[key] = [_normalise(item, f"{here}/{i}", on_ref) for i, item in enumerate(value)]
-        elif key in _ONE:
-            result[key] = _normalise(value, here, on_ref)
-        elif key in _MAP and isinstance(value, dict):
-            result[key] = {
-                name: _normalise(sub, f"{here}/{escape(name)}", on_ref) for name, sub in value.items()
-            }
-        else:
+            # `items` as a list is the tuple form of older drafts: 2020-12 calls it `prefixItems`.
+            name = "prefixItems" if key == "items" else key
+            result[name] = [_normalise(item, f"{here}/{i}", on_ref) for i, item in _schemas_in(value)]
+        elif key in _ONE or key in _LIST:
+            if isinstance(value, dict | bool) and key in _ONE:
+                result[key] = _normalise(value, here, on_ref)
+        elif key in _MAP:
+            if isinstance(value, dict):
+                result[key] = {
+                    name: _normalise(sub, f"{here}/{escape(name)}", on_ref)
+                    for name, sub in value.items()
+                    if isinstance(sub, dict | bool) and (key != "patternProperties" or _compiles(name))
+                }
+        elif key not in _SHAPES or _SHAPES[key](value):
             result[key] = value
     if result.pop("nullable", False) is True:
         kind = result.get("type")
@@ -82,6 +136,10 @@ def _normalise(node: Any, pointer: str, on_ref: Callable[[str, str], str]) -> An
     if "example" in result and "examples" not in result:
         result["examples"] = [result.pop("example")]
     return result
+
+
+def _schemas_in(items: list[Any]) -> list[tuple[int, Any]]:
+    return [(i, item) for i, item in enumerate(items) if isinstance(item, dict | bool)]
 
 
 def escape(token: str) -> str:

@@ -16,12 +16,12 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from jsonschema import Draft202012Validator, FormatChecker
-from jsonschema.exceptions import ValidationError
+from jsonschema.exceptions import SchemaError, UnknownType, ValidationError
 from referencing import Registry, Resource
-from referencing.exceptions import NoSuchResource
+from referencing.exceptions import NoSuchResource, Unresolvable
 from referencing.jsonschema import DRAFT202012
 
-from .errors import Issue, child_path
+from .errors import Issue, SpecError, child_path
 from .messages import RequestValues
 from .schemas import Schemas
 from .spec import MediaType, Operation, Parameter, Server
@@ -159,6 +159,14 @@ def validate_values(op: Operation, values: RequestValues, server: Server | None 
     except RecursionError:
         # Only a value nested thousands of levels deep gets here: schema cycles that never nest are cut.
         return [Issue("$", "is nested too deeply to validate; send a shallower value")]
+    except (SchemaError, UnknownType, Unresolvable) as exc:
+        # Malformed keywords are left out when the document loads; this is the boundary for anything else.
+        source = op.schemas.source if op.schemas is not None else op.api
+        raise SpecError(
+            f"the schema of {op.id} cannot be used to validate ({exc}); "
+            f"'httptask specs check {source}' shows what is wrong with it.",
+            file=source,
+        ) from exc
 
 
 def validate_instance(instance: Any, schema: dict[str, Any], *, root: str = "$") -> list[Issue]:
