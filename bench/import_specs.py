@@ -1,7 +1,9 @@
 """Import time and peak memory of large OpenAPI documents, search over the resulting catalog, and a cold
 `catalog search` beside `python -c "import httpx"`.
 
-Runs on its own: `.venv/bin/python bench/import_specs.py [--rounds R] [--timeout S] [--runs N] [--json]`.
+Runs on its own: `.venv/bin/python bench/import_specs.py [--rounds R] [--timeout S] [--runs N] [--json]`;
+`--keep-catalog DIR` keeps the catalog holding the 4x document, and `--search-catalog DIR` measures only the
+searches over such a catalog (how code that cannot import the document is measured on the same index).
 Every import is `httptask specs import` in a fresh process, its peak RSS read from that process's own rusage
 (this script stays small, since a child's peak counts its parent's size at the fork: documents are written and
 searched in child processes too);
@@ -109,13 +111,16 @@ def documents(work: Path, ref_examples: bool) -> list[Document]:
     return found
 
 
+def import_command(paths: list[Path]) -> list[str]:
+    return [str(HTTPTASK), "specs", "import", "--replace", "--name", "bench", *map(str, paths)]
+
+
 def import_rounds(docs: list[Document], env: dict[str, str], rounds: int, timeout: float) -> None:
     for _ in range(rounds):
         for doc in docs:
             if doc.failure is not None:
                 continue  # one kill is enough: a document that never finishes is not retried
-            command = [str(HTTPTASK), "specs", "import", "--replace", "--name", "bench", *map(str, doc.paths)]
-            outcome = run(command, env, timeout)
+            outcome = run(import_command(doc.paths), env, timeout)
             if outcome.killed:
                 doc.failure = f"> {timeout:.0f} s, killed (peak RSS so far {outcome.rss_mb:.0f} MB)"
                 continue
@@ -190,17 +195,28 @@ def main() -> None:
         action="store_true",
         help="synthetic documents without $ref-shaped example values",
     )
+    parser.add_argument(
+        "--keep-catalog", type=Path, metavar="DIR", help="keep the catalog holding the 4x document in DIR"
+    )
+    parser.add_argument(
+        "--search-catalog",
+        type=Path,
+        metavar="DIR",
+        help="import nothing: only the search figures, over a catalog kept with --keep-catalog",
+    )
     parser.add_argument("--search-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.search_only:
         print(json.dumps(search_here(args.runs)))
         return
+    if args.search_catalog is not None:
+        env = catalog_env(args.search_catalog)
+        report([], *measure_search(env, args.runs, args.timeout), as_json=args.json)
+        return
 
     work = Path(tempfile.mkdtemp(prefix="httptask-bench-import-"))
     try:
-        cache, specs = work / "cache", work / "specs"
-        specs.mkdir()
-        env = {**os.environ, "HTTPTASK_CACHE_DIR": str(cache), "HTTPTASK_SPECS_PATH": str(specs)}
+        env = catalog_env(work)
         docs = documents(work, ref_examples=not args.without_ref_examples)
         import_rounds(docs, env, args.rounds, args.timeout)
         # The catalog for the search figures holds the 4x document (2,000 operations) when it imports.
@@ -208,29 +224,37 @@ def main() -> None:
         search: dict[str, Any] | None = None
         cold: dict[str, list[float]] | None = None
         if largest.failure is None:
-            run(
-                [str(HTTPTASK), "specs", "import", "--replace", "--name", "bench", str(largest.paths[0])],
-                env,
-                args.timeout,
-            )
-            cold = cold_search(env, args.runs, args.timeout)
-            search = in_process_search(env, max(20, args.runs * 2))
+            run(import_command(largest.paths), env, args.timeout)
+            cold, search = measure_search(env, args.runs, args.timeout)
+            if args.keep_catalog is not None:
+                for part in ("specs", "cache"):
+                    shutil.copytree(work / part, args.keep_catalog / part, dirs_exist_ok=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    report(docs, cold, search, as_json=args.json)
 
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "imports": [vars(d) | {"paths": [str(p) for p in d.paths]} for d in docs],
-                    "search": search,
-                    "cold": cold,
-                },
-                indent=2,
-            )
-        )
+
+def catalog_env(directory: Path) -> dict[str, str]:
+    (directory / "specs").mkdir(parents=True, exist_ok=True)
+    cache, specs = directory / "cache", directory / "specs"
+    return {**os.environ, "HTTPTASK_CACHE_DIR": str(cache), "HTTPTASK_SPECS_PATH": str(specs)}
+
+
+def measure_search(
+    env: dict[str, str], runs: int, timeout: float
+) -> tuple[dict[str, list[float]], dict[str, Any]]:
+    return cold_search(env, runs, timeout), in_process_search(env, max(20, runs * 2))
+
+
+def report(
+    docs: list[Document], cold: dict[str, list[float]] | None, search: dict[str, Any] | None, *, as_json: bool
+) -> None:
+    if as_json:
+        imports = [vars(d) | {"paths": [str(p) for p in d.paths]} for d in docs]
+        print(json.dumps({"imports": imports, "search": search, "cold": cold}, indent=2))
         return
-    print(f"{'document':<46}{'MB':>6}{'ops':>6}  {'import wall time':<26}{'peak RSS':<22}")
+    if docs:
+        print(f"{'document':<46}{'MB':>6}{'ops':>6}  {'import wall time':<26}{'peak RSS':<22}")
     for doc in docs:
         ops = "-" if doc.operations is None else str(doc.operations)
         if doc.failure is not None:
@@ -243,10 +267,8 @@ def main() -> None:
     synthetic = [d for d in docs[: len(SCALES)] if d.seconds]
     if len(synthetic) == len(SCALES):
         base = statistics.median(synthetic[0].seconds)
-        growth = ", ".join(
-            f"{label} {statistics.median(d.seconds) / base:.2f}"
-            for label, d in zip(SCALES, synthetic, strict=True)
-        )
+        ratios = [statistics.median(d.seconds) / base for d in synthetic]
+        growth = ", ".join(f"{label} {ratio:.2f}" for label, ratio in zip(SCALES, ratios, strict=True))
         print(f"\nimport time relative to 1x: {growth} (sizes 1, 2, 4)")
     if search is None or cold is None:
         print("\nThe 4x document did not import: no search figures.")
