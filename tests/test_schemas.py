@@ -103,7 +103,11 @@ def test_a_cycle_a_b_a_imports_and_its_forms_show_the_marker(tmp_path: Path) -> 
     assert list(fields) == ["title", "b", "b.count", "b.a"]
     assert fields["b.a"]["description"] == "(recursive: A)"
     form = operation_schema(op)["properties"]["body"]
-    assert form["properties"]["b"]["properties"]["a"] == {"type": "object", "description": "(recursive: A)"}
+    assert form["properties"]["b"]["properties"]["a"] == {
+        "type": "object",
+        "description": "(recursive: A)",
+        "x-unexpanded": "A",
+    }
     # Validation is not cut where the form is: the cycle is followed as deep as the value goes.
     assert body_issues(op, {"b": {"a": {"b": {"a": {"b": {"count": "x"}}}}}}) == [
         ("$.body.b.a.b.a.b.count", "must be of type integer, not string 'x'")
@@ -239,6 +243,14 @@ def test_views_of_a_dense_graph_are_bounded_and_say_what_they_leave_out(tmp_path
     assert cut and recursive
     # Breadth first: every field two levels down is there before anything deeper is.
     assert {"next1.next1.id", "next3.next3.next3"} <= {f["name"] for f in fields}
+
+
+def test_a_list_of_a_recursive_schema_shows_the_marker_on_the_list(tmp_path: Path) -> None:
+    fields = reference(create(write_spec(tmp_path, CATEGORY, "Category")))["body"]["fields"]
+    assert [(f["name"], f["type"], f["required"], f["description"]) for f in fields] == [
+        ("name", "string", True, ""),
+        ("children", "array", False, "(recursive: Category)"),
+    ]
 
 
 def test_a_view_is_made_once_per_component(tmp_path: Path) -> None:

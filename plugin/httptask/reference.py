@@ -70,12 +70,17 @@ def _walk(schema: dict[str, Any], prefix: str, depth: int, out: list[Field]) -> 
         child = merge_all_of(child)
         is_array = schema_type(child) == "array"
         display = f"{prefix}{name}[]" if is_array and _is_scalar_array(child) else f"{prefix}{name}"
+        description = str(child.get("description", "")).strip()
+        items = child.get("items")
+        if is_array and isinstance(items, dict) and "x-unexpanded" in items:
+            # A list of a recursive schema says so where the list is shown.
+            description = f"{description} {items.get('description', '')}".strip()
         out.append(
             Field(
                 name=display,
                 type=schema_type(child),
                 required=name in required,
-                description=str(child.get("description", "")).strip(),
+                description=description,
                 enum=_enum_of(child),
                 default=child.get("default"),
                 limits=tuple((key, child[key]) for key in _LIMITS if key in child),
@@ -90,7 +95,7 @@ def _walk(schema: dict[str, Any], prefix: str, depth: int, out: list[Field]) -> 
 
 def _is_scalar_array(schema: dict[str, Any]) -> bool:
     items = schema.get("items")
-    return not (isinstance(items, dict) and "properties" in items)
+    return not (isinstance(items, dict) and ("properties" in items or "x-unexpanded" in items))
 
 
 def _enum_of(schema: dict[str, Any]) -> tuple[Any, ...]:

@@ -382,7 +382,7 @@ class _View:
 
 def _marker(reason: str, name: str, target: Any) -> JSON:
     """What a view shows instead of a schema it does not expand: its name, and its type where it has one."""
-    marker: JSON = {"description": f"({reason}: {name})"}
+    marker: JSON = {"description": f"({reason}: {name})", "x-unexpanded": name}
     if isinstance(target, dict) and isinstance(target.get("type"), str | list):
         marker["type"] = target["type"]
     return marker
