@@ -79,15 +79,12 @@ def tree(depth: int, leaf_name: Any = "leaf") -> dict[str, Any]:
 
 def test_a_category_tree_is_validated_at_depth_five_with_the_full_path(tmp_path: Path) -> None:
     op = create(write_spec(tmp_path, CATEGORY, "Category"))
+    fifth = "$.body.children[0].children[0].children[0].children[0].name"
     assert body_issues(op, tree(5)) == []
-    assert body_issues(op, tree(5, leaf_name=7)) == [
-        ("$.body.children[0].children[0].children[0].children[0].name", "must be of type string, not integer 7"),
-    ]
+    assert body_issues(op, tree(5, leaf_name=7)) == [(fifth, "must be of type string, not integer 7")]
     deep = tree(5)
     del deep["children"][0]["children"][0]["children"][0]["children"][0]["name"]
-    assert body_issues(op, deep) == [
-        ("$.body.children[0].children[0].children[0].children[0].name", "is required but missing")
-    ]
+    assert body_issues(op, deep) == [(fifth, "is required but missing")]
 
 
 def test_a_cycle_a_b_a_imports_and_its_forms_show_the_marker(tmp_path: Path) -> None:
