@@ -65,7 +65,10 @@ def client(kind: str, url: str, items: int, concurrency: int) -> dict[str, Any]:
 
 
 def _engine(url: str, items: int, concurrency: int) -> float:
-    from httptask.engines.local import start_run
+    from httptask.catalog import Catalog
+    from httptask.journal import Journal
+    from httptask.runs import start_run
+    from httptask.secrets import SecretStore
 
     inputs = {
         "invoices": [{"id": f"inv_{n}", "amount": 100} for n in range(items)],
@@ -74,9 +77,18 @@ def _engine(url: str, items: int, concurrency: int) -> float:
     with tempfile.TemporaryDirectory() as folder:
         os.environ["HTTPTASK_SECRET_CHARGEBEE_API_KEY"] = "bench_key"
         started = time.perf_counter()
-        result = start_run(
-            EXAMPLE, inputs=inputs, concurrency=concurrency, journal_path=Path(folder) / "journal.sqlite3"
-        )
+        journal = Journal(Path(folder) / "journal.sqlite3")
+        try:
+            result = start_run(
+                EXAMPLE,
+                inputs=inputs,
+                catalog=Catalog.default(),
+                secrets=SecretStore(),
+                journal=journal,
+                concurrency=concurrency,
+            )
+        finally:
+            journal.close()
         seconds = time.perf_counter() - started
     if result.status != "succeeded":
         raise SystemExit(f"the engine's run failed: {result.errors[:3]}")

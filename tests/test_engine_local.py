@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -15,10 +17,13 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from httptask.engines.local import InputsInvalid, check_inputs, start_run
+from httptask.engines.protocol import RunResult, Wiring
+from httptask.errors import InputsInvalid, WorkflowInvalid
 from httptask.journal import Journal
 from httptask.plan import PlanInvalid
+from httptask.runs import check_inputs
 from httptask.workflow import parse_workflow_text
+from local_runs import run_workflow
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "refund-invoices.yaml"
@@ -82,7 +87,7 @@ def _journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def _run(tmp_path: Path, text: str, inputs: dict[str, Any] | None = None, **options: Any) -> Any:
     file = tmp_path / "wf.yaml"
     file.write_text(text)
-    return start_run(file, inputs=inputs or {}, **options)
+    return run_workflow(file, inputs or {}, **options)
 
 
 def _get(task_id: str, url: str, extra: str = "") -> str:
@@ -179,10 +184,12 @@ def test_a_failure_skips_what_depends_on_it_and_lets_the_rest_finish(api: Api, t
 
 
 def test_a_for_each_that_is_not_a_list_fails_the_task(api: Api, tmp_path: Path) -> None:
-    text = "name: bad\ntasks:" + _get("f", f"{api.url}/x", "\n    forEach: \"{{ {'a': 1} }}\"")
+    # Validate refuses a literal that is no list; one from an input is found by the plan of the run.
+    for_each = '\n    forEach: "{{ input.items }}"'
+    text = "name: bad\ninputs: {items: {}}\ntasks:" + _get("f", f"{api.url}/x", for_each)
     # Found by the check before the first send: the run does not start.
     with pytest.raises(PlanInvalid) as caught:
-        _run(tmp_path, text)
+        _run(tmp_path, text, {"items": {"a": 1}})
     assert caught.value.message == (
         "1 request of the workflow 'bad' would not be valid, so nothing was sent:\n"
         '  task f: $.forEach: gives dict, not a list: {"a": 1}'
@@ -211,7 +218,7 @@ def test_the_refund_example_runs_against_the_sandbox(
 ) -> None:
     monkeypatch.setenv("HTTPTASK_SECRET_CHARGEBEE_API_KEY", "test_key_for_sandbox")
     invoices = [{"id": f"inv_{n}", "amount": 100 + n} for n in range(6)]
-    result = start_run(EXAMPLE, inputs={"invoices": invoices}, sandbox=True, concurrency=4)
+    result = run_workflow(EXAMPLE, {"invoices": invoices}, sandbox=True, concurrency=4)
     assert result.status == "succeeded", result.errors
     assert result.outputs == {"refunded": 6, "statuses": [200] * 6}
     journal = Journal(_journal)
@@ -246,3 +253,55 @@ def test_an_invalid_item_stops_the_run_before_anything_is_sent(
     journal = Journal(tmp_path / "journal.sqlite3")
     assert journal.runs() == []
     journal.close()
+
+
+def test_a_run_makes_the_checks_of_validate_before_its_first_send(api: Api, tmp_path: Path) -> None:
+    # The first task would be sent; the second names an operation the catalog does not have.
+    text = (
+        "name: half\ntasks:\n"
+        f"  - id: refund\n    httpRequest: {{method: POST, url: '{api.url}/refund'}}\n"
+        "  - id: later\n    needs: [refund]\n    operation: chargebee.refund_invoce\n"
+        "    request: {path: {invoice-id: inv_1}}\n"
+    )
+    before = len(api.received)
+    with pytest.raises(WorkflowInvalid) as caught:
+        _run(tmp_path, text)
+    assert len(api.received) == before
+    (issue,) = caught.value.issues
+    assert (issue.line, issue.path) == (7, "$.tasks[1].operation")
+    assert issue.message.startswith("names no operation in the catalog: 'chargebee.refund_invoce'.")
+    assert str(caught.value).startswith(f"{tmp_path / 'wf.yaml'}: the workflow is not valid (1 problem):\n")
+    validated = subprocess.run(
+        [sys.executable, "-m", "httptask", "validate", str(tmp_path / "wf.yaml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert validated.returncode == 3
+    assert f"{tmp_path / 'wf.yaml'}:7: $.tasks[1].operation: {issue.message}" in validated.stdout
+
+
+def test_the_lifecycle_drives_any_engine_with_the_wiring_it_checked(tmp_path: Path, _journal: Path) -> None:
+    seen: list[Any] = []
+
+    class Recording:
+        def __init__(self, wiring: Wiring) -> None:
+            self.wiring = wiring
+
+        async def run(self, run_id: str, inputs: Any, **resumed: Any) -> RunResult:
+            seen.append((run_id, dict(inputs), self.wiring.workflow.name, self.wiring.sandbox_url))
+            return RunResult(run_id, "succeeded", [], {"done": True}, [])
+
+    file = tmp_path / "wf.yaml"
+    file.write_text(
+        "name: custom\ninputs: {n: {type: integer, default: 2}}\n"
+        "tasks:\n  - id: a\n    httpRequest: {url: 'http://127.0.0.1:9/'}\n"
+    )
+    result = run_workflow(file, {}, engine=Recording)
+    assert seen == [(result.run_id, {"n": 2}, "custom", None)]
+    journal = Journal(_journal)
+    try:
+        record = journal.run(result.run_id)
+    finally:
+        journal.close()
+    assert (record.status, record.outputs) == ("succeeded", {"done": True})

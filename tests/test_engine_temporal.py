@@ -91,12 +91,12 @@ def test_examples_give_the_local_engines_report(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from httptask.engines.local import start_run
+    from local_runs import run_workflow
 
     for name, value in SECRETS.items():
         monkeypatch.setenv(f"HTTPTASK_SECRET_{name}", value)
     inputs = json.loads((EXAMPLES / "inputs" / f"{path.stem}.json").read_text())
-    local = start_run(path, inputs=inputs, sandbox=True, journal_path=tmp_path / "journal.sqlite3").to_dict()
+    local = run_workflow(path, inputs, sandbox=True, journal_path=tmp_path / "journal.sqlite3").to_dict()
     on_temporal = run_temporal(temporal_server, queue, path.read_text(), inputs, sandbox=True)
     assert local["status"] == "succeeded"
     assert comparable(on_temporal) == comparable(local)
@@ -299,7 +299,7 @@ def test_a_secret_missing_on_the_worker_stops_the_run_before_any_request(
         assert vendor.count() == 0
     assert report["status"] == "invalid"
     assert report["errors"][0]["message"].startswith(
-        "No secret named 'NOT_ON_THE_WORKER': looked in the environment variables "
-        "HTTPTASK_SECRET_NOT_ON_THE_WORKER and NOT_ON_THE_WORKER (no secrets file is set)."
+        "No secret named 'NOT_ON_THE_WORKER': looked in the environment variable "
+        "HTTPTASK_SECRET_NOT_ON_THE_WORKER (no secrets file is set)."
     )
     assert "(worker " in report["errors"][0]["message"]

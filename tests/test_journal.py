@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from httptask.engines.local import start_run
 from httptask.journal import Journal
+from local_runs import run_workflow
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "refund-invoices.yaml"
@@ -103,7 +103,7 @@ def test_no_secret_reaches_the_journal_or_its_write_ahead_log(
         path
     )  # holding the database open keeps the WAL file from being checkpointed away
     keeper.execute("SELECT count(*) FROM runs").fetchall()
-    result = start_run(EXAMPLE, inputs=inputs, sandbox=True)
+    result = run_workflow(EXAMPLE, inputs, sandbox=True)
     assert result.status == "succeeded", result.errors
     files = [p for p in tmp_path.iterdir() if p.name.startswith("j.sqlite3")]
     assert {p.name for p in files} >= {"j.sqlite3", "j.sqlite3-wal"}

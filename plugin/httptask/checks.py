@@ -23,12 +23,12 @@ from .errors import (
 from .tasks import SECRET_PARTS, Task
 from .templating import NOT_CONSTANT, check_template, constant, expression_path, is_template, references
 from .workflow import Workflow, parse_workflow, topological_order
-from .yamlsource import parse_source
+from .yamlsource import Source, parse_source
 
 if TYPE_CHECKING:
     from .spec import Operation
 
-__all__ = ["check_workflow", "check_workflow_text", "syntax_issue", "template_leaves"]
+__all__ = ["check_source", "check_workflow", "check_workflow_text", "syntax_issue", "template_leaves"]
 
 _RESPONSE_PARTS = ("status", "headers", "body")
 # Where validation puts each part of a request, and where the task holds it.
@@ -41,17 +41,23 @@ _LOCATIONS = {
 }
 
 
+def check_source(source: Source, catalog: Catalog) -> tuple[Workflow | None, list[Issue]]:
+    """What `httptask validate` and the editor's validate check: the parsed workflow (None when it does not
+    fit the workflow schema) and every problem with it, as issues with lines; an empty list means valid."""
+    try:
+        workflow = parse_workflow(source)
+    except TaskError as exc:
+        return None, exc.issues
+    return workflow, check_workflow(workflow, catalog)
+
+
 def check_workflow_text(text: str, catalog: Catalog, file: str = "<editor>") -> list[Issue]:
-    """Every problem with workflow YAML text, syntax and schema errors included, as issues with lines."""
+    """Every problem with workflow YAML text, syntax errors included, as issues with lines."""
     try:
         source = parse_source(text, file)
     except UsageError as exc:
         return [syntax_issue(exc)]
-    try:
-        workflow = parse_workflow(source)
-    except TaskError as exc:
-        return exc.issues
-    return check_workflow(workflow, catalog)
+    return check_source(source, catalog)[1]
 
 
 def syntax_issue(error: UsageError) -> Issue:

@@ -10,7 +10,9 @@
     ├── SpecError                 an OpenAPI document that cannot be loaded (file and JSON pointer)
     ├── UnknownOperation          a catalog id that does not exist (with the closest ids)
     ├── TaskError                 a task or workflow definition that is wrong (file, line, field path)
-    │   └── TemplateError         a template that does not parse or render (task id, field path)
+    │   ├── TemplateError         a template that does not parse or render (task id, field path)
+    │   ├── WorkflowInvalid       a workflow with problems, as `httptask validate` finds them (file, issues)
+    │   └── InputsInvalid         inputs that do not fit a workflow's input schemas; nothing was sent (exit 3)
     ├── RequestInvalid            the request breaks the operation's spec; nothing was sent (exit 3)
     └── SendError                 the request was not sent or not answered (exit 1); carries its `Outcome`
         ├── NotSent               nothing reached the server: bad URL, failed DNS lookup, refused connection
@@ -35,6 +37,7 @@ __all__ = [
     "CredentialsError",
     "DestinationRefused",
     "HttptaskError",
+    "InputsInvalid",
     "Issue",
     "KeyReused",
     "NotSent",
@@ -51,6 +54,7 @@ __all__ = [
     "TemplateError",
     "UnknownOperation",
     "UsageError",
+    "WorkflowInvalid",
     "child_path",
 ]
 
@@ -211,6 +215,31 @@ class TaskError(HttptaskError):
         self.file = file
 
 
+class WorkflowInvalid(TaskError):
+    """A workflow with problems, e.g. `w.yaml: the workflow is not valid (2 problems):` and a
+    `w.yaml:7: $.tasks[1].needs[0]: ...` line for each; the issues carry their lines."""
+
+    def __init__(self, file: str, issues: list[Issue]) -> None:
+        lines = "\n".join(f"  {file}:{i.line or '?'}: {i.path}: {i.message}" for i in issues)
+        message = f"{file}: the workflow is not valid ({_problems(len(issues))}):\n{lines}"
+        super().__init__(message, issues=issues, file=file)
+
+
+class InputsInvalid(TaskError):
+    """The inputs given to a workflow do not fit its input schemas; nothing was sent."""
+
+    exit_code = EXIT_INVALID
+
+    def __init__(self, workflow: str, issues: list[Issue]) -> None:
+        lines = "\n".join(f"  {issue}" for issue in issues)
+        super().__init__(
+            f"The inputs do not fit the workflow {workflow!r} ({_problems(len(issues))}); nothing was sent:\n"
+            f"{lines}",
+            issues=issues,
+        )
+        self.workflow = workflow
+
+
 class TemplateError(TaskError):
     """A template that does not parse or render,
     e.g. `task t1, body.memo: 'input' has no attribute 'note'`."""
@@ -232,8 +261,7 @@ class RequestInvalid(HttptaskError):
 
     def __init__(self, operation_id: str, issues: list[Issue]) -> None:
         lines = "\n".join(f"  {issue}" for issue in issues)
-        count = f"{len(issues)} problem{'s' if len(issues) != 1 else ''}"
-        super().__init__(f"The request for {operation_id} was not sent: {count}.\n{lines}")
+        super().__init__(f"The request for {operation_id} was not sent: {_problems(len(issues))}.\n{lines}")
         self.operation_id = operation_id
         self.issues = issues
 
@@ -324,3 +352,7 @@ def _when(timestamp: float) -> str:
 
 def _json_path(dotted: str) -> str:
     return "$." + dotted if dotted and not dotted.startswith("$") else dotted or "$"
+
+
+def _problems(count: int) -> str:
+    return f"{count} problem{'s' if count != 1 else ''}"

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import Issue, TaskError
+from .errors import Issue, TaskError, WorkflowInvalid
 from .tasks import Task, parse_task, schema
 from .yamlsource import Source, load_source, parse_source
 
@@ -64,12 +64,14 @@ def parse_workflow(source: Source) -> Workflow:
         seen: dict[str, int] = {}
         for index, task in enumerate(tasks):
             if task.id in seen:
-                issues.append(Issue(f"$.tasks[{index}].id", f"repeats the task id {task.id!r} of tasks[{seen[task.id]}]",
-                                    actual=task.id))
+                repeated = f"repeats the task id {task.id!r} of tasks[{seen[task.id]}]"
+                issues.append(Issue(f"$.tasks[{index}].id", repeated, actual=task.id))
             seen.setdefault(task.id, index)
     if issues:
-        issues = [Issue(i.path, i.message, i.expected, i.actual, i.line or source.line(i.path)) for i in issues]
-        raise TaskError(_summary(source.file, issues), issues=issues, file=source.file)
+        issues = [
+            Issue(i.path, i.message, i.expected, i.actual, i.line or source.line(i.path)) for i in issues
+        ]
+        raise WorkflowInvalid(source.file, issues)
     return Workflow(
         name=str(data["name"]),
         description=str(data.get("description", "")),
@@ -119,24 +121,18 @@ def topological_order(workflow: Workflow) -> list[str] | list[Issue]:
         trail = [task.id]
         pending = [iter(task.needs)]
         while pending:
-            need = next(pending[-1], None)
-            if need is None:
+            needed = next(pending[-1], None)
+            if needed is None:
                 pending.pop()
                 done = trail.pop()
                 state[done] = "done"
                 order.append(done)
-            elif state.get(need) == "visiting":
-                cycle = [*trail[trail.index(need) :], need]
-                path = f"$.tasks[{index[need]}].needs"
+            elif state.get(needed) == "visiting":
+                cycle = [*trail[trail.index(needed) :], needed]
+                path = f"$.tasks[{index[needed]}].needs"
                 issues.append(Issue(path, f"forms a cycle: {' -> '.join(cycle)}", line=workflow.line(path)))
-            elif need not in state:
-                state[need] = "visiting"
-                trail.append(need)
-                pending.append(iter(workflow.tasks[index[need]].needs))
+            elif needed not in state:
+                state[needed] = "visiting"
+                trail.append(needed)
+                pending.append(iter(workflow.tasks[index[needed]].needs))
     return issues if issues else order
-
-
-def _summary(file: str, issues: list[Issue]) -> str:
-    lines = "\n".join(f"  {file}:{issue.line or '?'}: {issue.path}: {issue.message}" for issue in issues)
-    count = f"{len(issues)} problem{'s' if len(issues) != 1 else ''}"
-    return f"{file}: the workflow is not valid ({count}):\n{lines}"

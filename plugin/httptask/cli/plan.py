@@ -26,8 +26,8 @@ def plan_command(file: Path, input_text: str | None, as_json: bool, secrets_file
     """Print every request a run would send (redacted), the totals of the amounts, the requests that are not
     idempotent and the tasks that depend on earlier responses; exit 3 if a request would not be valid."""
     from ..catalog import Catalog
-    from ..engines.local import check_inputs
     from ..plan import plan_workflow
+    from ..runs import check_inputs
     from ..secrets import SecretStore
     from ..workflow import parse_workflow
     from ..yamlsource import load_source

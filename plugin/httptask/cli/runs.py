@@ -78,7 +78,10 @@ def run_command(
 ) -> None:
     """Run a workflow on the local engine, journaled; exit 0 when every task succeeded, 1 when one failed,
     2 on bad usage, 3 when the workflow or its inputs are not valid."""
-    from ..engines.local import resume_run, start_run
+    from ..catalog import Catalog
+    from ..journal import Journal, default_journal_path
+    from ..runs import resume_run, start_run
+    from ..secrets import SecretStore
 
     if resume_id is None and (mark_done or resend or reconcile or note):
         raise UsageError("--mark-done, --resend, --reconcile and --note only apply to --resume RUN_ID.")
@@ -86,22 +89,28 @@ def run_command(
         raise UsageError("Give a workflow file to run, or --resume RUN_ID to finish an interrupted run.")
     if resume_id is not None and sandbox:
         raise UsageError("--sandbox cannot be changed on --resume: a run resumes where it started.")
-    with _progress(enabled=not as_json and sys.stdout.isatty()) as on_progress:
+    progress = _progress(enabled=not as_json and sys.stdout.isatty())
+    with progress as on_progress, contextlib.closing(Journal(default_journal_path())) as journal:
         try:
             if resume_id is None:
                 assert workflow_file is not None
                 result = start_run(
                     workflow_file,
                     inputs=parse_input(input_text),
+                    catalog=Catalog.default(),
+                    secrets=SecretStore(file=secrets_file),
+                    journal=journal,
                     sandbox=sandbox,
                     concurrency=concurrency,
-                    secrets_file=secrets_file,
                     on_progress=on_progress,
                     on_start=None if as_json else _announce,
                 )
             else:
                 result = resume_run(
                     resume_id,
+                    catalog=Catalog.default(),
+                    journal=journal,
+                    secrets=SecretStore(file=secrets_file) if secrets_file else None,
                     workflow_file=workflow_file,
                     inputs=parse_input(input_text) if input_text else None,
                     concurrency=concurrency,
@@ -109,7 +118,6 @@ def run_command(
                     resend=resend,
                     reconcile=reconcile,
                     note=note,
-                    secrets_file=secrets_file,
                     on_progress=on_progress,
                 )
         except TaskError as exc:

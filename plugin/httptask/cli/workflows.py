@@ -5,26 +5,27 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
-from ..errors import EXIT_INVALID, EXIT_USAGE, Issue, TaskError, UsageError
+from ..errors import EXIT_INVALID, EXIT_USAGE, Issue, UsageError
 from .console import plural, print_json
+
+if TYPE_CHECKING:
+    from ..catalog import Catalog
+    from ..workflow import Workflow
 
 __all__ = ["export_command", "validate_command"]
 
 
-def _load_issues(file: Path) -> tuple[Any, list[Issue]]:
-    """(workflow, issues) for a readable file: schema problems come back as issues, not as an error."""
-    from ..workflow import parse_workflow
+def _check(file: Path, catalog: Catalog) -> tuple[Workflow | None, list[Issue]]:
+    """The workflow in `file` and every problem with it, as the editor checks it; a file that cannot be read
+    or parsed is a `UsageError`."""
+    from ..checks import check_source
     from ..yamlsource import load_source
 
-    source = load_source(file)
-    try:
-        return parse_workflow(source), []
-    except TaskError as exc:
-        return None, exc.issues
+    return check_source(load_source(file), catalog)
 
 
 def _print_issues(file: Path, issues: list[Issue], *, err: bool) -> None:
@@ -40,23 +41,22 @@ def _print_issues(file: Path, issues: list[Issue], *, err: bool) -> None:
 def validate_command(file: Path, as_json: bool) -> None:
     """Check a workflow without sending anything; exit 3 when it is invalid, 2 when it cannot be read."""
     from ..catalog import Catalog
-    from ..checks import check_workflow, syntax_issue
+    from ..checks import syntax_issue
 
     try:
-        workflow, issues = _load_issues(file)
+        workflow, issues = _check(file, Catalog.default())
     except UsageError as exc:
         if not as_json:
             raise
         print_json({"valid": False, "errors": [syntax_issue(exc).to_dict()]})
         sys.exit(EXIT_USAGE)
-    if workflow is not None:
-        issues = check_workflow(workflow, Catalog.default())
     if as_json:
         print_json({"valid": not issues, "errors": [issue.to_dict() for issue in issues]})
     elif issues:
         _print_issues(file, issues, err=False)
         click.echo(f"{file}: the workflow is not valid ({plural(len(issues), 'problem')}).", err=True)
     else:
+        assert workflow is not None
         click.echo(f"{file}: valid ({plural(len(workflow.tasks), 'task')}).")
     sys.exit(EXIT_INVALID if issues else 0)
 
@@ -70,15 +70,12 @@ def validate_command(file: Path, as_json: bool) -> None:
 def export_command(file: Path, target: str, output: Path | None) -> None:
     """Write the workflow as another engine's definition; exit 3, writing nothing, if not faithful."""
     from ..catalog import Catalog
-    from ..checks import check_workflow
     from ..export import export_workflow
     from ..redaction import process_redactor
 
-    workflow, issues = _load_issues(file)
     catalog = Catalog.default()
-    if workflow is not None:
-        issues = check_workflow(workflow, catalog)
-    if not issues:
+    workflow, issues = _check(file, catalog)
+    if workflow is not None and not issues:
         definition, issues = export_workflow(workflow, catalog, target)
     if issues:
         _print_issues(file, issues, err=True)

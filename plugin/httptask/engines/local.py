@@ -1,5 +1,6 @@
 """The embedded local engine: a workflow's tasks on one asyncio loop, with bounded concurrency, one connection
-pool, and every step journaled so that a killed run can be resumed without acting twice.
+pool, and every step journaled so that a killed run can be resumed without acting twice. The run lifecycle
+(checks, starting, resuming) is in `runs`, which builds this engine from a `Wiring` and drives it.
 
 Templates see `tasks.ID.response` (`status`, `headers`, `body`, redacted) for a task without `forEach`, and a
 list `tasks.ID` of `{item, response}` in item order for a `forEach` task; only the tasks a task `needs`
@@ -10,191 +11,44 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets as random
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ..catalog import Catalog
-from ..checks import template_leaves
-from ..decisions import MARK_DONE, RECONCILED_ABSENT, RECONCILED_DONE, RESOLVING, decisions_for
+from ..decisions import MARK_DONE, RECONCILED_ABSENT, RECONCILED_DONE, RESOLVING
 from ..errors import (
-    EXIT_INVALID,
     HttptaskError,
-    Issue,
     KeyReused,
     SendError,
-    TaskError,
     TemplateError,
-    UsageError,
 )
 from ..execute import Prepared, prepare, response_record, send_prepared
-from ..journal import TASK_ROW, Decision, Journal, RunRecord, StepRecord, decider, default_journal_path
+from ..journal import TASK_ROW, Decision, Journal, StepRecord, decider
 from ..outcome import Outcome, may_have_acted
-from ..plan import PlanInvalid, plan_workflow
 from ..reconcile import Reconcile, match_values, reconcile_of, settle
 from ..requests import SAFE_METHODS, step_seed
 from ..retry import Attempt
-from ..secrets import SecretStore
 from ..tasks import Task
-from ..templating import base_context, render_value, secret_names
-from ..transport import Sender, origin
-from ..workflow import Workflow, parse_workflow_text, topological_order
+from ..templating import base_context, render_value
+from ..transport import origin
+from .protocol import RunResult, StepResult, TaskResult, Wiring
 
-__all__ = [
-    "InputsInvalid",
-    "LocalEngine",
-    "RunResult",
-    "StepResult",
-    "TaskResult",
-    "check_inputs",
-    "resume_run",
-    "start_run",
-]
-
-
-# Where a plan made before a sandbox run addresses the sandbox, whose port is known only once it starts.
-_PLAN_SANDBOX = "http://127.0.0.1:1"
-
-Progress = Callable[[int, int], None]
-"""Called with (more steps to do, steps done) as the run goes."""
-
-
-class InputsInvalid(TaskError):
-    """The inputs given to a workflow do not fit its input schemas; nothing was sent."""
-
-    exit_code = EXIT_INVALID
-
-
-@dataclass
-class StepResult:
-    """One request: a task without forEach (item 0), or one item of a forEach task."""
-
-    item: int
-    state: str
-    http_status: int | None = None
-    elapsed_ms: float | None = None
-    response: dict[str, Any] | None = None
-    error: str | None = None
-    attempts: int = 0
-    reused: bool = False
-    decision: str | None = None
-
-    @property
-    def label(self) -> str:
-        """The state as a summary counts it: 'resolved by hand' is never 'succeeded'."""
-        if self.state != "resolved":
-            return self.state
-        return "resolved by hand" if self.decision == MARK_DONE else "resolved by reconciliation"
-
-    @property
-    def done(self) -> bool:
-        """Succeeded, or resolved by a decision: what needs it may run."""
-        return self.state in ("succeeded", "resolved")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "item": self.item,
-            "state": self.state,
-            "decision": self.decision,
-            "http_status": self.http_status,
-            "elapsed_ms": self.elapsed_ms,
-            "attempts": self.attempts,
-            "reused": self.reused,
-            "error": self.error,
-        }
-
-
-@dataclass
-class TaskResult:
-    task_id: str
-    for_each: bool
-    state: str = "scheduled"
-    error: str | None = None
-    items: list[Any] = field(default_factory=list)
-    steps: list[StepResult] = field(default_factory=list)
-    elapsed_ms: float = 0.0
-
-    def context(self) -> Any:
-        """What templates see as `tasks.ID`."""
-        if self.for_each:
-            return [
-                {"item": item, "response": step.response}
-                for item, step in zip(self.items, self.steps, strict=True)
-            ]
-        return {"response": self.steps[0].response if self.steps else None}
-
-    def counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for step in self.steps:
-            counts[step.label] = counts.get(step.label, 0) + 1
-        return counts
-
-    def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "task": self.task_id,
-            "state": self.state,
-            "for_each": self.for_each,
-            "elapsed_ms": round(self.elapsed_ms, 2),
-            "error": self.error,
-        }
-        if self.for_each:
-            data["items"] = self.counts()
-        else:
-            step = self.steps[0] if self.steps else None
-            data["http_status"] = step.http_status if step else None
-            data["attempts"] = step.attempts if step else 0
-        return data
-
-
-@dataclass
-class RunResult:
-    run_id: str
-    status: str
-    tasks: list[TaskResult]
-    outputs: dict[str, Any] | None
-    errors: list[dict[str, Any]]
-
-    @property
-    def exit_code(self) -> int:
-        return 0 if self.status == "succeeded" else 1
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "status": self.status,
-            "tasks": [t.to_dict() for t in self.tasks],
-            "outputs": self.outputs,
-            "errors": self.errors,
-        }
+__all__ = ["LocalEngine"]
 
 
 class LocalEngine:
     """Runs one workflow once: each task starts when what it needs has succeeded, and is skipped otherwise."""
 
-    def __init__(
-        self,
-        workflow: Workflow,
-        *,
-        catalog: Catalog,
-        secrets: SecretStore,
-        journal: Journal,
-        sender: Sender,
-        concurrency: int = 16,
-        sandbox_url: str | None = None,
-        on_progress: Progress | None = None,
-    ) -> None:
-        self.workflow = workflow
-        self._catalog = catalog
-        self._secrets = secrets
-        self._journal = journal
-        self._sender = sender
-        self._concurrency = concurrency
-        self._sandbox_url = sandbox_url
-        self._progress = on_progress or (lambda more, done: None)
-        self._slots = asyncio.Semaphore(concurrency)
+    def __init__(self, wiring: Wiring) -> None:
+        self.workflow = wiring.workflow
+        self._catalog = wiring.catalog
+        self._secrets = wiring.secrets
+        self._journal = wiring.journal
+        self._sender = wiring.sender
+        self._concurrency = wiring.concurrency
+        self._sandbox_url = wiring.sandbox_url
+        self._progress = wiring.on_progress or (lambda more, done: None)
+        self._slots = asyncio.Semaphore(wiring.concurrency)
         self._results: dict[str, TaskResult] = {}
         self._finished: dict[str, asyncio.Event] = {}
         self._previous: Mapping[tuple[str, int], StepRecord] = {}
@@ -653,262 +507,3 @@ def _errors(result: TaskResult) -> list[dict[str, Any]]:
 def _short(value: Any, limit: int = 80) -> str:
     text = json.dumps(value, default=str)
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-# -- starting and resuming runs ------------------------------------------------------------------------------
-
-
-def check_inputs(workflow: Workflow, given: Mapping[str, Any]) -> dict[str, Any]:
-    """The inputs with defaults filled in; `InputsInvalid` with every problem when they do not fit."""
-    from ..validation import validate_instance
-
-    inputs = workflow.with_defaults(dict(given))
-    issues = validate_instance(inputs, workflow.inputs_schema(), root="$.input")
-    known = ", ".join(workflow.inputs) or "none"
-    for name in given:
-        if name not in workflow.inputs:
-            issues.append(
-                Issue(
-                    f"$.input.{name}",
-                    f"is not an input of the workflow (its inputs: {known})",
-                    actual=given[name],
-                )
-            )
-    if issues:
-        count = f"{len(issues)} problem{'s' if len(issues) != 1 else ''}"
-        lines = "\n".join(f"  {issue}" for issue in issues)
-        raise InputsInvalid(
-            f"The inputs do not fit the workflow {workflow.name!r} ({count}); nothing was sent:\n{lines}",
-            issues=issues,
-        )
-    return inputs
-
-
-def new_run_id() -> str:
-    return time.strftime("%Y%m%d-%H%M%S-") + random.token_hex(3)
-
-
-def _preload_secrets(workflow: Workflow, secrets: SecretStore) -> None:
-    """Resolve every secret the tasks name before anything runs: a missing one stops the run at once, and the
-    redactor knows every value before the inputs are journaled."""
-    for task in workflow.tasks:
-        names = (
-            [task.credentials]
-            if isinstance(task.credentials, str)
-            else list((task.credentials or {}).values())
-        )
-        names += [name for _, source in template_leaves(task.templates, "$") for name in secret_names(source)]
-        for name in names:
-            secrets.get(name)
-
-
-def _check_order(workflow: Workflow) -> None:
-    order = topological_order(workflow)
-    if order and isinstance(order[0], Issue):
-        issues = [issue for issue in order if isinstance(issue, Issue)]
-        file = workflow.source.file if workflow.source else "the workflow"
-        lines = "\n".join(f"  {file}:{issue.line or '?'}: {issue.path}: {issue.message}" for issue in issues)
-        raise TaskError(
-            f"{file}: the workflow is not valid ({len(issues)} problem"
-            f"{'s' if len(issues) != 1 else ''}):\n{lines}",
-            issues=issues,
-            file=file,
-        )
-
-
-def start_run(
-    workflow_file: Path,
-    *,
-    inputs: Mapping[str, Any],
-    sandbox: bool = False,
-    concurrency: int = 16,
-    secrets_file: Path | None = None,
-    journal_path: Path | None = None,
-    on_progress: Progress | None = None,
-    on_start: Callable[[str], None] | None = None,
-) -> RunResult:
-    """Check the workflow and inputs, journal a new run, and run it to the end."""
-    try:
-        text = workflow_file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"No such file: '{workflow_file}'.") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"Cannot read '{workflow_file}' ({exc}); give a UTF-8 YAML workflow.") from None
-    workflow = parse_workflow_text(text, str(workflow_file))
-    _check_order(workflow)
-    values = check_inputs(workflow, inputs)
-    secrets = SecretStore(file=secrets_file)
-    _preload_secrets(workflow, secrets)
-    # Every request that can be known now is rendered and checked before the first one is sent.
-    plan = plan_workflow(
-        workflow,
-        values,
-        catalog=Catalog.default(),
-        secrets=secrets,
-        sandbox_url=_PLAN_SANDBOX if sandbox else None,
-    )
-    if plan.problems:
-        raise PlanInvalid(plan)
-    redacted = secrets.redactor.redact_value(values)
-    journal = Journal(journal_path or default_journal_path())
-    run_id = new_run_id()
-    options = {"sandbox": sandbox, "secrets_file": str(secrets_file) if secrets_file else None}
-    journal.create_run(
-        run_id,
-        workflow=workflow.name,
-        file=str(workflow_file),
-        workflow_text=text,
-        inputs=redacted,
-        inputs_redacted=redacted != values,
-        options=options,
-    )
-    if on_start is not None:
-        on_start(run_id)
-    return _drive(
-        workflow,
-        run_id,
-        values,
-        journal,
-        secrets,
-        sandbox=sandbox,
-        concurrency=concurrency,
-        on_progress=on_progress,
-    )
-
-
-def resume_run(
-    run_id: str,
-    *,
-    workflow_file: Path | None = None,
-    inputs: Mapping[str, Any] | None = None,
-    concurrency: int = 16,
-    mark_done: tuple[str, ...] = (),
-    resend: tuple[str, ...] = (),
-    reconcile: bool = False,
-    note: str | None = None,
-    secrets_file: Path | None = None,
-    journal_path: Path | None = None,
-    on_progress: Progress | None = None,
-) -> RunResult:
-    """Finish a journaled run with the workflow text and inputs stored for it. Requests of unknown outcome
-    that are not idempotent are sent again only as decided: `mark_done` and `resend` name them as
-    TASK[ITEM,...] (journaled with `note` as evidence), `reconcile` asks the server where it can tell."""
-    journal = Journal(journal_path or default_journal_path())
-    record = journal.run(run_id)
-    if workflow_file is not None:
-        try:
-            given = workflow_file.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"Cannot read '{workflow_file}' ({exc.strerror}).") from None
-        if given != record.workflow_text:
-            raise UsageError(
-                f"'{workflow_file}' has changed since run {run_id} started; a resume runs the workflow as it "
-                "was "
-                "then (stored in the journal): leave out the file to use the stored text, or start a new run."
-            )
-    workflow = parse_workflow_text(record.workflow_text, record.file)
-    secrets = SecretStore(file=secrets_file or _stored_path(record.options.get("secrets_file")))
-    _preload_secrets(workflow, secrets)
-    values = _resume_inputs(record, workflow, inputs, secrets)
-    # Own the run before reading its steps: what another process did before this point is read, and no other
-    # process can act from now on.
-    journal.claim_run(run_id)
-    try:
-        decided = decisions_for(
-            workflow, journal.steps(run_id), mark_done=mark_done, resend=resend, evidence=note
-        )
-    except UsageError:
-        journal.finish_run(run_id, record.status, record.outputs, record.errors)
-        raise
-    for decision in decided.values():
-        resolve = f"resolved by hand (--mark-done) by {decision.decided_by}; no response is kept"
-        journal.queue(
-            Journal.decided(run_id, decision, resolve=resolve if decision.action == MARK_DONE else None)
-        )
-    previous = {(s.task, s.item): s for s in journal.steps(run_id) if s.item >= 0}
-    return _drive(
-        workflow,
-        run_id,
-        values,
-        journal,
-        secrets,
-        sandbox=bool(record.options.get("sandbox")),
-        concurrency=concurrency,
-        on_progress=on_progress,
-        previous=previous,
-        decisions={key: d for key, d in decided.items() if d.action != MARK_DONE},
-        reconcile=reconcile,
-    )
-
-
-def _stored_path(text: str | None) -> Path | None:
-    return Path(text) if text else None
-
-
-def _resume_inputs(
-    record: RunRecord, workflow: Workflow, given: Mapping[str, Any] | None, secrets: SecretStore
-) -> dict[str, Any]:
-    if given is None:
-        if record.inputs_redacted:
-            raise UsageError(
-                f"The inputs of run {record.run_id} held secrets, so the journal keeps them masked; "
-                "pass the same --input again to resume it."
-            )
-        return dict(record.inputs)
-    values = check_inputs(workflow, given)
-    if secrets.redactor.redact_value(values) != record.inputs:
-        raise UsageError(
-            f"--input differs from the inputs run {record.run_id} started with; a resume must use "
-            "the same inputs (leave out --input to use the stored ones)."
-        )
-    return values
-
-
-def _drive(
-    workflow: Workflow,
-    run_id: str,
-    inputs: Mapping[str, Any],
-    journal: Journal,
-    secrets: SecretStore,
-    *,
-    sandbox: bool,
-    concurrency: int,
-    on_progress: Progress | None,
-    previous: Mapping[tuple[str, int], StepRecord] | None = None,
-    decisions: Mapping[tuple[str, int], Decision] | None = None,
-    reconcile: bool = False,
-) -> RunResult:
-    catalog = Catalog.default()
-
-    async def main(sandbox_url: str | None) -> RunResult:
-        journal.start(asyncio.get_running_loop())
-        try:
-            async with Sender(max_connections=concurrency) as sender:
-                engine = LocalEngine(
-                    workflow,
-                    catalog=catalog,
-                    secrets=secrets,
-                    journal=journal,
-                    sender=sender,
-                    concurrency=concurrency,
-                    sandbox_url=sandbox_url,
-                    on_progress=on_progress,
-                )
-                return await engine.run(
-                    run_id, inputs, previous=previous, decisions=decisions, reconcile=reconcile
-                )
-        finally:
-            journal.stop()
-
-    try:
-        if sandbox:
-            from ..sandbox import SandboxThread
-
-            with SandboxThread(catalog) as server:
-                result = asyncio.run(main(server.url))
-        else:
-            result = asyncio.run(main(None))
-        journal.finish_run(run_id, result.status, result.outputs, result.errors)
-        return result
-    finally:
-        journal.close()

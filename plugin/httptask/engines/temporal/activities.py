@@ -21,19 +21,18 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from ...catalog import Catalog
-from ...checks import check_workflow
 from ...errors import HttptaskError, SendError, TaskError, TemplateError
 from ...execute import prepare, response_record, send_prepared
 from ...outcome import Outcome
 from ...requests import idempotency_header, is_idempotent, step_seed
 from ...retry import Attempt
+from ...runs import check_run, preload_secrets
 from ...sandbox import SandboxThread
 from ...secrets import SecretStore
 from ...tasks import Task
 from ...templating import base_context, render_value
 from ...transport import Sender
 from ...workflow import Workflow, parse_workflow_text
-from ..local import _preload_secrets, check_inputs
 from .history import HistoryReader
 from .model import (
     ACTIVITY,
@@ -98,17 +97,7 @@ class Activities:
         with self._failing_as(RUN_INVALID):
             run = await self._run(ref)
             workflow = run.workflow
-            issues = check_workflow(workflow, self._catalog)
-            if issues:
-                file = run.start.file
-                lines = "\n".join(f"  {file}:{i.line or '?'}: {i.path}: {i.message}" for i in issues)
-                raise TaskError(
-                    f"{file}: the workflow is not valid ({len(issues)} problem"
-                    f"{'s' if len(issues) != 1 else ''}):\n{lines}",
-                    issues=issues,
-                    file=file,
-                )
-            check_inputs(workflow, run.start.inputs)
+            check_run(workflow, run.start.inputs, catalog=self._catalog)
             if self._secrets.redactor.redact_value(run.start.inputs) != run.start.inputs:
                 raise TaskError(
                     f"The inputs of run {ref.workflow_id} hold the value of a secret, which Temporal keeps "
@@ -279,7 +268,7 @@ class Activities:
         run = self._runs.get(ref)
         if run is None:
             run = _Run(start, parse_workflow_text(start.workflow_text, start.file))
-            _preload_secrets(run.workflow, self._secrets)
+            preload_secrets(run.workflow, self._secrets)
             self._runs[ref] = run
             while len(self._runs) > 32:
                 del self._runs[next(iter(self._runs))]

@@ -15,11 +15,10 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
 from ...catalog import Catalog
-from ...checks import check_workflow
-from ...errors import TaskError, UsageError
+from ...errors import UsageError
+from ...runs import check_run, new_run_id, preload_secrets
 from ...secrets import SecretStore
 from ...workflow import Workflow, parse_workflow_text
-from ..local import _preload_secrets, check_inputs, new_run_id
 from .connection import Connection, connect
 from .model import (
     DECIDE_SIGNAL,
@@ -51,16 +50,7 @@ async def start_run(
 ) -> str:
     """Check the workflow and inputs, then start the run and return its id; nothing starts on a failure."""
     workflow = parse_workflow_text(workflow_text, file)
-    issues = check_workflow(workflow, catalog or Catalog.default())
-    if issues:
-        lines = "\n".join(f"  {file}:{i.line or '?'}: {i.path}: {i.message}" for i in issues)
-        raise TaskError(
-            f"{file}: the workflow is not valid ({len(issues)} problem"
-            f"{'s' if len(issues) != 1 else ''}):\n{lines}",
-            issues=issues,
-            file=file,
-        )
-    values = check_inputs(workflow, inputs)
+    values = check_run(workflow, inputs, catalog=catalog or Catalog.default())
     _refuse_secret_inputs(workflow, values, secrets or _KnownSecrets())
     start = RunInput(workflow_text, file, values, sandbox, settings or Settings())
     client = await connect(connection)
@@ -94,7 +84,7 @@ class _KnownSecrets(SecretStore):
 
 def _refuse_secret_inputs(workflow: Workflow, inputs: Mapping[str, Any], secrets: SecretStore) -> None:
     """Refuse inputs that hold a secret the workflow names and this machine can resolve."""
-    _preload_secrets(workflow, secrets)
+    preload_secrets(workflow, secrets)
     if secrets.redactor.redact_value(dict(inputs)) != dict(inputs):
         raise UsageError(
             "The inputs hold the value of a secret; Temporal would keep it in the run's history. Pass "

@@ -1,0 +1,158 @@
+"""What the run lifecycle (`runs`) and an engine exchange: the wiring an engine runs a checked workflow with,
+the `Engine` protocol the lifecycle drives, and the report of a run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ..decisions import MARK_DONE
+
+if TYPE_CHECKING:
+    from ..catalog import Catalog
+    from ..journal import Decision, Journal, StepRecord
+    from ..secrets import SecretStore
+    from ..transport import Sender
+    from ..workflow import Workflow
+
+__all__ = ["Engine", "EngineFactory", "Progress", "RunResult", "StepResult", "TaskResult", "Wiring"]
+
+Progress = Callable[[int, int], None]
+"""Called with (more steps to do, steps done) as the run goes."""
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """What an engine runs a checked workflow with."""
+
+    workflow: Workflow
+    catalog: Catalog
+    secrets: SecretStore
+    journal: Journal
+    sender: Sender
+    sandbox_url: str | None = None
+    concurrency: int = 16
+    on_progress: Progress | None = None
+
+
+@dataclass
+class StepResult:
+    """One request: a task without forEach (item 0), or one item of a forEach task."""
+
+    item: int
+    state: str
+    http_status: int | None = None
+    elapsed_ms: float | None = None
+    response: dict[str, Any] | None = None
+    error: str | None = None
+    attempts: int = 0
+    reused: bool = False
+    decision: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The state as a summary counts it: 'resolved by hand' is never 'succeeded'."""
+        if self.state != "resolved":
+            return self.state
+        return "resolved by hand" if self.decision == MARK_DONE else "resolved by reconciliation"
+
+    @property
+    def done(self) -> bool:
+        """Succeeded, or resolved by a decision: what needs it may run."""
+        return self.state in ("succeeded", "resolved")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "item": self.item,
+            "state": self.state,
+            "decision": self.decision,
+            "http_status": self.http_status,
+            "elapsed_ms": self.elapsed_ms,
+            "attempts": self.attempts,
+            "reused": self.reused,
+            "error": self.error,
+        }
+
+
+@dataclass
+class TaskResult:
+    task_id: str
+    for_each: bool
+    state: str = "scheduled"
+    error: str | None = None
+    items: list[Any] = field(default_factory=list)
+    steps: list[StepResult] = field(default_factory=list)
+    elapsed_ms: float = 0.0
+
+    def context(self) -> Any:
+        """What templates see as `tasks.ID`."""
+        if self.for_each:
+            return [
+                {"item": item, "response": step.response}
+                for item, step in zip(self.items, self.steps, strict=True)
+            ]
+        return {"response": self.steps[0].response if self.steps else None}
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for step in self.steps:
+            counts[step.label] = counts.get(step.label, 0) + 1
+        return counts
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "task": self.task_id,
+            "state": self.state,
+            "for_each": self.for_each,
+            "elapsed_ms": round(self.elapsed_ms, 2),
+            "error": self.error,
+        }
+        if self.for_each:
+            data["items"] = self.counts()
+        else:
+            step = self.steps[0] if self.steps else None
+            data["http_status"] = step.http_status if step else None
+            data["attempts"] = step.attempts if step else 0
+        return data
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    status: str
+    tasks: list[TaskResult]
+    outputs: dict[str, Any] | None
+    errors: list[dict[str, Any]]
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.status == "succeeded" else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "status": self.status,
+            "tasks": [t.to_dict() for t in self.tasks],
+            "outputs": self.outputs,
+            "errors": self.errors,
+        }
+
+
+class Engine(Protocol):
+    """An engine the lifecycle drives through one run: `previous` holds the journaled steps of a resumed run
+    by (task, item), `decisions` what was decided about requests of unknown outcome by (task, item), and
+    `reconcile` asks the engine to settle the others by reading the server where it can."""
+
+    async def run(
+        self,
+        run_id: str,
+        inputs: Mapping[str, Any],
+        *,
+        previous: Mapping[tuple[str, int], StepRecord] | None = None,
+        decisions: Mapping[tuple[str, int], Decision] | None = None,
+        reconcile: bool = False,
+    ) -> RunResult: ...
+
+
+EngineFactory = Callable[[Wiring], Engine]

@@ -1,0 +1,300 @@
+"""The run lifecycle every engine shares: the checks before a run's first send, starting and resuming a
+journaled run, the resume safety rules, and the wiring (catalog, secrets, journal, sender, sandbox) an engine
+runs with.
+
+Before anything is sent a run makes the checks of `httptask validate`, checks its inputs and resolves every
+secret its tasks name; when one fails, nothing is sent. An engine is anything with the `Engine` protocol
+(`engines.protocol`): the lifecycle builds it from a `Wiring` and drives it through one run. The local engine
+is the default; the Temporal engine makes the same checks (`check_run`, `preload_secrets`) before it starts a
+run and in its workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets as random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .catalog import Catalog
+from .checks import check_workflow, template_leaves
+from .decisions import MARK_DONE, decisions_for
+from .engines.local import LocalEngine
+from .engines.protocol import Engine, EngineFactory, Progress, RunResult, Wiring
+from .errors import InputsInvalid, Issue, UsageError, WorkflowInvalid
+from .journal import Decision, Journal, RunRecord, StepRecord
+from .plan import PlanInvalid, plan_workflow
+from .secrets import SecretStore
+from .templating import secret_names
+from .transport import Sender
+from .workflow import Workflow, parse_workflow_text
+
+__all__ = [
+    "check_inputs",
+    "check_run",
+    "new_run_id",
+    "preload_secrets",
+    "resume_run",
+    "start_run",
+]
+
+# Where a plan made before a sandbox run addresses the sandbox, whose port is known only once it starts.
+_PLAN_SANDBOX = "http://127.0.0.1:1"
+
+
+def _local_engine(wiring: Wiring) -> Engine:
+    return LocalEngine(wiring)
+
+
+# -- checks before the first send ----------------------------------------------------------------------------
+
+
+def check_run(workflow: Workflow, inputs: Mapping[str, Any], *, catalog: Catalog) -> dict[str, Any]:
+    """What every engine checks before a run sends anything: the workflow as `httptask validate` checks it
+    (`WorkflowInvalid`), then the inputs (`InputsInvalid`); the inputs with their defaults filled in."""
+    issues = check_workflow(workflow, catalog)
+    if issues:
+        raise WorkflowInvalid(workflow.source.file if workflow.source else "the workflow", issues)
+    return check_inputs(workflow, inputs)
+
+
+def check_inputs(workflow: Workflow, given: Mapping[str, Any]) -> dict[str, Any]:
+    """The inputs with defaults filled in; `InputsInvalid` with every problem when they do not fit."""
+    from .validation import validate_instance
+
+    inputs = workflow.with_defaults(dict(given))
+    issues = validate_instance(inputs, workflow.inputs_schema(), root="$.input")
+    known = ", ".join(workflow.inputs) or "none"
+    for name in given:
+        if name not in workflow.inputs:
+            issues.append(
+                Issue(
+                    f"$.input.{name}",
+                    f"is not an input of the workflow (its inputs: {known})",
+                    actual=given[name],
+                )
+            )
+    if issues:
+        raise InputsInvalid(workflow.name, issues)
+    return inputs
+
+
+def preload_secrets(workflow: Workflow, secrets: SecretStore) -> None:
+    """Resolve every secret the tasks name before anything runs: a missing one stops the run at once, and the
+    redactor knows every value before the inputs are journaled."""
+    for task in workflow.tasks:
+        names = (
+            [task.credentials]
+            if isinstance(task.credentials, str)
+            else list((task.credentials or {}).values())
+        )
+        names += [
+            name for _, source in template_leaves(task.templates, "$") for name in secret_names(source)
+        ]
+        for name in names:
+            secrets.get(name)
+
+
+def new_run_id() -> str:
+    """A run id that sorts by start time: `20250131-142501-a1b2c3`."""
+    return time.strftime("%Y%m%d-%H%M%S-") + random.token_hex(3)
+
+
+# -- starting and resuming -----------------------------------------------------------------------------------
+
+
+def start_run(
+    workflow_file: Path,
+    *,
+    inputs: Mapping[str, Any],
+    catalog: Catalog,
+    secrets: SecretStore,
+    journal: Journal,
+    sandbox: bool = False,
+    concurrency: int = 16,
+    on_progress: Progress | None = None,
+    on_start: Callable[[str], None] | None = None,
+    engine: EngineFactory = _local_engine,
+) -> RunResult:
+    """Check the workflow, its inputs and every request that can be known before the run, journal a new run,
+    and drive an engine through it to the end."""
+    try:
+        text = workflow_file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"No such file: '{workflow_file}'.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"Cannot read '{workflow_file}' ({exc}); give a UTF-8 YAML workflow.") from None
+    workflow = parse_workflow_text(text, str(workflow_file))
+    values = check_run(workflow, inputs, catalog=catalog)
+    preload_secrets(workflow, secrets)
+    # Every request that can be known now is rendered and checked before the first one is sent.
+    plan = plan_workflow(
+        workflow, values, catalog=catalog, secrets=secrets, sandbox_url=_PLAN_SANDBOX if sandbox else None
+    )
+    if plan.problems:
+        raise PlanInvalid(plan)
+    redacted = secrets.redactor.redact_value(values)
+    run_id = new_run_id()
+    options = {"sandbox": sandbox, "secrets_file": str(secrets.file) if secrets.file else None}
+    journal.create_run(
+        run_id,
+        workflow=workflow.name,
+        file=str(workflow_file),
+        workflow_text=text,
+        inputs=redacted,
+        inputs_redacted=redacted != values,
+        options=options,
+    )
+    if on_start is not None:
+        on_start(run_id)
+    run = _Plan(workflow, catalog, secrets, journal, sandbox, concurrency, on_progress)
+    return run.drive(engine, run_id, values)
+
+
+def resume_run(
+    run_id: str,
+    *,
+    catalog: Catalog,
+    journal: Journal,
+    secrets: SecretStore | None = None,
+    workflow_file: Path | None = None,
+    inputs: Mapping[str, Any] | None = None,
+    concurrency: int = 16,
+    mark_done: tuple[str, ...] = (),
+    resend: tuple[str, ...] = (),
+    reconcile: bool = False,
+    note: str | None = None,
+    on_progress: Progress | None = None,
+    engine: EngineFactory = _local_engine,
+) -> RunResult:
+    """Finish a journaled run with the workflow text and inputs stored for it; `secrets` defaults to a store
+    reading the secrets file the run started with. Requests of unknown outcome that are not idempotent are
+    sent again only as decided: `mark_done` and `resend` name them as TASK[ITEM,...] (journaled with `note`
+    as evidence), `reconcile` asks the server where it can tell."""
+    record = journal.run(run_id)
+    if workflow_file is not None:
+        try:
+            given = workflow_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"Cannot read '{workflow_file}' ({exc.strerror}).") from None
+        if given != record.workflow_text:
+            raise UsageError(
+                f"'{workflow_file}' has changed since run {run_id} started; a resume runs the workflow as it "
+                "was then (stored in the journal): leave out the file to use the stored text, or start a new "
+                "run."
+            )
+    workflow = parse_workflow_text(record.workflow_text, record.file)
+    issues = check_workflow(workflow, catalog)
+    if issues:
+        raise WorkflowInvalid(record.file, issues)
+    stored_file = record.options.get("secrets_file")
+    secrets = secrets or SecretStore(file=Path(stored_file) if stored_file else None)
+    preload_secrets(workflow, secrets)
+    values = _resume_inputs(record, workflow, inputs, secrets)
+    # Own the run before reading its steps: what another process did before this point is read, and no other
+    # process can act from now on.
+    journal.claim_run(run_id)
+    try:
+        decided = decisions_for(
+            workflow, journal.steps(run_id), mark_done=mark_done, resend=resend, evidence=note
+        )
+    except UsageError:
+        journal.finish_run(run_id, record.status, record.outputs, record.errors)
+        raise
+    for decision in decided.values():
+        resolve = f"resolved by hand (--mark-done) by {decision.decided_by}; no response is kept"
+        journal.queue(
+            Journal.decided(run_id, decision, resolve=resolve if decision.action == MARK_DONE else None)
+        )
+    previous = {(s.task, s.item): s for s in journal.steps(run_id) if s.item >= 0}
+    sandbox = bool(record.options.get("sandbox"))
+    run = _Plan(workflow, catalog, secrets, journal, sandbox, concurrency, on_progress)
+    return run.drive(
+        engine,
+        run_id,
+        values,
+        previous=previous,
+        decisions={key: d for key, d in decided.items() if d.action != MARK_DONE},
+        reconcile=reconcile,
+    )
+
+
+def _resume_inputs(
+    record: RunRecord, workflow: Workflow, given: Mapping[str, Any] | None, secrets: SecretStore
+) -> dict[str, Any]:
+    if given is None:
+        if record.inputs_redacted:
+            raise UsageError(
+                f"The inputs of run {record.run_id} held secrets, so the journal keeps them masked; "
+                "pass the same --input again to resume it."
+            )
+        return dict(record.inputs)
+    values = check_inputs(workflow, given)
+    if secrets.redactor.redact_value(values) != record.inputs:
+        raise UsageError(
+            f"--input differs from the inputs run {record.run_id} started with; a resume must use "
+            "the same inputs (leave out --input to use the stored ones)."
+        )
+    return values
+
+
+# -- driving an engine ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A checked run, ready to be wired to a sender (and a sandbox) and handed to an engine."""
+
+    workflow: Workflow
+    catalog: Catalog
+    secrets: SecretStore
+    journal: Journal
+    sandbox: bool
+    concurrency: int
+    on_progress: Progress | None
+
+    def drive(
+        self,
+        engine: EngineFactory,
+        run_id: str,
+        inputs: Mapping[str, Any],
+        *,
+        previous: Mapping[tuple[str, int], StepRecord] | None = None,
+        decisions: Mapping[tuple[str, int], Decision] | None = None,
+        reconcile: bool = False,
+    ) -> RunResult:
+        """Run the engine on its own event loop with one connection pool, then journal how the run ended."""
+        journal = self.journal
+
+        async def main(sandbox_url: str | None) -> RunResult:
+            journal.start(asyncio.get_running_loop())
+            try:
+                async with Sender(max_connections=self.concurrency) as sender:
+                    wiring = Wiring(
+                        self.workflow,
+                        self.catalog,
+                        self.secrets,
+                        journal,
+                        sender,
+                        sandbox_url,
+                        self.concurrency,
+                        self.on_progress,
+                    )
+                    return await engine(wiring).run(
+                        run_id, inputs, previous=previous, decisions=decisions, reconcile=reconcile
+                    )
+            finally:
+                journal.stop()
+
+        if self.sandbox:
+            from .sandbox import SandboxThread
+
+            with SandboxThread(self.catalog) as server:
+                result = asyncio.run(main(server.url))
+        else:
+            result = asyncio.run(main(None))
+        journal.finish_run(run_id, result.status, result.outputs, result.errors)
+        return result
