@@ -8,7 +8,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 # Modules that other scripts import rather than benchmarks of their own.
-LIBRARIES = {"synthetic_openapi.py"}
+LIBRARIES = {"synthetic_openapi.py", "_naive_temporal.py"}
 
 
 def main() -> None:
