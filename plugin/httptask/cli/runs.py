@@ -6,14 +6,16 @@ import contextlib
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 from ..errors import EXIT_INVALID, TaskError, UsageError
 from .console import parse_input, plural, print_json, print_table
+from .temporal import temporal_options
 
 __all__ = ["run_command", "runs_group"]
 
@@ -63,6 +65,29 @@ __all__ = ["run_command", "runs_group"]
     "its answer: found (done) or not received (sent once).",
 )
 @click.option("--note", help="On --resume: the evidence for --mark-done/--resend, journaled with them.")
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "temporal"]),
+    default="local",
+    show_default=True,
+    help="Run here (journaled), or on Temporal's workers ('httptask worker').",
+)
+@click.option("--no-wait", is_flag=True, help="Temporal: print the run id once it has started, and exit.")
+@temporal_options
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 1000),
+    default=50,
+    show_default=True,
+    help="Temporal: idempotent requests sent per activity.",
+)
+@click.option(
+    "--heartbeat-timeout",
+    type=click.FloatRange(1, 600),
+    default=5.0,
+    show_default=True,
+    help="Temporal: seconds without a heartbeat before a lost worker's requests go to another worker.",
+)
 def run_command(
     workflow_file: Path | None,
     input_text: str | None,
@@ -75,14 +100,47 @@ def run_command(
     resend: tuple[str, ...],
     reconcile: bool,
     note: str | None,
+    engine: str,
+    no_wait: bool,
+    address: str | None,
+    namespace: str | None,
+    task_queue: str,
+    batch_size: int,
+    heartbeat_timeout: float,
 ) -> None:
-    """Run a workflow on the local engine, journaled; exit 0 when every task succeeded, 1 when one failed,
-    2 on bad usage, 3 when the workflow or its inputs are not valid."""
+    """Run a workflow on the local engine (journaled) or on Temporal; exit 0 when every task succeeded, 1
+    when one failed (or waits for a decision), 2 on bad usage, 3 when the workflow or inputs are not valid."""
     from ..catalog import Catalog
     from ..journal import Journal, default_journal_path
     from ..runs import resume_run, start_run
     from ..secrets import SecretStore
 
+    if engine == "temporal":
+        if reconcile:
+            raise UsageError(
+                "--reconcile runs on the local engine only; on Temporal, decide with --mark-done or --resend."
+            )
+        _run_on_temporal(
+            workflow_file,
+            input_text,
+            sandbox,
+            concurrency,
+            as_json,
+            secrets_file,
+            resume_id,
+            mark_done,
+            resend,
+            note,
+            no_wait,
+            address,
+            namespace,
+            task_queue,
+            batch_size,
+            heartbeat_timeout,
+        )
+        return
+    if no_wait:
+        raise UsageError("--no-wait applies to --engine temporal; a local run ends with this command.")
     if resume_id is None and (mark_done or resend or reconcile or note):
         raise UsageError("--mark-done, --resend, --reconcile and --note only apply to --resume RUN_ID.")
     if resume_id is None and workflow_file is None:
@@ -121,25 +179,82 @@ def run_command(
                     on_progress=on_progress,
                 )
         except TaskError as exc:
-            # A workflow or inputs that are not valid: exit 3, with the issues as data under --json.
-            if as_json:
-                print_json(
-                    {
-                        "run_id": None,
-                        "status": "invalid",
-                        "tasks": [],
-                        "outputs": None,
-                        "errors": [issue.to_dict() for issue in exc.issues],
-                    }
-                )
-            else:
-                click.echo(f"error: {exc}", err=True)
-            sys.exit(EXIT_INVALID)
+            _invalid(exc, as_json=as_json)
     if as_json:
         print_json(result.to_dict())
     else:
         _print_result(result)
     sys.exit(result.exit_code)
+
+
+def _run_on_temporal(
+    workflow_file: Path | None,
+    input_text: str | None,
+    sandbox: bool,
+    concurrency: int,
+    as_json: bool,
+    secrets_file: Path | None,
+    resume_id: str | None,
+    mark_done: tuple[str, ...],
+    resend: tuple[str, ...],
+    note: str | None,
+    no_wait: bool,
+    address: str | None,
+    namespace: str | None,
+    task_queue: str,
+    batch_size: int,
+    heartbeat_timeout: float,
+) -> None:
+    from .temporal import parse_decisions, require_temporal, run_on_temporal
+
+    require_temporal()
+    from ..engines.temporal.connection import Connection
+    from ..engines.temporal.model import Settings
+
+    if resume_id is None and (mark_done or resend or note):
+        raise UsageError("--mark-done, --resend and --note only apply to --resume RUN_ID.")
+    if resume_id is None and workflow_file is None:
+        raise UsageError("Give a workflow file to run, or --resume RUN_ID to follow a run on Temporal.")
+    if resume_id is not None and (workflow_file is not None or input_text or sandbox):
+        raise UsageError(
+            "A run on Temporal goes on by itself; --resume RUN_ID only sends --mark-done and --resend "
+            "decisions to it (and follows it), without a workflow file, --input or --sandbox."
+        )
+    try:
+        code = run_on_temporal(
+            Connection(address, namespace, task_queue),
+            workflow_file=workflow_file,
+            inputs=parse_input(input_text),
+            resume_id=resume_id,
+            decisions=parse_decisions("mark-done", mark_done, note) + parse_decisions("resend", resend, note),
+            sandbox=sandbox,
+            settings=Settings(
+                concurrency=concurrency, batch_size=batch_size, heartbeat_seconds=heartbeat_timeout
+            ),
+            secrets_file=secrets_file,
+            as_json=as_json,
+            wait=not no_wait,
+        )
+    except TaskError as exc:
+        _invalid(exc, as_json=as_json)
+    sys.exit(code)
+
+
+def _invalid(exc: TaskError, *, as_json: bool) -> NoReturn:
+    """A workflow or inputs that are not valid: exit 3, with the issues as data under --json."""
+    if as_json:
+        print_json(
+            {
+                "run_id": None,
+                "status": "invalid",
+                "tasks": [],
+                "outputs": None,
+                "errors": [issue.to_dict() for issue in exc.issues],
+            }
+        )
+    else:
+        click.echo(f"error: {exc}", err=True)
+    sys.exit(EXIT_INVALID)
 
 
 def _announce(run_id: str) -> None:
@@ -168,13 +283,12 @@ def _progress(*, enabled: bool) -> Iterator[Any]:
 
 
 def _print_result(result: Any) -> None:
-
     rows = []
     for task in result.tasks:
         if task.for_each:
             counts = task.counts()
             status = ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or task.state
-            http = _status_counts([s.http_status for s in task.steps])
+            http = status_counts(Counter(str(s.http_status or "no answer") for s in task.steps))
         else:
             step = task.steps[0] if task.steps else None
             status = (step.label if step else task.state) + (
@@ -182,18 +296,8 @@ def _print_result(result: Any) -> None:
             )
             http = str(step.http_status) if step and step.http_status else ""
         rows.append([task.task_id, status, http, f"{task.elapsed_ms / 1000:.2f} s"])
-    print_table(["task", "status", "HTTP", "time"], rows, title=f"run {result.run_id}: {result.status}")
-    if result.outputs is not None:
-        click.echo("outputs:")
-        click.echo(json.dumps(result.outputs, indent=2, ensure_ascii=False, default=str))
-    for error in result.errors:
-        where = f"task {error['task']}" if error["task"] else "the outputs"
-        if error["item"] is not None:
-            where += f", item {error['item']}"
-        click.echo(f"error: {where}: {error['message']}", err=True)
-    for task in result.tasks:
-        if task.state == "skipped":
-            click.echo(f"skipped: task {task.task_id}: {task.error}", err=True)
+    skipped = [(task.task_id, task.error) for task in result.tasks if task.state == "skipped"]
+    print_report(f"run {result.run_id}: {result.status}", rows, result.outputs, result.errors, skipped)
     waiting = sum(step.state == "unknown" for task in result.tasks for step in task.steps)
     if waiting:
         click.echo(
@@ -203,11 +307,29 @@ def _print_result(result: Any) -> None:
         )
 
 
-def _status_counts(statuses: list[int | None]) -> str:
-    counts: dict[str, int] = {}
-    for status in statuses:
-        key = str(status) if status else "no answer"
-        counts[key] = counts.get(key, 0) + 1
+def print_report(
+    title: str,
+    rows: list[list[Any]],
+    outputs: Any,
+    errors: list[dict[str, Any]],
+    skipped: list[tuple[str, str | None]],
+) -> None:
+    """A run's summary as every engine prints it: a row per task, the outputs, each error, each skip."""
+    print_table(["task", "status", "HTTP", "time"], rows, title=title)
+    if outputs is not None:
+        click.echo("outputs:")
+        click.echo(json.dumps(outputs, indent=2, ensure_ascii=False, default=str))
+    for error in errors:
+        where = f"task {error['task']}" if error["task"] else "the outputs"
+        if error["item"] is not None:
+            where += f", item {error['item']}"
+        click.echo(f"error: {where}: {error['message']}", err=True)
+    for task_id, reason in skipped:
+        click.echo(f"skipped: task {task_id}: {reason}", err=True)
+
+
+def status_counts(counts: Mapping[str, int]) -> str:
+    """How many items got each HTTP status, e.g. `200 x3, no answer x1` (with the times sign)."""
     return ", ".join(f"{key} ×{n}" for key, n in sorted(counts.items()))  # noqa: RUF001 (the times sign)
 
 
@@ -264,8 +386,27 @@ def runs_list(limit: int, as_json: bool) -> None:
 @runs_group.command("show")
 @click.argument("run_id")
 @click.option("--json", "as_json", is_flag=True, help="Print the run and every step as JSON.")
-def runs_show(run_id: str, as_json: bool) -> None:
-    """Show one run: its inputs (redacted), each task and item, and its outputs."""
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "temporal"]),
+    default="local",
+    show_default=True,
+    help="Where the run is: this machine's journal, or Temporal.",
+)
+@temporal_options
+def runs_show(
+    run_id: str, as_json: bool, engine: str, address: str | None, namespace: str | None, task_queue: str
+) -> None:
+    """Show one run: its inputs (redacted), each task and item, and its outputs; on Temporal, each task,
+    the items that wait for a decision, and the decisions taken."""
+    if engine == "temporal":
+        from .temporal import require_temporal, show_on_temporal
+
+        require_temporal()
+        from ..engines.temporal.connection import Connection
+
+        show_on_temporal(Connection(address, namespace, task_queue), run_id, as_json=as_json)
+        return
     from ..decisions import awaiting
     from ..journal import TASK_ROW, Journal, default_journal_path
 

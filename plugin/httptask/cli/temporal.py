@@ -8,12 +8,14 @@ import os
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
-from ..errors import UsageError
+from ..errors import EXIT_INVALID, UsageError
+from .console import print_json
 
-__all__ = ["temporal_group", "worker_command"]
+__all__ = ["parse_decisions", "run_on_temporal", "show_on_temporal", "temporal_group", "worker_command"]
 
 
 def require_temporal() -> None:
@@ -139,3 +141,113 @@ def dev_command(ip: str, port: int, db_filename: Path | None, headless: bool) ->
     )
     sys.stderr.flush()
     os.execv(command[0], command)
+
+
+# -- runs on Temporal (`httptask run` and `httptask runs show` with --engine temporal) -----------------------
+
+
+def parse_decisions(action: str, specs: tuple[str, ...], evidence: str | None) -> list[Any]:
+    """`TASK` or `TASK[3,7,10-12]` (as on the local engine) as decisions signed by this user and host."""
+    from ..decisions import parse_selector
+    from ..engines.temporal.model import Decision
+    from ..journal import decider
+
+    decisions = []
+    for spec in specs:
+        selector = parse_selector(spec, f"--{action}")
+        items = sorted(selector.items) if selector.items is not None else None
+        decisions.append(Decision(selector.task, action, items, who=decider(), evidence=evidence))
+    return decisions
+
+
+def run_on_temporal(
+    connection: Any,
+    *,
+    workflow_file: Path | None,
+    inputs: dict[str, Any],
+    resume_id: str | None,
+    decisions: list[Any],
+    sandbox: bool,
+    settings: Any,
+    secrets_file: Path | None,
+    as_json: bool,
+    wait: bool,
+) -> int:
+    """Start a run (or send decisions to one), follow it to its end or to a wait for a decision, report it
+    as the local engine does, and give the exit code."""
+    from ..engines.temporal.client import decide, follow_run, start_run
+    from ..secrets import SecretStore
+
+    if resume_id is None:
+        assert workflow_file is not None
+        text = _read_text(workflow_file)
+        run_id = asyncio.run(
+            start_run(
+                connection,
+                workflow_text=text,
+                file=str(workflow_file),
+                inputs=inputs,
+                sandbox=sandbox,
+                settings=settings,
+                secrets=SecretStore(file=secrets_file) if secrets_file else None,
+            )
+        )
+        if not wait:
+            if as_json:
+                print_json({"run_id": run_id, "status": "running"})
+            else:
+                click.echo(run_id)
+            return 0
+        if not as_json:
+            click.echo(f"run {run_id} on Temporal, task queue {connection.task_queue!r}", err=True)
+    else:
+        run_id = resume_id
+        if decisions:
+            asyncio.run(decide(connection, run_id, decisions))
+    summary = asyncio.run(follow_run(connection, run_id))
+    report_summary(summary, as_json=as_json)
+    return {"succeeded": 0, "invalid": EXIT_INVALID}.get(summary.status, 1)
+
+
+def show_on_temporal(connection: Any, run_id: str, *, as_json: bool) -> None:
+    from ..engines.temporal.client import read_state
+
+    report_summary(asyncio.run(read_state(connection, run_id)), as_json=as_json)
+
+
+def report_summary(summary: Any, *, as_json: bool) -> None:
+    from ..engines.temporal.report import summary_dict
+    from .runs import print_report, status_counts
+
+    data = summary_dict(summary)
+    if as_json:
+        print_json(data)
+        return
+    rows = []
+    for task in summary.tasks:
+        if task.for_each:
+            status = ", ".join(f"{n} {state}" for state, n in sorted(task.counts.items())) or task.state
+            http = status_counts(task.statuses)
+        else:
+            status, http = task.state, str(task.http_status or "")
+        rows.append([task.task, status, http, f"{task.elapsed_ms / 1000:.2f} s"])
+    skipped = [(task.task, task.error) for task in summary.tasks if task.state == "skipped"]
+    print_report(f"run {summary.run_id}: {summary.status}", rows, summary.outputs, data["errors"], skipped)
+    for waiting in data.get("waiting", []):
+        name = waiting["task"] if waiting["item"] is None else f"{waiting['task']}[{waiting['item']}]"
+        click.echo(f"waiting: {name}: {waiting['error']}", err=True)
+    if data.get("waiting"):
+        click.echo(
+            f"Check on the server, then: httptask run --resume {summary.run_id} --engine temporal "
+            "--mark-done TASK[ITEM,...] (it was received) or --resend TASK[ITEM,...] (it was not).",
+            err=True,
+        )
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"No such file: '{path}'.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"Cannot read '{path}' ({exc}); give a UTF-8 YAML workflow.") from None

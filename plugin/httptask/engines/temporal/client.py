@@ -6,6 +6,7 @@ value of a secret this machine knows: Temporal would keep it in the run's histor
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -31,7 +32,7 @@ from .model import (
     Settings,
 )
 
-__all__ = ["decide", "read_state", "start_run", "wait_run"]
+__all__ = ["decide", "follow_run", "read_state", "start_run", "wait_run"]
 
 # Temporal refuses a payload over 2 MB; the run's input is one payload.
 _MAX_INPUT_BYTES = 2 * 1024 * 1024 - 64 * 1024
@@ -106,6 +107,28 @@ async def wait_run(connection: Connection, run_id: str) -> RunSummary:
     return summary
 
 
+async def follow_run(connection: Connection, run_id: str, *, poll_seconds: float = 1.0) -> RunSummary:
+    """The run's summary once it ends, or its state as soon as it waits for an operator's decision."""
+    client = await connect(connection)
+    handle = client.get_workflow_handle(run_id, result_type=RunSummary)
+    result = asyncio.ensure_future(handle.result())
+    try:
+        while True:
+            done, _ = await asyncio.wait({result}, timeout=poll_seconds)
+            if done:
+                summary: RunSummary = result.result()
+                return summary
+            state = await _read(client, connection, run_id)
+            if state.status != "running":
+                return state
+    except WorkflowFailureError as exc:
+        return _ended(run_id, str(exc.cause or exc))
+    except RPCError as exc:
+        raise _no_run(run_id, connection, exc) from None
+    finally:
+        result.cancel()
+
+
 async def read_state(connection: Connection, run_id: str) -> RunSummary:
     """The run's state: its result when it has ended, else what it reports while it runs."""
     client = await connect(connection)
@@ -138,7 +161,14 @@ async def decide(connection: Connection, run_id: str, decisions: list[Decision])
             known = ", ".join(t.task for t in state.tasks) or "none"
             raise UsageError(f"Run {run_id} has no task {decision.task!r} (its tasks: {known}).")
         waiting = {r.item for r in task.unknown}
-        named = set(decision.items) if decision.items is not None else waiting
+        if decision.items is None and task.for_each:
+            listed = ", ".join(str(i) for i in sorted(waiting)) or "none"
+            raise UsageError(
+                f"--{decision.action} {decision.task!r}: task {decision.task} sends one request per item; "
+                f"name the items, e.g. --{decision.action} '{decision.task}[{min(waiting, default=0)}]' "
+                f"(waiting for a decision: {listed})."
+            )
+        named = set(decision.items) if decision.items is not None else {0}
         if not waiting or not named <= waiting:
             listed = ", ".join(str(i) for i in sorted(waiting)) or "none"
             raise UsageError(
