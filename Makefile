@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test bench lint clean browser
+.PHONY: demo demo-temporal test bench lint clean browser
 
 $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
@@ -15,6 +15,10 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(PY) -m httptask.cli.demo
+
+# A Temporal dev server with its web UI, a worker, and the refund fan-out run on them (README: "On Temporal").
+demo-temporal: $(STAMP)
+	$(PY) -m httptask.cli.demo_temporal
 
 # The suite runs in a network namespace whose only interface is loopback (as root: unshare -n; otherwise in a
 # user namespace), so no test can send a packet off this machine, whatever event loop or client it uses.
