@@ -30,7 +30,7 @@ from ...runs import check_run, preload_secrets
 from ...sandbox import SandboxThread
 from ...secrets import SecretStore
 from ...tasks import Task
-from ...templating import base_context, render_value
+from ...templating import base_context, is_template, render_value
 from ...transport import Sender
 from ...workflow import Workflow, parse_workflow_text
 from .history import HistoryReader
@@ -327,7 +327,10 @@ class Activities:
             op = self._catalog.operation(task.operation)
             batched = is_idempotent(op.method, idempotency_header(op))
         else:
-            batched = task.idempotency_key is not None
+            # A method chosen by a template is known only per item: it is batched only with a key.
+            method = str((task.http_request or {}).get("method", "GET"))
+            key_header = idempotency_header(None) if task.idempotency_key is not None else None
+            batched = is_idempotent("POST" if is_template(method) else method, key_header)
         retry = task.retry
         return TaskPlan(
             id=task.id,
