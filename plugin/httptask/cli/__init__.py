@@ -3,7 +3,9 @@ and mapping errors to exit codes; `main` turns every user mistake into one messa
 
 from __future__ import annotations
 
+import os
 import sys
+from typing import NoReturn
 
 import click
 
@@ -57,6 +59,14 @@ def main() -> None:
 
     guard_stdio(SecretStore(redactor=Redactor()).redactor)
     try:
+        _dispatch()
+    except SystemExit as exc:
+        _exit(exc.code)
+    _exit(0)
+
+
+def _dispatch() -> None:
+    try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
@@ -72,3 +82,16 @@ def main() -> None:
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
+
+
+def _exit(code: str | int | None) -> NoReturn:
+    """Exit with `code`; after the Temporal SDK was used, without the interpreter's teardown, which its Rust
+    threads can abort with SIGABRT (temporalio/sdk-python#300)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if "temporalio.bridge" not in sys.modules:
+        sys.exit(code)
+    if isinstance(code, str):
+        sys.stderr.write(code + "\n")
+        sys.stderr.flush()
+    os._exit(code if isinstance(code, int) else 0 if code is None else 1)
