@@ -475,3 +475,18 @@ def test_inputs_over_temporals_payload_limit_are_refused_before_the_run_starts(
         "MB, and Temporal keeps a run's input in one payload of at most 2 MB: split the inputs into runs of "
         "under 2.0 MB."
     )
+
+
+def test_an_invalid_item_stops_the_run_before_any_request(
+    temporal_server: Any, queue: str, worker: WorkerProcess
+) -> None:
+    with vendor_server() as vendor:
+        inputs = refund_inputs(vendor.url, 5)
+        inputs["invoices"][3]["id"] = ".."
+        report = run_temporal(temporal_server, queue, WORKFLOW_OVER_CHUNKS, inputs)
+        assert vendor.count() == 0
+    assert report["status"] == "invalid"
+    # As on the local engine under --json: the issues, with their paths.
+    assert [e["message"] for e in report["errors"]] == [
+        "must not be empty, '.' or '..', not '..': it would change the request's path"
+    ]

@@ -24,6 +24,7 @@ from ...catalog import Catalog
 from ...errors import HttptaskError, SendError, TaskError, TemplateError
 from ...execute import prepare, response_record, send_prepared
 from ...outcome import Outcome
+from ...plan import PlanInvalid, plan_workflow
 from ...requests import idempotency_header, is_idempotent, step_seed
 from ...retry import Attempt
 from ...runs import check_run, preload_secrets
@@ -104,6 +105,20 @@ class Activities:
                     "in the run's history: rotate that secret, and pass credentials by name (credentials: "
                     "NAME or secret('NAME')), never as an input."
                 )
+            # Every request that can be known now is rendered and checked before the first one is sent, as
+            # on the local engine; in a thread, so that heartbeats go on through a large fan-out.
+            sandbox_url = self._sandbox_url() if run.start.sandbox else None
+            async with _heartbeating(lambda: None):
+                checked = await asyncio.to_thread(
+                    plan_workflow,
+                    workflow,
+                    run.start.inputs,
+                    catalog=self._catalog,
+                    secrets=self._secrets,
+                    sandbox_url=sandbox_url,
+                )
+            if checked.problems:
+                raise PlanInvalid(checked)
             return Plan(
                 workflow.name, [self._task_plan(task) for task in workflow.tasks], bool(workflow.outputs)
             )
