@@ -167,3 +167,12 @@ def test_urls_that_name_no_clear_destination_are_refused(url: str, message: str)
 )
 def test_public_names_and_canonical_addresses_pass(host: str) -> None:
     DestinationPolicy().check_url(f"https://{host}/")
+
+
+def test_a_host_name_in_full_width_letters_is_refused_as_the_name_it_disguises() -> None:
+    with pytest.raises(DestinationRefused) as caught:
+        DestinationPolicy().check_url("http://\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45.com/")
+    assert str(caught.value) == (
+        "Refused to connect to \uff45\uff58\uff41\uff4d\uff50\uff4c\uff45.com: it is the host name example.com "
+        "written in other characters; write it as example.com."
+    )

@@ -6,7 +6,7 @@ and the editor can point at it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Container, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .catalog import Catalog
@@ -74,7 +74,7 @@ def check_workflow(workflow: Workflow, catalog: Catalog) -> list[Issue]:
     ancestors = _ancestors(workflow)
     for index, task in enumerate(workflow.tasks):
         root = f"$.tasks[{index}]"
-        issues += _task_issues(workflow, catalog, task, root, ancestors.get(task.id, set()))
+        issues += _task_issues(workflow, catalog, task, root, ancestors[task.id])
     every_task = {task.id for task in workflow.tasks}
     for name, value in workflow.outputs.items():
         for path, source in template_leaves(value, child_path("$.outputs", name)):
@@ -108,24 +108,49 @@ def _task_parts(task: Task, root: str) -> Iterator[tuple[str, Any, bool]]:
         yield f"{root}.{part}", value, part in SECRET_PARTS
 
 
-def _ancestors(workflow: Workflow) -> dict[str, set[str]]:
-    """Every task each task needs, directly or via others; cycles and unknown ids are reported elsewhere."""
-    needs = {task.id: set(task.needs) for task in workflow.tasks}
-    found: dict[str, set[str]] = {}
-    for task_id in needs:
-        seen: set[str] = set()
-        stack = list(needs[task_id])
+class _Ancestors(Container[str]):
+    """The tasks one task needs, directly or via others, as a bit set over the workflow's task order: a chain
+    of thousands of tasks costs a few machine words per task, not a set of thousands."""
+
+    def __init__(self, mask: int, index: Mapping[str, int]) -> None:
+        self._mask = mask
+        self._index = index
+
+    def __contains__(self, task_id: object) -> bool:
+        position = self._index.get(task_id) if isinstance(task_id, str) else None
+        return position is not None and bool(self._mask >> position & 1)
+
+
+def _ancestors(workflow: Workflow) -> dict[str, _Ancestors]:
+    """Every task each task needs, directly or via others; cycles and unknown ids are reported elsewhere (a
+    need that closes a cycle is left out)."""
+    index = {task.id: i for i, task in enumerate(workflow.tasks)}
+    needs = {task.id: [need for need in task.needs if need in index] for task in workflow.tasks}
+    masks: dict[str, int] = {}
+    for start in needs:
+        if start in masks:
+            continue
+        # Depth-first, without recursion: a task's mask is made once every need's mask is known.
+        active = {start}
+        stack = [(start, iter(needs[start]))]
         while stack:
-            current = stack.pop()
-            if current not in seen:
-                seen.add(current)
-                stack.extend(needs.get(current, ()))
-        found[task_id] = seen
-    return found
+            task_id, pending = stack[-1]
+            need = next(pending, None)
+            if need is None:
+                stack.pop()
+                active.discard(task_id)
+                masks[task_id] = 0
+                for done in needs[task_id]:
+                    if done in masks:
+                        masks[task_id] |= 1 << index[done] | masks[done]
+            elif need not in masks and need not in active:
+                active.add(need)
+                stack.append((need, iter(needs[need])))
+    return {task_id: _Ancestors(mask, index) for task_id, mask in masks.items()}
 
 
 def _task_issues(
-    workflow: Workflow, catalog: Catalog, task: Task, root: str, ancestors: set[str]
+    workflow: Workflow, catalog: Catalog, task: Task, root: str, ancestors: Container[str]
 ) -> list[Issue]:
     issues: list[Issue] = []
     for part, value, secrets_allowed in _task_parts(task, root):
@@ -167,7 +192,7 @@ def _template_issues(
     source: str,
     path: str,
     task: Task | None,
-    allowed_tasks: set[str],
+    allowed_tasks: Container[str],
     *,
     allow_item: bool,
     secrets_allowed: bool = False,
@@ -209,7 +234,7 @@ def _reference_problem(
     workflow: Workflow,
     ref: tuple[str | int, ...],
     task: Task | None,
-    allowed_tasks: set[str],
+    allowed_tasks: Container[str],
     allow_item: bool,
 ) -> str | None:
     name = ref[0]

@@ -54,15 +54,18 @@ class WorkerPool:
         self.seconds = seconds
         self.memory_bytes = memory_bytes
         self._idle: asyncio.Queue[_Worker] | None = None
+        self._started = asyncio.Event()
         self._all: list[_Worker] = []
         self._lock = threading.Lock()
 
     async def start(self) -> None:
-        """Start the workers now rather than on the first job."""
+        """Start the workers now rather than on the first job; a second caller waits for the first."""
         if self._idle is None:
             self._idle = asyncio.Queue()
             for _ in range(self._size):
                 self._idle.put_nowait(await asyncio.to_thread(self._start))
+            self._started.set()
+        await self._started.wait()
 
     async def run(self, function: Callable[..., Any], *args: Any) -> Any:
         """``function(*args)`` in a worker: its result, or the exception it raised (which must pickle);

@@ -89,6 +89,12 @@ class DestinationPolicy:
         if not host:
             raise DestinationRefused(f"Refused the URL {url!r}: it has no host.")
         address = _address(host)
+        spelled = _ascii_spelling(host)
+        if address is None and spelled is not None:
+            raise DestinationRefused(
+                f"Refused to connect to {host}: it is the host name {spelled} written in other characters; "
+                f"write it as {spelled}."
+            )
         if address is None:
             if host.rstrip(".") == "localhost" or host.rstrip(".").endswith(".localhost"):
                 self.check_address(host, port, "127.0.0.1")
@@ -100,6 +106,18 @@ class DestinationPolicy:
                 f"write addresses the usual way, as {address}, so that every resolver reads them alike."
             )
         self.check_address(host, port, host)
+
+
+def _ascii_spelling(host: str) -> str | None:
+    """The ASCII name a non-ASCII ``host`` only disguises (in full-width letters, say), else None; a real
+    internationalised name (`bücher.de`, sent as `xn--bcher-kva.de`) disguises none."""
+    if host.isascii():
+        return None
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return None
+    return None if "xn--" in ascii_host else ascii_host
 
 
 def _address(host: str) -> Address | None:

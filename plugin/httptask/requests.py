@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
 
+import idna
+
 from .encoding import encode_body
 from .errors import Issue, child_path
 from .messages import HttpRequest, RequestValues
@@ -199,9 +201,12 @@ def url_issues(url: str, path: str) -> list[Issue]:
     """Why ``url`` cannot be sent as written (its scheme, user info, host or port), as issues at ``path``."""
     try:
         parts = urlsplit(url)
-        port = parts.port
     except ValueError as exc:
         return [Issue(path, f"is not a valid URL: {exc}; write it as https://host[:port]/path", actual=url)]
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
     if parts.scheme not in ("http", "https"):
         return [
             Issue(path, "must start with http:// or https://", expected="an http or https URL", actual=url)
@@ -218,7 +223,13 @@ def url_issues(url: str, path: str) -> list[Issue]:
     if not host:
         return [Issue(path, "has no host; write it as https://host[:port]/path", actual=url)]
     if port == 0:
-        return [Issue(path, "has port 0; a port is a number from 1 to 65535", actual=url)]
+        return [
+            Issue(
+                path,
+                f"has an invalid port in {parts.netloc!r}; a port is a number from 1 to 65535",
+                actual=url,
+            )
+        ]
     if not _valid_host(host):
         return [
             Issue(
@@ -237,10 +248,13 @@ def _valid_host(host: str) -> bool:
         except ValueError:
             return False
         return True
-    try:
-        ascii_host = host.encode("idna").decode("ascii")
-    except UnicodeError:
-        return False
+    ascii_host = host
+    if not host.isascii():
+        # IDNA 2008 with the UTS 46 mapping, as browsers read names: `bücher.de`, not an emoji or a space.
+        try:
+            ascii_host = idna.encode(host, uts46=True).decode("ascii")
+        except (idna.IDNAError, UnicodeError):
+            return False
     return all(_HOST_LABEL.fullmatch(label) for label in ascii_host.rstrip(".").split("."))
 
 

@@ -49,6 +49,7 @@ from .errors import (
 )
 from .execute import Prepared, prepare, response_record, send_prepared
 from .isolation import WorkerPool
+from .limits import LimitExceeded, check_depth
 from .netguard import DestinationPolicy, ResolveFunction
 from .redaction import Redactor
 from .secrets import SECRET_VAR_PREFIX, SecretStore
@@ -425,17 +426,23 @@ def create_app(
 
     async def isolated(function: Callable[..., Any], *args: Any) -> Any:
         try:
+            # Deep data cannot even be handed to a worker: pickling it recurses.
+            check_depth(args, "The request body")
             return await pool.run(function, *args)
+        except LimitExceeded as exc:
+            raise _failure(UsageError(f"{exc}."), secrets.redactor) from None
         except OverLimit as exc:
             raise _failure(exc, secrets.redactor) from None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> Any:
         state["sender"] = Sender(policy=config.policy(), resolve=config.resolve)
-        await pool.start()
+        # The workers start while the editor already answers; the first job waits for them if it must.
+        starting = asyncio.create_task(pool.start())
         try:
             yield
         finally:
+            await starting
             pool.close()
             await state["sender"].aclose()
 

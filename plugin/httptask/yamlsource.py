@@ -176,11 +176,13 @@ def parse_json(text: str, file: str) -> Any:
     """Parse JSON text; a syntax error, nesting past the limit or an integer too long to read is a
     `SourceError`."""
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_not_json)
     except json.JSONDecodeError as exc:
         raise SourceError(exc.msg, file=file, line=exc.lineno, column=exc.colno, syntax="JSON") from None
     except RecursionError:
         raise SourceError(_too_deep(), file=file, syntax="JSON") from None
+    except _NotJson as exc:
+        raise SourceError(str(exc), file=file, syntax="JSON") from None
     except ValueError:
         raise SourceError(
             "an integer of more than 4,300 digits; quote it if it is text", file=file, syntax="JSON"
@@ -213,6 +215,14 @@ def _syntax_error(exc: yaml.YAMLError, text: str, file: str) -> SourceError:
             return SourceError(problem, file=file, line=mark.line + 1, column=mark.column + 1)
         return SourceError(problem, file=file)
     return SourceError(str(exc), file=file)
+
+
+class _NotJson(ValueError):
+    """NaN or Infinity, which Python's reader takes but JSON does not have and no body can carry."""
+
+
+def _not_json(constant: str) -> Any:
+    raise _NotJson(f"{constant} is not a JSON number")
 
 
 def _too_deep() -> str:
