@@ -564,7 +564,7 @@ def _render_string(
         ) from None
     except ValueError as exc:
         raise TemplateError(task_id, field_path, f"rendering failed: {_first_sentence(exc)}") from exc
-    except (JinjaError, ArithmeticError, LookupError, TypeError) as exc:
+    except (JinjaError, ArithmeticError, AttributeError, LookupError, TypeError) as exc:
         raise TemplateError(task_id, field_path, f"rendering failed: {exc}") from exc
 
 

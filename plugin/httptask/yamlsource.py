@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ MAX_EXPANSION = 100_000
 
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
 _BRACKET = re.compile(r"[\[\]{}]")
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _MERGE = "tag:yaml.org,2002:merge"
@@ -80,21 +81,31 @@ def _timestamp_as_text(loader: Any, node: yaml.Node) -> str:
     return str(loader.construct_scalar(node))
 
 
-def _bounded_int(loader: Any, node: yaml.Node) -> int:
-    try:
-        return yaml.SafeLoader.construct_yaml_int(loader, node)  # type: ignore[arg-type]
-    except ValueError:
-        # Python reads at most 4,300 digits into an integer; anything longer is no amount or id.
-        raise yaml.constructor.ConstructorError(
-            None, None, "an integer of more than 4,300 digits; quote it if it is text", node.start_mark
-        ) from None
+def _number(kind: str, read: Callable[[Any, Any], Any]) -> Callable[[Any, yaml.Node], Any]:
+    """A constructor for `kind` numbers whose failure is a located error, not Python's ValueError."""
+
+    def construct(loader: Any, node: yaml.Node) -> Any:
+        try:
+            return read(loader, node)
+        except ValueError:
+            text = str(node.value)
+            problem = (
+                "an integer of more than 4,300 digits; quote it if it is text"
+                if kind == "integer" and text.lstrip("+-").isdigit()
+                else f"{text!r} is not {'an' if kind == 'integer' else 'a'} {kind}; remove its !! tag or "
+                f"write a {kind}"
+            )
+            raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark) from None
+
+    return construct
 
 
 # An explicit `!!timestamp` stays text too, so no date object ever reaches a JSON body.
 _LineLoader.add_constructor(_TIMESTAMP, _timestamp_as_text)
 _FastLoader.add_constructor(_TIMESTAMP, _timestamp_as_text)
-_LineLoader.add_constructor(_INT, _bounded_int)
-_FastLoader.add_constructor(_INT, _bounded_int)
+for _loader in (_LineLoader, _FastLoader):
+    _loader.add_constructor(_INT, _number("integer", yaml.SafeLoader.construct_yaml_int))
+    _loader.add_constructor(_FLOAT, _number("number", yaml.SafeLoader.construct_yaml_float))
 
 
 @dataclass(frozen=True)
