@@ -44,7 +44,8 @@ _HOSTS = st.one_of(
     _NUMERIC_HOSTS,
     _NUMERIC_HOSTS.map(lambda host: host.translate(_FULL_WIDTH)),
     st.sampled_from(["example.com", "b\u00fccher.de", "\U0001f511.example", "exa mple.com", "-x.example",
-                     "a" * 64 + ".example", "x_y.example", "%00.example", "example.com:", "", "\uff45\uff58.com"]),
+                     "a" * 64 + ".example", "x_y.example", "%00.example", "example.com:", "",
+                     "\uff45\uff58.com"]),
     st.text(min_size=1, max_size=12),
 )  # fmt: skip
 _USERINFO = st.sampled_from(["", "", "user@", "user:pass@", ":@", "@", "a:b:c@", "%40@"])

@@ -97,8 +97,8 @@ _SCALARS = st.one_of(
 )  # fmt: skip
 _KEYS = st.sampled_from(
     ["id", "operation", "httpRequest", "url", "method", "headers", "body", "request", "path", "query",
-     "server", "retry", "maxAttempts", "needs", "forEach", "tasks", "name", "inputs", "outputs", "credentials",
-     "idempotencyKey", "type", "x"]
+     "server", "retry", "maxAttempts", "needs", "forEach", "tasks", "name", "inputs", "outputs",
+     "credentials", "idempotencyKey", "type", "x"]
 )  # fmt: skip
 _DATA = st.recursive(
     _SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(_KEYS, inner, max_size=5)),
