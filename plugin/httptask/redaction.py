@@ -26,17 +26,25 @@ __all__ = ["MASK", "RedactingStream", "Redactor", "guard_stdio", "process_redact
 MASK = "***"
 
 # JSON inside JSON (a journaled body printed with --json) escapes again: up to 7 backslashes cover it.
-_ESCAPES = r"\\{1,7}"
+_ESCAPES = r"\\\\{0,6}"
 _SHORT_ESCAPES = {'"': '"', "/": "/", "\b": "b", "\f": "f", "\n": "n", "\r": "r", "\t": "t"}
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 # The most text one character of a secret can become: a surrogate pair, each half escaped 7 times.
 _LONGEST_CHARACTER = 2 * (7 + 5)
 
 
-def _character(char: str) -> str:
-    """A pattern for one character of a secret in any of its forms: itself, JSON-escaped, percent-encoded."""
+def _forms(char: str) -> list[str]:
+    """Patterns for one character of a secret in each of its forms: itself, JSON-escaped (once or nested),
+    percent-encoded. Each pattern starts with a literal character, which lets the regex engine skip ahead to
+    where a match can begin: this is what keeps redaction fast on large outputs.
+
+    Letters, digits and `-._~` are never escaped by JSON nor percent-encoded, so they stay as they are.
+    """
+    if char in _UNRESERVED:
+        return [re.escape(char)]
     if char == "\\":
         # A backslash is its own escape: one, two (JSON), four (JSON in JSON) and so on.
-        return r"(?:\\{1,15}|%5[cC])"
+        return [r"\\\\{0,14}", "%5[cC]"]
     forms = [re.escape(char), "".join("%" + _hex(byte, 2) for byte in char.encode("utf-8"))]
     if char == " ":
         forms.append(r"\+")
@@ -45,7 +53,7 @@ def _character(char: str) -> str:
     forms.append("".join(_ESCAPES + "u" + _hex(unit, 4) for unit in units))
     if char in _SHORT_ESCAPES:
         forms.append(_ESCAPES + re.escape(_SHORT_ESCAPES[char]))
-    return "(?:" + "|".join(forms) + ")"
+    return forms
 
 
 def _hex(number: int, digits: int) -> str:
@@ -53,8 +61,10 @@ def _hex(number: int, digits: int) -> str:
     return "".join(f"[{d}{d.upper()}]" if d.isalpha() else d for d in f"{number:0{digits}x}")
 
 
-def _pattern(text: str) -> str:
-    return "".join(_character(char) for char in text)
+def _patterns(text: str) -> list[str]:
+    """Patterns for ``text`` in every mixture of its characters' forms, one per form of its first character."""
+    rest = "".join("(?:" + "|".join(_forms(char)) + ")" for char in text[1:])
+    return [first + rest for first in _forms(text[0])]
 
 
 def _b64_forms(text: str) -> set[str]:
@@ -92,7 +102,7 @@ class Redactor:
             self.multiline = self.multiline or "\n" in value or "\r" in value
             # Longest first, so a secret that contains another is masked whole.
             ordered = sorted(self._forms, key=lambda text: (-len(text), text))
-            self._pattern = re.compile("|".join(_pattern(text) for text in ordered))
+            self._pattern = re.compile("|".join(p for text in ordered for p in _patterns(text)))
             self.longest = len(ordered[0]) * _LONGEST_CHARACTER
 
     def merge(self, other: Redactor) -> None:
