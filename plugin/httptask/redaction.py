@@ -62,7 +62,7 @@ def _hex(number: int, digits: int) -> str:
 
 
 def _patterns(text: str) -> list[str]:
-    """Patterns for ``text`` in every mixture of its characters' forms, one per form of its first character."""
+    """Patterns for ``text`` in every mixture of its characters' forms, one per form of its first one."""
     rest = "".join("(?:" + "|".join(_forms(char)) + ")" for char in text[1:])
     return [first + rest for first in _forms(text[0])]
 
