@@ -821,65 +821,85 @@ SERVER_VARIABLE_CASES = [
     ]
 ]
 
+_REF_LOOP = (
+    "openapi: 3.1.0\ninfo: {title: t, version: '1'}\npaths:\n  /a:\n    post:\n      operationId: a\n"
+    "      requestBody: {content: {application/json: {schema: {$ref: '#/components/schemas/A'}}}}\n"
+    "      responses: {'200': {description: ok}}\ncomponents:\n  schemas:\n"
+    "    A: {$ref: '#/components/schemas/B'}\n    B: {$ref: '#/components/schemas/A'}\n"
+)
 SPEC_CASES = [
     CliCase(
-        f"specs import: {name}", ["specs", "import", "spec.yaml"], code, line, location, {"spec.yaml": text}
-    )
-    for name, text, code, line, location in [
-        (
-            "$ref loop A -> B -> A",
-            "openapi: 3.1.0\ninfo: {title: t, version: '1'}\npaths:\n  /a:\n    post:\n      operationId: a\n"
-            "      requestBody: {content: {application/json: {schema: {$ref: '#/components/schemas/A'}}}}\n"
-            "      responses: {'200': {description: ok}}\ncomponents:\n  schemas:\n"
-            "    A: {$ref: '#/components/schemas/B'}\n    B: {$ref: '#/components/schemas/A'}\n",
-            0,
-            "  spec.yaml#/components: the strict check stopped: a $ref leads back to itself (such as A -> "
-            "B -> A) or "
-            "nests too deeply; the loop is read as a recursive schema",
-            "#/components",
-        ),
-        (
-            "alias bomb",
-            BOMB + "openapi: 3.1.0\n",
-            2,
-            "error: spec.yaml: line 6: invalid YAML: uses aliases (*name) more than 100 times, or they "
-            "expand past "
-            "100,000 values; write the values out.",
-            "line 6",
-        ),
-        (
-            "duplicate path",
-            "openapi: 3.1.0\ninfo: {title: t, version: '1'}\npaths:\n  /a: {}\n  /a: {}\n",
-            2,
-            "error: spec.yaml: line 5: invalid YAML: the key '/a' is given twice in one mapping, at lines "
-            "4 and 5; "
-            "keep one.",
-            "line 5",
-        ),
-        (
-            "10,000 levels",
-            "openapi: 3.1.0\nx: " + DEEP + "\n",
-            2,
-            "error: spec.yaml: line 2: invalid YAML: exceeded maximum nesting depth.",
-            "line 2",
-        ),
-        (
-            "not OpenAPI",
-            "hello: world\n",
-            2,
-            "error: spec.yaml#/openapi: expected an OpenAPI 3.0 or 3.1 document, found no 'openapi' field.",
-            "spec.yaml#/openapi",
-        ),
-        (
-            "long integer",
-            f"openapi: 3.1.0\nx: {LONG_INT}\n",
-            2,
-            "error: spec.yaml: line 2: invalid YAML: an integer of more than 4,300 digits; quote it if it "
-            "is text.",
-            "line 2",
-        ),
-    ]
+        "specs check: $ref loop A -> B -> A",
+        ["specs", "check", "spec.yaml"],
+        1,
+        "spec.yaml: 1 operation, 1 finding",
+        "spec.yaml",
+        {"spec.yaml": _REF_LOOP},
+    ),
+    *(
+        CliCase(
+            f"specs import: {name}",
+            ["specs", "import", "spec.yaml"],
+            code,
+            line,
+            location,
+            {"spec.yaml": text},
+        )
+        for name, text, code, line, location in [
+            (
+                "$ref loop A -> B -> A",
+                _REF_LOOP,
+                0,
+                "Not checked strictly: 'httptask specs check FILE' lists what the OpenAPI validator finds.",
+                "specs check FILE",
+            ),
+            (
+                "alias bomb",
+                BOMB + "openapi: 3.1.0\n",
+                2,
+                "error: spec.yaml: line 6: invalid YAML: uses aliases (*name) more than 100 times, or they "
+                "expand past "
+                "100,000 values; write the values out.",
+                "line 6",
+            ),
+            (
+                "duplicate path",
+                "openapi: 3.1.0\ninfo: {title: t, version: '1'}\npaths:\n  /a: {}\n  /a: {}\n",
+                2,
+                "error: spec.yaml: line 5: invalid YAML: the key '/a' is given twice in one mapping, at "
+                "lines "
+                "4 and 5; "
+                "keep one.",
+                "line 5",
+            ),
+            (
+                "10,000 levels",
+                "openapi: 3.1.0\nx: " + DEEP + "\n",
+                2,
+                "error: spec.yaml: line 2: invalid YAML: exceeded maximum nesting depth.",
+                "line 2",
+            ),
+            (
+                "not OpenAPI",
+                "hello: world\n",
+                2,
+                "error: spec.yaml#/openapi: expected an OpenAPI 3.0 or 3.1 document, found no 'openapi' "
+                "field.",
+                "spec.yaml#/openapi",
+            ),
+            (
+                "long integer",
+                f"openapi: 3.1.0\nx: {LONG_INT}\n",
+                2,
+                "error: spec.yaml: line 2: invalid YAML: an integer of more than 4,300 digits; quote it if "
+                "it "
+                "is text.",
+                "line 2",
+            ),
+        ]
+    ),
 ]
+
 
 CLI_CASES: list[CliCase] = [
     *TEMPLATE_CASES,
