@@ -444,15 +444,13 @@ def _is_secret_call(node: nodes.Node) -> TypeGuard[nodes.Call]:
 
 
 def _placed_name(call: nodes.Call) -> str:
-    args = call.args
-    if call.kwargs or call.dyn_args or call.dyn_kwargs or len(args) != 1:
-        raise _Problem("secret() takes one name in quotes, e.g. secret('STRIPE_KEY')")
-    if not isinstance(args[0], nodes.Const) or not isinstance(args[0].value, str):
+    name = _secret_name(call)
+    if name is None:
         raise _Problem(
             "secret() takes the name of the secret in quotes, e.g. secret('STRIPE_KEY'), "
             "not a value computed by the template"
         )
-    return args[0].value
+    return name
 
 
 def _single_expression(ast: nodes.Template) -> nodes.Expr | None:
