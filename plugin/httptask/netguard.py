@@ -157,7 +157,7 @@ class GuardedResolver(AbstractResolver):
             results = await self._resolve(host, port, family)
         else:
             assert self._inner is not None
-            results = await self._inner.resolve(host, port, family)
+            results = await self._inner.resolve(host, port, socket.AddressFamily(family))
         for result in results:
             self._policy.check_address(host, port, str(result["host"]))
         return results
