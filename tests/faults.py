@@ -4,7 +4,7 @@ received twice from one retried under the same idempotency key (replayed, not ac
 
 Faults, by what the server does after reading the request head:
 
-    answer             read the body, act, answer 200 with JSON
+    answer             read the body, act, answer 200 with JSON (after `delay_seconds`)
     reset-before-body  reset the connection without reading the body; nothing is acted on
     reset-after-body   read the body, act, reset the connection without an answer
     stall              read the body, act, answer only after `stall_seconds` (past the client's read timeout)
@@ -92,6 +92,7 @@ class FaultServer:
     port: int = 0
     schedule: Schedule = field(default=always("answer"))
     stall_seconds: float = 5.0
+    delay_seconds: float = 0.0
     retry_after: str = "0"
     oversize_bytes: int = 64 * 1024
     on_hold: Callable[[Received], None] | None = None
@@ -232,6 +233,8 @@ class FaultServer:
             return False
         if fault == "stall":
             self._closing.wait(self.stall_seconds)
+        elif self.delay_seconds:
+            self._closing.wait(self.delay_seconds)
         status, extra, payload = {
             "500": (500, {}, b'{"error":"internal"}'),
             "502": (502, {}, b'{"error":"bad gateway"}'),

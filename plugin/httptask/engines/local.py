@@ -236,8 +236,7 @@ class LocalEngine:
                 return self._waiting(task, index, unknown, reason)
             if decision.action in RESOLVING:
                 return self._resolve(task, index, decision)
-        if decision is not None:
-            journal.queue(Journal.decided(run_id, decision))
+            journal.queue(Journal.decided(run_id, decision))  # not received: sent once more, below
         return await self._send(task, index, item, prepared)
 
     def _prepare(
