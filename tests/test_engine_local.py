@@ -288,7 +288,7 @@ def test_the_lifecycle_drives_any_engine_with_the_wiring_it_checked(tmp_path: Pa
         def __init__(self, wiring: Wiring) -> None:
             self.wiring = wiring
 
-        async def run(self, run_id: str, inputs: Any, **resumed: Any) -> RunResult:
+        async def run(self, run_id: str, inputs: Any, resumption: Any = None) -> RunResult:
             seen.append((run_id, dict(inputs), self.wiring.workflow.name, self.wiring.sandbox_url))
             return RunResult(run_id, "succeeded", [], {"done": True}, [])
 

@@ -23,9 +23,9 @@ from .catalog import Catalog
 from .checks import check_workflow, template_leaves
 from .decisions import MARK_DONE, decisions_for
 from .engines.local import LocalEngine
-from .engines.protocol import Engine, EngineFactory, Progress, RunResult, Wiring
+from .engines.protocol import Engine, EngineFactory, Progress, Resumption, RunResult, Wiring
 from .errors import InputsInvalid, Issue, UsageError, WorkflowInvalid
-from .journal import Decision, Journal, RunRecord, StepRecord
+from .journal import Journal, RunRecord
 from .plan import PlanInvalid, plan_workflow
 from .secrets import SecretStore
 from .templating import secret_names
@@ -212,14 +212,8 @@ def resume_run(
     previous = {(s.task, s.item): s for s in journal.steps(run_id) if s.item >= 0}
     sandbox = bool(record.options.get("sandbox"))
     run = _Plan(workflow, catalog, secrets, journal, sandbox, concurrency, on_progress)
-    return run.drive(
-        engine,
-        run_id,
-        values,
-        previous=previous,
-        decisions={key: d for key, d in decided.items() if d.action != MARK_DONE},
-        reconcile=reconcile,
-    )
+    decisions = {key: d for key, d in decided.items() if d.action != MARK_DONE}
+    return run.drive(engine, run_id, values, Resumption(previous, decisions, reconcile))
 
 
 def _resume_inputs(
@@ -261,10 +255,7 @@ class _Plan:
         engine: EngineFactory,
         run_id: str,
         inputs: Mapping[str, Any],
-        *,
-        previous: Mapping[tuple[str, int], StepRecord] | None = None,
-        decisions: Mapping[tuple[str, int], Decision] | None = None,
-        reconcile: bool = False,
+        resumption: Resumption | None = None,
     ) -> RunResult:
         """Run the engine on its own event loop with one connection pool, then journal how the run ended."""
         journal = self.journal
@@ -283,9 +274,7 @@ class _Plan:
                         self.concurrency,
                         self.on_progress,
                     )
-                    return await engine(wiring).run(
-                        run_id, inputs, previous=previous, decisions=decisions, reconcile=reconcile
-                    )
+                    return await engine(wiring).run(run_id, inputs, resumption)
             finally:
                 journal.stop()
 

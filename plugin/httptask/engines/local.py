@@ -31,7 +31,7 @@ from ..retry import Attempt
 from ..tasks import Task
 from ..templating import base_context, render_value
 from ..transport import origin
-from .protocol import RunResult, StepResult, TaskResult, Wiring
+from .protocol import Resumption, RunResult, StepResult, TaskResult, Wiring
 
 __all__ = ["LocalEngine"]
 
@@ -59,22 +59,17 @@ class LocalEngine:
         self._inputs: Mapping[str, Any] = {}
 
     async def run(
-        self,
-        run_id: str,
-        inputs: Mapping[str, Any],
-        *,
-        previous: Mapping[tuple[str, int], StepRecord] | None = None,
-        decisions: Mapping[tuple[str, int], Decision] | None = None,
-        reconcile: bool = False,
+        self, run_id: str, inputs: Mapping[str, Any], resumption: Resumption | None = None
     ) -> RunResult:
-        """Run every task; `previous` (a resume) holds the journaled steps, `decisions` what was decided
-        about requests of unknown outcome, by (task, item); `reconcile` settles the others by reading the
-        server where the operation has an x-reconcile."""
+        """Run every task; a resumed run starts from its journaled steps and decisions, and with
+        `reconcile` settles the other unknown outcomes by reading the server where the operation has an
+        x-reconcile."""
+        resumption = resumption or Resumption()
         self._run_id = run_id
         self._inputs = inputs
-        self._previous = previous or {}
-        self._decisions = decisions or {}
-        self._reconcile = reconcile
+        self._previous = resumption.previous
+        self._decisions = resumption.decisions
+        self._reconcile = resumption.reconcile
         self._finished = {task.id: asyncio.Event() for task in self.workflow.tasks}
         await asyncio.gather(*(self._run_task(task) for task in self.workflow.tasks))
         tasks = [self._results[task.id] for task in self.workflow.tasks]

@@ -16,7 +16,16 @@ if TYPE_CHECKING:
     from ..transport import Sender
     from ..workflow import Workflow
 
-__all__ = ["Engine", "EngineFactory", "Progress", "RunResult", "StepResult", "TaskResult", "Wiring"]
+__all__ = [
+    "Engine",
+    "EngineFactory",
+    "Progress",
+    "Resumption",
+    "RunResult",
+    "StepResult",
+    "TaskResult",
+    "Wiring",
+]
 
 Progress = Callable[[int, int], None]
 """Called with (more steps to do, steps done) as the run goes."""
@@ -139,19 +148,21 @@ class RunResult:
         }
 
 
+@dataclass(frozen=True)
+class Resumption:
+    """What a resumed run starts from: the journaled steps and what was decided about requests of unknown
+    outcome, both by (task, item), and whether to settle the others by reading the server where it can."""
+
+    previous: Mapping[tuple[str, int], StepRecord] = field(default_factory=dict)
+    decisions: Mapping[tuple[str, int], Decision] = field(default_factory=dict)
+    reconcile: bool = False
+
+
 class Engine(Protocol):
-    """An engine the lifecycle drives through one run: `previous` holds the journaled steps of a resumed run
-    by (task, item), `decisions` what was decided about requests of unknown outcome by (task, item), and
-    `reconcile` asks the engine to settle the others by reading the server where it can."""
+    """An engine the lifecycle drives through one run, a new one or (with `resumption`) a resumed one."""
 
     async def run(
-        self,
-        run_id: str,
-        inputs: Mapping[str, Any],
-        *,
-        previous: Mapping[tuple[str, int], StepRecord] | None = None,
-        decisions: Mapping[tuple[str, int], Decision] | None = None,
-        reconcile: bool = False,
+        self, run_id: str, inputs: Mapping[str, Any], resumption: Resumption | None = None
     ) -> RunResult: ...
 
 
