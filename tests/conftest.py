@@ -1,5 +1,9 @@
 """Every test gets its own empty catalog directory and index cache; `shared_dir` gives ../shared or skips.
 
+The servers tests share start once per session: `catalog` (the bundled specs), `sandbox` (the local stand-in
+of every bundled operation), `editor` (the editor's base URL, sending to that sandbox) and `server` (a
+recording server on loopback, emptied for each test). A module that needs another kind defines its own.
+
 The socket-level tripwire (tests/tripwire.py) is installed before any test module is imported: a test that
 tries to reach beyond loopback fails, unless it asks for the `tripwire` fixture to check the refusal itself.
 """
@@ -8,13 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 import tripwire as _tripwire
 
 _tripwire.install()
+
+if TYPE_CHECKING:
+    from httptask.catalog import Catalog
+    from httptask.sandbox import SandboxThread
+    from servers import RecordingServer
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -103,3 +112,53 @@ def temporal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         pytest.skip(str(exc))
     with start_dev_server(log=tmp_path_factory.mktemp("temporal") / "server.log") as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def catalog(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
+    """The bundled specs only, indexed once for the session (never the user's own catalog)."""
+    from browser_setup import bundled_catalog
+
+    return bundled_catalog(tmp_path_factory.mktemp("catalog-cache"))
+
+
+@pytest.fixture(scope="session")
+def sandbox(catalog: Catalog) -> Iterator[SandboxThread]:
+    """The sandbox of every bundled operation on 127.0.0.1; tests that read its log empty it first."""
+    from httptask.sandbox import SandboxThread
+
+    with SandboxThread(catalog) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def editor(catalog: Catalog, sandbox: SandboxThread) -> Iterator[str]:
+    """The base URL of the editor on 127.0.0.1, its test requests sent to the session's sandbox."""
+    from browser_setup import running_editor
+    from httptask.server import ServerConfig
+
+    with running_editor(ServerConfig(sandbox_url=sandbox.url), catalog) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def _recording() -> Iterator[RecordingServer]:
+    from servers import recording_server
+
+    with recording_server() as running:
+        yield running
+
+
+@pytest.fixture
+def server(_recording: RecordingServer) -> RecordingServer:
+    """The session's recording server, with no requests, queued answers or behaviours from earlier tests, and
+    its default answer and slowness as it started."""
+    from servers import RecordingServer
+
+    with _recording.lock:
+        _recording.requests.clear()
+        _recording.answers.clear()
+        _recording.behaviours.clear()
+        _recording.default = RecordingServer.default
+        _recording.slow_seconds = RecordingServer.slow_seconds
+    return _recording

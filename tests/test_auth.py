@@ -4,7 +4,6 @@ redactor share, every form of a secret the redactor masks, and errors that carry
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -18,7 +17,6 @@ from httptask.auth import (
     is_credential_name,
     wire_forms,
 )
-from httptask.catalog import Catalog
 from httptask.errors import CredentialsError, UsageError
 from httptask.redaction import Redactor
 from httptask.sandbox import SandboxThread
@@ -119,14 +117,16 @@ NAMES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def recorded() -> Iterator[dict[str, Any]]:
-    """What a real sandbox recorded of one request carrying every name as a header and a query parameter."""
-    with SandboxThread(Catalog([])) as sandbox, httpx.Client(base_url=sandbox.url, trust_env=False) as client:
+@pytest.fixture
+def recorded(sandbox: SandboxThread) -> dict[str, Any]:
+    """What the sandbox recorded of one request carrying every name as a header and a query parameter."""
+    with httpx.Client(base_url=sandbox.url, trust_env=False) as client:
+        client.delete("/_sandbox/requests")
         client.get(
             "/nowhere", params={name: "value" for name, _ in NAMES}, headers={n: "value" for n, _ in NAMES}
         )
-        yield client.get("/_sandbox/requests").json()[0]
+        found: dict[str, Any] = client.get("/_sandbox/requests").json()[0]
+    return found
 
 
 @pytest.mark.parametrize(("name", "credential"), NAMES)

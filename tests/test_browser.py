@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from browser_setup import CHROMIUM, SECRET, bundled_catalog, running_editor
+from browser_setup import CHROMIUM, SECRET, running_editor
 from httptask.catalog import Catalog
 from httptask.sandbox import SandboxThread
 from httptask.server import ServerConfig
@@ -36,23 +36,6 @@ ARGS = [
     "--disable-sync",
 ]
 TOKEN = "browser-test-token-0123456789"
-
-
-@pytest.fixture(scope="module")
-def catalog(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
-    return bundled_catalog(tmp_path_factory.mktemp("cache"))
-
-
-@pytest.fixture(scope="module")
-def sandbox(catalog: Catalog) -> Iterator[SandboxThread]:
-    with SandboxThread(catalog) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def editor(catalog: Catalog, sandbox: SandboxThread) -> Iterator[str]:
-    with running_editor(ServerConfig(sandbox_url=sandbox.url), catalog) as url:
-        yield url
 
 
 @pytest.fixture(scope="module")

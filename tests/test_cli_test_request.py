@@ -7,29 +7,15 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from servers import RecordingServer, recording_server
+from servers import RecordingServer
 
 HTTPTASK = str(Path(sys.executable).with_name("httptask"))
 SECRET = "tok_ZEBRA_7f3a_never_print_me"
 INPUT = '{"payment": "p1", "amount": 5}'
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[RecordingServer]:
-    with recording_server() as running:
-        yield running
-
-
-@pytest.fixture(autouse=True)
-def _fresh(server: RecordingServer) -> None:
-    server.requests.clear()
-    server.answers.clear()
-    server.behaviours.clear()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from collections.abc import Iterator
 
 import pytest
 
@@ -13,13 +12,7 @@ from httptask.errors import DestinationRefused
 from httptask.messages import HttpRequest, HttpResponse
 from httptask.netguard import DestinationPolicy, refusal_reason, static_resolve
 from httptask.transport import Sender, Timeouts
-from servers import RecordingServer, recording_server
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[RecordingServer]:
-    with recording_server() as running:
-        yield running
+from servers import RecordingServer
 
 
 def _send(url: str, policy: DestinationPolicy, table: dict[str, list[str]] | None = None) -> HttpResponse:

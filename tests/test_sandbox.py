@@ -38,12 +38,6 @@ REPORT_REFUND = (
 )
 
 
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[SandboxThread]:
-    with SandboxThread(BUNDLED) as running:
-        yield running
-
-
 @pytest.fixture
 def client(sandbox: SandboxThread) -> Iterator[httpx.Client]:
     # trust_env=False: a proxy from the environment must never see loopback test traffic.

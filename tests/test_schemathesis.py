@@ -21,19 +21,19 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from browser_setup import bundled_catalog, running_editor
+from browser_setup import running_editor
+from httptask.catalog import Catalog
 from httptask.netguard import static_resolve
 from httptask.sandbox import SandboxThread
 from httptask.server import ServerConfig
 
 
 @pytest.fixture(scope="module")
-def editor_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    catalog = bundled_catalog(tmp_path_factory.mktemp("cache"))
-    with SandboxThread(catalog) as sandbox:
-        config = ServerConfig(sandbox_url=sandbox.url, resolve=static_resolve({}), call_timeout_seconds=2)
-        with running_editor(config, catalog) as url:
-            yield url
+def editor_url(catalog: Catalog, sandbox: SandboxThread) -> Iterator[str]:
+    # Names resolve to nothing and calls end in 2 s: generated requests must not wait on the world.
+    config = ServerConfig(sandbox_url=sandbox.url, resolve=static_resolve({}), call_timeout_seconds=2)
+    with running_editor(config, catalog) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

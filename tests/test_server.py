@@ -17,7 +17,7 @@ import httpx
 import pytest
 import yaml
 
-from browser_setup import SECRET, SECRET_NAME, bundled_catalog, running_editor
+from browser_setup import SECRET, SECRET_NAME, running_editor
 from httptask.catalog import Catalog
 from httptask.checks import check_workflow_text
 from httptask.reference import reference
@@ -38,26 +38,9 @@ GOOD_VALUES = {
 TOKEN = "t0ken-for-the-editor-tests-only"
 
 
-@pytest.fixture(scope="module")
-def catalog(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
-    return bundled_catalog(tmp_path_factory.mktemp("cache"))
-
-
-@pytest.fixture(scope="module")
-def sandbox(catalog: Catalog) -> Iterator[SandboxThread]:
-    with SandboxThread(catalog) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def base_url(catalog: Catalog, sandbox: SandboxThread) -> Iterator[str]:
-    with running_editor(ServerConfig(sandbox_url=sandbox.url), catalog) as url:
-        yield url
-
-
 @pytest.fixture
-def client(base_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=base_url, timeout=30) as http:
+def client(editor: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=editor, timeout=30) as http:
         yield http
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from browser_setup import bundled_catalog, running_editor
+from browser_setup import running_editor
 from httptask.catalog import Catalog
 from httptask.errors import SendError
 from httptask.messages import HttpRequest
@@ -65,11 +65,6 @@ def redirector() -> Iterator[str]:
     yield f"127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
-
-
-@pytest.fixture(scope="module")
-def catalog(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
-    return bundled_catalog(tmp_path_factory.mktemp("cache"))
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,24 +16,11 @@ from httptask.messages import HttpRequest, HttpResponse
 from httptask.secrets import SecretStore
 from httptask.tasks import parse_task
 from httptask.transport import Sender, Timeouts
-from servers import RecordingServer, recording_server
+from servers import RecordingServer
 
 SECRET = "sk_live_ZEBRA42_do_not_leak"
 ENV = {"HTTPTASK_SECRET_API_KEY": SECRET, "HTTPTASK_SECRET_GEINS_USER": "geins-user:geins-pass"}
 BASIC = "Basic " + base64.b64encode(f"{SECRET}:".encode()).decode()
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[RecordingServer]:
-    with recording_server() as running:
-        yield running
-
-
-@pytest.fixture(autouse=True)
-def _fresh(server: RecordingServer) -> None:
-    server.requests.clear()
-    server.answers.clear()
-    server.behaviours.clear()
 
 
 def _send(task: dict[str, Any]) -> HttpResponse:
