@@ -12,11 +12,6 @@ from httptask.checks import check_workflow, check_workflow_text
 from httptask.workflow import parse_workflow_text
 
 
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return Catalog.default()
-
-
 def problems(text: str, catalog: Catalog) -> list[tuple[int | None, str, str]]:
     return [
         (i.line, i.path, i.message)
@@ -54,8 +49,9 @@ def test_a_valid_workflow_has_no_issues(catalog: Catalog) -> None:
     assert problems(ZOHO, catalog) == []
 
 
-def test_templated_values_are_not_validated_but_missing_and_wrong_literals_are(catalog: Catalog) -> None:
-    text = """\
+CASES = [
+    pytest.param(
+        """\
     name: cb
     inputs:
       invoice: {type: string}
@@ -71,58 +67,62 @@ def test_templated_values_are_not_validated_but_missing_and_wrong_literals_are(c
               payment_method: cashh
               date: "{{ now('unix') }}"
               reference_number: 42
-    """
-    assert problems(text, catalog) == [
-        (10, "$.tasks[0].request.body.memo", "is required but missing"),
-        (
-            13,
-            "$.tasks[0].request.body.transaction.payment_method",
-            "must be one of 'cash', 'check', 'chargeback', 'bank_transfer', 'other', not 'cashh'",
-        ),
-        (
-            15,
-            "$.tasks[0].request.body.transaction.reference_number",
-            "must be of type string, not integer 42",
-        ),
-    ]
-
-
-def test_a_missing_required_header_and_path_parameter_are_reported(catalog: Catalog) -> None:
-    text = """\
+    """,
+        [
+            (10, "$.tasks[0].request.body.memo", "is required but missing"),
+            (
+                13,
+                "$.tasks[0].request.body.transaction.payment_method",
+                "must be one of 'cash', 'check', 'chargeback', 'bank_transfer', 'other', not 'cashh'",
+            ),
+            (
+                15,
+                "$.tasks[0].request.body.transaction.reference_number",
+                "must be of type string, not integer 42",
+            ),
+        ],
+        id="templated_values_are_not_validated_but_missing_and_wrong_literals_are",
+    ),
+    pytest.param(
+        """\
     name: z
     tasks:
       - id: fetch
         operation: zoho-billing.get_credit_note_refund
         request:
           headers: {Content-Language: en}
-    """
-    assert problems(text, catalog) == [
-        (5, "$.tasks[0].request.path.refund_id", "is required but missing"),
-        (6, "$.tasks[0].request.headers.x-com-zoho-subscriptions-organizationid", "is required but missing"),
-    ]
-
-
-def test_an_unknown_operation_suggests_close_ids(catalog: Catalog) -> None:
-    text = """\
+    """,
+        [
+            (5, "$.tasks[0].request.path.refund_id", "is required but missing"),
+            (
+                6,
+                "$.tasks[0].request.headers.x-com-zoho-subscriptions-organizationid",
+                "is required but missing",
+            ),
+        ],
+        id="a_missing_required_header_and_path_parameter_are_reported",
+    ),
+    pytest.param(
+        """\
     name: z
     tasks:
       - id: fetch
         operation: zoho-billing.get_credit_note_refnd
-    """
-    assert problems(text, catalog) == [
-        (
-            4,
-            "$.tasks[0].operation",
-            "names no operation in the catalog: 'zoho-billing.get_credit_note_refnd'. Did you mean "
-            "zoho-billing.get_credit_note_refund, zoho-billing.list_credit_note_refunds, "
-            "zoho-billing.refund_credit_note? "
-            "Run 'httptask catalog search WORDS' to find one.",
-        ),
-    ]
-
-
-def test_references_must_name_inputs_and_tasks_this_task_needs(catalog: Catalog) -> None:
-    text = """\
+    """,
+        [
+            (
+                4,
+                "$.tasks[0].operation",
+                "names no operation in the catalog: 'zoho-billing.get_credit_note_refnd'. Did you mean "
+                "zoho-billing.get_credit_note_refund, zoho-billing.list_credit_note_refunds, "
+                "zoho-billing.refund_credit_note? "
+                "Run 'httptask catalog search WORDS' to find one.",
+            ),
+        ],
+        id="an_unknown_operation_suggests_close_ids",
+    ),
+    pytest.param(
+        """\
     name: refs
     inputs:
       org: {type: string}
@@ -139,50 +139,49 @@ def test_references_must_name_inputs_and_tasks_this_task_needs(catalog: Catalog)
         needs: [c]
         httpRequest:
           url: "https://example.com/{{ tasks.a.response.body.id }}/{{ item.id }}/{{ foo }}"
-    """
-    assert problems(text, catalog) == [
-        (
-            6,
-            ""
-            "$.tasks[0].httpRequest.url",
-            "reads input.nope, which is not an input of this workflow (its inputs: org); declare it under inputs",
-        ),
-        (
-            8,
-            "$.tasks[1].httpRequest.url",
-            "reads tasks.c, which may not have run yet; add 'c' to the needs of b",
-        ),
-        (
-            12,
-            "$.tasks[2].httpRequest.url",
-            "reads tasks.a.response.bdy; a response has status, headers and body, e.g. tasks.a.response.body.bdy",
-        ),
-        (
-            12,
-            "$.tasks[2].httpRequest.url",
-            "reads tasks.a.output; a task's result is tasks.a.response.status, .headers or .body",
-        ),
-        (
-            12,
-            "$.tasks[2].httpRequest.url",
-            "reads tasks.zz, which is not a task of this workflow (its tasks: a, b, c, d)",
-        ),
-        (
-            16,
-            "$.tasks[3].httpRequest.url",
-            "reads item, which only a task with forEach has; add forEach to the task or read input or tasks instead",
-        ),
-        (
-            16,
-            "$.tasks[3].httpRequest.url",
-            "reads 'foo', which templates do not know; use input, tasks, item (in a forEach task), now(), uuid() "
-            "or secret('NAME')",
-        ),
-    ]
-
-
-def test_for_each_gives_item_and_reads_only_what_the_task_needs(catalog: Catalog) -> None:
-    text = """\
+    """,
+        [
+            (
+                6,
+                "$.tasks[0].httpRequest.url",
+                "reads input.nope, which is not an input of this workflow (its inputs: org); declare it under inputs",
+            ),
+            (
+                8,
+                "$.tasks[1].httpRequest.url",
+                "reads tasks.c, which may not have run yet; add 'c' to the needs of b",
+            ),
+            (
+                12,
+                "$.tasks[2].httpRequest.url",
+                "reads tasks.a.response.bdy; a response has status, headers and body, e.g. tasks.a.response.body.bdy",
+            ),
+            (
+                12,
+                "$.tasks[2].httpRequest.url",
+                "reads tasks.a.output; a task's result is tasks.a.response.status, .headers or .body",
+            ),
+            (
+                12,
+                "$.tasks[2].httpRequest.url",
+                "reads tasks.zz, which is not a task of this workflow (its tasks: a, b, c, d)",
+            ),
+            (
+                16,
+                "$.tasks[3].httpRequest.url",
+                "reads item, which only a task with forEach has; add forEach to the task or read input or tasks instead",
+            ),
+            (
+                16,
+                "$.tasks[3].httpRequest.url",
+                "reads 'foo', which templates do not know; use input, tasks, item (in a forEach task), now(), uuid() "
+                "or secret('NAME')",
+            ),
+        ],
+        id="references_must_name_inputs_and_tasks_this_task_needs",
+    ),
+    pytest.param(
+        """\
     name: fan
     inputs:
       ids: {type: array}
@@ -196,23 +195,23 @@ def test_for_each_gives_item_and_reads_only_what_the_task_needs(catalog: Catalog
     outputs:
       first: "{{ tasks.each.response.body }}"
       wrong: "{{ item }}"
-    """
-    assert problems(text, catalog) == [
-        (
-            9,
-            "$.tasks[1].forEach",
-            "reads item, which only a task with forEach has; add forEach to the task or read input or tasks instead",
-        ),
-        (
-            13,
-            "$.outputs.wrong",
-            "reads item, which only a task with forEach has; add forEach to the task or read input or tasks instead",
-        ),
-    ]
-
-
-def test_template_syntax_errors_name_the_field(catalog: Catalog) -> None:
-    text = """\
+    """,
+        [
+            (
+                9,
+                "$.tasks[1].forEach",
+                "reads item, which only a task with forEach has; add forEach to the task or read input or tasks instead",
+            ),
+            (
+                13,
+                "$.outputs.wrong",
+                "reads item, which only a task with forEach has; add forEach to the task or read input or tasks instead",
+            ),
+        ],
+        id="for_each_gives_item_and_reads_only_what_the_task_needs",
+    ),
+    pytest.param(
+        """\
     name: s
     inputs:
       org: {type: string}
@@ -221,10 +220,99 @@ def test_template_syntax_errors_name_the_field(catalog: Catalog) -> None:
         httpRequest:
           url: https://example.com/
           headers: {X-Org: "{{ input.org | upper }"}
-    """
-    assert problems(text, catalog) == [
-        (8, "$.tasks[0].httpRequest.headers.X-Org", "template syntax error at line 1: unexpected '}'"),
-    ]
+    """,
+        [
+            (8, "$.tasks[0].httpRequest.headers.X-Org", "template syntax error at line 1: unexpected '}'"),
+        ],
+        id="template_syntax_errors_name_the_field",
+    ),
+    pytest.param(
+        """\
+    name: chain
+    tasks:
+      - id: a
+        httpRequest: {url: "https://example.com/"}
+      - id: b
+        needs: [a]
+        httpRequest: {url: "https://example.com/"}
+      - id: c
+        needs: [b]
+        httpRequest: {url: "https://example.com/{{ tasks.a.response.body.id }}"}
+    """,
+        [],
+        id="transitive_needs_allow_the_reference",
+    ),
+    pytest.param(
+        """\
+    name: g
+    tasks:
+      - id: refund
+        operation: geins.create_order_refund
+        credentials: GEINS
+        request:
+          path: {orderId: 1}
+          body: {RefundAmount: 1.5}
+    """,
+        [
+            (
+                5,
+                "$.tasks[0].credentials",
+                "geins.create_order_refund needs apiKey and basicAuth together; give credentials as a map, "
+                "e.g. credentials: {apiKey: SECRET_NAME, basicAuth: SECRET_NAME}.",
+            ),
+        ],
+        id="credentials_that_do_not_fit_the_security_schemes",
+    ),
+    pytest.param(
+        """\
+    name: d
+    inputs:
+      amount: {type: integer, default: ten}
+    tasks:
+      - id: a
+        httpRequest: {url: "https://example.com/{{ input.amount }}"}
+    """,
+        [
+            (3, "$.inputs.amount.default", "the default must be of type integer, not string 'ten'"),
+        ],
+        id="an_input_default_must_fit_its_schema",
+    ),
+    pytest.param(
+        """\
+    name: rules
+    inputs:
+      i: {type: integer}
+    tasks:
+      - id: dots
+        operation: chargebee.refund_invoice
+        server: {index: 3}
+        request:
+          path: {invoice-id: ".."}
+          headers: {X-Note: "a\\r\\nX-Evil: 1"}
+      - id: templated
+        operation: chargebee.refund_invoice
+        request:
+          path: {invoice-id: "{{ input.i }}"}
+    """,
+        [
+            (7, "$.tasks[0].server.index", "must be between 0 and 0"),
+            (
+                9,
+                "$.tasks[0].request.path.invoice-id",
+                "must not be empty, '.' or '..', not '..': it would change the request's path",
+            ),
+            (10, "$.tasks[0].request.headers.X-Note", "must not contain a line break (CR or LF) or NUL"),
+        ],
+        id="the_request_rules_apply_to_literal_values_as_test_request_applies_them",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), CASES)
+def test_each_problem_is_found_at_its_line(
+    text: str, expected: list[tuple[int | None, str, str]], catalog: Catalog
+) -> None:
+    assert problems(text, catalog) == expected
 
 
 def test_needs_cycles_and_unknown_tasks(catalog: Catalog) -> None:
@@ -248,57 +336,6 @@ def test_needs_cycles_and_unknown_tasks(catalog: Catalog) -> None:
     """
     assert problems(unknown, catalog) == [
         (4, "$.tasks[0].needs[0]", "names no task of this workflow: 'ghost'")
-    ]
-
-
-def test_transitive_needs_allow_the_reference(catalog: Catalog) -> None:
-    text = """\
-    name: chain
-    tasks:
-      - id: a
-        httpRequest: {url: "https://example.com/"}
-      - id: b
-        needs: [a]
-        httpRequest: {url: "https://example.com/"}
-      - id: c
-        needs: [b]
-        httpRequest: {url: "https://example.com/{{ tasks.a.response.body.id }}"}
-    """
-    assert problems(text, catalog) == []
-
-
-def test_credentials_that_do_not_fit_the_security_schemes(catalog: Catalog) -> None:
-    text = """\
-    name: g
-    tasks:
-      - id: refund
-        operation: geins.create_order_refund
-        credentials: GEINS
-        request:
-          path: {orderId: 1}
-          body: {RefundAmount: 1.5}
-    """
-    assert problems(text, catalog) == [
-        (
-            5,
-            "$.tasks[0].credentials",
-            "geins.create_order_refund needs apiKey and basicAuth together; give credentials as a map, "
-            "e.g. credentials: {apiKey: SECRET_NAME, basicAuth: SECRET_NAME}.",
-        ),
-    ]
-
-
-def test_an_input_default_must_fit_its_schema(catalog: Catalog) -> None:
-    text = """\
-    name: d
-    inputs:
-      amount: {type: integer, default: ten}
-    tasks:
-      - id: a
-        httpRequest: {url: "https://example.com/{{ input.amount }}"}
-    """
-    assert problems(text, catalog) == [
-        (3, "$.inputs.amount.default", "the default must be of type integer, not string 'ten'"),
     ]
 
 
@@ -333,34 +370,6 @@ def test_check_workflow_takes_a_parsed_workflow(catalog: Catalog) -> None:
             "actual": "{{ tasks.fetch.response.code }}",
             "line": 22,
         }
-    ]
-
-
-def test_the_request_rules_apply_to_literal_values_as_test_request_applies_them(catalog: Catalog) -> None:
-    text = """\
-    name: rules
-    inputs:
-      i: {type: integer}
-    tasks:
-      - id: dots
-        operation: chargebee.refund_invoice
-        server: {index: 3}
-        request:
-          path: {invoice-id: ".."}
-          headers: {X-Note: "a\\r\\nX-Evil: 1"}
-      - id: templated
-        operation: chargebee.refund_invoice
-        request:
-          path: {invoice-id: "{{ input.i }}"}
-    """
-    assert problems(text, catalog) == [
-        (7, "$.tasks[0].server.index", "must be between 0 and 0"),
-        (
-            9,
-            "$.tasks[0].request.path.invoice-id",
-            "must not be empty, '.' or '..', not '..': it would change the request's path",
-        ),
-        (10, "$.tasks[0].request.headers.X-Note", "must not contain a line break (CR or LF) or NUL"),
     ]
 
 

@@ -19,11 +19,6 @@ from httptask.workflow import load_workflow, parse_workflow_text
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return Catalog.default()
-
-
 def export(text: str, catalog: Catalog) -> tuple[dict[str, Any], list[tuple[int | None, str, str]]]:
     workflow = parse_workflow_text(textwrap.dedent(text), "w.yaml")
     definition, issues = export_workflow(workflow, catalog, "conductor")
