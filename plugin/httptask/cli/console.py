@@ -1,21 +1,48 @@
 """What every command shares: printing (rich tables on a terminal, plain aligned text when piped, JSON on
-request), counted nouns, reading `--input`, and the optional local sandbox."""
+request), counted nouns, the `--input` and `--secrets-file` options and reading `--input`, and the optional
+local sandbox."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
 
 from ..errors import SourceError, UsageError
 
 if TYPE_CHECKING:
     from ..catalog import Catalog
 
-__all__ = ["is_terminal", "optional_sandbox", "parse_input", "plural", "print_json", "print_table"]
+__all__ = [
+    "input_option",
+    "is_terminal",
+    "optional_sandbox",
+    "parse_input",
+    "plural",
+    "print_json",
+    "print_table",
+    "secrets_file_option",
+]
+
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+
+def input_option(whose: str) -> Callable[[Command], Command]:
+    """`--input JSON|@FILE` into the parameter `input_text`; `whose` names what it feeds, e.g. "The task's
+    input"."""
+    return click.option(
+        "--input", "input_text", metavar="JSON|@FILE", help=f"{whose}: JSON text, or @ and a file."
+    )
+
+
+secrets_file_option = click.option(
+    "--secrets-file", type=click.Path(path_type=Path), help="A YAML or JSON file of secrets by name."
+)
 
 
 def is_terminal() -> bool:

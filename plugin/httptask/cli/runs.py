@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 import click
 
 from ..errors import EXIT_INVALID, TaskError, UsageError
-from .console import parse_input, plural, print_json, print_table
+from .console import input_option, parse_input, plural, print_json, print_table, secrets_file_option
 from .temporal import temporal_options
 
 __all__ = ["run_command", "runs_group"]
@@ -22,9 +22,7 @@ __all__ = ["run_command", "runs_group"]
 
 @click.command("run")
 @click.argument("workflow_file", required=False, type=click.Path(path_type=Path))
-@click.option(
-    "--input", "input_text", metavar="JSON|@FILE", help="The workflow's inputs: JSON text, or @ and a file."
-)
+@input_option("The workflow's inputs")
 @click.option("--sandbox", is_flag=True, help="Send every request to a local sandbox of the APIs.")
 @click.option(
     "--concurrency",
@@ -36,9 +34,7 @@ __all__ = ["run_command", "runs_group"]
 @click.option(
     "--json", "as_json", is_flag=True, help="Print {run_id, status, tasks, outputs, errors} as JSON."
 )
-@click.option(
-    "--secrets-file", type=click.Path(path_type=Path), help="A YAML or JSON file of secrets by name."
-)
+@secrets_file_option
 @click.option(
     "--resume",
     "resume_id",

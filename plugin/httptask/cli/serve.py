@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..errors import UsageError
-from .console import optional_sandbox
+from .console import optional_sandbox, secrets_file_option
 
 __all__ = ["TOKEN_VAR", "sandbox_command", "serve_command"]
 
@@ -33,9 +33,7 @@ TOKEN_VAR = "HTTPTASK_TOKEN"
     metavar="H",
     help="Let test requests reach HOST or HOST:PORT even if it is a private address; repeatable.",
 )
-@click.option(
-    "--secrets-file", type=click.Path(path_type=Path), help="A YAML or JSON file of secrets by name."
-)
+@secrets_file_option
 def serve_command(
     host: str,
     port: int,

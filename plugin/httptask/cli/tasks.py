@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .console import parse_input, print_json
+from .console import input_option, parse_input, print_json, secrets_file_option
 
 __all__ = ["schema_command", "task_group"]
 
@@ -44,12 +44,8 @@ def task_new(operation_id: str, fmt: str) -> None:
 @task_group.command("snippet")
 @click.argument("task_file", type=click.Path(path_type=Path))
 @click.option("--lang", type=click.Choice(["curl", "python", "node"]), default="curl", show_default=True)
-@click.option(
-    "--input", "input_text", metavar="JSON|@FILE", help="The task's input: JSON text, or @ and a file."
-)
-@click.option(
-    "--secrets-file", type=click.Path(path_type=Path), help="A YAML or JSON file of secrets by name."
-)
+@input_option("The task's input")
+@secrets_file_option
 def task_snippet(task_file: Path, lang: str, input_text: str | None, secrets_file: Path | None) -> None:
     """Print the task's request as a curl, Python or Node program; secrets are shown as ***."""
     from ..catalog import Catalog

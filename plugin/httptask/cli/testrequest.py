@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..errors import EXIT_FAILED, EXIT_INVALID, HttptaskError, RequestInvalid, SendError
-from .console import optional_sandbox, parse_input, plural, print_json
+from .console import input_option, optional_sandbox, parse_input, plural, print_json, secrets_file_option
 
 if TYPE_CHECKING:  # sending imports httpx and aiohttp: only when a request is made, not for every command
     from ..execute import Exchange, Prepared
@@ -22,9 +22,7 @@ __all__ = ["run_test_request", "test_request_command"]
 
 @click.command("test-request")
 @click.argument("task_file", type=click.Path(path_type=Path))
-@click.option(
-    "--input", "input_text", metavar="JSON|@FILE", help="The task's input: JSON text, or @ and a file."
-)
+@input_option("The task's input")
 @click.option(
     "--dry-run", is_flag=True, help="Print the exact request (redacted) and a curl command; send nothing."
 )
@@ -32,9 +30,7 @@ __all__ = ["run_test_request", "test_request_command"]
 @click.option(
     "--sandbox", is_flag=True, help="Send to a local sandbox of the API instead of the real server."
 )
-@click.option(
-    "--secrets-file", type=click.Path(path_type=Path), help="A YAML or JSON file of secrets by name."
-)
+@secrets_file_option
 def test_request_command(
     task_file: Path,
     input_text: str | None,
