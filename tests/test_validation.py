@@ -58,3 +58,20 @@ def test_missing_required_fields_are_each_named() -> None:
         "$.body.day: is required but missing",
         "$.body.email: is required but missing",
     ]
+
+
+def test_each_missing_property_is_named_from_the_schema_not_from_the_message() -> None:
+    schema = {
+        "type": "object",
+        "properties": {"inner": {"type": "object", "required": ["x", "y"]}},
+        "required": ["a", "b", "c", "inner"],
+        "allOf": [{"required": ["c", "d"]}],
+    }
+    issues = validate_instance({"b": 1, "inner": {"y": 2}}, schema)
+    assert [(i.path, i.message) for i in issues] == [
+        ("$.a", "is required but missing"),
+        ("$.c", "is required but missing"),
+        ("$.c", "is required but missing"),
+        ("$.d", "is required but missing"),
+        ("$.inner.x", "is required but missing"),
+    ]

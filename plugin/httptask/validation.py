@@ -176,8 +176,25 @@ def validate_instance(instance: Any, schema: dict[str, Any], *, root: str = "$")
 
 
 def _issues(errors: Iterable[ValidationError], root: str = "$") -> list[Issue]:
-    issues = [_issue(error, root) for error in errors]
+    issues = []
+    # `required` gives one error per missing property, in the order the schema lists them: the n-th error of
+    # one object against one schema is its n-th missing property.
+    seen: dict[tuple[Any, ...], int] = {}
+    for error in errors:
+        if error.validator == "required":
+            place = (*error.absolute_path, id(error.schema))
+            nth = seen[place] = seen.get(place, -1) + 1
+            issues.append(_missing(error, nth, root))
+        else:
+            issues.append(_issue(error, root))
     return sorted(issues, key=lambda issue: issue.path)
+
+
+def _missing(error: ValidationError, nth: int, root: str) -> Issue:
+    present = error.instance if isinstance(error.instance, dict) else {}
+    absent = [name for name in error.validator_value if name not in present]
+    name = absent[nth] if nth < len(absent) else str(error.validator_value)
+    return Issue(_path([*error.absolute_path, name], root), "is required but missing", expected="a value")
 
 
 def _path(parts: Iterable[Any], root: str) -> str:
@@ -192,10 +209,6 @@ def _issue(error: ValidationError, root: str) -> Issue:
     kind = error.validator
     value = error.instance
     expected: Any = error.validator_value
-    if kind == "required":
-        missing = re.match(r"'(.+)' is a required property", error.message)
-        name = missing.group(1) if missing else str(expected)
-        return Issue(_path([*parts, name], root), "is required but missing", expected="a value")
     if kind == "additionalProperties":
         allowed = sorted((error.schema.get("properties") or {}).keys())
         extras = sorted(set(value) - set(allowed)) if isinstance(value, dict) else []
