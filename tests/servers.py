@@ -17,7 +17,8 @@ __all__ = ["Recorded", "RecordingServer", "closed_port", "faults_server", "recor
 
 @dataclass(frozen=True)
 class Recorded:
-    """One request as received: method, raw path (with query), headers in order (names lower-cased), body bytes."""
+    """One request as received: method, raw path (with query), headers in order (names lower-cased), and
+    body bytes."""
 
     method: str
     path: str
@@ -30,13 +31,14 @@ class Recorded:
 
 @dataclass
 class RecordingServer:
-    """A threaded HTTP/1.1 server; `answers` is a queue of (status, headers, body) used in order, then `default`."""
+    """A threaded HTTP/1.1 server; `answers` is a queue of (status, headers, body) used in order, then
+    `default`."""
 
     url: str = ""
     requests: list[Recorded] = field(default_factory=list)
     answers: list[tuple[int, dict[str, str], bytes]] = field(default_factory=list)
     default: tuple[int, dict[str, str], bytes] = (200, {"Content-Type": "application/json"}, b'{"ok": true}')
-    # What to do after reading a request: "answer", "reset" (close without a reply) or "slow" (wait, then answer).
+    # After reading a request: "answer", "reset" (close without a reply) or "slow" (wait, then answer).
     behaviours: list[str] = field(default_factory=list)
     slow_seconds: float = 2.0
     lock: threading.Lock = field(default_factory=threading.Lock)

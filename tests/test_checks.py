@@ -139,12 +139,13 @@ CASES = [
         needs: [c]
         httpRequest:
           url: "https://example.com/{{ tasks.a.response.body.id }}/{{ item.id }}/{{ foo }}"
-    """,
+    """,  # noqa: E501 (a template URL longer than a line)
         [
             (
                 6,
                 "$.tasks[0].httpRequest.url",
-                "reads input.nope, which is not an input of this workflow (its inputs: org); declare it under inputs",
+                "reads input.nope, which is not an input of this workflow (its inputs: org); "
+                "declare it under inputs",
             ),
             (
                 8,
@@ -154,7 +155,8 @@ CASES = [
             (
                 12,
                 "$.tasks[2].httpRequest.url",
-                "reads tasks.a.response.bdy; a response has status, headers and body, e.g. tasks.a.response.body.bdy",
+                "reads tasks.a.response.bdy; a response has status, headers and body, e.g. "
+                "tasks.a.response.body.bdy",
             ),
             (
                 12,
@@ -169,12 +171,14 @@ CASES = [
             (
                 16,
                 "$.tasks[3].httpRequest.url",
-                "reads item, which only a task with forEach has; add forEach to the task or read input or tasks instead",
+                "reads item, which only a task with forEach has; add forEach to the task or read "
+                "input or tasks instead",
             ),
             (
                 16,
                 "$.tasks[3].httpRequest.url",
-                "reads 'foo', which templates do not know; use input, tasks, item (in a forEach task), now(), uuid() "
+                "reads 'foo', which templates do not know; use input, tasks, item (in a forEach "
+                "task), now(), uuid() "
                 "or secret('NAME')",
             ),
         ],
@@ -200,12 +204,14 @@ CASES = [
             (
                 9,
                 "$.tasks[1].forEach",
-                "reads item, which only a task with forEach has; add forEach to the task or read input or tasks instead",
+                "reads item, which only a task with forEach has; add forEach to the task or read "
+                "input or tasks instead",
             ),
             (
                 13,
                 "$.outputs.wrong",
-                "reads item, which only a task with forEach has; add forEach to the task or read input or tasks instead",
+                "reads item, which only a task with forEach has; add forEach to the task or read "
+                "input or tasks instead",
             ),
         ],
         id="for_each_gives_item_and_reads_only_what_the_task_needs",

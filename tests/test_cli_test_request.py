@@ -1,5 +1,6 @@
-"""`httptask test-request` and `httptask task snippet` as a user runs them (subprocess of .venv/bin/httptask):
-exit codes, output, nothing sent when invalid, no traceback on bad input, and the secret in no output at all."""
+"""`httptask test-request` and `httptask task snippet` as a user runs them (subprocess of
+.venv/bin/httptask): exit codes, output, nothing sent when invalid, no traceback on bad input, and the secret
+in no output at all."""
 
 from __future__ import annotations
 
@@ -94,7 +95,8 @@ def test_dry_run_prints_the_request_and_curl_and_sends_nothing(
     assert server.requests == []
     assert done.stdout == (
         f"POST {server.url}/payments/p1/refunds\n"
-        "x-com-zoho-subscriptions-organizationid: 10234695\ncontent-type: application/json\nauthorization: ***\n\n"
+        "x-com-zoho-subscriptions-organizationid: 10234695\ncontent-type: "
+        "application/json\nauthorization: ***\n\n"
         '{"amount":5,"description":"dup"}\n\n'
         f"curl --request POST \\\n  --url '{server.url}/payments/p1/refunds' \\\n"
         "  --header 'x-com-zoho-subscriptions-organizationid: 10234695' \\\n"
@@ -171,7 +173,8 @@ def test_bad_yaml_names_the_line(tmp_path: Path) -> None:
     done = run("test-request", str(path))
     assert (done.returncode, done.stderr) == (
         2,
-        f"error: {path}:3:10: invalid YAML: mapping values are not allowed here. Fix the syntax and try again.\n",
+        f"error: {path}:3:10: invalid YAML: mapping values are not allowed here. Fix the syntax "
+        "and try again.\n",
     )
 
 

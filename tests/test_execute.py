@@ -221,7 +221,8 @@ def test_a_dot_segment_or_empty_path_value_is_refused(value: str) -> None:
     with pytest.raises(RequestInvalid) as caught:
         _prepare({"operation": "chargebee.refund_invoice", "request": {"path": {"invoice-id": value}}})
     assert [str(i) for i in caught.value.issues] == [
-        f"$.path.invoice-id: must not be empty, '.' or '..', not {value!r}: it would change the request's path"
+        f"$.path.invoice-id: must not be empty, '.' or '..', not {value!r}: it would change the "
+        "request's path"
     ]
 
 

@@ -62,7 +62,7 @@ def test_references_secrets_and_order(catalog: Catalog) -> None:
         retry: {maxAttempts: 5, intervalSeconds: 2.5, backoffRate: 1}
     outputs:
       status: "{{ tasks.second.response.status }}"
-    """,
+    """,  # noqa: E501 (a template URL longer than a line)
         catalog,
     )
     assert issues == []
@@ -230,21 +230,25 @@ def test_what_conductor_cannot_express_is_reported_word_for_word(catalog: Catalo
             "$.tasks[2].credentials",
             "task cb: chargebee.record_refund signs in with HTTP basic (BasicAuth), which needs the "
             "secret "
-            "base64-encoded, and Conductor cannot encode; store the encoded 'user:password' in a secret and set "
+            "base64-encoded, and Conductor cannot encode; store the encoded 'user:password' in a "
+            "secret and set "
             "request.headers.Authorization to \"Basic {{ secret('NAME') }}\" instead",
         ),
         (
             18,
             ""
             "$.tasks[2].request.path.invoice-id",
-            "task cb: '{{ tasks.math.response.headers.location }}' reads a response header, which Conductor's HTTP "
-            "task reports in another shape (a list of values per header); pass the value in the response body or "
+            "task cb: '{{ tasks.math.response.headers.location }}' reads a response header, which "
+            "Conductor's HTTP "
+            "task reports in another shape (a list of values per header); pass the value in the "
+            "response body or "
             "as an input instead",
         ),
         (
             20,
             "$.tasks[2].request.body.memo",
-            "task cb: a form value must be a literal or a single reference such as {{ input.x }}, because Conductor "
+            "task cb: a form value must be a literal or a single reference such as {{ input.x }}, "
+            "because Conductor "
             "sends a form body as written; 'Refund {{ input.amount }}' mixes text and references",
         ),
         (

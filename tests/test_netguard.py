@@ -54,7 +54,8 @@ def test_a_name_resolving_to_loopback_is_refused_and_nothing_arrives(server: Rec
             f"http://api.example.com:{port}/refund", DestinationPolicy(), {"api.example.com": ["127.0.0.1"]}
         )
     assert str(caught.value) == (
-        "Refused to connect to api.example.com (127.0.0.1): it is a loopback address. Test requests only reach "
+        "Refused to connect to api.example.com (127.0.0.1): it is a loopback address. Test "
+        "requests only reach "
         f"public addresses; to allow this host start the server with --allow-host api.example.com:{port}."
     )
     assert server.requests == []
@@ -166,6 +167,7 @@ def test_a_host_name_in_full_width_letters_is_refused_as_the_name_it_disguises()
     with pytest.raises(DestinationRefused) as caught:
         DestinationPolicy().check_url("http://\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45.com/")
     assert str(caught.value) == (
-        "Refused to connect to \uff45\uff58\uff41\uff4d\uff50\uff4c\uff45.com: it is the host name example.com "
+        "Refused to connect to \uff45\uff58\uff41\uff4d\uff50\uff4c\uff45.com: it is the host name "
+        "example.com "
         "written in other characters; write it as example.com."
     )

@@ -1,4 +1,5 @@
-"""Task files: parsed against the shipped schema with every problem and its line; the schema ships as a command."""
+"""Task files: parsed against the shipped schema with every problem and its line; the schema ships as a
+command; the defaults have one source, which the schema states."""
 
 from __future__ import annotations
 

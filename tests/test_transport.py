@@ -1,5 +1,6 @@
 """Sending through the real transport to a recording server on 127.0.0.1: the exact bytes of each seed
-operation arrive; redirects to another host are refused; responses are capped; JSON is parsed, the rest is text."""
+operation arrive; redirects to another host are refused; responses are capped; JSON is parsed, the rest is
+text."""
 
 from __future__ import annotations
 

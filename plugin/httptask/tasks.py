@@ -113,8 +113,12 @@ class Task:
     @property
     def templates(self) -> dict[str, Any]:
         """Every templated part of the task by field path, for rendering and checking."""
-        parts: dict[str, Any] = {"server": self.server, "request.path": self.path, "request.query": self.query,
-                                 "request.headers": self.headers}
+        parts: dict[str, Any] = {
+            "server": self.server,
+            "request.path": self.path,
+            "request.query": self.query,
+            "request.headers": self.headers,
+        }
         if self.has_body:
             parts["request.body"] = self.body
         if self.idempotency_key is not None:
@@ -130,7 +134,8 @@ def parse_task(data: Any, *, source: Source | None = None, root: str = "$") -> T
 
     issues = validate_instance(data, schema("task"), root=root)
     if isinstance(data, dict) and ("operation" in data) == ("httpRequest" in data):
-        issues.append(Issue(root, "needs exactly one of 'operation' (a catalog id) or 'httpRequest' (a raw request)"))
+        one_of = "needs exactly one of 'operation' (a catalog id) or 'httpRequest' (a raw request)"
+        issues.append(Issue(root, one_of))
     if issues:
         if source is not None:
             issues = [Issue(i.path, i.message, i.expected, i.actual, source.line(i.path)) for i in issues]
