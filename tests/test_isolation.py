@@ -38,6 +38,15 @@ def _spin(seconds: float) -> int:
     return count
 
 
+def _slow_set_up() -> None:
+    time.sleep(1.0)
+
+
+def _sleep(seconds: float) -> int:
+    time.sleep(seconds)
+    return 0
+
+
 def _allocate(megabytes: int) -> int:
     return len(bytearray(megabytes * 2**20))
 
@@ -83,6 +92,18 @@ def test_a_job_past_its_time_is_stopped_and_its_worker_replaced() -> None:
     )
     assert stopped < 10  # stopped at the limit, not after the 30 s the job wanted
     assert after == 8  # a fresh worker took over
+
+
+def test_a_workers_set_up_does_not_count_against_its_first_job() -> None:
+    assert _run(WorkerPool(setup=_slow_set_up, size=1, seconds=0.5), _double, 5) == 10
+
+
+def test_a_job_that_waits_without_working_is_stopped_by_the_clock() -> None:
+    started = time.monotonic()
+    with pytest.raises(OverLimit):
+        _run(WorkerPool(setup=_set_up, size=1, seconds=0.2), _sleep, 30.0)
+    # The limit is processor time, but the clock caps a job at ten times it: 2 s here, not the 30 asked.
+    assert time.monotonic() - started < 15
 
 
 def test_a_job_past_its_memory_is_stopped() -> None:

@@ -3,6 +3,10 @@ worker and never the editor's event loop: a worker that runs over is killed and 
 
 Workers are forked from a small server process that has already imported httptask, so a new one is ready in
 tens of milliseconds; they run at a lower priority than the editor, which keeps answering meanwhile.
+
+The limit is on the processor time a job uses, not on the clock: a niced worker on a busy machine may wait
+long for a core, and an honest request must not fail for that. The clock still caps a job at
+`_WALL_FACTOR` times the limit, so one that sleeps or blocks is stopped too.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import multiprocessing
 import os
 import resource
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -27,6 +32,9 @@ _CONTEXT = multiprocessing.get_context("forkserver")
 _CONTEXT.set_forkserver_preload(["httptask.server"])
 # Lower than the editor's own priority: a worker busy with a bomb slows nobody else down.
 _NICENESS = 10
+_WALL_FACTOR = 10
+_READY_SECONDS = 60.0
+_TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -102,6 +110,10 @@ class WorkerPool:
         )
         process.start()
         child.close()
+        # Setting up (loading the catalog) is not part of any job's time: wait for the worker to say so.
+        if not parent.poll(_READY_SECONDS) or parent.recv() != "ready":
+            process.kill()
+            raise OverLimit(f"A worker of the editor did not start within {_READY_SECONDS:g} s.")
         worker = _Worker(process, parent)
         with self._lock:
             self._all.append(worker)
@@ -117,7 +129,7 @@ class WorkerPool:
     def _call(self, worker: _Worker, function: Callable[..., Any], args: tuple[Any, ...]) -> tuple[str, Any]:
         try:
             worker.connection.send((function, args))
-            if not worker.connection.poll(self.seconds):
+            if not self._answered_in_time(worker):
                 raise OverLimit(
                     f"The request needed more than {self.seconds:g} s to prepare and was stopped; nothing "
                     "was sent. Simplify its templates or make it smaller."
@@ -127,6 +139,32 @@ class WorkerPool:
             # The worker died, and only the memory limit kills one: the kernel refused it more.
             raise _out_of_memory(self.memory_bytes) from None
         return status, value
+
+    def _answered_in_time(self, worker: _Worker) -> bool:
+        """Wait for the answer while the job has used less than `seconds` of processor time and less than
+        `_WALL_FACTOR` times that on the clock."""
+        pid = worker.process.pid
+        assert pid is not None
+        started, used_before = time.monotonic(), _cpu_seconds(pid)
+        while True:
+            if worker.connection.poll(min(self.seconds, 0.1)):
+                return True
+            waited = time.monotonic() - started
+            used_now = _cpu_seconds(pid)
+            spent = waited if used_before is None or used_now is None else used_now - used_before
+            if spent >= self.seconds or waited >= self.seconds * _WALL_FACTOR:
+                return False
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """The processor time process `pid` has used, from /proc; None where /proc cannot tell."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    # After the name: state is field 3, so utime (14) and stime (15) are at 11 and 12 here.
+    return (int(fields[11]) + int(fields[12])) / _TICKS_PER_SECOND
 
 
 def _stop(worker: _Worker) -> None:
@@ -143,6 +181,7 @@ def _serve(
     os.nice(_NICENESS)
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     setup(*args)
+    connection.send("ready")
     while True:
         try:
             function, job_args = connection.recv()
