@@ -5,14 +5,16 @@ the subschemas inside them). `example`, `examples`, `default`, `const`, `enum` a
 wherever they appear: a `$ref` inside them is never followed. Each schema reached from an operation is
 normalised to JSON Schema 2020-12 once, with its `$ref`s made absolute (`urn:httptask:N:/components/...`), so
 that validation resolves them lazily against `resources()` and follows a recursive schema all the way down.
-Pages, forms and samples get `view()` instead: references expanded to a bounded depth, memoized, and a
-recursive one shown once with a `(recursive: Name)` marker.
+Pages, forms and samples get `view()` instead: references expanded breadth first to a bounded size, memoized,
+and one that is recursive (or past the bound) shown once as a marker, `{"description": "(recursive: Name)",
+"x-unexpanded": "Name"}` with the schema's type where it has one.
 """
 
 from __future__ import annotations
 
 import itertools
 import re
+import threading
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -31,6 +33,7 @@ _ONE = frozenset({
 })
 _LIST = frozenset({"allOf", "anyOf", "oneOf", "prefixItems", "items"})
 _MAP = frozenset({"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"})
+_SUBSCHEMAS = _ONE | _LIST | _MAP
 # What a validation keyword's value must be for jsonschema to use it. A value of another kind (a vendor's
 # `required: true` on a property, `minimum: "0"`, a pattern Python cannot compile, `type: file`) is left out
 # of the normalised schema rather than stopping validation; `specs check` reports it.
@@ -110,17 +113,17 @@ def _normalise(node: Any, pointer: str, on_ref: Callable[[str, str], str]) -> An
             # `items` as a list is the tuple form of older drafts: 2020-12 calls it `prefixItems`.
             name = "prefixItems" if key == "items" else key
             result[name] = [_normalise(item, f"{here}/{i}", on_ref) for i, item in _schemas_in(value)]
-        elif key in _ONE or key in _LIST:
-            if isinstance(value, dict | bool) and key in _ONE:
-                result[key] = _normalise(value, here, on_ref)
-        elif key in _MAP:
-            if isinstance(value, dict):
-                result[key] = {
-                    name: _normalise(sub, f"{here}/{escape(name)}", on_ref)
-                    for name, sub in value.items()
-                    if isinstance(sub, dict | bool) and (key != "patternProperties" or _compiles(name))
-                }
-        elif key not in _SHAPES or _SHAPES[key](value):
+        elif key in _ONE and isinstance(value, dict | bool):
+            result[key] = _normalise(value, here, on_ref)
+        elif key in _MAP and isinstance(value, dict):
+            result[key] = {
+                name: _normalise(sub, f"{here}/{escape(name)}", on_ref)
+                for name, sub in value.items()
+                if isinstance(sub, dict | bool) and (key != "patternProperties" or _compiles(name))
+            }
+        elif key in _SUBSCHEMAS or (key in _SHAPES and not _SHAPES[key](value)):
+            continue  # malformed (see _SHAPES): left out
+        else:
             result[key] = value
     if result.pop("nullable", False) is True:
         kind = result.get("type")
@@ -204,6 +207,7 @@ class Schemas:
         self._linked: dict[int, tuple[Any, Any]] = {}  # id of a schema as written -> (it, normalised)
         self._views: dict[Any, tuple[Any, Any]] = {}
         self._cycles_cut = True
+        self._cutting = threading.Lock()  # the editor's server asks from several threads
 
     def schema(self, raw: Any, pointer: str) -> Any:
         """The schema `raw` (found at `pointer`) normalised, with every schema it refers to checked and
@@ -230,8 +234,8 @@ class Schemas:
         return self._targets
 
     def view(self, schema: Any) -> Any:
-        """`schema` for pages, forms and samples: references expanded breadth first to a bounded size,
-        a recursive one shown once as `{"description": "(recursive: Name)"}`. Memoized; do not mutate."""
+        """`schema` for pages, forms and samples: references expanded breadth first to a bounded size, one
+        that is recursive here or past the bound shown as a marker (see above). Memoized; do not mutate."""
         self._cut_cycles()
         key: Any = schema.get("$ref") if isinstance(schema, dict) and len(schema) == 1 else id(schema)
         found = self._views.get(key)
@@ -271,9 +275,12 @@ class Schemas:
     def _cut_cycles(self) -> None:
         """Replace each `$ref` that closes a cycle through in-place keywords (`A: {allOf: [B]}`, `B: {oneOf:
         [A]}`) with an open schema, since validating it would never end; cycles through `properties` stay."""
-        if self._cycles_cut:
-            return
-        self._cycles_cut = True
+        with self._cutting:
+            if not self._cycles_cut:
+                self._cut_each_cycle()
+                self._cycles_cut = True
+
+    def _cut_each_cycle(self) -> None:
         edges = {uri: list(_in_place_refs(target)) for uri, target in self._targets.items()}
         state: dict[str, int] = {}  # 1: on the current path, 2: done
         for start in edges:
