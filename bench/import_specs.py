@@ -224,11 +224,10 @@ def main() -> None:
         search: dict[str, Any] | None = None
         cold: dict[str, list[float]] | None = None
         if largest.failure is None:
-            run(import_command(largest.paths), env, args.timeout)
-            cold, search = measure_search(env, args.runs, args.timeout)
-            if args.keep_catalog is not None:
-                for part in ("specs", "cache"):
-                    shutil.copytree(work / part, args.keep_catalog / part, dirs_exist_ok=True)
+            # The index names files by path and mtime: a kept catalog is imported where it is kept.
+            search_env = env if args.keep_catalog is None else catalog_env(args.keep_catalog)
+            run(import_command(largest.paths), search_env, args.timeout)
+            cold, search = measure_search(search_env, args.runs, args.timeout)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report(docs, cold, search, as_json=args.json)
