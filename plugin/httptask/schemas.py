@@ -245,6 +245,19 @@ class Schemas:
         self._views[key] = (schema, result)
         return result
 
+    def unwrapped(self, schema: Any) -> Any:
+        """`schema`, or what it names when it is only a `$ref` (a chain followed to its end): the same schema,
+        which validation then checks without looking anything up."""
+        self._cut_cycles()
+        seen: set[str] = set()
+        while isinstance(schema, dict) and len(schema) == 1 and isinstance(schema.get("$ref"), str):
+            target = self._targets.get(schema["$ref"])
+            if target is None or schema["$ref"] in seen:
+                break
+            seen.add(schema["$ref"])
+            schema = target
+        return schema
+
     def target(self, uri: str) -> Any:
         """The normalised schema that an absolute `$ref` of this document names, or None."""
         return self._targets.get(uri)

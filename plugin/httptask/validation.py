@@ -120,8 +120,12 @@ class _Validators:
         found = self._compiled.get(key)
         # The entry holds the operation itself, so its id cannot be reused by another object.
         if found is None or found[0] is not op or found[1] is not server:
-            schema = _request_schema(op, server, lambda part: part.linked_schema)
-            registry = self._registry(op.schemas) if op.schemas is not None else Registry()
+            schemas = op.schemas
+            if schemas is None:
+                schema, registry = _request_schema(op, server, lambda part: part.linked_schema), Registry()
+            else:
+                schema = _request_schema(op, server, lambda part: schemas.unwrapped(part.linked_schema))
+                registry = self._registry(schemas)
             validator = Draft202012Validator(schema, registry=registry, format_checker=_FORMATS)
             with self._lock:
                 self._compiled[key] = (op, server, validator)
@@ -135,15 +139,18 @@ class _Validators:
                 # Retrieved on demand rather than registered up front: jsonschema combines the registry with
                 # its own for every validator it makes, which would copy every registered resource each time.
                 resources = schemas.resources()
-                registry = Registry(retrieve=lambda uri: _resource(resources, uri))  # type: ignore[call-arg]
+                made: dict[str, Resource[Any]] = {}
+                registry = Registry(retrieve=lambda uri: _resource(resources, made, uri))  # type: ignore[call-arg]
                 self._registries[schemas] = registry
             return registry
 
 
-def _resource(resources: Mapping[str, Any], uri: str) -> Resource[Any]:
-    if uri not in resources:
-        raise NoSuchResource(ref=uri)  # type: ignore[call-arg]
-    return DRAFT202012.create_resource(resources[uri])
+def _resource(resources: Mapping[str, Any], made: dict[str, Resource[Any]], uri: str) -> Resource[Any]:
+    if uri not in made:
+        if uri not in resources:
+            raise NoSuchResource(ref=uri)  # type: ignore[call-arg]
+        made[uri] = DRAFT202012.create_resource(resources[uri])
+    return made[uri]
 
 
 _VALIDATORS = _Validators()
