@@ -44,6 +44,7 @@ class Document:
     paths: list[Path]
     size: int
     seconds: list[float] = field(default_factory=list)
+    cpu_seconds: list[float] = field(default_factory=list)
     rss_mb: list[float] = field(default_factory=list)
     operations: int | None = None
     failure: str | None = None
@@ -52,6 +53,7 @@ class Document:
 @dataclass
 class Outcome:
     seconds: float
+    cpu_seconds: float
     rss_mb: float
     output: str
     killed: bool
@@ -78,7 +80,8 @@ def run(command: list[str], env: dict[str, str], timeout: float) -> Outcome:
         process.returncode = os.waitstatus_to_exitcode(status)  # so Popen does not wait for it again
         out.seek(0)
         output = out.read().decode("utf-8", "replace")
-    return Outcome(seconds, usage.ru_maxrss / 1024, output, killed, process.returncode)
+    cpu = usage.ru_utime + usage.ru_stime
+    return Outcome(seconds, cpu, usage.ru_maxrss / 1024, output, killed, process.returncode)
 
 
 def documents(work: Path, ref_examples: bool) -> list[Document]:
@@ -129,6 +132,7 @@ def import_rounds(docs: list[Document], env: dict[str, str], rounds: int, timeou
                 doc.failure = f"exit {outcome.exit_code} after {outcome.seconds:.1f} s: {last[:160]}"
                 continue
             doc.seconds.append(outcome.seconds)
+            doc.cpu_seconds.append(outcome.cpu_seconds)
             doc.rss_mb.append(outcome.rss_mb)
             imported = re.search(r"Imported (\d+) operation", outcome.output)
             doc.operations = int(imported.group(1)) if imported else None
@@ -253,22 +257,25 @@ def report(
         print(json.dumps({"imports": imports, "search": search, "cold": cold}, indent=2))
         return
     if docs:
-        print(f"{'document':<46}{'MB':>6}{'ops':>6}  {'import wall time':<26}{'peak RSS':<22}")
+        print(f"{'document':<46}{'MB':>6}{'ops':>6}  {'wall time':<24}{'CPU time':<24}{'peak RSS':<20}")
     for doc in docs:
         ops = "-" if doc.operations is None else str(doc.operations)
         if doc.failure is not None:
             print(f"{doc.label:<46}{doc.size / 1e6:>6.1f}{ops:>6}  {doc.failure}")
             continue
         print(
-            f"{doc.label:<46}{doc.size / 1e6:>6.1f}{ops:>6}  {spread(doc.seconds, 's'):<26}"
-            f"{spread(doc.rss_mb, 'MB', 0):<22}"
+            f"{doc.label:<46}{doc.size / 1e6:>6.1f}{ops:>6}  {spread(doc.seconds, 's'):<24}"
+            f"{spread(doc.cpu_seconds, 's'):<24}{spread(doc.rss_mb, 'MB', 0):<20}"
         )
     synthetic = [d for d in docs[: len(SCALES)] if d.seconds]
     if len(synthetic) == len(SCALES):
-        base = statistics.median(synthetic[0].seconds)
-        ratios = [statistics.median(d.seconds) / base for d in synthetic]
-        growth = ", ".join(f"{label} {ratio:.2f}" for label, ratio in zip(SCALES, ratios, strict=True))
-        print(f"\nimport time relative to 1x: {growth} (sizes 1, 2, 4)")
+        print()
+        for what, name in (("seconds", "wall"), ("cpu_seconds", "CPU")):
+            medians = [statistics.median(getattr(d, what)) for d in synthetic]
+            growth = ", ".join(
+                f"{label} {m / medians[0]:.2f}" for label, m in zip(SCALES, medians, strict=True)
+            )
+            print(f"import {name} time relative to 1x: {growth} (sizes 1, 2, 4)")
     if search is None or cold is None:
         print("\nThe 4x document did not import: no search figures.")
         return

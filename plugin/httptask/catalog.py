@@ -260,12 +260,12 @@ class _WordIndex:
         # word -> {entry index: the highest weight of a field of that entry that has the word}
         self.postings: dict[str, dict[int, float]] = {}
         for i, entry in enumerate(entries):
-            for name, text in _fields(entry).items():
-                weight = _WEIGHTS[name]
-                for word in set(_WORD.findall(text)):
-                    posting = self.postings.setdefault(word, {})
-                    if posting.get(i, 0.0) < weight:
-                        posting[i] = weight
+            weights: dict[str, float] = {}
+            # Lightest field first, so that a word's heaviest field is the one that stays.
+            for name, text in sorted(_fields(entry).items(), key=lambda item: _WEIGHTS[item[0]]):
+                weights.update(dict.fromkeys(_WORD.findall(text), _WEIGHTS[name]))
+            for word, weight in weights.items():
+                self.postings.setdefault(word, {})[i] = weight
         self.vocabulary = sorted(self.postings)
 
     def best(self, close: dict[str, float]) -> dict[int, float]:
