@@ -284,3 +284,11 @@ def test_malformed_keywords_are_left_out_rather_than_stopping_validation(tmp_pat
         ("$.body.pair[1]", "must be of type integer, not string 'b'")
     ]
     assert body_issues(op, {}) == [("$.body.name", "is required but missing")]
+
+
+def test_an_operation_pickles_for_the_editors_workers(tmp_path: Path) -> None:
+    import pickle
+
+    op = create(write_spec(tmp_path, CATEGORY, "Category"))
+    copy = pickle.loads(pickle.dumps(op))
+    assert body_issues(copy, tree(5, leaf_name=7)) == body_issues(op, tree(5, leaf_name=7)) != []

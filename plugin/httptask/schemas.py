@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import itertools
 import re
-import threading
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -207,7 +206,6 @@ class Schemas:
         self._linked: dict[int, tuple[Any, Any]] = {}  # id of a schema as written -> (it, normalised)
         self._views: dict[Any, tuple[Any, Any]] = {}
         self._cycles_cut = True
-        self._cutting = threading.Lock()  # the editor's server asks from several threads
 
     def schema(self, raw: Any, pointer: str) -> Any:
         """The schema `raw` (found at `pointer`) normalised, with every schema it refers to checked and
@@ -227,6 +225,10 @@ class Schemas:
             )
             self._cycles_cut = False
         return node
+
+    def close(self) -> None:
+        """Say that every operation's schemas are in: cycles are cut now, before any thread reads them."""
+        self._cut_cycles()
 
     def resources(self) -> Mapping[str, Any]:
         """Every schema a `$ref` names, by its absolute URI; in-place cycles are cut (see `_cut_cycles`)."""
@@ -288,10 +290,9 @@ class Schemas:
     def _cut_cycles(self) -> None:
         """Replace each `$ref` that closes a cycle through in-place keywords (`A: {allOf: [B]}`, `B: {oneOf:
         [A]}`) with an open schema, since validating it would never end; cycles through `properties` stay."""
-        with self._cutting:
-            if not self._cycles_cut:
-                self._cut_each_cycle()
-                self._cycles_cut = True
+        if not self._cycles_cut:
+            self._cut_each_cycle()
+            self._cycles_cut = True
 
     def _cut_each_cycle(self) -> None:
         edges = {uri: list(_in_place_refs(target)) for uri, target in self._targets.items()}

@@ -271,6 +271,7 @@ def _parse(document: JSON, *, api: str, source: str) -> Spec:
                 )
             )
     _check_unique_ids(operations, source)
+    resolver.schemas.close()
     return Spec(
         api=api,
         title=str(info.get("title", api)),
