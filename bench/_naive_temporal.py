@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import time
 import uuid
@@ -95,7 +96,9 @@ def main() -> None:
         asyncio.run(serve(args[0], args[1], int(args[2])))
     else:
         seconds = asyncio.run(run(args[0], args[1], args[2], int(args[3]), int(args[4])))
-        print(json.dumps({"seconds": seconds}))
+        print(json.dumps({"seconds": seconds}), flush=True)
+    # Without the interpreter's teardown, which the SDK's Rust threads can abort (temporalio/sdk-python#300).
+    os._exit(0)
 
 
 if __name__ == "__main__":

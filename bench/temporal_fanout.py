@@ -385,6 +385,13 @@ def large(address: str, items: int, concurrency: int) -> dict[str, Any]:
 
 
 def main() -> None:
+    _measure()
+    # Without the interpreter's teardown, which the SDK's Rust threads can abort (temporalio/sdk-python#300).
+    sys.stdout.flush()
+    os._exit(0)
+
+
+def _measure() -> None:
     if sys.argv[1:2] == ["--serve-recording"]:
         _serve_recording()
         return

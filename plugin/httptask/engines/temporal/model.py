@@ -17,7 +17,9 @@ __all__ = [
     "ChunkInput",
     "ChunkSummary",
     "Decision",
+    "DecisionRecord",
     "Expanded",
+    "ItemError",
     "ItemRecord",
     "OutputsResult",
     "Plan",
@@ -28,6 +30,7 @@ __all__ = [
     "Source",
     "TaskPlan",
     "TaskState",
+    "Wire",
 ]
 
 RUN_WORKFLOW = "httptask.run"
@@ -65,7 +68,6 @@ class Settings:
     heartbeat_seconds: float = 5.0
     chunk_activities: int = 1000
     chunk_items: int = 10_000
-    max_items: int = 1_000_000
 
     def chunk_size(self, batched: bool) -> int:
         """Items per child workflow: bounded in activities (its history) and in items (its summary)."""
