@@ -312,8 +312,12 @@ def _kill_once(address: str, items: int, queue: str) -> float:
             inputs=inputs,
             settings=Settings(concurrency=16, heartbeat_seconds=5),
         )
-        while sum(1 for e in log() if e[2] == victim_auth) < items // 6:
-            await asyncio.sleep(0.01)
+        # Kill the victim while it has batches in flight: once it has sent a few dozen items, and before the
+        # others are done.
+        while sum(1 for e in log() if e[2] == victim_auth) < 50:
+            if len(log()) >= items * 0.8:
+                raise SystemExit("the victim took too little of the fan-out to be killed in the middle of it")
+            await asyncio.sleep(0.05)
         victim.send_signal(signal.SIGKILL)
         killed = time.time()
         summary = await wait_run(connection, run_id)
@@ -411,8 +415,11 @@ def _measure() -> None:
                 server.address, server.process.pid, args.items, args.concurrency, args.rounds
             )
         }
+        # Each phase's figures as they come, so that a long run shows them early.
+        print(json.dumps(figures["throughput"]), file=sys.stderr, flush=True)
         if args.kill_trials:
             figures["kill"] = kill_resume(server.address, args.items, args.kill_trials)
+            print(json.dumps(figures["kill"]), file=sys.stderr, flush=True)
         if args.large:
             figures["large"] = large(server.address, args.large, args.concurrency)
     if args.json:
