@@ -410,13 +410,13 @@ def _measure() -> None:
     from httptask.engines.temporal.devserver import start_dev_server
 
     with tempfile.TemporaryDirectory() as folder, start_dev_server(log=Path(folder) / "server.log") as server:
-        figures = {
-            "throughput": throughput(
+        figures: dict[str, Any] = {}
+        # Each phase's figures as they come, so that a long run shows them early; a phase set to 0 is skipped.
+        if args.rounds:
+            figures["throughput"] = throughput(
                 server.address, server.process.pid, args.items, args.concurrency, args.rounds
             )
-        }
-        # Each phase's figures as they come, so that a long run shows them early.
-        print(json.dumps(figures["throughput"]), file=sys.stderr, flush=True)
+            print(json.dumps(figures["throughput"]), file=sys.stderr, flush=True)
         if args.kill_trials:
             figures["kill"] = kill_resume(server.address, args.items, args.kill_trials)
             print(json.dumps(figures["kill"]), file=sys.stderr, flush=True)
@@ -425,22 +425,23 @@ def _measure() -> None:
     if args.json:
         print(json.dumps(figures, indent=2))
         return
-    t = figures["throughput"]
-    print(
-        f"{t['items']} forEach refunds at concurrency {t['concurrency']}, median of {t['rounds']} "
-        "interleaved rounds (range), and Temporal server CPU per item:"
-    )
-    for kind in KINDS:
-        k = t["kinds"][kind]
+    if "throughput" in figures:
+        t = figures["throughput"]
         print(
-            f"  {kind:9} {k['items_per_s']:8.1f} items/s  ({k['range'][0]}-{k['range'][1]})  "
-            f"{k['temporal_cpu_ms_per_item']:.2f} ms"
+            f"{t['items']} forEach refunds at concurrency {t['concurrency']}, median of {t['rounds']} "
+            "interleaved rounds (range), and Temporal server CPU per item:"
         )
-    print(
-        f"  Temporal with batching / naive Temporal = {t['temporal_over_naive']}; / local engine = "
-        f"{t['temporal_over_local']}; / raw aiohttp = {t['temporal_over_aiohttp']}; naive / raw aiohttp = "
-        f"{t['naive_over_aiohttp']}"
-    )
+        for kind in KINDS:
+            k = t["kinds"][kind]
+            print(
+                f"  {kind:9} {k['items_per_s']:8.1f} items/s  ({k['range'][0]}-{k['range'][1]})  "
+                f"{k['temporal_cpu_ms_per_item']:.2f} ms"
+            )
+        print(
+            f"  Temporal with batching / naive Temporal = {t['temporal_over_naive']}; / local engine = "
+            f"{t['temporal_over_local']}; / raw aiohttp = {t['temporal_over_aiohttp']}; "
+            f"naive / raw aiohttp = {t['naive_over_aiohttp']}"
+        )
     if "kill" in figures:
         k = figures["kill"]
         print(

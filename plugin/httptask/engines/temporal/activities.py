@@ -426,7 +426,7 @@ def _heartbeat_records(task: str) -> list[ItemRecord]:
 async def _heartbeating(progress: Callable[[], Any]) -> AsyncIterator[None]:
     """Heartbeat while the body runs, including while a slow request waits for its answer."""
     timeout = activity.info().heartbeat_timeout
-    every = timeout.total_seconds() / 3 if timeout else 10.0
+    every = timeout.total_seconds() / 5 if timeout else 10.0
 
     async def beat() -> None:
         while True:

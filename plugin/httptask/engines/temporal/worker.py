@@ -59,6 +59,9 @@ async def run_worker(
             max_concurrent_activities=settings.concurrency,
             sticky_queue_schedule_to_start_timeout=timedelta(seconds=settings.sticky_seconds),
             graceful_shutdown_timeout=timedelta(seconds=settings.drain_seconds),
+            # The SDK sends a heartbeat at most every 0.8 x the heartbeat timeout by default: 4 s of a 5 s
+            # timeout, so a busy worker's live batches timed out. Once a second leaves room for a slow loop.
+            max_heartbeat_throttle_interval=timedelta(seconds=1),
         )
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
