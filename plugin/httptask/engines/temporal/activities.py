@@ -106,17 +106,15 @@ class Activities:
                     "NAME or secret('NAME')), never as an input."
                 )
             # Every request that can be known now is rendered and checked before the first one is sent, as
-            # on the local engine; in a thread, so that heartbeats go on through a large fan-out.
-            sandbox_url = self._sandbox_url() if run.start.sandbox else None
-            async with _heartbeating(lambda: None):
-                checked = await asyncio.to_thread(
-                    plan_workflow,
-                    workflow,
-                    run.start.inputs,
-                    catalog=self._catalog,
-                    secrets=self._secrets,
-                    sandbox_url=sandbox_url,
-                )
+            # on the local engine. In this thread: a thread's CPU work would starve the event loop of the GIL,
+            # and the heartbeats of every other activity on this worker with it.
+            checked = plan_workflow(
+                workflow,
+                run.start.inputs,
+                catalog=self._catalog,
+                secrets=self._secrets,
+                sandbox_url=self._sandbox_url() if run.start.sandbox else None,
+            )
             if checked.problems:
                 raise PlanInvalid(checked)
             return Plan(

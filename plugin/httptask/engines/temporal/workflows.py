@@ -309,8 +309,8 @@ class RunWorkflow:
                 ACTIVITY.PLAN,
                 ref,
                 result_type=Plan,
-                start_to_close_timeout=timedelta(minutes=10),
-                heartbeat_timeout=timedelta(seconds=max(30.0, start.settings.heartbeat_seconds)),
+                # No heartbeat: the check of every request runs without a pause, a minute per 100,000.
+                start_to_close_timeout=timedelta(minutes=30),
                 retry_policy=_QUIET,
             )
         except ActivityError as exc:
