@@ -2,7 +2,8 @@
 
     python tests/crashpoints.py POINT N run WORKFLOW --input ...
 
-POINT is where the process dies, by SIGKILL sent to itself (nothing is flushed, nothing is cleaned up):
+POINT is where the process dies, by SIGKILL sent to itself (nothing is flushed, nothing is cleaned up), or,
+written `stop:POINT`, where it stops itself with SIGSTOP (a test wakes it with SIGCONT):
 
     before-sent-commit            the request is about to be journaled as 'sent'; nothing of it is committed
     after-sent-before-write       'sent' is committed; no byte of the request has left
@@ -30,8 +31,11 @@ POINTS = (
 )
 
 
+_SIGNAL = [signal.SIGKILL]
+
+
 def _die() -> None:
-    os.kill(os.getpid(), signal.SIGKILL)
+    os.kill(os.getpid(), _SIGNAL[0])
 
 
 def _counter(n: int) -> Callable[[], bool]:
@@ -49,24 +53,27 @@ def _counter(n: int) -> Callable[[], bool]:
 def install(point: str, n: int) -> None:
     from httptask import journal, transport
 
+    if point.startswith("stop:"):
+        point = point.removeprefix("stop:")
+        _SIGNAL[0] = signal.SIGSTOP
     reached = _counter(n)
-    if point == "before-sent-commit":
+    if point in ("before-sent-commit", "after-sent-before-write"):
         begin_send = journal.Journal.begin_send
 
-        async def before_sent(self: Any, *args: Any, **kwargs: Any) -> None:
-            if reached():
+        async def around_sent(self: Any, *args: Any, **kwargs: Any) -> None:
+            if point == "before-sent-commit" and reached():
                 _die()
             await begin_send(self, *args, **kwargs)
+            if point == "after-sent-before-write" and reached():
+                _die()
 
-        journal.Journal.begin_send = before_sent  # type: ignore[method-assign]
-    elif point in ("after-sent-before-write", "after-answer-before-finished"):
+        journal.Journal.begin_send = around_sent  # type: ignore[method-assign]
+    elif point == "after-answer-before-finished":
         send = transport.Sender.send
 
         async def sending(self: Any, *args: Any, **kwargs: Any) -> Any:
-            if point == "after-sent-before-write" and reached():
-                _die()
             response = await send(self, *args, **kwargs)
-            if point == "after-answer-before-finished" and reached():
+            if reached():
                 _die()
             return response
 
@@ -87,10 +94,10 @@ def install(point: str, n: int) -> None:
 def main() -> None:
     point, n, *args = sys.argv[1:]
     install(point, int(n))
-    from httptask.cli import cli
+    from httptask.cli import main as httptask
 
     sys.argv = ["httptask", *args]
-    cli.main(args=args, prog_name="httptask")
+    httptask()
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -16,11 +17,13 @@ from pathlib import Path
 
 import pytest
 
+from faults import fault_server
 from httptask.errors import KeyReused, RunBusy, RunTakenOver
 from httptask.journal import LEASE_SECONDS, Decision, Journal, StepRecord
 from httptask.outcome import Outcome
 
 RUN = "20240101-000000-abcdef"
+CRASH = str(Path(__file__).resolve().parent / "crashpoints.py")
 
 
 def _create(journal: Journal, run_id: str = RUN) -> None:
@@ -98,7 +101,8 @@ def test_an_owner_that_was_taken_over_commits_nothing_more(tmp_path: Path, sleep
         with pytest.raises(RunTakenOver) as caught:
             await owner.begin_send(RUN, "t", 0, idempotent=False, key=None, scope="http://x", request={})
         assert str(caught.value) == (
-            f"Run {RUN} was taken over by process {sleeper} while this process ran it (its lease had lapsed); "
+            f"Run {RUN} was taken over by process {sleeper} while this process ran it "
+            "(its lease had lapsed); "
             "this process sent nothing more. 'httptask runs show' tells what each request became."
         )
 
@@ -166,7 +170,7 @@ def test_of_many_processes_claiming_one_run_at_once_exactly_one_wins(tmp_path: P
     assert said == ["busy"] * 5 + ["claimed"]
 
 
-# -- idempotency keys ------------------------------------------------------------------------------------------
+# -- idempotency keys ----------------------------------------------------------------------------------------
 
 
 def _send(
@@ -208,7 +212,7 @@ def test_a_key_sent_again_with_its_payload_is_accepted_and_with_another_refused(
     second.close()
 
 
-# -- decisions -------------------------------------------------------------------------------------------------
+# -- decisions -----------------------------------------------------------------------------------------------
 
 
 def test_a_decision_is_journaled_with_who_when_and_the_state_it_changed(tmp_path: Path) -> None:
@@ -234,17 +238,19 @@ def test_a_decision_is_journaled_with_who_when_and_the_state_it_changed(tmp_path
     journal.close()
 
 
-# -- the journal of the previous version -------------------------------------------------------------------------
+# -- the journal of the previous version ---------------------------------------------------------------------
 
 VERSION_1 = """
 CREATE TABLE runs (run_id TEXT PRIMARY KEY, workflow TEXT NOT NULL, file TEXT NOT NULL,
-    workflow_text TEXT NOT NULL, inputs TEXT NOT NULL, inputs_redacted INTEGER NOT NULL, options TEXT NOT NULL,
+    workflow_text TEXT NOT NULL, inputs TEXT NOT NULL, inputs_redacted INTEGER NOT NULL,
+    options TEXT NOT NULL,
     status TEXT NOT NULL, pid INTEGER, started_at REAL NOT NULL, finished_at REAL, outputs TEXT, errors TEXT);
 CREATE TABLE steps (run_id TEXT NOT NULL, task TEXT NOT NULL, item INTEGER NOT NULL, state TEXT NOT NULL,
     idempotent INTEGER, idempotency_key TEXT, attempts INTEGER NOT NULL DEFAULT 0, http_status INTEGER,
     elapsed_ms REAL, request TEXT, response TEXT, error TEXT, maybe_received INTEGER NOT NULL DEFAULT 0,
     updated_at REAL NOT NULL, PRIMARY KEY (run_id, task, item)) WITHOUT ROWID;
-CREATE TABLE attempts (run_id TEXT NOT NULL, task TEXT NOT NULL, item INTEGER NOT NULL, number INTEGER NOT NULL,
+CREATE TABLE attempts (run_id TEXT NOT NULL, task TEXT NOT NULL, item INTEGER NOT NULL,
+    number INTEGER NOT NULL,
     http_status INTEGER, error TEXT, at REAL NOT NULL);
 INSERT INTO runs VALUES ('old', 'w', 'w.yaml', '', '{}', 0, '{}', 'failed', NULL, 1, 2, NULL, '[]');
 INSERT INTO steps VALUES ('old', 'r', 0, 'succeeded', 0, NULL, 1, 200, 5, '{}', '{}', NULL, 0, 1);
@@ -284,3 +290,72 @@ def test_step_records_say_json_serialisable_things(tmp_path: Path) -> None:
     """`runs show --json` prints the step records as they are."""
     step = StepRecord("t", 0, "failed", False, None, 1, None, None, None, None, "x", Outcome.UNKNOWN)
     assert json.loads(json.dumps(step.__dict__))["outcome"] == "unknown"
+
+
+# -- a stopped owner -----------------------------------------------------------------------------------------
+
+RECORD_REFUNDS = """\
+name: record-refunds
+inputs: {invoices: {type: array}, api_url: {type: string}}
+tasks:
+  - id: record
+    operation: chargebee.record_refund
+    forEach: "{{ input.invoices }}"
+    server: {url: "{{ input.api_url }}"}
+    credentials: CHARGEBEE_API_KEY
+    request:
+      path: {invoice-id: "{{ item }}"}
+      body: {memo: m, transaction: {amount: 100, payment_method: check, date: 1700000000}}
+"""
+
+
+def _stopped(pid: int) -> bool:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
+
+
+def test_an_owner_stopped_past_its_lease_sends_nothing_when_it_wakes(tmp_path: Path) -> None:
+    """The owner stops between committing 'sent' and writing the request; another process takes the run over.
+    Woken, the old owner must not write that request: the new owner may be deciding about it."""
+    workflow = tmp_path / "refunds.yaml"
+    workflow.write_text(RECORD_REFUNDS)
+    env = {
+        **os.environ,
+        "HTTPTASK_JOURNAL": str(tmp_path / "j.sqlite3"),
+        "HTTPTASK_SECRET_CHARGEBEE_API_KEY": "test_owner_key",
+        "HTTPTASK_LEASE_SECONDS": "2",
+    }
+    invoices = [f"inv_{n}" for n in range(6)]
+    with fault_server() as server:
+        inputs = json.dumps({"invoices": invoices, "api_url": server.url})
+        owner = subprocess.Popen(
+            [sys.executable, CRASH, "stop:after-sent-before-write", "3", "run", str(workflow),
+             "--input", inputs, "--concurrency", "1"],
+            env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 30
+            while not _stopped(owner.pid):
+                assert owner.poll() is None and time.monotonic() < deadline
+                time.sleep(0.05)
+            time.sleep(2.2)  # the lease lapses
+            taken = subprocess.run(
+                [sys.executable, "-m", "httptask", "run", "--resume", _run_id(tmp_path / "j.sqlite3"),
+                 "--json"],
+                env=env, text=True, capture_output=True, timeout=60,
+            )  # fmt: skip
+            assert taken.returncode == 1, taken.stderr  # item 2 waits for a decision; 3 to 5 were sent
+            assert [e["item"] for e in json.loads(taken.stdout)["errors"]] == [2]
+        finally:
+            owner.send_signal(signal.SIGCONT)
+        _, err = owner.communicate(timeout=60)
+    assert owner.returncode == 1
+    assert "was taken over by " in err and "this process sent nothing more" in err
+    arrived = server.arrivals()
+    assert arrived["/invoices/inv_2/record_refund"] == 0  # the woken owner did not write it
+    assert {p: n for p, n in arrived.items() if n != 1} == {}
+
+
+def _run_id(journal: Path) -> str:
+    with sqlite3.connect(journal) as connection:
+        (run_id,) = connection.execute("SELECT run_id FROM runs").fetchone()
+        return str(run_id)

@@ -184,12 +184,17 @@ async def send_prepared(
     *,
     on_attempt: Callable[[Attempt], None] | None = None,
     sleep: Callable[[float], Any] | None = None,
+    before_attempt: Callable[[], None] | None = None,
 ) -> tuple[HttpResponse, int]:
-    """Send with the task's retries; the same request (and idempotency key) on every attempt."""
+    """Send with the task's retries; the same request (and idempotency key) on every attempt.
+    `before_attempt` runs before each attempt and may refuse it by raising `NotSent` (an engine checks there
+    that it still owns its run)."""
     task = prepared.task
     timeouts = Timeouts(connect=task.connection_timeout_seconds, read=task.read_timeout_seconds)
 
     async def attempt() -> HttpResponse:
+        if before_attempt is not None:
+            before_attempt()
         return await sender.send(
             prepared.request,
             timeouts=timeouts,

@@ -26,13 +26,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import KeyReused, RunBusy, RunTakenOver, UsageError
+from .errors import KeyReused, NotSent, RunBusy, RunTakenOver, UsageError
 from .outcome import Outcome, may_have_acted
 from .redaction import process_redactor
 
 __all__ = [
     "JOURNAL_VAR",
     "LEASE_SECONDS",
+    "LEASE_VAR",
     "TASK_ROW",
     "Decision",
     "Journal",
@@ -48,10 +49,27 @@ JOURNAL_VAR = "HTTPTASK_JOURNAL"
 # The item number of a forEach task's own row (its state as a whole); items are numbered from 0, and a task
 # without forEach has the single item 0.
 TASK_ROW = -1
+LEASE_VAR = "HTTPTASK_LEASE_SECONDS"
+
+
+def _lease_seconds() -> float:
+    text = os.environ.get(LEASE_VAR, "30")
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not 1 <= seconds <= 3600:
+        raise UsageError(f"{LEASE_VAR} is {text!r}; give the lease of a run in seconds, from 1 to 3600.")
+    return seconds
+
+
 # A lease not renewed for this long is taken over even if its process still seems alive (a reused pid, a
-# stopped process); the owner renews it with every commit and at least every HEARTBEAT_SECONDS.
-LEASE_SECONDS = 30.0
-HEARTBEAT_SECONDS = 5.0
+# stopped process). The owner renews it with every commit and every HEARTBEAT_SECONDS, and sends nothing
+# once half a lease has passed since its last renewal: a process stopped and woken after a takeover does not
+# send what the new owner may be deciding about. What is left is a stop between that check and the socket
+# write, a window of microseconds.
+LEASE_SECONDS = _lease_seconds()
+HEARTBEAT_SECONDS = LEASE_SECONDS / 6
 _VERSION = 3
 
 _SCHEMA = """
@@ -323,6 +341,7 @@ class Journal:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._failure: BaseException | None = None
         self._lease: tuple[str, str] | None = None
+        self._renewed = 0.0  # time.monotonic() of the lease's last renewal
         self._heartbeat = threading.Event()
         self.commits = 0
 
@@ -411,6 +430,7 @@ class Journal:
                     connection.execute("ROLLBACK")
                     raise
                 self.commits += 1
+                self._renewed = time.monotonic()
             except (sqlite3.Error, RunTakenOver) as exc:
                 error = self._failure = exc
         outcomes = results or [None] * len(batches)
@@ -432,6 +452,22 @@ class Journal:
             raise RunTakenOver(run_id, row[0] if row else None)
 
     # -- owning runs -------------------------------------------------------------------------------------
+
+    def check_owner(self) -> None:
+        """Raise NotSent unless this process still surely owns its run: not taken over, and its lease renewed
+        within half a lease (a process that was stopped longer may have been taken over meanwhile)."""
+        if self._lease is None:
+            return
+        run_id = self._lease[0]
+        if isinstance(self._failure, RunTakenOver):
+            raise NotSent(f"Not sent: {self._failure}", retryable=False)
+        age = time.monotonic() - self._renewed
+        if age > LEASE_SECONDS / 2:
+            raise NotSent(
+                f"Not sent: this process may no longer own run {run_id}: its lease was last renewed "
+                f"{age:.0f} s ago, and another process may take a run over after {LEASE_SECONDS:g} s.",
+                retryable=False,
+            )
 
     def create_run(
         self,
@@ -468,6 +504,7 @@ class Journal:
                 ),
             )
         self._lease = (run_id, token)
+        self._renewed = time.monotonic()
 
     def claim_run(self, run_id: str, purpose: str = "resume") -> None:
         """Take the run for this process in one write transaction; `RunBusy` when a live process holds it."""
@@ -496,6 +533,7 @@ class Journal:
             connection.rollback()
             raise
         self._lease = (run_id, token)
+        self._renewed = time.monotonic()
 
     def finish_run(self, run_id: str, status: str, outputs: Any, errors: list[dict[str, Any]]) -> None:
         """Record the end of the run and give up its lease; `RunTakenOver` if another process holds it now."""

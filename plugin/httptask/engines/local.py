@@ -291,7 +291,9 @@ class LocalEngine:
                 journal.queue([Journal.finished(run_id, task.id, index, "failed", error=message)])
                 return StepResult(index, "failed", error=message)
             try:
-                response, count = await send_prepared(prepared, self._sender, on_attempt=attempts.append)
+                response, count = await send_prepared(
+                    prepared, self._sender, on_attempt=attempts.append, before_attempt=journal.check_owner
+                )
             except SendError as exc:
                 message = redactor.redact(str(exc))
                 journal.queue(
