@@ -115,3 +115,12 @@ def test_a_wrong_decision_is_refused_before_anything_is_decided(
     with pytest.raises(UsageError) as caught:
         decisions_for(WORKFLOW, STEPS, mark_done=mark_done, resend=resend)
     assert str(caught.value) == message
+
+
+def test_a_range_too_large_to_be_meant_is_refused_before_it_is_expanded() -> None:
+    with pytest.raises(UsageError) as caught:
+        parse_selector("refund[0-999999999999]", "--resend")
+    assert str(caught.value) == (
+        "--resend 'refund[0-999999999999]' names more than 1,000,000 items; name the items that wait for a "
+        "decision, as 'httptask runs show RUN_ID' lists them."
+    )

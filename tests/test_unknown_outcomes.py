@@ -90,3 +90,59 @@ def test_a_refund_of_unknown_outcome_is_not_sent_again_by_a_retry_or_a_plain_res
     # A second plain resume does the same: nothing.
     assert httptask(env, "run", "--resume", run_id).returncode == 1
     assert server.arrivals() == {}
+
+
+KEYED_REFUNDS = """\
+name: keyed-refunds
+inputs:
+  refunds: {type: array}
+  api_url: {type: string}
+tasks:
+  - id: refund
+    operation: chargebee.refund_invoice
+    forEach: "{{ input.refunds }}"
+    server: {url: "{{ input.api_url }}"}
+    credentials: CHARGEBEE_API_KEY
+    idempotencyKey: "refund-{{ item.invoice }}"
+    request:
+      path: {invoice-id: "{{ item.invoice }}"}
+      body: {refund_amount: "{{ item.cents }}"}
+"""
+
+
+def test_a_re_run_that_changes_the_payload_under_the_same_key_is_refused(
+    server: FaultServer, env: dict[str, str], tmp_path: Path
+) -> None:
+    """Chargebee would answer the second run with the first refund's result and hide the new amount."""
+    workflow = tmp_path / "keyed.yaml"
+    workflow.write_text(KEYED_REFUNDS)
+    server.reset(always("answer"))
+
+    def run(cents: int) -> subprocess.CompletedProcess[str]:
+        refunds = [{"invoice": "inv_1", "cents": cents}, {"invoice": "inv_2", "cents": 100}]
+        return httptask(
+            env,
+            "run",
+            str(workflow),
+            "--json",
+            "--input",
+            json.dumps({"refunds": refunds, "api_url": server.url}),
+        )
+
+    first = run(100)
+    assert first.returncode == 0, first.stdout
+    assert run(100).returncode == 0  # the same payload again: replayed by the server, not refused
+    changed = run(900)
+    assert changed.returncode == 1
+    [error] = json.loads(changed.stdout)["errors"]
+    first_id = json.loads(first.stdout)["run_id"]
+    assert (error["item"], error["message"]) == (
+        0,
+        f"Not sent: the idempotency key refund-inv_1 was sent before (run {first_id}, task refund, item 0) "
+        "with another payload, and the server would answer with the first request's result, hiding the "
+        "change.\n"
+        f"  first: POST {server.url}/invoices/inv_1/refund refund_amount=100\n"
+        f"  now:   POST {server.url}/invoices/inv_1/refund refund_amount=900\n"
+        "Send the first payload again, or give the new payload a key of its own.",
+    )
+    assert server.arrivals()["/invoices/inv_1/refund"] == 2  # the first run and its identical re-run

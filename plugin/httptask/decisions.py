@@ -27,6 +27,7 @@ RECONCILED_ABSENT = "reconciled-absent"
 RESOLVING = frozenset({MARK_DONE, RECONCILED_DONE})
 SENDING = frozenset({RESEND, RECONCILED_ABSENT})
 
+_MAX_ITEMS = 1_000_000  # a range is expanded: one that big is a typo, not a run
 _SELECTOR = re.compile(r"(?P<task>[^\[\]]+)(\[(?P<items>[^\[\]]*)\])?")
 _RANGE = re.compile(r"(\d+)(?:-(\d+))?")
 
@@ -59,6 +60,11 @@ def parse_selector(text: str, option: str) -> Selector:
         if last < first:
             raise UsageError(
                 f"{option} {text!r}: the range {part.strip()} runs backwards; write {last}-{first}."
+            )
+        if last - first >= _MAX_ITEMS or len(items) >= _MAX_ITEMS:
+            raise UsageError(
+                f"{option} {text!r} names more than {_MAX_ITEMS:,} items; name the items that wait for a "
+                "decision, as 'httptask runs show RUN_ID' lists them."
             )
         items.update(range(first, last + 1))
     return Selector(found.group("task"), frozenset(items), text)
@@ -116,7 +122,7 @@ def _named(
         items = [0]
     else:
         items = sorted(selector.items)
-    wrong = [item for item in items if (task.id, item) not in waiting]
+    wrong = [item for item in items if (task.id, item) not in waiting][:10]  # the first ten say enough
     if wrong:
         listed = ", ".join(map(str, pending)) or "none"
         verb = "is" if len(wrong) == 1 else "are"

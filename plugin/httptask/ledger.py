@@ -5,6 +5,7 @@ operation with `x-reconcile` is filed under the read it names, and that read ans
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
@@ -14,7 +15,9 @@ from .reconcile import Reconcile, iter_reads, placed, reconcile_of, sent_context
 from .spec import Operation
 from .templating import base_context, render_value
 
-__all__ = ["Ledger"]
+__all__ = ["MAX_WRITES", "Ledger"]
+
+MAX_WRITES = 10_000  # per read: a sandbox serving for days forgets the oldest, as its request log does
 
 _Filed = tuple[tuple[str, str, str], ...]
 
@@ -32,7 +35,7 @@ class Ledger:
             if rec is not None:
                 self._reconciles[op.id] = rec
         self._reads = {rec.operation: rec for rec in self._reconciles.values()}
-        self._writes: dict[str, list[tuple[_Filed, dict[str, Any]]]] = {}
+        self._writes: dict[str, deque[tuple[_Filed, dict[str, Any]]]] = {}
         self._lock = threading.Lock()
 
     def record(self, op: Operation, values: RequestValues) -> None:
@@ -53,7 +56,7 @@ class Ledger:
             except TemplateError:
                 continue
         with self._lock:
-            self._writes.setdefault(rec.operation, []).append((filed, candidate))
+            self._writes.setdefault(rec.operation, deque(maxlen=MAX_WRITES)).append((filed, candidate))
 
     def answers(self, op: Operation) -> bool:
         """Whether `op` is a read that the ledger answers."""
