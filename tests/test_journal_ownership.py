@@ -21,6 +21,7 @@ from faults import fault_server
 from httptask.errors import KeyReused, RunBusy, RunTakenOver
 from httptask.journal import LEASE_SECONDS, Decision, Journal, StepRecord
 from httptask.outcome import Outcome
+from test_resume_crash import RECORD_REFUNDS
 
 RUN = "20240101-000000-abcdef"
 CRASH = str(Path(__file__).resolve().parent / "crashpoints.py")
@@ -293,20 +294,6 @@ def test_step_records_say_json_serialisable_things(tmp_path: Path) -> None:
 
 
 # -- a stopped owner -----------------------------------------------------------------------------------------
-
-RECORD_REFUNDS = """\
-name: record-refunds
-inputs: {invoices: {type: array}, api_url: {type: string}}
-tasks:
-  - id: record
-    operation: chargebee.record_refund
-    forEach: "{{ input.invoices }}"
-    server: {url: "{{ input.api_url }}"}
-    credentials: CHARGEBEE_API_KEY
-    request:
-      path: {invoice-id: "{{ item }}"}
-      body: {memo: m, transaction: {amount: 100, payment_method: check, date: 1700000000}}
-"""
 
 
 def _stopped(pid: int) -> bool:
