@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+AXE := tests/js/node_modules/axe-core/axe.min.js
 
 .PHONY: demo demo-temporal test bench lint clean browser
 
@@ -33,9 +34,18 @@ else
 endif
 
 # The browser tests drive Debian's Chromium; without root and without Chromium they skip, saying why.
-browser:
+browser: $(AXE)
 	@command -v chromium >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null)
+
+# axe-core, for the editor's accessibility check, from npm into tests/js/node_modules (pinned by its lock file);
+# the test serves it to the page from there. Without npm (and without root to install it) that check skips.
+$(AXE): tests/js/package-lock.json
+	@command -v npm >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null)
+	@if command -v npm >/dev/null 2>&1; then \
+		cd tests/js && npm ci --no-audit --no-fund --silent && touch node_modules/axe-core/axe.min.js; \
+	else echo "warning: npm is absent, so the accessibility check will skip" >&2; fi
 
 bench: $(STAMP)
 	$(PY) bench/run.py

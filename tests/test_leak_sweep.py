@@ -559,6 +559,20 @@ def _editor(sweep: Sweep) -> None:
                 call("POST", "/api/validate", "/api/validate", json={"workflow": workflow}).json()["valid"]
                 is False
             )
+            call("GET", "/api/examples", "/api/examples")
+            call("GET", "/api/examples/{name}", "/api/examples/refund-invoices")
+            inserted = call(
+                "POST",
+                "/api/workflows/insert-task",
+                "/api/workflows/insert-task",
+                json={"workflow": "", "task": {"id": "raw", **raw_task(url)}},
+            )
+            assert inserted.status_code == 200
+            # Without --sandbox a run is refused; the refusal, and the unknown run, are swept all the same.
+            run = {"workflow": inserted.json()["workflow"], "input": {"memo": "{{ secret('CANARY') }}"}}
+            assert call("POST", "/api/runs", "/api/runs", json=run).status_code == 400
+            call("GET", "/api/runs/{run_id}", "/api/runs/nope")
+            call("GET", "/api/runs/{run_id}/events", "/api/runs/nope/events")
     finally:
         _stop(sweep, process, "editor process output")
 

@@ -29,11 +29,16 @@ from httptask.server import ServerConfig
 
 
 @pytest.fixture(scope="module")
-def editor_url(catalog: Catalog, sandbox: SandboxThread) -> Iterator[str]:
+def editor_url(
+    catalog: Catalog, sandbox: SandboxThread, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     # Names resolve to nothing and calls end in 2 s: generated requests must not wait on the world.
     config = ServerConfig(sandbox_url=sandbox.url, resolve=static_resolve({}), call_timeout_seconds=2)
-    with running_editor(config, catalog) as url:
-        yield url
+    # A generated workflow that happens to be valid runs, journaled here rather than in the user's journal.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HTTPTASK_JOURNAL", str(tmp_path_factory.mktemp("journal") / "journal.sqlite3"))
+        with running_editor(config, catalog) as url:
+            yield url
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +52,16 @@ ROUTES = [
     ("POST", "/api/tasks"),
     ("POST", "/api/test-request"),
     ("POST", "/api/validate"),
+    ("GET", "/api/examples"),
+    ("GET", "/api/examples/{name}"),
+    ("POST", "/api/workflows/insert-task"),
+    ("POST", "/api/runs"),
+    ("GET", "/api/runs/{run_id}"),
+    ("GET", "/api/runs/{run_id}/events"),
 ]
+
+
+TAKES_NOTHING = {("GET", "/api/examples")}
 
 
 def test_every_route_is_covered(api_schema: Any) -> None:
@@ -60,6 +74,8 @@ def test_every_route_is_covered(api_schema: Any) -> None:
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=["valid", "invalid"])
 @pytest.mark.parametrize(("method", "path"), ROUTES)
 def test_the_api_keeps_its_document(api_schema: Any, method: str, path: str, mode: GenerationMode) -> None:
+    if mode == GenerationMode.NEGATIVE and (method, path) in TAKES_NOTHING:
+        pytest.skip(f"{method} {path} takes no parameters or body, so there is nothing to make invalid")
     operation = api_schema[path][method]
 
     @given(case=operation.as_strategy(generation_mode=mode))

@@ -17,16 +17,18 @@ import httpx
 import pytest
 import yaml
 
+import httptask
 from browser_setup import SECRET, SECRET_NAME, running_editor
 from httptask.catalog import Catalog
 from httptask.checks import check_workflow_text
 from httptask.reference import reference
 from httptask.sandbox import SandboxThread
 from httptask.server import ServerConfig
-from httptask.skeleton import skeleton, skeleton_yaml, task_definition
+from httptask.skeleton import placeholders, skeleton, skeleton_yaml, task_definition
 from httptask.validation import operation_schema
 
 ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = Path(httptask.__file__).resolve().parent
 OP = "chargebee.record_refund"
 GOOD_VALUES = {
     "invoice-id": "inv_42",
@@ -115,7 +117,8 @@ def test_tasks_fill_the_skeleton_and_name_the_credentials(client: httpx.Client, 
     expected = {**task_definition(catalog.operation(OP), GOOD_VALUES), "credentials": "MY_SITE_KEY"}
     assert data["task"] == expected
     assert yaml.safe_load(data["yaml"]) == expected
-    assert data["yaml"].startswith("id: record_refund\noperation: chargebee.record_refund\n")
+    modeline = f"# yaml-language-server: $schema={PACKAGE / 'schemas' / 'task.schema.json'}\n"
+    assert data["yaml"].startswith(modeline + "id: record_refund\noperation: chargebee.record_refund\n")
 
 
 def test_a_field_the_operation_lacks_is_a_400(client: httpx.Client) -> None:
@@ -158,6 +161,40 @@ def test_test_request_reaches_the_sandbox(
     received.clear()
     received.extend(httpx.get(f"{sandbox.url}/_sandbox/requests").json())
     assert [r["path"] for r in received] == ["/chargebee/api/v1/invoices/inv_42/record_refund"]
+
+
+def test_every_skeleton_with_its_sample_input_is_answered_by_the_sandbox(
+    catalog: Catalog, sandbox: SandboxThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the page does on a first Test request: the operation's skeleton, its sample input, no typing,
+    and no secret set (the sandbox editor stands in for missing ones)."""
+    for name in [name for name in os.environ if name.startswith("HTTPTASK_SECRET")]:
+        monkeypatch.delenv(name)
+    answers = {}
+    with running_editor(ServerConfig(sandbox_url=sandbox.url), catalog, own_secrets=True) as url:
+        for operation_id in catalog.ids():
+            data = httpx.get(f"{url}/api/operations/{operation_id}").json()
+            inputs = {p.input for p in placeholders(catalog.operation(operation_id))}
+            assert set(data["sample_input"]) == inputs
+            sent = httpx.post(
+                f"{url}/api/test-request", json={"task": data["skeleton"], "input": data["sample_input"]}
+            )
+            status = sent.json().get("response", {}).get("status", 0)
+            answers[operation_id] = (sent.status_code, status // 100)
+    assert answers == {operation_id: (200, 2) for operation_id in catalog.ids()}
+
+
+def test_sample_input_prefers_the_specs_examples(client: httpx.Client) -> None:
+    assert client.get(f"/api/operations/{OP}").json()["sample_input"] == {
+        "invoice_id": "example",
+        "memo": "Refunded by check after the customer cancelled the order.",
+    }
+    zoho = client.get("/api/operations/zoho-billing.refund_credit_note").json()["sample_input"]
+    assert zoho == {
+        "creditnote_id": "90300000081375",
+        "x_com_zoho_subscriptions_organizationid": "10234695",
+        "amount": 20,
+    }
 
 
 def test_a_task_as_yaml_text_with_input(client: httpx.Client, catalog: Catalog) -> None:
@@ -367,6 +404,12 @@ def test_the_openapi_document_declares_every_route_and_its_errors(client: httpx.
         "/api/tasks",
         "/api/test-request",
         "/api/validate",
+        "/api/examples",
+        "/api/examples/{name}",
+        "/api/workflows/insert-task",
+        "/api/runs",
+        "/api/runs/{run_id}",
+        "/api/runs/{run_id}/events",
     }
     assert set(paths["/api/test-request"]["post"]["responses"]) == {"200", "400", "401", "413", "422", "502"}
     ok = paths["/api/test-request"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
@@ -465,7 +508,8 @@ def test_the_servers_own_secret_store_only_reads_httptask_variables(
 
 
 def test_serve_runs_the_editor_with_its_sandbox(unused_port: int, tmp_path: Path) -> None:
-    env = {**os.environ, "HTTPTASK_CACHE_DIR": str(tmp_path / "cache"), "HTTPTASK_SPECS_PATH": str(tmp_path)}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HTTPTASK_SECRET")}
+    env.update({"HTTPTASK_CACHE_DIR": str(tmp_path / "cache"), "HTTPTASK_SPECS_PATH": str(tmp_path)})
     args = ["--port", str(unused_port), "--sandbox", "--token", TOKEN]
     process = subprocess.Popen(
         [sys.executable, "-m", "httptask", "serve", *args],
@@ -489,6 +533,15 @@ def test_serve_runs_the_editor_with_its_sandbox(unused_port: int, tmp_path: Path
             time.sleep(0.05)
         assert found.json()["operations"][0]["id"] == OP
         assert httpx.get(f"{url}/api/operations").status_code == 401
+        # No secret is set: the sandbox gets a stand-in credential, so the first Test request goes through.
+        data = httpx.get(f"{url}/api/operations/{OP}", headers=headers).json()
+        sent = httpx.post(
+            f"{url}/api/test-request",
+            json={"task": data["skeleton"], "input": data["sample_input"]},
+            headers=headers,
+        )
+        assert (sent.status_code, sent.json()["response"]["status"]) == (200, 200)
+        assert sent.json()["request"]["headers"]["authorization"] == "***"
     finally:
         process.terminate()
         _, stderr = process.communicate(timeout=10)

@@ -7,7 +7,6 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -15,9 +14,8 @@ import yaml
 from httptask.catalog import Catalog
 from httptask.errors import UsageError
 from httptask.execute import prepare
-from httptask.samples import sample_value
 from httptask.secrets import SecretStore
-from httptask.skeleton import placeholders, skeleton, skeleton_yaml, task_definition
+from httptask.skeleton import sample_input, skeleton, skeleton_yaml, task_definition
 from httptask.tasks import parse_task
 from httptask.yamlsource import parse_source
 
@@ -41,8 +39,8 @@ def test_every_skeleton_loads_back_and_validates_with_sample_inputs(operation_id
     source = parse_source(text, "skeleton.yaml")
     assert source.data == skeleton(op)
     task = parse_task(source.data, source=source)
-    inputs: dict[str, Any] = {p.input: sample_value(p.schema) for p in placeholders(op)}
-    prepared = prepare(task, inputs=inputs, catalog=Catalog.default(), secrets=SecretStore(environ=SECRETS))
+    secrets = SecretStore(environ=SECRETS)
+    prepared = prepare(task, inputs=sample_input(op), catalog=Catalog.default(), secrets=secrets)
     assert prepared.request.method == op.method
 
 

@@ -11,7 +11,7 @@ _PACKAGE = Path(__file__).resolve().parent
 
 
 def bundled_dir(name: str) -> Path:
-    """`specs` or `templates`: inside the wheel under `_data/`, else at the root of a source checkout."""
+    """`specs`, `templates` or `examples`: inside the wheel under `_data/`, else at the root of a checkout."""
     installed = _PACKAGE / "_data" / name
     return installed if installed.is_dir() else _PACKAGE.parents[1] / name
 

@@ -23,7 +23,7 @@ from .catalog import Catalog
 from .checks import check_workflow, template_leaves
 from .decisions import MARK_DONE, decisions_for
 from .engines.local import LocalEngine
-from .engines.protocol import Engine, EngineFactory, Progress, Resumption, RunResult, Wiring
+from .engines.protocol import Engine, EngineFactory, Progress, Resumption, RunResult, TaskUpdate, Wiring
 from .errors import InputsInvalid, Issue, UsageError, WorkflowInvalid
 from .journal import Journal, RunRecord
 from .plan import PlanInvalid, plan_workflow
@@ -33,8 +33,12 @@ from .transport import Sender
 from .workflow import Workflow, parse_workflow_text
 
 __all__ = [
+    "NewRun",
+    "begin_run",
     "check_inputs",
+    "check_new_run",
     "check_run",
+    "drive_run",
     "new_run_id",
     "preload_secrets",
     "resume_run",
@@ -127,7 +131,27 @@ def start_run(
         raise UsageError(f"No such file: '{workflow_file}'.") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"Cannot read '{workflow_file}' ({exc}); give a UTF-8 YAML workflow.") from None
-    workflow = parse_workflow_text(text, str(workflow_file))
+    new = begin_run(
+        text,
+        str(workflow_file),
+        inputs=inputs,
+        catalog=catalog,
+        secrets=secrets,
+        journal=journal,
+        sandbox=sandbox,
+    )
+    if on_start is not None:
+        on_start(new.run_id)
+    run = _Plan(new.workflow, catalog, secrets, journal, sandbox, concurrency, on_progress)
+    return run.drive(engine, new.run_id, new.inputs)
+
+
+def check_new_run(
+    text: str, file: str, *, inputs: Mapping[str, Any], catalog: Catalog, secrets: SecretStore, sandbox: bool
+) -> tuple[Workflow, dict[str, Any]]:
+    """The workflow and its inputs with defaults, once `check_run` passed, every secret it names is resolved,
+    and every request that can be known before the run is rendered and checked (`PlanInvalid`)."""
+    workflow = parse_workflow_text(text, file)
     values = check_run(workflow, inputs, catalog=catalog)
     preload_secrets(workflow, secrets)
     # Every request that can be known now is rendered and checked before the first one is sent.
@@ -136,22 +160,80 @@ def start_run(
     )
     if plan.problems:
         raise PlanInvalid(plan)
+    return workflow, values
+
+
+@dataclass(frozen=True)
+class NewRun:
+    """A run that is checked and journaled, and has sent nothing yet."""
+
+    run_id: str
+    workflow: Workflow
+    inputs: dict[str, Any]
+
+
+def begin_run(
+    text: str,
+    file: str,
+    *,
+    inputs: Mapping[str, Any],
+    catalog: Catalog,
+    secrets: SecretStore,
+    journal: Journal,
+    sandbox: bool,
+) -> NewRun:
+    """`check_new_run`, then journal a new run; nothing is sent. `file` names where the text came from."""
+    workflow, values = check_new_run(
+        text, file, inputs=inputs, catalog=catalog, secrets=secrets, sandbox=sandbox
+    )
     redacted = secrets.redactor.redact_value(values)
     run_id = new_run_id()
     options = {"sandbox": sandbox, "secrets_file": str(secrets.file) if secrets.file else None}
     journal.create_run(
         run_id,
         workflow=workflow.name,
-        file=str(workflow_file),
+        file=file,
         workflow_text=text,
         inputs=redacted,
         inputs_redacted=redacted != values,
         options=options,
     )
-    if on_start is not None:
-        on_start(run_id)
-    run = _Plan(workflow, catalog, secrets, journal, sandbox, concurrency, on_progress)
-    return run.drive(engine, run_id, values)
+    return NewRun(run_id, workflow, values)
+
+
+async def drive_run(
+    run: NewRun,
+    *,
+    catalog: Catalog,
+    secrets: SecretStore,
+    journal: Journal,
+    sender: Sender,
+    sandbox_url: str | None,
+    concurrency: int = 16,
+    on_task: TaskUpdate | None = None,
+    engine: EngineFactory = _local_engine,
+) -> RunResult:
+    """Drive an engine through a begun run on the running event loop, with the caller's sender (and its
+    destination guard), then journal how the run ended. For a server that runs workflows beside its work."""
+    wiring = Wiring(run.workflow, catalog, secrets, journal, sender, sandbox_url, concurrency, None, on_task)
+    result = await _run_engine(engine, wiring, run.run_id, run.inputs)
+    journal.finish_run(run.run_id, result.status, result.outputs, result.errors)
+    return result
+
+
+async def _run_engine(
+    engine: EngineFactory,
+    wiring: Wiring,
+    run_id: str,
+    inputs: Mapping[str, Any],
+    resumption: Resumption | None = None,
+) -> RunResult:
+    """One engine through one run, with the journal's writer running on this event loop meanwhile."""
+    wiring.journal.start(asyncio.get_running_loop())
+    try:
+        return await engine(wiring).run(run_id, inputs, resumption)
+    finally:
+        wiring.journal.stop()
 
 
 def resume_run(
@@ -261,22 +343,18 @@ class _Plan:
         journal = self.journal
 
         async def main(sandbox_url: str | None) -> RunResult:
-            journal.start(asyncio.get_running_loop())
-            try:
-                async with Sender(max_connections=self.concurrency) as sender:
-                    wiring = Wiring(
-                        self.workflow,
-                        self.catalog,
-                        self.secrets,
-                        journal,
-                        sender,
-                        sandbox_url,
-                        self.concurrency,
-                        self.on_progress,
-                    )
-                    return await engine(wiring).run(run_id, inputs, resumption)
-            finally:
-                journal.stop()
+            async with Sender(max_connections=self.concurrency) as sender:
+                wiring = Wiring(
+                    self.workflow,
+                    self.catalog,
+                    self.secrets,
+                    journal,
+                    sender,
+                    sandbox_url,
+                    self.concurrency,
+                    self.on_progress,
+                )
+                return await _run_engine(engine, wiring, run_id, inputs, resumption)
 
         if self.sandbox:
             from .sandbox import SandboxThread

@@ -19,7 +19,7 @@ import ipaddress
 import json
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,12 +30,13 @@ from fastapi import FastAPI, Query, Request
 from fastapi import Path as FastAPIPath
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .catalog import Catalog
+from .engines.protocol import RunResult, TaskUpdate
 from .errors import (
     DestinationRefused,
     HttptaskError,
@@ -50,6 +51,7 @@ from .errors import (
 from .execute import Prepared, prepare, response_record, send_prepared
 from .isolation import WorkerPool
 from .limits import LimitExceeded, check_depth
+from .liveruns import LiveRun, LiveRuns
 from .netguard import DestinationPolicy, ResolveFunction
 from .redaction import Redactor
 from .secrets import SECRET_VAR_PREFIX, SecretStore
@@ -61,6 +63,7 @@ __all__ = ["MAX_BODY_BYTES", "ServerConfig", "create_app", "is_loopback_host"]
 
 MAX_BODY_BYTES = 1024 * 1024
 _STATIC = Path(__file__).resolve().parent / "static"
+_STAND_IN = "sandbox-stand-in-credential"
 _LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
 Scope = MutableMapping[str, Any]
@@ -104,6 +107,19 @@ class ServerConfig:
             parts = urlsplit(self.sandbox_url)
             hosts.append(f"{parts.hostname}:{parts.port}")
         return DestinationPolicy(allow_hosts=hosts)
+
+
+class _SandboxSecrets(SecretStore):
+    """The server's secrets, and a stand-in value for a name that is not set: the sandbox only checks that
+    credentials are there, so a first Test request works before any secret is set."""
+
+    def get(self, name: str) -> str:
+        try:
+            return super().get(name)
+        except UsageError:
+            if not name or not isinstance(name, str):
+                raise
+            return _STAND_IN
 
 
 # -- the documented shapes -----------------------------------------------------------------------------------
@@ -151,6 +167,10 @@ class OperationOut(BaseModel):
     )
     skeleton: dict[str, Any]
     skeleton_yaml: str
+    sample_input: dict[str, Any] = Field(
+        description="A value for every `{{ input.NAME }}` of the skeleton, from the spec's examples and "
+        "schemas."
+    )
 
 
 class TaskIn(BaseModel):
@@ -194,6 +214,52 @@ class ValidateIn(BaseModel):
 class ValidateOut(BaseModel):
     valid: bool
     errors: list[IssueOut]
+    sample_input: dict[str, Any] | None = Field(
+        default=None,
+        description="A sample value for every required input, when the workflow parses; for the editor's "
+        "run form.",
+    )
+
+
+class ExampleSummary(BaseModel):
+    name: str
+    description: str
+
+
+class ExamplesOut(BaseModel):
+    examples: list[ExampleSummary]
+
+
+class ExampleOut(BaseModel):
+    name: str
+    workflow: str = Field(description="The workflow YAML, as shipped.")
+    input: dict[str, Any] = Field(description="Inputs to run it with: the shipped file, else samples.")
+
+
+class InsertTaskIn(BaseModel):
+    workflow: str = Field(description="Workflow YAML text; empty text starts a new workflow.")
+    task: dict[str, Any] = Field(description="A task definition, as the task builder gives it.")
+
+
+class RunIn(BaseModel):
+    workflow: str = Field(description="Workflow YAML text.")
+    input: dict[str, Any] = Field(default_factory=dict, description="The workflow's inputs.")
+
+
+class RunOut(BaseModel):
+    run_id: str
+    status: str = Field(description="`running`, then `succeeded` or `failed`.")
+    tasks: list[dict[str, Any]] = Field(
+        description="Each task's state, as `httptask runs show --json` has it."
+    )
+    outputs: dict[str, Any] | None = None
+    errors: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class InsertTaskOut(BaseModel):
+    workflow: str = Field(description="The text with the task added to `tasks:`; other lines are kept.")
+    task_id: str = Field(description="The id the task got: its own, or with a suffix when that is taken.")
+    declared: list[str] = Field(description="Inputs added to `inputs:` for the task's `{{ input.NAME }}`.")
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -414,7 +480,8 @@ def create_app(
         # Only HTTPTASK_SECRET_* variables: a template's secret('AWS_SECRET_ACCESS_KEY') must not reach the
         # rest of the server's environment, which an exposed editor would otherwise hand to any caller.
         environ = {k: v for k, v in os.environ.items() if k.startswith(SECRET_VAR_PREFIX)}
-        secrets = SecretStore(environ=environ, file=config.secrets_file)
+        stand_ins = config.sandbox_url is not None and config.secrets_file is None
+        secrets = (_SandboxSecrets if stand_ins else SecretStore)(environ=environ, file=config.secrets_file)
     state: dict[str, Sender] = {}
     pool = WorkerPool(
         setup=_set_up_worker,
@@ -434,6 +501,8 @@ def create_app(
         except OverLimit as exc:
             raise _failure(exc, secrets.redactor) from None
 
+    live_runs = LiveRuns()
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> Any:
         state["sender"] = Sender(policy=config.policy(), resolve=config.resolve)
@@ -443,6 +512,7 @@ def create_app(
             yield
         finally:
             await starting
+            await live_runs.stop()
             pool.close()
             await state["sender"].aclose()
 
@@ -478,8 +548,14 @@ def create_app(
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> HTMLResponse:
         from .pages import render_page
+        from .tasks import schema_modeline
 
-        return HTMLResponse(render_page("editor.html.j2", sandbox=config.sandbox_url is not None))
+        page = render_page(
+            "editor.html.j2",
+            sandbox=config.sandbox_url is not None,
+            workflow_modeline=schema_modeline("workflow"),
+        )
+        return HTMLResponse(page)
 
     @app.get("/api/operations", response_model=SearchOut, responses=_ERRORS)
     def search(
@@ -512,7 +588,7 @@ def create_app(
         """The reference data and page of one operation, its request schema, and a task skeleton."""
         from .pages import render_page
         from .reference import reference
-        from .skeleton import skeleton, skeleton_yaml
+        from .skeleton import sample_input, skeleton, skeleton_yaml
         from .validation import operation_schema
 
         op = _call(lambda: catalog.operation(operation_id), secrets.redactor)
@@ -523,6 +599,7 @@ def create_app(
             request_schema=operation_schema(op),
             skeleton=skeleton(op),
             skeleton_yaml=skeleton_yaml(op),
+            sample_input=sample_input(op),
         )
 
     @app.post("/api/tasks", response_model=TaskOut, responses=_ERRORS)
@@ -573,7 +650,122 @@ def create_app(
     async def validate(body: ValidateIn) -> ValidateOut:
         """Check a workflow without sending anything: every problem with its JSON path and line."""
         issues = await isolated(_check_workflow, body.workflow)
-        return ValidateOut(valid=not issues, errors=_issues(issues, secrets.redactor))
+        sample = await isolated(_workflow_sample_input, body.workflow)
+        return ValidateOut(valid=not issues, errors=_issues(issues, secrets.redactor), sample_input=sample)
+
+    @app.post("/api/runs", status_code=202, response_model=RunOut, responses=_ERRORS)
+    async def start_run(body: RunIn) -> RunOut:
+        """Run a workflow on the local engine against the sandbox; follow it at `/api/runs/{run_id}/events`.
+
+        The workflow gets the checks of `httptask validate` first: with any problem, nothing is sent (422).
+        The run is journaled like `httptask run --sandbox`, so `httptask runs show` lists it.
+        """
+        from .journal import Journal, default_journal_path
+        from .runs import begin_run, drive_run
+
+        if config.sandbox_url is None:
+            raise _failure(
+                UsageError("Runs from the editor go to the sandbox: start it with --sandbox."),
+                secrets.redactor,
+            )
+        _call(live_runs.check_room, secrets.redactor)
+        # The workflow's text, inputs and templates are read in a worker first, within its time and memory
+        # limits; only a run that passed there is parsed and planned again here, on the event loop.
+        issues = await isolated(_check_run, body.workflow, body.input)
+        if issues:
+            count = f"{len(issues)} problem{'s' if len(issues) != 1 else ''}"
+            error = ErrorOut(
+                error=f"The workflow has {count}; nothing was sent.", issues=_issues(issues, secrets.redactor)
+            )
+            raise _Failure(422, error)
+        journal = _call(lambda: Journal(default_journal_path()), secrets.redactor)
+        try:
+            run = _call(
+                lambda: begin_run(
+                    body.workflow,
+                    "<editor>",
+                    inputs=body.input,
+                    catalog=catalog,
+                    secrets=secrets,
+                    journal=journal,
+                    sandbox=True,
+                ),
+                secrets.redactor,
+            )
+        except BaseException:
+            journal.close()
+            raise
+
+        def drive(on_task: TaskUpdate) -> Awaitable[RunResult]:
+            return drive_run(
+                run,
+                journal=journal,
+                secrets=secrets,
+                catalog=catalog,
+                sender=state["sender"],
+                sandbox_url=config.sandbox_url,
+                on_task=on_task,
+            )
+
+        live = live_runs.start(run.run_id, run.workflow, drive, journal.close)
+        return RunOut(**secrets.redactor.redact_value(live.snapshot()))
+
+    @app.get("/api/runs/{run_id}", response_model=RunOut, responses=_ERRORS)
+    def show_run(run_id: str = FastAPIPath(max_length=100)) -> RunOut:
+        """A run started from this editor, as it stands."""
+        return RunOut(**secrets.redactor.redact_value(_live(run_id).snapshot()))
+
+    @app.get(
+        "/api/runs/{run_id}/events",
+        response_class=StreamingResponse,
+        responses={
+            **_ERRORS,
+            200: {"content": {"text/event-stream": {}}, "description": "Server-sent events."},
+        },
+    )
+    def run_events(run_id: str = FastAPIPath(max_length=100)) -> StreamingResponse:
+        """The run's events from its start, as server-sent events: `task` (one task's state) whenever one
+        changes, and `run` (status, tasks, outputs, errors) when it ends, after which the stream closes."""
+        live = _live(run_id)
+
+        async def stream() -> AsyncIterator[str]:
+            async for index, kind, data in live.follow():
+                text = json.dumps(secrets.redactor.redact_value(data), ensure_ascii=False)
+                yield f"id: {index}\nevent: {kind}\ndata: {text}\n\n"
+
+        return StreamingResponse(stream(), media_type="text/event-stream")
+
+    def _live(run_id: str) -> LiveRun:
+        live = live_runs.get(run_id)
+        if live is None:
+            error = UsageError(
+                f"No run {run_id!r} was started from this editor since it started; "
+                "see 'httptask runs show' for older runs."
+            )
+            raise _failure(error, secrets.redactor)
+        return live
+
+    @app.get("/api/examples", response_model=ExamplesOut, responses=_ERRORS)
+    def list_examples() -> ExamplesOut:
+        """The example workflows shipped with httptask."""
+        from .examples import examples
+
+        found = _call(examples, secrets.redactor)
+        return ExamplesOut(examples=[ExampleSummary(name=e.name, description=e.description) for e in found])
+
+    @app.get("/api/examples/{name}", response_model=ExampleOut, responses=_ERRORS)
+    def show_example(name: str = FastAPIPath(max_length=200)) -> ExampleOut:
+        """One example workflow as YAML text, with inputs to run it with."""
+        from .examples import example
+
+        found = _call(lambda: example(name), secrets.redactor)
+        return ExampleOut(name=found.name, workflow=found.text, input=found.inputs)
+
+    @app.post("/api/workflows/insert-task", response_model=InsertTaskOut, responses=_ERRORS)
+    async def insert_into_workflow(body: InsertTaskIn) -> InsertTaskOut:
+        """Add a task to workflow text, under an id of its own, declaring the inputs it reads."""
+        text, task_id, declared = await isolated(_insert_task, body.workflow, body.task)
+        return InsertTaskOut(workflow=text, task_id=task_id, declared=declared)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -624,6 +816,23 @@ def _check_workflow(text: str) -> list[Issue]:
     return _call(lambda: check_workflow_text(text, _WORKER["catalog"]), secrets.redactor)  # type: ignore[no-any-return]
 
 
+def _check_run(text: str, inputs: dict[str, Any]) -> list[Issue]:
+    """The issues of a workflow's text; when there are none, its inputs and requests are checked as a run
+    on the sandbox would check them (raising what the run would raise), in a worker."""
+    from .checks import check_workflow_text
+    from .runs import check_new_run
+
+    catalog: Catalog = _WORKER["catalog"]
+    secrets: SecretStore = _WORKER["secrets"]
+    issues: list[Issue] = _call(lambda: check_workflow_text(text, catalog), secrets.redactor)
+    if not issues:
+        def check() -> None:
+            check_new_run(text, "<editor>", inputs=inputs, catalog=catalog, secrets=secrets, sandbox=True)
+
+        _call(check, secrets.redactor)
+    return issues
+
+
 def _build_task(
     operation: str, values: dict[str, Any], credentials: str | dict[str, str] | None
 ) -> tuple[dict[str, Any], str]:
@@ -640,7 +849,9 @@ def _build_task(
         return task
 
     task = _call(build, _WORKER["secrets"].redactor)
-    return task, dump_yaml(task)
+    from .tasks import schema_modeline
+
+    return task, f"{schema_modeline('task')}\n{dump_yaml(task)}"
 
 
 def _call(function: Callable[[], Any], redactor: Redactor) -> Any:
@@ -655,6 +866,35 @@ def _task(data: dict[str, Any] | str) -> Task:
         source = parse_source(data, "the task")
         return parse_task(source.data, source=source)
     return parse_task(data)
+
+
+def _insert_task(text: str, task_data: dict[str, Any]) -> tuple[str, str, list[str]]:
+    """Workflow text with a task inserted and the inputs it reads declared, in a worker."""
+    from .authoring import input_names, insert_task
+    from .skeleton import placeholders
+
+    catalog: Catalog = _WORKER["catalog"]
+
+    def insert() -> tuple[str, str, list[str]]:
+        task = parse_task(task_data)
+        schemas = {}
+        if task.operation is not None:
+            schemas = {p.input: p.schema for p in placeholders(catalog.operation(task.operation))}
+        done = insert_task(text, task_data, {name: schemas.get(name) for name in input_names(task_data)})
+        return done.text, done.task_id, list(done.declared)
+
+    return _call(insert, _WORKER["secrets"].redactor)  # type: ignore[no-any-return]
+
+
+def _workflow_sample_input(text: str) -> dict[str, Any] | None:
+    """Sample values for a workflow's required inputs, or None when it does not parse, in a worker."""
+    from .authoring import sample_inputs
+    from .workflow import parse_workflow_text
+
+    try:
+        return sample_inputs(parse_workflow_text(text))
+    except HttptaskError:
+        return None
 
 
 def _ms(seconds: float) -> float:

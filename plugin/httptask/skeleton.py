@@ -12,11 +12,12 @@ from typing import Any
 
 from .errors import UsageError
 from .reference import body_fields, merge_all_of, schema_type
+from .samples import sample_value
 from .spec import Operation, Parameter
-from .tasks import task_defaults
+from .tasks import schema_modeline, task_defaults
 from .yamlsource import dump_yaml
 
-__all__ = ["Placeholder", "placeholders", "skeleton", "skeleton_yaml", "task_definition"]
+__all__ = ["Placeholder", "placeholders", "sample_input", "skeleton", "skeleton_yaml", "task_definition"]
 
 # The retry settings a skeleton spells out; maxElapsedSeconds stays implicit.
 _SKELETON_RETRY = ("maxAttempts", "intervalSeconds", "backoffRate", "maxIntervalSeconds")
@@ -91,6 +92,26 @@ def placeholders(op: Operation) -> list[Placeholder]:
         input_name = leaf if leaves.count(leaf) == 1 else _identifier(name)
         result.append(Placeholder(input_name, field, schema))
     return result
+
+
+def sample_input(op: Operation) -> dict[str, Any]:
+    """A value for every input a skeleton of `op` asks for, so that it can be sent as it is: the body
+    example's value for that field when the spec has one, else the sandbox's own sample for its schema."""
+    example = op.request_body.default.example if op.request_body is not None else None
+    values: dict[str, Any] = {}
+    for item in placeholders(op):
+        section, _, dotted = item.field.partition(".")
+        given = _dotted_value(example, dotted) if section == "body" else None
+        values[item.input] = given if given is not None else sample_value(item.schema)
+    return values
+
+
+def _dotted_value(data: Any, dotted: str) -> Any:
+    for name in dotted.split("."):
+        if not isinstance(data, dict):
+            return None
+        data = data.get(name)
+    return data
 
 
 def skeleton(op: Operation) -> dict[str, Any]:
@@ -227,10 +248,11 @@ def _indent(text: str, prefix: str) -> str:
 
 
 def skeleton_yaml(op: Operation) -> str:
-    """The skeleton as YAML, with the server choices, the idempotency key and every optional field as
-    comments; it loads back with `tasks.parse_task`."""
+    """The skeleton as YAML, with the schema modeline, the server choices, the idempotency key and every
+    optional field as comments; it loads back with `tasks.parse_task`."""
     data = skeleton(op)
-    lines = [f"# {op.id}: {op.method} {op.path}", "# Fill the inputs with --input, e.g. "
+    lines = [schema_modeline("task"), f"# {op.id}: {op.method} {op.path}"]
+    lines += ["# Fill the inputs with --input, e.g. "
              + json.dumps({p.input: "..." for p in placeholders(op)})]
     for key, value in data.items():
         if key == "server":

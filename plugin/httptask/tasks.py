@@ -22,6 +22,7 @@ __all__ = [
     "load_task",
     "parse_task",
     "schema",
+    "schema_modeline",
     "task_defaults",
 ]
 
@@ -35,6 +36,14 @@ def schema(name: str) -> dict[str, Any]:
     text = resources.files("httptask").joinpath("schemas", f"{name}.schema.json").read_text(encoding="utf-8")
     loaded: dict[str, Any] = json.loads(text)
     return loaded
+
+
+def schema_modeline(name: str) -> str:
+    """The first line of a `task` or `workflow` YAML file that points VS Code's YAML extension (and any editor
+    using yaml-language-server) at the shipped schema of this installation, for completion and checks."""
+    # Resolved here, not at import: Temporal's workflow sandbox imports this module and refuses file access.
+    path = Path(__file__).resolve().parent / "schemas" / f"{name}.schema.json"
+    return f"# yaml-language-server: $schema={path.as_posix()}"
 
 
 CONNECTION_TIMEOUT_SECONDS = 5.0

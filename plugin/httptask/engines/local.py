@@ -48,6 +48,7 @@ class LocalEngine:
         self._concurrency = wiring.concurrency
         self._sandbox_url = wiring.sandbox_url
         self._progress = wiring.on_progress or (lambda more, done: None)
+        self._task_update = wiring.on_task or (lambda result: None)
         self._slots = asyncio.Semaphore(wiring.concurrency)
         self._results: dict[str, TaskResult] = {}
         self._finished: dict[str, asyncio.Event] = {}
@@ -95,11 +96,16 @@ class LocalEngine:
                 self._skip(task, result, blocked)
             elif task.for_each is None:
                 self._progress(1, 0)
+                result.state = "running"
+                self._task_update(result)
                 result.steps = [await self._step(task, 0, None, self._context(task), for_each=False)]
                 result.state = "succeeded" if result.steps[0].done else "failed"
             else:
+                result.state = "running"
+                self._task_update(result)
                 await self._fan_out(task, result)
             result.elapsed_ms = (time.perf_counter() - started) * 1000
+            self._task_update(result)
         finally:
             self._finished[task.id].set()
 
@@ -147,7 +153,10 @@ class LocalEngine:
 
         async def worker() -> None:
             for index, item in pending:
-                steps[index] = await self._step(task, index, item, context, for_each=True)
+                step = await self._step(task, index, item, context, for_each=True)
+                steps[index] = step
+                result.steps.append(step)
+                self._task_update(result)
 
         await asyncio.gather(*(worker() for _ in range(min(self._concurrency, len(items)))))
         result.steps = [step for step in steps if step is not None]

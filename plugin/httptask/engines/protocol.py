@@ -24,11 +24,15 @@ __all__ = [
     "RunResult",
     "StepResult",
     "TaskResult",
+    "TaskUpdate",
     "Wiring",
 ]
 
 Progress = Callable[[int, int], None]
 """Called with (more steps to do, steps done) as the run goes."""
+TaskUpdate = Callable[["TaskResult"], None]
+"""Called with a task's result when the task starts running, when each of its forEach items ends, and when it
+ends; until it ends, `steps` holds the items done so far in the order they ended."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,7 @@ class Wiring:
     sandbox_url: str | None = None
     concurrency: int = 16
     on_progress: Progress | None = None
+    on_task: TaskUpdate | None = None
 
 
 @dataclass

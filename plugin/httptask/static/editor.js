@@ -1,11 +1,12 @@
 // The httptask editor page: catalog search, a form built from the operation's request schema, the task
-// definition as YAML (rebuilt by the server as you type) and Test request. Plain JS, no build step.
+// definition as YAML (rebuilt by the server as you type), Test request, the tabs and the keyboard.
+// Plain JS, no build step; workflow.js adds the Workflow tab through window.httptask.
 "use strict";
 
 (function () {
   const $ = (id) => document.getElementById(id);
   const TOKEN_KEY = "httptask-token";
-  const state = { op: null, taskTimer: null, searchTimer: null, task: null, searchSeq: 0, taskSeq: 0 };
+  const state = { op: null, taskTimer: null, searchTimer: null, task: null, searchSeq: 0, taskSeq: 0, active: -1 };
 
   // The token arrives once as /?token=T; it is kept for this tab only and removed from the address bar.
   function takeToken() {
@@ -64,21 +65,57 @@
     if (seq !== state.searchSeq) return;
     const list = $("results");
     list.replaceChildren();
+    list.dataset.query = q;
     if (status !== 200) {
       $("result-count").textContent = data.error || "Search failed.";
       return;
     }
     const ops = data.operations;
     $("result-count").textContent = ops.length ? `${ops.length} operation${ops.length === 1 ? "" : "s"}` : `Nothing matches “${q}”. Try fewer or other words.`;
-    for (const op of ops) {
-      const button = el("button", { type: "button", class: "result-item", "data-id": op.id, role: "option" },
+    ops.forEach((op, index) => {
+      const chosen = Boolean(state.op && state.op.reference.id === op.id);
+      const item = el("li", { id: "result-" + index, class: "result-item" + (chosen ? " selected" : ""), "data-id": op.id, role: "option", "aria-selected": "false" },
         el("span", { class: "result-top" },
           el("span", { class: "method method-" + op.method.toLowerCase(), text: op.method }),
           el("span", { class: "result-summary", text: op.summary || op.id })),
         el("span", { class: "result-id", text: op.id }));
-      button.addEventListener("click", () => openOperation(op.id));
-      if (state.op && state.op.reference.id === op.id) button.classList.add("selected");
-      list.append(el("li", {}, button));
+      item.addEventListener("click", () => { openOperation(op.id); $("search").focus(); });
+      list.append(item);
+    });
+    setActive(-1);
+  }
+
+  // The results form a listbox driven from the search field (the ARIA combobox pattern): the arrow keys move
+  // the active option, Enter opens it, and focus stays in the field so typing goes on refining.
+  function setActive(index) {
+    const items = [...document.querySelectorAll(".result-item")];
+    state.active = items.length ? Math.max(-1, Math.min(index, items.length - 1)) : -1;
+    items.forEach((item, i) => {
+      item.classList.toggle("active", i === state.active);
+      item.setAttribute("aria-selected", String(i === state.active));
+    });
+    const search = $("search");
+    if (state.active >= 0) {
+      search.setAttribute("aria-activedescendant", items[state.active].id);
+      items[state.active].scrollIntoView({ block: "nearest" });
+    } else {
+      search.removeAttribute("aria-activedescendant");
+    }
+  }
+
+  function onSearchKey(event) {
+    const count = document.querySelectorAll(".result-item").length;
+    const moves = { ArrowDown: state.active + 1, ArrowUp: state.active - 1, Home: 0, End: count - 1, PageDown: state.active + 10, PageUp: state.active - 10 };
+    if (event.key in moves && (event.key.startsWith("Arrow") || event.key.startsWith("Page") || event.ctrlKey)) {
+      event.preventDefault();
+      setActive(event.key === "ArrowUp" && state.active < 0 ? count - 1 : Math.max(0, moves[event.key]));
+    } else if (event.key === "Enter") {
+      event.preventDefault();
+      const item = document.querySelectorAll(".result-item")[Math.max(0, state.active)];
+      if (item) openOperation(item.dataset.id);
+    } else if (event.key === "Escape" && $("search").value) {
+      $("search").value = "";
+      search();
     }
   }
 
@@ -94,6 +131,7 @@
     state.op = data;
     const ref = data.reference;
     for (const item of document.querySelectorAll(".result-item")) item.classList.toggle("selected", item.dataset.id === id);
+    showTab("task");
     $("welcome").hidden = true;
     $("operation").hidden = false;
     $("op-title").textContent = ref.summary || ref.operation_id;
@@ -105,6 +143,9 @@
     // Rendered server-side from templates/reference.html.j2 with autoescaping: no spec text is HTML here.
     $("reference").innerHTML = data.reference_html;
     $("result").replaceChildren();
+    // Sample values for every {{ input.NAME }}, so the first Test request goes through as it is.
+    $("input").value = JSON.stringify(data.sample_input, null, 2);
+    $("input").rows = Math.min(12, Math.max(3, $("input").value.split("\n").length));
     buildForm(data);
     if (decodeURIComponent(location.hash.slice(4)) !== id) history.replaceState(null, "", "#op=" + encodeURIComponent(id));
     scheduleTask(0);
@@ -378,7 +419,7 @@
     return [
       summary,
       el("details", { class: "sub" }, el("summary", { text: `Response headers (${Object.keys(response.headers).length})` }), headers),
-      el("pre", { class: "code body", id: "response-body", text: body }),
+      el("pre", { class: "code body", id: "response-body", tabindex: "0", "aria-label": "Response body", text: body }),
       requestView(data.request, true),
     ];
   }
@@ -386,7 +427,7 @@
   function requestView(request, collapsed) {
     const lines = [`${request.method} ${request.url}`, ...Object.entries(request.headers).map(([k, v]) => `${k}: ${v}`)];
     if (request.body) lines.push("", request.body);
-    return el("details", { class: "sub", open: !collapsed }, el("summary", { text: "Request sent (secrets masked)" }), el("pre", { class: "code", text: lines.join("\n") }));
+    return el("details", { class: "sub", open: !collapsed }, el("summary", { text: "Request sent (secrets masked)" }), el("pre", { class: "code", tabindex: "0", "aria-label": "Request sent", text: lines.join("\n") }));
   }
 
   function errorBox(message, issues) {
@@ -437,6 +478,49 @@
     if (first) first.scrollIntoView({ block: "center" });
   }
 
+  // -- tabs and the keyboard -------------------------------------------------------------------------------
+
+  const TABS = ["task", "workflow"];
+
+  function showTab(name) {
+    for (const tab of TABS) {
+      const selected = tab === name;
+      $("tab-" + tab).setAttribute("aria-selected", String(selected));
+      $("tab-" + tab).tabIndex = selected ? 0 : -1;
+      $("view-" + tab).hidden = !selected;
+    }
+    document.body.dataset.view = name;
+  }
+
+  function onTabKey(event) {
+    const index = TABS.indexOf(event.currentTarget.id.slice(4));
+    const next = { ArrowRight: index + 1, ArrowLeft: index - 1, Home: 0, End: TABS.length - 1 }[event.key];
+    if (next === undefined) return;
+    event.preventDefault();
+    const name = TABS[(next + TABS.length) % TABS.length];
+    showTab(name);
+    $("tab-" + name).focus();
+  }
+
+  // "/" goes to the search from anywhere but a field being typed in.
+  function onPageKey(event) {
+    if (event.key !== "/" || event.ctrlKey || event.metaKey || event.altKey) return;
+    const target = event.target;
+    if (target.closest && target.closest("input, textarea, select, [contenteditable]")) return;
+    event.preventDefault();
+    $("search").focus();
+    $("search").select();
+  }
+
+  async function insertIntoWorkflow() {
+    clearTimeout(state.taskTimer);
+    const task = await updateTask();
+    if (!task) return;
+    await window.httptask.insertTask(task);
+  }
+
+  window.httptask = { api, el, errorBox, showTab, insertTask: null };
+
   // -- start -----------------------------------------------------------------------------------------------
 
   function start() {
@@ -445,18 +529,20 @@
       clearTimeout(state.searchTimer);
       state.searchTimer = setTimeout(search, 150);
     });
-    $("search").addEventListener("keydown", (event) => {
-      if (event.key !== "Enter") return;
-      event.preventDefault();
-      const first = document.querySelector(".result-item");
-      if (first) openOperation(first.dataset.id);
-    });
+    $("search").addEventListener("keydown", onSearchKey);
+    document.addEventListener("keydown", onPageKey);
+    for (const tab of TABS) {
+      $("tab-" + tab).addEventListener("click", () => showTab(tab));
+      $("tab-" + tab).addEventListener("keydown", onTabKey);
+    }
+    $("insert").addEventListener("click", insertIntoWorkflow);
     $("form").addEventListener("submit", (event) => event.preventDefault());
     $("fields").addEventListener("input", () => scheduleTask(250));
     $("fields").addEventListener("change", () => scheduleTask(0));
     $("copy").addEventListener("click", copyYaml);
     $("send").addEventListener("click", sendTest);
     search();
+    showTab(location.hash === "#workflow" ? "workflow" : "task");
     const chosen = location.hash.startsWith("#op=") ? decodeURIComponent(location.hash.slice(4)) : "";
     if (chosen) openOperation(chosen);
     $("search").focus();
