@@ -216,7 +216,7 @@ class ValidateOut(BaseModel):
     errors: list[IssueOut]
     sample_input: dict[str, Any] | None = Field(
         default=None,
-        description="A sample value for every required input, when the workflow parses; for the editor's "
+        description="A sample value for every required input, when the workflow is valid; for the editor's "
         "run form.",
     )
 
@@ -650,7 +650,8 @@ def create_app(
     async def validate(body: ValidateIn) -> ValidateOut:
         """Check a workflow without sending anything: every problem with its JSON path and line."""
         issues = await isolated(_check_workflow, body.workflow)
-        sample = await isolated(_workflow_sample_input, body.workflow)
+        # Only a valid workflow gets samples: its text is known to parse within the worker's limits.
+        sample = None if issues else await isolated(_workflow_sample_input, body.workflow)
         return ValidateOut(valid=not issues, errors=_issues(issues, secrets.redactor), sample_input=sample)
 
     @app.post("/api/runs", status_code=202, response_model=RunOut, responses=_ERRORS)
