@@ -255,9 +255,7 @@ def test_a_secret_in_a_run_reaches_no_event_snapshot_or_journal(client: httpx.Cl
     assert SECRET.encode() not in journal.read_bytes()
 
 
-def test_an_inserted_skeleton_runs_with_its_sample_input(
-    client: httpx.Client, catalog: Catalog
-) -> None:
+def test_an_inserted_skeleton_runs_with_its_sample_input(client: httpx.Client, catalog: Catalog) -> None:
     """A skeleton inserted into an empty workflow runs as it is with the operation's sample input."""
     statuses = {}
     for operation_id in ["chargebee.record_refund", "stripe.report_payment_record_refund"]:
