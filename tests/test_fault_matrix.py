@@ -254,13 +254,17 @@ def test_kill_9_at_every_point(server: FaultServer, tmp_path: Path, kind: str, p
     decide_and_finish(case)
 
 
+# Each resume imports httptask, says it is ready, and waits for the other: however slow an import is on a
+# busy machine, both claim the run within milliseconds of each other.
 AT_ONCE = """
-import sys, time
+import os, sys, time
 from httptask.cli import main
-start = float(sys.argv[1])
-while time.time() < start:
+barrier, me = sys.argv[1], sys.argv[2]
+open(os.path.join(barrier, me), "w").close()
+deadline = time.monotonic() + 60
+while len(os.listdir(barrier)) < 2 and time.monotonic() < deadline:
     time.sleep(0.001)
-sys.argv = ["httptask", *sys.argv[2:]]
+sys.argv = ["httptask", *sys.argv[3:]]
 main()
 """
 
@@ -273,17 +277,19 @@ def test_two_resumes_at_once_never_both_send(server: FaultServer, tmp_path: Path
     killed.communicate(timeout=120)
     case.steps()
     server.delay_seconds = 0.2  # the first resume is still sending when the second one claims the run
-    start = time.time() + 2.0  # both processes import httptask, then wait for the same moment
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
     try:
         resumes = [
             subprocess.Popen(
-                [sys.executable, "-c", AT_ONCE, str(start), "run", "--resume", case.run_id, "--json"],
+                [sys.executable, "-c", AT_ONCE, str(barrier), str(n), "run", "--resume", case.run_id,
+                 "--json"],
                 env=case.env,
                 text=True,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
             )
-            for _ in range(2)
+            for n in range(2)
         ]
         results = [(p.communicate(timeout=120), p.returncode) for p in resumes]
     finally:
