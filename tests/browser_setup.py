@@ -7,9 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import pytest
 import uvicorn
 
 from httptask.catalog import Catalog, spec_files

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from httptask import catalog as catalog_module
 from httptask import spec as spec_module
 from httptask.catalog import Catalog, spec_files
 from httptask.errors import UnknownOperation

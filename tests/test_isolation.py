@@ -122,7 +122,8 @@ ATTACKS = [
     {"task": {"id": "a", "httpRequest": {"url": "https://e.example/", "body": {"x": source}}}}
     for source in [
         "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
-        "{{ range(100000) | map('string') | map('string') | list | length }}",
+        # 10^10 conversions: a fast machine finishes one pass of 100,000 in time, and then sends the body.
+        "{% for i in range(100000) %}{{ range(100000) | map('string') | list | length }}{% endfor %}",
         "{{ 3 ** 400000000 }}",
         "{{ 'a' * 10**9 }}",
     ]

@@ -1,5 +1,6 @@
 """Task skeletons: for every bundled operation the YAML loads back with parse_task and, filled with sample
-inputs, passes validation against the spec; task_definition fills an editor's values; `task new` prints them."""
+inputs, passes validation against the spec; task_definition fills an editor's values; `task new` prints
+them."""
 
 from __future__ import annotations
 

@@ -50,7 +50,7 @@ def refusal_reason(address: Address) -> str | None:
 
 
 class DestinationPolicy:
-    """Which destinations may be reached: public addresses, plus hosts allowed by name (`host` or `host:port`)."""
+    """Which destinations may be reached: public addresses and hosts allowed by name (`host`, `host:port`)."""
 
     def __init__(self, allow_hosts: Iterable[str] = ()) -> None:
         self.allow_hosts = {host.lower().strip("[]") for host in allow_hosts}

@@ -1,4 +1,4 @@
-"""Renders the trusted files in `templates/` (reference pages, task skeletons, code snippets, the editor page).
+"""Renders the trusted files in `templates/`: reference pages, task skeletons, code snippets, the editor page.
 
 Task templates written by users never come here: they go through the sandbox in `templating`.
 """

@@ -1,4 +1,4 @@
-"""A prepared request as code (curl, Python, Node), rendered from `templates/snippets/`; secrets stay `***`."""
+"""A prepared request as code (curl, Python, Node), rendered from `templates/snippets/`; secrets as `***`."""
 
 from __future__ import annotations
 
