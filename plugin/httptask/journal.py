@@ -21,7 +21,8 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -365,7 +366,7 @@ class Journal:
         if isinstance(self._failure, RunTakenOver):
             raise self._failure
         if self._failure is not None:
-            raise UsageError(f"The journal {str(self.path)!r} could not be written ({self._failure}).")
+            raise _unwritable(self.path, self._failure)
 
     def close(self) -> None:
         self.stop()
@@ -374,7 +375,7 @@ class Journal:
     def queue(self, statements: list[_Statement]) -> None:
         """Commit these with the next group; nothing waits for it."""
         if self._thread is None:
-            with self._reader:
+            with self._writing(), self._reader:
                 _execute(self._reader, statements)
             return
         self._queue.put(_Batch(lambda connection: _execute(connection, statements), None))
@@ -427,7 +428,8 @@ class Journal:
                     results = [batch.work(connection) for batch in batches]
                     connection.execute("COMMIT")
                 except BaseException:
-                    connection.execute("ROLLBACK")
+                    if connection.in_transaction:  # a failed COMMIT (a full disk) has rolled back already
+                        connection.execute("ROLLBACK")
                     raise
                 self.commits += 1
                 self._renewed = time.monotonic()
@@ -482,7 +484,7 @@ class Journal:
     ) -> None:
         """Journal a new run, owned by this process."""
         token, now = secrets.token_hex(8), time.time()
-        with self._reader:
+        with self._writing(), self._reader:
             self._reader.execute(
                 "INSERT INTO runs (run_id, workflow, file, workflow_text, inputs, inputs_redacted, options, "
                 "status, pid, started_at, lease_token, lease_host, lease_purpose, lease_since, heartbeat_at) "
@@ -510,35 +512,36 @@ class Journal:
         """Take the run for this process in one write transaction; `RunBusy` when a live process holds it."""
         token, now = secrets.token_hex(8), time.time()
         connection = self._reader
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            row = connection.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-            if row is None:
-                raise _no_run(run_id, self.path)
-            record = _run_record(row)
-            if record.owned and record.pid != os.getpid():
-                raise RunBusy(
-                    run_id,
-                    record.pid or 0,
-                    record.lease_since or record.started_at,
-                    record.lease_purpose or "run",
+        with self._writing():
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                row = connection.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+                if row is None:
+                    raise _no_run(run_id, self.path)
+                record = _run_record(row)
+                if record.owned and record.pid != os.getpid():
+                    raise RunBusy(
+                        run_id,
+                        record.pid or 0,
+                        record.lease_since or record.started_at,
+                        record.lease_purpose or "run",
+                    )
+                connection.execute(
+                    "UPDATE runs SET status = 'running', pid = ?, finished_at = NULL, lease_token = ?, "
+                    "lease_host = ?, lease_purpose = ?, lease_since = ?, heartbeat_at = ? WHERE run_id = ?",
+                    (os.getpid(), token, socket.gethostname(), purpose, now, now, run_id),
                 )
-            connection.execute(
-                "UPDATE runs SET status = 'running', pid = ?, finished_at = NULL, lease_token = ?, "
-                "lease_host = ?, lease_purpose = ?, lease_since = ?, heartbeat_at = ? WHERE run_id = ?",
-                (os.getpid(), token, socket.gethostname(), purpose, now, now, run_id),
-            )
-            connection.commit()
-        except BaseException:
-            connection.rollback()
-            raise
+                connection.commit()
+            except BaseException:
+                connection.rollback()
+                raise
         self._lease = (run_id, token)
         self._renewed = time.monotonic()
 
     def finish_run(self, run_id: str, status: str, outputs: Any, errors: list[dict[str, Any]]) -> None:
         """Record the end of the run and give up its lease; `RunTakenOver` if another process holds it now."""
         token = self._lease[1] if self._lease is not None and self._lease[0] == run_id else None
-        with self._reader:
+        with self._writing(), self._reader:
             done = self._reader.execute(
                 "UPDATE runs SET status = ?, finished_at = ?, outputs = ?, errors = ?, pid = NULL, "
                 "lease_token = NULL, heartbeat_at = NULL WHERE run_id = ? AND lease_token IS ?",
@@ -547,6 +550,14 @@ class Journal:
         self._lease = None
         if not done:
             raise RunTakenOver(run_id, self.run(run_id).pid)
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """A write on the calling thread: a full disk or a read-only file is a sentence saying what to do."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise _unwritable(self.path, exc) from None
 
     # -- records -----------------------------------------------------------------------------------------
 
@@ -816,9 +827,14 @@ def _resolve(waiting: list[tuple[asyncio.Future[Any], Any]], error: BaseExceptio
         elif isinstance(error, RunTakenOver):
             future.set_exception(error)
         else:
-            future.set_exception(
-                UsageError(f"The journal {str(path)!r} could not be written ({error}); nothing more is sent.")
-            )
+            future.set_exception(_unwritable(path, error))
+
+
+def _unwritable(path: Path, error: BaseException) -> UsageError:
+    return UsageError(
+        f"The journal {str(path)!r} could not be written ({error}); nothing more is sent. Free space on its "
+        f"disk or make it writable (or set {JOURNAL_VAR} to another file), then run or resume again."
+    )
 
 
 def _no_run(run_id: str, path: Path) -> UsageError:
