@@ -37,7 +37,7 @@ class Vendor:
     """Refund endpoints of a Chargebee stand-in: a request is acted on when it arrives, unless its
     idempotency key was seen, in which case the stored answer is replayed. `hang` holds invoices answered only
     on release; `status` answers chosen invoices with another status; `echo` puts the request's credentials
-    in the body."""
+    in the body; `padding` pads every answer, `padded` chosen invoices' answers, with that many bytes."""
 
     url: str = ""
     delay: float = 0.0
@@ -45,6 +45,7 @@ class Vendor:
     status: dict[str, int] = field(default_factory=dict)
     echo: bool = False
     padding: int = 0
+    padded: dict[str, int] = field(default_factory=dict)
     received: list[Received] = field(default_factory=list)
     acted: dict[str, int] = field(default_factory=dict)
     answers: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -72,8 +73,8 @@ class Vendor:
                         "authorization": request.headers.get("authorization"),
                         "body": body.decode(),
                     }
-                if self.padding:
-                    answer["padding"] = "x" * self.padding
+                if self.padding or invoice in self.padded:
+                    answer["padding"] = "x" * self.padded.get(invoice, self.padding)
                 if key is not None:
                     self.answers[key] = answer
             hang = invoice in self.hang

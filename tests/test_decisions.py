@@ -8,7 +8,7 @@ import pytest
 from httptask.decisions import awaiting, decisions_for, parse_selector
 from httptask.errors import UsageError
 from httptask.journal import StepRecord
-from httptask.outcome import Outcome
+from httptask.outcome import Outcome, final_state
 from httptask.workflow import parse_workflow_text
 
 WORKFLOW = parse_workflow_text(
@@ -27,6 +27,28 @@ tasks:
 """,
     "w.yaml",
 )
+
+
+@pytest.mark.parametrize(
+    ("outcome", "status", "ok", "idempotent", "state"),
+    [
+        (Outcome.ANSWERED, 201, True, False, "succeeded"),
+        (Outcome.NOT_SENT, None, False, False, "failed"),  # a refused connection: nothing reached the server
+        (Outcome.UNKNOWN, None, False, False, "unknown"),  # a timeout or a reset after the write
+        (Outcome.UNKNOWN, None, False, True, "failed"),  # the same, sent again safely with its key
+        (Outcome.ANSWERED, 500, False, False, "unknown"),  # a 5xx may come after the work was done
+        (Outcome.ANSWERED, 503, False, True, "failed"),
+        (Outcome.ANSWERED, 200, False, False, "unknown"),  # a 2xx over the size cap
+        (Outcome.ANSWERED, 302, False, False, "unknown"),  # a redirect refused after the server acted
+        (Outcome.ANSWERED, 404, False, False, "failed"),  # a 4xx: the server did not act
+        (Outcome.ANSWERED, 429, False, False, "failed"),
+    ],
+)
+def test_which_requests_wait_for_a_decision(
+    outcome: Outcome, status: int | None, ok: bool, idempotent: bool, state: str
+) -> None:
+    """The one rule both engines apply (`outcome.final_state`) when a request's sending ends."""
+    assert final_state(outcome, status, ok=ok, idempotent=idempotent) == state
 
 
 def _step(task: str, item: int, state: str, outcome: Outcome | None, idempotent: bool = False) -> StepRecord:

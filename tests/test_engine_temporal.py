@@ -76,6 +76,14 @@ def run_temporal(
     return asyncio.run(main())
 
 
+def run_temporal_no_wait(server: Any, queue: str, text: str, inputs: dict[str, Any]) -> str:
+    from httptask.engines.temporal.client import start_run
+
+    return asyncio.run(
+        start_run(connection(server, queue), workflow_text=text, file="workflow.yaml", inputs=inputs)
+    )
+
+
 def comparable(report: dict[str, Any]) -> dict[str, Any]:
     """What two engines must agree on: everything but ids and timings."""
     tasks = [{k: v for k, v in task.items() if k != "elapsed_ms"} for task in report["tasks"]]
@@ -490,3 +498,76 @@ def test_an_invalid_item_stops_the_run_before_any_request(
     assert [e["message"] for e in report["errors"]] == [
         "must not be empty, '.' or '..', not '..': it would change the request's path"
     ]
+
+
+KEYLESS_REFUNDS = """
+name: record-refunds
+inputs:
+  invoices: {type: array}
+  api_url: {type: string}
+tasks:
+  - id: record
+    operation: chargebee.record_refund
+    forEach: "{{ input.invoices }}"
+    server: {url: "{{ input.api_url | replace('/v2', '/v1') }}"}
+    credentials: CHARGEBEE_API_KEY
+    maxResponseBytes: 4096
+    request:
+      path: {invoice-id: "{{ item.id }}"}
+      body:
+        memo: refund
+        transaction: {amount: "{{ item.amount }}", payment_method: other, date: 1700000000}
+"""
+
+
+def _acted_on_or_not(vendor: Any) -> None:
+    """inv_1 gets a 500 and inv_2 a 200 over the size cap: the server may have acted on both. inv_3 gets a
+    404: it did not act."""
+    vendor.status = {"inv_1": 500, "inv_3": 404}
+    vendor.padded = {"inv_2": 10_000}
+
+
+def test_a_keyless_refund_the_server_may_have_acted_on_waits_for_a_decision(
+    temporal_server: Any, queue: str, worker: WorkerProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 5xx, or a 2xx too large to use, to a refund with no idempotency key: the same rule as on the local
+    engine, so each waits for --mark-done or --resend, and nothing sends it again without one."""
+    from httptask.engines.temporal.client import decide, read_state, wait_run
+    from httptask.engines.temporal.model import Decision
+    from local_runs import run_workflow
+
+    monkeypatch.setenv("HTTPTASK_SECRET_CHARGEBEE_API_KEY", SECRETS["CHARGEBEE_API_KEY"])
+    workflow = tmp_path / "keyless.yaml"
+    workflow.write_text(KEYLESS_REFUNDS)
+    with vendor_server() as vendor:
+        _acted_on_or_not(vendor)
+        local = run_workflow(workflow, refund_inputs(vendor.url, 4), journal_path=tmp_path / "j.db")
+    local_states = [step.state for step in local.tasks[0].steps]
+    assert local_states == ["succeeded", "unknown", "unknown", "failed"]
+
+    conn = connection(temporal_server, queue)
+    with vendor_server() as vendor:
+        _acted_on_or_not(vendor)
+        run_id = run_temporal_no_wait(temporal_server, queue, KEYLESS_REFUNDS, refund_inputs(vendor.url, 4))
+        wait_until(lambda: asyncio.run(read_state(conn, run_id)).status == "waiting", "a wait for a decision")
+        state = asyncio.run(read_state(conn, run_id)).tasks[0]
+        assert state.counts == {"succeeded": 1, "unknown": 2, "failed": 1}
+        assert [(r.item, r.state, r.http_status, r.outcome) for r in state.unknown] == [
+            (1, "unknown", 500, "answered"),
+            (2, "unknown", 200, "unknown"),
+        ]
+        assert state.unknown[0].error == (
+            "task record (chargebee.record_refund) answered 500 Internal Server Error; the server may have "
+            "acted on it, and it is not idempotent, so it was not sent again: check on the server, then decide "
+            "with --mark-done or --resend"
+        )
+        assert "is not idempotent, so it was not sent again" in (state.unknown[1].error or "")
+        assert {n: len(vendor.requests_for(f"inv_{n}")) for n in range(4)} == {0: 1, 1: 1, 2: 1, 3: 1}
+
+        vendor.padded.clear()
+        decisions = [Decision("record", "mark-done", [1], "ops@example"), Decision("record", "resend", [2])]
+        asyncio.run(decide(conn, run_id, decisions))
+        summary = asyncio.run(asyncio.wait_for(wait_run(conn, run_id), 120))
+        per_invoice = {n: len(vendor.requests_for(f"inv_{n}")) for n in range(4)}
+    assert summary.tasks[0].counts == {"succeeded": 2, "resolved": 1, "failed": 1}
+    assert per_invoice == {0: 1, 1: 1, 2: 2, 3: 1}

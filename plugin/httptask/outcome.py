@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["Outcome", "may_have_acted"]
+__all__ = ["Outcome", "final_state", "may_have_acted"]
 
 
 class Outcome(enum.StrEnum):
@@ -36,3 +36,13 @@ def may_have_acted(outcome: Outcome, status: int | None = None) -> bool:
     if outcome is Outcome.UNKNOWN or status is None:
         return True
     return not 400 <= status < 500
+
+
+def final_state(outcome: Outcome, status: int | None, *, ok: bool, idempotent: bool) -> str:
+    """How a request ends once sending stopped, the same on every engine: `succeeded` (a 2xx answer, used),
+    `unknown` (not idempotent, and the server may have acted: a timeout or reset after the write, a 5xx, an
+    answer refused after the server acted), which waits for an operator's decision and is never sent again
+    without one, or `failed`."""
+    if ok:
+        return "succeeded"
+    return "unknown" if not idempotent and may_have_acted(outcome, status) else "failed"

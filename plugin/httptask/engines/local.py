@@ -24,7 +24,7 @@ from ..errors import (
 )
 from ..execute import Prepared, prepare, response_record, send_prepared
 from ..journal import TASK_ROW, Decision, Journal, StepRecord, decider
-from ..outcome import Outcome, may_have_acted
+from ..outcome import Outcome, final_state
 from ..reconcile import Reconcile, match_values, reconcile_of, settle
 from ..requests import SAFE_METHODS, step_seed
 from ..retry import Attempt
@@ -320,10 +320,10 @@ class LocalEngine:
                         ),
                     ]
                 )
-                state = "unknown" if exc.may_have_acted and not prepared.idempotent else "failed"
+                state = final_state(exc.outcome, exc.status, ok=False, idempotent=prepared.idempotent)
                 return StepResult(index, state, exc.status, error=message, attempts=len(attempts))
         record = response_record(response, redactor)
-        state = "succeeded" if response.ok else "failed"
+        journaled = "succeeded" if response.ok else "failed"
         error = (
             None if response.ok else f"{prepared.label} answered {response.status} {response.reason}".rstrip()
         )
@@ -334,7 +334,7 @@ class LocalEngine:
                     run_id,
                     task.id,
                     index,
-                    state,
+                    journaled,
                     attempts=count,
                     http_status=response.status,
                     elapsed_ms=response.elapsed_ms,
@@ -344,8 +344,8 @@ class LocalEngine:
                 ),
             ]
         )
-        if not response.ok and not prepared.idempotent and may_have_acted(Outcome.ANSWERED, response.status):
-            state = "unknown"  # a 5xx may come after the work was done
+        # A 5xx may come after the work was done: the journal keeps the answer, the step waits for a decision.
+        state = final_state(Outcome.ANSWERED, response.status, ok=response.ok, idempotent=prepared.idempotent)
         return StepResult(index, state, response.status, response.elapsed_ms, record, error, count)
 
     # -- requests of unknown outcome -----------------------------------------------------------------------

@@ -23,7 +23,7 @@ from temporalio.exceptions import ApplicationError
 from ...catalog import Catalog
 from ...errors import HttptaskError, SendError, TaskError, TemplateError
 from ...execute import prepare, response_record, send_prepared
-from ...outcome import Outcome
+from ...outcome import Outcome, final_state
 from ...plan import PlanInvalid, plan_workflow
 from ...requests import idempotency_header, is_idempotent, step_seed
 from ...retry import Attempt
@@ -243,11 +243,10 @@ class Activities:
         try:
             response, count = await send_prepared(prepared, self._sender, on_attempt=attempts.append)
         except SendError as exc:
-            # Unknown and not idempotent: it waits for an operator; an idempotent one is safe to send again.
-            waits = exc.outcome is Outcome.UNKNOWN and not prepared.idempotent
+            state = final_state(exc.outcome, exc.status, ok=False, idempotent=prepared.idempotent)
             return ItemRecord(
                 index,
-                "unknown" if waits else "failed",
+                state,
                 exc.status,
                 attempts=len(attempts),
                 error=self._redact(str(exc)),
@@ -256,10 +255,15 @@ class Activities:
                 outcome=exc.outcome.value,
             )
         record = response_record(response, self._secrets.redactor)
-        state = "succeeded" if response.ok else "failed"
-        error = (
-            None if response.ok else f"{prepared.label} answered {response.status} {response.reason}".rstrip()
-        )
+        state = final_state(Outcome.ANSWERED, response.status, ok=response.ok, idempotent=prepared.idempotent)
+        error = None
+        if not response.ok:
+            error = f"{prepared.label} answered {response.status} {response.reason}".rstrip()
+            if state == "unknown":
+                error += (
+                    "; the server may have acted on it, and it is not idempotent, so it was not sent again: "
+                    "check on the server, then decide with --mark-done or --resend"
+                )
         return ItemRecord(
             index,
             state,
