@@ -557,9 +557,9 @@ def test_a_keyless_refund_the_server_may_have_acted_on_waits_for_a_decision(
             (2, "unknown", 200, "unknown"),
         ]
         assert state.unknown[0].error == (
-            "task record (chargebee.record_refund) answered 500 Internal Server Error; the server may have "
-            "acted on it, and it is not idempotent, so it was not sent again: check on the server, then decide "
-            "with --mark-done or --resend"
+            "task record (chargebee.record_refund) answered 500 Internal Server Error; the server may "
+            "have acted on it, and it is not idempotent, so it was not sent again: check on the server, then "
+            "decide with --mark-done or --resend"
         )
         assert "is not idempotent, so it was not sent again" in (state.unknown[1].error or "")
         assert {n: len(vendor.requests_for(f"inv_{n}")) for n in range(4)} == {0: 1, 1: 1, 2: 1, 3: 1}
