@@ -158,6 +158,38 @@ def test_a_worker_killed_mid_fan_out_is_replaced_and_no_refund_is_acted_on_twice
     assert resumed - killed_at < 15
 
 
+def test_a_lost_batch_that_confirmed_items_goes_on_after_them_whatever_its_attempts(
+    temporal_server: Any, workers: Any
+) -> None:
+    """With one attempt per batch, a batch lost with its worker after confirming items is not failed: what
+    it confirmed is kept, and the rest goes on in a new batch, each refund still acted on once."""
+    one_attempt = REFUNDS.replace("    credentials:", "    retry: {maxAttempts: 1}\n    credentials:", 1)
+    victim = workers("victim", key="key-of-victim")
+    with vendor_server() as vendor:
+        vendor.delay = 0.1
+        run_id = _start(
+            temporal_server,
+            workers.queue,
+            one_attempt,
+            refund_inputs(vendor.url, 40),
+            concurrency=1,
+            batch_size=20,
+            heartbeat_seconds=2,
+        )
+        # Heartbeats reach the server once a second: 1.5 s into its second batch, some of it is confirmed.
+        wait_until(lambda: vendor.count() >= 35, "the victim to be well into its second batch")
+        victim.kill()
+        workers("rescuer", key="key-of-rescuer")
+        summary = _wait(temporal_server, workers.queue, run_id)
+        acted = dict(vendor.acted)
+        rescued = {r.invoice for r in vendor.received if r.authorization == _basic("key-of-rescuer")}
+    assert summary.status == "succeeded", summary.errors
+    assert summary.tasks[0].counts == {"succeeded": 40}
+    assert acted == {f"inv_{n}": 1 for n in range(40)}
+    # The rescuer went on after what the victim's heartbeats confirmed, not from the start of its batch.
+    assert rescued and "inv_20" not in rescued and "inv_39" in rescued
+
+
 def test_a_request_lost_with_its_worker_waits_for_a_decision(temporal_server: Any, workers: Any) -> None:
     from httptask.engines.temporal.client import decide, read_state
     from httptask.engines.temporal.model import Decision

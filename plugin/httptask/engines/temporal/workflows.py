@@ -157,13 +157,25 @@ async def _send_batch(task: TaskPlan, args: BatchArgs, settings: Settings) -> Ba
     except ActivityError as exc:
         confirmed = _confirmed(exc, task.id)
         done = {r.item for r in confirmed}
+        first = next(i for i in range(args.start, args.stop + 1) if i not in done)
+        if args.start < first < args.stop:
+            # Its attempts confirmed items before they were lost (a worker killed, or too busy to heartbeat
+            # in time): what they confirmed is kept, and the rest goes on in a new batch. Only attempts that
+            # confirm nothing at all end it.
+            kept = [r for r in confirmed if r.item < first]
+            return dataclasses.replace(await _note(BatchResult(task.id, kept)), next=first)
         reason = _reason(exc)
         lost = [
             ItemRecord(
                 i,
                 "failed",
-                error=f"not finished: {reason}; the request carries an idempotency key, so "
-                "a new run sends it again safely",
+                error=f"not finished: {reason}, {task.retry_max_attempts} times without confirming an item; "
+                + (
+                    "nothing was sent"
+                    if _not_sent(exc)
+                    else "it may have reached the server, under an idempotency key derived from this run: "
+                    "check on the server before sending it in a new run, whose keys differ"
+                ),
                 outcome="not_sent" if _not_sent(exc) else "unknown",
             )
             for i in range(args.start, args.stop)
