@@ -40,6 +40,7 @@ __all__ = [
     "Journal",
     "RunRecord",
     "StepRecord",
+    "as_journaled",
     "decider",
     "default_journal_path",
     "fingerprint",
@@ -757,6 +758,11 @@ class Journal:
             )
             for row in rows
         ]
+
+
+def as_journaled(value: Any) -> Any:
+    """`value` as the journal gives it back once written (JSON, redacted)."""
+    return _loads(_dumps(value))
 
 
 def decider() -> str:

@@ -23,7 +23,7 @@ from ..errors import (
     TemplateError,
 )
 from ..execute import Prepared, prepare, response_record, send_prepared
-from ..journal import TASK_ROW, Decision, Journal, StepRecord, decider
+from ..journal import TASK_ROW, Decision, Journal, StepRecord, as_journaled, decider
 from ..outcome import Outcome, final_state
 from ..reconcile import Reconcile, match_values, reconcile_of, settle
 from ..requests import SAFE_METHODS, step_seed
@@ -144,6 +144,10 @@ class LocalEngine:
             )
             return
         result.items = items
+        changed = self._changed_items(task, items)
+        if changed is not None:
+            self._fail_task(task, result, changed)
+            return
         if self._reconcile:
             self._count_twins(task, items, context)
         self._progress(len(items), 0)
@@ -172,6 +176,31 @@ class LocalEngine:
         self._journal.queue(
             [Journal.finished(self._run_id, task.id, TASK_ROW, result.state, error=result.error)]
         )
+
+    def _changed_items(self, task: Task, items: list[Any]) -> str | None:
+        """On a resume, why `items` are not the list the run sent before (None when they are): item N must be
+        what it was, or a resume would count one item's refund as another's and send the first one again."""
+        before = {index: step for (task_id, index), step in self._previous.items() if task_id == task.id}
+        if not before:
+            return None
+        fix = (
+            f"so nothing of this task is sent: a resume must find each item where it was (does forEach read "
+            f"now() or uuid()?). 'httptask runs show {self._run_id}' lists what was done; send the rest in a "
+            "new run."
+        )
+        if len(before) != len(items):
+            then = f"{len(before)} when run {self._run_id} sent them"
+            return f"forEach gives {len(items)} items now, {then}, {fix}"
+        for index, step in sorted(before.items()):
+            if step.item_value is None:  # never sent, so no value was journaled
+                continue
+            now = as_journaled(self._secrets.redactor.redact_value(items[index]))
+            if now != step.item_value:
+                return (
+                    f"forEach gives other items now than when run {self._run_id} sent them: item {index} was "
+                    f"{_short(step.item_value)}, now {_short(now)}, {fix}"
+                )
+        return None
 
     def _fail_task(self, task: Task, result: TaskResult, message: str) -> None:
         result.state = "failed"
