@@ -187,6 +187,14 @@ def test_no_files_is_a_usage_error() -> None:
             "openapi: 3.0.0\n  paths: {\n",
             "{f}: line 2: invalid YAML: mapping values are not allowed in this context.",
         ),
+        (
+            "openapi: 3.1.0\npaths: [/a]\n",
+            "{f}#/paths: 'paths' must be a mapping of paths to path items.",
+        ),
+        (
+            "openapi: 3.1.0\npaths:\n  /a:\n    post: {operationId: [refund, v2]}\n",
+            '{f}#/paths/~1a/post/operationId: the operationId must be a string, found ["refund", "v2"].',
+        ),
     ],
 )
 def test_an_invalid_part_leaves_the_catalog_untouched(tmp_path: Path, text: str, message: str) -> None:

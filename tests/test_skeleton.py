@@ -156,3 +156,19 @@ def test_task_new_with_an_unknown_id_suggests_and_exits_2() -> None:
     done = _cli("task", "new", "stripe.report_refund")
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.startswith("error: No operation 'stripe.report_refund' in the catalog. Did you mean ")
+
+
+def test_the_skeleton_of_an_operation_with_nothing_required_passes_the_task_schema(tmp_path: Path) -> None:
+    """'request:' with nothing under it is null, which the task schema refuses: `task new` wrote a task
+    that its own test-request refused."""
+    spec = tmp_path / "optional.yaml"
+    spec.write_text(
+        "openapi: 3.1.0\ninfo: {title: t, version: '1'}\npaths:\n  /notes:\n    post:\n"
+        "      operationId: add_note\n      responses: {'200': {description: ok}}\n      requestBody:\n"
+        "        content: {application/json: {schema: {properties: {text: {type: string}}}}}\n",
+        encoding="utf-8",
+    )
+    op = Catalog([("optional", spec, False)]).operation("optional.add_note")
+    source = parse_source(skeleton_yaml(op), "skeleton.yaml")
+    assert source.data["request"] == {}
+    assert parse_task(source.data, source=source).id == "add_note"

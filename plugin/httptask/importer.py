@@ -152,7 +152,10 @@ def import_specs(
 
 def _operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
     found: list[tuple[str, str, dict[str, Any]]] = []
-    for path, item in (document.get("paths") or {}).items():
+    paths = document.get("paths")
+    if not isinstance(paths, dict):
+        return found  # parse_spec says what is wrong with it
+    for path, item in paths.items():
         if isinstance(item, dict):
             found.extend((path, m, item[m]) for m in HTTP_METHODS if isinstance(item.get(m), dict))
     return found
@@ -162,6 +165,12 @@ def _name_operations(document: dict[str, Any], taken: dict[str, str], source: st
     """Give every operation an operationId unique in the API, deriving missing ones from the summary."""
     for path, method, operation in _operations(document):
         given = operation.get("operationId")
+        if isinstance(given, list | dict):
+            raise SpecError(
+                f"the operationId must be a string, found {json.dumps(given, default=str)[:60]}.",
+                file=source,
+                pointer=f"/paths/{escape(path)}/{method}/operationId",
+            )
         if given:
             # A clash inside one document is left to parse_spec, whose message names both operations.
             if taken.get(given, source) != source:

@@ -261,7 +261,7 @@ def skeleton_yaml(op: Operation) -> str:
             lines.append("# the name of a secret (environment variable HTTPTASK_SECRET_<NAME> or a secrets "
                          "file), never the secret itself")
         if key == "request":
-            lines.append("request:")
+            lines.append("request:" if value else "request: {}")  # a bare 'request:' would be null
             comments = _optional_comments(op, data)
             for section in ("path", "query", "headers", "body"):
                 if section in value:
