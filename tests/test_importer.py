@@ -195,6 +195,12 @@ def test_no_files_is_a_usage_error() -> None:
             "openapi: 3.1.0\npaths:\n  /a:\n    post: {operationId: [refund, v2]}\n",
             '{f}#/paths/~1a/post/operationId: the operationId must be a string, found ["refund", "v2"].',
         ),
+        (
+            "openapi: 3.1.0\npaths:\n  /a:\n    post:\n      requestBody:\n"
+            "        content: {application/json: {schema: string}}\n",
+            "{f}#/paths/~1a/post/requestBody/content/application~1json/schema: a schema must be a mapping "
+            '(or true or false), found "string"; write it as a schema, e.g. {{type: string}}.',
+        ),
     ],
 )
 def test_an_invalid_part_leaves_the_catalog_untouched(tmp_path: Path, text: str, message: str) -> None:

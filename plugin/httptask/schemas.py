@@ -13,6 +13,7 @@ and one that is recursive (or past the bound) shown once as a marker, `{"descrip
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -216,6 +217,14 @@ class Schemas:
         known = self._linked.get(id(raw))
         if known is not None and known[0] is raw:
             return known[1]
+        if not isinstance(raw, dict | bool):
+            found = json.dumps(raw, ensure_ascii=False, default=str)
+            raise SpecError(
+                f"a schema must be a mapping (or true or false), found {found[:60]}; write it as a schema, "
+                "e.g. {type: string}.",
+                file=self.source,
+                pointer=pointer,
+            )
         node = _normalise(raw, pointer, self._absolute)
         self._linked[id(raw)] = (raw, node)
         while self._pending:
