@@ -10,6 +10,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -437,3 +439,34 @@ def test_a_strict_check_that_overflows_the_stack_is_a_finding_not_a_traceback(
             "references (httptask loads the document all the same)",
         )
     ]
+
+
+def test_operation_ids_a_task_cannot_name_are_renamed_and_said(tmp_path: Path) -> None:
+    """A task names its operation as API.operationId in letters, digits, '_', '.' and '-': 'réfund €' or
+    'v1/refunds' would be in the catalog, yet no task (nor the editor's URL) could name it."""
+    spec = tmp_path / "odd.json"
+    operations = {"réfund €": "/a", "v1/refunds": "/b", "../../x": "/c", "refund": "/d", "€": "/e"}
+    paths = {
+        path: {"post": {"operationId": given, "responses": {"200": {"description": "ok"}}}}
+        for given, path in operations.items()
+    }
+    spec.write_text(json.dumps({"openapi": "3.1.0", "info": {"title": "t", "version": "1"}, "paths": paths}))
+    result = import_specs([spec], target=user_dir())
+    assert result.renamed == {
+        "réfund €": "refund_",
+        "v1/refunds": "v1_refunds",
+        "../../x": "x",
+        "€": "post_e",
+    }
+    imported = sorted(e.id for e in Catalog.default().entries if not e.bundled)
+    assert imported == ["odd.post_e", "odd.refund", "odd.refund_", "odd.v1_refunds", "odd.x"]
+    shown = subprocess.run(
+        [sys.executable, "-m", "httptask", "specs", "import", str(spec), "--name", "odd2"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert shown.stderr.splitlines()[0] == (
+        "Renamed 4 operationIds that a task cannot name (letters, digits, '_', '.' and '-' only): "
+        "'réfund €' as 'refund_', 'v1/refunds' as 'v1_refunds', '../../x' as 'x', '€' as 'post_e'."
+    )

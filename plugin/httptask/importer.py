@@ -14,6 +14,7 @@ import json
 import re
 import shutil
 import tempfile
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ from .spec import HTTP_METHODS, Spec, derive_operation_id, load_document, parse_
 __all__ = ["CheckResult", "Finding", "ImportResult", "check_document", "check_specs", "import_specs"]
 
 _API_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+_OPERATION_ID = re.compile(r"[A-Za-z0-9_.-]+")
 _MAX_FINDINGS = 50
 # Counting every finding of a large vendor document takes seconds; past this many the count is "at least".
 _MAX_COUNTED = 500
@@ -50,6 +52,7 @@ class ImportResult:
     api: str
     written: list[Path]
     operations: int
+    renamed: dict[str, str] = field(default_factory=dict)  # an operationId a task cannot name -> its new one
 
 
 def check_document(document: dict[str, Any], source: str) -> tuple[list[Finding], int]:
@@ -136,7 +139,7 @@ def import_specs(
     result = ImportResult(api=api, written=[], operations=0)
     for file in files:
         document = load_document(file)
-        _name_operations(document, taken, str(file))
+        _name_operations(document, taken, str(file), result.renamed)
         if include:
             _keep_only(document, include)
         spec = parse_spec(document, api=api, source=str(file))  # raises SpecError for what we cannot load
@@ -161,8 +164,12 @@ def _operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]
     return found
 
 
-def _name_operations(document: dict[str, Any], taken: dict[str, str], source: str) -> None:
-    """Give every operation an operationId unique in the API, deriving missing ones from the summary."""
+def _name_operations(
+    document: dict[str, Any], taken: dict[str, str], source: str, renamed: dict[str, str]
+) -> None:
+    """Give every operation an operationId unique in the API that a task can name (`renamed` gets the ones
+    changed for that), deriving missing ones from the summary."""
+    written = {str(op.get("operationId")) for _, _, op in _operations(document) if op.get("operationId")}
     for path, method, operation in _operations(document):
         given = operation.get("operationId")
         if isinstance(given, list | dict):
@@ -171,6 +178,13 @@ def _name_operations(document: dict[str, Any], taken: dict[str, str], source: st
                 file=source,
                 pointer=f"/paths/{escape(path)}/{method}/operationId",
             )
+        if given and not _OPERATION_ID.fullmatch(str(given)):
+            # A task names its operation as API.operationId in these characters ('réfund €' cannot be named)
+            ascii_id = unicodedata.normalize("NFKD", str(given)).encode("ascii", "ignore").decode()
+            safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", ascii_id).strip("_.") or derive_operation_id(method, path)
+            while safe in taken or safe in written:
+                safe += "_"
+            renamed[str(given)] = operation["operationId"] = given = safe
         if given:
             # A clash inside one document is left to parse_spec, whose message names both operations.
             if taken.get(given, source) != source:
@@ -182,9 +196,9 @@ def _name_operations(document: dict[str, Any], taken: dict[str, str], source: st
             taken[given] = source
             continue
         candidate = derive_operation_id(method, path, str(operation.get("summary") or ""))
-        if candidate in taken:
+        if candidate in taken or candidate in written:
             candidate = derive_operation_id(method, path)
-        while candidate in taken:
+        while candidate in taken or candidate in written:
             candidate += "_"
         operation["operationId"] = candidate
         taken[candidate] = source

@@ -40,6 +40,14 @@ def specs_import(files: tuple[Path, ...], name: str | None, include: tuple[str, 
     target = user_specs_dirs()[0]
     result = import_specs(paths, target=target, name=name, include=list(include), replace=replace)
     click.echo(f"Imported {plural(result.operations, 'operation')} as '{result.api}' into {target}.")
+    if result.renamed:
+        names = ", ".join(f"'{given}' as '{new}'" for given, new in list(result.renamed.items())[:10])
+        more = f" and {len(result.renamed) - 10} more" if len(result.renamed) > 10 else ""
+        click.echo(
+            f"Renamed {plural(len(result.renamed), 'operationId')} that a task cannot name (letters, digits, "
+            f"'_', '.' and '-' only): {names}{more}.",
+            err=True,
+        )
     click.echo("Not checked strictly: 'httptask specs check FILE' lists what the OpenAPI validator finds.",
                err=True)
 
