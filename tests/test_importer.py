@@ -328,6 +328,8 @@ def _source_operations(document: dict[str, Any]) -> dict[tuple[str, str], dict[s
             operation = item[method]
             params = {(p["in"], p["name"]) for p in item.get("parameters", [])}
             params |= {(p["in"], p["name"]) for p in operation.get("parameters", [])}
+            # A path variable the document does not declare is a required parameter all the same.
+            params |= {("path", name) for name in re.findall(r"\{([^{}]+)\}", path)}
             body = None
             content = (operation.get("requestBody") or {}).get("content") or {}
             if content:

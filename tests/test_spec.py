@@ -316,3 +316,22 @@ def test_missing_file_and_non_utf8(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as caught:
         load_spec(latin)
     assert str(caught.value) == f"{latin}: is not UTF-8 text; save it as UTF-8 and try again."
+
+
+def test_a_path_variable_is_a_required_parameter_even_undeclared_or_declared_optional(tmp_path: Path) -> None:
+    """Zoho's vendor document leaves {plan_or_addon_code} undeclared; others say 'required: false' on a path
+    parameter. Either way a request without it went out with a literal '{name}' in its URL."""
+    path = tmp_path / "lines.yaml"
+    path.write_text(
+        "openapi: 3.0.0\ninfo: {title: t, version: '1'}\npaths:\n"
+        "  /subscriptions/{subscription_id}/lineitems/{code}:\n    delete:\n      operationId: remove\n"
+        "      parameters: [{name: subscription_id, in: path, required: false, schema: {type: string}}]\n"
+        "      responses: {'204': {description: removed}}\n",
+        encoding="utf-8",
+    )
+    remove = load_spec(path).operations[0]
+    assert [(p.name, p.location, p.required) for p in remove.parameters] == [
+        ("subscription_id", "path", True),
+        ("code", "path", True),
+    ]
+    assert remove.parameters[1].description == "(not declared in the document: the path needs it)"

@@ -283,6 +283,10 @@ def _parse(document: JSON, *, api: str, source: str) -> Spec:
     )
 
 
+_PATH_VARIABLE = re.compile(r"\{([^{}]+)\}")
+_ANY_SCALAR = {"type": ["string", "integer", "number"]}  # the schema of a path variable the document omits
+
+
 def derive_operation_id(method: str, path: str, summary: str = "") -> str:
     """An operationId for documents that have none: the summary in snake case, else method and path."""
     words = re.findall(r"[A-Za-z0-9]+", summary) or [method, *re.findall(r"[A-Za-z0-9]+", path)]
@@ -406,7 +410,7 @@ def _operation(
         description=str(raw.get("description", "") or ""),
         tags=tuple(str(t) for t in raw.get("tags") or ()),
         servers=_servers(own_servers, resolver, f"{pointer}/servers") if own_servers else servers,
-        parameters=_parameters(resolver, path_item.get("parameters"), raw.get("parameters"), pointer),
+        parameters=_parameters(resolver, path_item.get("parameters"), raw.get("parameters"), pointer, path),
         request_body=_request_body(resolver, raw.get("requestBody"), f"{pointer}/requestBody"),
         responses=_responses(resolver, raw.get("responses") or {}, f"{pointer}/responses"),
         security=_security(raw.get("security", default_security), schemes, resolver, pointer),
@@ -419,7 +423,9 @@ def _operation(
     )
 
 
-def _parameters(resolver: _Resolver, shared: Any, own: Any, pointer: str) -> tuple[Parameter, ...]:
+def _parameters(
+    resolver: _Resolver, shared: Any, own: Any, pointer: str, path: str
+) -> tuple[Parameter, ...]:
     # Operation parameters override path-item parameters with the same name and location.
     merged: dict[tuple[str, str], Parameter] = {}
     for where, raw_list in ((pointer.rsplit("/", 1)[0], shared), (pointer, own)):
@@ -440,12 +446,23 @@ def _parameters(resolver: _Resolver, shared: Any, own: Any, pointer: str) -> tup
             merged[(location, str(param["name"]))] = Parameter(
                 name=str(param["name"]),
                 location=location,
-                required=bool(param.get("required", location == "path")),
+                # A path parameter fills the URL: 'required: false' there would send a literal '{name}'.
+                required=location == "path" or bool(param.get("required", False)),
                 linked_schema=schema,
                 description=str(param.get("description", "") or ""),
                 deprecated=bool(param.get("deprecated", False)),
                 style=param.get("style"),
                 explode=param.get("explode"),
+                schemas=resolver.schemas,
+            )
+    for name in _PATH_VARIABLE.findall(path):  # undeclared, yet the URL needs it all the same
+        if ("path", name) not in merged:
+            merged[("path", name)] = Parameter(
+                name=name,
+                location="path",
+                required=True,
+                linked_schema=resolver.schemas.schema(_ANY_SCALAR, f"{pointer}/parameters"),
+                description="(not declared in the document: the path needs it)",
                 schemas=resolver.schemas,
             )
     return tuple(merged.values())
