@@ -102,6 +102,12 @@ WRONG = [
         "--mark-done 'refund[a]': 'a' is not an item number or range; items are numbered from 0, as "
         "'httptask runs show' lists them, e.g. refund[3,7,10-12].",
     ),
+    (
+        ["refund[\uff11]"],  # a full-width 1: int() reads it, a person may not have meant item 1
+        [],
+        "--mark-done 'refund[\uff11]': '\uff11' is not an item number or range; items are numbered from 0, "
+        "as 'httptask runs show' lists them, e.g. refund[3,7,10-12].",
+    ),
     (["refund[5-2]"], [], "--mark-done 'refund[5-2]': the range 5-2 runs backwards; write 2-5."),
     (["refund[1"], [], "--mark-done 'refund[1': give TASK, or TASK[ITEMS] such as refund[3,7,10-12]."),
     (

@@ -472,3 +472,11 @@ def test_operation_ids_a_task_cannot_name_are_renamed_and_said(tmp_path: Path) -
         "Renamed 4 operationIds that a task cannot name (letters, digits, '_', '.' and '-' only): "
         "'réfund €' as 'refund_', 'v1/refunds' as 'v1_refunds', '../../x' as 'x', '€' as 'post_e'."
     )
+
+
+def test_a_json_document_with_a_byte_order_mark_imports(tmp_path: Path) -> None:
+    spec = tmp_path / "bom.json"
+    paths = {"/a": {"post": {"operationId": "refund", "responses": {"200": {"description": "ok"}}}}}
+    text = json.dumps({"openapi": "3.1.0", "info": {"title": "t", "version": "1"}, "paths": paths})
+    spec.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert import_specs([spec], target=user_dir()).operations == 1

@@ -187,7 +187,8 @@ def parse_json(text: str, file: str) -> Any:
     """Parse JSON text; a syntax error, nesting past the limit or an integer too long to read is a
     `SourceError`."""
     try:
-        data = json.loads(text, parse_constant=_not_json)
+        # A byte order mark, as Windows editors write, says nothing JSON needs.
+        data = json.loads(text.removeprefix("\ufeff"), parse_constant=_not_json)
     except json.JSONDecodeError as exc:
         raise SourceError(exc.msg, file=file, line=exc.lineno, column=exc.colno, syntax="JSON") from None
     except RecursionError:
