@@ -29,7 +29,7 @@ SENDING = frozenset({RESEND, RECONCILED_ABSENT})
 
 _MAX_ITEMS = 1_000_000  # a range is expanded: one that big is a typo, not a run
 _SELECTOR = re.compile(r"(?P<task>[^\[\]]+)(\[(?P<items>[^\[\]]*)\])?")
-_RANGE = re.compile(r"(\d+)(?:-(\d+))?", re.ASCII)  # "８" (full width) is not an item number
+_RANGE = re.compile(r"(\d+)(?:-(\d+))?", re.ASCII)  # a full-width digit is not an item number
 
 
 @dataclass(frozen=True)
