@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from temporalio import activity
+from temporalio.api.common.v1 import Payload
+from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 
 from ...catalog import Catalog
@@ -41,6 +43,7 @@ from .model import (
     RUN_INVALID,
     BatchArgs,
     BatchResult,
+    EncodedRecords,
     Expanded,
     ItemError,
     ItemRecord,
@@ -130,28 +133,25 @@ class Activities:
             return Expanded(len(items), fingerprint)
 
     @activity.defn(name=ACTIVITY.SEND_BATCH)
-    async def send_batch(self, args: BatchArgs) -> Wire:
+    async def send_batch(self, args: BatchArgs) -> RawValue:
         """Send idempotent items one after another, heartbeating the records so far; a retried batch goes on
         after the last confirmed item, and an item sent again carries the same idempotency key."""
         with self._failing_as(NOT_SENT):
             run, task, items, context = await self._prepare_batch(args)
-        confirmed = _heartbeat_records(args.task)
-        records = [r for r in confirmed if args.start <= r.item < args.stop]
-        done = {r.item for r in records}
-        result = BatchResult(args.task, records)
-        size = 0
-        async with _heartbeating(result.to_wire):
+        confirmed = [r for r in _heartbeat_records(args.task) if args.start <= r.item < args.stop]
+        done = {r.item for r in confirmed}
+        records = EncodedRecords(args.task, confirmed)
+        next_item = None
+        async with _heartbeating(lambda: _json_payload(records.wire())):
             for index in range(args.start, args.stop):
                 if index in done:
                     continue
                 item = items[index] if items is not None else None
-                record = await self._send_item(args.ref, run, task, index, item, context, batched=True)
-                records.append(record)
-                size += len(json.dumps(record.response, default=str)) if record.response else 0
-                if size > RESULT_BUDGET_BYTES and index + 1 < args.stop:
-                    result.next = index + 1
+                records.add(await self._send_item(args.ref, run, task, index, item, context, batched=True))
+                if records.size > RESULT_BUDGET_BYTES and index + 1 < args.stop:
+                    next_item = index + 1
                     break
-        return result.to_wire()
+        return _json_payload(records.wire(next_item))
 
     @activity.defn(name=ACTIVITY.SEND_ONE)
     async def send_one(self, args: BatchArgs) -> Wire:
@@ -422,6 +422,11 @@ def _heartbeat_records(task: str) -> list[ItemRecord]:
         return []
     previous = BatchResult.from_wire(details[0])
     return list(previous.records) if previous.task == task else []
+
+
+def _json_payload(data: bytes) -> RawValue:
+    """JSON encoded already, passed through as Temporal's own JSON converter would have written it."""
+    return RawValue(Payload(metadata={"encoding": b"json/plain"}, data=data))
 
 
 @contextlib.asynccontextmanager

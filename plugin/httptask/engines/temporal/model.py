@@ -7,6 +7,7 @@ imports only the standard library, so the workflow sandbox can pass it through.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,7 @@ __all__ = [
     "ChunkSummary",
     "Decision",
     "DecisionRecord",
+    "EncodedRecords",
     "Expanded",
     "ItemError",
     "ItemRecord",
@@ -191,6 +193,38 @@ class BatchResult:
     @staticmethod
     def is_wire(value: Any) -> bool:
         return isinstance(value, dict) and value.get("kind") == RECORDS_KIND
+
+
+class EncodedRecords:
+    """A batch's records as JSON, each encoded once as it is added: a batch heartbeats all of them every
+    second, and encoding them afresh each time cost more than sending them. `wire` is what `to_wire` would
+    give, as JSON text."""
+
+    def __init__(self, task: str, records: list[ItemRecord]) -> None:
+        self._head = json.dumps({"kind": RECORDS_KIND, "task": task})[:-1].encode()
+        self.records: list[ItemRecord] = []
+        self._encoded: list[bytes] = []
+        self.size = 0
+        for record in records:
+            self.add(record)
+
+    def add(self, record: ItemRecord) -> None:
+        encoded = json.dumps(record.__dict__, separators=(",", ":"), default=str).encode()
+        self.records.append(record)
+        self._encoded.append(encoded)
+        self.size += len(encoded)
+
+    def wire(self, next: int | None = None) -> bytes:
+        return b"".join(
+            (
+                self._head,
+                b',"next":',
+                json.dumps(next).encode(),
+                b',"records":[',
+                b",".join(self._encoded),
+                b"]}",
+            )
+        )
 
 
 @dataclass(frozen=True)
