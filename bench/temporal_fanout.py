@@ -22,7 +22,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -138,7 +138,7 @@ def _refund_server() -> Iterator[str]:
 
 
 def _httptask_run(
-    address: str, queue: str, text: str, inputs: dict[str, Any], concurrency: int
+    address: str, queue: str, text: str, inputs: dict[str, Any], concurrency: int, batch_size: int = 50
 ) -> dict[str, Any]:
     from httptask.engines.temporal.client import start_run, wait_run
     from httptask.engines.temporal.connection import Connection
@@ -152,7 +152,7 @@ def _httptask_run(
             workflow_text=text,
             file="bench.yaml",
             inputs=inputs,
-            settings=Settings(concurrency=concurrency),
+            settings=Settings(concurrency=concurrency, batch_size=batch_size),
         )
         summary = await wait_run(connection, run_id)
         seconds = time.perf_counter() - started
@@ -163,8 +163,17 @@ def _httptask_run(
     return asyncio.run(main())
 
 
-def _one(kind: str, address: str, url: str, items: int, concurrency: int, server_pid: int) -> dict[str, Any]:
+def _one(
+    kind: str,
+    address: str,
+    url: str,
+    shape: tuple[int, int, int],
+    server_pid: int,
+    worker_pid: int | None,
+) -> dict[str, Any]:
+    items, concurrency, batch_size = shape
     before = _cpu_seconds(server_pid)
+    worker_before = _cpu_seconds(worker_pid) if worker_pid else 0.0
     if kind in ("local", "aiohttp"):
         client = "engine" if kind == "local" else "aiohttp"
         result = _json_of(
@@ -190,61 +199,91 @@ def _one(kind: str, address: str, url: str, items: int, concurrency: int, server
             "invoices": [{"id": f"inv_{n}", "amount": 100} for n in range(items)],
             "api_url": f"{url}/api/v2",
         }
-        result = _httptask_run(address, "bench-httptask", EXAMPLE.read_text(), inputs, concurrency)
+        result = _httptask_run(
+            address, "bench-httptask", EXAMPLE.read_text(), inputs, concurrency, batch_size
+        )
     server_cpu = _cpu_seconds(server_pid) - before
-    return {"items_per_s": items / result["seconds"], "temporal_cpu_ms_per_item": 1000 * server_cpu / items}
+    worker_cpu = _cpu_seconds(worker_pid) - worker_before if worker_pid else 0.0
+    return {
+        "items_per_s": items / result["seconds"],
+        "temporal_cpu_ms_per_item": 1000 * server_cpu / items,
+        "worker_cpu_ms_per_item": 1000 * worker_cpu / items,
+    }
 
 
-def throughput(address: str, server_pid: int, items: int, concurrency: int, rounds: int) -> dict[str, Any]:
-    runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in KINDS}
+def throughput(
+    address: str,
+    server_pid: int,
+    shape: tuple[int, int, int],
+    rounds: int,
+    kinds: tuple[str, ...] = KINDS,
+) -> dict[str, Any]:
+    """`shape` is (items, concurrency, batch size); `kinds` a subset of KINDS, for experiments."""
+    items, concurrency, batch_size = shape
+    runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
     with _refund_server() as url:
         workers = [
             _worker(address, "bench-httptask", concurrency),
             _naive_worker(address, "bench-naive", concurrency),
         ]
+        # The worker each Temporal kind runs on, whose CPU time per item is measured like the server's.
+        worker_of = {"temporal": workers[0].pid, "naive": workers[1].pid}
         try:
             for _ in range(rounds):
-                for kind in KINDS:
-                    runs[kind].append(_one(kind, address, url, items, concurrency, server_pid))
+                for kind in kinds:
+                    runs[kind].append(_one(kind, address, url, shape, server_pid, worker_of.get(kind)))
         finally:
             for process in workers:
                 _stop(process)
     figures: dict[str, Any] = {}
     for kind, values in runs.items():
         rates = [v["items_per_s"] for v in values]
-        cpu = [v["temporal_cpu_ms_per_item"] for v in values]
         figures[kind] = {
             "items_per_s": round(statistics.median(rates), 1),
             "range": [round(min(rates), 1), round(max(rates), 1)],
-            "temporal_cpu_ms_per_item": round(statistics.median(cpu), 3),
+            "temporal_cpu_ms_per_item": round(
+                statistics.median(v["temporal_cpu_ms_per_item"] for v in values), 3
+            ),
+            "worker_cpu_ms_per_item": round(
+                statistics.median(v["worker_cpu_ms_per_item"] for v in values), 3
+            ),
         }
-    aiohttp = figures["aiohttp"]["items_per_s"]
+    rate = {kind: figures[kind]["items_per_s"] for kind in figures}
+    pairs = [("temporal", "naive"), ("temporal", "local"), ("temporal", "aiohttp"), ("naive", "aiohttp")]
+    pairs.append(("local", "aiohttp"))
     return {
         "items": items,
         "concurrency": concurrency,
+        "batch_size": batch_size,
         "rounds": rounds,
         "kinds": figures,
-        "temporal_over_naive": round(figures["temporal"]["items_per_s"] / figures["naive"]["items_per_s"], 2),
-        "temporal_over_local": round(figures["temporal"]["items_per_s"] / figures["local"]["items_per_s"], 3),
-        "temporal_over_aiohttp": round(figures["temporal"]["items_per_s"] / aiohttp, 3),
-        "naive_over_aiohttp": round(figures["naive"]["items_per_s"] / aiohttp, 3),
-        "local_over_aiohttp": round(figures["local"]["items_per_s"] / aiohttp, 3),
+        **{f"{a}_over_{b}": round(rate[a] / rate[b], 3) for a, b in pairs if a in rate and b in rate},
     }
 
 
 # -- kill -9 of a worker -------------------------------------------------------------------------------------
 
 
-def _serve_recording() -> None:
-    """A refund server that keeps (time, invoice, credentials) of every request; GET /log gives them."""
+def _serve_recording(delay: float) -> None:
+    """A refund server that keeps (time, invoice, credentials, idempotency key) of every request and answers
+    after `delay` seconds; GET /log gives them."""
     from aiohttp import web
 
-    log: list[tuple[float, str, str]] = []
+    log: list[tuple[float, str, str, str]] = []
 
     async def refund(request: web.Request) -> web.Response:
         await request.read()
-        log.append((time.time(), request.match_info["id"], request.headers.get("authorization", "")))
-        await asyncio.sleep(0.01)
+        headers = request.headers
+        log.append(
+            (
+                time.time(),
+                request.match_info["id"],
+                headers.get("authorization", ""),
+                headers.get("chargebee-idempotency-key", ""),
+            )
+        )
+        if delay:
+            await asyncio.sleep(delay)
         return web.json_response({"invoice": {"id": request.match_info["id"], "status": "paid"}})
 
     async def read_log(request: web.Request) -> web.Response:
@@ -264,6 +303,45 @@ def _serve_recording() -> None:
     asyncio.run(main())
 
 
+@contextmanager
+def _recording_server(delay: float) -> Iterator[tuple[str, Callable[[], list[list[Any]]]]]:
+    """The recording server in its own process: its URL, and a function that reads its log."""
+    import urllib.request
+
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--serve-recording", str(delay)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stdout is not None
+        url = f"http://127.0.0.1:{server.stdout.readline().strip()}"
+
+        def log() -> list[list[Any]]:
+            with urllib.request.urlopen(f"{url}/log") as answer:
+                entries: list[list[Any]] = json.load(answer)
+            return entries
+
+        yield url, log
+    finally:
+        _stop(server)
+
+
+def _received(log: list[list[Any]]) -> dict[str, int]:
+    """What the server received: requests, distinct invoices, invoices received more than once under one key
+    (a retried batch re-sends what its heartbeats had not confirmed), and invoices under two keys (never)."""
+    keys: dict[str, set[str]] = {}
+    for _, invoice, _, key in log:
+        keys.setdefault(invoice, set()).add(key)
+    per_invoice: dict[str, int] = {}
+    for _, invoice, _, _ in log:
+        per_invoice[invoice] = per_invoice.get(invoice, 0) + 1
+    return {
+        "requests": len(log),
+        "invoices": len(keys),
+        "invoices_sent_again_same_key": sum(1 for i, n in per_invoice.items() if n > 1 and len(keys[i]) == 1),
+        "invoices_with_two_keys": sum(1 for k in keys.values() if len(k) > 1),
+    }
+
+
 def kill_resume(address: str, items: int, trials: int) -> dict[str, Any]:
     """Two workers share a fan-out (batches of 50, heartbeat timeout 5 s); one is killed with SIGKILL a sixth
     of the way in. Measured: from the kill to the first request the other worker sends for an item of a batch
@@ -280,63 +358,55 @@ def kill_resume(address: str, items: int, trials: int) -> dict[str, Any]:
 
 
 def _kill_once(address: str, items: int, queue: str) -> float:
-    import urllib.request
-
     from httptask.engines.temporal.client import start_run, wait_run
     from httptask.engines.temporal.connection import Connection
     from httptask.engines.temporal.model import Settings
 
     victim_auth = "Basic " + base64.b64encode(b"victim_key:").decode()
-    server = subprocess.Popen(
-        [sys.executable, __file__, "--serve-recording"], stdout=subprocess.PIPE, text=True
-    )
-    assert server.stdout is not None
-    url = f"http://127.0.0.1:{server.stdout.readline().strip()}"
-    victim = _worker(address, queue, 64, key="victim_key")
-    rescuer = _worker(address, queue, 64, key="rescuer_key")
+    with _recording_server(0.01) as (url, log):
+        victim = _worker(address, queue, 64, key="victim_key")
+        rescuer = _worker(address, queue, 64, key="rescuer_key")
 
-    def log() -> list[tuple[float, str, str]]:
-        with urllib.request.urlopen(f"{url}/log") as answer:
-            return [(e[0], e[1], e[2]) for e in json.load(answer)]
+        async def main() -> float:
+            connection = Connection(address, task_queue=queue)
+            inputs = {
+                "invoices": [{"id": f"inv_{n}", "amount": 100} for n in range(items)],
+                "api_url": f"{url}/api/v2",
+            }
+            run_id = await start_run(
+                connection,
+                workflow_text=EXAMPLE.read_text(),
+                file="bench.yaml",
+                inputs=inputs,
+                settings=Settings(concurrency=16, heartbeat_seconds=5),
+            )
+            # Kill the victim while it has batches in flight: once it has sent a few dozen items, and before
+            # the others are done.
+            while sum(1 for e in log() if e[2] == victim_auth) < 50:
+                if len(log()) >= items * 0.8:
+                    raise SystemExit("the victim took too little of the fan-out to be killed in the middle")
+                await asyncio.sleep(0.05)
+            victim.send_signal(signal.SIGKILL)
+            killed = time.time()
+            summary = await wait_run(connection, run_id)
+            assert summary.status == "succeeded", summary.errors[:3]
+            entries = log()
+            received = _received(entries)
+            if received["invoices"] != items or received["invoices_with_two_keys"]:
+                raise SystemExit(f"refunds lost or sent under two keys after a kill -9: {received}")
+            by_victim = {e[1] for e in entries if e[2] == victim_auth}
+            started = {int(invoice.split("_")[1]) // 50 for invoice in by_victim}
+            unfinished = {
+                b for b in started if any(f"inv_{n}" not in by_victim for n in range(50 * b, 50 * b + 50))
+            }
+            resumed = [e[0] for e in entries if e[0] > killed and int(e[1].split("_")[1]) // 50 in unfinished]
+            return float(min(resumed)) - killed
 
-    async def main() -> float:
-        connection = Connection(address, task_queue=queue)
-        inputs = {
-            "invoices": [{"id": f"inv_{n}", "amount": 100} for n in range(items)],
-            "api_url": f"{url}/api/v2",
-        }
-        run_id = await start_run(
-            connection,
-            workflow_text=EXAMPLE.read_text(),
-            file="bench.yaml",
-            inputs=inputs,
-            settings=Settings(concurrency=16, heartbeat_seconds=5),
-        )
-        # Kill the victim while it has batches in flight: once it has sent a few dozen items, and before the
-        # others are done.
-        while sum(1 for e in log() if e[2] == victim_auth) < 50:
-            if len(log()) >= items * 0.8:
-                raise SystemExit("the victim took too little of the fan-out to be killed in the middle of it")
-            await asyncio.sleep(0.05)
-        victim.send_signal(signal.SIGKILL)
-        killed = time.time()
-        summary = await wait_run(connection, run_id)
-        assert summary.status == "succeeded", summary.errors[:3]
-        entries = log()
-        by_victim = {e[1] for e in entries if e[2] == victim_auth}
-        started = {int(invoice.split("_")[1]) // 50 for invoice in by_victim}
-        unfinished = {
-            b for b in started if any(f"inv_{n}" not in by_victim for n in range(50 * b, 50 * b + 50))
-        }
-        resumed = [e[0] for e in entries if e[0] > killed and int(e[1].split("_")[1]) // 50 in unfinished]
-        return min(resumed) - killed
-
-    try:
-        return asyncio.run(main())
-    finally:
-        victim.wait()
-        _stop(rescuer)
-        _stop(server)
+        try:
+            return asyncio.run(main())
+        finally:
+            victim.wait()
+            _stop(rescuer)
 
 
 # -- a large fan-out -----------------------------------------------------------------------------------------
@@ -348,7 +418,7 @@ def large(address: str, items: int, concurrency: int) -> dict[str, Any]:
     from httptask.engines.temporal.connection import Connection, connect
     from httptask.engines.temporal.workflows import chunk_id
 
-    with _refund_server() as url:
+    with _recording_server(0) as (url, log):
         worker = _worker(address, "bench-large", concurrency)
         try:
             result = _httptask_run(
@@ -357,6 +427,7 @@ def large(address: str, items: int, concurrency: int) -> dict[str, Any]:
             peak = _peak_rss_mb(worker.pid)
         finally:
             _stop(worker)
+        received = _received(log())
 
     async def histories() -> list[tuple[str, int, int]]:
         client = await connect(Connection(address))
@@ -382,6 +453,7 @@ def large(address: str, items: int, concurrency: int) -> dict[str, Any]:
         "worker_peak_rss_mb": round(peak, 1),
         "workflows": len(sizes),
         "largest_history": {"workflow": largest[0], "events": largest[1], "bytes": largest[2]},
+        "received": received,
     }
 
 
@@ -397,12 +469,18 @@ def main() -> None:
 
 def _measure() -> None:
     if sys.argv[1:2] == ["--serve-recording"]:
-        _serve_recording()
+        _serve_recording(float(sys.argv[2]))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--batch-size", type=int, default=50, help="K, items per activity of httptask's batching"
+    )
+    parser.add_argument(
+        "--kinds", default=",".join(KINDS), help="a subset of the throughput kinds, for experiments"
+    )
     parser.add_argument("--kill-trials", type=int, default=3)
     parser.add_argument("--large", type=int, default=100_000, help="items of the large fan-out; 0 skips it")
     parser.add_argument("--json", action="store_true")
@@ -413,9 +491,9 @@ def _measure() -> None:
         figures: dict[str, Any] = {}
         # Each phase's figures as they come, so that a long run shows them early; a phase set to 0 is skipped.
         if args.rounds:
-            figures["throughput"] = throughput(
-                server.address, server.process.pid, args.items, args.concurrency, args.rounds
-            )
+            shape = (args.items, args.concurrency, args.batch_size)
+            kinds = tuple(args.kinds.split(","))
+            figures["throughput"] = throughput(server.address, server.process.pid, shape, args.rounds, kinds)
             print(json.dumps(figures["throughput"]), file=sys.stderr, flush=True)
         if args.kill_trials:
             figures["kill"] = kill_resume(server.address, args.items, args.kill_trials)
@@ -428,19 +506,20 @@ def _measure() -> None:
     if "throughput" in figures:
         t = figures["throughput"]
         print(
-            f"{t['items']} forEach refunds at concurrency {t['concurrency']}, median of {t['rounds']} "
-            "interleaved rounds (range), and Temporal server CPU per item:"
+            f"{t['items']} forEach refunds at concurrency {t['concurrency']}, batches of {t['batch_size']}, "
+            f"median of {t['rounds']} "
+            "interleaved rounds (range); CPU per item of the Temporal server, and of the worker:"
         )
-        for kind in KINDS:
-            k = t["kinds"][kind]
+        for kind, k in t["kinds"].items():
             print(
                 f"  {kind:9} {k['items_per_s']:8.1f} items/s  ({k['range'][0]}-{k['range'][1]})  "
-                f"{k['temporal_cpu_ms_per_item']:.2f} ms"
+                f"{k['temporal_cpu_ms_per_item']:.2f} ms  {k['worker_cpu_ms_per_item']:.2f} ms"
             )
         print(
-            f"  Temporal with batching / naive Temporal = {t['temporal_over_naive']}; / local engine = "
-            f"{t['temporal_over_local']}; / raw aiohttp = {t['temporal_over_aiohttp']}; "
-            f"naive / raw aiohttp = {t['naive_over_aiohttp']}"
+            "  "
+            + "; ".join(
+                f"{key.replace('_over_', ' / ')} = {value}" for key, value in t.items() if "_over_" in key
+            )
         )
     if "kill" in figures:
         k = figures["kill"]
@@ -455,7 +534,7 @@ def _measure() -> None:
         print(
             f"{g['items']:,} refunds: {g['seconds']} s ({g['items_per_s']} items/s), worker peak RSS "
             f"{g['worker_peak_rss_mb']} MB, {g['workflows']} workflows, largest history "
-            f"{h['events']:,} events / {h['bytes'] / 1e6:.1f} MB ({h['workflow']})"
+            f"{h['events']:,} events / {h['bytes'] / 1e6:.1f} MB ({h['workflow']}); received: {g['received']}"
         )
 
 
