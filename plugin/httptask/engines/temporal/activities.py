@@ -36,6 +36,7 @@ from ...tasks import Task
 from ...templating import base_context, is_template, render_value
 from ...transport import Sender
 from ...workflow import Workflow, parse_workflow_text
+from .cache import OnceCache
 from .history import HistoryReader
 from .model import (
     ACTIVITY,
@@ -82,7 +83,10 @@ class Activities:
         self._secrets = secrets
         self._sender = sender
         self._sandbox: SandboxThread | None = None
-        self._items: dict[tuple[str, str], tuple[list[Any], str]] = {}
+        # Rendered once per worker: a forEach list (and its fingerprint), and the `tasks` templates see. Every
+        # batch of a fan-out needs them, and 64 batches start at once.
+        self._items = OnceCache(32)
+        self._task_contexts = OnceCache(32)
         self._runs: dict[RunRef, _Run] = {}
 
     def all(self) -> list[Callable[..., Any]]:
@@ -295,9 +299,14 @@ class Activities:
         self, run: _Run, ref: RunRef, task: Task, sources: Mapping[str, Source]
     ) -> tuple[list[Any], str]:
         """The rendered `forEach` list and its fingerprint, rendered once per worker and task."""
-        cached = self._items.get((ref.workflow_id, task.id))
-        if cached is not None:
-            return cached
+        result: tuple[list[Any], str] = await self._items.get(
+            (ref.workflow_id, task.id), lambda: self._render_for_each(run, ref, task, sources)
+        )
+        return result
+
+    async def _render_for_each(
+        self, run: _Run, ref: RunRef, task: Task, sources: Mapping[str, Source]
+    ) -> tuple[list[Any], str]:
         assert task.for_each is not None
         context = await self._contexts(run, ref, _closure(run.workflow, task), sources)
         scope = base_context(inputs=run.start.inputs, tasks=context, secrets=self._secrets)
@@ -312,15 +321,22 @@ class Activities:
                 f"{self._redact(text if len(text) <= 80 else text[:77] + '...')}"
             )
         fingerprint = hashlib.sha256(json.dumps(items, sort_keys=True, default=str).encode()).hexdigest()
-        self._items[(ref.workflow_id, task.id)] = (items, fingerprint)
-        while len(self._items) > 32:
-            del self._items[next(iter(self._items))]
         return items, fingerprint
 
     async def _contexts(
         self, run: _Run, ref: RunRef, names: list[str], sources: Mapping[str, Source]
     ) -> dict[str, Any]:
-        """`tasks` as templates see it: `{response}` for a task, `[{item, response}]` for a `forEach`."""
+        """`tasks` as templates see it: `{response}` for a task, `[{item, response}]` for a `forEach`; built
+        once per worker for the finished tasks it names, which no longer change."""
+        key = (ref, tuple(names), tuple((name, sources.get(name)) for name in names))
+        result: dict[str, Any] = await self._task_contexts.get(
+            key, lambda: self._build_contexts(run, ref, names, sources)
+        )
+        return result
+
+    async def _build_contexts(
+        self, run: _Run, ref: RunRef, names: list[str], sources: Mapping[str, Source]
+    ) -> dict[str, Any]:
         contexts: dict[str, Any] = {}
         for name in names:
             task = _task(run, name)

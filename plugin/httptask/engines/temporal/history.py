@@ -7,54 +7,24 @@ carries a whole fan-out. What cannot change any more is cached: a run's input, a
 
 from __future__ import annotations
 
-import asyncio
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
-
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
+from .cache import OnceCache
 from .model import BatchResult, ItemRecord, RunInput, RunRef, Source
 from .workflows import chunk_id
 
 __all__ = ["HistoryReader"]
 
-T = TypeVar("T")
 _COMPLETED = EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
 _STARTED = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED
-
-
-class _Cache:
-    """A few recent values by key; concurrent callers for one key share a single load."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._loads: OrderedDict[Any, asyncio.Task[Any]] = OrderedDict()
-
-    async def get(self, key: Any, load: Callable[[], Awaitable[T]]) -> T:
-        task = self._loads.get(key)
-        if task is None:
-            task = asyncio.ensure_future(load())
-            self._loads[key] = task
-            while len(self._loads) > self._size:
-                self._loads.popitem(last=False)
-        else:
-            self._loads.move_to_end(key)
-        try:
-            result: T = await asyncio.shield(task)
-        except BaseException:
-            if self._loads.get(key) is task and task.done():
-                del self._loads[key]
-            raise
-        return result
 
 
 class HistoryReader:
     def __init__(self, client: Client, *, cache_runs: int = 8, cache_tasks: int = 32) -> None:
         self._client = client
-        self._inputs = _Cache(cache_runs)
-        self._records = _Cache(cache_tasks)
+        self._inputs = OnceCache(cache_runs)
+        self._records = OnceCache(cache_tasks)
 
     async def start_input(self, ref: RunRef) -> RunInput:
         """The run's input, from the first event of its history."""
