@@ -75,3 +75,18 @@ def test_each_missing_property_is_named_from_the_schema_not_from_the_message() -
         ("$.d", "is required but missing"),
         ("$.inner.x", "is required but missing"),
     ]
+
+
+def test_a_huge_value_or_thousands_of_choices_are_shortened_in_the_message_and_kept_whole_as_data() -> None:
+    """A server variable with 3,000 allowed values made a 66 kB error; a 1 MB string would be quoted whole."""
+    choices = [str(n) for n in range(3000)]
+    schema = {
+        "properties": {"region": {"enum": choices}, "memo": {"type": "string", "pattern": "^[a-z]*$"}},
+    }
+    memo = "X" * 1_000_000
+    pattern, region = validate_instance({"region": "x", "memo": memo}, schema)  # in path order
+    listed = ", ".join(repr(c) for c in choices[:20])
+    assert region.message == f"must be one of {listed}... (3,000 in all), not 'x'"
+    assert region.expected == choices
+    assert pattern.message == f"must match the pattern ^[a-z]*$, not '{'X' * 169}... (1,000,002 characters)"
+    assert pattern.actual == memo

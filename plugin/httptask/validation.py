@@ -211,6 +211,24 @@ def _path(parts: Iterable[Any], root: str) -> str:
     return text
 
 
+# A message quotes the bad value and the valid ones, but a 1 MB string or 3,000 choices would bury the point.
+_SHOWN_CHARACTERS = 200
+_SHOWN_CHOICES = 20
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    if len(text) <= _SHOWN_CHARACTERS:
+        return text
+    return f"{text[: _SHOWN_CHARACTERS - 30]}... ({len(text):,} characters)"
+
+
+def _choices(expected: Any) -> str:
+    choices = list(expected) if isinstance(expected, list) else [expected]
+    listed = ", ".join(_shown(v) for v in choices[:_SHOWN_CHOICES])
+    return listed if len(choices) <= _SHOWN_CHOICES else f"{listed}... ({len(choices):,} in all)"
+
+
 def _issue(error: ValidationError, root: str) -> Issue:
     parts = list(error.absolute_path)
     kind = error.validator
@@ -222,18 +240,19 @@ def _issue(error: ValidationError, root: str) -> Issue:
         name = extras[0] if extras else "?"
         hint = f" (allowed: {', '.join(allowed)})" if allowed else ""
         return Issue(_path([*parts, name], root), f"is not a field of this object{hint}", actual=name)
+    shown = _shown(value)
     messages = {
-        "enum": lambda: f"must be one of {', '.join(repr(v) for v in expected)}, not {value!r}",
-        "const": lambda: f"must be {expected!r}, not {value!r}",
-        "type": lambda: f"must be of type {_type_text(expected)}, not {_type_name(value)} {value!r}",
-        "format": lambda: f"must be a valid {expected}, not {value!r}",
-        "minimum": lambda: f"must be at least {expected}, not {value!r}",
-        "maximum": lambda: f"must be at most {expected}, not {value!r}",
-        "exclusiveMinimum": lambda: f"must be greater than {expected}, not {value!r}",
-        "exclusiveMaximum": lambda: f"must be less than {expected}, not {value!r}",
+        "enum": lambda: f"must be one of {_choices(expected)}, not {shown}",
+        "const": lambda: f"must be {_shown(expected)}, not {shown}",
+        "type": lambda: f"must be of type {_type_text(expected)}, not {_type_name(value)} {shown}",
+        "format": lambda: f"must be a valid {expected}, not {shown}",
+        "minimum": lambda: f"must be at least {expected}, not {shown}",
+        "maximum": lambda: f"must be at most {expected}, not {shown}",
+        "exclusiveMinimum": lambda: f"must be greater than {expected}, not {shown}",
+        "exclusiveMaximum": lambda: f"must be less than {expected}, not {shown}",
         "minLength": lambda: f"must have at least {expected} characters, not {len(value)}",
         "maxLength": lambda: f"must have at most {expected} characters, not {len(value)}",
-        "pattern": lambda: f"must match the pattern {expected}, not {value!r}",
+        "pattern": lambda: f"must match the pattern {expected}, not {shown}",
         "minItems": lambda: f"must have at least {expected} items, not {len(value)}",
         "maxItems": lambda: f"must have at most {expected} items, not {len(value)}",
     }
