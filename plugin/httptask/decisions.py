@@ -1,9 +1,10 @@
 """Decisions about requests of unknown outcome, item by item: which requests wait for one, and what a person
 named with `--mark-done TASK[ITEM,...]` or `--resend TASK[ITEM,...]`.
 
-A request waits for a decision when it is not idempotent and the server may have acted on it without an
-answer being journaled (see `StepRecord.outcome_unknown`). Nothing else sends it again: not a retry, not a
-plain resume, not a second resume. Every decision is journaled with who made it, when, and the evidence.
+A request waits for a decision when it is not idempotent (or was sent under an idempotency key older than an
+API keeps one) and the server may have acted on it without an answer being journaled (see
+`StepRecord.outcome_unknown`). Nothing else sends it again: not a retry, not a plain resume, not a second
+resume. Every decision is journaled with who made it, when, and the evidence.
 """
 
 from __future__ import annotations
@@ -17,7 +18,17 @@ from .errors import UsageError
 from .journal import Decision, StepRecord, decider
 from .workflow import Workflow
 
-__all__ = ["MARK_DONE", "RESEND", "Selector", "awaiting", "decisions_for", "parse_selector"]
+__all__ = [
+    "KEY_KEPT_SECONDS",
+    "MARK_DONE",
+    "RESEND",
+    "Selector",
+    "awaiting",
+    "decisions_for",
+    "key_lapsed",
+    "needs_decision",
+    "parse_selector",
+]
 
 MARK_DONE = "mark-done"
 RESEND = "resend"
@@ -27,6 +38,9 @@ RECONCILED_ABSENT = "reconciled-absent"
 RESOLVING = frozenset({MARK_DONE, RECONCILED_DONE})
 SENDING = frozenset({RESEND, RECONCILED_ABSENT})
 
+# How long an API keeps an idempotency key and answers a repeat with the first result: 24 hours at Stripe and
+# at most others. A key older than that no longer protects a request sent again.
+KEY_KEPT_SECONDS = 24 * 3600
 _MAX_ITEMS = 1_000_000  # a range is expanded: one that big is a typo, not a run
 _SELECTOR = re.compile(r"(?P<task>[^\[\]]+)(\[(?P<items>[^\[\]]*)\])?")
 _RANGE = re.compile(r"(\d+)(?:-(\d+))?", re.ASCII)  # a full-width digit is not an item number
@@ -72,7 +86,22 @@ def parse_selector(text: str, option: str) -> Selector:
 
 def awaiting(steps: Iterable[StepRecord]) -> list[StepRecord]:
     """The requests that wait for a decision, in task and item order."""
-    return [s for s in steps if s.item >= 0 and s.outcome_unknown and not s.idempotent]
+    now = time.time()
+    return [s for s in steps if s.item >= 0 and needs_decision(s, now)]
+
+
+def needs_decision(step: StepRecord, now: float) -> bool:
+    """Whether a request of unknown outcome is sent again only on a decision: it has no idempotency key, or
+    its key is older than an API keeps one, so that the API would act on it as a new request."""
+    if not step.outcome_unknown:
+        return False
+    return not step.idempotent or key_lapsed(step, now)
+
+
+def key_lapsed(step: StepRecord, now: float) -> bool:
+    """Whether `step` went out under an idempotency key that the API has forgotten by `now`."""
+    sent = step.sent_at
+    return step.idempotency_key is not None and sent is not None and now - sent > KEY_KEPT_SECONDS
 
 
 def decisions_for(

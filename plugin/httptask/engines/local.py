@@ -15,7 +15,15 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ..decisions import MARK_DONE, RECONCILED_ABSENT, RECONCILED_DONE, RESOLVING
+from ..decisions import (
+    KEY_KEPT_SECONDS,
+    MARK_DONE,
+    RECONCILED_ABSENT,
+    RECONCILED_DONE,
+    RESOLVING,
+    key_lapsed,
+    needs_decision,
+)
 from ..errors import (
     HttptaskError,
     KeyReused,
@@ -249,7 +257,7 @@ class LocalEngine:
                 decision=previous.decision,
             )
         unknown = previous if previous is not None and previous.outcome_unknown else None
-        waiting = unknown is not None and not unknown.idempotent
+        waiting = unknown is not None and needs_decision(unknown, time.time())
         decision = self._decisions.get((task.id, index)) if waiting else None
         if waiting and decision is None and not self._reconcile:
             assert unknown is not None
@@ -384,8 +392,13 @@ class LocalEngine:
         where = f"{task.id}[{index}]" if task.for_each is not None else task.id
         sent = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(unknown.sent_at)) if unknown.sent_at else "?"
         why = f" --reconcile could not tell: {reason}." if reason else ""
+        kind = (
+            f"under an idempotency key older than the {KEY_KEPT_SECONDS // 3600} hours an API keeps one"
+            if key_lapsed(unknown, time.time())
+            else "not idempotent"
+        )
         message = (
-            f"outcome unknown (sent {sent}, not idempotent), so it was not sent again.{why} Check on the "
+            f"outcome unknown (sent {sent}, {kind}), so it was not sent again.{why} Check on the "
             f"server, then resume with --mark-done '{where}' if it was received or --resend '{where}' if it "
             "was not."
         )
