@@ -199,10 +199,12 @@ class LocalEngine:
         if len(before) != len(items):
             then = f"{len(before)} when run {self._run_id} sent them"
             return f"forEach gives {len(items)} items now, {then}, {fix}"
+        journaled: list[Any] = []  # the items as the journal keeps them, made once for the whole list
         for index, step in sorted(before.items()):
             if step.item_value is None:  # never sent, so no value was journaled
                 continue
-            now = as_journaled(self._secrets.redactor.redact_value(items[index]))
+            journaled = journaled or as_journaled(self._secrets.redactor.redact_value(items))
+            now = journaled[index]
             if now != step.item_value:
                 return (
                     f"forEach gives other items now than when run {self._run_id} sent them: item {index} was "
