@@ -712,6 +712,14 @@ class Journal:
         ).fetchall()
         return [_run_record(row) for row in rows]
 
+    def same_runs(self, workflow_text: str, inputs: dict[str, Any], limit: int = 20) -> list[RunRecord]:
+        """The latest runs of this workflow text with these inputs (as journaled: redacted)."""
+        rows = self._reader.execute(
+            "SELECT * FROM runs WHERE workflow_text = ? AND inputs = ? ORDER BY started_at DESC LIMIT ?",
+            (_text(workflow_text), _dumps(inputs), limit),
+        ).fetchall()
+        return [_run_record(row) for row in rows]
+
     def steps(self, run_id: str) -> list[StepRecord]:
         rows = self._reader.execute("SELECT * FROM steps WHERE run_id = ? ORDER BY task, item", (run_id,))
         return [

@@ -21,7 +21,7 @@ from typing import Any
 
 from .catalog import Catalog
 from .checks import check_workflow, template_leaves
-from .decisions import MARK_DONE, decisions_for
+from .decisions import MARK_DONE, awaiting, decisions_for
 from .engines.local import LocalEngine
 from .engines.protocol import Engine, EngineFactory, Progress, Resumption, RunResult, TaskUpdate, Wiring
 from .errors import InputsInvalid, Issue, UsageError, WorkflowInvalid
@@ -122,6 +122,7 @@ def start_run(
     on_progress: Progress | None = None,
     on_start: Callable[[str], None] | None = None,
     engine: EngineFactory = _local_engine,
+    again: bool = False,
 ) -> RunResult:
     """Check the workflow, its inputs and every request that can be known before the run, journal a new run,
     and drive an engine through it to the end."""
@@ -139,6 +140,7 @@ def start_run(
         secrets=secrets,
         journal=journal,
         sandbox=sandbox,
+        again=again,
     )
     if on_start is not None:
         on_start(new.run_id)
@@ -181,12 +183,17 @@ def begin_run(
     secrets: SecretStore,
     journal: Journal,
     sandbox: bool,
+    again: bool = False,
 ) -> NewRun:
-    """`check_new_run`, then journal a new run; nothing is sent. `file` names where the text came from."""
+    """`check_new_run`, then journal a new run; nothing is sent. `file` names where the text came from.
+    Unless `again`, a run of the same workflow text with the same inputs that did not finish is resumed, not
+    started anew (`UsageError`): a new run would send again what that one may have sent."""
     workflow, values = check_new_run(
         text, file, inputs=inputs, catalog=catalog, secrets=secrets, sandbox=sandbox
     )
     redacted = secrets.redactor.redact_value(values)
+    if not (again or sandbox):  # the sandbox acts on nothing real
+        _refuse_a_second_start(journal, text, redacted)
     run_id = new_run_id()
     options = {"sandbox": sandbox, "secrets_file": str(secrets.file) if secrets.file else None}
     journal.create_run(
@@ -199,6 +206,25 @@ def begin_run(
         options=options,
     )
     return NewRun(run_id, workflow, values)
+
+
+def _refuse_a_second_start(journal: Journal, text: str, inputs: dict[str, Any]) -> None:
+    for earlier in journal.same_runs(text, inputs):
+        waiting = len(awaiting(journal.steps(earlier.run_id)))
+        if earlier.state == "running":
+            why = f"is running in process {earlier.pid}"
+        elif earlier.state == "interrupted":
+            why = "was interrupted"
+        elif waiting:
+            requests = f"{waiting} request{'s' if waiting > 1 else ''}"
+            why = f"has {requests} of unknown outcome waiting for a decision"
+        else:
+            continue
+        raise UsageError(
+            f"Run {earlier.run_id} of this workflow with these inputs {why}; a new run would send again what "
+            f"it sent. Finish it with 'httptask run --resume {earlier.run_id}' ('httptask runs show "
+            f"{earlier.run_id}' tells what it did), or start a new run all the same with --again."
+        )
 
 
 async def drive_run(

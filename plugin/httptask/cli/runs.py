@@ -62,6 +62,12 @@ __all__ = ["run_command", "runs_group"]
 )
 @click.option("--note", help="On --resume: the evidence for --mark-done/--resend, journaled with them.")
 @click.option(
+    "--again",
+    is_flag=True,
+    help="Start a new run even though a run of this workflow with the same inputs did not finish (it may "
+    "send what that one sent).",
+)
+@click.option(
     "--engine",
     type=click.Choice(["local", "temporal"]),
     default="local",
@@ -96,6 +102,7 @@ def run_command(
     resend: tuple[str, ...],
     reconcile: bool,
     note: str | None,
+    again: bool,
     engine: str,
     no_wait: bool,
     address: str | None,
@@ -137,6 +144,8 @@ def run_command(
         return
     if no_wait:
         raise UsageError("--no-wait applies to --engine temporal; a local run ends with this command.")
+    if resume_id is not None and again:
+        raise UsageError("--again starts a new run; leave it out with --resume RUN_ID.")
     if resume_id is None and (mark_done or resend or reconcile or note):
         raise UsageError("--mark-done, --resend, --reconcile and --note only apply to --resume RUN_ID.")
     if resume_id is None and workflow_file is None:
@@ -158,6 +167,7 @@ def run_command(
                     concurrency=concurrency,
                     on_progress=on_progress,
                     on_start=None if as_json else _announce,
+                    again=again,
                 )
             else:
                 result = resume_run(

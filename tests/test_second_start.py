@@ -1,0 +1,58 @@
+"""After a crash, the natural next command is the same one again. A new run would send every refund the
+killed one sent (under new keys, so even keyed ones twice), so it is refused and the interrupted run is named
+for --resume; --again starts it all the same, and a run that finished never stops the next one."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from faults import fault_server
+from test_fault_matrix import BODIES, WORKFLOW
+
+CRASH = str(Path(__file__).resolve().parent / "crashpoints.py")
+
+
+def test_the_same_command_after_a_crash_is_refused_and_names_the_run_to_resume(tmp_path: Path) -> None:
+    workflow = tmp_path / "refunds.yaml"
+    workflow.write_text(WORKFLOW % {"operation": "record_refund", "body": BODIES["record_refund"]})
+    secret = {"HTTPTASK_SECRET_CHARGEBEE_API_KEY": "test_again_key"}
+    env = {**os.environ, "HTTPTASK_JOURNAL": str(tmp_path / "journal.sqlite3"), **secret}
+    with fault_server() as server:
+        inputs = json.dumps({"invoices": [f"inv_{n}" for n in range(6)], "api_url": server.url})
+        command = ["run", str(workflow), "--input", inputs, "--concurrency", "1"]
+
+        def httptask(*args: str) -> subprocess.CompletedProcess[str]:
+            command = [sys.executable, "-m", "httptask", *args]
+            return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+
+        killed = subprocess.run(
+            [sys.executable, CRASH, "after-sent-before-write", "3", *command],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+        with sqlite3.connect(tmp_path / "journal.sqlite3") as connection:
+            (run_id,) = connection.execute("SELECT run_id FROM runs").fetchone()
+        sent = server.arrivals()
+
+        again = httptask(*command)
+        assert again.returncode == 2, again.stdout + again.stderr
+        assert again.stderr == (
+            f"error: Run {run_id} of this workflow with these inputs was interrupted; a new run would send "
+            f"again what it sent. Finish it with 'httptask run --resume {run_id}' ('httptask runs show "
+            f"{run_id}' tells what it did), or start a new run all the same with --again.\n"
+        )
+        assert server.arrivals() == sent
+
+        resumed = httptask("run", "--resume", run_id, "--resend", "refund[2]")
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        assert server.acted() == {f"/invoices/inv_{n}/record_refund": 1 for n in range(6)}
+        finished_once_more = httptask(*command)  # the run finished: a new one is the user's to start
+        assert finished_once_more.returncode == 0, finished_once_more.stderr
+        assert httptask(*command, "--again").returncode == 0
+        assert set(server.acted().values()) == {3}
