@@ -56,3 +56,30 @@ def test_the_same_command_after_a_crash_is_refused_and_names_the_run_to_resume(t
         assert finished_once_more.returncode == 0, finished_once_more.stderr
         assert httptask(*command, "--again").returncode == 0
         assert set(server.acted().values()) == {3}
+
+
+def test_the_same_command_after_a_keyed_refund_timed_out_is_refused_since_a_new_run_has_new_keys(
+    tmp_path: Path,
+) -> None:
+    workflow = tmp_path / "refunds.yaml"
+    workflow.write_text(WORKFLOW % {"operation": "refund_invoice", "body": BODIES["refund_invoice"]})
+    secret = {"HTTPTASK_SECRET_CHARGEBEE_API_KEY": "test_again_key"}
+    env = {**os.environ, "HTTPTASK_JOURNAL": str(tmp_path / "journal.sqlite3"), **secret}
+    def stall_inv_1(path: str, arrived: int) -> str:
+        return "stall" if path == "/invoices/inv_1/refund" else "answer"
+
+    with fault_server(stall_inv_1) as server:
+        server.stall_seconds = 1.5
+        inputs = json.dumps({"invoices": ["inv_0", "inv_1"], "api_url": server.url})
+        command = [sys.executable, "-m", "httptask", "run", str(workflow), "--input", inputs]
+        first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        assert first.returncode == 1, first.stdout + first.stderr
+        with sqlite3.connect(tmp_path / "journal.sqlite3") as connection:
+            (run_id,) = connection.execute("SELECT run_id FROM runs").fetchone()
+        again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        assert again.returncode == 2, again.stdout + again.stderr
+        assert again.stderr.startswith(
+            f"error: Run {run_id} of this workflow with these inputs has 1 request of unknown outcome; a new "
+            "run would send again what it sent."
+        )
+        assert server.acted() == {"/invoices/inv_0/refund": 1, "/invoices/inv_1/refund": 1}

@@ -21,7 +21,7 @@ from typing import Any
 
 from .catalog import Catalog
 from .checks import check_workflow, template_leaves
-from .decisions import MARK_DONE, awaiting, decisions_for
+from .decisions import MARK_DONE, decisions_for
 from .engines.local import LocalEngine
 from .engines.protocol import Engine, EngineFactory, Progress, Resumption, RunResult, TaskUpdate, Wiring
 from .errors import InputsInvalid, Issue, UsageError, WorkflowInvalid
@@ -210,14 +210,14 @@ def begin_run(
 
 def _refuse_a_second_start(journal: Journal, text: str, inputs: dict[str, Any]) -> None:
     for earlier in journal.same_runs(text, inputs):
-        waiting = len(awaiting(journal.steps(earlier.run_id)))
+        unknown = sum(step.item >= 0 and step.outcome_unknown for step in journal.steps(earlier.run_id))
         if earlier.state == "running":
             why = f"is running in process {earlier.pid}"
         elif earlier.state == "interrupted":
             why = "was interrupted"
-        elif waiting:
-            requests = f"{waiting} request{'s' if waiting > 1 else ''}"
-            why = f"has {requests} of unknown outcome waiting for a decision"
+        elif unknown:
+            # A new run sends them under new idempotency keys: only a resume keeps theirs.
+            why = f"has {unknown} request{'s' if unknown > 1 else ''} of unknown outcome"
         else:
             continue
         raise UsageError(
