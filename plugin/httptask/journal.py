@@ -285,13 +285,7 @@ class StepRecord:
     def outcome_unknown(self) -> bool:
         """Sent with no final answer recorded, and the server may have acted: killed between 'sent' and the
         answer, a timeout or a reset after the write, a 5xx, or an answer that could not be used."""
-        if self.state == "sent":
-            return True
-        return (
-            self.state == "failed"
-            and self.outcome is not None
-            and may_have_acted(self.outcome, self.http_status)
-        )
+        return _unknown(self.state, self.outcome, self.http_status)
 
 
 @dataclass(frozen=True)
@@ -712,13 +706,23 @@ class Journal:
         ).fetchall()
         return [_run_record(row) for row in rows]
 
-    def same_runs(self, workflow_text: str, inputs: dict[str, Any], limit: int = 20) -> list[RunRecord]:
-        """The latest runs of this workflow text with these inputs (as journaled: redacted)."""
+    def latest_same_run(self, workflow_text: str, inputs: dict[str, Any]) -> RunRecord | None:
+        """The latest run of this workflow text with these inputs (as journaled: redacted), if any."""
+        row = self._reader.execute(
+            "SELECT * FROM runs WHERE workflow_text = ? AND inputs = ? ORDER BY started_at DESC LIMIT 1",
+            (_text(workflow_text), _dumps(inputs)),
+        ).fetchone()
+        return None if row is None else _run_record(row)
+
+    def unknown_outcomes(self, run_id: str) -> int:
+        """How many of the run's requests have an unknown outcome (`StepRecord.outcome_unknown`), counted
+        without reading their requests and responses."""
         rows = self._reader.execute(
-            "SELECT * FROM runs WHERE workflow_text = ? AND inputs = ? ORDER BY started_at DESC LIMIT ?",
-            (_text(workflow_text), _dumps(inputs), limit),
-        ).fetchall()
-        return [_run_record(row) for row in rows]
+            "SELECT state, outcome, http_status FROM steps WHERE run_id = ? AND item >= 0 "
+            "AND state IN ('sent', 'failed')",
+            (run_id,),
+        )
+        return sum(_unknown(state, None if o is None else Outcome(o), status) for state, o, status in rows)
 
     def steps(self, run_id: str) -> list[StepRecord]:
         rows = self._reader.execute("SELECT * FROM steps WHERE run_id = ? ORDER BY task, item", (run_id,))
@@ -771,6 +775,12 @@ class Journal:
 def as_journaled(value: Any) -> Any:
     """`value` as the journal gives it back once written (JSON, redacted)."""
     return _loads(_dumps(value))
+
+
+def _unknown(state: str, outcome: Outcome | None, status: int | None) -> bool:
+    if state == "sent":
+        return True
+    return state == "failed" and outcome is not None and may_have_acted(outcome, status)
 
 
 def decider() -> str:

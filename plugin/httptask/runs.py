@@ -209,22 +209,25 @@ def begin_run(
 
 
 def _refuse_a_second_start(journal: Journal, text: str, inputs: dict[str, Any]) -> None:
-    for earlier in journal.same_runs(text, inputs):
-        unknown = sum(step.item >= 0 and step.outcome_unknown for step in journal.steps(earlier.run_id))
-        if earlier.state == "running":
-            why = f"is running in process {earlier.pid}"
-        elif earlier.state == "interrupted":
-            why = "was interrupted"
-        elif unknown:
-            # A new run sends them under new idempotency keys: only a resume keeps theirs.
-            why = f"has {unknown} request{'s' if unknown > 1 else ''} of unknown outcome"
-        else:
-            continue
-        raise UsageError(
-            f"Run {earlier.run_id} of this workflow with these inputs {why}; a new run would send again what "
-            f"it sent. Finish it with 'httptask run --resume {earlier.run_id}' ('httptask runs show "
-            f"{earlier.run_id}' tells what it did), or start a new run all the same with --again."
-        )
+    # The latest such run only: once one finished, a later start is the user's own decision.
+    earlier = journal.latest_same_run(text, inputs)
+    if earlier is None:
+        return
+    unknown = journal.unknown_outcomes(earlier.run_id)
+    if earlier.state == "running":
+        why = f"is running in process {earlier.pid}"
+    elif earlier.state == "interrupted":
+        why = "was interrupted"
+    elif unknown:
+        # A new run sends them under new idempotency keys: only a resume keeps theirs.
+        why = f"has {unknown} request{'s' if unknown > 1 else ''} of unknown outcome"
+    else:
+        return
+    raise UsageError(
+        f"Run {earlier.run_id} of this workflow with these inputs {why}; a new run would send again what it "
+        f"sent. Finish it with 'httptask run --resume {earlier.run_id}' ('httptask runs show "
+        f"{earlier.run_id}' tells what it did), or start a new run all the same with --again."
+    )
 
 
 async def drive_run(
