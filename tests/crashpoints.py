@@ -91,6 +91,29 @@ def install(point: str, n: int) -> None:
         raise SystemExit(f"unknown crash point {point!r}; one of {', '.join(POINTS)}")
 
 
+def killed_run(env: dict[str, str], point: str, n: int, *args: str) -> str:
+    """Run `httptask ARGS` (a run) killed with SIGKILL at POINT of its Nth request; the run id it journaled
+    in `env`'s HTTPTASK_JOURNAL."""
+    import sqlite3
+    import subprocess
+
+    command = [sys.executable, __file__, point, str(n), *args]
+    killed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    with sqlite3.connect(env["HTTPTASK_JOURNAL"]) as connection:
+        (run_id,) = connection.execute("SELECT run_id FROM runs ORDER BY started_at DESC").fetchone()
+    return str(run_id)
+
+
+def later(hours: float) -> str:
+    """Python code that runs `httptask ARGV` with its clock `hours` ahead (a resume a day later, in a test
+    that does not wait a day): `[sys.executable, "-c", later(25), "run", ...]`."""
+    return (
+        f"import sys, time\nreal = time.time\ntime.time = lambda: real() + {hours} * 3600\n"
+        "from httptask.cli import main\nsys.argv = ['httptask', *sys.argv[1:]]\nmain()\n"
+    )
+
+
 def main() -> None:
     point, n, *args = sys.argv[1:]
     install(point, int(n))

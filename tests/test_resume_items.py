@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -16,19 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from crashpoints import killed_run, later
 from faults import fault_server
 
-CRASH = str(Path(__file__).resolve().parent / "crashpoints.py")
 ITEMS = 12
-# The resume runs an hour later: its clock is moved, since a test does not wait an hour.
-LATER = """
-import sys, time
-real = time.time
-time.time = lambda: real() + 3600
-from httptask.cli import main
-sys.argv = ["httptask", *sys.argv[1:]]
-main()
-"""
 WORKFLOW = """\
 name: due
 inputs:
@@ -72,22 +61,16 @@ def test_a_resume_whose_foreach_gives_other_items_sends_nothing_of_that_task(
     secret = {"HTTPTASK_SECRET_CHARGEBEE_API_KEY": "test_due_key"}
     env = {**os.environ, "HTTPTASK_JOURNAL": str(journal), **secret}
     with fault_server() as server:
-        later = int(time.time()) + 1800
-        refunds = [{"invoice": f"inv_{n:02d}", "due": later if n % 2 else later - 3600} for n in range(ITEMS)]
-        inputs = json.dumps({"refunds": refunds, "api_url": server.url, "later": later})
-        killed = subprocess.run(
-            [sys.executable, CRASH, "after-sent-before-write", "4", "run", str(workflow), "--input", inputs,
-             "--concurrency", "1"],
-            env=env, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-        assert killed.returncode == -signal.SIGKILL, killed.stderr
-        with sqlite3.connect(journal) as connection:
-            (run_id,) = connection.execute("SELECT run_id FROM runs").fetchone()
+        cut = int(time.time()) + 1800
+        refunds = [{"invoice": f"inv_{n:02d}", "due": cut if n % 2 else cut - 3600} for n in range(ITEMS)]
+        inputs = json.dumps({"refunds": refunds, "api_url": server.url, "later": cut})
+        run_id = killed_run(env, "after-sent-before-write", 4, "run", str(workflow), "--input", inputs,
+                            "--concurrency", "1")  # fmt: skip
         acted = server.acted()
         assert sum(acted.values()) == 3 and set(acted.values()) == {1}
 
         resumed = subprocess.run(
-            [sys.executable, "-c", LATER, "run", "--resume", run_id],
+            [sys.executable, "-c", later(1), "run", "--resume", run_id],
             env=env, capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         assert resumed.returncode == 1, resumed.stdout + resumed.stderr

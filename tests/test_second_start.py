@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
+from crashpoints import killed_run
 from faults import fault_server
 from test_fault_matrix import BODIES, WORKFLOW
-
-CRASH = str(Path(__file__).resolve().parent / "crashpoints.py")
 
 
 def test_the_same_command_after_a_crash_is_refused_and_names_the_run_to_resume(tmp_path: Path) -> None:
@@ -31,13 +29,7 @@ def test_the_same_command_after_a_crash_is_refused_and_names_the_run_to_resume(t
             command = [sys.executable, "-m", "httptask", *args]
             return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
 
-        killed = subprocess.run(
-            [sys.executable, CRASH, "after-sent-before-write", "3", *command],
-            env=env, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-        assert killed.returncode == -signal.SIGKILL, killed.stderr
-        with sqlite3.connect(tmp_path / "journal.sqlite3") as connection:
-            (run_id,) = connection.execute("SELECT run_id FROM runs").fetchone()
+        run_id = killed_run(env, "after-sent-before-write", 3, *command)
         sent = server.arrivals()
 
         again = httptask(*command)
@@ -65,6 +57,7 @@ def test_the_same_command_after_a_keyed_refund_timed_out_is_refused_since_a_new_
     workflow.write_text(WORKFLOW % {"operation": "refund_invoice", "body": BODIES["refund_invoice"]})
     secret = {"HTTPTASK_SECRET_CHARGEBEE_API_KEY": "test_again_key"}
     env = {**os.environ, "HTTPTASK_JOURNAL": str(tmp_path / "journal.sqlite3"), **secret}
+
     def stall_inv_1(path: str, arrived: int) -> str:
         return "stall" if path == "/invoices/inv_1/refund" else "answer"
 
