@@ -1,22 +1,118 @@
-"""`make bench`: run every benchmark script in bench/ in turn, each in its own interpreter."""
+"""`make bench`: every benchmark in turn, each in its own interpreter; writes bench/results.json and prints
+the figures against their targets, beside those in bench/baseline.json (the "before") when present.
+
+`python bench/run.py [--quick]`: --quick leaves out the 1,000,000-item run and takes 3 rounds instead of 5.
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import platform
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import fanout
+import growth
+import prepare
 
 HERE = Path(__file__).resolve().parent
-# Modules that other scripts import rather than benchmarks of their own.
-LIBRARIES = {"synthetic_openapi.py", "_naive_temporal.py"}
+RESULTS = HERE / "results.json"
+BASELINE = HERE / "baseline.json"
+
+
+def _script(name: str, *args: str) -> dict[str, Any]:
+    print(f"== {name} {' '.join(args)}", flush=True)
+    done = subprocess.run(
+        [sys.executable, str(HERE / name), *args, "--json"], stdout=subprocess.PIPE, text=True, check=True
+    )
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def _size(figures: dict[str, Any], items: int) -> dict[str, Any] | None:
+    return next((row for row in figures["growth"]["sizes"] if row["items"] == items), None)
+
+
+# (what, figure, target, better when) for the table of targets; a figure is read from results.json.
+TARGETS: list[tuple[str, Callable[[dict[str, Any]], float | None], float, str]] = [
+    (
+        "engine / raw aiohttp, 3,000 items",
+        lambda f: f["fanout"]["ratios"]["engine/aiohttp"]["median"],
+        0.8,
+        ">=",
+    ),
+    ("prepare, µs per fan-out item", lambda f: f["prepare"]["fanout_item_us"]["median"], 40, "<="),
+    ("prepare, µs per Test request", lambda f: f["prepare"]["test_request_us"]["median"], 50, "<="),
+    ("peak RSS MB, 10,000 items", lambda f: (_size(f, 10_000) or {}).get("peak_rss_mb"), 120, "<="),
+    ("peak RSS MB, 1,000,000 items", lambda f: (_size(f, 1_000_000) or {}).get("peak_rss_mb"), 250, "<="),
+]
+
+
+def targets_table(figures: dict[str, Any], baseline: dict[str, Any] | None) -> str:
+    lines = [f"  {'target':36}{'before':>10}{'now':>10}{'goal':>10}  met"]
+    for what, read, goal, sense in TARGETS:
+        now = _read(read, figures)
+        before = _read(read, baseline) if baseline else None
+        met = "-" if now is None else "yes" if (now >= goal if sense == ">=" else now <= goal) else "NO"
+        lines.append(f"  {what:36}{_cell(before):>10}{_cell(now):>10}{sense + ' ' + str(goal):>10}  {met}")
+    return "\n".join(lines)
+
+
+def _read(read: Callable[[dict[str, Any]], float | None], figures: dict[str, Any]) -> float | None:
+    try:
+        return read(figures)
+    except (KeyError, TypeError):
+        return None
+
+
+def _cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.2f}" if value < 10 else f"{value:,.0f}"
 
 
 def main() -> None:
-    for script in sorted(HERE.glob("*.py")):
-        if script.name == Path(__file__).name or script.name in LIBRARIES:
-            continue
-        print(f"== {script.name}", flush=True)
-        subprocess.run([sys.executable, str(script)], check=True)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    sizes = "1000,10000,100000" if args.quick else growth.DEFAULT_SIZES
+    rounds = "3" if args.quick else "5"
+    started = time.time()
+    figures: dict[str, Any] = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average_at_start": os.getloadavg(),
+            "commit": subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE, check=False
+            ).stdout.strip(),
+            "date": time.strftime("%Y-%m-%d %H:%M"),
+        },
+        "fanout": _script("fanout.py", "--rounds", rounds),
+        "prepare": _script("prepare.py"),
+        "growth": _script("growth.py", "--sizes", sizes),
+        "cold_start": _script("cold_start.py"),
+    }
+    figures["machine"]["minutes"] = round((time.time() - started) / 60, 1)
+    RESULTS.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    baseline = json.loads(BASELINE.read_text(encoding="utf-8")) if BASELINE.exists() else None
+    print()
+    print(fanout.table(figures["fanout"]))
+    print(prepare.table(figures["prepare"]))
+    print(growth.table(figures["growth"]))
+    print()
+    if baseline is not None:
+        print(
+            f"before: {BASELINE.name} (commit {baseline['machine']['commit']}, {baseline['machine']['date']})"
+        )
+    print(targets_table(figures, baseline))
+    print(f"\nwritten to {RESULTS.relative_to(HERE.parent)}")
 
 
 if __name__ == "__main__":

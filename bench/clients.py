@@ -1,0 +1,149 @@
+"""The clients whose throughput is compared: httptask's local engine and the raw libraries beside it.
+
+Each client sends `items` refund POSTs at `concurrency` to the loopback server, in a fresh process:
+`python bench/clients.py KIND URL ITEMS CONCURRENCY` prints one JSON line with its wall time, tasks/s, CPU
+time and peak RSS. Imports happen before the clock starts; everything after (sessions, the run's journal, the
+catalog) is timed.
+
+- `engine`: `examples/refund-invoices.yaml` on the local engine, journal on (a fresh SQLite file, every
+  refund's 'sent' record committed with fsync before it goes on the wire);
+- `aiohttp`: one `aiohttp.ClientSession`, `concurrency` workers under `asyncio.gather`;
+- `aiohttp-uvloop`: the same on uvloop's event loop;
+- `httpx`: one `httpx.AsyncClient` with its own pool, the same workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "refund-invoices.yaml"
+KINDS = ("engine", "aiohttp", "aiohttp-uvloop", "httpx")
+BODY = b"refund_amount=100&comment=Refund+approved+by+support."
+HEADERS = {"content-type": "application/x-www-form-urlencoded", "authorization": "Basic YmVuY2hfa2V5Og=="}
+
+
+def run(kind: str, url: str, items: int, concurrency: int) -> dict[str, Any]:
+    """One client's run; CPU time is counted from just before the clock starts, imports excluded."""
+    if kind not in KINDS:
+        raise SystemExit(f"unknown client {kind!r}; one of {', '.join(KINDS)}")
+    figures: dict[str, Any] = {}
+    if kind == "engine":
+        seconds, cpu = _engine(url, items, concurrency, figures)
+    else:
+        import aiohttp  # noqa: F401  (imported before the clock starts, as the engine's modules are)
+        import httpx  # noqa: F401
+        import uvloop
+
+        cpu = _cpu_seconds()
+        if kind == "aiohttp-uvloop":
+            seconds = uvloop.run(_aiohttp(url, items, concurrency))
+        elif kind == "aiohttp":
+            seconds = asyncio.run(_aiohttp(url, items, concurrency))
+        else:
+            seconds = asyncio.run(_httpx(url, items, concurrency))
+        cpu = _cpu_seconds() - cpu
+    return {
+        **figures,
+        "seconds": seconds,
+        "tasks_per_s": items / seconds,
+        "cpu_s": cpu,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def _cpu_seconds() -> float:
+    """This process's CPU time so far, every thread included."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _engine(url: str, items: int, concurrency: int, figures: dict[str, Any]) -> tuple[float, float]:
+    from httptask.engines.local import start_run
+
+    _import_engine_modules()
+    invoices = [{"id": f"inv_{n}", "amount": 100} for n in range(items)]
+    inputs = {"invoices": invoices, "api_url": f"{url}/api/v2"}
+    os.environ["HTTPTASK_SECRET_CHARGEBEE_API_KEY"] = "bench_key"
+    with tempfile.TemporaryDirectory() as folder:
+        journal = Path(folder) / "journal.sqlite3"
+        cpu = _cpu_seconds()
+        started = time.perf_counter()
+        result = start_run(EXAMPLE, inputs=inputs, concurrency=concurrency, journal_path=journal)
+        seconds = time.perf_counter() - started
+        cpu = _cpu_seconds() - cpu
+        figures["journal_mb"] = sum(f.stat().st_size for f in Path(folder).iterdir()) / 2**20
+    if result.status != "succeeded":
+        raise SystemExit(f"the engine's run failed: {result.errors[:3]}")
+    return seconds, cpu
+
+
+def _import_engine_modules() -> None:
+    """The engine's lazy imports, done before the clock starts (as the raw clients' libraries are)."""
+    for name in ("httptask.validation", "httptask.encoding", "httptask.auth"):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+
+
+async def _workers(items: int, concurrency: int, send: Callable[[int], Any]) -> None:
+    pending = iter(range(items))
+
+    async def worker() -> None:
+        for n in pending:
+            await send(n)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+async def _aiohttp(url: str, items: int, concurrency: int) -> float:
+    import aiohttp
+
+    started = time.perf_counter()
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+
+        async def send(n: int) -> None:
+            async with session.post(
+                f"{url}/api/v2/invoices/inv_{n}/refund",
+                data=BODY,
+                headers={**HEADERS, "chargebee-idempotency-key": f"k{n}"},
+            ) as response:
+                await response.read()
+                assert response.status == 200
+
+        await _workers(items, concurrency, send)
+    return time.perf_counter() - started
+
+
+async def _httpx(url: str, items: int, concurrency: int) -> float:
+    import httpx
+
+    started = time.perf_counter()
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits) as http:
+
+        async def send(n: int) -> None:
+            response = await http.post(
+                f"{url}/api/v2/invoices/inv_{n}/refund",
+                content=BODY,
+                headers={**HEADERS, "chargebee-idempotency-key": f"k{n}"},
+            )
+            assert response.status_code == 200
+
+        await _workers(items, concurrency, send)
+    return time.perf_counter() - started
+
+
+if __name__ == "__main__":
+    kind, url, items, concurrency = sys.argv[1:5]
+    print(json.dumps(run(kind, url, int(items), int(concurrency))))

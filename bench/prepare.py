@@ -1,0 +1,116 @@
+"""The CPU cost of `prepare` (render, build, validate, encode; nothing sent) per request, in microseconds.
+
+`python bench/prepare.py [--repeats 7] [--json]`:
+
+- per item of a fan-out: `examples/refund-invoices.yaml`'s refund task, one invoice after another, as the
+  local engine prepares each item;
+- per Test request: `examples/tasks/chargebee-record-refund.yaml` with `examples/tasks/demo-input.json`, the
+  whole `prepare` the editor and `httptask test-request` run.
+
+Each figure is the median (min-max) over `repeats` timed batches, after one untimed batch that fills the
+caches a long-running editor or engine has warm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from stats import spread, text
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def per_call_us(batch: Callable[[], int], repeats: int) -> dict[str, Any]:
+    batch()
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        calls = batch()
+        samples.append((time.perf_counter() - started) / calls * 1e6)
+    return spread(samples, 1)
+
+
+def fanout_batch(items: int) -> Callable[[], int]:
+    from httptask.catalog import Catalog
+    from httptask.execute import prepare
+    from httptask.secrets import SecretStore
+    from httptask.workflow import parse_workflow_text
+
+    example = ROOT / "examples" / "refund-invoices.yaml"
+    workflow = parse_workflow_text(example.read_text(encoding="utf-8"), str(example))
+    task = workflow.tasks[0]
+    inputs = workflow.with_defaults(
+        {
+            "invoices": [{"id": f"inv_{n}", "amount": 100} for n in range(items)],
+            "api_url": "http://127.0.0.1:9/api/v2",
+        }
+    )
+    catalog, secrets = Catalog.default(), SecretStore()
+
+    def batch() -> int:
+        for n, item in enumerate(inputs["invoices"]):
+            prepare(task, inputs=inputs, catalog=catalog, secrets=secrets, tasks={}, extra={"item": item},
+                    key_seed=f"run/refund/{n}")  # fmt: skip
+        return items
+
+    return batch
+
+
+def test_request_batch(calls: int) -> Callable[[], int]:
+    from httptask.catalog import Catalog
+    from httptask.execute import prepare
+    from httptask.secrets import SecretStore
+    from httptask.tasks import load_task
+
+    task = load_task(ROOT / "examples" / "tasks" / "chargebee-record-refund.yaml")
+    inputs = json.loads((ROOT / "examples" / "tasks" / "demo-input.json").read_text(encoding="utf-8"))
+    catalog, secrets = Catalog.default(), SecretStore()
+
+    def batch() -> int:
+        for _ in range(calls):
+            prepare(task, inputs=inputs, catalog=catalog, secrets=secrets)
+        return calls
+
+    return batch
+
+
+def measure(repeats: int) -> dict[str, Any]:
+    os.environ.setdefault("HTTPTASK_SECRET_CHARGEBEE_API_KEY", "bench_key")
+    os.environ.setdefault("HTTPTASK_SECRET_CHARGEBEE", "bench_key")
+    return {
+        "fanout_item_us": per_call_us(fanout_batch(3000), repeats),
+        "test_request_us": per_call_us(test_request_batch(1000), repeats),
+        "repeats": repeats,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    figures = measure(args.repeats)
+    print(json.dumps(figures, indent=2) if args.json else table(figures))
+
+
+def table(figures: dict[str, Any]) -> str:
+    return "\n".join(
+        [
+            f"prepare, µs per request, median (min-max) of {figures['repeats']} batches:",
+            f"  fan-out item (refund-invoices)            {text(figures['fanout_item_us'], ',.1f')}",
+            f"  Test request (chargebee.record_refund)    {text(figures['test_request_us'], ',.1f')}",
+        ]
+    )
+
+
+if __name__ == "__main__":
+    main()
