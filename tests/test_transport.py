@@ -1,22 +1,25 @@
 """Sending through the real transport to a recording server on 127.0.0.1: the exact bytes of each seed
-operation arrive; redirects to another host are refused; responses are capped; JSON is parsed, the rest is
-text."""
+operation arrive; redirects to another host are refused; responses are capped (decoded bytes counted); gzip
+and deflate are decoded; URLs go out encoded; JSON is parsed, the rest is text."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import gzip
+import zlib
 from typing import Any
 
 import pytest
 
 from httptask.catalog import Catalog
-from httptask.errors import ResponseTooLarge, SendError
+from httptask.errors import NotSent, OutcomeUnknown, ResponseTooLarge, SendError
 from httptask.execute import prepare, send_prepared
 from httptask.messages import HttpRequest, HttpResponse
+from httptask.netguard import DestinationPolicy, static_resolve
 from httptask.secrets import SecretStore
 from httptask.tasks import parse_task
-from httptask.transport import Sender, Timeouts
+from httptask.transport import Sender, Timeouts, wire_url
 from servers import RecordingServer
 
 SECRET = "sk_live_ZEBRA42_do_not_leak"
@@ -243,3 +246,94 @@ def test_json_is_parsed_and_other_bodies_are_text(server: RecordingServer) -> No
     server.answer(200, b"plain \xff", {"Content-Type": "text/plain"})
     assert _send_raw(HttpRequest("GET", server.url + "/j")).body() == {"id": "re_1"}
     assert _send_raw(HttpRequest("GET", server.url + "/t")).body() == "plain \ufffd"
+
+
+ENCODINGS = {
+    "gzip": gzip.compress,
+    "deflate": zlib.compress,  # RFC 9110's deflate: zlib-wrapped
+    "raw deflate": lambda data: zlib.compress(data, wbits=-zlib.MAX_WBITS),  # what some servers send instead
+}
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_a_compressed_answer_is_decoded(server: RecordingServer, encoding: str) -> None:
+    body = b'{"refund": "re_1", "note": "' + b"x" * 5000 + b'"}'
+    server.answer(
+        200,
+        ENCODINGS[encoding](body),
+        {"Content-Type": "application/json", "Content-Encoding": encoding.split()[-1]},
+    )
+    response = _send_raw(HttpRequest("GET", server.url + "/z"))
+    assert response.content == body
+    assert response.body() == {"refund": "re_1", "note": "x" * 5000}
+    assert "gzip" in (server.requests[0].header("accept-encoding") or "")
+
+
+def test_the_cap_counts_decoded_bytes_so_a_compression_bomb_stops_at_it(server: RecordingServer) -> None:
+    bomb = gzip.compress(b"\0" * (64 * 2**20), compresslevel=9)  # 64 MiB of zeros in about 64 KB
+    server.answer(200, bomb, {"Content-Type": "application/octet-stream", "Content-Encoding": "gzip"})
+    with pytest.raises(ResponseTooLarge):
+        _send_raw(HttpRequest("GET", server.url + "/bomb"), max_response_bytes=2**20)
+
+
+def test_a_url_with_non_ascii_and_stray_characters_is_encoded_and_escapes_are_kept(
+    server: RecordingServer,
+) -> None:
+    _send_raw(HttpRequest("GET", server.url + "/café/a%2Fb/x y?q=ü ö&r=%zz&s=%41"))
+    assert server.requests[0].path == "/caf%C3%A9/a%2Fb/x%20y?q=%C3%BC%20%C3%B6&r=%25zz&s=%41"
+
+
+def test_a_non_ascii_host_goes_out_in_idna(server: RecordingServer) -> None:
+    port = server.url.rsplit(":", 1)[1]
+    sender = Sender(
+        policy=DestinationPolicy(allow_hosts=["bücher.test", "xn--bcher-kva.test"]),
+        resolve=static_resolve({"xn--bcher-kva.test": ["127.0.0.1"]}),
+    )
+
+    async def go() -> HttpResponse:
+        async with sender:
+            return await sender.send(HttpRequest("GET", f"http://bücher.test:{port}/r"))
+
+    assert asyncio.run(go()).status == 200
+    assert server.requests[0].header("host") == f"xn--bcher-kva.test:{port}"
+
+
+def test_wire_url_leaves_a_clean_url_as_it_is() -> None:
+    url = "http://127.0.0.1:8080/invoices/a%2Fb/refund?x=%C3%A9&y=1#f"
+    assert str(wire_url(url)) == url
+    assert wire_url(url).raw_path == "/invoices/a%2Fb/refund"
+
+
+def test_a_header_that_would_split_the_request_is_not_sent(server: RecordingServer) -> None:
+    with pytest.raises(NotSent) as caught:
+        _send_raw(HttpRequest("GET", server.url + "/h", (("x-note", "a\r\nx-evil: 1"),)))
+    assert (str(caught.value), caught.value.retryable) == (
+        "Not sent: the header 'x-note' holds a line break or NUL, which would split the request.",
+        False,
+    )
+    assert server.requests == []
+
+
+def test_a_body_goes_out_with_the_content_type_given_or_none(server: RecordingServer) -> None:
+    _send_raw(HttpRequest("POST", server.url + "/b", (), b"raw"))
+    _send_raw(HttpRequest("POST", server.url + "/b", (("content-type", "text/csv"),), b"a,b"))
+    first, second = server.requests
+    assert (first.body, first.header("content-type")) == (b"raw", None)
+    assert (second.body, second.header("content-type")) == (b"a,b", "text/csv")
+
+
+def test_the_total_timeout_bounds_a_slow_answer(server: RecordingServer) -> None:
+    server.behaviours.append("slow")
+
+    async def go() -> HttpResponse:
+        async with Sender() as sender:
+            return await sender.send(
+                HttpRequest("POST", server.url + "/slow", (), b"{}"),
+                timeouts=Timeouts(connect=1, read=5, total=0.3),
+            )
+
+    with pytest.raises(OutcomeUnknown) as caught:
+        asyncio.run(go())
+    assert str(caught.value) == (
+        f"No answer from {server.url} within 0.3 s (total timeout); the server may have received the request."
+    )
