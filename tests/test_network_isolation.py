@@ -65,3 +65,24 @@ def test_the_suite_runs_in_a_loopback_only_network_namespace() -> None:
     )
     code = subprocess.run([sys.executable, "-c", probe], timeout=10).returncode
     assert code == 101  # ENETUNREACH: no route exists, so nothing was sent
+
+
+def test_the_namespace_stops_uvloop_whose_connects_the_tripwire_cannot_see() -> None:
+    if os.environ.get("HTTPTASK_NETNS") != "1":
+        pytest.skip("not run by `make test` in a network namespace (HTTPTASK_NETNS is unset)")
+    # Checked first, so this test can never send a packet from a namespace that has a way out.
+    assert sorted(name for _, name in socket.if_nameindex()) == ["lo"]
+    # uvloop connects in C (libuv), without Python's socket module: no audit event, so only the namespace
+    # stands between it and the address. A fresh process has no tripwire at all.
+    probe = (
+        "import asyncio, sys, uvloop\n"
+        "async def main():\n"
+        "    try:\n"
+        "        await asyncio.wait_for(asyncio.open_connection('10.1.2.3', 80), 2)\n"
+        "    except OSError as exc:\n"
+        "        sys.exit(exc.errno)\n"
+        "    sys.exit('connected')\n"
+        "uvloop.run(main())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], timeout=10, capture_output=True, text=True)
+    assert done.returncode == 101, done.stderr  # ENETUNREACH from libuv: no route, nothing sent

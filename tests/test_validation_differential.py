@@ -1,0 +1,116 @@
+"""jsonschema-rs says 'valid' on the fast path and jsonschema says what is wrong: the two must agree on every
+value, or an invalid request would be sent (or a valid one refused). Checked for every bundled operation
+with values derived from its own sample, and for every format and a set of patterns with generated strings."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
+
+from httptask.catalog import Catalog
+from httptask.samples import sample_value
+from httptask.validation import _FORMATS, _fast_validator, operation_schema
+
+OPERATIONS = [entry.id for entry in Catalog.default().entries]
+
+JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+def _agree(schema: dict[str, Any], instance: Any) -> None:
+    fast = _fast_validator(schema)
+    assert fast is not None, "jsonschema-rs could not compile the schema"
+    slow = Draft202012Validator(schema, format_checker=_FORMATS)
+    errors = [error.message for error in slow.iter_errors(instance)]
+    assert fast.is_valid(instance) == (not errors), (instance, errors)
+
+
+def _leaves(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    if isinstance(value, dict) and value:
+        return [p for key, item in value.items() for p in _leaves(item, (*path, key))]
+    if isinstance(value, list) and value:
+        return [p for index, item in enumerate(value) for p in _leaves(item, (*path, index))]
+    return [path]
+
+
+def _replace(value: Any, path: tuple[Any, ...], new: Any) -> Any:
+    if not path:
+        return new
+    copied = copy.deepcopy(value)
+    target = copied
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = new
+    return copied
+
+
+@pytest.mark.parametrize("operation_id", OPERATIONS)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_both_validators_agree_on_each_operation_s_requests(operation_id: str, data: st.DataObject) -> None:
+    schema = operation_schema(Catalog.default().operation(operation_id))
+    sample = sample_value(schema)
+    _agree(schema, sample)
+    leaves = _leaves(sample)
+    path = data.draw(st.sampled_from(leaves))
+    _agree(schema, _replace(sample, path, data.draw(JSON)))
+
+
+FORMATS = sorted({*_FORMATS.checkers, "uri", "hostname", "duration", "json-pointer", "unknown-format"})
+FORMAT_VALUES = (
+    JSON
+    | st.sampled_from(
+        [
+            "2024-02-30", "2024-01-31", "2024-01-31T12:00:00Z", "2024-01-31T12:00:00+25:00",
+            "2024-01-31 12:00:00Z", "a@b.co", "a@b", "@b.co", "192.0.2.1", "256.1.1.1", "::1", "12:00:00Z",
+            "3f9c2a71-5b0e-4d8a-9e61-2c7d4b8f1a05",
+            "[a-", "^x$", -1, 0, 2**31, 2**31 - 1, -(2**31) - 1, 2**63, True, 1.5, "1706702400",
+        ]
+    )
+    | st.from_regex(r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2}))?", fullmatch=True)
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("name", FORMATS)
+@settings(max_examples=60, deadline=None)
+@given(value=FORMAT_VALUES)
+def test_both_validators_agree_on_every_format(name: str, value: Any) -> None:
+    _agree({"format": name}, value)
+    _agree({"type": "object", "properties": {"v": {"format": name}}}, {"v": value})
+
+
+PATTERNS = [
+    r"^[a-z]+$",  # Python's `$` also matches before a final newline
+    r"^\d{3}$",  # Python's `\d` matches any Unicode digit
+    r"\w+@\w+",
+    r"^[A-Z]{3}$",
+    r"^(?!test_)[a-z_]+$",
+    r"^\S+$",
+    r"^[^\s@]+@[^\s@]+\.[^\s@]+$",
+    r"^[^\W\d_]+$",  # letters only
+    r"",
+    r"é",
+]
+PATTERN_VALUES = st.text(max_size=12) | st.sampled_from(
+    ["abc\n", "١٢٣", "123", "ABC", "test_x", "x y", "éé", "a@b.c"]
+)
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+@settings(max_examples=80, deadline=None)
+@given(value=PATTERN_VALUES | JSON)
+def test_both_validators_agree_on_patterns(pattern: str, value: Any) -> None:
+    _agree({"pattern": pattern}, value)
+    _agree({"type": "array", "items": {"type": "string", "pattern": pattern}}, [value])
