@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import eventloop
 from .catalog import Catalog
 from .checks import check_workflow, template_leaves
 from .decisions import MARK_DONE, decisions_for
@@ -389,8 +390,8 @@ class _Plan:
             from .sandbox import SandboxThread
 
             with SandboxThread(self.catalog) as server:
-                result = asyncio.run(main(server.url))
+                result = eventloop.run(main(server.url))
         else:
-            result = asyncio.run(main(None))
+            result = eventloop.run(main(None))
         journal.finish_run(run_id, result.status, result.outputs, result.errors)
         return result
