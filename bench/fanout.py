@@ -1,10 +1,15 @@
 """Fan-out throughput of the local engine (journal on) as ratios to raw aiohttp, aiohttp on uvloop and raw
 httpx, all measured in this one script against one loopback server, and that server's own capacity.
 
-`python bench/fanout.py [--items 3000] [--concurrency 64] [--rounds 5] [--json]`. Every client runs in a fresh
-process (bench/clients.py); a round runs each client once, in an order that rotates from round to round, and
-each ratio is taken within a round (paired), so a burst of load from elsewhere on the machine hits both sides
-of a ratio alike. Figures are the median of the rounds with their min-max range. Nothing leaves 127.0.0.1.
+`python bench/fanout.py [--items 3000] [--concurrency 64] [--rounds 5] [--before PYTHONPATH] [--json]`.
+With --before, the engine of another checkout (its `plugin` folder, and any packages it needs that this one
+dropped, on PYTHONPATH) runs in each round too, as `engine-before`, so before and after are paired as well.
+
+Every client runs in a fresh process (bench/clients.py); a round runs each client once, in an order that
+rotates from round to round, and each ratio is taken within a round (paired), so a burst of load from
+elsewhere on the machine hits both sides of a ratio alike. Figures are the median of the rounds with their
+min-max range; CPU µs per item (the client process's user + system time) is steadier than tasks/s on a busy
+machine. Nothing leaves 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -28,15 +33,20 @@ CLIENTS = Path(__file__).resolve().parent / "clients.py"
 BASELINES = ("aiohttp", "aiohttp-uvloop", "httpx")
 
 
-def client(kind: str, server: Loopback, items: int, concurrency: int) -> dict[str, Any]:
+def client(
+    kind: str, server: Loopback, items: int, concurrency: int, pythonpath: str | None = None
+) -> dict[str, Any]:
     """One client run in a fresh process, with how busy the server was meanwhile (1.0 = one whole core)."""
     cpu_before, wall_before = server.cpu_seconds(), time.perf_counter()
+    env = {**os.environ, "PYTHONPATH": pythonpath} if pythonpath else None
     done = subprocess.run(
-        [sys.executable, str(CLIENTS), kind, server.url, str(items), str(concurrency)],
+        [sys.executable, str(CLIENTS), "engine" if kind == "engine-before" else kind, server.url, str(items),
+         str(concurrency)],
         capture_output=True,
         text=True,
         check=False,
-    )
+        env=env,
+    )  # fmt: skip
     if done.returncode != 0:
         raise SystemExit(f"client {kind} failed:\n{done.stderr[-3000:]}")
     figures: dict[str, Any] = json.loads(done.stdout)
@@ -74,23 +84,38 @@ def capacity(server: Loopback, items: int, concurrency: int, processes: int) -> 
     }
 
 
-def measure(items: int, concurrency: int, rounds: int) -> dict[str, Any]:
-    runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in KINDS}
+def measure(items: int, concurrency: int, rounds: int, before: str | None = None) -> dict[str, Any]:
+    kinds = (*KINDS, "engine-before") if before else KINDS
+    runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
     loads: list[float] = []
     with Loopback() as server:
         server_capacity = capacity(server, items * 2, concurrency, processes=2)
         for number in range(rounds):
-            order = KINDS[number % len(KINDS) :] + KINDS[: number % len(KINDS)]
+            order = kinds[number % len(kinds) :] + kinds[: number % len(kinds)]
             loads.append(os.getloadavg()[0])
             for kind in order:
-                runs[kind].append(client(kind, server, items, concurrency))
+                path = before if kind == "engine-before" else None
+                runs[kind].append(client(kind, server, items, concurrency, path))
     rates = {kind: [r["tasks_per_s"] for r in results] for kind, results in runs.items()}
     ratios = {
         f"engine/{base}": spread([e / b for e, b in zip(rates["engine"], rates[base], strict=True)])
         for base in BASELINES
     }
+    if before:
+        ratios["engine/engine-before"] = spread(
+            [e / b for e, b in zip(rates["engine"], rates["engine-before"], strict=True)]
+        )
+        ratios["engine-before/aiohttp"] = spread(
+            [e / b for e, b in zip(rates["engine-before"], rates["aiohttp"], strict=True)]
+        )
     ratios["aiohttp-uvloop/aiohttp"] = spread(
         [u / a for u, a in zip(rates["aiohttp-uvloop"], rates["aiohttp"], strict=True)]
+    )
+    # CPU per item of raw aiohttp over the engine's, round by round: the throughput ratio the engine would
+    # reach were it the only thing on the machine and CPU-bound (it is, on loopback).
+    cpu = {kind: [r["cpu_s"] for r in results] for kind, results in runs.items()}
+    ratios["cpu: aiohttp/engine"] = spread(
+        [a / e for a, e in zip(cpu["aiohttp"], cpu["engine"], strict=True)]
     )
     return {
         "items": items,
@@ -116,7 +141,7 @@ def table(figures: dict[str, Any]) -> str:
         f"{text(figures['load_average_1m'])}",
         f"  {'client':16}{'tasks/s':>30}{'CPU µs/item':>28}{'server busy':>24}",
     ]
-    for kind in KINDS:
+    for kind in figures["tasks_per_s"]:
         lines.append(
             f"  {kind:16}{text(figures['tasks_per_s'][kind], ',.0f'):>30}"
             f"{text(figures['cpu_us_per_item'][kind], ',.0f'):>28}{text(figures['server_busy'][kind]):>24}"
@@ -137,9 +162,10 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--before", help="PYTHONPATH of another checkout whose engine runs beside")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    figures = measure(args.items, args.concurrency, args.rounds)
+    figures = measure(args.items, args.concurrency, args.rounds, args.before)
     print(json.dumps(figures, indent=2) if args.json else table(figures))
 
 

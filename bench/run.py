@@ -82,6 +82,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", default="5")
     parser.add_argument("--sizes", default=growth.DEFAULT_SIZES)
+    parser.add_argument("--before", help="PYTHONPATH of the old checkout, run beside the engine (fanout.py)")
     args = parser.parse_args()
     sizes, rounds = args.sizes, args.rounds
     started = time.time()
@@ -95,7 +96,9 @@ def main() -> None:
             ).stdout.strip(),
             "date": time.strftime("%Y-%m-%d %H:%M"),
         },
-        "fanout": _script("fanout.py", "--rounds", rounds),
+        "fanout": _script(
+            "fanout.py", "--rounds", rounds, *(["--before", args.before] if args.before else [])
+        ),
         "prepare": _script("prepare.py"),
         "growth": _script("growth.py", "--sizes", sizes),
         "cold_start": _script("cold_start.py"),
