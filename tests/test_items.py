@@ -1,0 +1,64 @@
+"""Items read lazily from a JSON Lines file: counted and checked before the run, each error naming its line,
+and a changed file refused on resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from httptask.errors import Issue, UsageError
+from httptask.items import ItemsFile, scan_items
+from httptask.validation import validate_instance
+
+SCHEMA = {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}}
+
+
+def _check(item: Any, root: str) -> list[Issue]:
+    return validate_instance(item, SCHEMA, root=root)
+
+
+def test_items_are_counted_checked_and_read_back_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "items.jsonl"
+    path.write_text('{"id": "a"}\n\n{"id": "b"}\n{"id": "c"}')
+    items = scan_items(path, _check, name="invoices")
+    assert (items.count, list(items)) == (3, [{"id": "a"}, {"id": "b"}, {"id": "c"}])
+    assert ItemsFile.from_dict(items.to_dict()) == items
+    assert ItemsFile.from_dict([1, 2]) is None
+
+
+def test_an_item_that_does_not_fit_names_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "items.jsonl"
+    path.write_text('{"id": "a"}\n{"id": 7}\n{}\n')
+    with pytest.raises(UsageError) as caught:
+        scan_items(path, _check, name="invoices")
+    assert str(caught.value) == (
+        f"The items in '{path}' do not fit the input 'invoices'; nothing was sent:\n"
+        f"  {path}:2: $.input.invoices[1].id: must be of type string, not integer 7\n"
+        f"  {path}:3: $.input.invoices[2].id: is required but missing"
+    )
+
+
+def test_a_line_that_is_not_json_names_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "items.jsonl"
+    path.write_text('{"id": "a"}\n{"id": \n')
+    with pytest.raises(UsageError, match=rf"^{path}:2: not a JSON value \("):
+        scan_items(path, _check, name="invoices")
+
+
+def test_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    missing = tmp_path / "none.jsonl"
+    with pytest.raises(UsageError) as caught:
+        scan_items(missing, _check, name="invoices")
+    assert str(caught.value) == f"Cannot read the items file '{missing}' (No such file or directory)."
+
+
+def test_a_changed_file_is_refused_on_resume(tmp_path: Path) -> None:
+    path = tmp_path / "items.jsonl"
+    path.write_text('{"id": "a"}\n')
+    items = scan_items(path, _check, name="invoices")
+    items.check_unchanged()
+    path.write_text('{"id": "b"}\n')
+    with pytest.raises(UsageError, match="has changed since the run started"):
+        items.check_unchanged()
