@@ -3,7 +3,7 @@
 `python bench/prepare.py [--repeats 7] [--json]`:
 
 - per item of a fan-out: `examples/refund-invoices.yaml`'s refund task, one invoice after another, as the
-  local engine prepares each item;
+  local engine prepares each item (with the task's plan, compiled once per batch, when there is one);
 - per Test request: `examples/tasks/chargebee-record-refund.yaml` with `examples/tasks/demo-input.json`, the
   whole `prepare` the editor and `httptask test-request` run.
 
@@ -57,9 +57,16 @@ def fanout_batch(items: int) -> Callable[[], int]:
     catalog, secrets = Catalog.default(), SecretStore()
 
     def batch() -> int:
+        try:
+            from httptask.execute import TaskPlan
+        except ImportError:  # before compiled plans: everything per item
+            for n, item in enumerate(inputs["invoices"]):
+                prepare(task, inputs=inputs, catalog=catalog, secrets=secrets, tasks={}, extra={"item": item},
+                        key_seed=f"run/refund/{n}")  # fmt: skip
+            return items
+        plan = TaskPlan(task, inputs=inputs, catalog=catalog, secrets=secrets, tasks={})
         for n, item in enumerate(inputs["invoices"]):
-            prepare(task, inputs=inputs, catalog=catalog, secrets=secrets, tasks={}, extra={"item": item},
-                    key_seed=f"run/refund/{n}")  # fmt: skip
+            plan.prepare({"item": item}, key_seed=f"run/refund/{n}")
         return items
 
     return batch

@@ -7,18 +7,19 @@ engines share it. `send_prepared` sends with the task's retry policy; the idempo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .auth import auth_parts
 from .catalog import Catalog
 from .encoding import encode_body
-from .errors import Issue, RequestInvalid
+from .errors import HttptaskError, Issue, RequestInvalid
 from .messages import HttpRequest, HttpResponse, RequestValues
 from .redaction import Redactor
 from .requests import (
     RawRequest,
+    ServerChoice,
     body_media_type,
     build_raw_request,
     build_request,
@@ -35,11 +36,11 @@ from .retry import Attempt, send_with_retries
 from .secrets import SecretStore
 from .spec import Operation
 from .tasks import SECRET_PARTS, Task
-from .templating import base_context, render_value
+from .templating import base_context, is_template, render_value, varies
 from .transport import Sender, Timeouts
 from .validation import validate_values
 
-__all__ = ["Exchange", "Prepared", "prepare", "send_prepared"]
+__all__ = ["Exchange", "Prepared", "TaskPlan", "prepare", "send_prepared"]
 
 
 @dataclass(frozen=True)
@@ -112,62 +113,213 @@ def prepare(
     earlier attempt of the same request), else the task's own `idempotencyKey`, else one derived from
     `key_seed`, else a new one.
     """
-    context = base_context(inputs=inputs, tasks=tasks, secrets=secrets, extra=extra)
-    rendered = {
-        part: render_value(
-            value, context, task_id=task.id, field_path=part, secrets_allowed=part in SECRET_PARTS
-        )
-        for part, value in task.templates.items()
-    }
-    own_key = rendered.get("idempotencyKey")
-    key = idempotency_key or (str(own_key) if own_key else None)
-    if task.http_request is not None:
-        return _prepare_raw(task, RawRequest.of(rendered["httpRequest"]), secrets.redactor, key)
-    assert task.operation is not None
-    op = catalog.operation(task.operation)
-    choice = resolve_server(op, rendered["server"], sandbox_url=sandbox_url)
-    values = build_values(
-        op,
-        server=choice.variables,
-        path=rendered["request.path"],
-        query=rendered["request.query"],
-        headers=rendered["request.headers"],
-        body=rendered.get("request.body"),
-        has_body=task.has_body,
+    plan = TaskPlan(
+        task,
+        inputs=inputs,
+        catalog=catalog,
+        secrets=secrets,
+        sandbox_url=sandbox_url,
+        tasks=tasks,
+        varying=extra or (),
     )
-    issues = choice.issues + path_issues(values.path) + header_issues(values.headers)
-    issues += validate_values(op, values, choice.server)
-    if issues:
-        raise RequestInvalid(op.id, sorted(issues, key=lambda i: i.path))
-    auth_headers, auth_query, sent = auth_parts(op, task.credentials, secrets.get, task_id=task.id)
-    for value in sent:
-        secrets.redactor.add(value)
-    unsendable = sorted({issue.path.rsplit(".", 1)[-1] for issue in header_issues(auth_headers)})
-    if unsendable:
-        problem = (
-            f"give the header {', '.join(unsendable)} a character that is not ASCII, or a line break, which "
-            "HTTP headers cannot carry; check the secret's value"
+    return plan.prepare(extra, key_seed=key_seed, idempotency_key=idempotency_key)
+
+
+class TaskPlan:
+    """`task` compiled once for every request it makes with the same inputs (the items of a forEach): what
+    does not depend on the per-request names (`item`) is rendered, resolved and checked here, once.
+
+    Template values that read a per-request name, or call `now()`, `uuid()` or `secret()`, are rendered for
+    each request; so are all of them when a once-only part failed, so that each request reports the failure
+    as `prepare` would. Values rendered here are shared by every request and never changed.
+    """
+
+    def __init__(
+        self,
+        task: Task,
+        *,
+        inputs: Mapping[str, Any],
+        catalog: Catalog,
+        secrets: SecretStore,
+        sandbox_url: str | None = None,
+        tasks: Mapping[str, Any] | None = None,
+        varying: Iterable[str] = ("item",),
+    ) -> None:
+        self.task = task
+        self._inputs, self._tasks, self._catalog, self._secrets = inputs, tasks, catalog, secrets
+        self._sandbox_url = sandbox_url
+        self._varying = frozenset(varying)
+        self._shapes = {part: _shape(value, self._varying) for part, value in task.templates.items()}
+        self._static: dict[str, Any] | None = None
+        self._op: Operation | None = None
+        self._choice: ServerChoice | None = None
+        self._auth: tuple[dict[str, str], dict[str, str]] | None = None
+        try:
+            self._compile()
+        except HttptaskError:
+            self._static = None  # every request renders and checks everything, and fails as it should
+
+    def _compile(self) -> None:
+        context = base_context(inputs=self._inputs, tasks=self._tasks, secrets=self._secrets)
+        task = self.task
+        self._static = {
+            part: render_value(
+                shape.static, context, task_id=task.id, field_path=part, secrets_allowed=part in SECRET_PARTS
+            )
+            for part, shape in self._shapes.items()
+        }
+        if task.operation is None:
+            return
+        self._op = self._catalog.operation(task.operation)
+        if self._shapes["server"].dynamic is _NOTHING:
+            self._choice = resolve_server(self._op, self._static["server"], sandbox_url=self._sandbox_url)
+        self._auth = self._auth_parts(self._op)
+
+    def prepare(
+        self,
+        names: Mapping[str, Any] | None = None,
+        *,
+        key_seed: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Prepared:
+        """The request for one set of per-request `names` (`{"item": ...}`); see `prepare`."""
+        task = self.task
+        rendered = self._render(names)
+        own_key = rendered.get("idempotencyKey")
+        key = idempotency_key or (str(own_key) if own_key else None)
+        if task.http_request is not None:
+            return _prepare_raw(task, RawRequest.of(rendered["httpRequest"]), self._secrets.redactor, key)
+        op = self._op if self._static is not None else self._catalog.operation(str(task.operation))
+        assert op is not None
+        choice = self._choice or resolve_server(op, rendered["server"], sandbox_url=self._sandbox_url)
+        values = build_values(
+            op,
+            server=choice.variables,
+            path=rendered["request.path"],
+            query=rendered["request.query"],
+            headers=rendered["request.headers"],
+            body=rendered.get("request.body"),
+            has_body=task.has_body,
         )
-        raise RequestInvalid(op.id, [Issue("$.credentials", problem)])
-    extra_headers = dict(auth_headers)
-    key_header = idempotency_header(op)
-    if key_header is not None:
-        key = key or (derive_key(key_seed) if key_seed else new_key())
-        extra_headers[key_header.lower()] = key
-    content = b""
-    media = body_media_type(op, values.headers.get("content-type")) if values.has_body else None
-    if media is not None:
-        body_headers, content = encode_body(values.body, media.content_type, form_style=media.form_style)
-        extra_headers.update({k.lower(): v for k, v in body_headers.items()})
-    request = build_request(
-        op,
-        values,
-        base_url=choice.base_url,
-        content=content,
-        extra_headers=extra_headers,
-        extra_query=auth_query,
-    )
-    return Prepared(task, op, request, values, is_idempotent(op.method, key_header), key, secrets.redactor)
+        issues = choice.issues + path_issues(values.path) + header_issues(values.headers)
+        issues += validate_values(op, values, choice.server)
+        if issues:
+            raise RequestInvalid(op.id, sorted(issues, key=lambda i: i.path))
+        auth_headers, auth_query = self._auth or self._auth_parts(op)
+        extra_headers = dict(auth_headers)
+        key_header = idempotency_header(op)
+        if key_header is not None:
+            key = key or (derive_key(key_seed) if key_seed else new_key())
+            extra_headers[key_header.lower()] = key
+        content = b""
+        media = body_media_type(op, values.headers.get("content-type")) if values.has_body else None
+        if media is not None:
+            body_headers, content = encode_body(values.body, media.content_type, form_style=media.form_style)
+            extra_headers.update({k.lower(): v for k, v in body_headers.items()})
+        request = build_request(
+            op,
+            values,
+            base_url=choice.base_url,
+            content=content,
+            extra_headers=extra_headers,
+            extra_query=auth_query,
+        )
+        redactor = self._secrets.redactor
+        return Prepared(task, op, request, values, is_idempotent(op.method, key_header), key, redactor)
+
+    def _render(self, names: Mapping[str, Any] | None) -> dict[str, Any]:
+        task = self.task
+        context = base_context(inputs=self._inputs, tasks=self._tasks, secrets=self._secrets, extra=names)
+        if self._static is None:
+            return {
+                part: render_value(
+                    value, context, task_id=task.id, field_path=part, secrets_allowed=part in SECRET_PARTS
+                )
+                for part, value in task.templates.items()
+            }
+        rendered = {}
+        for part, shape in self._shapes.items():
+            if shape.dynamic is _NOTHING:
+                rendered[part] = self._static[part]
+                continue
+            dynamic = render_value(
+                shape.dynamic, context, task_id=task.id, field_path=part, secrets_allowed=part in SECRET_PARTS
+            )  # fmt: skip
+            rendered[part] = _merge(shape, self._static[part], dynamic)
+        return rendered
+
+    def _auth_parts(self, op: Operation) -> tuple[dict[str, str], dict[str, str]]:
+        """The credentials' headers and query parameters; their secret values join the redactor."""
+        headers, query, sent = auth_parts(op, self.task.credentials, self._secrets.get, task_id=self.task.id)
+        for value in sent:
+            self._secrets.redactor.add(value)
+        unsendable = sorted({issue.path.rsplit(".", 1)[-1] for issue in header_issues(headers)})
+        if unsendable:
+            problem = (
+                f"give the header {', '.join(unsendable)} a character that is not ASCII, or a line break, "
+                "which HTTP headers cannot carry; check the secret's value"
+            )
+            raise RequestInvalid(op.id, [Issue("$.credentials", problem)])
+        return headers, query
+
+
+_NOTHING: Any = object()
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """A template value split in two: `static`, what renders the same for every request, and `dynamic`, what
+    must be rendered each time (`_NOTHING` where a side is empty); `keys` keeps a mapping's order."""
+
+    static: Any
+    dynamic: Any
+    keys: tuple[Any, ...] = ()
+    children: Mapping[Any, _Shape] = field(default_factory=dict)
+
+
+def _shape(value: Any, varying: frozenset[str]) -> _Shape:
+    if not varying:  # one request: nothing to share, so nothing to split (and no template to analyse)
+        return _Shape(value, _NOTHING)
+    if isinstance(value, Mapping) and value:
+        children = {key: _shape(item, varying) for key, item in value.items()}
+        static = {k: c.static for k, c in children.items() if c.static is not _NOTHING}
+        dynamic = {k: c.dynamic for k, c in children.items() if c.dynamic is not _NOTHING}
+        return _Shape(
+            static if static or not dynamic else _NOTHING,
+            dynamic if dynamic else _NOTHING,
+            tuple(value),
+            children,
+        )
+    if _varies(value, varying):
+        return _Shape(_NOTHING, value)
+    return _Shape(value, _NOTHING)
+
+
+def _varies(value: Any, varying: frozenset[str]) -> bool:
+    """A list varies as a whole when any part of it does (its items are rendered together)."""
+    if isinstance(value, str):
+        return is_template(value) and varies(value, varying)
+    if isinstance(value, Mapping):
+        return any(_varies(item, varying) for item in value.values())
+    if isinstance(value, list | tuple):
+        return any(_varies(item, varying) for item in value)
+    return False
+
+
+def _merge(shape: _Shape, static: Any, dynamic: Any) -> Any:
+    """The rendered value in the template's own key order (which decides the order of a form's fields)."""
+    if shape.static is _NOTHING:
+        return dynamic
+    merged = {}
+    for key in shape.keys:
+        child = shape.children[key]
+        if child.dynamic is _NOTHING:
+            merged[key] = static[key]
+        elif child.static is _NOTHING:
+            merged[key] = dynamic[key]
+        else:
+            merged[key] = _merge(child, static[key], dynamic[key])
+    return merged
 
 
 def _prepare_raw(task: Task, raw: RawRequest, redactor: Redactor, key: str | None) -> Prepared:

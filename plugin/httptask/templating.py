@@ -56,6 +56,7 @@ __all__ = [
     "render_value",
     "secret_call",
     "secret_names",
+    "varies",
 ]
 
 Path = tuple[str | int, ...]
@@ -653,6 +654,21 @@ def expression_path(source: str) -> Path | None:
     if dynamic or not isinstance(base, nodes.Name) or base.name in _builtins():
         return None
     return (base.name, *path)
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def varies(source: str, names: frozenset[str]) -> bool:
+    """Whether ``source`` may render differently with the same inputs: it reads one of ``names`` (such as a
+    forEach's ``item``) or calls ``now()``, ``uuid()`` or ``secret()``. A source that does not parse varies,
+    so that its error is reported where it is rendered."""
+    try:
+        ast = _ENV.parse(source)
+    except TemplateSyntaxError:
+        return True
+    if any(name.name in names for name in ast.find_all(nodes.Name)):
+        return True
+    calls = ast.find_all(nodes.Call)
+    return any(isinstance(call.node, nodes.Name) and call.node.name in _FUNCTIONS for call in calls)
 
 
 def secret_names(source: str) -> list[str]:

@@ -30,7 +30,7 @@ from ..errors import (
     SendError,
     TemplateError,
 )
-from ..execute import Prepared, prepare, response_record, send_prepared
+from ..execute import Prepared, TaskPlan, prepare, response_record, send_prepared
 from ..journal import TASK_ROW, Decision, Journal, StepRecord, as_journaled, decider
 from ..outcome import Outcome, final_state
 from ..reconcile import Reconcile, match_values, reconcile_of, settle
@@ -59,6 +59,7 @@ class LocalEngine:
         self._task_update = wiring.on_task or (lambda result: None)
         self._slots = asyncio.Semaphore(wiring.concurrency)
         self._results: dict[str, TaskResult] = {}
+        self._plans: dict[str, TaskPlan] = {}
         self._finished: dict[str, asyncio.Event] = {}
         self._previous: Mapping[tuple[str, int], StepRecord] = {}
         self._decisions: Mapping[tuple[str, int], Decision] = {}
@@ -291,15 +292,21 @@ class LocalEngine:
         for_each: bool,
         unknown: StepRecord | None,
     ) -> Prepared:
-        """The request for one item; an item sent before keeps the idempotency key it was sent with."""
-        return prepare(
-            task,
-            inputs=self._inputs,
-            catalog=self._catalog,
-            secrets=self._secrets,
-            sandbox_url=self._sandbox_url,
-            tasks=context,
-            extra={"item": item} if for_each else None,
+        """The request for one item; an item sent before keeps the idempotency key it was sent with. The
+        task is compiled once (what its items share rendered and checked once), on its first item."""
+        plan = self._plans.get(task.id)
+        if plan is None:
+            plan = self._plans[task.id] = TaskPlan(
+                task,
+                inputs=self._inputs,
+                catalog=self._catalog,
+                secrets=self._secrets,
+                sandbox_url=self._sandbox_url,
+                tasks=context,
+                varying=("item",) if for_each else (),
+            )
+        return plan.prepare(
+            {"item": item} if for_each else None,
             key_seed=step_seed(self._run_id, task.id, index),
             idempotency_key=unknown.idempotency_key if unknown is not None else None,
         )
