@@ -149,6 +149,9 @@ class TaskPlan:
         self._inputs, self._tasks, self._catalog, self._secrets = inputs, tasks, catalog, secrets
         self._sandbox_url = sandbox_url
         self._varying = frozenset(varying)
+        # The names every request shares, wrapped once; each request adds its own (`item`) to a copy.
+        self._base = base_context(inputs=inputs, tasks=tasks, secrets=secrets)
+        base_context(inputs={}, extra=dict.fromkeys(self._varying))
         self._shapes = {part: _shape(value, self._varying) for part, value in task.templates.items()}
         self._static: dict[str, Any] | None = None
         self._op: Operation | None = None
@@ -160,7 +163,7 @@ class TaskPlan:
             self._static = None  # every request renders and checks everything, and fails as it should
 
     def _compile(self) -> None:
-        context = base_context(inputs=self._inputs, tasks=self._tasks, secrets=self._secrets)
+        context = self._base
         task = self.task
         self._static = {
             part: render_value(
@@ -229,7 +232,12 @@ class TaskPlan:
 
     def _render(self, names: Mapping[str, Any] | None) -> dict[str, Any]:
         task = self.task
-        context = base_context(inputs=self._inputs, tasks=self._tasks, secrets=self._secrets, extra=names)
+        context = self._base
+        if names:
+            # Checked once in __init__ for the names of `varying`; any other name is checked here.
+            if not self._varying.issuperset(names):
+                base_context(inputs={}, extra=names)
+            context = {**self._base, **names}
         if self._static is None:
             return {
                 part: render_value(

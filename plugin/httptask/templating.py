@@ -379,9 +379,13 @@ def _compile(source: str) -> _Compiled:
         for loop in ast.find_all(nodes.For):
             ticking = nodes.Name(_TICKING, "load", lineno=loop.lineno)
             loop.iter = nodes.Call(ticking, [loop.iter], [], None, None, lineno=loop.lineno)
-        match = _WHOLE_EXPRESSION.fullmatch(source) if _single_expression(ast) is not None else None
+        single = _single_expression(ast)
+        match = _WHOLE_EXPRESSION.fullmatch(source) if single is not None else None
         if match is not None:
             expression = _ENV.compile_expression(match.group(1), undefined_to_none=False)
+            path = _lookup_path(single)
+            if path is not None:
+                return _Compiled(_looked_up(path, lambda scope: _whole(expression(scope))), secrets)
             return _Compiled(lambda scope: _whole(expression(scope)), secrets)
         template = _ENV.from_string(ast)
     except (RecursionError, MemoryError, SyntaxError) as exc:
@@ -394,6 +398,41 @@ def _compile(source: str) -> _Compiled:
     return _Compiled(
         lambda scope: _bounded_join(template.root_render_func(template.new_context(dict(scope)))), secrets
     )
+
+
+def _lookup_path(expression: nodes.Node | None) -> Path | None:
+    """`("item", "id")` for `{{ item.id }}`: a chain of constant keys on a name that is not a function."""
+    if expression is None:
+        return None
+    base, path, dynamic = _chain(expression)
+    if dynamic or not isinstance(base, nodes.Name) or base.name in _builtins():
+        return None
+    return (base.name, *path)
+
+
+def _looked_up(path: Path, render: Callable[[Mapping[str, Any]], Any]) -> Callable[[Mapping[str, Any]], Any]:
+    """A renderer for a plain lookup such as `{{ item.id }}` that reads the views directly, as the sandbox
+    would first (a key before any method); anything else (a missing key, a value that is not a view) is
+    left to `render`, which gives the same value or the error the author should see."""
+    name, keys = str(path[0]), path[1:]
+
+    def lookup(scope: Mapping[str, Any]) -> Any:
+        value = scope.get(name, _MISSING)
+        for key in keys:
+            if not isinstance(value, _View):
+                return render(scope)
+            try:
+                value = value[key]  # type: ignore[index]
+            except (LookupError, TypeError):
+                return render(scope)
+        if value is _MISSING or isinstance(value, Undefined):
+            return render(scope)
+        return _whole(value)
+
+    return lookup
+
+
+_MISSING = object()
 
 
 def _whole(value: Any) -> Any:
