@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from httptask.catalog import Catalog
-from httptask.errors import HttptaskError
+from httptask.errors import HttptaskError, TemplateError
 from httptask.execute import TaskPlan, prepare
 from httptask.secrets import SecretStore
 from httptask.tasks import parse_task
-from httptask.templating import varies
+from httptask.templating import base_context, render_value, varies
 
 ENV = {"HTTPTASK_SECRET_API_KEY": "sk_test_plan"}
 ITEMS = [{"id": "inv_1", "amount": 100}, {"id": "a/b", "amount": 7}, {"id": "é 2", "amount": 1}]
@@ -104,3 +104,24 @@ def test_an_invalid_item_is_refused_with_its_issues() -> None:
 )
 def test_which_templates_vary_per_item(source: str, expected: bool) -> None:
     assert varies(source, frozenset({"item"})) is expected
+
+
+LOOKUPS = ["item", "item.id", "item['id']", "item.tags[0]", "item.tags[-1]", "item.keys", "item.nope",
+           "item.id.x", "input.a.b", "input.missing", "item.tags[5]", "nothing", "item.n"]  # fmt: skip
+ITEM_VALUES = [{"id": "inv_1", "tags": ["a", "b"], "n": None}, "plain", 7, ["x"]]
+
+
+@pytest.mark.parametrize("lookup", LOOKUPS)
+@pytest.mark.parametrize("item", ITEM_VALUES, ids=str)
+def test_a_plain_lookup_renders_as_the_sandbox_renders_it(lookup: str, item: Any) -> None:
+    """`{{ X }}` is read directly, `{{ X if true }}` goes through the sandbox: same value, same error."""
+    context = base_context(inputs={"a": {"b": [1, {"c": 2}]}}, extra={"item": item})
+
+    def render(source: str) -> Any:
+        try:
+            value = render_value(source, context, task_id="t", field_path="f")
+            return (type(value).__name__, value)
+        except TemplateError as exc:
+            return ("error", str(exc))
+
+    assert render(f"{{{{ {lookup} }}}}") == render(f"{{{{ {lookup} if true }}}}")
