@@ -100,7 +100,11 @@ def test_100k_refunds_killed_three_times_and_resumed_are_each_acted_on_once(
     refunds: Refunds, tmp_path: Path
 ) -> None:
     journal = tmp_path / "journal.sqlite3"
-    env = {**os.environ, "HTTPTASK_JOURNAL": str(journal), "HTTPTASK_SECRET_CHARGEBEE_API_KEY": "k"}
+    env = {
+        **os.environ,
+        "HTTPTASK_JOURNAL": str(journal),
+        "HTTPTASK_SECRET_CHARGEBEE_API_KEY": "test_crash_key",
+    }
     invoices = [{"id": f"inv_{n}", "amount": 100} for n in range(ITEMS)]
     inputs = tmp_path / "inputs.json"
     inputs.write_text(json.dumps({"invoices": invoices, "api_url": f"{refunds.url}/api/v2"}))

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from .errors import KeyReused, NotSent, RunBusy, RunTakenOver, UsageError
 from .outcome import Outcome, may_have_acted
 from .redaction import process_redactor
@@ -890,9 +892,11 @@ def _run_record(row: sqlite3.Row) -> RunRecord:
 
 
 def _dumps(value: Any) -> str:
-    return process_redactor().redact(
-        json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-    )
+    try:
+        text = orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:  # an integer beyond 64 bits, which only the standard library writes
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    return process_redactor().redact(text)
 
 
 def _text(value: str | None) -> str | None:
@@ -901,4 +905,9 @@ def _text(value: str | None) -> str | None:
 
 
 def _loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
+    if text is None:
+        return None
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:  # NaN or Infinity, which journals written by the standard library hold
+        return json.loads(text)
