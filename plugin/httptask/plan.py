@@ -22,7 +22,7 @@ from typing import Any
 
 from .catalog import Catalog
 from .errors import HttptaskError, Issue, RequestInvalid, TaskError
-from .execute import Prepared, prepare
+from .execute import Prepared, TaskPlan
 from .secrets import SecretStore
 from .tasks import Task
 from .templating import base_context, references, render_value
@@ -146,8 +146,10 @@ def plan_workflow(
     catalog: Catalog,
     secrets: SecretStore,
     sandbox_url: str | None = None,
+    keep_requests: bool = True,
 ) -> Plan:
-    """Every request the run would send where that is known before it starts (inputs checked already)."""
+    """Every request the run would send where that is known before it starts (inputs checked already).
+    Without `keep_requests` only the problems are kept, so a check of a large fan-out holds no request."""
     order = topological_order(workflow)
     tasks = [t for t in (workflow.task(str(i)) for i in order) if t is not None] or list(workflow.tasks)
     planned = []
@@ -156,7 +158,7 @@ def plan_workflow(
         if depends:
             planned.append(PlannedTask(task.id, task.operation, depends_on=depends))
         else:
-            planned.append(_plan_task(task, inputs, catalog, secrets, sandbox_url))
+            planned.append(_plan_task(task, inputs, catalog, secrets, sandbox_url, keep_requests))
     return Plan(workflow.name, planned)
 
 
@@ -181,7 +183,12 @@ def _strings(value: Any) -> list[str]:
 
 
 def _plan_task(
-    task: Task, inputs: Mapping[str, Any], catalog: Catalog, secrets: SecretStore, sandbox_url: str | None
+    task: Task,
+    inputs: Mapping[str, Any],
+    catalog: Catalog,
+    secrets: SecretStore,
+    sandbox_url: str | None,
+    keep_requests: bool,
 ) -> PlannedTask:
     items: list[tuple[int | None, Any]] = [(None, None)]
     if task.for_each is not None:
@@ -200,23 +207,27 @@ def _plan_task(
             return PlannedTask(task.id, task.operation, problems=[(None, [issue])])
         items = list(enumerate(values))
     requests, problems = [], []
+    plan = TaskPlan(
+        task,
+        inputs=inputs,
+        catalog=catalog,
+        secrets=secrets,
+        sandbox_url=sandbox_url,
+        varying=("item",) if task.for_each is not None else (),
+    )
+    key = _run_time_key(task, catalog)
     for index, item in items:
         try:
-            prepared = prepare(
-                task,
-                inputs=inputs,
-                catalog=catalog,
-                secrets=secrets,
-                sandbox_url=sandbox_url,
-                extra={"item": item} if task.for_each is not None else None,
-                idempotency_key=_run_time_key(task, catalog),
+            prepared = plan.prepare(
+                {"item": item} if task.for_each is not None else None, idempotency_key=key
             )
         except HttptaskError as exc:
             problems.append((index, _issues(exc, "$", secrets)))
             continue
-        requests.append(
-            PlannedRequest(index, prepared.redacted_request(), prepared.idempotent, _amount(prepared))
-        )
+        if keep_requests:
+            requests.append(
+                PlannedRequest(index, prepared.redacted_request(), prepared.idempotent, _amount(prepared))
+            )
     return PlannedTask(task.id, task.operation, requests, problems)
 
 

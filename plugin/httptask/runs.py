@@ -159,7 +159,12 @@ def check_new_run(
     preload_secrets(workflow, secrets)
     # Every request that can be known now is rendered and checked before the first one is sent.
     plan = plan_workflow(
-        workflow, values, catalog=catalog, secrets=secrets, sandbox_url=_PLAN_SANDBOX if sandbox else None
+        workflow,
+        values,
+        catalog=catalog,
+        secrets=secrets,
+        sandbox_url=_PLAN_SANDBOX if sandbox else None,
+        keep_requests=False,
     )
     if plan.problems:
         raise PlanInvalid(plan)
