@@ -1,7 +1,8 @@
-"""How the local engine scales with the size of a fan-out: tasks/s, peak RSS and journal size at 1k, 10k, 100k
-and 1M items (journal on, concurrency 64, against the loopback server).
+"""How the local engine scales with the size of a fan-out: tasks/s, peak RSS and journal size at 1k, 10k and
+100k items (journal on, concurrency 64, against the loopback server).
 
-`python bench/growth.py [--sizes 1000,10000,100000,1000000] [--json]`. Each size runs once in a fresh process
+`python bench/growth.py [--sizes 1000,10000,100000] [--json]`. A million items is left out by default: the
+engine still holds every item's result until the run ends (see issue 12), so it would need gigabytes. Each size runs once in a fresh process
 (bench/clients.py `engine`); peak RSS is that process's `ru_maxrss`. Throughput should stay flat as the run
 grows and memory should not grow with it.
 """
@@ -19,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fanout import client
 from loopback import Loopback
 
-DEFAULT_SIZES = "1000,10000,100000,1000000"
+DEFAULT_SIZES = "1000,10000,100000"
 
 
 def measure(sizes: list[int], concurrency: int) -> dict[str, Any]:
