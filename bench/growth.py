@@ -2,9 +2,10 @@
 100k items (journal on, concurrency 64, against the loopback server).
 
 `python bench/growth.py [--sizes 1000,10000,100000] [--json]`. A million items is left out by default: the
-engine still holds every item's result until the run ends (see issue 12), so it would need gigabytes. Each size runs once in a fresh process
-(bench/clients.py `engine`); peak RSS is that process's `ru_maxrss`. Throughput should stay flat as the run
-grows and memory should not grow with it.
+engine still holds every item's result until the run ends (see issue 12), so it would need gigabytes.
+
+Each size runs once in a fresh process (bench/clients.py `engine`); peak RSS is that process's `ru_maxrss`.
+Throughput should stay flat as the run grows and memory should not grow with it.
 """
 
 from __future__ import annotations
