@@ -13,6 +13,7 @@ import functools
 import json
 import re
 import time
+import types
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -143,7 +144,13 @@ class _SequenceView(_View, Sequence[Any]):
         return len(self._data)
 
 
+# Values that are never containers: returned as they are without asking the slower abstract checks.
+_LEAF_TYPES = frozenset({str, int, float, bool, type(None), types.FunctionType, types.MethodType})
+
+
 def _view(value: Any, path: Path) -> Any:
+    if type(value) in _LEAF_TYPES:
+        return value
     if isinstance(value, Mapping):
         return _MappingView(value, path)
     if isinstance(value, list | tuple):
