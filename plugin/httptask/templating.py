@@ -35,6 +35,7 @@ from httptask.errors import HttptaskError, TemplateError, UsageError
 from httptask.limits import (
     MAX_SIZE,
     MAX_TEMPLATE_CHARS,
+    RENDER_SECONDS,
     LimitExceeded,
     check_binop,
     check_call,
@@ -531,18 +532,20 @@ def render_value(
     task_id: str,
     field_path: str = "",
     secrets_allowed: bool = False,
+    seconds: float = RENDER_SECONDS,
 ) -> Any:
     """Render every template string inside ``value``, walking dicts and lists; returns a new value.
 
     A string that is one whole expression, such as ``"{{ input.amount }}"`` (whitespace around it
     ignored), keeps the expression's type; mixed text renders to a string. Dict keys are not rendered.
     ``secret('NAME')`` is only allowed where ``secrets_allowed``: in a request's headers, query, path and
-    body, never in what is shown or stored (idempotency keys, outputs, forEach, the server).
+    body, never in what is shown or stored (idempotency keys, outputs, forEach, the server). Rendering stops
+    after ``seconds``.
     """
     scope = {
         name: item if isinstance(item, _View) else _view(item, (name,)) for name, item in context.items()
     }
-    with time_limit():
+    with time_limit(seconds):
         return _render(value, scope, task_id, field_path, secrets_allowed)
 
 

@@ -32,6 +32,7 @@ from ..errors import (
 )
 from ..execute import Prepared, TaskPlan, prepare, response_record, send_prepared
 from ..journal import TASK_ROW, Decision, Journal, StepRecord, as_journaled, decider
+from ..limits import RENDER_SECONDS
 from ..outcome import Outcome, final_state
 from ..reconcile import Reconcile, match_values, reconcile_of, settle
 from ..requests import SAFE_METHODS, step_seed
@@ -42,6 +43,9 @@ from ..transport import origin
 from .protocol import Resumption, RunResult, StepResult, TaskResult, Wiring
 
 __all__ = ["LocalEngine"]
+
+# Reading one item's result and passing it through a filter takes a few microseconds here.
+_OUTPUT_SECONDS_PER_ITEM = 50e-6
 
 
 class LocalEngine:
@@ -534,9 +538,15 @@ class LocalEngine:
         )
         outputs: dict[str, Any] = {}
         errors: list[dict[str, Any]] = []
+        # Outputs may read every item's result (`tasks.refund | map(attribute='response.status')`): their
+        # time limit grows with the results there are to read, not only with what the template does.
+        items = sum(len(result.items) for result in self._results.values() if result.for_each)
+        seconds = RENDER_SECONDS + items * _OUTPUT_SECONDS_PER_ITEM
         for name, template in self.workflow.outputs.items():
             try:
-                outputs[name] = render_value(template, context, task_id="outputs", field_path=name)
+                outputs[name] = render_value(
+                    template, context, task_id="outputs", field_path=name, seconds=seconds
+                )
             except TemplateError as exc:
                 errors.append(
                     {
