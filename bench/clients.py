@@ -70,23 +70,48 @@ def _cpu_seconds() -> float:
 
 
 def _engine(url: str, items: int, concurrency: int, figures: dict[str, Any]) -> tuple[float, float]:
-    from httptask.engines.local import start_run
-
     _import_engine_modules()
     invoices = [{"id": f"inv_{n}", "amount": 100} for n in range(items)]
     inputs = {"invoices": invoices, "api_url": f"{url}/api/v2"}
     os.environ["HTTPTASK_SECRET_CHARGEBEE_API_KEY"] = "bench_key"
     with tempfile.TemporaryDirectory() as folder:
-        journal = Path(folder) / "journal.sqlite3"
+        path = Path(folder) / "journal.sqlite3"
         cpu = _cpu_seconds()
         started = time.perf_counter()
-        result = start_run(EXAMPLE, inputs=inputs, concurrency=concurrency, journal_path=journal)
+        result = _start_run(inputs, concurrency, path)
         seconds = time.perf_counter() - started
         cpu = _cpu_seconds() - cpu
         figures["journal_mb"] = sum(f.stat().st_size for f in Path(folder).iterdir()) / 2**20
     if result.status != "succeeded":
         raise SystemExit(f"the engine's run failed: {result.errors[:3]}")
     return seconds, cpu
+
+
+def _start_run(inputs: dict[str, Any], concurrency: int, path: Path) -> Any:
+    """A run of the example through the run lifecycle (`httptask.runs`), or through the engine module of a
+    checkout from before that module existed (`--before`)."""
+    try:
+        from httptask.runs import start_run
+    except ImportError:
+        from httptask.engines.local import start_run  # type: ignore[attr-defined,no-redef]
+
+        return start_run(EXAMPLE, inputs=inputs, concurrency=concurrency, journal_path=path)
+    from httptask.catalog import Catalog
+    from httptask.journal import Journal
+    from httptask.secrets import SecretStore
+
+    journal = Journal(path)
+    try:
+        return start_run(
+            EXAMPLE,
+            inputs=inputs,
+            catalog=Catalog.default(),
+            secrets=SecretStore(),
+            journal=journal,
+            concurrency=concurrency,
+        )
+    finally:
+        journal.close()
 
 
 def _import_engine_modules() -> None:
