@@ -132,10 +132,18 @@ class _Pattern:
             raise ValueError(f"does not match {self._regex.pattern!r}")
 
 
+# jsonschema-rs compiles what a schema refers to eagerly: on a document whose schemas refer to each other in
+# cycles it grew past 20 GB. It is only given schemas that expand to a bounded tree.
+_FAST_NODES = 20_000
+
+
 def _fast_validator(schema: Any, resources: Mapping[str, Any] | None = None) -> Any:
     """A jsonschema-rs validator for `schema` (its `$ref`s read from `resources`, never fetched), or None
-    where it cannot take it: jsonschema then checks alone."""
+    where it cannot take it (a cycle of references, or more than _FAST_NODES once expanded): jsonschema then
+    checks alone."""
     known = resources or {}
+    if not _bounded(schema, known):
+        return None
     try:
         return jsonschema_rs.Draft202012Validator(
             schema,
@@ -145,6 +153,43 @@ def _fast_validator(schema: Any, resources: Mapping[str, Any] | None = None) -> 
         )
     except (ValueError, KeyError, re.error, jsonschema_rs.ValidationError, jsonschema_rs.ReferencingError):
         return None
+
+
+def _bounded(schema: Any, resources: Mapping[str, Any]) -> bool:
+    """Whether `schema`, with every `$ref` into `resources` expanded, is a tree of at most _FAST_NODES nodes.
+    A reference inside one resource (`#...`) counts as a cycle: it is how a recursive schema is written."""
+    too_many = _FAST_NODES + 1  # sizes saturate here, and a cycle has this size
+    sizes: dict[str, int] = {}
+    expanding: set[str] = set()
+
+    def size(value: Any) -> int:
+        total = 1
+        if isinstance(value, dict):
+            ref = value.get("$ref")
+            if isinstance(ref, str):
+                total += resource_size(ref.partition("#")[0])
+            children: Iterable[Any] = (item for key, item in value.items() if key != "$ref")
+        else:
+            children = value if isinstance(value, list) else ()
+        for child in children:
+            if total > _FAST_NODES:
+                break
+            total += size(child)
+        return min(total, too_many)
+
+    def resource_size(uri: str) -> int:
+        if not uri or uri in expanding:
+            return too_many
+        if uri not in sizes:
+            expanding.add(uri)
+            sizes[uri] = size(resources.get(uri))
+            expanding.discard(uri)
+        return sizes[uri]
+
+    try:
+        return size(schema) <= _FAST_NODES
+    except RecursionError:
+        return False
 
 
 class _Validators:
