@@ -14,7 +14,7 @@ from typing import Any
 from .auth import auth_parts
 from .catalog import Catalog
 from .encoding import encode_body
-from .errors import HttptaskError, Issue, RequestInvalid
+from .errors import HttptaskError, Issue, RequestInvalid, TemplateError
 from .messages import HttpRequest, HttpResponse, RequestValues
 from .redaction import Redactor
 from .requests import (
@@ -157,8 +157,14 @@ class TaskPlan:
         self._op: Operation | None = None
         self._choice: ServerChoice | None = None
         self._auth: tuple[dict[str, str], dict[str, str]] | None = None
+        # A plan of one request whose templates failed here fails with that error: rendering them again would
+        # fail the same way, after as long again (a template stopped at its time limit).
+        self._failed: TemplateError | None = None
         try:
             self._compile()
+        except TemplateError as exc:
+            self._static = None
+            self._failed = None if self._varying else exc
         except HttptaskError:
             self._static = None  # every request renders and checks everything, and fails as it should
 
@@ -186,6 +192,8 @@ class TaskPlan:
         idempotency_key: str | None = None,
     ) -> Prepared:
         """The request for one set of per-request `names` (`{"item": ...}`); see `prepare`."""
+        if self._failed is not None:
+            raise self._failed
         task = self.task
         rendered = self._render(names)
         own_key = rendered.get("idempotencyKey")
