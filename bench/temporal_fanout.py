@@ -399,7 +399,12 @@ def _kill_once(address: str, items: int, queue: str) -> float:
             unfinished = {
                 b for b in started if any(f"inv_{n}" not in by_victim for n in range(50 * b, 50 * b + 50))
             }
-            resumed = [e[0] for e in entries if e[0] > killed and int(e[1].split("_")[1]) // 50 in unfinished]
+            # The other worker's requests only: the victim's last one may be logged just after the kill.
+            resumed = [
+                e[0]
+                for e in entries
+                if e[0] > killed and e[2] != victim_auth and int(e[1].split("_")[1]) // 50 in unfinished
+            ]
             return float(min(resumed)) - killed
 
         try:
