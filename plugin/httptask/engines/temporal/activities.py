@@ -24,7 +24,8 @@ from temporalio.exceptions import ApplicationError
 
 from ...catalog import Catalog
 from ...errors import HttptaskError, SendError, TaskError, TemplateError
-from ...execute import prepare, response_record, send_prepared
+from ...execute import TaskPlan as RequestPlan
+from ...execute import response_record, send_prepared
 from ...outcome import Outcome, final_state
 from ...plan import PlanInvalid, plan_workflow
 from ...requests import idempotency_header, is_idempotent, step_seed
@@ -141,7 +142,7 @@ class Activities:
         """Send idempotent items one after another, heartbeating the records so far; a retried batch goes on
         after the last confirmed item, and an item sent again carries the same idempotency key."""
         with self._failing_as(NOT_SENT):
-            run, task, items, context = await self._prepare_batch(args)
+            plan, items = await self._prepare_batch(args)
         confirmed = [r for r in _heartbeat_records(args.task) if args.start <= r.item < args.stop]
         done = {r.item for r in confirmed}
         records = EncodedRecords(args.task, confirmed)
@@ -151,7 +152,7 @@ class Activities:
                 if index in done:
                     continue
                 item = items[index] if items is not None else None
-                records.add(await self._send_item(args.ref, run, task, index, item, context, batched=True))
+                records.add(await self._send_item(args.ref, plan, index, item, batched=True))
                 if records.size > RESULT_BUDGET_BYTES and index + 1 < args.stop:
                     next_item = index + 1
                     break
@@ -161,10 +162,10 @@ class Activities:
     async def send_one(self, args: BatchArgs) -> Wire:
         """One request that is not idempotent, in one attempt of this activity."""
         with self._failing_as(NOT_SENT):
-            run, task, items, context = await self._prepare_batch(args)
+            plan, items = await self._prepare_batch(args)
         item = items[args.start] if items is not None else None
         async with _heartbeating(lambda: None):
-            record = await self._send_item(args.ref, run, task, args.start, item, context, batched=False)
+            record = await self._send_item(args.ref, plan, args.start, item, batched=False)
         return BatchResult(args.task, [record]).to_wire()
 
     @activity.defn(name=ACTIVITY.NOTE)
@@ -193,7 +194,9 @@ class Activities:
 
     # -- items -------------------------------------------------------------------------------------------
 
-    async def _prepare_batch(self, args: BatchArgs) -> tuple[_Run, Task, list[Any] | None, dict[str, Any]]:
+    async def _prepare_batch(self, args: BatchArgs) -> tuple[RequestPlan, list[Any] | None]:
+        """The task compiled for this batch's requests (what its items share rendered and checked once), and
+        the `forEach` list, checked to be the one the run expanded."""
         run = await self._run(args.ref)
         task = _task(run, args.task)
         context = await self._contexts(run, args.ref, _closure(run.workflow, task), args.sources)
@@ -206,29 +209,31 @@ class Activities:
                     "expanded it (a template that reads the clock or draws at random?); item numbers would "
                     "not name the same items, so nothing was sent."
                 )
-        return run, task, items, context
+        plan = RequestPlan(
+            task,
+            inputs=run.start.inputs,
+            catalog=self._catalog,
+            secrets=self._secrets,
+            sandbox_url=self._sandbox_url() if run.start.sandbox else None,
+            tasks=context,
+            varying=("item",) if task.for_each is not None else (),
+        )
+        return plan, items
 
     async def _send_item(
         self,
         ref: RunRef,
-        run: _Run,
-        task: Task,
+        plan: RequestPlan,
         index: int,
         item: Any,
-        context: Mapping[str, Any],
         *,
         batched: bool,
     ) -> ItemRecord:
         """Render, check and send one request; its outcome as a record (never an exception)."""
+        task = plan.task
         try:
-            prepared = prepare(
-                task,
-                inputs=run.start.inputs,
-                catalog=self._catalog,
-                secrets=self._secrets,
-                sandbox_url=self._sandbox_url() if run.start.sandbox else None,
-                tasks=context,
-                extra={"item": item} if task.for_each is not None else None,
+            prepared = plan.prepare(
+                {"item": item} if task.for_each is not None else None,
                 key_seed=step_seed(ref.workflow_id, task.id, index),
             )
         except HttptaskError as exc:
