@@ -23,6 +23,26 @@ ROOT = Path(__file__).resolve().parents[1]
 KEY_HEADER = "chargebee-idempotency-key"
 
 
+# Chargebee v1 refunds: not idempotent, no key, one activity each.
+RECORD_REFUNDS = """
+name: record-refunds
+inputs:
+  invoices: {type: array}
+  api_url: {type: string}
+tasks:
+  - id: record
+    operation: chargebee.record_refund
+    forEach: "{{ input.invoices }}"
+    server: {url: "{{ input.api_url | replace('/v2', '/v1') }}"}
+    credentials: CHARGEBEE_API_KEY
+    request:
+      path: {invoice-id: "{{ item.id }}"}
+      body:
+        memo: refund
+        transaction: {amount: "{{ item.amount }}", payment_method: other, date: 1700000000}
+"""
+
+
 @dataclass(frozen=True)
 class Received:
     invoice: str

@@ -19,28 +19,11 @@ from typing import Any
 
 import pytest
 
-from temporal_support import ROOT, WorkerProcess, refund_inputs, vendor_server, wait_until
+from temporal_support import RECORD_REFUNDS, ROOT, WorkerProcess, refund_inputs, vendor_server, wait_until
 
 pytestmark = pytest.mark.temporal
 
 REFUNDS = (ROOT / "examples" / "refund-invoices.yaml").read_text()
-RECORD_REFUNDS = """
-name: record-refunds
-inputs:
-  invoices: {type: array}
-  api_url: {type: string}
-tasks:
-  - id: record
-    operation: chargebee.record_refund
-    forEach: "{{ input.invoices }}"
-    server: {url: "{{ input.api_url | replace('/v2', '/v1') }}"}
-    credentials: CHARGEBEE_API_KEY
-    request:
-      path: {invoice-id: "{{ item.id }}"}
-      body:
-        memo: refund
-        transaction: {amount: "{{ item.amount }}", payment_method: other, date: 1700000000}
-"""
 
 
 @pytest.fixture
@@ -175,6 +158,7 @@ def test_a_lost_batch_that_confirmed_items_goes_on_after_them_whatever_its_attem
             concurrency=1,
             batch_size=20,
             heartbeat_seconds=2,
+            lost_batch_attempts=1,
         )
         # Heartbeats reach the server once a second: 1.5 s into its second batch, some of it is confirmed.
         wait_until(lambda: vendor.count() >= 35, "the victim to be well into its second batch")

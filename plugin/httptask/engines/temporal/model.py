@@ -68,6 +68,10 @@ class Settings:
     concurrency: int = 16
     batch_size: int = 50
     heartbeat_seconds: float = 5.0
+    # A batch lost this many times without its heartbeats confirming an item is given up (at least the task's
+    # own retry attempts). Its requests carry keys, so another attempt is safe, and a loaded machine or server
+    # can miss a few heartbeat timeouts in a row.
+    lost_batch_attempts: int = 10
     chunk_activities: int = 1000
     chunk_items: int = 10_000
 

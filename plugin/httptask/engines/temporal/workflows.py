@@ -137,11 +137,12 @@ async def send_range(
 async def _send_batch(task: TaskPlan, args: BatchArgs, settings: Settings) -> BatchResult:
     """Idempotent items, K per activity: Temporal retries a lost batch, which goes on after the last item its
     heartbeats confirmed; an item sent again carries the same idempotency key."""
+    attempts = max(task.retry_max_attempts, settings.lost_batch_attempts)
     retry = RetryPolicy(
         initial_interval=timedelta(seconds=task.retry_interval_seconds),
         backoff_coefficient=task.retry_backoff,
         maximum_interval=timedelta(seconds=task.retry_max_interval_seconds),
-        maximum_attempts=task.retry_max_attempts,
+        maximum_attempts=attempts,
         non_retryable_error_types=[NOT_SENT],
     )
     try:
@@ -169,7 +170,7 @@ async def _send_batch(task: TaskPlan, args: BatchArgs, settings: Settings) -> Ba
             ItemRecord(
                 i,
                 "failed",
-                error=f"not finished: {reason}, {task.retry_max_attempts} times without confirming an item; "
+                error=f"not finished: {reason}, {attempts} times without confirming an item; "
                 + (
                     "nothing was sent"
                     if _not_sent(exc)
