@@ -190,6 +190,11 @@ def test_no_files_is_a_usage_error() -> None:
             "{f}: line 2: invalid YAML: mapping values are not allowed in this context.",
         ),
         (
+            'openapi: 3.1.0\npaths:\n  "/refunds\\0/{id}": {}\n',
+            '{f}#/paths/~1refunds\x00~1{{id}}: the path "/refunds\\u0000/{{id}}" holds a control character; '
+            "remove it.",
+        ),
+        (
             "openapi: 3.1.0\npaths: [/a]\n",
             "{f}#/paths: 'paths' must be a mapping of paths to path items.",
         ),

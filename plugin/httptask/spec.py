@@ -284,6 +284,7 @@ def _parse(document: JSON, *, api: str, source: str) -> Spec:
 
 
 _PATH_VARIABLE = re.compile(r"\{([^{}]+)\}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ANY_SCALAR = {"type": ["string", "integer", "number"]}  # the schema of a path variable the document omits
 
 
@@ -337,6 +338,10 @@ def _path_items(resolver: _Resolver) -> Iterator[tuple[str, JSON, str]]:
         raise SpecError(message, file=resolver.source, pointer="/paths")
     for path, item in paths.items():
         pointer = f"/paths/{escape(path)}"
+        if _CONTROL.search(path):
+            # A URL cannot carry it, and task files and pages that quote the path would break on it.
+            message = f"the path {json.dumps(path)} holds a control character; remove it."
+            raise SpecError(message, file=resolver.source, pointer=pointer)
         item = resolver.deref(item, pointer)
         if not isinstance(item, dict):
             raise SpecError("a path item must be a mapping.", file=resolver.source, pointer=pointer)
