@@ -191,7 +191,7 @@ def test_no_files_is_a_usage_error() -> None:
         ),
         (
             'openapi: 3.1.0\npaths:\n  "/refunds\\0/{id}": {}\n',
-            '{f}#/paths/~1refunds\x00~1{{id}}: the path "/refunds\\u0000/{{id}}" holds a control character; '
+            '{f}#/paths/~1refunds%00~1{{id}}: the path "/refunds\\u0000/{{id}}" holds a control character; '
             "remove it.",
         ),
         (

@@ -341,7 +341,8 @@ def _path_items(resolver: _Resolver) -> Iterator[tuple[str, JSON, str]]:
         if _CONTROL.search(path):
             # A URL cannot carry it, and task files and pages that quote the path would break on it.
             message = f"the path {json.dumps(path)} holds a control character; remove it."
-            raise SpecError(message, file=resolver.source, pointer=pointer)
+            shown = _CONTROL.sub(lambda m: f"%{ord(m.group()):02X}", pointer)  # as a URI fragment writes it
+            raise SpecError(message, file=resolver.source, pointer=shown)
         item = resolver.deref(item, pointer)
         if not isinstance(item, dict):
             raise SpecError("a path item must be a mapping.", file=resolver.source, pointer=pointer)
