@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from httptask.engines import protocol
 from httptask.engines.protocol import RunResult, Wiring
 from httptask.errors import InputsInvalid, WorkflowInvalid
 from httptask.journal import Journal
@@ -118,6 +119,51 @@ def test_for_each_keeps_at_most_concurrency_requests_in_flight(api: Api, tmp_pat
     assert api.max_in_flight == 3
     # Outputs list every item's response in item order, whatever order they finished in.
     assert result.outputs == {"ids": [f"i{n}" for n in range(10)], "items": [f"i{n}" for n in range(10)]}
+
+
+def test_a_for_each_keeps_counts_and_reads_its_results_back_from_the_journal(
+    api: Api, tmp_path: Path
+) -> None:
+    start = len(api.received)
+    text = (
+        "name: many\ninputs: {ids: {type: array}}\ntasks:"
+        + _get("f", f"{api.url}/items/{{{{ item }}}}", '\n    forEach: "{{ input.ids }}"')
+        + _get("after", f"{api.url}/after/{{{{ tasks.f | length }}}}-{{{{ (tasks.f | last).item }}}}")
+        + "\n    needs: [f]"
+        + "\noutputs:\n  ids: \"{{ tasks.f | map(attribute='response.body.id') | list }}\""
+    )
+    result = _run(tmp_path, text, {"ids": list(range(2600))}, concurrency=16)
+    assert result.status == "succeeded", result.errors
+    fan = result.tasks[0]
+    # No result per item: counts only.
+    assert fan.counts() == {"succeeded": 2600}
+    assert fan.http_statuses == {200: 2600}
+    assert fan.steps == []
+    # What needs every result reads it from the journal, a page at a time, in item order.
+    assert api.received[-1]["path"] == "/after/2600-2599"
+    assert result.outputs == {"ids": [str(n) for n in range(2600)]}
+    assert len(api.received) - start == 2601
+
+
+def test_a_for_each_keeps_the_first_steps_that_failed_and_counts_the_rest(
+    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(protocol, "KEPT_STEPS", 3)
+    text = "name: some\ninputs: {ids: {type: array}}\ntasks:" + _get(
+        "f",
+        f"{api.url}/items/{{{{ item }}}}?status={{{{ 404 if item % 4 == 0 else 200 }}}}",
+        '\n    forEach: "{{ input.ids }}"',
+    )
+    result = _run(tmp_path, text, {"ids": list(range(40))}, concurrency=1)
+    fan = result.tasks[0]
+    assert fan.counts() == {"succeeded": 30, "failed": 10}
+    assert fan.http_statuses == {200: 30, 404: 10}
+    assert [(step.item, step.state) for step in fan.steps] == [(0, "failed"), (4, "failed"), (8, "failed")]
+    assert [error["item"] for error in result.errors] == [0, 4, 8, None]
+    assert result.errors[-1]["message"] == (
+        f"and 7 more items that failed or wait for a decision; 'httptask runs show {result.run_id}' lists "
+        "every item"
+    )
 
 
 def test_needs_orders_tasks_and_passes_responses_on(api: Api, tmp_path: Path) -> None:

@@ -749,6 +749,15 @@ class Journal:
             for row in rows
         ]
 
+    def responses(self, run_id: str, task: str, first: int, stop: int) -> dict[int, Any]:
+        """The journaled responses of items `first` to `stop - 1` of a forEach task, by item (None where an
+        item has none)."""
+        rows = self._reader.execute(
+            "SELECT item, response FROM steps WHERE run_id = ? AND task = ? AND item >= ? AND item < ?",
+            (run_id, task, first, stop),
+        )
+        return {item: _loads(response) for item, response in rows}
+
     def step_counts(self, run_id: str) -> dict[str, int]:
         rows = self._reader.execute(
             "SELECT state, count(*) FROM steps WHERE run_id = ? AND item >= 0 GROUP BY state", (run_id,)

@@ -154,9 +154,16 @@ def _view(value: Any, path: Path) -> Any:
         return value
     if isinstance(value, Mapping):
         return _MappingView(value, path)
-    if isinstance(value, list | tuple):
+    if _is_sequence(value):
         return _SequenceView(value, path)
     return value
+
+
+def _is_sequence(value: Any) -> bool:
+    """A list or tuple, or any other sequence but text (a forEach task's results read from the journal)."""
+    if isinstance(value, list | tuple):
+        return True
+    return not isinstance(value, str | bytes | bytearray) and isinstance(value, Sequence)
 
 
 def _plain(value: Any) -> Any:
@@ -169,7 +176,7 @@ def _plain(value: Any) -> Any:
         value = value._data
     if isinstance(value, Mapping):
         return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
+    if _is_sequence(value):
         return [_plain(item) for item in value]
     if isinstance(value, Markup):
         return str(value)

@@ -294,7 +294,9 @@ def _print_result(result: Any) -> None:
         if task.for_each:
             counts = task.counts()
             status = ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or task.state
-            http = status_counts(Counter(str(s.http_status or "no answer") for s in task.steps))
+            http = status_counts(
+                Counter({str(status or "no answer"): n for status, n in task.http_statuses.items()})
+            )
         else:
             step = task.steps[0] if task.steps else None
             status = (step.label if step else task.state) + (
@@ -304,7 +306,7 @@ def _print_result(result: Any) -> None:
         rows.append([task.task_id, status, http, f"{task.elapsed_ms / 1000:.2f} s"])
     skipped = [(task.task_id, task.error) for task in result.tasks if task.state == "skipped"]
     print_report(f"run {result.run_id}: {result.status}", rows, result.outputs, result.errors, skipped)
-    waiting = sum(step.state == "unknown" for task in result.tasks for step in task.steps)
+    waiting = sum(task.counts().get("unknown", 0) for task in result.tasks)
     if waiting:
         click.echo(
             f"{plural(waiting, 'request')} of unknown outcome waiting for a decision: "

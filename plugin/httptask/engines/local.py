@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, overload
 
 from ..decisions import (
     KEY_KEPT_SECONDS,
@@ -46,6 +46,8 @@ __all__ = ["LocalEngine"]
 
 # Reading one item's result and passing it through a filter takes a few microseconds here.
 _OUTPUT_SECONDS_PER_ITEM = 50e-6
+# A forEach's rows are scheduled in transactions of this many, so that no list of a row per item is ever held.
+_SCHEDULE_ROWS = 10_000
 
 
 class LocalEngine:
@@ -87,7 +89,7 @@ class LocalEngine:
         self._finished = {task.id: asyncio.Event() for task in self.workflow.tasks}
         await asyncio.gather(*(self._run_task(task) for task in self.workflow.tasks))
         tasks = [self._results[task.id] for task in self.workflow.tasks]
-        errors = [error for result in tasks for error in _errors(result)]
+        errors = [error for result in tasks for error in _errors(result, run_id)]
         outputs = None
         if not errors:
             outputs, output_errors = self._outputs()
@@ -164,22 +166,24 @@ class LocalEngine:
         if self._reconcile:
             self._count_twins(task, items, context)
         self._progress(len(items), 0)
-        self._journal.queue(Journal.schedule(self._run_id, task.id, [TASK_ROW, *range(len(items))]))
-        steps: list[StepResult | None] = [None] * len(items)
+        for first in range(TASK_ROW, len(items), _SCHEDULE_ROWS):
+            rows = range(first, min(first + _SCHEDULE_ROWS, len(items)))
+            self._journal.queue(Journal.schedule(self._run_id, task.id, rows))
         pending: Iterator[tuple[int, Any]] = iter(enumerate(items))
 
         async def worker() -> None:
             for index, item in pending:
-                step = await self._step(task, index, item, context, for_each=True)
-                steps[index] = step
-                result.steps.append(step)
+                result.count(await self._step(task, index, item, context, for_each=True))
                 self._task_update(result)
 
         await asyncio.gather(*(worker() for _ in range(min(self._concurrency, len(items)))))
-        result.steps = [step for step in steps if step is not None]
-        failed = sum(step.state == "failed" for step in result.steps)
-        unknown = sum(step.state == "unknown" for step in result.steps)
-        result.state = "succeeded" if all(step.done for step in result.steps) else "failed"
+        result.steps.sort(key=lambda step: step.item)
+        # What needs this task reads its items' responses from the journal: every one must be committed.
+        await self._journal.flush()
+        result.journaled = ForEachResults(self._journal, self._run_id, task.id, items)
+        failed = result.tally.get("failed", 0)
+        unknown = result.tally.get("unknown", 0)
+        result.state = "succeeded" if failed + unknown == 0 else "failed"
         if result.state == "failed":
             parts = [f"{failed} of {len(items)} items failed"] if failed else []
             parts += (
@@ -558,16 +562,59 @@ class LocalEngine:
         return self._secrets.redactor.redact_value(outputs), errors
 
 
-def _errors(result: TaskResult) -> list[dict[str, Any]]:
+class ForEachResults(Sequence[dict[str, Any]]):
+    """`tasks.ID` of a forEach task: `{item, response}` per item, in item order, read from the journal a page
+    at a time, so that a run of a million items never holds a million responses."""
+
+    _PAGE = 1000
+
+    def __init__(self, journal: Journal, run_id: str, task_id: str, items: Sequence[Any]) -> None:
+        self._journal, self._run_id, self._task_id, self._items = journal, run_id, task_id, items
+        self._page: tuple[int, dict[int, Any]] = (-1, {})
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[dict[str, Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        first = index - index % self._PAGE
+        if self._page[0] != first:
+            responses = self._journal.responses(self._run_id, self._task_id, first, first + self._PAGE)
+            self._page = (first, responses)
+        return {"item": self._items[index], "response": self._page[1].get(index)}
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return (self[index] for index in range(len(self)))
+
+
+def _errors(result: TaskResult, run_id: str) -> list[dict[str, Any]]:
     if result.state == "skipped":
         return []
     if not result.steps and result.error:
         return [{"task": result.task_id, "item": None, "message": result.error}]
-    return [
+    errors = [
         {"task": result.task_id, "item": step.item if result.for_each else None, "message": step.error}
         for step in result.steps
         if step.state in ("failed", "unknown")
     ]
+    if result.not_kept:
+        more = (
+            f"and {result.not_kept} more items that failed or wait for a decision; "
+            f"'httptask runs show {run_id}' lists every item"
+        )
+        errors.append({"task": result.task_id, "item": None, "message": more})
+    return errors
 
 
 def _short(value: Any, limit: int = 80) -> str:

@@ -3,7 +3,7 @@ the `Engine` protocol the lifecycle drives, and the report of a run."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from ..workflow import Workflow
 
 __all__ = [
+    "KEPT_STEPS",
     "Engine",
     "EngineFactory",
     "Progress",
@@ -31,8 +32,11 @@ __all__ = [
 Progress = Callable[[int, int], None]
 """Called with (more steps to do, steps done) as the run goes."""
 TaskUpdate = Callable[["TaskResult"], None]
-"""Called with a task's result when the task starts running, when each of its forEach items ends, and when it
-ends; until it ends, `steps` holds the items done so far in the order they ended."""
+"""Called with a task's result when the task starts running, when each of its forEach items ends (`tally`
+counts them), and when it ends."""
+# The steps that did not succeed a forEach task's result keeps (in `steps`, for the run's errors); the journal
+# keeps every one, and the run's errors say how many more there are.
+KEPT_STEPS = 1000
 
 
 @dataclass(frozen=True)
@@ -91,24 +95,42 @@ class StepResult:
 
 @dataclass
 class TaskResult:
+    """A task's outcome. A forEach task keeps counts and the first steps that did not succeed, not a result
+    per item: its items' responses stay in the journal, and `context` reads them from there (`journaled`)."""
+
     task_id: str
     for_each: bool
     state: str = "scheduled"
     error: str | None = None
-    items: list[Any] = field(default_factory=list)
+    items: Sequence[Any] = field(default_factory=list)
     steps: list[StepResult] = field(default_factory=list)
     elapsed_ms: float = 0.0
+    tally: dict[str, int] = field(default_factory=dict)
+    http_statuses: dict[int | None, int] = field(default_factory=dict)
+    # Steps that did not succeed beyond the KEPT_STEPS kept in `steps`: the journal has them all.
+    not_kept: int = 0
+    journaled: Sequence[dict[str, Any]] | None = None
 
     def context(self) -> Any:
         """What templates see as `tasks.ID`."""
         if self.for_each:
-            return [
-                {"item": item, "response": step.response}
-                for item, step in zip(self.items, self.steps, strict=True)
-            ]
+            return self.journaled if self.journaled is not None else []
         return {"response": self.steps[0].response if self.steps else None}
 
+    def count(self, step: StepResult) -> None:
+        """Count a forEach item's step; one not done is kept (for the run's errors), up to KEPT_STEPS."""
+        self.tally[step.label] = self.tally.get(step.label, 0) + 1
+        self.http_statuses[step.http_status] = self.http_statuses.get(step.http_status, 0) + 1
+        if step.done:
+            return
+        if len(self.steps) < KEPT_STEPS:
+            self.steps.append(step)
+        else:
+            self.not_kept += 1
+
     def counts(self) -> dict[str, int]:
+        if self.for_each:
+            return dict(self.tally)
         counts: dict[str, int] = {}
         for step in self.steps:
             counts[step.label] = counts.get(step.label, 0) + 1
