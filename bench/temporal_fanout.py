@@ -27,6 +27,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from loopback import Loopback
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 EXAMPLE = ROOT / "examples" / "refund-invoices.yaml"
@@ -122,18 +126,6 @@ def _json_of(command: list[str], **kwargs: Any) -> dict[str, Any]:
     return result
 
 
-@contextmanager
-def _refund_server() -> Iterator[str]:
-    server = subprocess.Popen(
-        [sys.executable, str(HERE / "fanout.py"), "--serve"], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert server.stdout is not None
-        yield f"http://127.0.0.1:{server.stdout.readline().strip()}"
-    finally:
-        _stop(server)
-
-
 # -- one run of each kind ------------------------------------------------------------------------------------
 
 
@@ -177,7 +169,7 @@ def _one(
     if kind in ("local", "aiohttp"):
         client = "engine" if kind == "local" else "aiohttp"
         result = _json_of(
-            [sys.executable, str(HERE / "fanout.py"), "--client", client, url, str(items), str(concurrency)]
+            [sys.executable, str(HERE / "clients.py"), client, url, str(items), str(concurrency)]
         )
     elif kind == "naive":
         result = _json_of(
@@ -221,7 +213,8 @@ def throughput(
     """`shape` is (items, concurrency, batch size); `kinds` a subset of KINDS, for experiments."""
     items, concurrency, batch_size = shape
     runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
-    with _refund_server() as url:
+    with Loopback() as server:
+        url = server.url
         workers = [
             _worker(address, "bench-httptask", concurrency),
             _naive_worker(address, "bench-naive", concurrency),
