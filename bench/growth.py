@@ -1,8 +1,9 @@
 """How the local engine scales with the size of a fan-out: tasks/s, peak RSS and journal size at 1k, 10k and
 100k items (journal on, concurrency 64, against the loopback server).
 
-`python bench/growth.py [--sizes 1000,10000,100000] [--json]`. A million items is left out by default: the
-engine still holds every item's result until the run ends (see issue 12), so it would need gigabytes.
+`python bench/growth.py [--sizes 1000,10000,100000] [--json]`. A million items is left out by default: a
+forEach's results stream to the journal, but its items are the workflow's input, held as one list, and on this
+machine a million of them take most of an hour.
 
 Each size runs once in a fresh process (bench/clients.py `engine`); peak RSS is that process's `ru_maxrss`.
 Throughput should stay flat as the run grows and memory should not grow with it.
