@@ -703,13 +703,7 @@ def expression_path(source: str) -> Path | None:
         ast = _ENV.parse(source)
     except TemplateSyntaxError:
         return None
-    expression = _single_expression(ast)
-    if expression is None:
-        return None
-    base, path, dynamic = _chain(expression)
-    if dynamic or not isinstance(base, nodes.Name) or base.name in _builtins():
-        return None
-    return (base.name, *path)
+    return _lookup_path(_single_expression(ast))
 
 
 @lru_cache(maxsize=_CACHE_SIZE)
