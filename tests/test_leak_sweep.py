@@ -15,6 +15,7 @@ here; every command of the CLI and every route of the editor is swept or exempte
 from __future__ import annotations
 
 import base64
+import html
 import json
 import os
 import sqlite3
@@ -36,8 +37,9 @@ from httptask.journal import Journal
 from servers import RecordingServer, closed_port, recording_server
 
 HTTPTASK = str(Path(sys.executable).with_name("httptask"))
-CANARY = 'Cn4ry"q\\u/é€ +&=%?#x'
-HEADER_CANARY = 'Hd4ry"q\\u/ +&=%?#x'  # ASCII: HTTP headers carry nothing else
+# Both quotes, so that Python's repr of the canary escapes one of them.
+CANARY = 'Cn4r\'y"q\\u/é€ +&=%?#x'
+HEADER_CANARY = 'Hd4r\'y"q\\u/ +&=%?#x'  # ASCII: HTTP headers carry nothing else
 PAIR = f"geins-user:{CANARY}"
 SECRETS = {"CANARY": CANARY, "HCANARY": HEADER_CANARY, "PAIR": PAIR}
 
@@ -128,7 +130,9 @@ SANDBOX_PATHS = {
 
 def encodings(secret: str) -> dict[str, bytes]:
     """Every form `secret` could take in our outputs: as written, JSON-escaped (once and twice, ASCII or
-    not), percent-encoded (wholly, in part, upper or lower case, `+` for space), and base64."""
+    not), percent-encoded (wholly, in part, upper or lower case, `+` for space), base64, Python's repr of it
+    as a str and as bytes, HTML-escaped; and what a server may echo of it: upper-cased, its first and last
+    eleven characters."""
     json_text = json.dumps(secret, ensure_ascii=False)[1:-1]
     json_ascii = json.dumps(secret)[1:-1]
     query = str(httpx.URL("http://h/", params={"k": secret})).split("k=", 1)[1]
@@ -144,6 +148,13 @@ def encodings(secret: str) -> dict[str, bytes]:
         "percent plus": quote_plus(secret, safe=""),
         "httpx query": query,
         "httpx path": path,
+        "repr": repr(secret),
+        "repr of bytes": repr(secret.encode()),
+        "ascii": ascii(secret),
+        "html": html.escape(secret),
+        "upper case": secret.upper(),
+        "first eleven": secret[:11],
+        "last eleven": secret[-11:],
     }
     for name, value in {"": secret, " as basic user": secret + ":"}.items():
         raw = value.encode()
@@ -283,9 +294,16 @@ def raw_task(url: str, **extra: Any) -> dict[str, Any]:
 
 
 def echo(server: RecordingServer, status: int = 200) -> None:
-    """Every answer echoes the canary, in a header and in the body."""
-    body = json.dumps({"echo": CANARY, "note": f"got {CANARY}"}).encode()
-    server.default = (status, {"Content-Type": "application/json", "X-Echo": HEADER_CANARY}, body)
+    """Every answer echoes the canary, in a header and in the body: as it is, and changed as a server may
+    change it (upper-cased, cut short, HTML-escaped, as a Python repr)."""
+    changed = {"upper": CANARY.upper(), "cut": CANARY[:14], "html": html.escape(CANARY), "repr": repr(CANARY)}
+    body = json.dumps({"echo": CANARY, "note": f"got {CANARY}", **changed}).encode()
+    headers = {
+        "X-Echo": HEADER_CANARY,
+        "X-Echo-Upper": HEADER_CANARY.upper(),
+        "X-Echo-Cut": HEADER_CANARY[3:],
+    }
+    server.default = (status, {"Content-Type": "application/json", **headers}, body)
 
 
 @pytest.fixture(scope="module")

@@ -4,11 +4,13 @@ masks a secret even when it is written in pieces."""
 from __future__ import annotations
 
 import base64
+import html
 import io
 import json
 import pickle
 from urllib.parse import quote, quote_plus
 
+import markupsafe
 import pytest
 
 from httptask.auth import is_credential_name
@@ -171,3 +173,69 @@ def test_a_secret_spanning_lines_is_masked_across_them() -> None:
         stream.write(line)
     stream.flush()
     assert sink.getvalue() == "key:\n***\ndone\n"
+
+
+# The canary of the leak sweep's kind, with both quotes so that Python's repr escapes one of them.
+QUOTED = "Cn4'ry\"q\\u/é€ +&=%?#x\x01"
+
+
+@pytest.mark.parametrize(
+    ("name", "form"),
+    [
+        ("repr", repr(QUOTED)),
+        ("repr of bytes", repr(QUOTED.encode())),
+        ("ascii", ascii(QUOTED)),
+        ("html", html.escape(QUOTED)),
+        ("html by jinja", str(markupsafe.escape(QUOTED))),
+        ("upper case", QUOTED.upper()),
+        ("lower case", QUOTED.lower()),
+        ("json of upper case", json.dumps(QUOTED.upper())),
+    ],
+)
+def test_the_forms_python_html_and_a_changed_case_give_are_masked(name: str, form: str) -> None:
+    redactor = Redactor([QUOTED])
+    assert QUOTED[:3].lower() not in redactor.redact(form).lower(), name
+
+
+KEY40 = "sk_live_4eC39HqLyjWDarjtT1zdp7dc9Y2x1RqK"
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "shown"),
+    [
+        ("a prefix", f"key {KEY40[:14]} unknown", "key *** unknown"),
+        ("a suffix", f"key ...{KEY40[-12:]}.", "key ...***."),
+        ("the middle", f"[{KEY40[7:30]}]", "[***]"),
+        ("cut short", json.dumps({"note": "bad " + KEY40})[:40] + "...", '{"note": "bad ***...'),
+        ("upper-cased part", f"<{KEY40[:20].upper()}>", "<***>"),
+        ("json-escaped part", json.dumps(QUOTED[2:16])[1:-1], "***"),
+    ],
+)
+def test_a_part_of_a_secret_is_masked(name: str, text: str, shown: str) -> None:
+    redactor = Redactor([KEY40, QUOTED])
+    assert redactor.redact(text) == shown, name
+
+
+def test_a_part_shorter_than_two_blocks_and_a_short_secret_stay_unmasked() -> None:
+    # Eleven characters in a row always hold one block of six; eight may not, and need not be masked. A
+    # secret under 16 characters is masked whole only: its blocks would be words (`test_` of `test_key`).
+    redactor = Redactor([KEY40, "pin42", "test_cli_key"])
+    assert redactor.redact(f"{KEY40[1:9]} pin4 sk_ other") == f"{KEY40[1:9]} pin4 sk_ other"
+    assert redactor.redact(f"x{KEY40[1:12]}x pin42") == "x***x ***"
+    assert redactor.redact("/tmp/test_resume TEST_CLI_KEY") == "/tmp/test_resume ***"
+
+
+def test_a_derived_value_is_masked_whole_only() -> None:
+    # `Zoho-oauthtoken ` is public: the header's prefix stays readable wherever it appears alone.
+    redactor = Redactor()
+    redactor.add_derived("Zoho-oauthtoken 1000.abc")
+    assert redactor.redact("Zoho-oauthtoken 1000.abc; Zoho-oauthtoken") == "***; Zoho-oauthtoken"
+
+
+def test_pickles_with_its_derived_values() -> None:
+    redactor = Redactor(["s3cret-value"], derived=["Bearer s3cret-value"])
+    copy = pickle.loads(pickle.dumps(redactor))
+    assert copy.redact("Bearer s3cret-value and S3CRET-VALUE") == "*** and ***"
+    merged = Redactor()
+    merged.merge(copy)
+    assert merged.redact("Bearer s3cret-value") == "***"

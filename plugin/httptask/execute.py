@@ -268,7 +268,7 @@ class TaskPlan:
         """The credentials' headers and query parameters; their secret values join the redactor."""
         headers, query, sent = auth_parts(op, self.task.credentials, self._secrets.get, task_id=self.task.id)
         for value in sent:
-            self._secrets.redactor.add(value)
+            self._secrets.redactor.add_derived(value)
         unsendable = sorted({issue.path.rsplit(".", 1)[-1] for issue in header_issues(headers)})
         if unsendable:
             problem = (

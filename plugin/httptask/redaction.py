@@ -2,8 +2,10 @@
 
 A secret reaches output only in forms the redactor knows, because templates cannot transform one: as it
 is, JSON-escaped (once or nested, `\\u00e9` or `é`), percent-encoded (wholly or in part, `+` for a space),
-base64 (alone, and as an HTTP basic `user:` pair), and the derived values the auth layer registers. Each
-form is matched character by character, so a mixture of them is masked too.
+escaped as Python's repr writes a str or bytes (`\\'`, `\\xc3\\xa9`), as HTML entities, base64 (alone, and
+as an HTTP basic `user:` pair), and the derived values the auth layer registers. Each form is matched
+character by character, so a mixture of them is masked too. What a server echoes may be changed in ways no
+list of forms foresees, so a secret is also found in any case, and in part (see `Redactor`).
 
 The console is guarded by `guard_stdio`; the journal, the editor's responses and the sandbox's log redact
 with the same `Redactor` before they write.
@@ -12,12 +14,17 @@ with the same `Redactor` before they write.
 from __future__ import annotations
 
 import base64
+import bisect
+import functools
+import html
 import io
+import json
 import re
 import sys
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, TextIO
+from urllib.parse import quote, quote_plus
 
 from .auth import is_credential_name, wire_forms
 
@@ -27,15 +34,24 @@ MASK = "***"
 
 # JSON inside JSON (a journaled body printed with --json) escapes again: up to 7 backslashes cover it.
 _ESCAPES = r"\\\\{0,6}"
-_SHORT_ESCAPES = {'"': '"', "/": "/", "\b": "b", "\f": "f", "\n": "n", "\r": "r", "\t": "t"}
+# Backslash escapes that stand for one character: JSON's, and Python's `\'` in the repr of a str or bytes.
+_SHORT_ESCAPES = {'"': '"', "'": "'", "/": "/", "\b": "b", "\f": "f", "\n": "n", "\r": "r", "\t": "t"}
+_HTML_NAMES = {"&": "amp", "<": "lt", ">": "gt", '"': "quot", "'": "apos"}
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
-# The most text one character of a secret can become: a surrogate pair, each half escaped 7 times.
-_LONGEST_CHARACTER = 2 * (7 + 5)
+# The most text one character of a secret can become: four UTF-8 bytes, each `\xNN` escaped 7 times.
+_LONGEST_CHARACTER = 4 * (7 + 3)
+# A secret of at least _PARTIAL characters is cut into blocks of _BLOCK characters (more for a long one, so
+# that it has at most _MAX_BLOCKS): wherever a block appears, the run of the secret around it is masked. A
+# shorter secret (`test_key`) is masked whole only: its blocks would be words found everywhere.
+_PARTIAL = 16
+_BLOCK = 6
+_MAX_BLOCKS = 32
 
 
 def _forms(char: str) -> list[str]:
     """Patterns for one character of a secret in each of its forms: itself, JSON-escaped (once or nested),
-    percent-encoded. Each pattern starts with a literal character, which lets the regex engine skip ahead to
+    percent-encoded, escaped as Python's repr writes a str or bytes (`\\'`, `\\xe9`, `\\xc3\\xa9`), and as
+    an HTML entity. Each pattern starts with a literal character, which lets the regex engine skip ahead to
     where a match can begin: this is what keeps redaction fast on large outputs.
 
     Letters, digits and `-._~` are never escaped by JSON nor percent-encoded, so they stay as they are.
@@ -44,15 +60,24 @@ def _forms(char: str) -> list[str]:
         return [re.escape(char)]
     if char == "\\":
         # A backslash is its own escape: one, two (JSON), four (JSON in JSON) and so on.
-        return [r"\\\\{0,14}", "%5[cC]"]
+        return [r"\\\\{0,14}", "%5[cC]", "&#0{0,4}92;", "&#[xX]0{0,4}5[cC];"]
+    code = ord(char)
     forms = [re.escape(char), "".join("%" + _hex(byte, 2) for byte in char.encode("utf-8"))]
     if char == " ":
         forms.append(r"\+")
-    code = ord(char)
     units = [code] if code < 0x10000 else [0xD800 + ((code - 0x10000) >> 10), 0xDC00 + (code & 0x3FF)]
     forms.append("".join(_ESCAPES + "u" + _hex(unit, 4) for unit in units))
     if char in _SHORT_ESCAPES:
         forms.append(_ESCAPES + re.escape(_SHORT_ESCAPES[char]))
+    if code < 0x100:
+        forms.append(_ESCAPES + "x" + _hex(code, 2))
+    if code >= 0x80:
+        forms.append("".join(_ESCAPES + "x" + _hex(byte, 2) for byte in char.encode("utf-8")))
+    if code >= 0x10000:
+        forms.append(_ESCAPES + "U" + _hex(code, 8))
+    forms += [f"&#0{{0,4}}{code};", f"&#[xX]0{{0,4}}{_hex(code, 1)};"]
+    if char in _HTML_NAMES:
+        forms.append(f"&{_HTML_NAMES[char]};")
     return forms
 
 
@@ -63,8 +88,15 @@ def _hex(number: int, digits: int) -> str:
 
 def _patterns(text: str) -> list[str]:
     """Patterns for ``text`` in every mixture of its characters' forms, one per form of its first one."""
-    rest = "".join("(?:" + "|".join(_forms(char)) + ")" for char in text[1:])
+    rest = "".join(_character(char).pattern for char in text[1:])
     return [first + rest for first in _forms(text[0])]
+
+
+@functools.lru_cache(maxsize=4096)
+def _character(char: str) -> re.Pattern[str]:
+    """One character in any of its forms."""
+    forms = _forms(char)
+    return re.compile(forms[0] if len(forms) == 1 else "(?:" + "|".join(forms) + ")")
 
 
 def _b64_forms(text: str) -> set[str]:
@@ -73,70 +105,194 @@ def _b64_forms(text: str) -> set[str]:
     return encoded | {form.rstrip("=") for form in encoded}
 
 
+def _lower(text: str) -> str:
+    """``text`` in lower case, each character in place: U+0130, the one whose lower case is two characters
+    (`i` and a dot above), becomes `i`."""
+    return text.replace("\u0130", "i").lower()
+
+
+def _written(text: str) -> set[str]:
+    """``text`` as the usual encoders write it, each whole: JSON, percent-encoding, repr, HTML."""
+    return {
+        text,
+        json.dumps(text)[1:-1],
+        json.dumps(text, ensure_ascii=False)[1:-1],
+        quote(text, safe=""),
+        quote_plus(text, safe=""),
+        repr(text)[1:-1],
+        repr(text.encode("utf-8"))[2:-1],
+        html.escape(text),
+    }
+
+
+class _Part:
+    """A text to look for, lower-cased, and the run of a secret it stands for: the secret, and where the
+    run starts and ends in it."""
+
+    __slots__ = ("end", "secret", "start")
+
+    def __init__(self, secret: str, start: int, end: int) -> None:
+        self.secret, self.start, self.end = secret, start, end
+
+    def grown(self, text: str, lowered: str, start: int, end: int) -> tuple[int, int]:
+        """The span of the run of the secret found at ``text[start:end]``, grown on through the characters of
+        the secret that follow in any of their forms, and back through those before as they are written."""
+        for char in self.secret[self.end :]:
+            match = _character(char).match(text, end) or _character(char.lower()).match(lowered, end)
+            if match is None:
+                break
+            end = match.end()
+        for char in reversed(self.secret[: self.start].lower()):
+            if start == 0 or lowered[start - 1] != char:
+                break
+            start -= 1
+        return start, end
+
+
+def _parts(secret: str) -> Iterator[tuple[str, _Part]]:
+    """What finds ``secret`` in any case and in part: (the lower-cased text to look for, the run it stands
+    for), for the secret and for each of its blocks as the usual encoders write it. A run of its characters
+    as long as two blocks holds one whole block; a secret too short to have two blocks is found whole only."""
+    size = max(_BLOCK, -(-len(secret) // _MAX_BLOCKS))
+    runs = [(0, len(secret))]
+    if len(secret) >= 2 * size:
+        runs += [(start, start + size) for start in range(0, len(secret) - size + 1, size)]
+    for start, end in runs:
+        for text in _written(secret[start:end]):
+            yield _lower(text), _Part(secret, start, end)
+
+
 class Redactor:
     """Remembers secret values and replaces every form of them in text with ``***``.
 
-    Every non-empty value is redacted, however short: a leaked three-letter PIN is still a leak, and an
-    over-eager mask only costs readability. Safe to share between threads; pickles with its values.
+    Beyond the forms a secret takes, it is found in any case (a server may upper-case what it echoes) and in
+    part: wherever one of its blocks appears (6 characters for most keys), the run of the secret around it
+    is masked, so that a server echoing a prefix or a message cut short shows no run of 11 characters of
+    it, and of a shorter run only what comes before its first whole block. Every non-empty value is
+    redacted whole, however short: a leaked three-letter PIN is still a leak, and an over-eager mask only
+    costs readability. Safe to share between threads; pickles with its values.
     """
 
-    def __init__(self, values: Iterable[str] = ()) -> None:
+    def __init__(self, values: Iterable[str] = (), derived: Iterable[str] = ()) -> None:
         self._values: set[str] = set()
-        self._forms: set[str] = set()
+        self._derived: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
+        # Each lower-cased text to look for, and the runs of secrets it stands for (a block may recur).
+        self._parts: dict[str, list[_Part]] = {}
         self._lock = threading.Lock()
         self.longest = 0
         self.multiline = False
         for value in values:
             self.add(value)
+        for value in derived:
+            self.add_derived(value)
 
     def add(self, value: str) -> None:
-        """Redact ``value`` from now on, in every form it takes on the wire (`auth.wire_forms`) and in
-        base64 with either alphabet, padded or not."""
+        """Redact the secret ``value`` from now on: whole, in any case and in part, and in every form it takes
+        on the wire (`auth.wire_forms`) and in base64 with either alphabet, padded or not."""
         if not value or value in self._values:
             return
-        forms = wire_forms(value) | _b64_forms(value) | _b64_forms(value + ":")
         with self._lock:
             self._values.add(value)
-            self._forms |= forms
-            self.multiline = self.multiline or "\n" in value or "\r" in value
-            # Longest first, so a secret that contains another is masked whole.
-            ordered = sorted(self._forms, key=lambda text: (-len(text), text))
-            self._pattern = re.compile("|".join(p for text in ordered for p in _patterns(text)))
-            self.longest = len(ordered[0]) * _LONGEST_CHARACTER
+            self._compile()
+
+    def add_derived(self, value: str) -> None:
+        """Redact ``value``, made from a secret (a credential as sent: `Bearer` and the secret), whole only:
+        a part of it may be its public prefix."""
+        if not value or value in self._derived or value in self._values:
+            return
+        with self._lock:
+            self._derived.add(value)
+            self._compile()
+
+    def _compile(self) -> None:
+        forms = set(self._derived)
+        parts: dict[str, list[_Part]] = {}
+        for secret in sorted(self._values):
+            forms |= wire_forms(secret) | _b64_forms(secret) | _b64_forms(secret + ":")
+            for needle, part in _parts(secret):
+                parts.setdefault(needle, []).append(part)
+        # Longest first, so that a secret containing another is masked whole.
+        ordered = sorted(forms, key=lambda text: (-len(text), text))
+        self._pattern = re.compile("|".join(p for text in ordered for p in _patterns(text)))
+        self._parts = parts
+        self.multiline = any("\n" in text or "\r" in text for text in forms)
+        self.longest = len(ordered[0]) * _LONGEST_CHARACTER
 
     def merge(self, other: Redactor) -> None:
         """Redact everything ``other`` redacts too."""
-        for value in other.values():
+        values, derived = other._known()
+        for value in values:
             self.add(value)
+        for value in derived:
+            self.add_derived(value)
 
     def values(self) -> list[str]:
+        """The secrets this redactor masks (not the values derived from them)."""
+        return self._known()[0]
+
+    def _known(self) -> tuple[list[str], list[str]]:
         with self._lock:
-            return sorted(self._values)
+            return sorted(self._values), sorted(self._derived)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"values": self.values()}
+        values, derived = self._known()
+        return {"values": values, "derived": derived}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["values"])  # type: ignore[misc]
+        self.__init__(state["values"], state["derived"])  # type: ignore[misc]
+
+    def _spans(self, text: str) -> list[tuple[int, int]]:
+        """Where ``text`` holds a secret, in order, overlapping spans joined."""
+        pattern, parts = self._pattern, self._parts
+        if pattern is None:
+            return []
+        whole = [match.span() for match in pattern.finditer(text)]
+        ends = [end for _, end in whole]
+        spans = list(whole)
+        # Literal searches rather than one more regex: a regex of every block would try each block at every
+        # position (the blocks of a key begin with most letters), and is ten times slower.
+        lowered = _lower(text)
+        for needle, runs in parts.items():
+            found = lowered.find(needle)
+            while found >= 0:
+                inside = bisect.bisect_right(ends, found)
+                # A block inside a secret already masked whole is no part of another run of it.
+                if inside == len(whole) or found < whole[inside][0]:
+                    grown = (run.grown(text, lowered, found, found + len(needle)) for run in runs)
+                    spans.append(max(grown, key=lambda span: span[1] - span[0]))
+                found = lowered.find(needle, found + 1)
+        spans.sort()
+        joined: list[tuple[int, int]] = []
+        for start, end in spans:
+            if joined and start <= joined[-1][1]:
+                joined[-1] = (joined[-1][0], max(end, joined[-1][1]))
+            else:
+                joined.append((start, end))
+        return joined
 
     def redact(self, text: str) -> str:
         """``text`` with every known secret form replaced by ``***``."""
-        pattern = self._pattern
-        return text if pattern is None else pattern.sub(MASK, text)
+        spans = self._spans(text)
+        if not spans:
+            return text
+        out: list[str] = []
+        position = 0
+        for start, end in spans:
+            out += [text[position:start], MASK]
+            position = end
+        out.append(text[position:])
+        return "".join(out)
 
     def redact_prefix(self, text: str, end: int) -> tuple[str, str]:
         """(``text[:end]`` redacted, the rest), cutting after ``end`` where a match runs past it."""
-        pattern = self._pattern
-        if pattern is None:
-            return text[:end], text[end:]
         out: list[str] = []
         position = 0
-        for match in pattern.finditer(text):
-            if match.start() >= end:
+        for start, stop in self._spans(text):
+            if start >= end:
                 break
-            out += [text[position : match.start()], MASK]
-            position = match.end()
+            out += [text[position:start], MASK]
+            position = stop
         if position < end:
             out.append(text[position:end])
         return "".join(out), text[max(position, end) :]
