@@ -35,6 +35,8 @@ def render(source: str, *, allowed: bool = True) -> object:
         ('{{ secret("X") }} for {{ input.name }}', f"{CANARY} for X"),
         ("{% if input.n > 1 %}key {{ secret('X') }}{% endif %}", f"key {CANARY}"),
         ("{% for i in range(2) %}{{ secret('X') }}{% endfor %}", CANARY * 2),
+        # HTML escaping would make `&#34;` of `"`: a form of the secret the redactor need not know.
+        ("{% autoescape true %}<{{ secret('X') }}>{% endautoescape %}", f"<{CANARY}>"),
     ],
 )
 def test_a_secret_placed_whole_is_its_own_text(source: str, expected: str) -> None:

@@ -335,8 +335,9 @@ class _Environment(ImmutableSandboxedEnvironment):
 
 
 def _finalize(value: Any) -> Any:
-    """What an output tag writes: a secret's own text (the only place it is revealed in a text template)."""
-    return value._value if isinstance(value, _Secret) else check_result(value, "the output")
+    """What an output tag writes: a secret's own text (the only place it is revealed in a text template),
+    marked safe so that `{% autoescape %}` cannot make an HTML-escaped form of it."""
+    return Markup(value._value) if isinstance(value, _Secret) else check_result(value, "the output")
 
 
 def _bounded_filter(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
