@@ -827,7 +827,50 @@ _REF_LOOP = (
     "      responses: {'200': {description: ok}}\ncomponents:\n  schemas:\n"
     "    A: {$ref: '#/components/schemas/B'}\n    B: {$ref: '#/components/schemas/A'}\n"
 )
+
+def _spec_with_pattern(pattern: str) -> str:
+    schema = {"type": "object", "properties": {"name": {"type": "string", "pattern": pattern}}}
+    return _yaml(
+        {
+            "openapi": "3.1.0",
+            "info": {"title": "p", "version": "1"},
+            "servers": [{"url": "https://example.com"}],
+            "paths": {
+                "/x": {
+                    "post": {
+                        "operationId": "make",
+                        "requestBody": {"content": {"application/json": {"schema": schema}}},
+                        "responses": {"200": {"description": "ok"}},
+                    }
+                }
+            },
+        }
+    )
+
+
 SPEC_CASES = [
+    CliCase(
+        "test-request: a spec's pattern that backtracks without end",
+        ["test-request", "t.yaml", "--dry-run"],
+        3,
+        "  $.body.name: cannot be checked against the pattern ^(a|aa)+$ within 0.25 s: the pattern "
+        "backtracks without end on this value; simplify the pattern in the spec",
+        "$.body.name",
+        {
+            "specs/p.yaml": _spec_with_pattern("^(a|aa)+$"),
+            "t.yaml": _yaml(
+                {"id": "t", "operation": "p.make", "request": {"body": {"name": "a" * 60 + "!"}}}
+            ),
+        },
+    ),
+    CliCase(
+        "specs import: a pattern of 1,000 nested groups",
+        ["specs", "import", "spec.yaml"],
+        0,
+        "Not checked strictly: 'httptask specs check FILE' lists what the OpenAPI validator finds.",
+        "specs check FILE",
+        {"spec.yaml": _spec_with_pattern("(" * 1000 + "a" + ")" * 1000)},
+    ),
     CliCase(
         "specs check: $ref loop A -> B -> A",
         ["specs", "check", "spec.yaml"],

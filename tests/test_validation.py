@@ -90,3 +90,36 @@ def test_a_huge_value_or_thousands_of_choices_are_shortened_in_the_message_and_k
     assert region.expected == choices
     assert pattern.message == f"must match the pattern ^[a-z]*$, not '{'X' * 169}... (1,000,002 characters)"
     assert pattern.actual == memo
+
+
+# A pattern Python's `re` backtracks on for longer than the universe lasts, given 60 `a`s and a `!`.
+BACKTRACKING = "^(a|aa)+$"
+STOPPED = (
+    f"cannot be checked against the pattern {BACKTRACKING} within 0.25 s: the pattern backtracks without "
+    "end on this value; simplify the pattern in the spec"
+)
+
+
+def test_a_pattern_that_backtracks_without_end_is_stopped_and_named() -> None:
+    schema = {"type": "object", "properties": {"name": {"type": "string", "pattern": BACKTRACKING}}}
+    value = "a" * 60 + "!"
+    assert [i.to_dict() for i in validate_instance({"name": value}, schema)] == [
+        {"path": "$.name", "message": STOPPED, "expected": BACKTRACKING, "actual": value}
+    ]
+    assert validate_instance({"name": "aaa"}, schema) == []
+    [mismatch] = validate_instance({"name": "ab"}, schema)
+    assert mismatch.message == "must match the pattern ^(a|aa)+$, not 'ab'"
+
+
+def test_a_property_name_checked_against_a_backtracking_pattern_is_stopped() -> None:
+    key = "a" * 60 + "!"
+    for schema in (
+        {"type": "object", "patternProperties": {BACKTRACKING: {"type": "integer"}}},
+        {"type": "object", "patternProperties": {BACKTRACKING: {}}, "additionalProperties": False},
+    ):
+        assert [i.to_dict() for i in validate_instance({key: 1}, schema)] == [
+            {"path": "$", "message": f"has a property name that {STOPPED}"}
+        ]
+    strict = {"type": "object", "patternProperties": {"^x-": {}}, "additionalProperties": False}
+    assert validate_instance({"x-a": 1}, strict) == []
+    assert [i.path for i in validate_instance({"y": 1}, strict)] == ["$.y"]

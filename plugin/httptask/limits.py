@@ -2,7 +2,9 @@
 
 A template can only make values of at most `MAX_SIZE` characters or items, numbers of at most `MAX_DIGITS`
 digits, and runs for at most `RENDER_SECONDS`. The checks run before an operation that could grow past a
-bound, so no single step allocates first and complains later. `LimitExceeded` carries the sentence to show.
+bound, so no single step allocates first and complains later. A spec's regular expression (`pattern`) gets
+`PATTERN_SECONDS` for one value: a pattern that backtracks without end (`^(a|aa)+$`) is stopped. The only
+import of `regex`, the engine that can stop. `LimitExceeded` carries the sentence to show.
 """
 
 from __future__ import annotations
@@ -17,11 +19,14 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeGuard
 
+import regex
+
 __all__ = [
     "MAX_DEPTH",
     "MAX_DIGITS",
     "MAX_SIZE",
     "MAX_TEMPLATE_CHARS",
+    "PATTERN_SECONDS",
     "RENDER_SECONDS",
     "LimitExceeded",
     "check_binop",
@@ -30,6 +35,7 @@ __all__ = [
     "check_filter",
     "check_result",
     "check_time",
+    "search",
     "size",
     "ticking",
     "time_limit",
@@ -40,6 +46,7 @@ MAX_DIGITS = 4_000
 MAX_DEPTH = 100
 MAX_TEMPLATE_CHARS = 50_000
 RENDER_SECONDS = 1.0
+PATTERN_SECONDS = 0.25
 
 _MAX_BITS = math.ceil(MAX_DIGITS * math.log2(10))
 _PERCENT_FIELD = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
@@ -281,3 +288,18 @@ def ticking(items: Iterable[Any]) -> Iterator[Any]:
     for item in items:
         check_time()
         yield item
+
+
+def search(pattern: str, text: str) -> bool:
+    """Whether the regular expression ``pattern`` matches somewhere in ``text``, as `re.search` reads it;
+    `LimitExceeded` when it has not decided within `PATTERN_SECONDS`."""
+    try:
+        return regex.search(pattern, text, timeout=PATTERN_SECONDS) is not None
+    except (regex.error, RecursionError):
+        # What `re` reads and `regex` does not (groups nested hundreds deep): `re` has no timeout to offer.
+        return re.search(pattern, text) is not None
+    except TimeoutError:
+        raise LimitExceeded(
+            f"cannot be checked against the pattern {pattern} within {PATTERN_SECONDS:g} s: the pattern "
+            "backtracks without end on this value; simplify the pattern in the spec"
+        ) from None

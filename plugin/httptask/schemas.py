@@ -51,7 +51,7 @@ def _count(value: Any) -> bool:
 def _compiles(pattern: Any) -> bool:
     try:
         re.compile(pattern)
-    except (re.error, TypeError):
+    except (re.error, TypeError, RecursionError):  # RecursionError: groups nested hundreds deep
         return False
     return True
 

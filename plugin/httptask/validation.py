@@ -18,13 +18,14 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import jsonschema_rs
-from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema import Draft202012Validator, FormatChecker, validators
 from jsonschema.exceptions import SchemaError, UnknownType, ValidationError
 from referencing import Registry, Resource
 from referencing.exceptions import NoSuchResource, Unresolvable
 from referencing.jsonschema import DRAFT202012
 
 from .errors import Issue, SpecError, child_path
+from .limits import LimitExceeded, search
 from .messages import RequestValues
 from .schemas import Schemas
 from .spec import MediaType, Operation, Parameter, Server
@@ -72,6 +73,56 @@ def _is_date_time(value: object) -> bool:
 @_checks("email")
 def _is_email(value: object) -> bool:
     return not isinstance(value, str) or bool(re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value))
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterable[ValidationError]:
+    if not validator.is_type(instance, "string"):
+        return
+    try:
+        if not search(pattern, instance):
+            yield ValidationError(f"{instance!r} does not match {pattern!r}")
+    except LimitExceeded as exc:
+        yield ValidationError(str(exc), validator="patternTime")
+
+
+def _pattern_properties(
+    validator: Any, patterns: Mapping[str, Any], instance: Any, schema: Any
+) -> Iterable[ValidationError]:
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in patterns.items():
+        for key, value in instance.items():
+            if search(pattern, key):
+                yield from validator.descend(value, subschema, path=key, schema_path=pattern)
+
+
+def _additional_properties(
+    validator: Any, additional: Any, instance: Any, schema: Mapping[str, Any]
+) -> Iterable[ValidationError]:
+    if not validator.is_type(instance, "object"):
+        return
+    known = schema.get("properties", {})
+    patterns = schema.get("patternProperties", {})
+    extras = [
+        key for key in instance if key not in known and not any(search(p, key) for p in patterns)
+    ]
+    if validator.is_type(additional, "object"):
+        for extra in extras:
+            yield from validator.descend(instance[extra], additional, path=extra)
+    elif additional is False and extras:
+        yield ValidationError(f"Additional properties are not allowed ({', '.join(map(repr, extras))})")
+
+
+# Draft 2020-12 with every regular expression of a schema matched by `limits.search`, which stops a pattern
+# that backtracks without end (Python's `re`, which jsonschema uses, cannot be stopped).
+_Validator: Any = validators.extend(
+    Draft202012Validator,
+    {
+        "pattern": _pattern,
+        "patternProperties": _pattern_properties,
+        "additionalProperties": _additional_properties,
+    },
+)
 
 
 def operation_schema(op: Operation, server: Server | None = None) -> dict[str, Any]:
@@ -122,13 +173,19 @@ class _Format:
 
 
 class _Pattern:
-    """The `pattern` keyword for jsonschema-rs with Python's `re.search`, as jsonschema reads it."""
+    """The `pattern` keyword for jsonschema-rs with `limits.search`, read as jsonschema reads it."""
 
     def __init__(self, parent_schema: Any, value: Any, schema_path: Any) -> None:
         self._regex = re.compile(value)
 
     def validate(self, instance: Any) -> None:
-        if isinstance(instance, str) and self._regex.search(instance) is None:
+        if not isinstance(instance, str):
+            return
+        try:
+            matched = search(self._regex.pattern, instance)
+        except LimitExceeded:
+            matched = False  # jsonschema, asked next, says that the pattern was stopped
+        if not matched:
             raise ValueError(f"does not match {self._regex.pattern!r}")
 
 
@@ -197,11 +254,11 @@ class _Validators:
     a registry of its document's schemas made once per document."""
 
     def __init__(self) -> None:
-        self._compiled: dict[tuple[int, int], tuple[Operation, Server | None, Draft202012Validator, Any]] = {}
+        self._compiled: dict[tuple[int, int], tuple[Operation, Server | None, Any, Any]] = {}
         self._registries: weakref.WeakKeyDictionary[Schemas, Registry[Any]] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
-    def get(self, op: Operation, server: Server | None) -> tuple[Draft202012Validator, Any]:
+    def get(self, op: Operation, server: Server | None) -> tuple[Any, Any]:
         """jsonschema's validator for `op`, and jsonschema-rs's (None where it cannot take the schema)."""
         key = (id(op), id(server))
         found = self._compiled.get(key)
@@ -213,7 +270,7 @@ class _Validators:
             else:
                 schema = _request_schema(op, server, lambda part: schemas.unwrapped(part.linked_schema))
                 registry = self._registry(schemas)
-            validator = Draft202012Validator(schema, registry=registry, format_checker=_FORMATS)
+            validator = _Validator(schema, registry=registry, format_checker=_FORMATS)
             fast = _fast_validator(schema, op.schemas.resources() if op.schemas is not None else None)
             found = (op, server, validator, fast)
             with self._lock:
@@ -257,6 +314,9 @@ def validate_values(op: Operation, values: RequestValues, server: Server | None 
     except RecursionError:
         # Only a value nested thousands of levels deep gets here: schema cycles that never nest are cut.
         return [Issue("$", "is nested too deeply to validate; send a shallower value")]
+    except LimitExceeded as exc:
+        # A property name checked against `patternProperties`: the pattern is named, the key is not known.
+        return [Issue("$", f"has a property name that {exc}")]
     except (SchemaError, UnknownType, Unresolvable) as exc:
         # Malformed keywords are left out when the document loads; this is the boundary for anything else.
         source = op.schemas.source if op.schemas is not None else op.api
@@ -272,8 +332,11 @@ def validate_instance(instance: Any, schema: dict[str, Any], *, root: str = "$")
     fast = _fast_validator(schema)
     if fast is not None and fast.is_valid(instance):
         return []
-    validator = Draft202012Validator(schema, format_checker=_FORMATS)
-    return _issues(validator.iter_errors(instance), root=root)
+    validator = _Validator(schema, format_checker=_FORMATS)
+    try:
+        return _issues(validator.iter_errors(instance), root=root)
+    except LimitExceeded as exc:
+        return [Issue(root, f"has a property name that {exc}")]
 
 
 def _issues(errors: Iterable[ValidationError], root: str = "$") -> list[Issue]:
