@@ -204,11 +204,12 @@ KEY40 = "sk_live_4eC39HqLyjWDarjtT1zdp7dc9Y2x1RqK"
     ("name", "text", "shown"),
     [
         ("a prefix", f"key {KEY40[:14]} unknown", "key *** unknown"),
-        ("a suffix", f"key ...{KEY40[-12:]}.", "key ...***."),
-        ("the middle", f"[{KEY40[7:30]}]", "[***]"),
+        ("a suffix", f"key ...{KEY40[-10:]}.", "key ...***."),
+        ("the middle", f"[{KEY40[7:30]}]", f"[{KEY40[7:12]}***]"),
         ("cut short", json.dumps({"note": "bad " + KEY40})[:40] + "...", '{"note": "bad ***...'),
         ("upper-cased part", f"<{KEY40[:20].upper()}>", "<***>"),
-        ("json-escaped part", json.dumps(QUOTED[2:16])[1:-1], "***"),
+        # ASCII marks may be the text's own (`\\"` may close a string): a mask neither starts nor ends on one.
+        ("json-escaped part", json.dumps(QUOTED[6:20])[1:-1], '\\"*** +&=%?#'),
     ],
 )
 def test_a_part_of_a_secret_is_masked(name: str, text: str, shown: str) -> None:
@@ -216,12 +217,22 @@ def test_a_part_of_a_secret_is_masked(name: str, text: str, shown: str) -> None:
     assert redactor.redact(text) == shown, name
 
 
+def test_a_mask_keeps_the_text_around_a_part_intact() -> None:
+    # The echoed prefix stops just before the secret's own quote: the `"` that follows closes the JSON
+    # string, and one nested a level deeper starts with the escape's backslash, which goes with it.
+    secret = 'abcdefghijklmnop"qrstuvw'
+    redactor = Redactor([secret])
+    assert json.loads(redactor.redact(json.dumps({"note": secret[:16]}))) == {"note": "***"}
+    nested = json.dumps(json.dumps({"note": "é" + secret[:16]}, ensure_ascii=True))
+    assert json.loads(json.loads(Redactor(["é" + secret]).redact(nested))) == {"note": "***"}
+
+
 def test_a_part_shorter_than_two_blocks_and_a_short_secret_stay_unmasked() -> None:
     # Eleven characters in a row always hold one block of six; eight may not, and need not be masked. A
     # secret under 16 characters is masked whole only: its blocks would be words (`test_` of `test_key`).
     redactor = Redactor([KEY40, "pin42", "test_cli_key"])
     assert redactor.redact(f"{KEY40[1:9]} pin4 sk_ other") == f"{KEY40[1:9]} pin4 sk_ other"
-    assert redactor.redact(f"x{KEY40[1:12]}x pin42") == "x***x ***"
+    assert redactor.redact(f"x{KEY40[1:12]}x pin42") == f"x{KEY40[1:6]}***x ***"
     assert redactor.redact("/tmp/test_resume TEST_CLI_KEY") == "/tmp/test_resume ***"
 
 

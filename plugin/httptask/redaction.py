@@ -126,49 +126,76 @@ def _written(text: str) -> set[str]:
 
 
 class _Part:
-    """A text to look for, lower-cased, and the run of a secret it stands for: the secret, and where the
-    run starts and ends in it."""
+    """The run of a secret a text to look for stands for: the secret, and where the run ends in it."""
 
-    __slots__ = ("end", "secret", "start")
+    __slots__ = ("end", "secret")
 
-    def __init__(self, secret: str, start: int, end: int) -> None:
-        self.secret, self.start, self.end = secret, start, end
+    def __init__(self, secret: str, end: int) -> None:
+        self.secret, self.end = secret, end
 
     def grown(self, text: str, lowered: str, start: int, end: int) -> tuple[int, int]:
         """The span of the run of the secret found at ``text[start:end]``, grown on through the characters of
-        the secret that follow in any of their forms, and back through those before as they are written."""
+        the secret that follow, in any of their forms and either case, but never ending on a quote, bracket
+        or other ASCII mark in any form: that may be the text's own (the `"` or `\\"` that closes a JSON
+        string), and masking it would break the text. Nor back, for the same reason (the `\\` of an
+        escape)."""
+        safe = end
         for char in self.secret[self.end :]:
             match = _character(char).match(text, end) or _character(char.lower()).match(lowered, end)
             if match is None:
                 break
             end = match.end()
-        for char in reversed(self.secret[: self.start].lower()):
-            if start == 0 or lowered[start - 1] != char:
-                break
-            start -= 1
-        return start, end
+            if not _is_mark(char):
+                safe = end
+        return start, safe
+
+
+def _escape_start(text: str, start: int) -> int:
+    """``start``, or one before it where the backslash there escapes the character at ``start`` (a JSON
+    needle found in JSON inside JSON, `\\\\u00e9`): a mask must take an escape whole."""
+    before = start
+    while before > 0 and text[before - 1] == "\\":
+        before -= 1
+    return start - 1 if (start - before) % 2 else start
 
 
 def _parts(secret: str) -> Iterator[tuple[str, _Part]]:
     """What finds ``secret`` in any case and in part: (the lower-cased text to look for, the run it stands
-    for), for the secret and for each of its blocks as the usual encoders write it. A run of its characters
-    as long as two blocks holds one whole block; a secret too short to have two blocks is found whole only."""
+    for), for the secret and, when it is long enough, each of its blocks as the usual encoders write it. A
+    run of its characters one shorter than two blocks holds one whole block. A block's quotes, brackets and
+    other ASCII marks at either end are left out of it: they may be the text's own (the `"` that closes a
+    JSON string), and a mask must not take them."""
     size = max(_BLOCK, -(-len(secret) // _MAX_BLOCKS))
     runs = [(0, len(secret))]
-    if len(secret) >= 2 * size:
-        runs += [(start, start + size) for start in range(0, len(secret) - size + 1, size)]
+    if len(secret) >= _PARTIAL:
+        runs += [_inner(secret, start, start + size) for start in range(0, len(secret) - size + 1, size)]
     for start, end in runs:
-        for text in _written(secret[start:end]):
-            yield _lower(text), _Part(secret, start, end)
+        if start < end:
+            for text in _written(secret[start:end]):
+                yield _lower(text), _Part(secret, end)
+
+
+def _inner(secret: str, start: int, end: int) -> tuple[int, int]:
+    """``(start, end)`` narrowed past the ASCII marks at either end of ``secret[start:end]``."""
+    while start < end and _is_mark(secret[start]):
+        start += 1
+    while end > start and _is_mark(secret[end - 1]):
+        end -= 1
+    return start, end
+
+
+def _is_mark(char: str) -> bool:
+    return char.isascii() and char not in _UNRESERVED
 
 
 class Redactor:
     """Remembers secret values and replaces every form of them in text with ``***``.
 
     Beyond the forms a secret takes, it is found in any case (a server may upper-case what it echoes) and in
-    part: wherever one of its blocks appears (6 characters for most keys), the run of the secret around it
-    is masked, so that a server echoing a prefix or a message cut short shows no run of 11 characters of
-    it, and of a shorter run only what comes before its first whole block. Every non-empty value is
+    part: wherever one of its blocks appears (6 characters for most keys), it is masked with the rest of the
+    secret that follows, so that a server echoing a prefix or a message cut short shows no run of 11
+    characters of it (ASCII marks aside: a mask never starts or ends on one), and of a longer run only what
+    comes before its first whole block. Every non-empty value is
     redacted whole, however short: a leaked three-letter PIN is still a leak, and an over-eager mask only
     costs readability. Safe to share between threads; pickles with its values.
     """
@@ -259,7 +286,8 @@ class Redactor:
                 inside = bisect.bisect_right(ends, found)
                 # A block inside a secret already masked whole is no part of another run of it.
                 if inside == len(whole) or found < whole[inside][0]:
-                    grown = (run.grown(text, lowered, found, found + len(needle)) for run in runs)
+                    start = _escape_start(text, found)
+                    grown = (run.grown(text, lowered, start, found + len(needle)) for run in runs)
                     spans.append(max(grown, key=lambda span: span[1] - span[0]))
                 found = lowered.find(needle, found + 1)
         spans.sort()
