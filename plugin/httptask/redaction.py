@@ -37,6 +37,8 @@ _ESCAPES = r"\\\\{0,6}"
 # Backslash escapes that stand for one character: JSON's, and Python's `\'` in the repr of a str or bytes.
 _SHORT_ESCAPES = {'"': '"', "'": "'", "/": "/", "\b": "b", "\f": "f", "\n": "n", "\r": "r", "\t": "t"}
 _HTML_NAMES = {"&": "amp", "<": "lt", ">": "gt", '"': "quot", "'": "apos"}
+# What opens, closes or escapes a string or an element in the texts we write (JSON, repr, HTML, URLs).
+_MARKS = frozenset("\"'\\`<>()[]{}")
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 # The most text one character of a secret can become: four UTF-8 bytes, each `\xNN` escaped 7 times.
 _LONGEST_CHARACTER = 4 * (7 + 3)
@@ -136,16 +138,15 @@ class _Part:
     def grown(self, text: str, lowered: str, start: int, end: int) -> tuple[int, int]:
         """The span of the run of the secret found at ``text[start:end]``, grown on through the characters of
         the secret that follow, in any of their forms and either case, but never ending on a quote, bracket
-        or other ASCII mark in any form: that may be the text's own (the `"` or `\\"` that closes a JSON
-        string), and masking it would break the text. Nor back, for the same reason (the `\\` of an
-        escape)."""
+        or backslash in any form: that may be the text's own (the `"` or `\\"` that closes a JSON string),
+        and masking it would break the text. Nor back, for the same reason (the `\\` of an escape)."""
         safe = end
         for char in self.secret[self.end :]:
             match = _character(char).match(text, end) or _character(char.lower()).match(lowered, end)
             if match is None:
                 break
             end = match.end()
-            if not _is_mark(char):
+            if char not in _MARKS:
                 safe = end
         return start, safe
 
@@ -163,7 +164,7 @@ def _parts(secret: str) -> Iterator[tuple[str, _Part]]:
     """What finds ``secret`` in any case and in part: (the lower-cased text to look for, the run it stands
     for), for the secret and, when it is long enough, each of its blocks as the usual encoders write it. A
     run of its characters one shorter than two blocks holds one whole block. A block's quotes, brackets and
-    other ASCII marks at either end are left out of it: they may be the text's own (the `"` that closes a
+    backslashes at either end are left out of it: they may be the text's own (the `"` that closes a
     JSON string), and a mask must not take them."""
     size = max(_BLOCK, -(-len(secret) // _MAX_BLOCKS))
     runs = [(0, len(secret))]
@@ -176,16 +177,12 @@ def _parts(secret: str) -> Iterator[tuple[str, _Part]]:
 
 
 def _inner(secret: str, start: int, end: int) -> tuple[int, int]:
-    """``(start, end)`` narrowed past the ASCII marks at either end of ``secret[start:end]``."""
-    while start < end and _is_mark(secret[start]):
+    """``(start, end)`` narrowed past the quotes, brackets and backslashes at the ends of the run."""
+    while start < end and secret[start] in _MARKS:
         start += 1
-    while end > start and _is_mark(secret[end - 1]):
+    while end > start and secret[end - 1] in _MARKS:
         end -= 1
     return start, end
-
-
-def _is_mark(char: str) -> bool:
-    return char.isascii() and char not in _UNRESERVED
 
 
 class Redactor:
@@ -194,10 +191,10 @@ class Redactor:
     Beyond the forms a secret takes, it is found in any case (a server may upper-case what it echoes) and in
     part: wherever one of its blocks appears (6 characters for most keys), it is masked with the rest of the
     secret that follows, so that a server echoing a prefix or a message cut short shows no run of 11
-    characters of it (ASCII marks aside: a mask never starts or ends on one), and of a longer run only what
-    comes before its first whole block. Every non-empty value is
-    redacted whole, however short: a leaked three-letter PIN is still a leak, and an over-eager mask only
-    costs readability. Safe to share between threads; pickles with its values.
+    characters of it (quotes, brackets and backslashes aside: a mask never starts or ends on one), and of
+    a longer run only what comes before its first whole block. Every non-empty value is redacted whole,
+    however short: a leaked three-letter PIN is still a leak, and an over-eager mask only costs readability.
+    Safe to share between threads; pickles with its values.
     """
 
     def __init__(self, values: Iterable[str] = (), derived: Iterable[str] = ()) -> None:
