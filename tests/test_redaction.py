@@ -203,11 +203,11 @@ KEY40 = "sk_live_4eC39HqLyjWDarjtT1zdp7dc9Y2x1RqK"
 @pytest.mark.parametrize(
     ("name", "text", "shown"),
     [
-        ("a prefix", f"key {KEY40[:14]} unknown", "key *** unknown"),
+        ("a prefix", f"key {KEY40[:14]} unknown", "key sk_liv*** unknown"),
         ("a suffix", f"key ...{KEY40[-10:]}.", "key ...***."),
         ("the middle", f"[{KEY40[7:30]}]", f"[{KEY40[7:12]}***]"),
-        ("cut short", json.dumps({"note": "bad " + KEY40})[:40] + "...", '{"note": "bad ***...'),
-        ("upper-cased part", f"<{KEY40[:20].upper()}>", "<***>"),
+        ("cut short", json.dumps({"note": "bad " + KEY40})[:40] + "...", '{"note": "bad sk_liv***...'),
+        ("upper-cased part", f"<{KEY40[:20].upper()}>", "<SK_LIV***>"),
         # A quote may be the text's own (`\\"` may close a string): a mask neither starts nor ends on one.
         ("json-escaped part", json.dumps(QUOTED[6:20])[1:-1], '\\"***'),
     ],
@@ -220,11 +220,19 @@ def test_a_part_of_a_secret_is_masked(name: str, text: str, shown: str) -> None:
 def test_a_mask_keeps_the_text_around_a_part_intact() -> None:
     # The echoed prefix stops just before the secret's own quote: the `"` that follows closes the JSON
     # string, and one nested a level deeper starts with the escape's backslash, which goes with it.
-    secret = 'abcdefghijklmnop"qrstuvw'
+    secret = 'Ab3dEf6hIj9lMn2p"qR5tUv'
     redactor = Redactor([secret])
     assert json.loads(redactor.redact(json.dumps({"note": secret[:16]}))) == {"note": "***"}
     nested = json.dumps(json.dumps({"note": "é" + secret[:16]}, ensure_ascii=True))
     assert json.loads(json.loads(Redactor(["é" + secret]).redact(nested))) == {"note": "***"}
+
+
+def test_a_block_that_reads_as_a_word_masks_no_word() -> None:
+    # `nknown` and `econci` are blocks of these keys; the words holding them stay readable. The keys do not.
+    redactor = Redactor(["test_unknown_key", "test_reconcile_key", "SK_LIVE_UNKNOWN_KEY_X"])
+    text = "outcome unknown, resolved by reconciliation; UNKNOWN"
+    assert redactor.redact(text) == text
+    assert redactor.redact("test_unknown_key TEST_RECONCILE_KEY") == "*** ***"
 
 
 def test_a_part_shorter_than_two_blocks_and_a_short_secret_stay_unmasked() -> None:

@@ -48,6 +48,8 @@ _LONGEST_CHARACTER = 4 * (7 + 3)
 _PARTIAL = 16
 _BLOCK = 6
 _MAX_BLOCKS = 32
+# Letters of one case, perhaps with `_-. `: a block like this is a word more often than a key's.
+_WORDLIKE = re.compile(r"[a-z_.\- ]+|[A-Z_.\- ]+")
 
 
 def _forms(char: str) -> list[str]:
@@ -165,13 +167,14 @@ def _parts(secret: str) -> Iterator[tuple[str, _Part]]:
     for), for the secret and, when it is long enough, each of its blocks as the usual encoders write it. A
     run of its characters one shorter than two blocks holds one whole block. A block's quotes, brackets and
     backslashes at either end are left out of it: they may be the text's own (the `"` that closes a
-    JSON string), and a mask must not take them."""
+    JSON string), and a mask must not take them. A block that reads as a word (`nknown` of `test_unknown_key`)
+    is not looked for: it would mask that word in every text."""
     size = max(_BLOCK, -(-len(secret) // _MAX_BLOCKS))
     runs = [(0, len(secret))]
     if len(secret) >= _PARTIAL:
         runs += [_inner(secret, start, start + size) for start in range(0, len(secret) - size + 1, size)]
     for start, end in runs:
-        if start < end:
+        if start < end and not (end - start < len(secret) and _WORDLIKE.fullmatch(secret[start:end])):
             for text in _written(secret[start:end]):
                 yield _lower(text), _Part(secret, end)
 
