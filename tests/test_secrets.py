@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from httptask.errors import UsageError
 from httptask.redaction import Redactor
 from httptask.secrets import SecretStore
+from servers import closed_port
 
 
 def test_prefixed_variable_comes_first() -> None:
@@ -36,12 +43,42 @@ def test_every_httptask_variable_is_redacted_before_it_is_asked_for() -> None:
     assert store.redactor.redact("alpha-1 beta-2 x1") == "*** *** x1"
 
 
-def test_the_whole_file_is_redacted_when_it_is_read(tmp_path: Path) -> None:
+def test_the_whole_file_is_redacted_before_any_of_it_is_asked_for(tmp_path: Path) -> None:
+    # A sandbox, or a server's answer, may show a value of the file that this process never asks for.
     file = tmp_path / "secrets.yaml"
     file.write_text("a: first-value\nb: second-value\n")
     store = SecretStore(environ={}, file=file)
-    store.get("a")
     assert store.redactor.redact("first-value second-value") == "*** ***"
+
+
+def test_a_sandbox_started_with_a_secrets_file_masks_its_values_in_its_log(tmp_path: Path) -> None:
+    canary = "Fc4n4ry-7Qx9_file-only"
+    file = tmp_path / "secrets.yaml"
+    file.write_text(f"stripe: {canary}\n")
+    port = closed_port()
+    env = {**os.environ, "HTTPTASK_SECRETS_FILE": str(file)}
+    command = [sys.executable, "-m", "httptask", "sandbox", "--port", str(port)]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        root = f"http://127.0.0.1:{port}"
+        with httpx.Client(trust_env=False, timeout=5) as client:
+            for _ in range(300):
+                with contextlib.suppress(httpx.TransportError):
+                    client.get(f"{root}/_sandbox/health")
+                    break
+                time.sleep(0.1)
+            client.post(
+                f"{root}/stripe/v1/payment_records/prec_1/report_refund",
+                data={"outcome": "refunded", "processor_details[custom][refund_reference]": canary},
+                headers={"X-Note": canary},
+            )
+            log = client.get(f"{root}/_sandbox/requests").text
+    finally:
+        process.terminate()
+        out, err = process.communicate(timeout=30)
+    assert "prec_1" in log
+    for text in (log, out.decode(), err.decode()):
+        assert canary not in text and canary[:12] not in text
 
 
 def test_dots_and_dashes_become_underscores() -> None:

@@ -1,12 +1,13 @@
 """Credentials resolved by name, only from `HTTPTASK_SECRET_<NAME>` variables and the secrets file.
 
 Every value is registered with a `Redactor` before anyone can use it, so output can be masked: at creation
-for every `HTTPTASK_SECRET_` variable, and for the whole file when it is first read. A world-readable
+for every `HTTPTASK_SECRET_` variable and every value of the secrets file. A world-readable
 secrets file is accepted (refusing it would break shared CI runners); keep it mode 600.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Mapping
@@ -45,6 +46,11 @@ class SecretStore:
         for value in self._environ.values():
             self.redactor.add(value)
         self._file_values: dict[str, Any] | None = None
+        if file is not None:
+            # Read now, so that every value in the file is masked before anything is written: a sandbox or an
+            # answer may show one this process never asks for. A file that cannot be read is named at get().
+            with contextlib.suppress(UsageError):
+                self._load_file(file)
 
     def get(self, name: str) -> str:
         """The secret called ``name``; `UsageError` naming where secrets come from if it is in neither."""
