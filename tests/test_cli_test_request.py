@@ -146,6 +146,24 @@ def test_a_network_failure_exits_1_with_a_clear_error(tmp_path: Path) -> None:
     assert done.stderr.startswith("error: Could not connect to http://127.0.0.1:")
 
 
+@pytest.mark.parametrize("host", ["0x7f.1", "127.1", "2130706433", "127\u30020\u30020\u30021"])
+def test_the_cli_refuses_a_loopback_address_written_in_another_form_and_sends_nothing(
+    tmp_path: Path, server: RecordingServer, host: str
+) -> None:
+    # The CLI reaches loopback (sandboxes, local servers) but only at addresses every resolver reads alike:
+    # `0x7f.1` was sent while `127.1` was refused with the URL parser's words.
+    port = server.url.rsplit(":", 1)[1]
+    path = tmp_path / "raw.yaml"
+    path.write_text(f"id: ping\nhttpRequest: {{url: 'http://{host}:{port}/ping'}}\n", encoding="utf-8")
+    done = run("test-request", str(path))
+    assert (done.returncode, done.stderr) == (
+        1,
+        f"error: Refused to connect to {host} (127.0.0.1): it is a loopback address written in another form; "
+        "write addresses the usual way, as 127.0.0.1, so that every resolver reads them alike.\n",
+    )
+    assert server.requests == []
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -11,7 +11,7 @@ import pytest
 from httptask.errors import DestinationRefused
 from httptask.messages import HttpRequest, HttpResponse
 from httptask.netguard import DestinationPolicy, refusal_reason, static_resolve
-from httptask.transport import Sender, Timeouts
+from httptask.transport import Sender, Timeouts, check_url
 from servers import RecordingServer
 
 
@@ -122,17 +122,21 @@ def test_refusal_reasons(address: str, reason: str | None) -> None:
         ("169.254.43518", "169.254.169.254", "a cloud metadata address"),
         ("\uff11\uff12\uff17.\uff10.\uff10.\uff11", "127.0.0.1", "a loopback address"),
         ("\u2460\u2461\u2466.0.0.1", "127.0.0.1", "a loopback address"),
+        ("127\u30020\u30020\u30021", "127.0.0.1", "a loopback address"),
     ],
 )
 def test_an_address_written_in_another_form_is_refused_as_that_address(
     host: str, address: str, reason: str
 ) -> None:
-    with pytest.raises(DestinationRefused) as caught:
-        DestinationPolicy().check_url(f"http://{host}:8080/x")
-    assert str(caught.value) == (
+    message = (
         f"Refused to connect to {host} ({address}): it is {reason} written in another form; write addresses "
         f"the usual way, as {address}, so that every resolver reads them alike."
     )
+    # With the editor's guard, and without one (the CLI), alike.
+    for check in (DestinationPolicy().check_url, check_url):
+        with pytest.raises(DestinationRefused) as caught:
+            check(f"http://{host}:8080/x")
+        assert str(caught.value) == message
 
 
 @pytest.mark.parametrize(

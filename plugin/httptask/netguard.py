@@ -19,7 +19,7 @@ from aiohttp.resolver import ThreadedResolver
 
 from .errors import DestinationRefused
 
-__all__ = ["DestinationPolicy", "GuardedResolver", "refusal_reason", "static_resolve"]
+__all__ = ["DestinationPolicy", "GuardedResolver", "check_spelling", "refusal_reason", "static_resolve"]
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 ResolveFunction = Callable[[str, int, int], Awaitable[list[ResolveResult]]]
@@ -73,9 +73,8 @@ class DestinationPolicy:
             )
 
     def check_url(self, url: str) -> None:
-        """Refuse non-HTTP schemes, user info, and hosts that are addresses (never resolved) when the address
-        is not allowed. An address must be written in its canonical form: `127.1`, `2130706433`, `0x7f.1`,
-        `010.0.0.1` and full-width digits all name an address to some resolver, so they are refused."""
+        """Refuse non-HTTP schemes, user info, a host not written the usual way (`check_spelling`), and hosts
+        that are addresses (never resolved) when the address is not allowed."""
         try:
             parts = urlsplit(url)
             port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -88,24 +87,31 @@ class DestinationPolicy:
         host = parts.hostname or ""
         if not host:
             raise DestinationRefused(f"Refused the URL {url!r}: it has no host.")
-        address = _address(host)
-        spelled = _ascii_spelling(host)
-        if address is None and spelled is not None:
-            raise DestinationRefused(
-                f"Refused to connect to {host}: it is the host name {spelled} written in other characters; "
-                f"write it as {spelled}."
-            )
-        if address is None:
+        check_spelling(host)
+        if _address(host) is None:
             if host.rstrip(".") == "localhost" or host.rstrip(".").endswith(".localhost"):
                 self.check_address(host, port, "127.0.0.1")
             return
-        if isinstance(address, ipaddress.IPv4Address) and str(address) != host:
-            reason = refusal_reason(address) or "a public address"
-            raise DestinationRefused(
-                f"Refused to connect to {host} ({address}): it is {reason} written in another form; "
-                f"write addresses the usual way, as {address}, so that every resolver reads them alike."
-            )
         self.check_address(host, port, host)
+
+
+def check_spelling(host: str) -> None:
+    """Refuse a host that is an IPv4 address in another form than the usual one (`127.1`, `2130706433`,
+    `0x7f.1`, `010.0.0.1`, `127。0。0。1`, full-width digits) or an ASCII name in other characters: resolvers
+    disagree on what these name, so every command refuses them, with or without a guard."""
+    address = _address(host)
+    spelled = _ascii_spelling(host)
+    if address is None and spelled is not None:
+        raise DestinationRefused(
+            f"Refused to connect to {host}: it is the host name {spelled} written in other characters; "
+            f"write it as {spelled}."
+        )
+    if isinstance(address, ipaddress.IPv4Address) and str(address) != host:
+        reason = refusal_reason(address) or "a public address"
+        raise DestinationRefused(
+            f"Refused to connect to {host} ({address}): it is {reason} written in another form; "
+            f"write addresses the usual way, as {address}, so that every resolver reads them alike."
+        )
 
 
 def _ascii_spelling(host: str) -> str | None:

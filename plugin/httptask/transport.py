@@ -23,7 +23,7 @@ from yarl import URL
 
 from .errors import AnswerRefused, NotSent, OutcomeUnknown, ResponseTooLarge, SendError
 from .messages import HttpRequest, HttpResponse
-from .netguard import DestinationPolicy, GuardedResolver, ResolveFunction
+from .netguard import DestinationPolicy, GuardedResolver, ResolveFunction, check_spelling
 from .outcome import Outcome
 from .tasks import CONNECTION_TIMEOUT_SECONDS, MAX_RESPONSE_BYTES, READ_TIMEOUT_SECONDS
 
@@ -209,8 +209,8 @@ def _check_headers(request: HttpRequest) -> None:
 
 
 def check_url(url: str, policy: DestinationPolicy | None = None) -> None:
-    """Refuse, before any connection, a URL that cannot be sent (not http(s), no host, a port out of range) or
-    that `policy` refuses."""
+    """Refuse, before any connection, a URL that cannot be sent (not http(s), no host, a port out of range, a
+    host not written the usual way) or that `policy` refuses."""
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -222,6 +222,7 @@ def check_url(url: str, policy: DestinationPolicy | None = None) -> None:
         raise NotSent(f"Not sent: {url!r} is not an http or https URL.", retryable=False)
     if not parts.hostname:
         raise NotSent(f"Not sent: {url!r} has no host.", retryable=False)
+    check_spelling(parts.hostname)
     if port == 0:
         raise NotSent(f"Not sent: {url!r} has the port 0; give a port from 1 to 65535.", retryable=False)
 
