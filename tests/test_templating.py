@@ -129,6 +129,9 @@ def test_plain_values_are_left_alone() -> None:
     assert render_value(value, {}, task_id="t") == value
 
 
+OVERFLOW = "a number is too large for a decimal number (over 1.8e308); use smaller numbers"
+
+
 @pytest.mark.parametrize(
     ("source", "message"),
     [
@@ -145,6 +148,9 @@ def test_plain_values_are_left_alone() -> None:
         ("{{ foo }}", "'foo' is undefined"),
         ("{{ item.sku }}", "'item' has no attribute 'sku'"),
         ("{{ input.amount + 'x' }}", "rendering failed: unsupported operand type(s) for +: 'int' and 'str'"),
+        ("{{ 10.0 ** 400 }}", OVERFLOW),
+        ("{{ (10 ** 400) | filesizeformat }}", OVERFLOW),
+        ("{{ (10 ** 400) / 3 }}", OVERFLOW),
         ("{{ now('week') }}", "now() takes 'iso' or 'unix', not 'week'"),
         (
             "{{ secret('stripe') }}",

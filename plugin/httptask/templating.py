@@ -618,6 +618,10 @@ def _render_string(
         raise TemplateError(
             task_id, field_path, "rendering ran out of memory; the template makes too much"
         ) from None
+    except OverflowError:
+        # Python's own words ("(34, 'Numerical result out of range')") say nothing to a template's author.
+        message = "a number is too large for a decimal number (over 1.8e308); use smaller numbers"
+        raise TemplateError(task_id, field_path, message) from None
     except ValueError as exc:
         raise TemplateError(task_id, field_path, f"rendering failed: {_first_sentence(exc)}") from exc
     except (JinjaError, ArithmeticError, AttributeError, LookupError, TypeError) as exc:
