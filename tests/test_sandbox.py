@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +19,7 @@ from httptask.requests import expand_path, sandbox_base_url
 from httptask.resources import bundled_dir
 from httptask.samples import sample_value
 from httptask.sandbox import MAX_BODY_BYTES, SandboxThread
+from servers import RecordingServer
 
 BUNDLED = Catalog([(api, path, True) for api, path in spec_files(bundled_dir("specs"))])
 FORM = "application/x-www-form-urlencoded"
@@ -479,3 +482,20 @@ def test_the_thread_stops_cleanly_and_frees_its_port() -> None:
             assert http.get(root + "/_sandbox/health").status_code == 200
     with httpx.Client(trust_env=False) as http, pytest.raises(httpx.ConnectError):
         http.get(root + "/_sandbox/health")
+
+
+def test_a_taken_port_is_one_line_not_a_traceback(server: RecordingServer) -> None:
+    port = server.url.rsplit(":", 1)[1]
+    done = subprocess.run(
+        [sys.executable, "-m", "httptask", "sandbox", "--port", port],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (
+        f"error: The sandbox cannot listen on 127.0.0.1:{port} (error while attempting to bind on address "
+        f"('127.0.0.1', {port}): address already in use); give another --port (0 picks a free one) "
+        "or --host.\n"
+    )

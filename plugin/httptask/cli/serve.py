@@ -88,10 +88,16 @@ def serve_command(
 
 @click.command("sandbox")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8787, show_default=True, type=int)
+@click.option("--port", default=8787, show_default=True, type=click.IntRange(0, 65535))
 def sandbox_command(host: str, port: int) -> None:
     """Serve every catalog operation locally: validates requests and answers from the spec."""
     from ..catalog import Catalog
     from ..sandbox import serve_forever
 
-    serve_forever(Catalog.default(), host, port)
+    try:
+        serve_forever(Catalog.default(), host, port)
+    except OSError as exc:  # the port is taken, or the host is not an address of this machine
+        raise UsageError(
+            f"The sandbox cannot listen on {host}:{port} ({exc.strerror or exc}); "
+            "give another --port (0 picks a free one) or --host."
+        ) from None
