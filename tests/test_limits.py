@@ -3,13 +3,25 @@ a sentence that says which bound; ordinary templates stay unaffected."""
 
 from __future__ import annotations
 
+import os
 import resource
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from httptask.errors import TemplateError
-from httptask.limits import MAX_DEPTH, LimitExceeded, check_depth, size, time_limit
+from httptask.limits import (
+    MAX_DEPTH,
+    MAX_FILE_BYTES,
+    LimitExceeded,
+    check_depth,
+    read_capped,
+    size,
+    time_limit,
+)
 from httptask.templating import base_context, render_value
 
 TOO_BIG = (
@@ -143,3 +155,47 @@ def test_library_iteration_checks_the_time_limit_too() -> None:
             "{{ range(100000) | map('string') | list | length }}", context, task_id="t", field_path="x"
         )
     assert caught.value.problem == "the template ran longer than its limit of 0.05 s and was stopped"
+
+
+def test_a_file_is_read_up_to_its_cap(tmp_path: Path) -> None:
+    file = tmp_path / "x.yaml"
+    file.write_text("a: é\n", encoding="utf-8")
+    assert read_capped(file, 6) == "a: é\n"
+    with pytest.raises(LimitExceeded) as caught:
+        read_capped(file, 5)
+    assert str(caught.value) == (
+        "is larger than 5 bytes, the most httptask reads from one file; split it, or check that it is the "
+        "file you meant"
+    )
+    with pytest.raises(LimitExceeded):
+        read_capped(Path("/dev/zero"), 1000)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["test-request", "/dev/zero"],
+        ["test-request", "TASK", "--input", "@/dev/zero"],
+        ["run", "/dev/zero"],
+        ["validate", "/dev/zero"],
+    ],
+)
+def test_a_file_that_never_ends_is_refused_not_read_into_memory(tmp_path: Path, argv: list[str]) -> None:
+    # `httptask run /dev/zero` held 15 GB before it was killed; `test-request /dev/zero` 22 GB.
+    task = tmp_path / "task.yaml"
+    task.write_text("id: ping\nhttpRequest: {url: 'http://127.0.0.1:9/'}\n", encoding="utf-8")
+    argv = [str(task) if arg == "TASK" else arg for arg in argv]
+    env = {**os.environ, "HTTPTASK_JOURNAL": str(tmp_path / "journal.db")}
+    done = subprocess.run(
+        [sys.executable, "-m", "httptask", *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (
+        f"error: '/dev/zero' is larger than {MAX_FILE_BYTES:,} bytes, the most httptask reads from one file; "
+        "split it, or check that it is the file you meant.\n"
+    )

@@ -4,7 +4,8 @@ A template can only make values of at most `MAX_SIZE` characters or items, numbe
 digits, and runs for at most `RENDER_SECONDS`. The checks run before an operation that could grow past a
 bound, so no single step allocates first and complains later. A spec's regular expression (`pattern`) gets
 `PATTERN_SECONDS` for one value: a pattern that backtracks without end (`^(a|aa)+$`) is stopped. The only
-import of `regex`, the engine that can stop. `LimitExceeded` carries the sentence to show.
+import of `regex`, the engine that can stop. A file is read up to a cap (`read_capped`): `/dev/zero` ends
+nowhere. `LimitExceeded` carries the sentence to show.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from pathlib import Path
 from typing import Any, TypeGuard
 
 import regex
@@ -24,7 +26,9 @@ import regex
 __all__ = [
     "MAX_DEPTH",
     "MAX_DIGITS",
+    "MAX_FILE_BYTES",
     "MAX_SIZE",
+    "MAX_SPEC_BYTES",
     "MAX_TEMPLATE_CHARS",
     "PATTERN_SECONDS",
     "RENDER_SECONDS",
@@ -35,6 +39,7 @@ __all__ = [
     "check_filter",
     "check_result",
     "check_time",
+    "read_capped",
     "search",
     "size",
     "ticking",
@@ -47,6 +52,9 @@ MAX_DEPTH = 100
 MAX_TEMPLATE_CHARS = 50_000
 RENDER_SECONDS = 1.0
 PATTERN_SECONDS = 0.25
+# A task, workflow, input or secrets file; an OpenAPI document (Chargebee's whole API is 2 MB).
+MAX_FILE_BYTES = 8_000_000
+MAX_SPEC_BYTES = 64_000_000
 
 _MAX_BITS = math.ceil(MAX_DIGITS * math.log2(10))
 _PERCENT_FIELD = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
@@ -288,6 +296,19 @@ def ticking(items: Iterable[Any]) -> Iterator[Any]:
     for item in items:
         check_time()
         yield item
+
+
+def read_capped(path: Path, cap: int) -> str:
+    """The UTF-8 text of ``path``, reading no more than ``cap`` bytes: `LimitExceeded` past them. `OSError`
+    and `UnicodeDecodeError` as `Path.read_text` raises them."""
+    with path.open("rb") as file:
+        data = file.read(cap + 1)
+    if len(data) > cap:
+        raise LimitExceeded(
+            f"is larger than {cap:,} bytes, the most httptask reads from one file; split it, or check "
+            "that it is the file you meant"
+        )
+    return data.decode("utf-8")
 
 
 def search(pattern: str, text: str) -> bool:

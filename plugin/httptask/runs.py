@@ -27,6 +27,7 @@ from .engines.local import LocalEngine
 from .engines.protocol import Engine, EngineFactory, Progress, Resumption, RunResult, TaskUpdate, Wiring
 from .errors import InputsInvalid, Issue, UsageError, WorkflowInvalid
 from .journal import Journal, RunRecord
+from .limits import MAX_FILE_BYTES, LimitExceeded, read_capped
 from .plan import PlanInvalid, plan_workflow
 from .secrets import SecretStore
 from .templating import secret_names
@@ -128,11 +129,13 @@ def start_run(
     """Check the workflow, its inputs and every request that can be known before the run, journal a new run,
     and drive an engine through it to the end."""
     try:
-        text = workflow_file.read_text(encoding="utf-8")
+        text = read_capped(workflow_file, MAX_FILE_BYTES)
     except FileNotFoundError:
         raise UsageError(f"No such file: '{workflow_file}'.") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"Cannot read '{workflow_file}' ({exc}); give a UTF-8 YAML workflow.") from None
+    except LimitExceeded as exc:
+        raise UsageError(f"'{workflow_file}' {exc}.") from None
     new = begin_run(
         text,
         str(workflow_file),
@@ -294,9 +297,11 @@ def resume_run(
     record = journal.run(run_id)
     if workflow_file is not None:
         try:
-            given = workflow_file.read_text(encoding="utf-8")
+            given = read_capped(workflow_file, MAX_FILE_BYTES)
         except OSError as exc:
             raise UsageError(f"Cannot read '{workflow_file}' ({exc.strerror}).") from None
+        except (LimitExceeded, UnicodeDecodeError):
+            given = None  # not the stored text, which was read within the cap
         if given != record.workflow_text:
             raise UsageError(
                 f"'{workflow_file}' has changed since run {run_id} started; a resume runs the workflow as it "

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from httptask.errors import SourceError, UsageError
+from httptask.limits import MAX_FILE_BYTES, LimitExceeded, read_capped
 from httptask.redaction import Redactor, process_redactor
 from httptask.yamlsource import parse_document
 
@@ -99,12 +100,15 @@ def _variable(name: str) -> str:
 
 def _read_secrets_file(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_capped(path, MAX_FILE_BYTES)
     except OSError as exc:
         raise UsageError(
             f"The secrets file {str(path)!r} cannot be read ({exc.strerror}); "
             f"check the path given in {SECRETS_FILE_VAR}."
         ) from exc
+    except (LimitExceeded, UnicodeDecodeError) as exc:
+        problem = exc if isinstance(exc, LimitExceeded) else "is not UTF-8 text"
+        raise UsageError(f"The secrets file {str(path)!r} {problem}.") from None
     try:
         data = parse_document(text, str(path))
     except SourceError as exc:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SourceError, SpecError
+from .limits import MAX_SPEC_BYTES, LimitExceeded, read_capped
 from .schemas import Schemas, escape, lookup, normalise_schema
 from .yamlsource import parse_document
 
@@ -185,11 +186,13 @@ class Spec:
 def load_document(path: Path) -> JSON:
     """Parse a JSON or YAML file into a dict, with errors that name the file and line."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_capped(path, MAX_SPEC_BYTES)
     except OSError as exc:
         raise SpecError(f"cannot read the file ({exc.strerror}).", file=str(path)) from exc
     except UnicodeDecodeError as exc:
         raise SpecError("is not UTF-8 text; save it as UTF-8 and try again.", file=str(path)) from exc
+    except LimitExceeded as exc:
+        raise SpecError(f"{exc}.", file=str(path)) from None
     try:
         with _collection_paused():
             document = parse_document(text, str(path), is_json=path.suffix.lower() == ".json")

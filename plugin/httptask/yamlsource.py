@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from .errors import SourceError, UsageError, child_path
-from .limits import MAX_DEPTH, LimitExceeded, check_depth
+from .limits import MAX_DEPTH, MAX_FILE_BYTES, LimitExceeded, check_depth, read_capped
 
 __all__ = [
     "MAX_ALIASES",
@@ -131,13 +131,15 @@ class Source:
 def load_source(path: Path) -> Source:
     """Read and parse a task, workflow or input file, keeping lines."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_capped(path, MAX_FILE_BYTES)
     except FileNotFoundError:
         raise UsageError(f"No such file: '{path}'.") from None
     except OSError as exc:
         raise UsageError(f"Cannot read '{path}': {exc.strerror}.") from exc
     except UnicodeDecodeError:
         raise UsageError(f"'{path}' is not UTF-8 text; save it as UTF-8 and try again.") from None
+    except LimitExceeded as exc:
+        raise UsageError(f"'{path}' {exc}.") from None
     return parse_source(text, str(path))
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from ..errors import EXIT_INVALID, UsageError
+from ..limits import MAX_FILE_BYTES, LimitExceeded, read_capped
 from .console import print_json
 
 __all__ = ["parse_decisions", "run_on_temporal", "show_on_temporal", "temporal_group", "worker_command"]
@@ -246,8 +247,10 @@ def report_summary(summary: Any, *, as_json: bool) -> None:
 
 def _read_text(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        return read_capped(path, MAX_FILE_BYTES)
     except FileNotFoundError:
         raise UsageError(f"No such file: '{path}'.") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"Cannot read '{path}' ({exc}); give a UTF-8 YAML workflow.") from None
+    except LimitExceeded as exc:
+        raise UsageError(f"'{path}' {exc}.") from None
