@@ -113,13 +113,14 @@ def test_a_pattern_that_backtracks_without_end_is_stopped_and_named() -> None:
 
 def test_a_property_name_checked_against_a_backtracking_pattern_is_stopped() -> None:
     key = "a" * 60 + "!"
-    for schema in (
-        {"type": "object", "patternProperties": {BACKTRACKING: {"type": "integer"}}},
-        {"type": "object", "patternProperties": {BACKTRACKING: {}}, "additionalProperties": False},
-    ):
-        assert [i.to_dict() for i in validate_instance({key: 1}, schema)] == [
-            {"path": "$", "message": f"has a property name that {STOPPED}"}
-        ]
+    # jsonschema-rs matches property names in linear time: a key that matches no pattern is valid at once.
+    loose = {"type": "object", "patternProperties": {BACKTRACKING: {"type": "integer"}}}
+    assert validate_instance({key: 1}, loose) == []
+    # Refused by jsonschema-rs, so jsonschema says why, with the pattern stopped instead of backtracking.
+    closed = {"type": "object", "patternProperties": {BACKTRACKING: {}}, "additionalProperties": False}
+    assert [i.to_dict() for i in validate_instance({key: 1}, closed)] == [
+        {"path": "$", "message": f"has a property name that {STOPPED}"}
+    ]
     strict = {"type": "object", "patternProperties": {"^x-": {}}, "additionalProperties": False}
     assert validate_instance({"x-a": 1}, strict) == []
     assert [i.path for i in validate_instance({"y": 1}, strict)] == ["$.y"]
