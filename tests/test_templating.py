@@ -151,6 +151,14 @@ OVERFLOW = "a number is too large for a decimal number (over 1.8e308); use small
         ("{{ 10.0 ** 400 }}", OVERFLOW),
         ("{{ (10 ** 400) | filesizeformat }}", OVERFLOW),
         ("{{ (10 ** 400) / 3 }}", OVERFLOW),
+        (
+            "{{ range(10 ** 12) | list | length }}",
+            "range() gives at most 100,000 numbers in a template; loop over fewer",
+        ),
+        (
+            "{% for i in range(10 ** 9) %}{% endfor %}",
+            "range() gives at most 100,000 numbers in a template; loop over fewer",
+        ),
         ("{{ now('week') }}", "now() takes 'iso' or 'unix', not 'week'"),
         (
             "{{ secret('stripe') }}",

@@ -27,7 +27,7 @@ from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import TemplateError as JinjaError
 from jinja2.nodes import EvalContext
 from jinja2.runtime import Context, Undefined
-from jinja2.sandbox import ImmutableSandboxedEnvironment, modifies_known_mutable
+from jinja2.sandbox import MAX_RANGE, ImmutableSandboxedEnvironment, modifies_known_mutable
 from jinja2.utils import _PassArg
 from markupsafe import Markup
 
@@ -618,9 +618,13 @@ def _render_string(
         raise TemplateError(
             task_id, field_path, "rendering ran out of memory; the template makes too much"
         ) from None
-    except OverflowError:
+    except OverflowError as exc:
         # Python's own words ("(34, 'Numerical result out of range')") say nothing to a template's author.
-        message = "a number is too large for a decimal number (over 1.8e308); use smaller numbers"
+        message = (
+            f"range() gives at most {MAX_RANGE:,} numbers in a template; loop over fewer"
+            if "MAX_RANGE" in str(exc)
+            else "a number is too large for a decimal number (over 1.8e308); use smaller numbers"
+        )
         raise TemplateError(task_id, field_path, message) from None
     except ValueError as exc:
         raise TemplateError(task_id, field_path, f"rendering failed: {_first_sentence(exc)}") from exc
