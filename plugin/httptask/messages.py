@@ -70,13 +70,20 @@ class HttpResponse:
         return (self.header("content-type") or "").split(";")[0].strip().lower()
 
     def body(self) -> Any:
-        """JSON bodies parsed; anything else as text (bytes that are not UTF-8 are replaced, not lost)."""
+        """JSON bodies parsed; anything else as text (bytes that are not UTF-8 are replaced, not lost), and so
+        is JSON nested deeper than `limits.MAX_DEPTH`, which every step after this would walk recursively."""
         import json
+
+        from .limits import MAX_DEPTH, LimitExceeded, check_depth
 
         text = self.content.decode("utf-8", errors="replace")
         if self.content_type == "application/json" or self.content_type.endswith("+json"):
             try:
-                return json.loads(text) if text.strip() else None
-            except ValueError:
+                parsed = json.loads(text) if text.strip() else None
+                # Only a text with that many brackets can nest that deep: most bodies are not walked.
+                if text.count("[") + text.count("{") > MAX_DEPTH:
+                    check_depth(parsed, "The response body")
+            except (ValueError, RecursionError, LimitExceeded):
                 return text
+            return parsed
         return text

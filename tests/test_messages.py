@@ -1,0 +1,44 @@
+"""messages: a response body as templates, reports and the journal read it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from httptask.execute import response_record
+from httptask.limits import MAX_DEPTH
+from httptask.messages import HttpResponse
+from httptask.redaction import Redactor
+
+
+def json_answer(content: bytes, content_type: str = "application/json") -> HttpResponse:
+    return HttpResponse(200, (("Content-Type", content_type),), content, 1.0)
+
+
+def nested(depth: int) -> bytes:
+    return b'{"a":' * depth + b"1" + b"}" * depth
+
+
+def test_json_is_parsed_and_other_bodies_are_text() -> None:
+    assert json_answer(b'{"id": "re_1"}').body() == {"id": "re_1"}
+    assert json_answer(b'{"title": "x"}', "application/problem+json; charset=utf-8").body() == {"title": "x"}
+    assert json_answer(b"<p>hi</p>", "text/html").body() == "<p>hi</p>"
+    assert json_answer(b'{"id": ').body() == '{"id": '
+    assert json_answer(b"  ").body() is None
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 500, 990, 200_000])
+def test_json_nested_past_the_limit_is_kept_as_text_and_can_be_reported(depth: int) -> None:
+    # A server's answer is not the user's input: an answer nested this deep must not stop a run after the
+    # request was sent (the redactor, the journal and the editor all walk a body recursively).
+    answer = json_answer(nested(depth))
+    assert answer.body() == nested(depth).decode()
+    record = response_record(answer, Redactor())
+    assert record["body"] == nested(depth).decode()
+    json.dumps(record)
+
+
+def test_json_nested_to_the_limit_is_parsed() -> None:
+    body = json_answer(nested(MAX_DEPTH - 1)).body()
+    assert isinstance(body, dict)
