@@ -317,7 +317,7 @@ YAML_CASES = [
         2,
         "  line 5, $.retries: is not a field of this object (allowed: connectionTimeoutSeconds, credentials, "
         "description, followRedirects, forEach, httpRequest, id, idempotencyKey, maxResponseBytes, needs, "
-        "operation, readTimeoutSeconds, request, retry, server)",
+        "operation, readTimeoutSeconds, request, retry, server, strictResponses)",
         "$.retries",
     ),
     _dry(

@@ -87,6 +87,56 @@ def test_a_server_echoing_the_secret_is_redacted(server: RecordingServer, task_f
         assert "bad token ***" in done.stdout
 
 
+ODD_REFUND = json.dumps({"code": "zero", "refund": {"refund_id": 5, "note": SECRET}}).encode()
+
+
+def test_a_response_that_breaks_the_spec_is_a_warning_with_json_paths(
+    server: RecordingServer, task_file: Path
+) -> None:
+    server.answer(201, ODD_REFUND, {"Content-Type": "application/json"})
+    done = run("test-request", str(task_file), "--input", INPUT)
+    assert done.returncode == 0, done.stderr
+    assert '"refund_id": 5' in done.stdout
+    assert done.stderr == (
+        "warning: the response does not fit the spec of zoho-billing.refund_payment (2 problems):\n"
+        "  $.body.code: must be of type integer, not string 'zero'\n"
+        "  $.body.refund.refund_id: must be of type string, not integer 5\n"
+    )
+    server.answer(201, ODD_REFUND, {"Content-Type": "application/json"})
+    data = json.loads(run("test-request", str(task_file), "--input", INPUT, "--json").stdout)
+    assert [(i["path"], i["actual"]) for i in data["response_issues"]] == [
+        ("$.body.code", "zero"),
+        ("$.body.refund.refund_id", 5),
+    ]
+    assert (data["errors"], data["sent"]) == ([], True)
+
+
+@pytest.mark.parametrize("how", ["--strict-responses", "strictResponses: true"])
+def test_strict_responses_fail_an_answered_request_without_sending_it_again(
+    server: RecordingServer, task_file: Path, how: str
+) -> None:
+    args = ["test-request", str(task_file), "--input", INPUT, "--json"]
+    if how.startswith("--"):
+        args.append(how)
+    else:
+        task_file.write_text(task_file.read_text(encoding="utf-8") + how + "\n", encoding="utf-8")
+    # Three attempts allowed, and an idempotency key would make a retry safe: a check is still no retry.
+    task_file.write_text(
+        task_file.read_text(encoding="utf-8").replace("maxAttempts: 1", "maxAttempts: 3"), encoding="utf-8"
+    )
+    server.answer(201, ODD_REFUND, {"Content-Type": "application/json"})
+    done = run(*args)
+    assert done.returncode == 1
+    assert len(server.requests) == 1
+    data = json.loads(done.stdout)
+    assert (data["sent"], data["response"]["status"], len(data["response_issues"])) == (True, 201, 2)
+    [error] = data["errors"]
+    assert error["message"].startswith(
+        "task refund (zoho-billing.refund_payment) answered 201, but the response does not fit the spec "
+        "(2 problems); strict responses make that a failure:\n  $.body.code: "
+    )
+
+
 def test_dry_run_prints_the_request_and_curl_and_sends_nothing(
     server: RecordingServer, task_file: Path
 ) -> None:

@@ -14,9 +14,11 @@ import pytest
 from httptask import sandbox as sandbox_module
 from httptask.catalog import Catalog, spec_files
 from httptask.encoding import encode_body
+from httptask.messages import HttpResponse
 from httptask.reconcile import placed, reconcile_of
 from httptask.requests import expand_path, sandbox_base_url
 from httptask.resources import bundled_dir
+from httptask.responses import check_response
 from httptask.samples import sample_value
 from httptask.sandbox import MAX_BODY_BYTES, SandboxThread
 from servers import RecordingServer
@@ -154,7 +156,9 @@ def test_zoho_get_credit_note_refund(client: httpx.Client) -> None:
 
 
 @pytest.mark.parametrize("operation_id", BUNDLED.ids())
-def test_every_operation_accepts_its_own_spec_example(client: httpx.Client, operation_id: str) -> None:
+def test_every_operation_accepts_its_own_spec_example_and_answers_as_its_spec_says(
+    client: httpx.Client, operation_id: str
+) -> None:
     op = BUNDLED.operation(operation_id)
     path = {p.name: str(sample_value(p.schema)) for p in op.parameters_in("path")}
     headers = {p.name: str(sample_value(p.schema)) for p in op.parameters_in("header") if p.required}
@@ -169,6 +173,8 @@ def test_every_operation_accepts_its_own_spec_example(client: httpx.Client, oper
     response = client.request(op.method, sandbox_base_url(op, "") + expand_path(op.path, path),
                               content=content, headers=headers)
     status, body = example_response(operation_id)
+    answered = HttpResponse(response.status_code, tuple(response.headers.items()), response.content, 0.0)
+    assert check_response(op, answered) == []
     reads = {rec.operation: rec for i in BUNDLED.ids() if (rec := reconcile_of(BUNDLED.operation(i)))}
     if operation_id in reads:
         # A read that reconciles a refund lists the refunds the sandbox received, not the example's own.

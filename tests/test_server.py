@@ -26,6 +26,7 @@ from httptask.sandbox import SandboxThread
 from httptask.server import ServerConfig
 from httptask.skeleton import placeholders, skeleton, skeleton_yaml, task_definition
 from httptask.validation import operation_schema
+from servers import RecordingServer
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = Path(httptask.__file__).resolve().parent
@@ -546,3 +547,67 @@ def test_serve_runs_the_editor_with_its_sandbox(unused_port: int, tmp_path: Path
         process.terminate()
         _, stderr = process.communicate(timeout=10)
     assert TOKEN not in banner + stderr
+
+
+# -- response checks -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def checking_editor(catalog: Catalog, _recording: RecordingServer) -> Iterator[str]:
+    """An editor whose test requests may reach the session's recording server, which answers as told."""
+    host = _recording.url.removeprefix("http://")
+    with running_editor(ServerConfig(allow_hosts=(host,)), catalog) as url:
+        yield url
+
+
+def answered_by(server: RecordingServer, catalog: Catalog, **extra: Any) -> dict[str, Any]:
+    return {**good_task(catalog), "server": {"url": server.url}, **extra}
+
+
+def test_a_response_that_breaks_the_spec_is_shown_with_its_issues(
+    checking_editor: str, catalog: Catalog, server: RecordingServer
+) -> None:
+    # The canary comes back in the answer: the issue that quotes it is masked like the body.
+    body = {"invoice": {"id": "inv_42", "status": SECRET}, "transaction": {"id": 7}}
+    server.answer(200, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    response = httpx.post(f"{checking_editor}/api/test-request", json={"task": answered_by(server, catalog)})
+    assert response.status_code == 200, response.text
+    data = response.json()
+    assert SECRET not in response.text
+    assert data["response"]["status"] == 200
+    assert data["strict_responses"] is False
+    issues = {issue["path"]: issue["message"] for issue in data["response_issues"]}
+    assert issues["$.body.transaction.id"] == "must be of type string, not integer 7"
+    assert issues["$.body.invoice.status"].endswith(", not '***'")
+    assert issues["$.body.invoice.customer_id"] == "is required but missing"
+
+
+def test_a_strict_task_is_marked_so_the_editor_shows_a_failure(
+    checking_editor: str, catalog: Catalog, server: RecordingServer
+) -> None:
+    server.answer(200, b"<html>busy</html>", {"Content-Type": "text/html"})
+    task = answered_by(server, catalog, strictResponses=True)
+    data = httpx.post(f"{checking_editor}/api/test-request", json={"task": task}).json()
+    assert data["strict_responses"] is True
+    assert data["response_issues"] == [
+        {
+            "path": "$.headers.content-type",
+            "message": "is text/html, which the 200 response of chargebee.record_refund does not document "
+            "(it documents application/json)",
+            "expected": "application/json",
+            "actual": "text/html",
+            "line": None,
+        }
+    ]
+
+
+def test_a_hostile_answer_is_still_shown_and_its_check_says_why_it_stopped(
+    checking_editor: str, catalog: Catalog, server: RecordingServer
+) -> None:
+    deep = b"[" * 200_000 + b"]" * 200_000
+    server.answer(200, deep, {"Content-Type": "application/json"})
+    response = httpx.post(f"{checking_editor}/api/test-request", json={"task": answered_by(server, catalog)})
+    assert response.status_code == 200
+    [issue] = response.json()["response_issues"]
+    assert issue["path"] == "$"
+    assert issue["message"].startswith("could not be checked against the spec")

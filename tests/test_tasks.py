@@ -76,7 +76,8 @@ def test_the_shipped_schema_states_the_defaults_the_code_uses() -> None:
     defaults = task_defaults()
     retry = properties["retry"]["properties"]
     assert {name: retry[name]["default"] for name in retry} == defaults["retry"]
-    for name in ("connectionTimeoutSeconds", "readTimeoutSeconds", "followRedirects", "maxResponseBytes"):
+    for name in ("connectionTimeoutSeconds", "readTimeoutSeconds", "followRedirects", "maxResponseBytes",
+                 "strictResponses"):
         assert properties[name]["default"] == defaults[name], name
     raw = properties["httpRequest"]["properties"]
     assert (raw["method"]["default"], raw["contentType"]["default"]) == ("GET", "application/json")

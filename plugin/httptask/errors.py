@@ -20,7 +20,8 @@
         │   └── KeyReused         an idempotency key already sent with another payload
         ├── OutcomeUnknown        the request may have reached the server and no answer came back
         └── AnswerRefused         an answer came that is not used: a redirect elsewhere, too many redirects
-            └── ResponseTooLarge  the response passed the size cap
+            ├── ResponseTooLarge  the response passed the size cap
+            └── ResponseInvalid   under strict responses, an answer that breaks the operation's spec
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ __all__ = [
     "OutcomeUnknown",
     "OverLimit",
     "RequestInvalid",
+    "ResponseInvalid",
     "ResponseTooLarge",
     "RunBusy",
     "RunTakenOver",
@@ -339,6 +341,20 @@ class AnswerRefused(SendError):
 
 class ResponseTooLarge(AnswerRefused):
     """The response body passed the configured size cap."""
+
+
+class ResponseInvalid(AnswerRefused):
+    """Under strict responses (`--strict-responses`, `strictResponses: true`), an answer that breaks the
+    operation's response schema. The server answered: a 2xx was acted on, so it is never sent again."""
+
+    def __init__(self, label: str, status: int, issues: list[Issue]) -> None:
+        lines = "\n".join(f"  {issue}" for issue in issues)
+        super().__init__(
+            f"{label} answered {status}, but the response does not fit the spec "
+            f"({_problems(len(issues))}); strict responses make that a failure:\n{lines}",
+            status=status,
+        )
+        self.issues = issues
 
 
 def _shown(request: dict[str, Any]) -> str:

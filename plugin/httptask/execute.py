@@ -32,6 +32,7 @@ from .requests import (
     path_issues,
     resolve_server,
 )
+from .responses import check_response
 from .retry import Attempt, send_with_retries
 from .secrets import SecretStore
 from .spec import Operation
@@ -40,7 +41,16 @@ from .templating import base_context, is_template, render_value, varies
 from .transport import Sender, Timeouts
 from .validation import validate_values
 
-__all__ = ["Exchange", "Prepared", "TaskPlan", "prepare", "send_prepared"]
+__all__ = [
+    "Exchange",
+    "Prepared",
+    "TaskPlan",
+    "issue_records",
+    "prepare",
+    "response_issues",
+    "response_record",
+    "send_prepared",
+]
 
 
 @dataclass(frozen=True)
@@ -82,6 +92,8 @@ class Exchange:
     errors: list[dict[str, Any]] = field(default_factory=list)
     attempts: int = 0
     sent: bool = False
+    # Where the response breaks the operation's spec: warnings, unless strict responses make them errors.
+    response_issues: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -89,6 +101,7 @@ class Exchange:
             "operation": self.operation,
             "request": self.request,
             "response": self.response,
+            "response_issues": self.response_issues,
             "errors": self.errors,
             "attempts": self.attempts,
             "sent": self.sent,
@@ -379,6 +392,16 @@ async def send_prepared(
         on_attempt=on_attempt,
         **kwargs,
     )
+
+
+def response_issues(prepared: Prepared, response: HttpResponse) -> list[Issue]:
+    """Where the response breaks the operation's spec (see `responses`); none for a raw `httpRequest`."""
+    return check_response(prepared.operation, response) if prepared.operation is not None else []
+
+
+def issue_records(issues: list[Issue], redactor: Redactor) -> list[dict[str, Any]]:
+    """Issues as reported and journaled, redacted: a response may quote a secret back."""
+    return [redactor.redact_value(issue.to_dict()) for issue in issues]
 
 
 def response_record(response: HttpResponse, redactor: Redactor) -> dict[str, Any]:

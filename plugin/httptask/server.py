@@ -52,6 +52,7 @@ from .execute import Prepared, prepare, response_record, send_prepared
 from .isolation import WorkerPool
 from .limits import LimitExceeded, check_depth
 from .liveruns import LiveRun, LiveRuns
+from .messages import HttpResponse
 from .netguard import DestinationPolicy, ResolveFunction
 from .redaction import Redactor
 from .secrets import SECRET_VAR_PREFIX, SecretStore
@@ -203,6 +204,10 @@ class SendTaskOut(BaseModel):
     sandbox: bool = Field(description="Whether the request went to the local sandbox.")
     request: dict[str, Any]
     response: dict[str, Any]
+    response_issues: list[IssueOut] = Field(
+        description="Where the response breaks the operation's spec (status, content type, body), by path."
+    )
+    strict_responses: bool = Field(description="Whether the task makes a response that breaks its spec fail.")
     attempts: int
     timings: Timings
 
@@ -632,12 +637,21 @@ def create_app(
         except SendError as exc:
             raise _failure(exc, secrets.redactor, request) from None
         done = time.perf_counter()
+        try:
+            # In a worker, as every other piece of work on what a caller controls. A check that fails or runs
+            # out of time is reported as an issue: the request was answered, and the answer is shown.
+            checked = await pool.run(_response_issues, task.operation, response) if task.operation else []
+        except HttptaskError:
+            # OverLimit's own words ("nothing was sent") are about preparing: here the request was sent.
+            checked = [Issue("$", "could not be checked against the spec in the editor's time and memory")]
         return SendTaskOut(
             task=task.id,
             operation=task.operation,
             sandbox=config.sandbox_url is not None,
             request=request,
             response=response_record(response, secrets.redactor),
+            response_issues=_issues(checked, secrets.redactor),
+            strict_responses=task.strict_responses,
             attempts=attempts,
             timings=Timings(
                 prepare_ms=_ms(prepared_at - started),
@@ -807,6 +821,13 @@ def _prepare(
         lambda: prepare(task, inputs=inputs, catalog=catalog, secrets=secrets, sandbox_url=sandbox_url),
         secrets.redactor,
     )
+
+
+def _response_issues(operation: str, response: HttpResponse) -> list[Issue]:
+    """Where a test request's response breaks its operation's spec, in a worker."""
+    from .responses import check_response
+
+    return check_response(_WORKER["catalog"].operation(operation), response)
 
 
 def _check_workflow(text: str) -> list[Issue]:

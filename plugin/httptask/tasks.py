@@ -87,6 +87,7 @@ def task_defaults() -> dict[str, Any]:
         "readTimeoutSeconds": _number(READ_TIMEOUT_SECONDS),
         "followRedirects": False,
         "maxResponseBytes": MAX_RESPONSE_BYTES,
+        "strictResponses": False,
     }
 
 
@@ -114,6 +115,8 @@ class Task:
     idempotency_key: str | None = None
     follow_redirects: bool = False
     max_response_bytes: int = MAX_RESPONSE_BYTES
+    # A response that breaks the operation's spec fails the task instead of being a warning.
+    strict_responses: bool = False
     needs: tuple[str, ...] = ()
     for_each: str | None = None
     description: str = ""
@@ -173,6 +176,7 @@ def parse_task(data: Any, *, source: Source | None = None, root: str = "$") -> T
         idempotency_key=data.get("idempotencyKey"),
         follow_redirects=data.get("followRedirects", False),
         max_response_bytes=data.get("maxResponseBytes", MAX_RESPONSE_BYTES),
+        strict_responses=data.get("strictResponses", False),
         needs=tuple(data.get("needs") or ()),
         for_each=data.get("forEach"),
         description=data.get("description", ""),

@@ -11,6 +11,7 @@ reported. The only jsonschema, jsonschema-rs and referencing imports.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import re
 import threading
 import weakref
@@ -30,7 +31,13 @@ from .messages import RequestValues
 from .schemas import Schemas
 from .spec import MediaType, Operation, Parameter, Server
 
-__all__ = ["coerce_to_schema", "operation_schema", "validate_instance", "validate_values"]
+__all__ = [
+    "coerce_to_schema",
+    "operation_schema",
+    "validate_body",
+    "validate_instance",
+    "validate_values",
+]
 
 _FORMATS = FormatChecker()
 _Check = Callable[[object], bool]
@@ -255,6 +262,7 @@ class _Validators:
 
     def __init__(self) -> None:
         self._compiled: dict[tuple[int, int], tuple[Operation, Server | None, Any, Any]] = {}
+        self._bodies: dict[int, tuple[MediaType, Any]] = {}
         self._registries: weakref.WeakKeyDictionary[Schemas, Registry[Any]] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
@@ -276,6 +284,17 @@ class _Validators:
             with self._lock:
                 self._compiled[key] = found
         return found[2], found[3]
+
+    def body(self, media: MediaType) -> Any:
+        """The validator of one media type's schema (a response body's), compiled the first time."""
+        found = self._bodies.get(id(media))
+        if found is None or found[0] is not media:
+            registry = self._registry(media.schemas) if media.schemas is not None else Registry()
+            validator = _Validator(media.linked_schema, registry=registry, format_checker=_FORMATS)
+            found = (media, validator)
+            with self._lock:
+                self._bodies[id(media)] = found
+        return found[1]
 
     def _registry(self, schemas: Schemas) -> Registry[Any]:
         with self._lock:
@@ -325,6 +344,23 @@ def validate_values(op: Operation, values: RequestValues, server: Server | None 
             f"'httptask specs check {source}' shows what is wrong with it.",
             file=source,
         ) from exc
+
+
+def validate_body(media: MediaType, body: Any, *, root: str = "$.body", limit: int = 20) -> list[Issue]:
+    """The first `limit` problems of a body (a response's) against its media type's schema, with JSON paths
+    under `root`; a last issue says when there are more. A schema that cannot be used is a `SpecError`."""
+    try:
+        errors = list(itertools.islice(_VALIDATORS.body(media).iter_errors(body), limit + 1))
+    except RecursionError:
+        return [Issue(root, "is nested too deeply to check")]
+    except (SchemaError, UnknownType, Unresolvable) as exc:
+        source = media.schemas.source if media.schemas is not None else "the spec"
+        raise SpecError(f"the schema of {media.content_type} cannot be used to validate ({exc}).",
+                        file=source) from exc
+    issues = _issues(errors[:limit], root=root)
+    if len(errors) > limit:
+        issues.append(Issue(root, f"has more problems than the {limit} shown"))
+    return issues
 
 
 def validate_instance(instance: Any, schema: dict[str, Any], *, root: str = "$") -> list[Issue]:

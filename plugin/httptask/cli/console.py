@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -25,8 +25,10 @@ __all__ = [
     "parse_input",
     "plural",
     "print_json",
+    "print_response_issues",
     "print_table",
     "secrets_file_option",
+    "strict_responses_option",
 ]
 
 Command = TypeVar("Command", bound=Callable[..., Any])
@@ -43,6 +45,21 @@ def input_option(whose: str) -> Callable[[Command], Command]:
 secrets_file_option = click.option(
     "--secrets-file", type=click.Path(path_type=Path), help="A YAML or JSON file of secrets by name."
 )
+
+
+strict_responses_option = click.option(
+    "--strict-responses",
+    is_flag=True,
+    help="Fail when a response does not fit the operation's spec, instead of warning.",
+)
+
+
+def print_response_issues(where: str, issues: Sequence[Mapping[str, Any]]) -> None:
+    """A response's mismatches with the spec, on stderr: a warning line, then one line per JSON path."""
+    count = plural(len(issues), "problem")
+    sys.stderr.write(f"warning: the response does not fit the spec of {where} ({count}):\n")
+    for issue in issues:
+        sys.stderr.write(f"  {issue['path']}: {issue['message']}\n")
 
 
 def is_terminal() -> bool:

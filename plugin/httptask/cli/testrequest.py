@@ -10,8 +10,17 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..errors import EXIT_FAILED, EXIT_INVALID, HttptaskError, RequestInvalid, SendError
-from .console import input_option, optional_sandbox, parse_input, plural, print_json, secrets_file_option
+from ..errors import EXIT_FAILED, EXIT_INVALID, HttptaskError, RequestInvalid, ResponseInvalid, SendError
+from .console import (
+    input_option,
+    optional_sandbox,
+    parse_input,
+    plural,
+    print_json,
+    print_response_issues,
+    secrets_file_option,
+    strict_responses_option,
+)
 
 if TYPE_CHECKING:  # sending imports httpx and aiohttp: only when a request is made, not for every command
     from ..execute import Exchange, Prepared
@@ -31,6 +40,7 @@ __all__ = ["run_test_request", "test_request_command"]
     "--sandbox", is_flag=True, help="Send to a local sandbox of the API instead of the real server."
 )
 @secrets_file_option
+@strict_responses_option
 def test_request_command(
     task_file: Path,
     input_text: str | None,
@@ -38,6 +48,7 @@ def test_request_command(
     as_json: bool,
     sandbox: bool,
     secrets_file: Path | None,
+    strict_responses: bool,
 ) -> None:
     """Render, validate and send one task; exit 0 on a 2xx, 1 on failure, 2 on bad usage, 3 when invalid."""
     code = run_test_request(
@@ -47,6 +58,7 @@ def test_request_command(
         as_json=as_json,
         use_sandbox=sandbox,
         secrets_file=secrets_file,
+        strict_responses=strict_responses,
     )
     sys.exit(code)
 
@@ -59,12 +71,13 @@ def run_test_request(
     as_json: bool,
     use_sandbox: bool,
     secrets_file: Path | None,
+    strict_responses: bool = False,
 ) -> int:
     """The whole command; returns the exit code."""
     import asyncio
 
     from ..catalog import Catalog
-    from ..execute import Exchange, prepare, response_record
+    from ..execute import Exchange, issue_records, prepare, response_issues, response_record
     from ..secrets import SecretStore
     from ..snippets import snippet
     from ..tasks import load_task
@@ -104,8 +117,15 @@ def run_test_request(
     exchange.response = response_record(response, secrets.redactor)
     exchange.attempts = attempts
     exchange.sent = True
+    issues = response_issues(prepared, response)
+    exchange.response_issues = issue_records(issues, secrets.redactor)
+    refused = None
+    if issues and (strict_responses or task.strict_responses):
+        # The request was answered: the strict failure reports it, it never makes it a retry or "not sent".
+        refused = ResponseInvalid(prepared.label, response.status, issues)
+        exchange.errors = [{"path": "$", "message": secrets.redactor.redact(str(refused))}]
     _report(exchange, as_json)
-    return 0 if response.ok else EXIT_FAILED
+    return 0 if response.ok and refused is None else EXIT_FAILED
 
 
 async def _send(prepared: Prepared) -> tuple[HttpResponse, int]:
@@ -144,3 +164,7 @@ def _report(exchange: Exchange, as_json: bool, error: HttptaskError | None = Non
     body = response["body"]
     text = json.dumps(body, indent=2, ensure_ascii=False) if not isinstance(body, str) else body
     sys.stdout.write("\n" + text + "\n")
+    if exchange.response_issues:
+        print_response_issues(exchange.operation or exchange.task_id, exchange.response_issues)
+    for problem in exchange.errors:
+        sys.stderr.write(f"error: {problem['message'].splitlines()[0]}\n")

@@ -420,8 +420,19 @@
       summary,
       el("details", { class: "sub" }, el("summary", { text: `Response headers (${Object.keys(response.headers).length})` }), headers),
       el("pre", { class: "code body", id: "response-body", tabindex: "0", "aria-label": "Response body", text: body }),
+      ...(data.response_issues.length ? [responseIssuesView(data.response_issues, data.strict_responses)] : []),
       requestView(data.request, true),
     ];
+  }
+
+  // Where the response breaks the operation's spec: a warning, or the task's failure under strictResponses.
+  function responseIssuesView(issues, strict) {
+    const message = strict
+      ? "The response does not fit the spec, and the task has strictResponses: true, so the task failed. The request was answered: it is not sent again."
+      : "Warning: the response does not fit the spec.";
+    const box = el("div", { class: strict ? "error-box" : "warning-box", role: strict ? "alert" : "status", id: "response-issues" }, el("p", { text: message }));
+    box.append(issueList(issues));
+    return box;
   }
 
   function requestView(request, collapsed) {
@@ -432,12 +443,14 @@
 
   function errorBox(message, issues) {
     const box = el("div", { class: "error-box", role: "alert" }, el("p", { text: message }));
-    if (issues.length) {
-      const list = el("ul");
-      for (const issue of issues) list.append(el("li", {}, el("code", { text: issue.path }), " " + issue.message));
-      box.append(list);
-    }
+    if (issues.length) box.append(issueList(issues));
     return box;
+  }
+
+  function issueList(issues) {
+    const list = el("ul");
+    for (const issue of issues) list.append(el("li", {}, el("code", { text: issue.path }), " " + issue.message));
+    return list;
   }
 
   // Issue paths name the request (`$.body.memo`) or the task (`$.request.body.memo`); both find the field,

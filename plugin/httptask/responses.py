@@ -1,0 +1,99 @@
+"""Check a response against its operation: the response the spec documents for its status, its content type,
+and its body against that media type's schema. A mismatch is a list of issues with JSON paths (`$.status`,
+`$.headers.content-type`, `$.body.refund.amount`), reported as a warning.
+
+The check comes after the answer and never raises: a refund that was answered stays answered whatever the
+check finds, so that no caller can turn a sent request into a retry or an error of unknown outcome. Only
+under strict responses does a mismatch fail the task, and then as an answer (`ResponseInvalid`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from .errors import Issue
+from .messages import HttpResponse
+from .spec import MediaType, Operation, Response
+
+__all__ = ["check_response", "documented_response", "is_json_media"]
+
+_RANGE = re.compile(r"[1-5]XX", re.IGNORECASE)
+# Statuses whose answer has no body by definition, whatever the spec documents for them.
+_NO_BODY = frozenset({204, 205, 304})
+
+
+def check_response(op: Operation, response: HttpResponse) -> list[Issue]:
+    """Every way `response` breaks what `op` documents, as issues; empty when it fits or the spec says
+    nothing. Never raises: a check that cannot be made is itself an issue."""
+    try:
+        return _check(op, response)
+    except Exception as exc:  # any failure of the check itself must leave the answer as it is
+        return [Issue("$", f"could not be checked against the spec: {exc}")]
+
+
+def documented_response(op: Operation, status: int) -> Response | None:
+    """The response `op` documents for `status`: the status itself, else its range (`2XX`), else
+    `default`; None when the operation documents none of them."""
+    by_status = {response.status.upper(): response for response in op.responses}
+    code = str(status)
+    return by_status.get(code) or by_status.get(f"{code[0]}XX") or by_status.get("DEFAULT")
+
+
+def is_json_media(content_type: str) -> bool:
+    """`application/json`, or a structured `+json` type such as `application/problem+json`."""
+    kind = _bare(content_type)
+    return kind == "application/json" or kind.endswith("+json")
+
+
+def _check(op: Operation, response: HttpResponse) -> list[Issue]:
+    if not op.responses:
+        return []
+    documented = documented_response(op, response.status)
+    if documented is None:
+        listed = ", ".join(r.status for r in op.responses)
+        return [
+            Issue(
+                "$.status",
+                f"{response.status} is not a status {op.id} documents (it documents {listed})",
+                expected=[r.status for r in op.responses],
+                actual=response.status,
+            )
+        ]
+    if not documented.media_types or response.status in _NO_BODY or op.method == "HEAD":
+        return []  # the spec says nothing of a body here, or there is none to check
+    documents = ", ".join(m.content_type for m in documented.media_types)
+    where = f"the {documented.status} response of {op.id}"
+    if not response.content:
+        return [Issue("$.body", f"is empty, but {where} documents a body ({documents})", expected=documents)]
+    given = response.header("content-type")
+    if not given:
+        message = f"is missing; {where} documents {documents}"
+        return [Issue("$.headers.content-type", message, expected=documents)]
+    media = _media_type(documented.media_types, given)
+    if media is None:
+        message = f"is {_bare(given)}, which {where} does not document (it documents {documents})"
+        return [Issue("$.headers.content-type", message, expected=documents, actual=_bare(given))]
+    if not is_json_media(given):
+        return []  # only JSON bodies are read against a JSON Schema
+    try:
+        body = json.loads(response.content)
+    except ValueError as exc:
+        return [Issue("$.body", f"is not valid JSON ({exc}), though it is sent as {_bare(given)}")]
+    from .validation import validate_body
+
+    return validate_body(media, body)
+
+
+def _media_type(documented: tuple[MediaType, ...], content_type: str) -> MediaType | None:
+    """The media type that describes `content_type`: the most specific key wins (`text/plain`, then
+    `text/*`, then `*/*`), as OpenAPI says."""
+    kind = _bare(content_type)
+    by_key = {_bare(media.content_type): media for media in documented}
+    return by_key.get(kind) or by_key.get(kind.split("/")[0] + "/*") or by_key.get("*/*")
+
+
+def _bare(content_type: str) -> str:
+    """A content type without its parameters, in lower case: `application/json`."""
+    return content_type.split(";")[0].strip().lower()
+

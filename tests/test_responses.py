@@ -1,0 +1,250 @@
+"""responses: a response against the response its operation documents for the status (exact, range,
+`default`), its content type (most specific key first) and its body's schema, in OpenAPI 3.0 and 3.1."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import yaml
+
+from httptask.errors import Issue
+from httptask.messages import HttpResponse
+from httptask.responses import check_response
+from httptask.spec import Operation, parse_spec
+
+REFUND_30 = """
+openapi: 3.0.3
+info: {title: Refunds, version: "1"}
+paths:
+  /refunds:
+    post:
+      operationId: create
+      responses:
+        "201":
+          description: created
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Refund"}
+        4XX:
+          description: a client error
+          content:
+            application/problem+json:
+              schema:
+                type: object
+                required: [title]
+                properties: {title: {type: string}}
+        default:
+          description: anything else
+          content:
+            text/*:
+              schema: {type: string}
+    head:
+      operationId: probe
+      responses:
+        "200": {description: ok, content: {application/json: {schema: {type: object}}}}
+  /refunds/{id}:
+    delete:
+      operationId: remove
+      parameters: [{name: id, in: path, required: true, schema: {type: string}}]
+      responses:
+        "204": {description: gone}
+        "200": {description: gone, content: {"*/*": {schema: {type: object, required: [id]}}}}
+components:
+  schemas:
+    Refund:
+      type: object
+      required: [id, amount, status]
+      properties:
+        id: {type: string}
+        amount: {type: integer, minimum: 0, exclusiveMinimum: true}
+        status: {type: string, enum: [pending, done]}
+        note: {type: string, nullable: true}
+        lines:
+          type: array
+          items: {$ref: "#/components/schemas/Line"}
+    Line:
+      type: object
+      required: [amount]
+      properties:
+        amount: {type: integer}
+        children: {type: array, items: {$ref: "#/components/schemas/Line"}}
+"""
+
+REFUND_31 = """
+openapi: 3.1.0
+info: {title: Refunds, version: "1"}
+paths:
+  /refunds:
+    get:
+      operationId: list
+      responses:
+        2XX:
+          description: the refunds
+          content:
+            application/json:
+              schema:
+                type: object
+                properties:
+                  note: {type: [string, "null"]}
+                  total: {type: integer, exclusiveMinimum: 0}
+                  kind: {const: list}
+"""
+
+
+def operation(document: str, operation_id: str) -> Operation:
+    spec = parse_spec(yaml.safe_load(document), api="refunds", source="refunds.yaml")
+    found = spec.operation(operation_id)
+    assert found is not None
+    return found
+
+
+def answer(status: int, body: Any = None, content_type: str | None = "application/json") -> HttpResponse:
+    content = body if isinstance(body, bytes) else b"" if body is None else json.dumps(body).encode()
+    headers = (("Content-Type", content_type),) if content_type else ()
+    return HttpResponse(status, headers, content, 1.0)
+
+
+CREATE = operation(REFUND_30, "create")
+REFUND = {"id": "re_1", "amount": 500, "status": "done"}
+
+
+def paths(issues: list[Issue]) -> list[tuple[str, str]]:
+    return [(issue.path, issue.message) for issue in issues]
+
+
+def test_a_response_that_fits_has_no_issues() -> None:
+    assert check_response(CREATE, answer(201, REFUND)) == []
+
+
+def test_each_problem_of_the_body_has_its_json_path() -> None:
+    body = {"id": 7, "amount": 0, "status": "lost", "lines": [{"amount": 1}, {"amount": "2"}]}
+    assert paths(check_response(CREATE, answer(201, body))) == [
+        ("$.body.amount", "must be greater than 0, not 0"),
+        ("$.body.id", "must be of type string, not integer 7"),
+        ("$.body.lines[1].amount", "must be of type integer, not string '2'"),
+        ("$.body.status", "must be one of 'pending', 'done', not 'lost'"),
+    ]
+
+
+def test_a_missing_field_is_named() -> None:
+    issues = check_response(CREATE, answer(201, {"id": "re_1"}))
+    assert paths(issues) == [
+        ("$.body.amount", "is required but missing"),
+        ("$.body.status", "is required but missing"),
+    ]
+
+
+def test_a_recursive_schema_is_checked_all_the_way_down() -> None:
+    deep: dict[str, Any] = {"amount": 1}
+    for _ in range(30):
+        deep = {"amount": 1, "children": [deep]}
+    deep["children"][0]["children"][0]["amount"] = "x"
+    issues = check_response(CREATE, answer(201, {**REFUND, "lines": [deep]}))
+    assert paths(issues) == [
+        ("$.body.lines[0].children[0].children[0].amount", "must be of type integer, not string 'x'")
+    ]
+
+
+def test_openapi_30_nullable_and_boolean_exclusive_minimum() -> None:
+    assert check_response(CREATE, answer(201, {**REFUND, "note": None})) == []
+    assert paths(check_response(CREATE, answer(201, {**REFUND, "note": 5}))) == [
+        ("$.body.note", "must be of type string or null, not integer 5")
+    ]
+
+
+def test_openapi_31_type_lists_numeric_exclusive_minimum_and_const() -> None:
+    listing = operation(REFUND_31, "list")
+    assert check_response(listing, answer(200, {"note": None, "total": 1})) == []
+    assert paths(check_response(listing, answer(206, {"total": 0, "kind": "one"}))) == [
+        ("$.body.kind", "must be 'list', not 'one'"),
+        ("$.body.total", "must be greater than 0, not 0"),
+    ]
+
+
+def test_a_status_range_and_default_are_used_when_the_status_is_not_listed() -> None:
+    problem = answer(409, {"detail": "twice"}, "application/problem+json")
+    assert paths(check_response(CREATE, problem)) == [("$.body.title", "is required but missing")]
+    assert check_response(CREATE, answer(503, b"busy", "text/plain; charset=utf-8")) == []
+
+
+def test_an_undocumented_status_is_an_issue() -> None:
+    listing = operation(REFUND_31, "list")
+    issues = check_response(listing, answer(500, {"x": 1}))
+    assert issues == [
+        Issue(
+            "$.status",
+            "500 is not a status refunds.list documents (it documents 2XX)",
+            expected=["2XX"],
+            actual=500,
+        )
+    ]
+
+
+def test_an_undocumented_content_type_is_an_issue() -> None:
+    issues = check_response(CREATE, answer(201, b"<html></html>", "text/html"))
+    assert paths(issues) == [
+        (
+            "$.headers.content-type",
+            "is text/html, which the 201 response of refunds.create does not document "
+            "(it documents application/json)",
+        )
+    ]
+
+
+def test_content_type_parameters_and_wildcards() -> None:
+    with_charset = answer(201, REFUND, "application/json; charset=utf-8")
+    assert check_response(CREATE, with_charset) == []
+    remove = operation(REFUND_30, "remove")
+    assert paths(check_response(remove, answer(200, {}, "application/vnd.x+json"))) == [
+        ("$.body.id", "is required but missing")
+    ]
+
+
+def test_a_body_without_content_type_or_an_empty_one_is_an_issue() -> None:
+    assert paths(check_response(CREATE, answer(201, REFUND, None))) == [
+        (
+            "$.headers.content-type",
+            "is missing; the 201 response of refunds.create documents application/json",
+        )
+    ]
+    assert paths(check_response(CREATE, answer(201, None))) == [
+        ("$.body", "is empty, but the 201 response of refunds.create documents a body (application/json)")
+    ]
+
+
+def test_json_that_does_not_parse_is_an_issue() -> None:
+    [issue] = check_response(CREATE, answer(201, b'{"id": '))
+    assert issue.path == "$.body"
+    assert issue.message.startswith("is not valid JSON (Expecting value: line 1 column 8 (char 7))")
+
+
+def test_no_body_is_checked_where_none_is_documented_or_possible() -> None:
+    remove = operation(REFUND_30, "remove")
+    assert check_response(remove, answer(204, None, None)) == []
+    probe = operation(REFUND_30, "probe")
+    assert check_response(probe, answer(200, None)) == []
+    no_responses = parse_spec(
+        {"openapi": "3.1.0", "info": {"title": "t", "version": "1"}, "paths": {"/": {"get": {}}}},
+        api="bare",
+        source="bare.yaml",
+    ).operations[0]
+    assert check_response(no_responses, answer(200, b"anything", "text/plain")) == []
+
+
+def test_a_body_with_thousands_of_problems_reports_the_first_twenty() -> None:
+    lines = [{"amount": str(i)} for i in range(5000)]
+    issues = check_response(CREATE, answer(201, {**REFUND, "lines": lines}))
+    assert len(issues) == 21
+    assert issues[-1] == Issue("$.body", "has more problems than the 20 shown")
+
+
+def test_a_check_that_fails_is_an_issue_never_an_exception(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(media: Any, body: Any) -> list[Issue]:
+        raise RuntimeError("the validator broke")
+
+    monkeypatch.setattr("httptask.validation.validate_body", broken)
+    assert check_response(CREATE, answer(201, REFUND)) == [
+        Issue("$", "could not be checked against the spec: the validator broke")
+    ]
