@@ -147,6 +147,28 @@ def editor(catalog: Catalog, sandbox: SandboxThread) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel built from this checkout, once per session."""
+    import importlib.util
+
+    from wheel_venv import build_wheel
+
+    if importlib.util.find_spec("hatchling") is None:
+        pytest.skip("hatchling is not installed: the wheel cannot be built without the package index")
+    return build_wheel(tmp_path_factory.mktemp("dist"))
+
+
+@pytest.fixture(scope="session")
+def wheel_venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh venv with the wheel installed, as a user has it; its folder."""
+    from wheel_venv import install_wheel
+
+    venv = tmp_path_factory.mktemp("installed") / "venv"
+    install_wheel(wheel, venv)
+    return venv
+
+
+@pytest.fixture(scope="session")
 def _recording() -> Iterator[RecordingServer]:
     from servers import recording_server
 

@@ -53,6 +53,11 @@ class SecretStore:
             with contextlib.suppress(UsageError):
                 self._load_file(file)
 
+    @classmethod
+    def of(cls, values: Mapping[str, str]) -> SecretStore:
+        """A store of exactly `values` by name: nothing from the environment, no secrets file."""
+        return cls(environ={_variable(name): value for name, value in values.items()})
+
     def get(self, name: str) -> str:
         """The secret called ``name``; `UsageError` naming where secrets come from if it is in neither."""
         if not name or not isinstance(name, str):
