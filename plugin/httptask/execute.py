@@ -7,6 +7,7 @@ engines share it. `send_prepared` sends with the task's retry policy; the idempo
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 from .auth import auth_parts
 from .catalog import Catalog
 from .encoding import encode_body
-from .errors import HttptaskError, Issue, RequestInvalid, TemplateError
+from .errors import HttptaskError, Issue, RequestInvalid, ResponseInvalid, TemplateError
 from .messages import HttpRequest, HttpResponse, RequestValues
 from .redaction import Redactor
 from .requests import (
@@ -45,6 +46,7 @@ __all__ = [
     "Exchange",
     "Prepared",
     "TaskPlan",
+    "answer_record",
     "issue_records",
     "prepare",
     "response_issues",
@@ -400,8 +402,44 @@ def response_issues(prepared: Prepared, response: HttpResponse) -> list[Issue]:
 
 
 def issue_records(issues: list[Issue], redactor: Redactor) -> list[dict[str, Any]]:
-    """Issues as reported and journaled, redacted: a response may quote a secret back."""
-    return [redactor.redact_value(issue.to_dict()) for issue in issues]
+    """A response's issues as reported and journaled: redacted (a response may quote a secret back), then cut
+    to `_QUOTE_CHARS` (a message quotes the value it is about, which may be most of a 10 MB body). Cutting
+    after redacting keeps a secret from being cut into a part the redactor would not know."""
+    records = []
+    for issue in issues:
+        record = redactor.redact_value(issue.to_dict())
+        record["message"] = _cut(record["message"])
+        if "actual" in record and len(quoted := json.dumps(record["actual"], default=str)) > _QUOTE_CHARS:
+            record["actual"] = _cut(quoted)
+        records.append(record)
+    return records
+
+
+# How much of a value a response issue quotes.
+_QUOTE_CHARS = 300
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= _QUOTE_CHARS else text[:_QUOTE_CHARS] + f"... ({len(text):,} characters)"
+
+
+def answer_record(
+    prepared: Prepared, response: HttpResponse, *, strict: bool = False
+) -> tuple[dict[str, Any], str | None]:
+    """An engine's view of an answer: the response as journaled, with its `issues` (redacted) where it breaks
+    the operation's spec, and why the step failed, if it did: a status that is not 2xx, or, under strict
+    responses (`strict`, or the task's `strictResponses`), a mismatch. Either way the request was answered."""
+    redactor = prepared.redactor
+    record = response_record(response, redactor)
+    issues = issue_records(response_issues(prepared, response), redactor)
+    if issues:
+        record["issues"] = issues
+    if not response.ok:
+        return record, f"{prepared.label} answered {response.status} {response.reason}".rstrip()
+    if issues and (strict or prepared.task.strict_responses):
+        shown = [Issue(issue["path"], issue["message"]) for issue in issues]
+        return record, str(ResponseInvalid(redactor.redact(prepared.label), response.status, shown))
+    return record, None
 
 
 def response_record(response: HttpResponse, redactor: Redactor) -> dict[str, Any]:

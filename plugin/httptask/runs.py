@@ -125,9 +125,11 @@ def start_run(
     on_start: Callable[[str], None] | None = None,
     engine: EngineFactory = _local_engine,
     again: bool = False,
+    strict_responses: bool = False,
 ) -> RunResult:
     """Check the workflow, its inputs and every request that can be known before the run, journal a new run,
-    and drive an engine through it to the end."""
+    and drive an engine through it to the end. With `strict_responses` (kept for a resume), a response that
+    breaks its operation's spec fails its task."""
     try:
         text = read_capped(workflow_file, MAX_FILE_BYTES)
     except FileNotFoundError:
@@ -145,10 +147,11 @@ def start_run(
         journal=journal,
         sandbox=sandbox,
         again=again,
+        strict_responses=strict_responses,
     )
     if on_start is not None:
         on_start(new.run_id)
-    run = _Plan(new.workflow, catalog, secrets, journal, sandbox, concurrency, on_progress)
+    run = _Plan(new.workflow, catalog, secrets, journal, sandbox, concurrency, on_progress, strict_responses)
     return run.drive(engine, new.run_id, new.inputs)
 
 
@@ -193,6 +196,7 @@ def begin_run(
     journal: Journal,
     sandbox: bool,
     again: bool = False,
+    strict_responses: bool = False,
 ) -> NewRun:
     """`check_new_run`, then journal a new run; nothing is sent. `file` names where the text came from.
     Unless `again`, a run of the same workflow text with the same inputs that did not finish is resumed, not
@@ -204,7 +208,11 @@ def begin_run(
     if not (again or sandbox):  # the sandbox acts on nothing real
         _refuse_a_second_start(journal, text, redacted)
     run_id = new_run_id()
-    options = {"sandbox": sandbox, "secrets_file": str(secrets.file) if secrets.file else None}
+    options = {
+        "sandbox": sandbox,
+        "secrets_file": str(secrets.file) if secrets.file else None,
+        "strict_responses": strict_responses,
+    }
     journal.create_run(
         run_id,
         workflow=workflow.name,
@@ -333,7 +341,8 @@ def resume_run(
         )
     previous = {(s.task, s.item): s for s in journal.steps(run_id) if s.item >= 0}
     sandbox = bool(record.options.get("sandbox"))
-    run = _Plan(workflow, catalog, secrets, journal, sandbox, concurrency, on_progress)
+    strict = bool(record.options.get("strict_responses"))
+    run = _Plan(workflow, catalog, secrets, journal, sandbox, concurrency, on_progress, strict)
     decisions = {key: d for key, d in decided.items() if d.action != MARK_DONE}
     return run.drive(engine, run_id, values, Resumption(previous, decisions, reconcile))
 
@@ -371,6 +380,7 @@ class _Plan:
     sandbox: bool
     concurrency: int
     on_progress: Progress | None
+    strict_responses: bool
 
     def drive(
         self,
@@ -393,6 +403,7 @@ class _Plan:
                     sandbox_url,
                     self.concurrency,
                     self.on_progress,
+                    strict_responses=self.strict_responses,
                 )
                 return await _run_engine(engine, wiring, run_id, inputs, resumption)
 

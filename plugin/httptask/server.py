@@ -48,7 +48,7 @@ from .errors import (
     UnknownOperation,
     UsageError,
 )
-from .execute import Prepared, prepare, response_record, send_prepared
+from .execute import Prepared, issue_records, prepare, response_record, send_prepared
 from .isolation import WorkerPool
 from .limits import LimitExceeded, check_depth
 from .liveruns import LiveRun, LiveRuns
@@ -650,7 +650,7 @@ def create_app(
             sandbox=config.sandbox_url is not None,
             request=request,
             response=response_record(response, secrets.redactor),
-            response_issues=_issues(checked, secrets.redactor),
+            response_issues=[IssueOut(**record) for record in issue_records(checked, secrets.redactor)],
             strict_responses=task.strict_responses,
             attempts=attempts,
             timings=Timings(

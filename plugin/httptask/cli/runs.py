@@ -14,7 +14,15 @@ from typing import Any, NoReturn
 import click
 
 from ..errors import EXIT_INVALID, TaskError, UsageError
-from .console import input_option, parse_input, plural, print_json, print_table, secrets_file_option
+from .console import (
+    input_option,
+    parse_input,
+    plural,
+    print_json,
+    print_table,
+    secrets_file_option,
+    strict_responses_option,
+)
 from .temporal import temporal_options
 
 __all__ = ["run_command", "runs_group"]
@@ -35,6 +43,7 @@ __all__ = ["run_command", "runs_group"]
     "--json", "as_json", is_flag=True, help="Print {run_id, status, tasks, outputs, errors} as JSON."
 )
 @secrets_file_option
+@strict_responses_option
 @click.option(
     "--resume",
     "resume_id",
@@ -97,6 +106,7 @@ def run_command(
     concurrency: int,
     as_json: bool,
     secrets_file: Path | None,
+    strict_responses: bool,
     resume_id: str | None,
     mark_done: tuple[str, ...],
     resend: tuple[str, ...],
@@ -130,6 +140,7 @@ def run_command(
             concurrency,
             as_json,
             secrets_file,
+            strict_responses,
             resume_id,
             mark_done,
             resend,
@@ -150,8 +161,10 @@ def run_command(
         raise UsageError("--mark-done, --resend, --reconcile and --note only apply to --resume RUN_ID.")
     if resume_id is None and workflow_file is None:
         raise UsageError("Give a workflow file to run, or --resume RUN_ID to finish an interrupted run.")
-    if resume_id is not None and sandbox:
-        raise UsageError("--sandbox cannot be changed on --resume: a run resumes where it started.")
+    if resume_id is not None and (sandbox or strict_responses):
+        raise UsageError(
+            "--sandbox and --strict-responses cannot be changed on --resume: a run resumes as it started."
+        )
     progress = _progress(enabled=not as_json and sys.stdout.isatty())
     with progress as on_progress, contextlib.closing(Journal(default_journal_path())) as journal:
         try:
@@ -168,6 +181,7 @@ def run_command(
                     on_progress=on_progress,
                     on_start=None if as_json else _announce,
                     again=again,
+                    strict_responses=strict_responses,
                 )
             else:
                 result = resume_run(
@@ -200,6 +214,7 @@ def _run_on_temporal(
     concurrency: int,
     as_json: bool,
     secrets_file: Path | None,
+    strict_responses: bool,
     resume_id: str | None,
     mark_done: tuple[str, ...],
     resend: tuple[str, ...],
@@ -221,10 +236,11 @@ def _run_on_temporal(
         raise UsageError("--mark-done, --resend and --note only apply to --resume RUN_ID.")
     if resume_id is None and workflow_file is None:
         raise UsageError("Give a workflow file to run, or --resume RUN_ID to follow a run on Temporal.")
-    if resume_id is not None and (workflow_file is not None or input_text or sandbox):
+    if resume_id is not None and (workflow_file is not None or input_text or sandbox or strict_responses):
         raise UsageError(
             "A run on Temporal goes on by itself; --resume RUN_ID only sends --mark-done and --resend "
-            "decisions to it (and follows it), without a workflow file, --input or --sandbox."
+            "decisions to it (and follows it), without a workflow file, --input, --sandbox or "
+            "--strict-responses."
         )
     try:
         code = run_on_temporal(
@@ -235,7 +251,10 @@ def _run_on_temporal(
             decisions=parse_decisions("mark-done", mark_done, note) + parse_decisions("resend", resend, note),
             sandbox=sandbox,
             settings=Settings(
-                concurrency=concurrency, batch_size=batch_size, heartbeat_seconds=heartbeat_timeout
+                concurrency=concurrency,
+                batch_size=batch_size,
+                heartbeat_seconds=heartbeat_timeout,
+                strict_responses=strict_responses,
             ),
             secrets_file=secrets_file,
             as_json=as_json,

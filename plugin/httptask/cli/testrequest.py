@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..errors import EXIT_FAILED, EXIT_INVALID, HttptaskError, RequestInvalid, ResponseInvalid, SendError
+from ..errors import EXIT_FAILED, EXIT_INVALID, HttptaskError, RequestInvalid, SendError
 from .console import (
     input_option,
     optional_sandbox,
@@ -77,7 +77,7 @@ def run_test_request(
     import asyncio
 
     from ..catalog import Catalog
-    from ..execute import Exchange, issue_records, prepare, response_issues, response_record
+    from ..execute import Exchange, answer_record, prepare
     from ..secrets import SecretStore
     from ..snippets import snippet
     from ..tasks import load_task
@@ -114,18 +114,15 @@ def run_test_request(
             exchange.errors = [{"path": "$", "message": secrets.redactor.redact(str(exc))}]
             _report(exchange, as_json, error=exc)
             return EXIT_FAILED
-    exchange.response = response_record(response, secrets.redactor)
+    exchange.response, failure = answer_record(prepared, response, strict=strict_responses)
+    exchange.response_issues = exchange.response.pop("issues", [])
     exchange.attempts = attempts
     exchange.sent = True
-    issues = response_issues(prepared, response)
-    exchange.response_issues = issue_records(issues, secrets.redactor)
-    refused = None
-    if issues and (strict_responses or task.strict_responses):
-        # The request was answered: the strict failure reports it, it never makes it a retry or "not sent".
-        refused = ResponseInvalid(prepared.label, response.status, issues)
-        exchange.errors = [{"path": "$", "message": secrets.redactor.redact(str(refused))}]
+    if failure is not None and response.ok:
+        # Strict responses: the request was answered, and the failure says so; it is never a retry.
+        exchange.errors = [{"path": "$", "message": failure}]
     _report(exchange, as_json)
-    return 0 if response.ok and refused is None else EXIT_FAILED
+    return 0 if failure is None else EXIT_FAILED
 
 
 async def _send(prepared: Prepared) -> tuple[HttpResponse, int]:

@@ -30,7 +30,7 @@ from ..errors import (
     SendError,
     TemplateError,
 )
-from ..execute import Prepared, TaskPlan, prepare, response_record, send_prepared
+from ..execute import Prepared, TaskPlan, answer_record, prepare, send_prepared
 from ..journal import TASK_ROW, Decision, Journal, StepRecord, as_journaled, decider
 from ..limits import RENDER_SECONDS
 from ..outcome import Outcome, final_state
@@ -60,6 +60,7 @@ class LocalEngine:
         self._journal = wiring.journal
         self._sender = wiring.sender
         self._concurrency = wiring.concurrency
+        self._strict_responses = wiring.strict_responses
         self._sandbox_url = wiring.sandbox_url
         self._progress = wiring.on_progress or (lambda more, done: None)
         self._task_update = wiring.on_task or (lambda result: None)
@@ -376,11 +377,8 @@ class LocalEngine:
                 )
                 state = final_state(exc.outcome, exc.status, ok=False, idempotent=prepared.idempotent)
                 return StepResult(index, state, exc.status, error=message, attempts=len(attempts))
-        record = response_record(response, redactor)
-        journaled = "succeeded" if response.ok else "failed"
-        error = (
-            None if response.ok else f"{prepared.label} answered {response.status} {response.reason}".rstrip()
-        )
+        record, error = answer_record(prepared, response, strict=self._strict_responses)
+        journaled = "succeeded" if error is None else "failed"
         journal.queue(
             [
                 *self._attempt_rows(task, index, attempts),
@@ -399,7 +397,9 @@ class LocalEngine:
             ]
         )
         # A 5xx may come after the work was done: the journal keeps the answer, the step waits for a decision.
-        state = final_state(Outcome.ANSWERED, response.status, ok=response.ok, idempotent=prepared.idempotent)
+        # So may a 2xx that strict responses refuse: it is an answer, so never sent again without a decision.
+        ok = error is None
+        state = final_state(Outcome.ANSWERED, response.status, ok=ok, idempotent=prepared.idempotent)
         return StepResult(index, state, response.status, response.elapsed_ms, record, error, count)
 
     # -- requests of unknown outcome -----------------------------------------------------------------------

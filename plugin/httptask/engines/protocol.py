@@ -52,6 +52,8 @@ class Wiring:
     concurrency: int = 16
     on_progress: Progress | None = None
     on_task: TaskUpdate | None = None
+    # Every task fails on a response that breaks its operation's spec, as if it had `strictResponses: true`.
+    strict_responses: bool = False
 
 
 @dataclass

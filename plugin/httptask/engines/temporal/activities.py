@@ -25,7 +25,7 @@ from temporalio.exceptions import ApplicationError
 from ...catalog import Catalog
 from ...errors import HttptaskError, SendError, TaskError, TemplateError
 from ...execute import TaskPlan as RequestPlan
-from ...execute import response_record, send_prepared
+from ...execute import answer_record, send_prepared
 from ...outcome import Outcome, final_state
 from ...plan import PlanInvalid, plan_workflow
 from ...requests import idempotency_header, is_idempotent, step_seed
@@ -142,7 +142,7 @@ class Activities:
         """Send idempotent items one after another, heartbeating the records so far; a retried batch goes on
         after the last confirmed item, and an item sent again carries the same idempotency key."""
         with self._failing_as(NOT_SENT):
-            plan, items = await self._prepare_batch(args)
+            plan, items, strict = await self._prepare_batch(args)
         confirmed = [r for r in _heartbeat_records(args.task) if args.start <= r.item < args.stop]
         done = {r.item for r in confirmed}
         records = EncodedRecords(args.task, confirmed)
@@ -152,7 +152,7 @@ class Activities:
                 if index in done:
                     continue
                 item = items[index] if items is not None else None
-                records.add(await self._send_item(args.ref, plan, index, item, batched=True))
+                records.add(await self._send_item(args.ref, plan, index, item, batched=True, strict=strict))
                 if records.size > RESULT_BUDGET_BYTES and index + 1 < args.stop:
                     next_item = index + 1
                     break
@@ -162,10 +162,10 @@ class Activities:
     async def send_one(self, args: BatchArgs) -> Wire:
         """One request that is not idempotent, in one attempt of this activity."""
         with self._failing_as(NOT_SENT):
-            plan, items = await self._prepare_batch(args)
+            plan, items, strict = await self._prepare_batch(args)
         item = items[args.start] if items is not None else None
         async with _heartbeating(lambda: None):
-            record = await self._send_item(args.ref, plan, args.start, item, batched=False)
+            record = await self._send_item(args.ref, plan, args.start, item, batched=False, strict=strict)
         return BatchResult(args.task, [record]).to_wire()
 
     @activity.defn(name=ACTIVITY.NOTE)
@@ -194,9 +194,9 @@ class Activities:
 
     # -- items -------------------------------------------------------------------------------------------
 
-    async def _prepare_batch(self, args: BatchArgs) -> tuple[RequestPlan, list[Any] | None]:
-        """The task compiled for this batch's requests (what its items share rendered and checked once), and
-        the `forEach` list, checked to be the one the run expanded."""
+    async def _prepare_batch(self, args: BatchArgs) -> tuple[RequestPlan, list[Any] | None, bool]:
+        """The task compiled for this batch's requests (what its items share rendered and checked once), the
+        `forEach` list, checked to be the one the run expanded, and whether the run has strict responses."""
         run = await self._run(args.ref)
         task = _task(run, args.task)
         context = await self._contexts(run, args.ref, _closure(run.workflow, task), args.sources)
@@ -218,7 +218,7 @@ class Activities:
             tasks=context,
             varying=("item",) if task.for_each is not None else (),
         )
-        return plan, items
+        return plan, items, run.start.settings.strict_responses
 
     async def _send_item(
         self,
@@ -228,6 +228,7 @@ class Activities:
         item: Any,
         *,
         batched: bool,
+        strict: bool,
     ) -> ItemRecord:
         """Render, check and send one request; its outcome as a record (never an exception)."""
         task = plan.task
@@ -263,16 +264,14 @@ class Activities:
                 sent_at=sent_at,
                 outcome=exc.outcome.value,
             )
-        record = response_record(response, self._secrets.redactor)
-        state = final_state(Outcome.ANSWERED, response.status, ok=response.ok, idempotent=prepared.idempotent)
-        error = None
-        if not response.ok:
-            error = f"{prepared.label} answered {response.status} {response.reason}".rstrip()
-            if state == "unknown":
-                error += (
-                    "; the server may have acted on it, and it is not idempotent, so it was not sent again: "
-                    "check on the server, then decide with --mark-done or --resend"
-                )
+        record, error = answer_record(prepared, response, strict=strict)
+        ok = error is None
+        state = final_state(Outcome.ANSWERED, response.status, ok=ok, idempotent=prepared.idempotent)
+        if state == "unknown":
+            error = (
+                f"{error}; the server may have acted on it, and it is not idempotent, so it was not sent "
+                "again: check on the server, then decide with --mark-done or --resend"
+            )
         return ItemRecord(
             index,
             state,

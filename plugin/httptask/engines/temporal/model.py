@@ -74,6 +74,8 @@ class Settings:
     lost_batch_attempts: int = 10
     chunk_activities: int = 1000
     chunk_items: int = 10_000
+    # A response that breaks its operation's spec fails its task (`run --strict-responses`).
+    strict_responses: bool = False
 
     def chunk_size(self, batched: bool) -> int:
         """Items per child workflow: bounded in activities (its history) and in items (its summary)."""
