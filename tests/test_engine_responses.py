@@ -1,6 +1,6 @@
-"""Response checks in `httptask run` on the local engine, as a user runs it (subprocess): a response that breaks
-its operation's spec is journaled with its issues and JSON paths, redacted; under `--strict-responses` or a
-task's `strictResponses: true` it fails its task as an answer, and a resume does not send that refund again."""
+"""Response checks in `httptask run` on the local engine, as a user runs it (subprocess): a response that
+breaks its operation's spec is journaled with its issues and JSON paths, redacted; under `--strict-responses`
+or a task's `strictResponses: true` it fails its task as an answer, and a resume does not send it again."""
 
 from __future__ import annotations
 
@@ -130,5 +130,6 @@ def test_strict_responses_cannot_be_changed_on_a_resume(
     done = run(journal, "run", "--resume", "20250101-000000-abcdef", "--strict-responses")
     assert done.returncode == 2
     assert done.stderr == (
-        "error: --sandbox and --strict-responses cannot be changed on --resume: a run resumes as it started.\n"
+        "error: --sandbox and --strict-responses cannot be changed on --resume: a run resumes as it "
+        "started.\n"
     )

@@ -198,6 +198,32 @@ def test_a_batch_whose_responses_grow_large_goes_on_in_the_next_activity(
     assert acted == {f"inv_{n}": 1 for n in range(12)}
 
 
+def test_strict_responses_fail_an_answered_refund_without_sending_it_again(
+    temporal_server: Any, queue: str, worker: WorkerProcess
+) -> None:
+    from httptask.engines.temporal.model import Settings
+
+    with vendor_server() as vendor:
+        text = (EXAMPLES / "refund-invoices.yaml").read_text()
+        # The stand-in answers with fewer fields than Chargebee documents: six are missing.
+        inputs = refund_inputs(vendor.url, 2)
+        report = run_temporal(temporal_server, queue, text, inputs, settings=Settings(strict_responses=True))
+        acted = dict(vendor.acted)
+    assert report["status"] == "failed"
+    assert [(e["item"], e["message"].splitlines()[:2]) for e in report["errors"]] == [
+        (
+            n,
+            [
+                "task refund (chargebee.refund_invoice) answered 200, but the response does not fit the spec "
+                "(6 problems); strict responses make that a failure:",
+                "  $.body.invoice.currency_code: is required but missing",
+            ],
+        )
+        for n in range(2)
+    ]
+    assert acted == {"inv_0": 1, "inv_1": 1}
+
+
 def _payload_texts(node: Any) -> Iterator[str]:
     """Every string in a history, with each payload's base64 `data` decoded as well."""
     if isinstance(node, dict):

@@ -248,3 +248,45 @@ def test_a_check_that_fails_is_an_issue_never_an_exception(monkeypatch: pytest.M
     assert check_response(CREATE, answer(201, REFUND)) == [
         Issue("$", "could not be checked against the spec: the validator broke")
     ]
+
+
+SECRET = "sk_live_PANGOLIN_5f0e_do_not_print"
+
+
+def records(body: bytes | dict[str, Any]) -> list[dict[str, Any]]:
+    """The issues of a 201 with `body`, as journaled and reported, with SECRET known to the redactor."""
+    from httptask.execute import issue_records
+    from httptask.redaction import Redactor
+
+    redactor = Redactor()
+    redactor.add(SECRET)
+    return issue_records(check_response(CREATE, answer(201, body)), redactor)
+
+
+def test_a_long_value_is_named_by_its_size_never_quoted_in_part() -> None:
+    # A secret that a cut at 200 characters would split is never shown in part: the value is not quoted.
+    long_id = "x" * 190 + SECRET
+    [issue] = records({**REFUND, "lines": long_id})
+    assert issue == {"path": "$.body.lines", "message": "must be of type array, not a text of 224 characters",
+                     "expected": "array"}
+    huge = records({**REFUND, "amount": "9" * 9_000_000})
+    assert huge == [{"path": "$.body.amount", "message": "must be of type integer, not a text of 9,000,000 "
+                     "characters", "expected": "integer"}]
+
+
+def test_a_short_value_with_a_secret_is_quoted_redacted() -> None:
+    [issue] = records({**REFUND, "status": f"echo {SECRET}"})
+    assert issue["message"] == "must be one of 'pending', 'done', not 'echo ***'"
+    assert issue["actual"] == "echo ***"
+
+
+@pytest.mark.parametrize("depth", [500, 100_000])
+def test_a_response_nested_hundreds_deep_is_an_issue_not_a_crash(depth: int) -> None:
+    nested = b"[" * depth + b"]" * depth
+    at_root = records(nested)
+    assert at_root == [{"path": "$.body", "message": "must be of type object, not an array of 1 item",
+                        "expected": "object"}] if depth == 500 else [
+        {"path": "$.body", "message": "is nested too deeply to check"}
+    ]
+    inside = records(b'{"id": "re_1", "amount": 1, "status": "done", "lines": ' + nested + b"}")
+    assert len(inside) == 1 and inside[0]["path"].startswith("$.body")

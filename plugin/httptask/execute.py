@@ -7,7 +7,6 @@ engines share it. `send_prepared` sends with the task's retry policy; the idempo
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,7 +39,7 @@ from .spec import Operation
 from .tasks import SECRET_PARTS, Task
 from .templating import base_context, is_template, render_value, varies
 from .transport import Sender, Timeouts
-from .validation import validate_values
+from .validation import QUOTE_CHARS, validate_values
 
 __all__ = [
     "Exchange",
@@ -402,25 +401,27 @@ def response_issues(prepared: Prepared, response: HttpResponse) -> list[Issue]:
 
 
 def issue_records(issues: list[Issue], redactor: Redactor) -> list[dict[str, Any]]:
-    """A response's issues as reported and journaled: redacted (a response may quote a secret back), then cut
-    to `_QUOTE_CHARS` (a message quotes the value it is about, which may be most of a 10 MB body). Cutting
-    after redacting keeps a secret from being cut into a part the redactor would not know."""
+    """A response's issues as reported and journaled, redacted (a response may quote a secret back). The
+    value an issue is about is kept only when a message could quote it whole (`validation.QUOTE_CHARS`): a
+    body may be 10 MB, or nested hundreds deep; what the spec expects only when it is flat."""
     records = []
     for issue in issues:
-        record = redactor.redact_value(issue.to_dict())
-        record["message"] = _cut(record["message"])
-        if "actual" in record and len(quoted := json.dumps(record["actual"], default=str)) > _QUOTE_CHARS:
-            record["actual"] = _cut(quoted)
+        record: dict[str, Any] = {"path": issue.path, "message": redactor.redact(issue.message)}
+        if _flat(issue.expected):
+            record["expected"] = redactor.redact_value(issue.expected)
+        if _flat(issue.actual) and not isinstance(issue.actual, list):
+            record["actual"] = redactor.redact_value(issue.actual)
         records.append(record)
     return records
 
 
-# How much of a value a response issue quotes.
-_QUOTE_CHARS = 300
-
-
-def _cut(text: str) -> str:
-    return text if len(text) <= _QUOTE_CHARS else text[:_QUOTE_CHARS] + f"... ({len(text):,} characters)"
+def _flat(value: Any) -> bool:
+    """A value short enough to quote: a scalar, a short text, or a short list of them."""
+    if isinstance(value, list):
+        return len(value) <= 20 and all(not isinstance(item, (list, dict)) and _flat(item) for item in value)
+    if isinstance(value, str):
+        return len(value) <= QUOTE_CHARS
+    return value is not None and isinstance(value, (int, float, bool))
 
 
 def answer_record(
@@ -438,7 +439,7 @@ def answer_record(
         return record, f"{prepared.label} answered {response.status} {response.reason}".rstrip()
     if issues and (strict or prepared.task.strict_responses):
         shown = [Issue(issue["path"], issue["message"]) for issue in issues]
-        return record, str(ResponseInvalid(redactor.redact(prepared.label), response.status, shown))
+        return record, str(ResponseInvalid(prepared.label, response.status, shown))
     return record, None
 
 

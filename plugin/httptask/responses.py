@@ -80,6 +80,8 @@ def _check(op: Operation, response: HttpResponse) -> list[Issue]:
         body = json.loads(response.content)
     except ValueError as exc:
         return [Issue("$.body", f"is not valid JSON ({exc}), though it is sent as {_bare(given)}")]
+    except RecursionError:
+        return [Issue("$.body", "is nested too deeply to check")]
     from .validation import validate_body
 
     return validate_body(media, body)

@@ -32,6 +32,7 @@ from .schemas import Schemas
 from .spec import MediaType, Operation, Parameter, Server
 
 __all__ = [
+    "QUOTE_CHARS",
     "coerce_to_schema",
     "operation_schema",
     "validate_body",
@@ -404,12 +405,13 @@ def _path(parts: Iterable[Any], root: str) -> str:
     return text
 
 
-# A message quotes the bad value and the valid ones, but a 1 MB string or 3,000 choices would bury the point.
+# A message quotes the valid values from the spec, but 3,000 choices would bury the point.
 _SHOWN_CHARACTERS = 200
 _SHOWN_CHOICES = 20
 
 
 def _shown(value: Any) -> str:
+    """A value from the spec, cut short: a spec holds no secret (the bad value is `_quoted`)."""
     text = repr(value)
     if len(text) <= _SHOWN_CHARACTERS:
         return text
@@ -433,11 +435,11 @@ def _issue(error: ValidationError, root: str) -> Issue:
         name = extras[0] if extras else "?"
         hint = f" (allowed: {', '.join(allowed)})" if allowed else ""
         return Issue(_path([*parts, name], root), f"is not a field of this object{hint}", actual=name)
-    shown = _shown(value)
+    shown = _quoted(value)
     messages = {
         "enum": lambda: f"must be one of {_choices(expected)}, not {shown}",
         "const": lambda: f"must be {_shown(expected)}, not {shown}",
-        "type": lambda: f"must be of type {_type_text(expected)}, not {_type_name(value)} {shown}",
+        "type": lambda: f"must be of type {_type_text(expected)}, not {_typed(value, shown)}",
         "format": lambda: f"must be a valid {expected}, not {shown}",
         "minimum": lambda: f"must be at least {expected}, not {shown}",
         "maximum": lambda: f"must be at most {expected}, not {shown}",
@@ -449,10 +451,40 @@ def _issue(error: ValidationError, root: str) -> Issue:
         "minItems": lambda: f"must have at least {expected} items, not {len(value)}",
         "maxItems": lambda: f"must have at most {expected} items, not {len(value)}",
     }
-    message = messages[kind]() if kind in messages else error.message
+    if kind in messages:
+        message = messages[kind]()
+    elif _quotable(value):
+        message = error.message
+    else:  # jsonschema's own message starts with the whole value
+        message = f"{shown} does not fit the schema's {kind!r} keyword"
     if kind in ("minLength", "maxLength", "minItems", "maxItems"):
         value = len(value)
     return Issue(_path(parts, root), message, expected=expected, actual=value)
+
+
+# The longest bad value a message quotes. A longer one is named by its kind and size, never cut: a response's
+# may be most of 10 MB, and a cut could leave part of a secret that the redactor would not know.
+QUOTE_CHARS = _SHOWN_CHARACTERS
+
+
+def _quotable(value: Any) -> bool:
+    return not isinstance(value, (dict, list)) and (not isinstance(value, str) or len(value) <= QUOTE_CHARS)
+
+
+def _quoted(value: Any) -> str:
+    """`value` as a message quotes it: whole when it is short, else its kind and size."""
+    if _quotable(value):
+        return repr(value)
+    size = len(value)
+    if isinstance(value, dict):
+        return f"an object of {size:,} field{'s' * (size != 1)}"
+    if isinstance(value, list):
+        return f"an array of {size:,} item{'s' * (size != 1)}"
+    return f"a text of {size:,} characters"
+
+
+def _typed(value: Any, shown: str) -> str:
+    return f"{_type_name(value)} {shown}" if _quotable(value) else shown
 
 
 def _type_text(expected: Any) -> str:
