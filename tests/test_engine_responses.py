@@ -133,3 +133,21 @@ def test_strict_responses_cannot_be_changed_on_a_resume(
         "error: --sandbox and --strict-responses cannot be changed on --resume: a run resumes as it "
         "started.\n"
     )
+
+
+def test_run_warns_of_the_first_response_that_breaks_the_spec_and_counts_the_others(
+    server: RecordingServer, tmp_path: Path, journal: Path
+) -> None:
+    file = tmp_path / "refunds.yaml"
+    file.write_text(workflow(server.url), encoding="utf-8")
+    for body in (ODD_REFUND, ODD_REFUND, FITTING_REFUND):
+        server.answer(201, body, JSON)
+    done = run(journal, "run", str(file), "--input", '{"payments": ["p1", "p2", "p3"]}', "--concurrency", "1")
+    assert done.returncode == 0, done.stderr
+    run_id = done.stderr.split()[1]
+    assert done.stderr.splitlines()[1:] == [
+        "warning: the response does not fit the spec of task refund, item 0 (2 problems):",
+        "  $.body.code: must be of type integer, not string '***'",
+        "  $.body.refund.refund_id: must be of type string, not integer 5",
+        f"  ... and 1 more response of task refund: 'httptask runs show {run_id} --json' lists them all.",
+    ]

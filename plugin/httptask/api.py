@@ -144,12 +144,14 @@ def run_workflow(
     sandbox: bool = False,
     journal: str | os.PathLike[str] | None = None,
     concurrency: int = 16,
+    strict_responses: bool = False,
 ) -> RunResult:
     """Run a YAML workflow file on the local engine, journaled (`journal`, default `$HTTPTASK_JOURNAL`), as
     `httptask run` does: every check is made before the first request, and a failed task skips what needs
     it. Blocks until the run ends; `RunResult.status` is "succeeded" or "failed". `sandbox` sends every
-    request to a local sandbox of the APIs. Raises `WorkflowInvalid`, `InputsInvalid` or another `TaskError`
-    (nothing was sent) and `UsageError`.
+    request to a local sandbox of the APIs; `strict_responses` fails a task whose response breaks its
+    operation's spec, as `--strict-responses` does. Raises `WorkflowInvalid`, `InputsInvalid` or another
+    `TaskError` (nothing was sent) and `UsageError`.
     """
     from .journal import Journal, default_journal_path
     from .runs import start_run
@@ -163,6 +165,7 @@ def run_workflow(
             journal=opened,
             sandbox=sandbox,
             concurrency=concurrency,
+            strict_responses=strict_responses,
         )
 
 

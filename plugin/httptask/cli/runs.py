@@ -19,6 +19,7 @@ from .console import (
     parse_input,
     plural,
     print_json,
+    print_response_issues,
     print_table,
     secrets_file_option,
     strict_responses_option,
@@ -325,11 +326,31 @@ def _print_result(result: Any) -> None:
         rows.append([task.task_id, status, http, f"{task.elapsed_ms / 1000:.2f} s"])
     skipped = [(task.task_id, task.error) for task in result.tasks if task.state == "skipped"]
     print_report(f"run {result.run_id}: {result.status}", rows, result.outputs, result.errors, skipped)
+    for task in result.tasks:
+        _warn_of_responses(result.run_id, task)
     waiting = sum(task.counts().get("unknown", 0) for task in result.tasks)
     if waiting:
         click.echo(
             f"{plural(waiting, 'request')} of unknown outcome waiting for a decision: "
             f"'httptask runs show {result.run_id}' lists them.",
+            err=True,
+        )
+
+
+def _warn_of_responses(run_id: str, task: Any) -> None:
+    """The first response of `task` that breaks its spec, path by path, and how many more there are."""
+    first, count = task.first_odd, task.odd_responses
+    if not task.for_each:  # one step, kept whatever its state
+        first = next((step for step in task.steps if step.response and step.response.get("issues")), None)
+        count = int(first is not None)
+    if first is None or first.response is None:
+        return
+    where = f"task {task.task_id}" + (f", item {first.item}" if task.for_each else "")
+    print_response_issues(where, first.response["issues"])
+    if count > 1:
+        click.echo(
+            f"  ... and {plural(count - 1, 'more response')} of task {task.task_id}: 'httptask runs show "
+            f"{run_id} --json' lists them all.",
             err=True,
         )
 

@@ -112,6 +112,9 @@ class TaskResult:
     # Steps that did not succeed beyond the KEPT_STEPS kept in `steps`: the journal has them all.
     not_kept: int = 0
     journaled: Sequence[dict[str, Any]] | None = None
+    # Responses that break their operation's spec (`response.issues`): how many, and the first one's step.
+    odd_responses: int = 0
+    first_odd: StepResult | None = None
 
     def context(self) -> Any:
         """What templates see as `tasks.ID`."""
@@ -123,12 +126,19 @@ class TaskResult:
         """Count a forEach item's step; one not done is kept (for the run's errors), up to KEPT_STEPS."""
         self.tally[step.label] = self.tally.get(step.label, 0) + 1
         self.http_statuses[step.http_status] = self.http_statuses.get(step.http_status, 0) + 1
+        self.note_response(step)
         if step.done:
             return
         if len(self.steps) < KEPT_STEPS:
             self.steps.append(step)
         else:
             self.not_kept += 1
+
+    def note_response(self, step: StepResult) -> None:
+        """Count `step`'s response if it breaks its spec, keeping the first such step for the report."""
+        if step.response and step.response.get("issues"):
+            self.odd_responses += 1
+            self.first_odd = self.first_odd or step
 
     def counts(self) -> dict[str, int]:
         if self.for_each:
