@@ -147,6 +147,13 @@ def test_task_new_prints_yaml_and_json() -> None:
     op = Catalog.default().operation("zoho-billing.refund_payment")
     as_yaml = _cli("task", "new", "zoho-billing.refund_payment")
     assert (as_yaml.returncode, as_yaml.stdout) == (0, skeleton_yaml(op))
+    # The first line points editors (yaml-language-server) at the schema this installation ships.
+    first, _, _ = as_yaml.stdout.partition("\n")
+    prefix = "# yaml-language-server: $schema="
+    assert first.startswith(prefix)
+    schema = Path(first.removeprefix(prefix))
+    assert schema.name == "task.schema.json"
+    assert json.loads(schema.read_text(encoding="utf-8"))["properties"]["operation"]
     assert yaml.safe_load(as_yaml.stdout) == skeleton(op)
     as_json = _cli("task", "new", "zoho-billing.refund_payment", "--format", "json")
     assert json.loads(as_json.stdout) == skeleton(op)

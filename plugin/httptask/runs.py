@@ -126,6 +126,7 @@ def start_run(
     engine: EngineFactory = _local_engine,
     again: bool = False,
     strict_responses: bool = False,
+    on_task: TaskUpdate | None = None,
 ) -> RunResult:
     """Check the workflow, its inputs and every request that can be known before the run, journal a new run,
     and drive an engine through it to the end. With `strict_responses` (kept for a resume), a response that
@@ -151,7 +152,9 @@ def start_run(
     )
     if on_start is not None:
         on_start(new.run_id)
-    run = _Plan(new.workflow, catalog, secrets, journal, sandbox, concurrency, on_progress, strict_responses)
+    run = _Plan(
+        new.workflow, catalog, secrets, journal, sandbox, concurrency, on_progress, strict_responses, on_task
+    )
     return run.drive(engine, new.run_id, new.inputs)
 
 
@@ -297,6 +300,7 @@ def resume_run(
     note: str | None = None,
     on_progress: Progress | None = None,
     engine: EngineFactory = _local_engine,
+    on_task: TaskUpdate | None = None,
 ) -> RunResult:
     """Finish a journaled run with the workflow text and inputs stored for it; `secrets` defaults to a store
     reading the secrets file the run started with. Requests of unknown outcome that are not idempotent are
@@ -342,7 +346,7 @@ def resume_run(
     previous = {(s.task, s.item): s for s in journal.steps(run_id) if s.item >= 0}
     sandbox = bool(record.options.get("sandbox"))
     strict = bool(record.options.get("strict_responses"))
-    run = _Plan(workflow, catalog, secrets, journal, sandbox, concurrency, on_progress, strict)
+    run = _Plan(workflow, catalog, secrets, journal, sandbox, concurrency, on_progress, strict, on_task)
     decisions = {key: d for key, d in decided.items() if d.action != MARK_DONE}
     return run.drive(engine, run_id, values, Resumption(previous, decisions, reconcile))
 
@@ -381,6 +385,7 @@ class _Plan:
     concurrency: int
     on_progress: Progress | None
     strict_responses: bool
+    on_task: TaskUpdate | None = None
 
     def drive(
         self,
@@ -403,6 +408,7 @@ class _Plan:
                     sandbox_url,
                     self.concurrency,
                     self.on_progress,
+                    self.on_task,
                     strict_responses=self.strict_responses,
                 )
                 return await _run_engine(engine, wiring, run_id, inputs, resumption)

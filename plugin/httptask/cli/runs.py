@@ -7,7 +7,7 @@ import json
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -24,6 +24,7 @@ from .console import (
     secrets_file_option,
     strict_responses_option,
 )
+from .progress import live_board
 from .temporal import temporal_options
 
 __all__ = ["run_command", "runs_group"]
@@ -166,8 +167,8 @@ def run_command(
         raise UsageError(
             "--sandbox and --strict-responses cannot be changed on --resume: a run resumes as it started."
         )
-    progress = _progress(enabled=not as_json and sys.stdout.isatty())
-    with progress as on_progress, contextlib.closing(Journal(default_journal_path())) as journal:
+    board = live_board(enabled=not as_json and sys.stdout.isatty())
+    with board as on_board, contextlib.closing(Journal(default_journal_path())) as journal:
         try:
             if resume_id is None:
                 assert workflow_file is not None
@@ -179,7 +180,7 @@ def run_command(
                     journal=journal,
                     sandbox=sandbox,
                     concurrency=concurrency,
-                    on_progress=on_progress,
+                    on_task=on_board.on_task if on_board else None,
                     on_start=None if as_json else _announce,
                     again=again,
                     strict_responses=strict_responses,
@@ -197,7 +198,7 @@ def run_command(
                     resend=resend,
                     reconcile=reconcile,
                     note=note,
-                    on_progress=on_progress,
+                    on_task=on_board.on_task if on_board else None,
                 )
         except TaskError as exc:
             _invalid(exc, as_json=as_json)
@@ -285,27 +286,6 @@ def _invalid(exc: TaskError, *, as_json: bool) -> NoReturn:
 
 def _announce(run_id: str) -> None:
     click.echo(f"run {run_id}", err=True)
-
-
-@contextlib.contextmanager
-def _progress(*, enabled: bool) -> Iterator[Any]:
-    if not enabled:
-        yield None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(
-        TextColumn("running"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True
-    ) as bar:
-        handle = bar.add_task("run", total=0)
-        counts = {"total": 0, "done": 0}
-
-        def update(more: int, done: int) -> None:
-            counts["total"] += more
-            counts["done"] += done
-            bar.update(handle, total=counts["total"], completed=counts["done"])
-
-        yield update
 
 
 def _print_result(result: Any) -> None:

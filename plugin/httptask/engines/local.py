@@ -174,7 +174,12 @@ class LocalEngine:
 
         async def worker() -> None:
             for index, item in pending:
-                result.count(await self._step(task, index, item, context, for_each=True))
+                result.in_flight += 1
+                try:
+                    step = await self._step(task, index, item, context, for_each=True)
+                finally:
+                    result.in_flight -= 1
+                result.count(step)
                 self._task_update(result)
 
         await asyncio.gather(*(worker() for _ in range(min(self._concurrency, len(items)))))

@@ -115,6 +115,8 @@ class TaskResult:
     # Responses that break their operation's spec (`response.issues`): how many, and the first one's step.
     odd_responses: int = 0
     first_odd: StepResult | None = None
+    # Items of a forEach task taken up and not yet ended, for a live display.
+    in_flight: int = 0
 
     def context(self) -> Any:
         """What templates see as `tasks.ID`."""
