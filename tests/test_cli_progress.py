@@ -30,15 +30,23 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")
 
 @pytest.fixture(scope="module")
 def slow_api() -> Iterator[str]:
-    """Answers `/items/N` after 60 ms; `/items/bad…` with 404."""
+    """Answers `/items/N` after 60 ms, `/items/bad…` with 404; `/flaky/N` with 503 the first time."""
+    seen: set[str] = set()
 
     async def item(request: web.Request) -> web.Response:
         await asyncio.sleep(0.06)
         name = request.match_info["name"]
         return web.json_response({"item": name}, status=404 if name.startswith("bad") else 200)
 
+    async def flaky(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        first = name not in seen
+        seen.add(name)
+        return web.json_response({"item": name}, status=503 if first else 200)
+
     app = web.Application()
     app.router.add_get("/items/{name}", item)
+    app.router.add_get("/flaky/{name}", flaky)
     loop = asyncio.new_event_loop()
     runner = web.AppRunner(app, access_log=None)
     loop.run_until_complete(runner.setup())
@@ -64,7 +72,7 @@ def workflow(tmp_path: Path, slow_api: str) -> Path:
     file = tmp_path / "fan.yaml"
     file.write_text(
         "name: fan\n"
-        "inputs: {names: {type: array}}\n"
+        "inputs: {names: {type: array}, tag: {type: string}}\n"
         "tasks:\n"
         "  - id: first\n"
         f"    httpRequest: {{url: '{slow_api}/items/start'}}\n"
@@ -72,7 +80,11 @@ def workflow(tmp_path: Path, slow_api: str) -> Path:
         "    needs: [first]\n"
         "    forEach: '{{ input.names }}'\n"
         f"    httpRequest: {{url: '{slow_api}/items/{{{{ item }}}}'}}\n"
-        "    retry: {maxAttempts: 1}\n",
+        "    retry: {maxAttempts: 1}\n"
+        "  - id: again\n"
+        "    forEach: '{{ input.names[:3] }}'\n"
+        f"    httpRequest: {{url: '{slow_api}/flaky/{{{{ item }}}}-{{{{ input.tag }}}}'}}\n"
+        "    retry: {maxAttempts: 2, intervalSeconds: 0.01}\n",
         encoding="utf-8",
     )
     return file
@@ -105,7 +117,7 @@ def on_a_terminal(args: list[str], env: dict[str, str]) -> tuple[int, str]:
 
 
 def test_a_terminal_shows_a_live_bar_per_for_each_task(workflow: Path, tmp_path: Path) -> None:
-    inputs = json.dumps({"names": ITEMS})
+    inputs = json.dumps({"names": ITEMS, "tag": "bar"})
     args = [HTTPTASK, "run", str(workflow), "--input", inputs, "--concurrency", "3"]
     code, raw = on_a_terminal(args, environment(tmp_path / "journal.sqlite3"))
     assert code == 1, raw  # two items answer 404
@@ -121,7 +133,7 @@ def test_a_terminal_shows_a_live_bar_per_for_each_task(workflow: Path, tmp_path:
 
 
 def test_piped_or_json_output_has_no_progress(workflow: Path, tmp_path: Path) -> None:
-    inputs = json.dumps({"names": ITEMS[:4]})
+    inputs = json.dumps({"names": ITEMS[:4], "tag": "piped"})
     env = environment(tmp_path / "journal.sqlite3")
     args = [HTTPTASK, "run", str(workflow), "--input", inputs]
     piped = subprocess.run(args, capture_output=True, text=True, env=env, timeout=60, check=False)
@@ -150,3 +162,29 @@ def test_the_board_reads_the_counts_the_engine_keeps() -> None:
     result.state = "failed"
     [row] = board.rows()
     assert (row["done"], row["rate"]) == (3, None)
+
+
+def test_runs_show_on_a_terminal_adds_a_timeline_per_task(workflow: Path, tmp_path: Path) -> None:
+    env = environment(tmp_path / "journal.sqlite3")
+    inputs = json.dumps({"names": ITEMS, "tag": "shown"})
+    done = subprocess.run([HTTPTASK, "run", str(workflow), "--input", inputs, "--json"], capture_output=True,
+                          text=True, env=env, timeout=60, check=False)
+    run_id = json.loads(done.stdout)["run_id"]
+    piped = subprocess.run([HTTPTASK, "runs", "show", run_id], capture_output=True, text=True, env=env,
+                           timeout=60, check=False)
+    assert piped.returncode == 0 and "timeline" not in piped.stdout and "p99" not in piped.stdout
+    code, raw = on_a_terminal([HTTPTASK, "runs", "show", run_id], env)
+    assert code == 0, raw
+    shown = ANSI.sub("", raw)
+    assert "timeline (from the run's start; item latency is from sent to outcome, retries included)" in shown
+    row = (
+        r"│\s+{task}\s+│\s+{items}\s+│\s+\+([\d.]+) s\s+│\s+\+([\d.]+) s\s+│\s+(\d+) ms\s+│\s+(\d+) ms\s+│"
+        r"\s+{retries}\s+│"
+    )
+    fetch = re.search(row.format(task="fetch", items="30/30", retries=0), shown)
+    assert fetch is not None, shown
+    first_sent, first_ended, p50, p99 = (float(group) for group in fetch.groups())
+    # Every item takes at least the server's 60 ms; the first ends after the first goes out.
+    assert 60 <= p50 <= p99 and first_sent < first_ended
+    again = re.search(row.format(task="again", items="3/3", retries=3), shown)  # each item: a 503, then 200
+    assert again is not None, shown

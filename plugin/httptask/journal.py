@@ -282,6 +282,8 @@ class StepRecord:
     sent_at: float | None = None
     decision: str | None = None
     item_value: Any = None
+    # When the step was last written: for a finished step, when its outcome came.
+    updated_at: float | None = None
 
     @property
     def outcome_unknown(self) -> bool:
@@ -745,6 +747,7 @@ class Journal:
                 sent_at=row["sent_at"],
                 decision=row["decision"],
                 item_value=_loads(row["item_value"]),
+                updated_at=row["updated_at"],
             )
             for row in rows
         ]

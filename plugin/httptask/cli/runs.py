@@ -16,6 +16,7 @@ import click
 from ..errors import EXIT_INVALID, TaskError, UsageError
 from .console import (
     input_option,
+    is_terminal,
     parse_input,
     plural,
     print_json,
@@ -493,6 +494,8 @@ def runs_show(
             for s in steps
         ],
     )
+    if is_terminal():
+        _print_timeline(steps, run.started_at)
     if waiting:
         print_table(
             ["task", "item", "value", "idempotency key", "sent"],
@@ -529,6 +532,28 @@ def runs_show(
     if run.outputs is not None:
         click.echo("outputs:")
         click.echo(json.dumps(run.outputs, indent=2, ensure_ascii=False))
+
+
+def _print_timeline(steps: list[Any], started_at: float) -> None:
+    """On a terminal: per task, when its first request went out and its first item ended, item latency and
+    retries, from the journal."""
+    from ..timeline import timeline
+
+    def at(seconds: float | None) -> str:
+        return "" if seconds is None else f"+{seconds:.2f} s"
+
+    def ms(value: float | None) -> str:
+        return "" if value is None else f"{value:,.0f} ms"
+
+    print_table(
+        ["task", "items ended", "first sent", "first ended", "p50", "p99", "retries", "last ended"],
+        [
+            [t.task, f"{t.ended}/{t.items}", at(t.first_sent), at(t.first_ended), ms(t.p50_ms), ms(t.p99_ms),
+             t.retries, at(t.last_ended)]
+            for t in timeline(steps, started_at)
+        ],
+        title="timeline (from the run's start; item latency is from sent to outcome, retries included)",
+    )
 
 
 def _status(run: Any) -> str:
