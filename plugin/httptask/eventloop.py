@@ -27,5 +27,6 @@ def run(main: Coroutine[Any, Any, T]) -> T:
         except ImportError:
             pass
         else:
-            return uvloop.run(main)
+            result: T = uvloop.run(main)  # typed as Any by some uvloop releases
+            return result
     return asyncio.run(main)
