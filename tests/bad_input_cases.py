@@ -432,8 +432,8 @@ JSON_CASES = [
             (
                 "deep.json",
                 DEEP,
-                "error: deep.json:1:101: invalid YAML: nested more than 100 levels deep; flatten "
-                "it. Fix the syntax and try again.",
+                "error: deep.json: invalid JSON: nested more than 100 levels deep; flatten it. Fix the "
+                "syntax and try again.",
             ),
             (
                 "deep.yaml",

@@ -226,3 +226,19 @@ def test_json_is_held_to_the_same_limits(text: str, problem: str) -> None:
     with pytest.raises(SourceError) as caught:
         parse_document(text, "x.json", is_json=True)
     assert str(caught.value) == f"x.json: invalid JSON: {problem}. Fix the syntax and try again."
+
+
+def test_a_yaml_file_of_too_many_values_is_refused_at_its_line_and_a_json_one_is_read_fast(
+    tmp_path: Path,
+) -> None:
+    from httptask.yamlsource import MAX_VALUES
+
+    big = tmp_path / "items.yaml"
+    big.write_text("invoices:\n" + "- 1\n" * MAX_VALUES)
+    with pytest.raises(SourceError) as refused:
+        load_source(big)
+    assert refused.value.line == MAX_VALUES - 1  # 250,001st value: the mapping, key and list count too
+    assert "holds more than 250,000 values; write a file this large as JSON" in str(refused.value)
+    as_json = tmp_path / "items.json"
+    as_json.write_text(json.dumps({"invoices": [1] * MAX_VALUES}))
+    assert len(load_source(as_json, as_json=True).data["invoices"]) == MAX_VALUES

@@ -102,7 +102,8 @@ def parse_input(text: str | None) -> dict[str, Any]:
     if text.startswith("@"):
         from ..yamlsource import load_source
 
-        data = load_source(Path(text[1:])).data
+        path = Path(text[1:])
+        data = load_source(path, as_json=path.suffix.lower() == ".json").data
         where = f"the file {text[1:]}"
     else:
         from ..yamlsource import parse_json
