@@ -33,6 +33,7 @@ from .secrets import SecretStore
 from .templating import secret_names
 from .transport import Sender
 from .workflow import Workflow, parse_workflow_text
+from .yamlsource import read_text
 
 __all__ = [
     "NewRun",
@@ -131,14 +132,7 @@ def start_run(
     """Check the workflow, its inputs and every request that can be known before the run, journal a new run,
     and drive an engine through it to the end. With `strict_responses` (kept for a resume), a response that
     breaks its operation's spec fails its task."""
-    try:
-        text = read_capped(workflow_file, MAX_FILE_BYTES)
-    except FileNotFoundError:
-        raise UsageError(f"No such file: '{workflow_file}'.") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"Cannot read '{workflow_file}' ({exc}); give a UTF-8 YAML workflow.") from None
-    except LimitExceeded as exc:
-        raise UsageError(f"'{workflow_file}' {exc}.") from None
+    text = read_text(workflow_file)
     new = begin_run(
         text,
         str(workflow_file),

@@ -35,6 +35,7 @@ __all__ = [
     "load_source",
     "parse_document",
     "parse_source",
+    "read_text",
 ]
 
 MAX_ALIASES = 100
@@ -137,10 +138,10 @@ class Source:
         return self.lines.get("$")
 
 
-def load_source(path: Path, *, as_json: bool = False) -> Source:
-    """Read and parse a task, workflow or input file, keeping lines (none with `as_json`)."""
+def read_text(path: Path) -> str:
+    """A user's task, workflow or input file as text, up to the cap; any failure is one sentence."""
     try:
-        text = read_capped(path, MAX_FILE_BYTES)
+        return read_capped(path, MAX_FILE_BYTES)
     except FileNotFoundError:
         raise UsageError(f"No such file: '{path}'.") from None
     except OSError as exc:
@@ -149,6 +150,11 @@ def load_source(path: Path, *, as_json: bool = False) -> Source:
         raise UsageError(f"'{path}' is not UTF-8 text; save it as UTF-8 and try again.") from None
     except LimitExceeded as exc:
         raise UsageError(f"'{path}' {exc}.") from None
+
+
+def load_source(path: Path, *, as_json: bool = False) -> Source:
+    """Read and parse a task, workflow or input file, keeping lines (none with `as_json`)."""
+    text = read_text(path)
     if as_json:  # read at C speed, without lines: a large list of items is usually JSON
         return Source(data=parse_json(text, str(path)), file=str(path), lines={})
     return parse_source(text, str(path))

@@ -13,7 +13,6 @@ from typing import Any
 import click
 
 from ..errors import EXIT_INVALID, UsageError
-from ..limits import MAX_FILE_BYTES, LimitExceeded, read_capped
 from .console import print_json
 
 __all__ = ["parse_decisions", "run_on_temporal", "show_on_temporal", "temporal_group", "worker_command"]
@@ -178,10 +177,11 @@ def run_on_temporal(
     as the local engine does, and give the exit code."""
     from ..engines.temporal.client import decide, follow_run, start_run
     from ..secrets import SecretStore
+    from ..yamlsource import read_text
 
     if resume_id is None:
         assert workflow_file is not None
-        text = _read_text(workflow_file)
+        text = read_text(workflow_file)
         run_id = asyncio.run(
             start_run(
                 connection,
@@ -243,14 +243,3 @@ def report_summary(summary: Any, *, as_json: bool) -> None:
             "--mark-done TASK[ITEM,...] (it was received) or --resend TASK[ITEM,...] (it was not).",
             err=True,
         )
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return read_capped(path, MAX_FILE_BYTES)
-    except FileNotFoundError:
-        raise UsageError(f"No such file: '{path}'.") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"Cannot read '{path}' ({exc}); give a UTF-8 YAML workflow.") from None
-    except LimitExceeded as exc:
-        raise UsageError(f"'{path}' {exc}.") from None
