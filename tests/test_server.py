@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -482,6 +483,46 @@ def test_serve_refuses_a_short_token() -> None:
     assert result.stderr.startswith(
         "error: The token is too short to guess-proof the editor; use at least 16 "
     )
+
+
+def test_serve_on_a_taken_port_is_one_sentence_and_no_banner() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = _serve("--port", str(port))
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"error: The editor cannot listen on 127.0.0.1:{port} (Address already in use); "
+        "give another --port (0 picks a free one) or --host.\n"
+    )
+
+
+def test_serve_on_port_0_prints_the_port_it_got(tmp_path: Path) -> None:
+    env = {**os.environ, "HTTPTASK_CACHE_DIR": str(tmp_path / "cache"), "HTTPTASK_SPECS_PATH": str(tmp_path)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "httptask", "serve", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        assert process.stdout is not None
+        banner = process.stdout.readline()
+        port = int(banner.removeprefix("httptask editor on http://127.0.0.1:").split("/")[0])
+        assert port > 0
+        for _ in range(200):
+            with contextlib.suppress(httpx.ConnectError):
+                assert httpx.get(f"http://127.0.0.1:{port}/api/operations", params={"q": "refund"}).is_success
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError(f"nothing answered on the port the banner named: {banner!r}")
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
 
 
 def test_the_servers_own_secret_store_only_reads_httptask_variables(

@@ -3,6 +3,7 @@ local stand-in server of every catalog operation)."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import click
@@ -65,6 +66,8 @@ def serve_command(
             token=token, sandbox_url=sandbox_url, allow_hosts=allow_hosts, secrets_file=secrets_file
         )
         app = create_app(config, catalog=catalog)
+        listener = _listen(host, port)
+        port = listener.getsockname()[1]  # the port --port 0 picked
         shown = f"[{host}]" if ":" in host else host
         suffix = "?token=<your token>" if token else ""
         click.echo(
@@ -72,18 +75,36 @@ def serve_command(
             + (f" (test requests go to the sandbox at {sandbox_url})" if sandbox_url else "")
         )
         # No access log: URLs may carry the token, and nothing else there is worth a secret's risk.
-        uvicorn.run(
-            app,
-            host=host,
-            port=port,
-            log_level="warning",
-            access_log=False,
-            loop="asyncio",
-            http="h11",
-            timeout_keep_alive=5,
-            limit_concurrency=64,
-            server_header=False,
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                log_level="warning",
+                access_log=False,
+                loop="asyncio",
+                http="h11",
+                timeout_keep_alive=5,
+                limit_concurrency=64,
+                server_header=False,
+            )
         )
+        server.run(sockets=[listener])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The editor's listening socket, bound before the banner so a taken port is one sentence, not a banner
+    followed by uvicorn's exit."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        listener = socket.socket(family, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+        listener.listen(128)
+    except OSError as exc:  # the port is taken, or the host is not an address of this machine
+        raise UsageError(
+            f"The editor cannot listen on {host}:{port} ({exc.strerror or exc}); "
+            "give another --port (0 picks a free one) or --host."
+        ) from None
+    return listener
 
 
 @click.command("sandbox")
