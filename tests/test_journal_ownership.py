@@ -21,6 +21,7 @@ from faults import fault_server
 from httptask.errors import KeyReused, RunBusy, RunTakenOver
 from httptask.journal import LEASE_SECONDS, Decision, Journal, StepRecord
 from httptask.outcome import Outcome
+from httptask.processes import boot_clock, identity
 from test_resume_crash import RECORD_REFUNDS
 
 RUN = "20240101-000000-abcdef"
@@ -47,6 +48,22 @@ def sleeper() -> Iterator[int]:
     process.wait()
 
 
+def _held_by(path: Path, pid: int, *, heartbeat_age: float = 0.0, **columns: object) -> None:
+    """The run's lease held by `pid`, as that process would have journaled it, renewed `heartbeat_age` ago
+    on both clocks."""
+    now, boot = time.time(), boot_clock()
+    assert boot is not None, "Linux has CLOCK_BOOTTIME"
+    values = {
+        "pid": pid,
+        "lease_process": identity(pid),
+        "heartbeat_at": now - heartbeat_age,
+        "heartbeat_boot": boot - heartbeat_age,
+        **columns,
+    }
+    assert values["lease_process"] is not None
+    _set(path, "UPDATE runs SET " + ", ".join(f"{name} = ?" for name in values), *values.values())
+
+
 def _dead_pid() -> int:
     process = subprocess.Popen([sys.executable, "-c", "pass"])
     process.wait()
@@ -58,7 +75,7 @@ def test_a_run_owned_by_a_live_process_is_not_claimed(tmp_path: Path, sleeper: i
     owner = Journal(path)
     _create(owner)
     since = time.time() - 5
-    _set(path, "UPDATE runs SET pid = ?, lease_purpose = 'resume', lease_since = ?", sleeper, since)
+    _held_by(path, sleeper, lease_purpose="resume", lease_since=since)
     second = Journal(path)
     with pytest.raises(RunBusy) as caught:
         second.claim_run(RUN)
@@ -80,7 +97,7 @@ def test_a_dead_or_lapsed_owner_is_taken_over(tmp_path: Path, sleeper: int, why:
     if why == "its process died":
         _set(path, "UPDATE runs SET pid = ?", _dead_pid())
     else:  # a live pid (perhaps reused, perhaps a stopped process) that has not renewed its lease
-        _set(path, "UPDATE runs SET pid = ?, heartbeat_at = ?", sleeper, time.time() - LEASE_SECONDS - 1)
+        _held_by(path, sleeper, heartbeat_age=LEASE_SECONDS + 1)
     assert owner.run(RUN).state == "interrupted"
     second = Journal(path)
     second.claim_run(RUN)
@@ -89,13 +106,63 @@ def test_a_dead_or_lapsed_owner_is_taken_over(tmp_path: Path, sleeper: int, why:
     second.close()
 
 
+def test_a_wall_clock_set_forward_does_not_hand_a_live_owners_run_to_another(
+    tmp_path: Path, sleeper: int
+) -> None:
+    path = tmp_path / "j.sqlite3"
+    owner = Journal(path)
+    _create(owner)
+    _held_by(path, sleeper)
+    # The wall clock jumped an hour forward since the last renewal; the boot clock did not move.
+    _set(path, "UPDATE runs SET heartbeat_at = ?", time.time() - 3600)
+    with pytest.raises(RunBusy):
+        Journal(path).claim_run(RUN)
+    assert owner.run(RUN).state == "running"
+
+
+def test_a_pid_reused_by_another_process_is_not_an_owner(tmp_path: Path, sleeper: int) -> None:
+    path = tmp_path / "j.sqlite3"
+    owner = Journal(path)
+    _create(owner)
+    _held_by(path, sleeper)
+    # The lease's holder had the sleeper's pid but started at another time: the pid was reused.
+    boot, _, started = str(identity(sleeper)).rpartition(":")
+    _set(path, "UPDATE runs SET lease_process = ?", f"{boot}:{int(started) - 1}")
+    second = Journal(path)
+    second.claim_run(RUN)
+    assert second.run(RUN).pid == os.getpid()
+
+
+def test_a_zombie_owner_is_not_an_owner(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    owner = Journal(path)
+    _create(owner)
+    exited = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{exited.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    try:
+        # Its identity was journaled while it ran: the same pid and start time, now a zombie (not reaped).
+        _set(path, "UPDATE runs SET pid = ?, lease_process = ?", exited.pid, _identity_of_zombie(exited.pid))
+        Journal(path).claim_run(RUN)
+    finally:
+        exited.wait()
+    assert owner.run(RUN).pid == os.getpid()
+
+
+def _identity_of_zombie(pid: int) -> str:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return f"{Path('/proc/sys/kernel/random/boot_id').read_text().strip()}:{fields[19]}"
+
+
 def test_an_owner_that_was_taken_over_commits_nothing_more(tmp_path: Path, sleeper: int) -> None:
     path = tmp_path / "j.sqlite3"
     owner = Journal(path)
     _create(owner)
     # The owner stalled past its lease; another process took the run (here: with the sleeper's pid).
     _set(path, "UPDATE runs SET heartbeat_at = ?", time.time() - LEASE_SECONDS - 1)
-    _set(path, "UPDATE runs SET pid = ?, lease_token = 'theirs', heartbeat_at = ?", sleeper, time.time())
+    _held_by(path, sleeper, lease_token="theirs")
 
     async def main() -> None:
         owner.start(asyncio.get_running_loop())
@@ -281,10 +348,29 @@ def test_a_journal_of_the_previous_version_is_read_on_the_safe_side(tmp_path: Pa
     assert journal.run("old").state == "failed"
     journal.close()
     with sqlite3.connect(path) as connection:
-        assert connection.execute("PRAGMA user_version").fetchone() == (3,)
+        assert connection.execute("PRAGMA user_version").fetchone() == (4,)
         columns = {row[1] for row in connection.execute("PRAGMA table_info(steps)")}
     assert "maybe_received" not in columns and "outcome" in columns
     Journal(path).close()  # opening it again changes nothing
+
+
+def test_a_version_3_journal_gains_lease_identities_and_its_leases_keep_the_wall_clock_rule(
+    tmp_path: Path, sleeper: int
+) -> None:
+    path = tmp_path / "v3.sqlite3"
+    _create(Journal(path))
+    with sqlite3.connect(path) as connection:
+        connection.execute("ALTER TABLE runs DROP COLUMN lease_process")
+        connection.execute("ALTER TABLE runs DROP COLUMN heartbeat_boot")
+        connection.execute("UPDATE runs SET pid = ?, heartbeat_at = ?", (sleeper, time.time()))
+        connection.execute("PRAGMA user_version = 3")
+    with pytest.raises(RunBusy):  # a live pid, renewed lately: busy, as version 3 judged it
+        Journal(path).claim_run(RUN)
+    _set(path, "UPDATE runs SET heartbeat_at = ?", time.time() - LEASE_SECONDS - 1)
+    second = Journal(path)
+    second.claim_run(RUN)  # lapsed on the wall clock, and no identity to say otherwise
+    record = second.run(RUN)
+    assert (record.pid, record.lease_process) == (os.getpid(), identity())
 
 
 def test_step_records_say_json_serialisable_things(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ import orjson
 
 from .errors import KeyReused, NotSent, RunBusy, RunTakenOver, UsageError
 from .outcome import Outcome, may_have_acted
+from .processes import boot_clock, identity, same_process
 from .redaction import process_redactor
 
 __all__ = [
@@ -71,10 +72,11 @@ def _lease_seconds() -> float:
 # stopped process). The owner renews it with every commit and every HEARTBEAT_SECONDS, and sends nothing
 # once half a lease has passed since its last renewal: a process stopped and woken after a takeover does not
 # send what the new owner may be deciding about. What is left is a stop between that check and the socket
-# write, a window of microseconds.
+# write, a window of microseconds. On the holder's own machine a lease's age is read on the boot clock, not
+# the wall clock (`processes`): setting the clock forward does not hand a live owner's run to another.
 LEASE_SECONDS = _lease_seconds()
 HEARTBEAT_SECONDS = LEASE_SECONDS / 6
-_VERSION = 3
+_VERSION = 4
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -95,7 +97,9 @@ CREATE TABLE IF NOT EXISTS runs (
     lease_host TEXT,
     lease_purpose TEXT,
     lease_since REAL,
-    heartbeat_at REAL
+    heartbeat_at REAL,
+    lease_process TEXT,
+    heartbeat_boot REAL
 );
 CREATE TABLE IF NOT EXISTS steps (
     run_id TEXT NOT NULL,
@@ -241,6 +245,8 @@ class RunRecord:
     lease_purpose: str | None = None
     lease_since: float | None = None
     heartbeat_at: float | None = None
+    lease_process: str | None = None  # the holder's identity (`processes.identity`), on this machine
+    heartbeat_boot: float | None = None  # `processes.boot_clock()` at the last renewal
 
     @property
     def owned(self) -> bool:
@@ -249,6 +255,15 @@ class RunRecord:
             return False
         if self.heartbeat_at is None:  # written before leases: only the pid tells
             return process_alive(self.pid)
+        if self.lease_host == socket.gethostname() and self.lease_process and self.heartbeat_boot is not None:
+            # On the holder's machine, its identity and the boot clock decide: a wall clock set forward
+            # must not make a live holder look lapsed.
+            same = same_process(self.pid, self.lease_process)
+            now = boot_clock()
+            if same is False:
+                return False
+            if same and now is not None:
+                return now - self.heartbeat_boot < LEASE_SECONDS
         if time.time() - self.heartbeat_at >= LEASE_SECONDS:
             return False
         return self.lease_host != socket.gethostname() or process_alive(self.pid)
@@ -445,8 +460,8 @@ class Journal:
             return
         run_id, token = self._lease
         renewed = connection.execute(
-            "UPDATE runs SET heartbeat_at = ? WHERE run_id = ? AND lease_token = ?",
-            (time.time(), run_id, token),
+            "UPDATE runs SET heartbeat_at = ?, heartbeat_boot = ? WHERE run_id = ? AND lease_token = ?",
+            (time.time(), boot_clock(), run_id, token),
         ).rowcount
         if not renewed:
             row = connection.execute("SELECT pid FROM runs WHERE run_id = ?", (run_id,)).fetchone()
@@ -486,8 +501,9 @@ class Journal:
         with self._writing(), self._reader:
             self._reader.execute(
                 "INSERT INTO runs (run_id, workflow, file, workflow_text, inputs, inputs_redacted, options, "
-                "status, pid, started_at, lease_token, lease_host, lease_purpose, lease_since, heartbeat_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, 'run', ?, ?)",
+                "status, started_at, pid, lease_token, lease_host, lease_purpose, lease_since, heartbeat_at, "
+                "lease_process, heartbeat_boot) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run_id,
                     workflow,
@@ -496,12 +512,8 @@ class Journal:
                     _dumps(inputs),
                     int(inputs_redacted),
                     _dumps(options),
-                    os.getpid(),
                     now,
-                    token,
-                    socket.gethostname(),
-                    now,
-                    now,
+                    *_holder(token, "run", now),
                 ),
             )
         self._lease = (run_id, token)
@@ -527,8 +539,9 @@ class Journal:
                     )
                 connection.execute(
                     "UPDATE runs SET status = 'running', pid = ?, finished_at = NULL, lease_token = ?, "
-                    "lease_host = ?, lease_purpose = ?, lease_since = ?, heartbeat_at = ? WHERE run_id = ?",
-                    (os.getpid(), token, socket.gethostname(), purpose, now, now, run_id),
+                    "lease_host = ?, lease_purpose = ?, lease_since = ?, heartbeat_at = ?, "
+                    "lease_process = ?, heartbeat_boot = ? WHERE run_id = ?",
+                    (*_holder(token, purpose, now), run_id),
                 )
                 connection.commit()
             except BaseException:
@@ -543,7 +556,8 @@ class Journal:
         with self._writing(), self._reader:
             done = self._reader.execute(
                 "UPDATE runs SET status = ?, finished_at = ?, outputs = ?, errors = ?, pid = NULL, "
-                "lease_token = NULL, heartbeat_at = NULL WHERE run_id = ? AND lease_token IS ?",
+                "lease_token = NULL, heartbeat_at = NULL, heartbeat_boot = NULL "
+                "WHERE run_id = ? AND lease_token IS ?",
                 (status, time.time(), _dumps(outputs), _dumps(errors), run_id, token),
             ).rowcount
         self._lease = None
@@ -806,6 +820,11 @@ def decider() -> str:
     return f"{user}@{socket.gethostname()} (pid {os.getpid()})"
 
 
+def _holder(token: str, purpose: str, now: float) -> tuple[Any, ...]:
+    """A lease's holder as journaled: pid, token, host, purpose, since, heartbeat, identity, boot clock."""
+    return (os.getpid(), token, socket.gethostname(), purpose, now, now, identity(), boot_clock())
+
+
 def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -841,6 +860,10 @@ def _create_or_migrate(connection: sqlite3.Connection) -> None:
                         connection.execute(statement)
             if columns and "item_value" not in columns:
                 connection.execute("ALTER TABLE steps ADD COLUMN item_value TEXT")
+            runs = {row[1] for row in connection.execute("PRAGMA table_info(runs)")}
+            if runs and "lease_process" not in runs:  # version 3: leases judged by the wall clock only
+                connection.execute("ALTER TABLE runs ADD COLUMN lease_process TEXT")
+                connection.execute("ALTER TABLE runs ADD COLUMN heartbeat_boot REAL")
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     connection.execute(statement)
@@ -900,6 +923,8 @@ def _run_record(row: sqlite3.Row) -> RunRecord:
         lease_purpose=row["lease_purpose"],
         lease_since=row["lease_since"],
         heartbeat_at=row["heartbeat_at"],
+        lease_process=row["lease_process"],
+        heartbeat_boot=row["heartbeat_boot"],
     )
 
 
