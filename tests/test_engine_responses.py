@@ -83,6 +83,9 @@ def test_a_response_that_breaks_the_spec_is_journaled_with_its_issues(
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["status"] == "succeeded"
+    [task] = result["tasks"]
+    assert (task["responses_off_spec"], task["first_off_spec"]["item"]) == (1, 0)
+    assert [i["path"] for i in task["first_off_spec"]["issues"]] == ["$.body.code", "$.body.refund.refund_id"]
     odd, fitting = journaled_steps(journal, result["run_id"])
     assert odd["state"] == "succeeded"
     assert [(i["path"], i["message"]) for i in odd["response"]["issues"]] == [

@@ -175,6 +175,9 @@ def test_a_fan_out_in_several_chunks_reads_back_whole_and_in_order(
         summary = vendor.requests_for("summary")
     assert report["status"] == "succeeded", report
     assert report["tasks"][0]["items"] == {"succeeded": 95}
+    # The stand-in answers with fewer fields than Chargebee documents: every response is counted, over chunks.
+    assert report["tasks"][0]["responses_off_spec"] == 95
+    assert report["tasks"][0]["first_off_spec"]["issues"][0]["path"] == "$.body.invoice.currency_code"
     assert report["outputs"] == {"ids": [f"inv_{n}" for n in range(95)], "memo_status": 200}
     assert len(summary) == 1
     assert b"memo=95+refunds%2C+last+txn_inv_94_1" in summary[0].body

@@ -320,10 +320,7 @@ def _print_result(result: Any) -> None:
 
 def _warn_of_responses(run_id: str, task: Any) -> None:
     """The first response of `task` that breaks its spec, path by path, and how many more there are."""
-    first, count = task.first_odd, task.odd_responses
-    if not task.for_each:  # one step, kept whatever its state
-        first = next((step for step in task.steps if step.response and step.response.get("issues")), None)
-        count = int(first is not None)
+    first, count = task.off_spec()
     if first is None or first.response is None:
         return
     where = f"task {task.task_id}" + (f", item {first.item}" if task.for_each else "")

@@ -142,6 +142,13 @@ class TaskResult:
             self.odd_responses += 1
             self.first_odd = self.first_odd or step
 
+    def off_spec(self) -> tuple[StepResult | None, int]:
+        """The first step whose response breaks its operation's spec, and how many do."""
+        if self.for_each:
+            return self.first_odd, self.odd_responses
+        first = next((step for step in self.steps if step.response and step.response.get("issues")), None)
+        return first, int(first is not None)
+
     def counts(self) -> dict[str, int]:
         if self.for_each:
             return dict(self.tally)
@@ -164,6 +171,10 @@ class TaskResult:
             step = self.steps[0] if self.steps else None
             data["http_status"] = step.http_status if step else None
             data["attempts"] = step.attempts if step else 0
+        first, count = self.off_spec()
+        data["responses_off_spec"] = count
+        if first is not None and first.response is not None:
+            data["first_off_spec"] = {"item": first.item, "issues": first.response["issues"]}
         return data
 
 

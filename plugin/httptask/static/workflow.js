@@ -250,8 +250,23 @@
       el("th", { scope: "row" }, el("code", { text: task.task })),
       el("td", {}, el("span", { class: "state state-" + task.state, text: task.state })),
       el("td", { text: task.http_status ? String(task.http_status) : "" }),
-      el("td", { text: items }));
+      el("td", { text: items }),
+      offSpecCell(task));
     row.title = task.error || "";
+  }
+
+  // How many responses break the operation's spec, and the first one's first issue, path and message.
+  function offSpecCell(task) {
+    const el = shared().el;
+    const count = task.responses_off_spec || 0;
+    if (!count) return el("td", { text: "" });
+    const first = task.first_off_spec;
+    const issue = first && first.issues && first.issues[0];
+    const where = first && task.for_each ? `item ${first.item}: ` : "";
+    const detail = issue ? `${where}${issue.path} ${issue.message}` : "";
+    return el("td", { class: "warn-text", title: detail },
+      el("span", { text: `${count} response${count === 1 ? "" : "s"}` }),
+      detail ? el("div", { class: "small", text: detail }) : null);
   }
 
   function showRun(result) {

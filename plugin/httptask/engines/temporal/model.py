@@ -259,6 +259,9 @@ class ChunkSummary:
     error_count: int = 0
     unknown: list[ItemRecord] = field(default_factory=list)
     elapsed_ms: float = 0.0
+    # Responses that break their operation's spec: how many, and the first one's record.
+    off_spec: int = 0
+    first_off_spec: ItemRecord | None = None
 
 
 @dataclass(frozen=True)
@@ -300,6 +303,8 @@ class TaskState:
     elapsed_ms: float = 0.0
     http_status: int | None = None
     attempts: int = 0
+    off_spec: int = 0
+    first_off_spec: ItemRecord | None = None
 
 
 @dataclass

@@ -59,6 +59,10 @@ def _task(state: TaskState) -> dict[str, Any]:
     else:
         data["http_status"] = state.http_status
         data["attempts"] = state.attempts
+    data["responses_off_spec"] = state.off_spec
+    first = state.first_off_spec
+    if first is not None and first.response is not None:
+        data["first_off_spec"] = {"item": first.item, "issues": first.response["issues"]}
     return data
 
 

@@ -75,6 +75,9 @@ class Tally:
                 _bump(s.statuses, _status(previous), -1)
             _bump(s.counts, record.state, 1)
             _bump(s.statuses, _status(record), 1)
+            if record.response and record.response.get("issues"):
+                s.off_spec += 1
+                s.first_off_spec = s.first_off_spec or record
             if record.state == "unknown":
                 s.unknown.append(record)
             elif record.state == "failed":
@@ -93,6 +96,8 @@ class Tally:
         s.errors += other.errors[: max(0, _MAX_ERRORS - len(s.errors))]
         s.error_count += other.error_count
         s.unknown += other.unknown
+        s.off_spec += other.off_spec
+        s.first_off_spec = s.first_off_spec or other.first_off_spec
 
 
 def _bump(counts: dict[str, int], key: str, n: int) -> None:
@@ -373,6 +378,7 @@ class RunWorkflow:
             state.counts = dict(tally.summary.counts)
             state.statuses = dict(tally.summary.statuses)
             state.unknown = sorted(tally.summary.unknown, key=lambda record: record.item)
+            state.off_spec, state.first_off_spec = tally.summary.off_spec, tally.summary.first_off_spec
 
     async def _run_task(
         self,
