@@ -96,6 +96,8 @@ class FaultServer:
     retry_after: str = "0"
     oversize_bytes: int = 64 * 1024
     on_hold: Callable[[Received], None] | None = None
+    # While set, every answer waits until this event is set (a test holds a client mid-run).
+    gate: threading.Event | None = None
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     _keys: dict[str, tuple[bytes, bytes]] = field(default_factory=dict)
@@ -235,6 +237,8 @@ class FaultServer:
             self._closing.wait(self.stall_seconds)
         elif self.delay_seconds:
             self._closing.wait(self.delay_seconds)
+        if self.gate is not None:
+            self.gate.wait(120)
         status, extra, payload = {
             "500": (500, {}, b'{"error":"internal"}'),
             "502": (502, {}, b'{"error":"bad gateway"}'),

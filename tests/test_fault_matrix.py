@@ -19,6 +19,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -276,7 +277,9 @@ def test_two_resumes_at_once_never_both_send(server: FaultServer, tmp_path: Path
     killed = case.start(CRASH, "after-sent-before-write", "3")
     killed.communicate(timeout=120)
     case.steps()
-    server.delay_seconds = 0.2  # the first resume is still sending when the second one claims the run
+    # Answers wait at a gate until one resume has exited: the other is surely still sending, however slowly
+    # a loaded machine starts either process.
+    server.gate = threading.Event()
     barrier = tmp_path / "barrier"
     barrier.mkdir()
     try:
@@ -291,9 +294,14 @@ def test_two_resumes_at_once_never_both_send(server: FaultServer, tmp_path: Path
             )
             for n in range(2)
         ]
+        deadline = time.monotonic() + 120
+        while all(p.poll() is None for p in resumes) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        server.gate.set()
         results = [(p.communicate(timeout=120), p.returncode) for p in resumes]
     finally:
-        server.delay_seconds = 0.0
+        server.gate.set()
+        server.gate = None
     refused = [err for (_, err), code in results if code == 2]
     finished = [code for _, code in results if code != 2]
     assert len(refused) == 1 and finished[0] in (0, 1), results

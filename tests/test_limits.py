@@ -18,6 +18,7 @@ from httptask.limits import (
     MAX_FILE_BYTES,
     LimitExceeded,
     check_depth,
+    check_time,
     read_capped,
     size,
     time_limit,
@@ -155,6 +156,25 @@ def test_library_iteration_checks_the_time_limit_too() -> None:
             "{{ range(100000) | map('string') | list | length }}", context, task_id="t", field_path="x"
         )
     assert caught.value.problem == "the template ran longer than its limit of 0.05 s and was stopped"
+
+
+def test_a_cpu_time_limit_counts_the_templates_cpu_time_not_the_wall_clock() -> None:
+    """On a loaded machine a template gets less CPU than wall time: under a CPU-time limit (a run's outputs),
+    what it did not get is not held against it. Work past its CPU time is still stopped."""
+    with time_limit(0.05, cpu=True):
+        time.sleep(0.2)  # the wall clock passes the limit; the thread used no CPU
+        check_time()
+        started = time.thread_time()
+        with pytest.raises(LimitExceeded, match=r"ran longer than its limit of 0\.05 s"):
+            while True:
+                check_time()
+    assert 0.03 < time.thread_time() - started < 0.5
+
+
+def test_a_wall_clock_limit_stops_at_the_wall_clock() -> None:
+    with time_limit(0.05), pytest.raises(LimitExceeded):
+        time.sleep(0.06)
+        check_time()
 
 
 def test_a_file_is_read_up_to_its_cap(tmp_path: Path) -> None:

@@ -186,6 +186,13 @@ def test_a_request_lost_with_its_worker_waits_for_a_decision(temporal_server: An
             temporal_server, workers.queue, RECORD_REFUNDS, refund_inputs(vendor.url, 3), heartbeat_seconds=2
         )
         wait_until(lambda: len({r.invoice for r in vendor.received}) == 3, "all three refunds to arrive")
+
+        def first_answer_recorded() -> bool:
+            tasks = asyncio.run(read_state(conn, run_id)).tasks
+            return bool(tasks) and tasks[0].counts.get("succeeded", 0) == 1
+
+        # Item 0 was answered; killed before Temporal recorded that, it would rightly be unknown too.
+        wait_until(first_answer_recorded, "the first refund's answer to be recorded")
         first.kill()
         vendor.hang.clear()
         workers("second")

@@ -4,6 +4,7 @@ purpose, and each real fault of a loopback server gives the outcome it must."""
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Iterator
 
 import aiohttp
@@ -30,14 +31,18 @@ FAST = Timeouts(connect=5.0, read=0.4)
 
 
 def _subclasses(root: type[BaseException]) -> set[type[BaseException]]:
-    found = {root}
+    """`root` and its subclasses as their modules define them now. A stale copy of a class (its module run
+    twice, the copy not yet collected, as once seen in a full run) is left out: aiohttp cannot raise it."""
+    found = {root} if getattr(sys.modules.get(root.__module__), root.__qualname__, None) is root else set()
     for sub in root.__subclasses__():
         found |= _subclasses(sub)
     return found
 
 
 def test_every_aiohttp_error_class_is_classified_on_purpose() -> None:
-    missing = {c.__qualname__ for c in _subclasses(aiohttp.ClientError) if c not in AIOHTTP_OUTCOMES}
+    classes = _subclasses(aiohttp.ClientError)
+    assert len(classes) > 25 and aiohttp.NonHttpUrlRedirectClientError in classes
+    missing = {c.__qualname__ for c in classes if c not in AIOHTTP_OUTCOMES}
     assert missing == set(), "classify these in transport.AIOHTTP_OUTCOMES: not sent, or unknown?"
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "check_filter",
     "check_result",
     "check_time",
+    "outputs_seconds",
     "read_capped",
     "search",
     "size",
@@ -52,6 +53,7 @@ MAX_DEPTH = 100
 MAX_TEMPLATE_CHARS = 50_000
 RENDER_SECONDS = 1.0
 PATTERN_SECONDS = 0.25
+_OUTPUT_SECONDS_PER_ITEM = 50e-6
 # A task, workflow, input or secrets file; an OpenAPI document (Chargebee's whole API is 2 MB).
 MAX_FILE_BYTES = 8_000_000
 MAX_SPEC_BYTES = 64_000_000
@@ -69,8 +71,31 @@ _WIDTHS = {
     "batch": (0, "linecount"),
     "slice": (0, "slices"),
 }
-# (when the current limit ends, how long it was): set by `time_limit`, read by `check_time`.
-_deadline: ContextVar[tuple[float, float] | None] = ContextVar("httptask_render_deadline", default=None)
+
+
+class _Limit:
+    """A template's time limit. Checks read the cheap monotonic clock (`deadline`). A limit on CPU time reads
+    its thread's CPU time (a system call) only when that deadline passes: on a loaded machine the template had
+    less CPU than wall time, and the deadline moves by what it did not get."""
+
+    __slots__ = ("cpu_started", "deadline", "seconds")
+
+    def __init__(self, seconds: float, *, cpu: bool) -> None:
+        self.seconds = seconds
+        self.deadline = time.monotonic() + seconds
+        self.cpu_started = time.thread_time() if cpu else None
+
+    def check(self, now: float) -> None:
+        left = 0.0 if self.cpu_started is None else self.seconds - (time.thread_time() - self.cpu_started)
+        if left <= 0:
+            raise LimitExceeded(
+                f"the template ran longer than its limit of {self.seconds:g} s and was stopped"
+            )
+        self.deadline = now + left
+
+
+# The current limit: set by `time_limit`, read by `check_time`.
+_deadline: ContextVar[_Limit | None] = ContextVar("httptask_render_deadline", default=None)
 
 
 class LimitExceeded(Exception):
@@ -274,21 +299,30 @@ def _is_number(value: Any) -> bool:
 def check_time() -> None:
     """Stop here, with `LimitExceeded`, if the enclosing `time_limit` has run out."""
     limit = _deadline.get()
-    if limit is not None and time.monotonic() > limit[0]:
-        raise LimitExceeded(f"the template ran longer than its limit of {limit[1]:g} s and was stopped")
+    if limit is not None and (now := time.monotonic()) > limit.deadline:
+        limit.check(now)
 
 
 @contextmanager
-def time_limit(seconds: float = RENDER_SECONDS) -> Iterator[None]:
-    """Let template code run for `seconds` (or until an enclosing limit ends, if sooner); `check_time`
-    then stops it. The sandbox checks on every loop step, call, filter and operator."""
+def time_limit(seconds: float = RENDER_SECONDS, *, cpu: bool = False) -> Iterator[None]:
+    """Let template code run for `seconds` (or until an enclosing limit ends, if sooner); `check_time` then
+    stops it. The sandbox checks on every loop step, call, filter and operator. With `cpu`, the seconds are
+    the thread's CPU time: for a run's own long work, which a busy machine must not fail; the editor, which
+    answers others, keeps wall-clock limits."""
     outer = _deadline.get()
-    limit = (time.monotonic() + seconds, seconds)
-    token = _deadline.set(limit if outer is None or limit[0] < outer[0] else outer)
+    limit = _Limit(seconds, cpu=cpu)
+    token = _deadline.set(limit if outer is None or limit.deadline < outer.deadline else outer)
     try:
         yield
     finally:
         _deadline.reset(token)
+
+
+def outputs_seconds(items: int) -> float:
+    """The CPU-time limit of a workflow's outputs: they may read every item's result
+    (`tasks.refund | map(attribute='response.status')`), so it grows with the results there are to read, not
+    only with what the template does."""
+    return RENDER_SECONDS + items * _OUTPUT_SECONDS_PER_ITEM
 
 
 def ticking(items: Iterable[Any]) -> Iterator[Any]:

@@ -541,6 +541,7 @@ def render_value(
     field_path: str = "",
     secrets_allowed: bool = False,
     seconds: float = RENDER_SECONDS,
+    cpu_seconds: bool = False,
 ) -> Any:
     """Render every template string inside ``value``, walking dicts and lists; returns a new value.
 
@@ -548,12 +549,12 @@ def render_value(
     ignored), keeps the expression's type; mixed text renders to a string. Dict keys are not rendered.
     ``secret('NAME')`` is only allowed where ``secrets_allowed``: in a request's headers, query, path and
     body, never in what is shown or stored (idempotency keys, outputs, forEach, the server). Rendering stops
-    after ``seconds``.
+    after ``seconds`` (of the thread's CPU time with ``cpu_seconds``, `limits.time_limit`).
     """
     scope = {
         name: item if isinstance(item, _View) else _view(item, (name,)) for name, item in context.items()
     }
-    with time_limit(seconds):
+    with time_limit(seconds, cpu=cpu_seconds):
         return _render(value, scope, task_id, field_path, secrets_allowed)
 
 

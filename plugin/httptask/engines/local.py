@@ -32,7 +32,7 @@ from ..errors import (
 )
 from ..execute import Prepared, TaskPlan, answer_record, prepare, send_prepared
 from ..journal import TASK_ROW, Decision, Journal, StepRecord, as_journaled, decider
-from ..limits import RENDER_SECONDS
+from ..limits import outputs_seconds
 from ..outcome import Outcome, final_state
 from ..reconcile import Reconcile, match_values, reconcile_of, settle
 from ..requests import SAFE_METHODS, step_seed
@@ -45,7 +45,6 @@ from .protocol import Resumption, RunResult, StepResult, TaskResult, Wiring
 __all__ = ["LocalEngine"]
 
 # Reading one item's result and passing it through a filter takes a few microseconds here.
-_OUTPUT_SECONDS_PER_ITEM = 50e-6
 # A forEach's rows are scheduled in transactions of this many, so that no list of a row per item is ever held.
 _SCHEDULE_ROWS = 10_000
 
@@ -547,14 +546,13 @@ class LocalEngine:
         )
         outputs: dict[str, Any] = {}
         errors: list[dict[str, Any]] = []
-        # Outputs may read every item's result (`tasks.refund | map(attribute='response.status')`): their
-        # time limit grows with the results there are to read, not only with what the template does.
+        # Counted in CPU time: a busy machine must not fail a run whose requests all went through.
         items = sum(len(result.items) for result in self._results.values() if result.for_each)
-        seconds = RENDER_SECONDS + items * _OUTPUT_SECONDS_PER_ITEM
+        seconds = outputs_seconds(items)
         for name, template in self.workflow.outputs.items():
             try:
                 outputs[name] = render_value(
-                    template, context, task_id="outputs", field_path=name, seconds=seconds
+                    template, context, task_id="outputs", field_path=name, seconds=seconds, cpu_seconds=True
                 )
             except TemplateError as exc:
                 errors.append(

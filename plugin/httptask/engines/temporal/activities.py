@@ -26,6 +26,7 @@ from ...catalog import Catalog
 from ...errors import HttptaskError, SendError, TaskError, TemplateError
 from ...execute import TaskPlan as RequestPlan
 from ...execute import answer_record, send_prepared
+from ...limits import outputs_seconds
 from ...outcome import Outcome, final_state
 from ...plan import PlanInvalid, plan_workflow
 from ...requests import idempotency_header, is_idempotent, step_seed
@@ -181,11 +182,19 @@ class Activities:
             names = [task.id for task in run.workflow.tasks]
             tasks = await self._contexts(run, args.ref, names, args.sources)
             context = base_context(inputs=run.start.inputs, tasks=tasks, secrets=self._secrets)
+            seconds = outputs_seconds(sum(len(value) for value in tasks.values() if isinstance(value, list)))
             outputs: dict[str, Any] = {}
             errors: list[ItemError] = []
             for name, template in run.workflow.outputs.items():
                 try:
-                    outputs[name] = render_value(template, context, task_id="outputs", field_path=name)
+                    outputs[name] = render_value(
+                        template,
+                        context,
+                        task_id="outputs",
+                        field_path=name,
+                        seconds=seconds,
+                        cpu_seconds=True,
+                    )
                 except TemplateError as exc:
                     errors.append(
                         ItemError("", None, self._redact(f"outputs.{exc.field_path}: {exc.problem}"))
