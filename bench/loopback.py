@@ -18,7 +18,13 @@ from typing import Any
 
 __all__ = ["ANSWER", "Loopback"]
 
-ANSWER = b'{"invoice":{"id":"inv","status":"paid"},"transaction":{"id":"txn","type":"refund"}}'
+# The smallest answer chargebee.refund_invoice's 200 documents (its required fields): what a real server
+# sends fits its spec, so the engine's response check takes its usual path, the one for a valid answer.
+ANSWER = (
+    b'{"invoice":{"id":"inv_1","customer_id":"cus_1","status":"paid","currency_code":"USD",'
+    b'"price_type":"tax_exclusive"},"transaction":{"id":"txn_1","currency_code":"USD","gateway":"chargebee",'
+    b'"payment_method":"card","type":"refund"}}'
+)
 _RESPONSE = (
     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
     + str(len(ANSWER)).encode()

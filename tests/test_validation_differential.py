@@ -13,9 +13,16 @@ from hypothesis import strategies as st
 
 from httptask.catalog import Catalog
 from httptask.samples import sample_value
-from httptask.validation import _FORMATS, _fast_validator, _Validator, operation_schema
+from httptask.spec import MediaType
+from httptask.validation import _FORMATS, _VALIDATORS, _fast_validator, _Validator, operation_schema
 
 OPERATIONS = [entry.id for entry in Catalog.default().entries]
+RESPONSE_MEDIA = {
+    f"{op_id} {response.status} {media.content_type}": media
+    for op_id in OPERATIONS
+    for response in Catalog.default().operation(op_id).responses
+    for media in response.media_types
+}
 
 JSON = st.recursive(
     st.none()
@@ -67,6 +74,20 @@ def test_both_validators_agree_on_each_operation_s_requests(operation_id: str, d
     leaves = _leaves(sample)
     path = data.draw(st.sampled_from(leaves))
     _agree(schema, _replace(sample, path, data.draw(JSON)))
+
+
+@pytest.mark.parametrize("where", sorted(RESPONSE_MEDIA))
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_both_validators_agree_on_each_documented_response_body(where: str, data: st.DataObject) -> None:
+    # A response body is checked by jsonschema-rs first too, against its document's schemas as resources.
+    media: MediaType = RESPONSE_MEDIA[where]
+    slow, fast = _VALIDATORS.body(media)
+    assert fast is not None, "jsonschema-rs could not compile the schema"
+    sample = sample_value(media.schemas.view(media.linked_schema) if media.schemas else media.linked_schema)
+    for body in (sample, _replace(sample, data.draw(st.sampled_from(_leaves(sample))), data.draw(JSON))):
+        errors = [error.message for error in slow.iter_errors(body)]
+        assert fast.is_valid(body) == (not errors), (body, errors)
 
 
 FORMATS = sorted({*_FORMATS.checkers, "uri", "hostname", "duration", "json-pointer", "unknown-format"})

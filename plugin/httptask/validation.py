@@ -3,9 +3,9 @@
 The schema covers the whole request (`server`, `path`, `query`, `headers`, `body`), so every error carries a
 JSON path such as `$.body.transaction.amount` that an editor can point at. It is compiled against a
 `referencing` registry of the document's schemas, so `$ref`s are resolved lazily and a recursive schema is
-validated all the way down. A request that is valid, the usual case, is checked by jsonschema-rs (against the
-same schemas); only an invalid one goes through jsonschema, whose errors carry the paths and values
-reported. The only jsonschema, jsonschema-rs and referencing imports.
+validated all the way down. A request or a response body that is valid, the usual case, is checked by
+jsonschema-rs (against the same schemas); only an invalid one goes through jsonschema, whose errors carry the
+paths and values reported. The only jsonschema, jsonschema-rs and referencing imports.
 """
 
 from __future__ import annotations
@@ -263,7 +263,7 @@ class _Validators:
 
     def __init__(self) -> None:
         self._compiled: dict[tuple[int, int], tuple[Operation, Server | None, Any, Any]] = {}
-        self._bodies: dict[int, tuple[MediaType, Any]] = {}
+        self._bodies: dict[int, tuple[MediaType, Any, Any]] = {}
         self._registries: weakref.WeakKeyDictionary[Schemas, Registry[Any]] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
@@ -275,27 +275,33 @@ class _Validators:
         if found is None or found[0] is not op or found[1] is not server:
             schemas = op.schemas
             if schemas is None:
-                schema, registry = _request_schema(op, server, lambda part: part.linked_schema), Registry()
+                schema = _request_schema(op, server, lambda part: part.linked_schema)
             else:
                 schema = _request_schema(op, server, lambda part: schemas.unwrapped(part.linked_schema))
-                registry = self._registry(schemas)
-            validator = _Validator(schema, registry=registry, format_checker=_FORMATS)
-            fast = _fast_validator(schema, op.schemas.resources() if op.schemas is not None else None)
-            found = (op, server, validator, fast)
+            found = (op, server, *self._both(schema, schemas))
             with self._lock:
                 self._compiled[key] = found
         return found[2], found[3]
 
-    def body(self, media: MediaType) -> Any:
-        """The validator of one media type's schema (a response body's), compiled the first time."""
+    def body(self, media: MediaType) -> tuple[Any, Any]:
+        """The validators of one media type's schema (a response body's), compiled the first time: as `get`,
+        jsonschema's and jsonschema-rs's."""
         found = self._bodies.get(id(media))
         if found is None or found[0] is not media:
-            registry = self._registry(media.schemas) if media.schemas is not None else Registry()
-            validator = _Validator(media.linked_schema, registry=registry, format_checker=_FORMATS)
-            found = (media, validator)
+            schemas = media.schemas
+            schema = schemas.unwrapped(media.linked_schema) if schemas is not None else media.linked_schema
+            found = (media, *self._both(schema, schemas))
             with self._lock:
                 self._bodies[id(media)] = found
-        return found[1]
+        return found[1], found[2]
+
+    def _both(self, schema: Any, schemas: Schemas | None) -> tuple[Any, Any]:
+        """jsonschema's validator of `schema`, its `$ref`s read from a registry of `schemas`, and
+        jsonschema-rs's (None where it cannot take it)."""
+        registry = self._registry(schemas) if schemas is not None else Registry()
+        validator = _Validator(schema, registry=registry, format_checker=_FORMATS)
+        fast = _fast_validator(schema, schemas.resources() if schemas is not None else None)
+        return validator, fast
 
     def _registry(self, schemas: Schemas) -> Registry[Any]:
         with self._lock:
@@ -351,7 +357,10 @@ def validate_body(media: MediaType, body: Any, *, root: str = "$.body", limit: i
     """The first `limit` problems of a body (a response's) against its media type's schema, with JSON paths
     under `root`; a last issue says when there are more. A schema that cannot be used is a `SpecError`."""
     try:
-        errors = list(itertools.islice(_VALIDATORS.body(media).iter_errors(body), limit + 1))
+        validator, fast = _VALIDATORS.body(media)
+        if fast is not None and fast.is_valid(body):
+            return []
+        errors = list(itertools.islice(validator.iter_errors(body), limit + 1))
     except RecursionError:
         return [Issue(root, "is nested too deeply to check")]
     except (SchemaError, UnknownType, Unresolvable) as exc:
