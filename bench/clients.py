@@ -115,8 +115,10 @@ def _start_run(inputs: dict[str, Any], concurrency: int, path: Path) -> Any:
 
 
 def _import_engine_modules() -> None:
-    """The engine's lazy imports, done before the clock starts (as the raw clients' libraries are)."""
-    for name in ("httptask.validation", "httptask.encoding", "httptask.auth"):
+    """The engine's modules, its lazy imports too, done before the clock starts (as the raw clients'
+    libraries are): the run lifecycle imports the engine, the transport and aiohttp."""
+    modules = ("httptask.runs", "httptask.catalog", "httptask.journal", "httptask.secrets")
+    for name in (*modules, "httptask.validation", "httptask.encoding", "httptask.auth"):
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
 
