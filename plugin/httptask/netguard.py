@@ -7,6 +7,7 @@ resolve to a public address for the check and to a private one for the connectio
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import socket
@@ -99,19 +100,28 @@ def check_spelling(host: str) -> None:
     """Refuse a host that is an IPv4 address in another form than the usual one (`127.1`, `2130706433`,
     `0x7f.1`, `010.0.0.1`, `127。0。0。1`, full-width digits) or an ASCII name in other characters: resolvers
     disagree on what these name, so every command refuses them, with or without a guard."""
+    problem = _misspelling(host)
+    if problem is not None:
+        raise DestinationRefused(problem)
+
+
+@functools.lru_cache(maxsize=256)
+def _misspelling(host: str) -> str | None:
+    """Why `check_spelling` refuses `host`, or None; remembered, as every request of a run asks again."""
     address = _address(host)
     spelled = _ascii_spelling(host)
     if address is None and spelled is not None:
-        raise DestinationRefused(
+        return (
             f"Refused to connect to {host}: it is the host name {spelled} written in other characters; "
             f"write it as {spelled}."
         )
     if isinstance(address, ipaddress.IPv4Address) and str(address) != host:
         reason = refusal_reason(address) or "a public address"
-        raise DestinationRefused(
+        return (
             f"Refused to connect to {host} ({address}): it is {reason} written in another form; "
             f"write addresses the usual way, as {address}, so that every resolver reads them alike."
         )
+    return None
 
 
 def _ascii_spelling(host: str) -> str | None:

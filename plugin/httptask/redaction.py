@@ -50,6 +50,10 @@ _BLOCK = 6
 _MAX_BLOCKS = 32
 # Letters of one case, perhaps with `_-. `: a block like this is a word more often than a key's.
 _WORDLIKE = re.compile(r"[a-z_.\- ]+|[A-Z_.\- ]+")
+# Short texts recur in every request of a run (header values, field names): their redaction is remembered,
+# up to _MEMO_TEXTS of at most _MEMO_CHARS characters, until the redactor learns another secret.
+_MEMO_CHARS = 256
+_MEMO_TEXTS = 4096
 
 
 def _forms(char: str) -> list[str]:
@@ -188,6 +192,10 @@ def _inner(secret: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
+# The same few header names come with every request and response of a run.
+_credential = functools.lru_cache(maxsize=1024)(is_credential_name)
+
+
 class Redactor:
     """Remembers secret values and replaces every form of them in text with ``***``.
 
@@ -206,6 +214,7 @@ class Redactor:
         self._pattern: re.Pattern[str] | None = None
         # Each lower-cased text to look for, and the runs of secrets it stands for (a block may recur).
         self._parts: dict[str, list[_Part]] = {}
+        self._memo: dict[str, str] = {}
         self._lock = threading.Lock()
         self.longest = 0
         self.multiline = False
@@ -243,6 +252,8 @@ class Redactor:
         ordered = sorted(forms, key=lambda text: (-len(text), text))
         self._pattern = re.compile("|".join(p for text in ordered for p in _patterns(text)))
         self._parts = parts
+        # A new memo after the new pattern: a text redacted meanwhile with the old one goes to the old memo.
+        self._memo = {}
         self.multiline = any("\n" in text or "\r" in text for text in forms)
         self.longest = len(ordered[0]) * _LONGEST_CHARACTER
 
@@ -301,6 +312,18 @@ class Redactor:
 
     def redact(self, text: str) -> str:
         """``text`` with every known secret form replaced by ``***``."""
+        if len(text) > _MEMO_CHARS:
+            return self._redacted(text)
+        memo = self._memo  # read before the pattern `_spans` uses: see `_compile`
+        found = memo.get(text)
+        if found is None:
+            found = self._redacted(text)
+            if len(memo) >= _MEMO_TEXTS:
+                memo.clear()
+            memo[text] = found
+        return found
+
+    def _redacted(self, text: str) -> str:
         spans = self._spans(text)
         if not spans:
             return text
@@ -339,9 +362,7 @@ class Redactor:
 
     def redact_headers(self, headers: Mapping[str, str]) -> dict[str, str]:
         """Headers with credentials masked whole and known secrets redacted from the rest."""
-        return {
-            name: MASK if is_credential_name(name) else self.redact(value) for name, value in headers.items()
-        }
+        return {name: MASK if _credential(name) else self.redact(value) for name, value in headers.items()}
 
 
 class RedactingStream(io.TextIOBase):
