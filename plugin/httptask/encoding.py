@@ -141,7 +141,9 @@ def _check_style(style: str) -> None:
 
 
 def _flatten_brackets(segments: list[str], where: str, value: Any, pairs: list[tuple[str, str]]) -> None:
-    if isinstance(value, Mapping) and value:
+    if type(value) in _SCALARS:  # the usual field, told apart without the slower abstract checks
+        pairs.append((_join(segments), _scalar(value, where)))
+    elif isinstance(value, Mapping) and value:
         for key, item in value.items():
             name = _field_name(key, where)
             _flatten_brackets([*segments, _escape(name)], f"{where}.{name}", item, pairs)
@@ -159,7 +161,9 @@ def _flatten_brackets(segments: list[str], where: str, value: Any, pairs: list[t
 def _flatten_index_last(
     names: list[str], indexes: list[str], where: str, value: Any, pairs: list[tuple[str, str]]
 ) -> None:
-    if isinstance(value, Mapping) and value:
+    if type(value) in _SCALARS:
+        pairs.append((_join(names + indexes), _scalar(value, where)))
+    elif isinstance(value, Mapping) and value:
         for key, item in value.items():
             name = _field_name(key, where)
             _flatten_index_last([*names, _escape(name)], indexes, f"{where}.{name}", item, pairs)
@@ -191,11 +195,16 @@ def _field_name(key: Any, where: str) -> str:
     return name
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _is_scalar(value: Any) -> bool:
     return value is None or isinstance(value, str | int | float)
 
 
 def _scalar(value: Any, where: str) -> str:
+    if type(value) is str:
+        return value
     if value is None or (isinstance(value, Mapping | list | tuple) and not value):
         return ""
     if isinstance(value, bool):

@@ -166,7 +166,15 @@ class Operation:
         return f"{self.api}.{self.operation_id}"
 
     def parameters_in(self, location: str) -> tuple[Parameter, ...]:
-        return tuple(p for p in self.parameters if p.location == location)
+        return self._by_location.get(location, ())
+
+    @cached_property
+    def _by_location(self) -> dict[str, tuple[Parameter, ...]]:
+        """The parameters by location, sorted out once: every request of a run asks for its headers."""
+        found: dict[str, list[Parameter]] = {}
+        for parameter in self.parameters:
+            found.setdefault(parameter.location, []).append(parameter)
+        return {location: tuple(parameters) for location, parameters in found.items()}
 
 
 @dataclass(frozen=True)

@@ -147,6 +147,8 @@ class _SequenceView(_View, Sequence[Any]):
 
 # Values that are never containers: returned as they are without asking the slower abstract checks.
 _LEAF_TYPES = frozenset({str, int, float, bool, type(None), types.FunctionType, types.MethodType})
+# Of those, the ones that are plain data as they are (a Markup, a str subclass, is not one of them).
+_PLAIN_LEAVES = frozenset({str, int, float, bool, type(None)})
 
 
 def _view(value: Any, path: Path) -> Any:
@@ -168,6 +170,8 @@ def _is_sequence(value: Any) -> bool:
 
 def _plain(value: Any) -> Any:
     """A plain, independent copy of ``value``: views and containers copied, Markup back to str."""
+    if type(value) in _PLAIN_LEAVES:
+        return value
     if isinstance(value, Undefined):
         value._fail_with_undefined_error()
     if isinstance(value, _Secret):
