@@ -42,3 +42,41 @@ def test_json_nested_past_the_limit_is_kept_as_text_and_can_be_reported(depth: i
 def test_json_nested_to_the_limit_is_parsed() -> None:
     body = json_answer(nested(MAX_DEPTH - 1)).body()
     assert isinstance(body, dict)
+
+
+def _read_as_text(content: bytes) -> object:
+    """What a JSON body is read as: the text (bytes that are not UTF-8 replaced), parsed when it is JSON."""
+    text = content.decode("utf-8", errors="replace")
+    try:
+        return json.loads(text) if text.strip() else None
+    except ValueError:
+        return text
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"id": "re_1"}',
+        b'\xef\xbb\xbf{"id": "re_1"}',  # a byte order mark: json reads the bytes, but not the text
+        '{"id": "re_1"}'.encode("utf-16"),
+        '{"id": "re_1"}'.encode("utf-16-le"),
+        '{"id": "re_1"}'.encode("utf-32"),
+        b'{"id": "re_\xed\xa0\x80"}',  # an encoded surrogate: json's bytes reading lets it pass
+        b'{"id": "re_\xff"}',  # not UTF-8
+        '{"id": "re_\ufffd"}'.encode(),
+        b"  ",
+        b"",
+        b"1",
+    ],
+)
+def test_a_json_body_is_the_text_parsed_whether_or_not_the_bytes_were_parsed_for_the_check(
+    content: bytes,
+) -> None:
+    # The response check parses the bytes once (`json()`); `body()` reuses that only where it is the text.
+    answer = json_answer(content)
+    try:
+        answer.json()
+    except ValueError:
+        pass
+    assert answer.body() == _read_as_text(content)
+    assert json_answer(content).body() == _read_as_text(content)

@@ -6,7 +6,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -72,18 +74,42 @@ class HttpResponse:
     def body(self) -> Any:
         """JSON bodies parsed; anything else as text (bytes that are not UTF-8 are replaced, not lost), and so
         is JSON nested deeper than `limits.MAX_DEPTH`, which every step after this would walk recursively."""
-        import json
-
         from .limits import MAX_DEPTH, LimitExceeded, check_depth
 
+        kind = self.content_type
+        if kind != "application/json" and not kind.endswith("+json"):
+            return self.content.decode("utf-8", errors="replace")
+        parsed, error = self._parsed
         text = self.content.decode("utf-8", errors="replace")
-        if self.content_type == "application/json" or self.content_type.endswith("+json"):
-            try:
+        # The bytes as `json` parsed them are this text when they are plain UTF-8: nothing replaced, no byte
+        # order mark, no NUL that makes json read UTF-16 or UTF-32. Then one parse serves both.
+        plain = (
+            error is None
+            and "\ufffd" not in text
+            and not self.content.startswith(b"\xef\xbb\xbf")
+            and b"\0" not in self.content[:4]
+        )
+        try:
+            if not plain:
                 parsed = json.loads(text) if text.strip() else None
-                # Only a text with that many brackets can nest that deep: most bodies are not walked.
-                if text.count("[") + text.count("{") > MAX_DEPTH:
-                    check_depth(parsed, "The response body")
-            except (ValueError, RecursionError, LimitExceeded):
-                return text
-            return parsed
-        return text
+            # Only a text with that many brackets can nest that deep: most bodies are not walked.
+            if text.count("[") + text.count("{") > MAX_DEPTH:
+                check_depth(parsed, "The response body")
+        except (ValueError, RecursionError, LimitExceeded):
+            return text
+        return parsed
+
+    def json(self) -> Any:
+        """The content parsed as JSON (as `json.loads` reads bytes), parsed once however often it is asked
+        for; `ValueError` or `RecursionError` when it is not JSON or nested too deeply for the parser."""
+        parsed, error = self._parsed
+        if error is not None:
+            raise error
+        return parsed
+
+    @cached_property
+    def _parsed(self) -> tuple[Any, ValueError | RecursionError | None]:
+        try:
+            return json.loads(self.content), None
+        except (ValueError, RecursionError) as exc:
+            return None, exc

@@ -9,7 +9,6 @@ under strict responses does a mismatch fail the task, and then as an answer (`Re
 
 from __future__ import annotations
 
-import json
 import re
 
 from .errors import Issue
@@ -77,7 +76,7 @@ def _check(op: Operation, response: HttpResponse) -> list[Issue]:
     if not is_json_media(given):
         return []  # only JSON bodies are read against a JSON Schema
     try:
-        body = json.loads(response.content)
+        body = response.json()
     except ValueError as exc:
         return [Issue("$.body", f"is not valid JSON ({exc}), though it is sent as {_bare(given)}")]
     except RecursionError:

