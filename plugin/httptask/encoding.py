@@ -7,6 +7,7 @@ decoder also accepts them percent-encoded (``%5B``/``%5D``), as ``urllib.parse.u
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -67,7 +68,7 @@ def encode_form(body: Mapping[str, Any], style: str = "brackets") -> tuple[dict[
             _flatten_brackets([_escape(name)], name, value, pairs)
         else:
             _flatten_index_last([_escape(name)], [], name, value, pairs)
-    data = "&".join(f"{key}={quote_plus(value, safe='')}" for key, value in pairs)
+    data = "&".join(f"{key}={_escape(value)}" for key, value in pairs)
     return {"Content-Type": FORM_TYPE}, data.encode("ascii")
 
 
@@ -229,8 +230,15 @@ def _decimal(value: float) -> str:
     return format(Decimal(text), "f") if "e" in text else text
 
 
-def _escape(name: str) -> str:
-    return quote_plus(name, safe="")
+def _escape(text: str) -> str:
+    """A form field's name or value percent-encoded; short ones are remembered, as the items of a fan-out
+    repeat most of them."""
+    return _escape_short(text) if len(text) <= 256 else quote_plus(text, safe="")
+
+
+@functools.lru_cache(maxsize=4096)
+def _escape_short(text: str) -> str:
+    return quote_plus(text, safe="")
 
 
 def _join(segments: list[str]) -> str:
