@@ -742,8 +742,33 @@ class Journal:
         )
         return sum(_unknown(state, None if o is None else Outcome(o), status) for state, o, status in rows)
 
-    def steps(self, run_id: str) -> list[StepRecord]:
-        rows = self._reader.execute("SELECT * FROM steps WHERE run_id = ? ORDER BY task, item", (run_id,))
+    def steps(
+        self,
+        run_id: str,
+        *,
+        task: str | None = None,
+        items: range | None = None,
+        states: Sequence[str] | None = None,
+        started: bool = False,
+    ) -> list[StepRecord]:
+        """The run's steps in task and item order; only `task`'s, only its `items` (a range of item numbers,
+        the task row excluded), only those in `states`, or with `started` only those past 'scheduled'."""
+        where: list[str] = ["run_id = ?"]
+        params: list[Any] = [run_id]
+        if task is not None:
+            where.append("task = ?")
+            params.append(task)
+        if items is not None:
+            where.append("item >= ? AND item < ?")
+            params += [max(items.start, 0), items.stop]
+        if states is not None:
+            where.append(f"state IN ({', '.join('?' * len(states))})")
+            params += states
+        if started:
+            where.append("state != 'scheduled'")
+        rows = self._reader.execute(
+            f"SELECT * FROM steps WHERE {' AND '.join(where)} ORDER BY task, item", params
+        )
         return [
             StepRecord(
                 task=row["task"],
@@ -765,6 +790,31 @@ class Journal:
             )
             for row in rows
         ]
+
+    def item_count(self, run_id: str, task: str) -> int:
+        """How many item rows `task` has in the run (a forEach schedules one per item before sending)."""
+        row = self._reader.execute(
+            "SELECT count(*) FROM steps WHERE run_id = ? AND task = ? AND item >= 0", (run_id, task)
+        ).fetchone()
+        return int(row[0])
+
+    def item_values(self, run_id: str, task: str, *, page: int = 1000) -> Iterator[tuple[int, Any]]:
+        """(item, value) of every item of `task` journaled with its value (redacted), in item order, read a
+        page at a time."""
+        after = -1
+        while True:
+            rows = self._reader.execute(
+                "SELECT item, item_value FROM steps WHERE run_id = ? AND task = ? AND item > ? "
+                "AND item_value IS NOT NULL ORDER BY item LIMIT ?",
+                (run_id, task, after, page),
+            ).fetchall()
+            for item, text in rows:
+                value = _loads(text)
+                if value is not None:  # a request without an item journals null
+                    yield item, value
+            if len(rows) < page:
+                return
+            after = rows[-1][0]
 
     def responses(self, run_id: str, task: str, first: int, stop: int) -> dict[int, Any]:
         """The journaled responses of items `first` to `stop - 1` of a forEach task, by item (None where an

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -23,6 +23,7 @@ from typing import Any
 from .catalog import Catalog
 from .errors import HttptaskError, Issue, RequestInvalid, TaskError
 from .execute import Prepared, TaskPlan
+from .items import lazy_for_each
 from .secrets import SecretStore
 from .tasks import Task
 from .templating import base_context, references, render_value
@@ -190,8 +191,11 @@ def _plan_task(
     sandbox_url: str | None,
     keep_requests: bool,
 ) -> PlannedTask:
-    items: list[tuple[int | None, Any]] = [(None, None)]
-    if task.for_each is not None:
+    items: Iterable[tuple[int | None, Any]] = [(None, None)]
+    lazy = lazy_for_each(task.for_each, inputs) if task.for_each is not None else None
+    if lazy is not None:  # read from an items file as the plan goes, never held whole
+        items = enumerate(lazy)
+    elif task.for_each is not None:
         try:
             values = render_value(
                 task.for_each,
@@ -205,7 +209,7 @@ def _plan_task(
             shown = secrets.redactor.redact(_short(values))
             issue = Issue("$.forEach", f"gives {type(values).__name__}, not a list: {shown}")
             return PlannedTask(task.id, task.operation, problems=[(None, [issue])])
-        items = list(enumerate(values))
+        items = enumerate(values)
     requests, problems = [], []
     plan = TaskPlan(
         task,

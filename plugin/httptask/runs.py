@@ -28,10 +28,12 @@ from .decisions import MARK_DONE, decisions_for
 from .engines.local import LocalEngine
 from .engines.protocol import Engine, EngineFactory, Progress, Resumption, RunResult, TaskUpdate, Wiring
 from .errors import InputsInvalid, Issue, UsageError, WorkflowInvalid
+from .items import FileItems, ItemsFile, check_items_schema, scan_items, stored_inputs
 from .journal import Journal, RunRecord
 from .limits import MAX_FILE_BYTES, LimitExceeded, read_capped
 from .plan import PlanInvalid, plan_workflow
 from .secrets import SecretStore
+from .steppages import JournaledSteps
 from .templating import secret_names
 from .transport import Sender
 from .workflow import Workflow, parse_workflow_text
@@ -61,21 +63,71 @@ def _local_engine(wiring: Wiring) -> Engine:
 # -- checks before the first send ----------------------------------------------------------------------------
 
 
-def check_run(workflow: Workflow, inputs: Mapping[str, Any], *, catalog: Catalog) -> dict[str, Any]:
+def check_run(
+    workflow: Workflow,
+    inputs: Mapping[str, Any],
+    *,
+    catalog: Catalog,
+    items: Mapping[str, Path] | None = None,
+) -> dict[str, Any]:
     """What every engine checks before a run sends anything: the workflow as `httptask validate` checks it
-    (`WorkflowInvalid`), then the inputs (`InputsInvalid`); the inputs with their defaults filled in."""
+    (`WorkflowInvalid`), then the inputs (`InputsInvalid`) and the `items` files; the inputs with their
+    defaults filled in."""
     issues = check_workflow(workflow, catalog)
     if issues:
         raise WorkflowInvalid(workflow.source.file if workflow.source else "the workflow", issues)
-    return check_inputs(workflow, inputs)
+    return check_inputs(workflow, inputs, items)
 
 
-def check_inputs(workflow: Workflow, given: Mapping[str, Any]) -> dict[str, Any]:
-    """The inputs with defaults filled in; `InputsInvalid` with every problem when they do not fit."""
+def check_inputs(
+    workflow: Workflow, given: Mapping[str, Any], items: Mapping[str, Path] | None = None
+) -> dict[str, Any]:
+    """The inputs with defaults filled in; `InputsInvalid` with every problem when they do not fit. An input
+    named in `items` is read from that JSON Lines file as the run goes (`--input-items`): each of its items is
+    checked now, and the input's value is a `FileItems`."""
+    schemas = {name: _items_schema(workflow, name, path) for name, path in (items or {}).items()}
+    values = _check_values(workflow, given, frozenset(schemas))
+    for name, path in (items or {}).items():
+        values[name] = _read_items(workflow, name, path, schemas[name])
+    return values
+
+
+def _items_schema(workflow: Workflow, name: str, path: Path) -> dict[str, Any]:
+    if name not in workflow.inputs:
+        known = ", ".join(workflow.inputs) or "none"
+        raise UsageError(
+            f"--input-items {name}={path}: the workflow has no input {name!r} (its inputs: {known})."
+        )
+    return check_items_schema(name, workflow.inputs[name])
+
+
+def _read_items(workflow: Workflow, name: str, path: Path, item_schema: dict[str, Any]) -> FileItems:
+    """The items of the input `name` from the JSON Lines file `path`, each checked against `item_schema`
+    (`UsageError` naming the file and line of each item that does not fit)."""
     from .validation import validate_instance
 
+    return FileItems(
+        scan_items(
+            path,
+            lambda item, root: validate_instance(item, item_schema, root=root),
+            name=name,
+            schema=workflow.inputs[name],
+        )
+    )
+
+
+def _check_values(workflow: Workflow, given: Mapping[str, Any], from_files: frozenset[str]) -> dict[str, Any]:
+    """`given` with defaults, checked against the input schemas but for the inputs read from items files."""
+    from .validation import validate_instance
+
+    for name in sorted(from_files & set(given)):
+        raise UsageError(f"The input {name!r} is given by both --input and --input-items; give it once.")
     inputs = workflow.with_defaults(dict(given))
-    issues = validate_instance(inputs, workflow.inputs_schema(), root="$.input")
+    schema = workflow.inputs_schema()
+    if from_files:
+        schema["properties"] = {**schema["properties"], **{name: {} for name in from_files}}
+        schema["required"] = [name for name in schema["required"] if name not in from_files]
+    issues = validate_instance(inputs, schema, root="$.input")
     known = ", ".join(workflow.inputs) or "none"
     for name in given:
         if name not in workflow.inputs:
@@ -130,15 +182,18 @@ def start_run(
     again: bool = False,
     strict_responses: bool = False,
     on_task: TaskUpdate | None = None,
+    input_items: Mapping[str, Path] | None = None,
 ) -> RunResult:
     """Check the workflow, its inputs and every request that can be known before the run, journal a new run,
     and drive an engine through it to the end. With `strict_responses` (kept for a resume), a response that
-    breaks its operation's spec fails its task."""
+    breaks its operation's spec fails its task. `input_items` names inputs whose items are read from JSON
+    Lines files as the run goes."""
     text = read_text(workflow_file)
     new = begin_run(
         text,
         str(workflow_file),
         inputs=inputs,
+        input_items=input_items,
         catalog=catalog,
         secrets=secrets,
         journal=journal,
@@ -155,12 +210,19 @@ def start_run(
 
 
 def check_new_run(
-    text: str, file: str, *, inputs: Mapping[str, Any], catalog: Catalog, secrets: SecretStore, sandbox: bool
+    text: str,
+    file: str,
+    *,
+    inputs: Mapping[str, Any],
+    catalog: Catalog,
+    secrets: SecretStore,
+    sandbox: bool,
+    input_items: Mapping[str, Path] | None = None,
 ) -> tuple[Workflow, dict[str, Any]]:
     """The workflow and its inputs with defaults, once `check_run` passed, every secret it names is resolved,
     and every request that can be known before the run is rendered and checked (`PlanInvalid`)."""
     workflow = parse_workflow_text(text, file)
-    values = check_run(workflow, inputs, catalog=catalog)
+    values = check_run(workflow, inputs, catalog=catalog, items=input_items)
     preload_secrets(workflow, secrets)
     # Every request that can be known now is rendered and checked before the first one is sent.
     plan = plan_workflow(
@@ -196,14 +258,22 @@ def begin_run(
     sandbox: bool,
     again: bool = False,
     strict_responses: bool = False,
+    input_items: Mapping[str, Path] | None = None,
 ) -> NewRun:
     """`check_new_run`, then journal a new run; nothing is sent. `file` names where the text came from.
     Unless `again`, a run of the same workflow text with the same inputs that did not finish is resumed, not
     started anew (`UsageError`): a new run would send again what that one may have sent."""
     workflow, values = check_new_run(
-        text, file, inputs=inputs, catalog=catalog, secrets=secrets, sandbox=sandbox
+        text,
+        file,
+        inputs=inputs,
+        catalog=catalog,
+        secrets=secrets,
+        sandbox=sandbox,
+        input_items=input_items,
     )
-    redacted = secrets.redactor.redact_value(values)
+    stored = stored_inputs(values)
+    redacted = secrets.redactor.redact_value(stored)
     if not (again or sandbox):  # the sandbox acts on nothing real
         _refuse_a_second_start(journal, text, redacted)
     run_id = new_run_id()
@@ -218,7 +288,7 @@ def begin_run(
         file=file,
         workflow_text=text,
         inputs=redacted,
-        inputs_redacted=redacted != values,
+        inputs_redacted=redacted != stored,
         options=options,
     )
     return NewRun(run_id, workflow, values)
@@ -297,9 +367,12 @@ def resume_run(
     on_progress: Progress | None = None,
     engine: EngineFactory = _local_engine,
     on_task: TaskUpdate | None = None,
+    input_items: Mapping[str, Path] | None = None,
 ) -> RunResult:
     """Finish a journaled run with the workflow text and inputs stored for it; `secrets` defaults to a store
-    reading the secrets file the run started with. Requests of unknown outcome that are not idempotent are
+    reading the secrets file the run started with. An input read from an items file is read from the same
+    file again (or from `input_items`, where it moved), which must hold the same bytes.
+    Requests of unknown outcome that are not idempotent are
     sent again only as decided: `mark_done` and `resend` name them as TASK[ITEM,...] (journaled with `note`
     as evidence), `reconcile` asks the server where it can tell."""
     record = journal.run(run_id)
@@ -323,14 +396,14 @@ def resume_run(
     stored_file = record.options.get("secrets_file")
     secrets = secrets or SecretStore(file=Path(stored_file) if stored_file else None)
     preload_secrets(workflow, secrets)
-    values = _resume_inputs(record, workflow, inputs, secrets)
+    values = _resume_inputs(record, workflow, inputs, secrets, _resume_files(record, input_items or {}))
     # Own the run before reading its steps: what another process did before this point is read, and no other
     # process can act from now on.
     journal.claim_run(run_id)
     try:
-        decided = decisions_for(
-            workflow, journal.steps(run_id), mark_done=mark_done, resend=resend, evidence=note
-        )
+        # Only requests of unknown outcome can be decided about: the others are not read.
+        unsettled = journal.steps(run_id, states=("sent", "failed"))
+        decided = decisions_for(workflow, unsettled, mark_done=mark_done, resend=resend, evidence=note)
     except UsageError:
         journal.finish_run(run_id, record.status, record.outputs, record.errors)
         raise
@@ -339,7 +412,7 @@ def resume_run(
         journal.queue(
             Journal.decided(run_id, decision, resolve=resolve if decision.action == MARK_DONE else None)
         )
-    previous = {(s.task, s.item): s for s in journal.steps(run_id) if s.item >= 0}
+    previous = JournaledSteps(journal, run_id)
     sandbox = bool(record.options.get("sandbox"))
     strict = bool(record.options.get("strict_responses"))
     run = _Plan(workflow, catalog, secrets, journal, sandbox, concurrency, on_progress, strict, on_task)
@@ -347,8 +420,30 @@ def resume_run(
     return run.drive(engine, run_id, values, Resumption(previous, decisions, reconcile))
 
 
+def _resume_files(record: RunRecord, moved: Mapping[str, Path]) -> dict[str, FileItems]:
+    """The inputs of `record` read from items files, each checked to hold the bytes the run started with;
+    `moved` gives a new place for some of them."""
+    files = {name: ItemsFile.from_dict(value) for name, value in record.inputs.items()}
+    for name, path in moved.items():
+        stored = files.get(name)
+        if stored is None:
+            raise UsageError(
+                f"--input-items {name}={path}: run {record.run_id} did not read the input {name!r} from an "
+                "items file; leave out --input-items to resume it."
+            )
+        files[name] = ItemsFile(path.resolve(), stored.count, stored.sha256)
+    found = {name: file for name, file in files.items() if file is not None}
+    for file in found.values():
+        file.check_unchanged()
+    return {name: FileItems(file) for name, file in found.items()}
+
+
 def _resume_inputs(
-    record: RunRecord, workflow: Workflow, given: Mapping[str, Any] | None, secrets: SecretStore
+    record: RunRecord,
+    workflow: Workflow,
+    given: Mapping[str, Any] | None,
+    secrets: SecretStore,
+    files: Mapping[str, FileItems],
 ) -> dict[str, Any]:
     if given is None:
         if record.inputs_redacted:
@@ -356,14 +451,15 @@ def _resume_inputs(
                 f"The inputs of run {record.run_id} held secrets, so the journal keeps them masked; "
                 "pass the same --input again to resume it."
             )
-        return dict(record.inputs)
-    values = check_inputs(workflow, given)
-    if secrets.redactor.redact_value(values) != record.inputs:
+        return {**record.inputs, **files}
+    values = {k: v for k, v in _check_values(workflow, given, frozenset(files)).items() if k not in files}
+    kept = {name: value for name, value in record.inputs.items() if name not in files}
+    if secrets.redactor.redact_value(values) != kept:
         raise UsageError(
             f"--input differs from the inputs run {record.run_id} started with; a resume must use "
             "the same inputs (leave out --input to use the stored ones)."
         )
-    return values
+    return {**values, **files}
 
 
 # -- driving an engine ---------------------------------------------------------------------------------------

@@ -19,10 +19,12 @@ if TYPE_CHECKING:
     from ..catalog import Catalog
 
 __all__ = [
+    "input_items_option",
     "input_option",
     "is_terminal",
     "optional_sandbox",
     "parse_input",
+    "parse_input_items",
     "plural",
     "print_json",
     "print_response_issues",
@@ -40,6 +42,32 @@ def input_option(whose: str) -> Callable[[Command], Command]:
     return click.option(
         "--input", "input_text", metavar="JSON|@FILE", help=f"{whose}: JSON text, or @ and a file."
     )
+
+
+input_items_option = click.option(
+    "--input-items",
+    "input_items",
+    multiple=True,
+    metavar="NAME=FILE",
+    help="Read the list input NAME from a JSON Lines file, one item per line, as the run goes (a million "
+    "items in bounded memory); forEach reads it lazily when it is exactly '{{ input.NAME }}'.",
+)
+
+
+def parse_input_items(given: Sequence[str]) -> dict[str, Path]:
+    """`--input-items NAME=FILE`, each given once."""
+    files: dict[str, Path] = {}
+    for text in given:
+        name, equals, file = text.partition("=")
+        if not equals or not name.strip() or not file:
+            raise UsageError(
+                f"--input-items {text!r}: give NAME=FILE, such as invoices=invoices.jsonl (one JSON value a "
+                "line)."
+            )
+        if name.strip() in files:
+            raise UsageError(f"--input-items gives the input {name.strip()!r} twice; give it once.")
+        files[name.strip()] = Path(file)
+    return files
 
 
 secrets_file_option = click.option(

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..errors import EXIT_INVALID
-from .console import parse_input, plural, print_json
+from .console import input_items_option, parse_input, parse_input_items, plural, print_json
 
 __all__ = ["plan_command"]
 
@@ -18,11 +18,14 @@ __all__ = ["plan_command"]
 @click.option(
     "--input", "input_text", metavar="JSON|@FILE", help="The workflow's inputs: JSON text, or @FILE."
 )
+@input_items_option
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @click.option(
     "--secrets-file", type=click.Path(path_type=Path), help="A YAML or JSON file of secrets by name."
 )
-def plan_command(file: Path, input_text: str | None, as_json: bool, secrets_file: Path | None) -> None:
+def plan_command(
+    file: Path, input_text: str | None, input_items: tuple[str, ...], as_json: bool, secrets_file: Path | None
+) -> None:
     """Print every request a run would send (redacted), the totals of the amounts, the requests that are not
     idempotent and the tasks that depend on earlier responses; exit 3 if a request would not be valid."""
     from ..catalog import Catalog
@@ -33,7 +36,7 @@ def plan_command(file: Path, input_text: str | None, as_json: bool, secrets_file
     from ..yamlsource import load_source
 
     workflow = parse_workflow(load_source(file))
-    inputs = check_inputs(workflow, parse_input(input_text))
+    inputs = check_inputs(workflow, parse_input(input_text), parse_input_items(input_items))
     secrets = SecretStore(file=secrets_file)
     plan = plan_workflow(workflow, inputs, catalog=Catalog.default(), secrets=secrets)
     if as_json:

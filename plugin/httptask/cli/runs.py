@@ -15,9 +15,11 @@ import click
 
 from ..errors import EXIT_INVALID, TaskError, UsageError
 from .console import (
+    input_items_option,
     input_option,
     is_terminal,
     parse_input,
+    parse_input_items,
     plural,
     print_json,
     print_response_issues,
@@ -34,6 +36,7 @@ __all__ = ["run_command", "runs_group"]
 @click.command("run")
 @click.argument("workflow_file", required=False, type=click.Path(path_type=Path))
 @input_option("The workflow's inputs")
+@input_items_option
 @click.option("--sandbox", is_flag=True, help="Send every request to a local sandbox of the APIs.")
 @click.option(
     "--concurrency",
@@ -105,6 +108,7 @@ __all__ = ["run_command", "runs_group"]
 def run_command(
     workflow_file: Path | None,
     input_text: str | None,
+    input_items: tuple[str, ...],
     sandbox: bool,
     concurrency: int,
     as_json: bool,
@@ -131,7 +135,12 @@ def run_command(
     from ..runs import resume_run, start_run
     from ..secrets import SecretStore
 
+    items = parse_input_items(input_items)
     if engine == "temporal":
+        if items:
+            raise UsageError(
+                "--input-items runs on the local engine only; on Temporal, give the items with --input."
+            )
         if reconcile:
             raise UsageError(
                 "--reconcile runs on the local engine only; on Temporal, decide with --mark-done or --resend."
@@ -185,6 +194,7 @@ def run_command(
                     on_start=None if as_json else _announce,
                     again=again,
                     strict_responses=strict_responses,
+                    input_items=items,
                 )
             else:
                 result = resume_run(
@@ -200,6 +210,7 @@ def run_command(
                     reconcile=reconcile,
                     note=note,
                     on_task=on_board.on_task if on_board else None,
+                    input_items=items,
                 )
         except TaskError as exc:
             _invalid(exc, as_json=as_json)

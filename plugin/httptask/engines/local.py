@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, overload
 
 from ..decisions import (
@@ -31,6 +31,7 @@ from ..errors import (
     TemplateError,
 )
 from ..execute import Prepared, TaskPlan, answer_record, prepare, send_prepared
+from ..items import lazy_for_each
 from ..journal import TASK_ROW, Decision, Journal, StepRecord, as_journaled, decider
 from ..limits import outputs_seconds
 from ..outcome import Outcome, final_state
@@ -40,7 +41,7 @@ from ..retry import Attempt
 from ..tasks import Task
 from ..templating import base_context, render_value
 from ..transport import origin
-from .protocol import Resumption, RunResult, StepResult, TaskResult, Wiring
+from .protocol import Resumption, RunResult, StepLookup, StepResult, TaskResult, Wiring
 
 __all__ = ["LocalEngine"]
 
@@ -67,7 +68,8 @@ class LocalEngine:
         self._results: dict[str, TaskResult] = {}
         self._plans: dict[str, TaskPlan] = {}
         self._finished: dict[str, asyncio.Event] = {}
-        self._previous: Mapping[tuple[str, int], StepRecord] = {}
+        self._previous: StepLookup = {}
+        self._resumed = False
         self._decisions: Mapping[tuple[str, int], Decision] = {}
         self._reconcile = False
         self._twins: dict[tuple[str, int], tuple[int, int]] = {}
@@ -80,6 +82,7 @@ class LocalEngine:
         """Run every task; a resumed run starts from its journaled steps and decisions, and with
         `reconcile` settles the other unknown outcomes by reading the server where the operation has an
         x-reconcile."""
+        self._resumed = resumption is not None
         resumption = resumption or Resumption()
         self._run_id = run_id
         self._inputs = inputs
@@ -140,36 +143,27 @@ class LocalEngine:
     async def _fan_out(self, task: Task, result: TaskResult) -> None:
         assert task.for_each is not None
         context = self._context(task)
-        try:
-            items = render_value(
-                task.for_each,
-                base_context(inputs=self._inputs, tasks=context, secrets=self._secrets),
-                task_id=task.id,
-                field_path="forEach",
-            )
-        except TemplateError as exc:
-            self._fail_task(task, result, self._secrets.redactor.redact(exc.message))
-            return
-        if not isinstance(items, list):
-            self._fail_task(
-                task,
-                result,
-                f"task {task.id}, forEach: gives {type(items).__name__}, not a list: "
-                f"{self._secrets.redactor.redact(_short(items))}",
-            )
+        items = self._items(task, result, context)
+        if items is None:
             return
         result.items = items
-        changed = self._changed_items(task, items)
+        try:
+            changed = self._changed_items(task, items)
+        except HttptaskError as exc:  # the items file cannot be read again
+            changed = self._secrets.redactor.redact(str(exc))
         if changed is not None:
             self._fail_task(task, result, changed)
             return
         if self._reconcile:
             self._count_twins(task, items, context)
         self._progress(len(items), 0)
+        # Every row is committed before the first item is sent (a resume counts them), one batch at a time,
+        # so that no statement per item is ever queued.
         for first in range(TASK_ROW, len(items), _SCHEDULE_ROWS):
             rows = range(first, min(first + _SCHEDULE_ROWS, len(items)))
-            self._journal.queue(Journal.schedule(self._run_id, task.id, rows))
-        pending: Iterator[tuple[int, Any]] = iter(enumerate(items))
+            await self._journal.durable(Journal.schedule(self._run_id, task.id, rows))
+        unread: list[str] = []
+        pending = _numbered(items, unread)
 
         async def worker() -> None:
             for index, item in pending:
@@ -195,14 +189,48 @@ class LocalEngine:
                 [f"{unknown} of {len(items)} of unknown outcome, waiting for a decision"] if unknown else []
             )
             result.error = "; ".join(parts)
+        if unread:  # the items after the last one read were not taken up
+            result.state = "failed"
+            why = self._secrets.redactor.redact(unread[0])
+            result.error = f"{why}; {result.error}" if result.error else why
         self._journal.queue(
             [Journal.finished(self._run_id, task.id, TASK_ROW, result.state, error=result.error)]
         )
 
-    def _changed_items(self, task: Task, items: list[Any]) -> str | None:
+    def _items(self, task: Task, result: TaskResult, context: dict[str, Any]) -> Sequence[Any] | None:
+        """The items of a forEach: read lazily from an items file when forEach is `{{ input.NAME }}` over
+        one, else the list forEach renders to; None (the task failed) when it gives no list."""
+        assert task.for_each is not None
+        lazy = lazy_for_each(task.for_each, self._inputs)
+        if lazy is not None:
+            return lazy
+        try:
+            items = render_value(
+                task.for_each,
+                base_context(inputs=self._inputs, tasks=context, secrets=self._secrets),
+                task_id=task.id,
+                field_path="forEach",
+            )
+        except TemplateError as exc:
+            self._fail_task(task, result, self._secrets.redactor.redact(exc.message))
+            return None
+        if not isinstance(items, list):
+            self._fail_task(
+                task,
+                result,
+                f"task {task.id}, forEach: gives {type(items).__name__}, not a list: "
+                f"{self._secrets.redactor.redact(_short(items))}",
+            )
+            return None
+        return items
+
+    def _changed_items(self, task: Task, items: Sequence[Any]) -> str | None:
         """On a resume, why `items` are not the list the run sent before (None when they are): item N must be
-        what it was, or a resume would count one item's refund as another's and send the first one again."""
-        before = {index: step for (task_id, index), step in self._previous.items() if task_id == task.id}
+        what it was, or a resume would count one item's refund as another's and send the first one again.
+        The journaled values are read a page at a time beside the items, never all at once."""
+        if not self._resumed:
+            return None
+        before = self._journal.item_count(self._run_id, task.id)
         if not before:
             return None
         fix = (
@@ -210,20 +238,25 @@ class LocalEngine:
             f"now() or uuid()?). 'httptask runs show {self._run_id}' lists what was done; send the rest in a "
             "new run."
         )
-        if len(before) != len(items):
-            then = f"{len(before)} when run {self._run_id} sent them"
+        if before != len(items):
+            then = f"{before} when run {self._run_id} sent them"
             return f"forEach gives {len(items)} items now, {then}, {fix}"
-        journaled: list[Any] = []  # the items as the journal keeps them, made once for the whole list
-        for index, step in sorted(before.items()):
-            if step.item_value is None:  # never sent, so no value was journaled
+        # Only items sent with side effects journal their value: a page of them at a time, in item order.
+        sent = self._journal.item_values(self._run_id, task.id)
+        following = next(sent, None)
+        redact = self._secrets.redactor.redact_value
+        for index, item in enumerate(items):
+            if following is None:
+                break
+            if index != following[0]:
                 continue
-            journaled = journaled or as_journaled(self._secrets.redactor.redact_value(items))
-            now = journaled[index]
-            if now != step.item_value:
+            now = as_journaled(redact(item))
+            if now != following[1]:
                 return (
                     f"forEach gives other items now than when run {self._run_id} sent them: item {index} was "
-                    f"{_short(step.item_value)}, now {_short(now)}, {fix}"
+                    f"{_short(following[1])}, now {_short(now)}, {fix}"
                 )
+            following = next(sent, None)
         return None
 
     def _fail_task(self, task: Task, result: TaskResult, message: str) -> None:
@@ -444,7 +477,7 @@ class LocalEngine:
             response=found and {"found": found},
         )
 
-    def _count_twins(self, task: Task, items: list[Any], context: dict[str, Any]) -> None:
+    def _count_twins(self, task: Task, items: Sequence[Any], context: dict[str, Any]) -> None:
         """For --reconcile: how many items of `task` that may have been acted on carry the same values to
         match on (a read cannot tell them apart), and how many of those are of unknown outcome."""
         rec = self._reconcile_of(task)
@@ -598,7 +631,22 @@ class ForEachResults(Sequence[dict[str, Any]]):
         return {"item": self._items[index], "response": self._page[1].get(index)}
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        return (self[index] for index in range(len(self)))
+        """Item by item beside a page of responses at a time: items read from a file are read in order, never
+        by index."""
+        page: dict[int, Any] = {}
+        for index, item in enumerate(self._items):
+            if index % self._PAGE == 0:
+                page = self._journal.responses(self._run_id, self._task_id, index, index + self._PAGE)
+            yield {"item": item, "response": page.get(index)}
+
+
+def _numbered(items: Iterable[Any], unread: list[str]) -> Iterator[tuple[int, Any]]:
+    """The items with their numbers, shared by a forEach's workers; an items file that cannot be read to its
+    end stops them and leaves why in `unread`."""
+    try:
+        yield from enumerate(items)
+    except HttptaskError as exc:
+        unread.append(str(exc))
 
 
 def _errors(result: TaskResult, run_id: str) -> list[dict[str, Any]]:

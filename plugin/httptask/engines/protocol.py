@@ -23,6 +23,7 @@ __all__ = [
     "Progress",
     "Resumption",
     "RunResult",
+    "StepLookup",
     "StepResult",
     "TaskResult",
     "TaskUpdate",
@@ -200,12 +201,23 @@ class RunResult:
         }
 
 
+class StepLookup(Protocol):
+    """Journaled steps by (task, item): a dict, or the journal read a page at a time (`steppages`)."""
+
+    def get(self, key: tuple[str, int], /) -> StepRecord | None: ...
+
+
+def _no_steps() -> StepLookup:
+    steps: dict[tuple[str, int], StepRecord] = {}
+    return steps
+
+
 @dataclass(frozen=True)
 class Resumption:
     """What a resumed run starts from: the journaled steps and what was decided about requests of unknown
     outcome, both by (task, item), and whether to settle the others by reading the server where it can."""
 
-    previous: Mapping[tuple[str, int], StepRecord] = field(default_factory=dict)
+    previous: StepLookup = field(default_factory=_no_steps)
     decisions: Mapping[tuple[str, int], Decision] = field(default_factory=dict)
     reconcile: bool = False
 
