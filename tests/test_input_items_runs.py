@@ -241,3 +241,39 @@ def test_plan_reads_the_items_file(tmp_path: Path) -> None:
     plan = json.loads(done.stdout)
     urls = [r["request"]["url"] for r in plan["tasks"][0]["requests"]]
     assert urls == [f"http://127.0.0.1:9/invoices/inv_{n:03d}/record_refund" for n in range(3)]
+
+
+def test_runs_show_pages_through_a_large_run(tmp_path: Path) -> None:
+    workflow, refunds, env = _setup(tmp_path, items=250)
+    with fault_server() as server:
+        api = json.dumps({"api_url": server.url})
+        done = _httptask(env, "run", str(workflow), "--input", api, "--input-items", f"refunds={refunds}",
+                         "--json", "--concurrency", "8")  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+    run_id = json.loads(done.stdout)["run_id"]
+    # 251 steps: the task's own row, then its 250 items.
+    first = _httptask(env, "runs", "show", run_id)
+    assert first.returncode == 0, first.stderr
+    assert "steps 1-100 of 251 (page 1 of 3; --page 2 for the next, --all for every one)" in first.stdout
+    rows = [line.split() for line in first.stdout.splitlines() if line.startswith("refund ")]
+    assert [row[1] for row in rows] == ["succeeded"] + [str(n) for n in range(99)]
+
+    last = _httptask(env, "runs", "show", run_id, "--page", "3")
+    assert "steps 201-251 of 251 (page 3 of 3; --all for every one)" in last.stdout
+    items = [line.split()[1] for line in last.stdout.splitlines() if line.startswith("refund ")]
+    assert items == [str(n) for n in range(199, 250)]
+
+    every = _httptask(env, "runs", "show", run_id, "--all")
+    assert "steps 1-" not in every.stdout
+    assert len([line for line in every.stdout.splitlines() if line.startswith("refund ")]) == 251
+
+    page = json.loads(_httptask(env, "runs", "show", run_id, "--json", "--limit", "40", "--page", "2").stdout)
+    assert (page["steps_total"], page["page"], page["pages"], page["limit"]) == (251, 2, 7, 40)
+    assert [s["item"] for s in page["steps"]] == list(range(39, 79))
+    whole = json.loads(_httptask(env, "runs", "show", run_id, "--json", "--all").stdout)
+    assert [s["item"] for s in whole["steps"]] == [-1, *range(250)]
+    assert whole["steps"][1]["response"]["status"] == 200 and whole["outputs"]["refunded"] == 250
+
+    beyond = _httptask(env, "runs", "show", run_id, "--page", "4")
+    assert beyond.returncode == 2
+    assert beyond.stderr == f"error: Run {run_id} has 251 steps, 3 pages of 100; give --page 1 to 3.\n"

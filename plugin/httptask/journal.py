@@ -750,9 +750,13 @@ class Journal:
         items: range | None = None,
         states: Sequence[str] | None = None,
         started: bool = False,
+        after: tuple[str, int] | None = None,
+        limit: int = -1,
+        offset: int = 0,
     ) -> list[StepRecord]:
         """The run's steps in task and item order; only `task`'s, only its `items` (a range of item numbers,
-        the task row excluded), only those in `states`, or with `started` only those past 'scheduled'."""
+        the task row excluded), only those in `states`, with `started` only those past 'scheduled', only
+        those after the step `after` (task, item); at most `limit` of them, from the `offset`-th on."""
         where: list[str] = ["run_id = ?"]
         params: list[Any] = [run_id]
         if task is not None:
@@ -766,8 +770,12 @@ class Journal:
             params += states
         if started:
             where.append("state != 'scheduled'")
+        if after is not None:
+            where.append("(task > ? OR (task = ? AND item > ?))")
+            params += [after[0], after[0], after[1]]
         rows = self._reader.execute(
-            f"SELECT * FROM steps WHERE {' AND '.join(where)} ORDER BY task, item", params
+            f"SELECT * FROM steps WHERE {' AND '.join(where)} ORDER BY task, item LIMIT ? OFFSET ?",
+            [*params, limit, offset],
         )
         return [
             StepRecord(
@@ -790,6 +798,23 @@ class Journal:
             )
             for row in rows
         ]
+
+    def iter_steps(
+        self, run_id: str, *, states: Sequence[str] | None = None, page: int = 1000
+    ) -> Iterator[StepRecord]:
+        """Every step of the run (only those in `states`), in task and item order, read a page at a time."""
+        after: tuple[str, int] | None = None
+        while True:
+            steps = self.steps(run_id, states=states, after=after, limit=page)
+            yield from steps
+            if len(steps) < page:
+                return
+            after = (steps[-1].task, steps[-1].item)
+
+    def step_total(self, run_id: str) -> int:
+        """How many steps the run has, its task rows included."""
+        row = self._reader.execute("SELECT count(*) FROM steps WHERE run_id = ?", (run_id,)).fetchone()
+        return int(row[0])
 
     def item_count(self, run_id: str, task: str) -> int:
         """How many item rows `task` has in the run (a forEach schedules one per item before sending)."""

@@ -5,6 +5,7 @@ when its last item ended. Times are seconds from the run's start; only numbers, 
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -30,34 +31,57 @@ class TaskTimeline:
 
 
 def timeline(steps: Iterable[StepRecord], started_at: float) -> list[TaskTimeline]:
-    """One entry per task that has items (in the order the steps come), skipping the task rows."""
-    by_task: dict[str, list[StepRecord]] = {}
+    """One entry per task that has items (in the order the steps come), skipping the task rows. The steps
+    are read once, as they come: a run of a million items keeps its latencies (8 bytes each), not its
+    steps."""
+    by_task: dict[str, _Tally] = {}
     for step in steps:
         if step.item >= 0:
-            by_task.setdefault(step.task, []).append(step)
-    return [_task(task, task_steps, started_at) for task, task_steps in by_task.items()]
+            by_task.setdefault(step.task, _Tally()).add(step)
+    return [tally.timeline(task, started_at) for task, tally in by_task.items()]
 
 
-def _task(task: str, steps: list[StepRecord], started_at: float) -> TaskTimeline:
-    sent = [step.sent_at for step in steps if step.sent_at is not None]
-    ended = [step for step in steps if step.state in _ENDED and step.updated_at is not None]
-    ends = [step.updated_at for step in ended if step.updated_at is not None]
-    latencies = sorted(
-        (step.updated_at - step.sent_at) * 1000
-        for step in ended
-        if step.sent_at is not None and step.updated_at is not None and step.decision is None
-    )
-    return TaskTimeline(
-        task=task,
-        items=len(steps),
-        ended=len(ended),
-        first_sent=min(sent) - started_at if sent else None,
-        first_ended=min(ends) - started_at if ends else None,
-        p50_ms=percentile(latencies, 50),
-        p99_ms=percentile(latencies, 99),
-        retries=sum(max(step.attempts - 1, 0) for step in steps),
-        last_ended=max(ends) - started_at if ends else None,
-    )
+class _Tally:
+    """What a task's timeline needs, gathered step by step."""
+
+    def __init__(self) -> None:
+        self.items = self.ended = self.retries = 0
+        self.first_sent: float | None = None
+        self.first_ended: float | None = None
+        self.last_ended: float | None = None
+        self.latencies = array("d")
+
+    def add(self, step: StepRecord) -> None:
+        self.items += 1
+        self.retries += max(step.attempts - 1, 0)
+        if step.sent_at is not None:
+            self.first_sent = min(self.first_sent or step.sent_at, step.sent_at)
+        if step.state not in _ENDED or step.updated_at is None:
+            return
+        self.ended += 1
+        ended = step.updated_at
+        self.first_ended = min(self.first_ended or ended, ended)
+        self.last_ended = max(self.last_ended or ended, ended)
+        if step.sent_at is not None and step.decision is None:
+            self.latencies.append((ended - step.sent_at) * 1000)
+
+    def timeline(self, task: str, started_at: float) -> TaskTimeline:
+        latencies = sorted(self.latencies)
+
+        def since(at: float | None) -> float | None:
+            return None if at is None else at - started_at
+
+        return TaskTimeline(
+            task=task,
+            items=self.items,
+            ended=self.ended,
+            first_sent=since(self.first_sent),
+            first_ended=since(self.first_ended),
+            p50_ms=percentile(latencies, 50),
+            p99_ms=percentile(latencies, 99),
+            retries=self.retries,
+            last_ended=since(self.last_ended),
+        )
 
 
 def percentile(ordered: list[float], p: float) -> float | None:

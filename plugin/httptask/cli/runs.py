@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import sys
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -420,9 +422,32 @@ def runs_list(limit: int, as_json: bool) -> None:
     )
 
 
+# A page of `runs show`: a run of 100,000 items does not print 100,000 rows unless asked to (--all).
+SHOWN_STEPS = 100
+
+
 @runs_group.command("show")
 @click.argument("run_id")
-@click.option("--json", "as_json", is_flag=True, help="Print the run and every step as JSON.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the run and its steps (the page asked for) as JSON."
+)
+@click.option(
+    "--page",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="Which page of steps to show, in task and item order.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(1),
+    default=SHOWN_STEPS,
+    show_default=True,
+    help="How many steps a page shows (and how many requests waiting for a decision).",
+)
+@click.option(
+    "--all", "show_all", is_flag=True, help="Show every step, read from the journal a page at a time."
+)
 @click.option(
     "--engine",
     type=click.Choice(["local", "temporal"]),
@@ -432,10 +457,19 @@ def runs_list(limit: int, as_json: bool) -> None:
 )
 @temporal_options
 def runs_show(
-    run_id: str, as_json: bool, engine: str, address: str | None, namespace: str | None, task_queue: str
+    run_id: str,
+    as_json: bool,
+    page: int,
+    limit: int,
+    show_all: bool,
+    engine: str,
+    address: str | None,
+    namespace: str | None,
+    task_queue: str,
 ) -> None:
-    """Show one run: its inputs (redacted), each task and item, and its outputs; on Temporal, each task,
-    the items that wait for a decision, and the decisions taken."""
+    """Show one run: its inputs (redacted), its steps a page at a time (each task and item), what waits for
+    a decision, and its outputs; on Temporal, each task, the items that wait for a decision, and the
+    decisions taken."""
     if engine == "temporal":
         from .temporal import require_temporal, show_on_temporal
 
@@ -444,67 +478,155 @@ def runs_show(
 
         show_on_temporal(Connection(address, namespace, task_queue), run_id, as_json=as_json)
         return
-    from ..decisions import awaiting
-    from ..journal import TASK_ROW, Journal, default_journal_path
+    from ..journal import Journal, default_journal_path
 
-    journal = Journal(default_journal_path())
-    try:
+    with contextlib.closing(Journal(default_journal_path())) as journal:
+        shown = _Shown.read(journal, run_id, page, limit, show_all)
+        if as_json:
+            _show_json(journal, shown)
+        else:
+            _show_text(journal, shown)
+
+
+@dataclass(frozen=True)
+class _Shown:
+    """What `runs show` prints of a run: the page of steps asked for (None: every one, streamed), and the
+    first `limit` requests waiting for a decision."""
+
+    run: Any
+    total: int
+    page: int
+    limit: int
+    steps: list[Any] | None
+    waiting: list[Any]
+    waiting_total: int
+    decisions: list[Any]
+
+    @staticmethod
+    def read(journal: Any, run_id: str, page: int, limit: int, show_all: bool) -> _Shown:
+        from ..decisions import needs_decision
+
         run = journal.run(run_id)
-        steps = journal.steps(run_id)
-        decisions = journal.decisions(run_id)
-    finally:
-        journal.close()
-    waiting = awaiting(steps)
-    if as_json:
-        print_json(
+        total = journal.step_total(run_id)
+        pages = max(-(-total // limit), 1)
+        if not show_all and page > pages:
+            raise UsageError(
+                f"Run {run_id} has {plural(total, 'step')}, {plural(pages, 'page')} of {limit}; give --page "
+                f"1 to {pages}."
+            )
+        steps = None if show_all else journal.steps(run_id, limit=limit, offset=(page - 1) * limit)
+        waiting: list[Any] = []
+        waiting_total, now = 0, time.time()
+        for step in journal.iter_steps(run_id, states=("sent", "failed")):
+            if step.item >= 0 and needs_decision(step, now):
+                waiting_total += 1
+                if len(waiting) < limit:
+                    waiting.append(step)
+        return _Shown(run, total, page, limit, steps, waiting, waiting_total, journal.decisions(run_id))
+
+    def rows(self, journal: Any) -> Iterator[Any]:
+        return iter(self.steps) if self.steps is not None else journal.iter_steps(self.run.run_id)
+
+    @property
+    def pages(self) -> int:
+        return max(-(-self.total // self.limit), 1)
+
+
+def _show_json(journal: Any, shown: _Shown) -> None:
+    """The run as JSON; its steps (the page, or with --all every one) are written one by one."""
+    run = shown.run
+    data = {
+        "run_id": run.run_id,
+        "workflow": run.workflow,
+        "file": run.file,
+        "status": _status(run),
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "inputs": run.inputs,
+        "steps_total": shown.total,
+        "page": None if shown.steps is None else shown.page,
+        "pages": None if shown.steps is None else shown.pages,
+        "limit": None if shown.steps is None else shown.limit,
+        "steps": _STEPS_HERE,
+        "waiting_total": shown.waiting_total,
+        "waiting": [
             {
-                "run_id": run.run_id,
-                "workflow": run.workflow,
-                "file": run.file,
-                "status": _status(run),
-                "started_at": run.started_at,
-                "finished_at": run.finished_at,
-                "inputs": run.inputs,
-                "steps": [step.__dict__ for step in steps],
-                "waiting": [
-                    {
-                        "task": s.task,
-                        "item": s.item,
-                        "value": s.item_value,
-                        "idempotency_key": s.idempotency_key,
-                        "sent_at": s.sent_at,
-                        "request": s.request,
-                    }
-                    for s in waiting
-                ],
-                "decisions": [d.__dict__ for d in decisions],
-                "outputs": run.outputs,
-                "errors": run.errors,
+                "task": s.task,
+                "item": s.item,
+                "value": s.item_value,
+                "idempotency_key": s.idempotency_key,
+                "sent_at": s.sent_at,
+                "request": s.request,
             }
-        )
-        return
+            for s in shown.waiting
+        ],
+        "decisions": [d.__dict__ for d in shown.decisions],
+        "outputs": run.outputs,
+        "errors": run.errors,
+    }
+    head, tail = json.dumps(data, indent=2, ensure_ascii=False, default=str).split(f'"{_STEPS_HERE}"')
+    out = sys.stdout
+    out.write(head + "[")
+    for number, step in enumerate(shown.rows(journal)):
+        text = json.dumps(step.__dict__, indent=2, ensure_ascii=False, default=str).replace("\n", "\n    ")
+        out.write(("," if number else "") + "\n    " + text)
+    out.write("\n  ]" + tail + "\n")
+
+
+_STEPS_HERE = "<steps>"
+
+
+def _chunks(rows: Iterator[Any], size: int) -> Iterator[list[Any]]:
+    """`rows` in lists of `size`; one empty list when there are none."""
+    chunk = list(itertools.islice(rows, size))
+    yield chunk
+    while chunk := list(itertools.islice(rows, size)):
+        yield chunk
+
+
+def _show_text(journal: Any, shown: _Shown) -> None:
+    from ..journal import TASK_ROW
+
+    run, waiting = shown.run, shown.waiting
     click.echo(
         f"run {run.run_id}: {run.workflow} ({run.file}), {_status(run)}, started {_when(run.started_at)}"
     )
     click.echo("inputs: " + json.dumps(run.inputs, ensure_ascii=False))
-    print_table(
-        ["task", "item", "state", "HTTP", "attempts", "idempotency key", "error"],
-        [
+    title = None
+    if shown.steps is not None and shown.total > shown.limit:
+        first = (shown.page - 1) * shown.limit + 1
+        last = first + len(shown.steps) - 1
+        more = f"--page {shown.page + 1} for the next, " if shown.page < shown.pages else ""
+        title = (
+            f"steps {first:,}-{last:,} of {shown.total:,} (page {shown.page} of {shown.pages}; {more}--all "
+            "for every one)"
+        )
+    # With --all, a table per thousand steps: the rows of a million are never held at once.
+    for rows in _chunks(shown.rows(journal), 1000):
+        print_table(
+            ["task", "item", "state", "HTTP", "attempts", "idempotency key", "error"],
             [
-                s.task,
-                "" if s.item == TASK_ROW else s.item,
-                s.state,
-                s.http_status or "",
-                s.attempts,
-                s.idempotency_key or "",
-                s.error or "",
-            ]
-            for s in steps
-        ],
-    )
+                [
+                    s.task,
+                    "" if s.item == TASK_ROW else s.item,
+                    s.state,
+                    s.http_status or "",
+                    s.attempts,
+                    s.idempotency_key or "",
+                    s.error or "",
+                ]
+                for s in rows
+            ],
+            title=title,
+        )
     if is_terminal():
-        _print_timeline(steps, run.started_at)
+        _print_timeline(journal.iter_steps(run.run_id), run.started_at)
     if waiting:
+        more = (
+            f"; the first {len(waiting)} here, --limit shows more"
+            if shown.waiting_total > len(waiting)
+            else ""
+        )
         print_table(
             ["task", "item", "value", "idempotency key", "sent"],
             [
@@ -517,11 +639,11 @@ def runs_show(
                 ]
                 for s in waiting
             ],
-            title=f"waiting for a decision ({len(waiting)}): the server may have acted on these, no answer "
-            "was recorded; resume with --mark-done TASK[ITEMS] (received), --resend TASK[ITEMS] (not "
-            "received) or --reconcile",
+            title=f"waiting for a decision ({shown.waiting_total}{more}): the server may have acted on "
+            "these, no answer was recorded; resume with --mark-done TASK[ITEMS] (received), --resend "
+            "TASK[ITEMS] (not received) or --reconcile",
         )
-    if decisions:
+    if shown.decisions:
         print_table(
             ["task", "item", "decision", "by", "when", "evidence"],
             [
@@ -533,7 +655,7 @@ def runs_show(
                     _when(d.decided_at),
                     "" if d.evidence is None else json.dumps(d.evidence, ensure_ascii=False)[:80],
                 ]
-                for d in decisions
+                for d in shown.decisions
             ],
             title="decisions:",
         )
@@ -542,7 +664,7 @@ def runs_show(
         click.echo(json.dumps(run.outputs, indent=2, ensure_ascii=False))
 
 
-def _print_timeline(steps: list[Any], started_at: float) -> None:
+def _print_timeline(steps: Iterable[Any], started_at: float) -> None:
     """On a terminal: per task, when its first request went out and its first item ended, item latency and
     retries, from the journal."""
     from ..timeline import timeline
