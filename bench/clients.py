@@ -7,6 +7,8 @@ catalog) is timed.
 
 - `engine`: `examples/refund-invoices.yaml` on the local engine, journal on (a fresh SQLite file, every
   refund's 'sent' record committed with fsync before it goes on the wire);
+- `engine-jsonl`: the same, its invoices read from a JSON Lines file (`--input-items`), written before the
+  clock starts;
 - `aiohttp`: one `aiohttp.ClientSession`, `concurrency` workers under `asyncio.gather`;
 - `aiohttp-uvloop`: the same on uvloop's event loop;
 - `httpx`: one `httpx.AsyncClient` with its own pool, the same workers.
@@ -30,17 +32,19 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "refund-invoices.yaml"
 KINDS = ("engine", "aiohttp", "aiohttp-uvloop", "httpx")
+# Not in the fan-out's rounds: bench/growth.py runs it.
+JSONL = "engine-jsonl"
 BODY = b"refund_amount=100&comment=Refund+approved+by+support."
 HEADERS = {"content-type": "application/x-www-form-urlencoded", "authorization": "Basic YmVuY2hfa2V5Og=="}
 
 
 def run(kind: str, url: str, items: int, concurrency: int) -> dict[str, Any]:
     """One client's run; CPU time is counted from just before the clock starts, imports excluded."""
-    if kind not in KINDS:
-        raise SystemExit(f"unknown client {kind!r}; one of {', '.join(KINDS)}")
+    if kind not in (*KINDS, JSONL):
+        raise SystemExit(f"unknown client {kind!r}; one of {', '.join((*KINDS, JSONL))}")
     figures: dict[str, Any] = {}
-    if kind == "engine":
-        seconds, cpu = _engine(url, items, concurrency, figures)
+    if kind.startswith("engine"):
+        seconds, cpu = _engine(url, items, concurrency, figures, jsonl=kind == JSONL)
     else:
         import aiohttp  # noqa: F401  (imported before the clock starts, as the engine's modules are)
         import httpx  # noqa: F401
@@ -69,16 +73,25 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _engine(url: str, items: int, concurrency: int, figures: dict[str, Any]) -> tuple[float, float]:
+def _engine(
+    url: str, items: int, concurrency: int, figures: dict[str, Any], *, jsonl: bool
+) -> tuple[float, float]:
     _import_engine_modules()
-    invoices = [{"id": f"inv_{n}", "amount": 100} for n in range(items)]
-    inputs = {"invoices": invoices, "api_url": f"{url}/api/v2"}
+    inputs: dict[str, Any] = {"api_url": f"{url}/api/v2"}
     os.environ["HTTPTASK_SECRET_CHARGEBEE_API_KEY"] = "bench_key"
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, tempfile.TemporaryDirectory() as data:
         path = Path(folder) / "journal.sqlite3"
+        files: dict[str, Path] = {}
+        if jsonl:
+            files["invoices"] = Path(data) / "invoices.jsonl"
+            with files["invoices"].open("w") as out:
+                for n in range(items):
+                    out.write(f'{{"id": "inv_{n}", "amount": 100}}\n')
+        else:
+            inputs["invoices"] = [{"id": f"inv_{n}", "amount": 100} for n in range(items)]
         cpu = _cpu_seconds()
         started = time.perf_counter()
-        result = _start_run(inputs, concurrency, path)
+        result = _start_run(inputs, concurrency, path, files)
         seconds = time.perf_counter() - started
         cpu = _cpu_seconds() - cpu
         figures["journal_mb"] = sum(f.stat().st_size for f in Path(folder).iterdir()) / 2**20
@@ -87,7 +100,7 @@ def _engine(url: str, items: int, concurrency: int, figures: dict[str, Any]) -> 
     return seconds, cpu
 
 
-def _start_run(inputs: dict[str, Any], concurrency: int, path: Path) -> Any:
+def _start_run(inputs: dict[str, Any], concurrency: int, path: Path, files: dict[str, Path]) -> Any:
     """A run of the example through the run lifecycle (`httptask.runs`), or through the engine module of a
     checkout from before that module existed (`--before`)."""
     try:
@@ -109,6 +122,7 @@ def _start_run(inputs: dict[str, Any], concurrency: int, path: Path) -> Any:
             secrets=SecretStore(),
             journal=journal,
             concurrency=concurrency,
+            **({"input_items": files} if files else {}),
         )
     finally:
         journal.close()
