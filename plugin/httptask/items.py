@@ -9,18 +9,21 @@ The journal keeps `{"$items": {file, count, sha256}}` in place of the items.
 from __future__ import annotations
 
 import hashlib
+from abc import abstractmethod
 from array import array
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 import orjson
 
 from .errors import Issue, UsageError
 from .templating import expression_path
 
-__all__ = ["FileItems", "ItemsFile", "lazy_for_each", "scan_items", "stored_inputs"]
+__all__ = ["FileItems", "ItemsFile", "LazySequence", "lazy_for_each", "scan_items", "stored_inputs"]
+
+T = TypeVar("T")
 
 _READ_SIZE = 1 << 20
 # The keywords of an input's schema that can be checked item by item as the file is read.
@@ -73,7 +76,29 @@ class ItemsFile:
             )
 
 
-class FileItems(Sequence[Any]):
+class LazySequence(Sequence[T]):
+    """A read-only sequence whose values are read when asked for (`_at`), by index or slice."""
+
+    @abstractmethod
+    def _at(self, index: int) -> T: ...
+
+    @overload
+    def __getitem__(self, index: int) -> T: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[T]: ...
+
+    def __getitem__(self, index: int | slice) -> T | Sequence[T]:
+        if isinstance(index, slice):
+            return [self._at(i) for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return self._at(index)
+
+
+class FileItems(LazySequence[Any]):
     """The items of an `ItemsFile` as a read-only sequence, which is how templates see the input: iterated
     lazily; reading one item by its index (`input.invoices[7]`) builds an index of line offsets first, 8
     bytes per item."""
@@ -88,19 +113,7 @@ class FileItems(Sequence[Any]):
     def __iter__(self) -> Iterator[Any]:
         return iter(self.source)
 
-    @overload
-    def __getitem__(self, index: int) -> Any: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[Any]: ...
-
-    def __getitem__(self, index: int | slice) -> Any:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError(index)
+    def _at(self, index: int) -> Any:
         if self._offsets is None:
             self._offsets = _offsets(self.source.path)
         with self.source.path.open("rb") as file:

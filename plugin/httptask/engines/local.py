@@ -13,7 +13,7 @@ import asyncio
 import json
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, overload
+from typing import Any
 
 from ..decisions import (
     KEY_KEPT_SECONDS,
@@ -31,7 +31,7 @@ from ..errors import (
     TemplateError,
 )
 from ..execute import Prepared, TaskPlan, answer_record, prepare, send_prepared
-from ..items import lazy_for_each
+from ..items import LazySequence, lazy_for_each
 from ..journal import TASK_ROW, Decision, Journal, StepRecord, as_journaled, decider
 from ..limits import outputs_seconds
 from ..outcome import Outcome, final_state
@@ -598,7 +598,7 @@ class LocalEngine:
         return self._secrets.redactor.redact_value(outputs), errors
 
 
-class ForEachResults(Sequence[dict[str, Any]]):
+class ForEachResults(LazySequence[dict[str, Any]]):
     """`tasks.ID` of a forEach task: `{item, response}` per item, in item order, read from the journal a page
     at a time, so that a run of a million items never holds a million responses."""
 
@@ -611,19 +611,7 @@ class ForEachResults(Sequence[dict[str, Any]]):
     def __len__(self) -> int:
         return len(self._items)
 
-    @overload
-    def __getitem__(self, index: int) -> dict[str, Any]: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[dict[str, Any]]: ...
-
-    def __getitem__(self, index: int | slice) -> Any:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError(index)
+    def _at(self, index: int) -> dict[str, Any]:
         first = index - index % self._PAGE
         if self._page[0] != first:
             responses = self._journal.responses(self._run_id, self._task_id, first, first + self._PAGE)
