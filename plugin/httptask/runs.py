@@ -281,6 +281,8 @@ def begin_run(
         "sandbox": sandbox,
         "secrets_file": str(secrets.file) if secrets.file else None,
         "strict_responses": strict_responses,
+        # Which inputs the journal keeps as {"$items": ...}: only these are read from their files on resume.
+        "input_items": sorted(name for name, value in values.items() if isinstance(value, FileItems)),
     }
     journal.create_run(
         run_id,
@@ -423,7 +425,8 @@ def resume_run(
 def _resume_files(record: RunRecord, moved: Mapping[str, Path]) -> dict[str, FileItems]:
     """The inputs of `record` read from items files, each checked to hold the bytes the run started with;
     `moved` gives a new place for some of them."""
-    files = {name: ItemsFile.from_dict(value) for name, value in record.inputs.items()}
+    names = record.options.get("input_items") or []
+    files = {name: ItemsFile.from_dict(record.inputs.get(name)) for name in names}
     for name, path in moved.items():
         stored = files.get(name)
         if stored is None:
