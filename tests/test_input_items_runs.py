@@ -277,3 +277,22 @@ def test_runs_show_pages_through_a_large_run(tmp_path: Path) -> None:
     beyond = _httptask(env, "runs", "show", run_id, "--page", "4")
     assert beyond.returncode == 2
     assert beyond.stderr == f"error: Run {run_id} has 251 steps, 3 pages of 100; give --page 1 to 3.\n"
+
+
+def test_a_run_killed_while_scheduling_its_items_resumes(tmp_path: Path) -> None:
+    """Rows are scheduled 10,000 to a commit before the first send: killed between two of those commits,
+    the run sent nothing, and its resume sends every item once (not refused for a count that differs)."""
+    items = 10_050
+    workflow, refunds, env = _setup(tmp_path, items=items)
+    with fault_server() as server:
+        api = json.dumps({"api_url": server.url})
+        run_id = killed_run(env, "during-group-commit", 2, "run", str(workflow), "--input", api,
+                            "--input-items", f"refunds={refunds}")  # fmt: skip
+        assert server.arrivals() == {}
+        with sqlite3.connect(env["HTTPTASK_JOURNAL"]) as connection:
+            (scheduled,) = connection.execute("SELECT count(*) FROM steps WHERE item >= 0").fetchone()
+        assert scheduled == 9_999
+        resumed = _httptask(env, "run", "--resume", run_id, "--concurrency", "32", "--json")
+        assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr
+        acted = server.acted()
+    assert len(acted) == items and set(acted.values()) == {1}
