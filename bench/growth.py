@@ -54,6 +54,7 @@ def measure(sizes: list[int], concurrency: int, rounds: int = 1, million: bool =
                     "load_average": round(os.getloadavg()[0], 2),
                 }
             )
+            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)  # a long run's rows as they come
     return {"concurrency": concurrency, "rounds": rounds, "sizes": rows}
 
 
