@@ -45,7 +45,6 @@ from .protocol import Resumption, RunResult, StepLookup, StepResult, TaskResult,
 
 __all__ = ["LocalEngine"]
 
-# Reading one item's result and passing it through a filter takes a few microseconds here.
 # A forEach's rows are scheduled in transactions of this many, so that no list of a row per item is ever held.
 _SCHEDULE_ROWS = 10_000
 
