@@ -3,13 +3,14 @@ and a changed file refused on resume."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from httptask.errors import Issue, UsageError
-from httptask.items import ItemsFile, scan_items
+from httptask.items import FileItems, ItemsFile, scan_items
 from httptask.validation import validate_instance
 
 SCHEMA = {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}}
@@ -58,7 +59,46 @@ def test_a_changed_file_is_refused_on_resume(tmp_path: Path) -> None:
     path = tmp_path / "items.jsonl"
     path.write_text('{"id": "a"}\n')
     items = scan_items(path, _check, name="invoices")
-    items.check_unchanged()
+    assert ItemsFile.from_dict(items.to_dict()).verified().blocks == items.blocks  # type: ignore[union-attr]
     path.write_text('{"id": "b"}\n')
     with pytest.raises(UsageError, match="has changed since the run started"):
-        items.check_unchanged()
+        items.verified()
+
+
+def test_what_is_not_a_regular_file_is_refused_without_reading_it(tmp_path: Path) -> None:
+    zero, fifo = tmp_path / "zero.jsonl", tmp_path / "fifo.jsonl"
+    zero.symlink_to("/dev/zero")
+    os.mkfifo(fifo)  # opening it would wait for a writer: refused on its type before it is read
+    for path in (zero, fifo, tmp_path):
+        with pytest.raises(UsageError, match=f"^The items file '{path}' is not a regular file"):
+            scan_items(path, _check, name="invoices")
+
+
+def test_a_line_without_end_is_an_error_not_all_of_memory(tmp_path: Path) -> None:
+    path = tmp_path / "items.jsonl"
+    with path.open("wb") as file:
+        file.write(b'{"id": "a"}\n"')
+        file.write(b"x" * (17 << 20))
+    with pytest.raises(UsageError, match=rf"^{path}:2: the line is longer than 16 MiB"):
+        scan_items(path, _check, name="invoices")
+
+
+def test_items_changed_after_the_check_are_never_given(tmp_path: Path) -> None:
+    path = tmp_path / "items.jsonl"
+    lines = [f'{{"id": "a{n}", "pad": "{"x" * 2000}"}}\n' for n in range(1100)]  # blocks of 1 MiB
+    path.write_text("".join(lines))
+    items = FileItems(scan_items(path, _check, name="invoices"))
+    assert [items[0]["id"], items[1099]["id"], items[-1]["id"]] == ["a0", "a1099", "a1099"]
+    path.write_text("".join([*lines, '{"id": "grown"}\n']))  # more items than were checked
+    given = []
+    with pytest.raises(UsageError, match="changed while the run read it"):
+        given.extend(item["id"] for item in items)
+    assert given == [f"a{n}" for n in range(len(given))] and len(given) < 1100
+    path.write_text("".join([*lines[:600], '{"id": 7}\n', *lines[601:]]))  # one item that does not fit
+    with pytest.raises(UsageError, match="changed while the run read it"):
+        items[600]
+    with pytest.raises(UsageError, match="changed while the run read it"):
+        given = [item["id"] for item in items]
+    path.write_text("".join(lines[:1000]))  # fewer
+    with pytest.raises(UsageError, match="changed while the run read it"):
+        given = [item["id"] for item in items]

@@ -9,12 +9,15 @@ The journal keeps `{"$items": {file, count, sha256}}` in place of the items.
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 from abc import abstractmethod
 from array import array
+from bisect import bisect_right
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar, overload
+from typing import Any, BinaryIO, TypeVar, overload
 
 import orjson
 
@@ -25,7 +28,13 @@ __all__ = ["FileItems", "ItemsFile", "LazySequence", "lazy_for_each", "scan_item
 
 T = TypeVar("T")
 
-_READ_SIZE = 1 << 20
+# An item's line is at most this long: a file with no line ends (a link to /dev/zero) is an error, not all of
+# memory.
+_MAX_LINE = 16 << 20
+# The file is checked in blocks of lines, each closed after this many lines or bytes: the fan-out reads a
+# block, compares its hash with the scan's, and only then gives its items.
+_BLOCK_LINES = 1024
+_BLOCK_BYTES = 1 << 20
 # The keywords of an input's schema that can be checked item by item as the file is read.
 _CHECKED = frozenset({"type", "items", "minItems", "maxItems", "uniqueItems"})
 _NOTES = frozenset({"description", "title", "examples", "$comment", "deprecated", "readOnly", "writeOnly"})
@@ -33,11 +42,14 @@ _NOTES = frozenset({"description", "title", "examples", "$comment", "deprecated"
 
 @dataclass(frozen=True)
 class ItemsFile:
-    """A JSON Lines file of items: where it is, how many items it holds, and the SHA-256 of its bytes."""
+    """A JSON Lines file of items: where it is, how many items it holds, and the SHA-256 of its bytes; once
+    read (`scan_items`, `verified`), the hash of each block of its lines, which the fan-out checks before it
+    gives a block's items, so that an item changed after the check is never sent."""
 
     path: Path
     count: int
     sha256: str
+    blocks: tuple[bytes, ...] = field(default=(), compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """What the journal keeps in place of the items themselves."""
@@ -52,28 +64,41 @@ class ItemsFile:
         return ItemsFile(Path(ref["file"]), int(ref["count"]), str(ref["sha256"]))
 
     def __iter__(self) -> Iterator[Any]:
-        """The items in order. The file's bytes are hashed as they are read: a file changed since it was
-        scanned is an error once its end is reached."""
-        digest = hashlib.sha256()
-        for _, item in _lines(self.path, digest):
-            yield item
-        if digest.hexdigest() != self.sha256:
-            raise UsageError(
-                f"The items file '{self.path}' changed while the run read it; what was sent is journaled "
-                f"('httptask runs show' lists it). Keep the file as it is during a run."
-            )
+        """The items in order, a block at a time: a block whose bytes are not those checked before the run
+        (the file changed since) is an error before any of its items is given."""
+        given = 0
+        for number, block in enumerate(_blocks(self.path)):
+            if number >= len(self.blocks) or _block_hash(block) != self.blocks[number]:
+                raise self._changed()
+            for line, raw in block:
+                if raw.strip():
+                    yield _parse(self.path, line, raw)
+                    given += 1
+        if given != self.count:
+            raise self._changed()
 
-    def check_unchanged(self) -> None:
-        """Refuse to resume from a file whose bytes differ from those the run started with."""
-        try:
-            digest = _digest(self.path)
-        except OSError as exc:
-            raise UsageError(f"Cannot read the items file '{self.path}' ({exc.strerror}).") from None
-        if digest != self.sha256:
+    def verified(self) -> ItemsFile:
+        """This file with the hash of each block, once its bytes are those the run started with; refused
+        (to resume from) when they differ."""
+        digest = hashlib.sha256()
+        blocks = []
+        for block in _blocks(self.path):
+            for _, raw in block:
+                digest.update(raw)
+            blocks.append(_block_hash(block))
+        if digest.hexdigest() != self.sha256:
             raise UsageError(
                 f"The items file '{self.path}' has changed since the run started; a resume must read the "
                 "same items (restore the file, or start a new run)."
             )
+        return replace(self, blocks=tuple(blocks))
+
+    def _changed(self) -> UsageError:
+        return UsageError(
+            f"The items file '{self.path}' changed while the run read it; no item changed since it was "
+            "checked was sent, and what was sent is journaled ('httptask runs show' lists it). Keep the file "
+            "as it is during a run."
+        )
 
 
 class LazySequence(Sequence[T]):
@@ -100,12 +125,12 @@ class LazySequence(Sequence[T]):
 
 class FileItems(LazySequence[Any]):
     """The items of an `ItemsFile` as a read-only sequence, which is how templates see the input: iterated
-    lazily; reading one item by its index (`input.invoices[7]`) builds an index of line offsets first, 8
-    bytes per item."""
+    lazily; reading one item by its index (`input.invoices[7]`) builds an index of where each block starts
+    first, 24 bytes per block."""
 
     def __init__(self, source: ItemsFile) -> None:
         self.source = source
-        self._offsets: array[int] | None = None
+        self._index: tuple[array[int], array[int], array[int]] | None = None
 
     def __len__(self) -> int:
         return self.source.count
@@ -114,11 +139,21 @@ class FileItems(LazySequence[Any]):
         return iter(self.source)
 
     def _at(self, index: int) -> Any:
-        if self._offsets is None:
-            self._offsets = _offsets(self.source.path)
-        with self.source.path.open("rb") as file:
-            file.seek(self._offsets[index])
-            return orjson.loads(file.readline())
+        """Item `index`, read with the block that holds it, once the block's bytes are those checked."""
+        if self._index is None:
+            self._index = _block_index(self.source)
+        offsets, firsts, lines = self._index
+        number = bisect_right(firsts, index) - 1
+        try:
+            with _open(self.source.path) as file:
+                file.seek(offsets[number])
+                block = _block(file, self.source.path, lines[number])
+        except OSError as exc:
+            raise UsageError(f"Cannot read the items file '{self.source.path}' ({exc.strerror}).") from None
+        if _block_hash(block) != self.source.blocks[number]:
+            raise self.source._changed()
+        line, raw = [(n, raw) for n, raw in block if raw.strip()][index - firsts[number]]
+        return _parse(self.source.path, line, raw)
 
     def __repr__(self) -> str:
         return f"<{self.source.count} items of {self.source.path}>"
@@ -178,8 +213,14 @@ def scan_items(
     count = 0
     issues: list[Issue] = []
     digest = hashlib.sha256()
-    try:
-        for line, item in _lines(path, digest):
+    blocks: list[bytes] = []
+    for block in _blocks(path):
+        blocks.append(_block_hash(block))
+        for line, raw in block:
+            digest.update(raw)
+            if not raw.strip():
+                continue
+            item = _parse(path, line, raw)
             root = f"$.input.{name}[{count}]"
             found = check(item, root)
             if unique:
@@ -189,11 +230,9 @@ def scan_items(
                     found = [*found, Issue(root, f"repeats the item on line {seen[key]} (uniqueItems)")]
                 seen.setdefault(key, line)
             issues += [Issue(i.path, i.message, i.expected, i.actual, line) for i in found]
-            if len(issues) >= 20:
-                break
             count += 1
-    except OSError as exc:
-        raise UsageError(f"Cannot read the items file '{path}' ({exc.strerror}).") from None
+        if len(issues) >= 20:
+            break
     if issues:
         lines = "\n".join(f"  {path}:{issue.line}: {issue.path}: {issue.message}" for issue in issues)
         raise UsageError(f"The items in '{path}' do not fit the input {name!r}; nothing was sent:\n{lines}")
@@ -204,39 +243,80 @@ def scan_items(
             f"The items file '{path}' holds {count} items; the input {name!r} takes {bounds}; nothing was "
             "sent."
         )
-    return ItemsFile(path.resolve(), count, digest.hexdigest())
+    return ItemsFile(path.resolve(), count, digest.hexdigest(), tuple(blocks))
 
 
-def _lines(path: Path, digest: Any = None) -> Iterator[tuple[int, Any]]:
-    with path.open("rb") as file:
-        for number, raw in enumerate(file, start=1):
-            if digest is not None:
-                digest.update(raw)
-            if not raw.strip():
-                continue
-            try:
-                yield number, orjson.loads(raw)
-            except orjson.JSONDecodeError as exc:
-                raise UsageError(
-                    f"{path}:{number}: not a JSON value ({exc.msg}); each line of an items file holds one "
-                    'JSON value, such as {"id": "inv_1", "amount": 100}.'
-                ) from None
+def _blocks(path: Path) -> Iterator[list[tuple[int, bytes]]]:
+    """The lines of a regular file, numbered from 1, in blocks (`_block`); `UsageError` for a file that
+    cannot be read as one."""
+    try:
+        with _open(path) as file:
+            number = 0
+            while block := _block(file, path, number):
+                yield block
+                number = block[-1][0]
+    except OSError as exc:
+        raise UsageError(f"Cannot read the items file '{path}' ({exc.strerror}).") from None
 
 
-def _offsets(path: Path) -> array[int]:
-    offsets = array("Q")
-    position = 0
-    with path.open("rb") as file:
-        for raw in file:
-            if raw.strip():
-                offsets.append(position)
-            position += len(raw)
-    return offsets
+def _open(path: Path) -> BinaryIO:
+    """`path` open for reading, once it is a regular file (opened without waiting: a FIFO would wait for a
+    writer)."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise UsageError(
+            f"The items file '{path}' is not a regular file; give a JSON Lines file, which a run reads twice "
+            "(to check, then to send)."
+        )
+    return os.fdopen(descriptor, "rb")
 
 
-def _digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        while chunk := file.read(_READ_SIZE):
-            digest.update(chunk)
-    return digest.hexdigest()
+def _block(file: BinaryIO, path: Path, number: int) -> list[tuple[int, bytes]]:
+    """The next block of lines from `file`'s position, numbered after `number`: at most `_BLOCK_LINES` lines,
+    closed once it holds `_BLOCK_BYTES`; empty at the end. A line longer than `_MAX_LINE` is an error."""
+    block: list[tuple[int, bytes]] = []
+    size = 0
+    while len(block) < _BLOCK_LINES and size < _BLOCK_BYTES and (raw := file.readline(_MAX_LINE + 1)):
+        number += 1
+        if len(raw) > _MAX_LINE:
+            raise UsageError(
+                f"{path}:{number}: the line is longer than {_MAX_LINE >> 20} MiB; each line of an items file "
+                "holds one item."
+            )
+        block.append((number, raw))
+        size += len(raw)
+    return block
+
+
+def _block_hash(block: list[tuple[int, bytes]]) -> bytes:
+    digest = hashlib.blake2b(digest_size=16)
+    for _, raw in block:
+        digest.update(raw)
+    return digest.digest()
+
+
+def _parse(path: Path, number: int, raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise UsageError(
+            f"{path}:{number}: not a JSON value ({exc.msg}); each line of an items file holds one "
+            'JSON value, such as {"id": "inv_1", "amount": 100}.'
+        ) from None
+
+
+def _block_index(source: ItemsFile) -> tuple[array[int], array[int], array[int]]:
+    """Where each block of `source` starts: its byte offset, the number of its first item, and of the line
+    before it."""
+    offsets, firsts, lines = array("Q"), array("Q"), array("Q")
+    position = items = 0
+    for number, block in enumerate(_blocks(source.path)):
+        if number >= len(source.blocks) or _block_hash(block) != source.blocks[number]:
+            raise source._changed()
+        offsets.append(position)
+        firsts.append(items)
+        lines.append(block[0][0] - 1)
+        position += sum(len(raw) for _, raw in block)
+        items += sum(1 for _, raw in block if raw.strip())
+    return offsets, firsts, lines

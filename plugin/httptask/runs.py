@@ -435,10 +435,7 @@ def _resume_files(record: RunRecord, moved: Mapping[str, Path]) -> dict[str, Fil
                 "items file; leave out --input-items to resume it."
             )
         files[name] = ItemsFile(path.resolve(), stored.count, stored.sha256)
-    found = {name: file for name, file in files.items() if file is not None}
-    for file in found.values():
-        file.check_unchanged()
-    return {name: FileItems(file) for name, file in found.items()}
+    return {name: FileItems(file.verified()) for name, file in files.items() if file is not None}
 
 
 def _resume_inputs(
