@@ -380,8 +380,20 @@ def runs_group() -> None:
     """List and show the runs in the journal ($HTTPTASK_JOURNAL)."""
 
 
+# A page of `runs show`: a run of 100,000 items does not print 100,000 rows unless asked to (--all).
+SHOWN_STEPS = 100
+# The most rows one page holds (in memory, and in SQLite's 64-bit LIMIT): --all reads more a page at a time.
+MOST_SHOWN = 10_000
+
+
 @runs_group.command("list")
-@click.option("--limit", default=20, show_default=True, help="How many runs at most, newest first.")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, MOST_SHOWN),
+    default=20,
+    show_default=True,
+    help="How many runs at most, newest first.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of runs.")
 def runs_list(limit: int, as_json: bool) -> None:
     """List the newest runs with their status and step counts."""
@@ -422,10 +434,6 @@ def runs_list(limit: int, as_json: bool) -> None:
     )
 
 
-# A page of `runs show`: a run of 100,000 items does not print 100,000 rows unless asked to (--all).
-SHOWN_STEPS = 100
-
-
 @runs_group.command("show")
 @click.argument("run_id")
 @click.option(
@@ -440,7 +448,7 @@ SHOWN_STEPS = 100
 )
 @click.option(
     "--limit",
-    type=click.IntRange(1),
+    type=click.IntRange(1, MOST_SHOWN),
     default=SHOWN_STEPS,
     show_default=True,
     help="How many steps a page shows (and how many requests waiting for a decision).",
