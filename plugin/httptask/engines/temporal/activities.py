@@ -115,14 +115,16 @@ class Activities:
                     "NAME or secret('NAME')), never as an input."
                 )
             # Every request that can be known now is rendered and checked before the first one is sent, as
-            # on the local engine. In this thread: a thread's CPU work would starve the event loop of the GIL,
-            # and the heartbeats of every other activity on this worker with it.
-            checked = plan_workflow(
+            # on the local engine, keeping only the problems. In a thread: 100,000 items take seconds, and on
+            # the loop they stopped the heartbeats of every other run's batches on this worker meanwhile.
+            checked = await asyncio.to_thread(
+                plan_workflow,
                 workflow,
                 run.start.inputs,
                 catalog=self._catalog,
                 secrets=self._secrets,
                 sandbox_url=self._sandbox_url() if run.start.sandbox else None,
+                keep_requests=False,
             )
             if checked.problems:
                 raise PlanInvalid(checked)
