@@ -35,6 +35,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 EXAMPLE = ROOT / "examples" / "refund-invoices.yaml"
 KINDS = ("local", "temporal", "naive", "aiohttp")
+# Where the workers' stderr is kept (`--logs DIR`); by default it is read and dropped.
+LOGS: Path | None = None
 GENERATED = """
 name: generated-refunds
 inputs:
@@ -93,8 +95,19 @@ def _worker(address: str, queue: str, concurrency: int, key: str = "bench_key") 
     line = process.stderr.readline()
     if "ready" not in line:
         raise SystemExit(f"the httptask worker did not start: {line}{process.stderr.read()}")
-    threading.Thread(target=process.stderr.read, daemon=True).start()
+    threading.Thread(target=_drain, args=(process.stderr, f"worker-{process.pid}.log"), daemon=True).start()
     return process
+
+
+def _drain(stream: Any, name: str) -> None:
+    """Read a process's output to its end, kept in `--logs DIR` if given."""
+    if LOGS is None:
+        stream.read()
+        return
+    with open(LOGS / name, "w") as log:
+        for line in stream:
+            log.write(line)
+            log.flush()
 
 
 def _naive_worker(address: str, queue: str, concurrency: int) -> subprocess.Popen[str]:
@@ -427,12 +440,15 @@ def large(address: str, items: int, concurrency: int) -> dict[str, Any]:
             _stop(worker)
         received = _received(log())
 
+    retried: dict[str, int] = {}
+
     async def histories() -> list[tuple[str, int, int]]:
         client = await connect(Connection(address))
         ids = [result["run_id"], *(chunk_id(result["run_id"], "refund", n) for n in range(result["chunks"]))]
         found = []
         for workflow_id in ids:
-            info = (await client.get_workflow_handle(workflow_id).describe()).raw_description
+            handle = client.get_workflow_handle(workflow_id)
+            info = (await handle.describe()).raw_description
             found.append(
                 (
                     workflow_id,
@@ -440,6 +456,12 @@ def large(address: str, items: int, concurrency: int) -> dict[str, Any]:
                     info.workflow_execution_info.history_size_bytes,
                 )
             )
+            # An activity's started event records its attempt and why the one before failed.
+            async for event in handle.fetch_history_events():
+                started = event.activity_task_started_event_attributes
+                if event.HasField("activity_task_started_event_attributes") and started.attempt > 1:
+                    cause = _failure_text(started.last_failure)
+                    retried[cause] = retried.get(cause, 0) + 1
         return found
 
     sizes = asyncio.run(histories())
@@ -452,7 +474,15 @@ def large(address: str, items: int, concurrency: int) -> dict[str, Any]:
         "workflows": len(sizes),
         "largest_history": {"workflow": largest[0], "events": largest[1], "bytes": largest[2]},
         "received": received,
+        "activity_retries": retried,
     }
+
+
+def _failure_text(failure: Any) -> str:
+    """What ended an activity's attempt, in a few words: its message, or the kind of timeout."""
+    if failure.HasField("timeout_failure_info"):
+        return f"timeout ({failure.timeout_failure_info.timeout_type})"
+    return failure.message[:120] or "unknown"
 
 
 # -- the driver ----------------------------------------------------------------------------------------------
@@ -482,7 +512,10 @@ def _measure() -> None:
     parser.add_argument("--kill-trials", type=int, default=3)
     parser.add_argument("--large", type=int, default=100_000, help="items of the large fan-out; 0 skips it")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--logs", type=Path, help="keep each worker's stderr in this folder")
     args = parser.parse_args()
+    global LOGS
+    LOGS = args.logs
     from httptask.engines.temporal.devserver import start_dev_server
 
     with tempfile.TemporaryDirectory() as folder, start_dev_server(log=Path(folder) / "server.log") as server:
@@ -532,7 +565,9 @@ def _measure() -> None:
         print(
             f"{g['items']:,} refunds: {g['seconds']} s ({g['items_per_s']} items/s), worker peak RSS "
             f"{g['worker_peak_rss_mb']} MB, {g['workflows']} workflows, largest history "
-            f"{h['events']:,} events / {h['bytes'] / 1e6:.1f} MB ({h['workflow']}); received: {g['received']}"
+            f"{h['events']:,} events / {h['bytes'] / 1e6:.1f} MB ({h['workflow']}); received: "
+            f"{g['received']}; activities retried, by the cause of the attempt before: "
+            f"{g['activity_retries'] or 'none'}"
         )
 
 
