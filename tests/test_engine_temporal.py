@@ -201,6 +201,26 @@ def test_a_batch_whose_responses_grow_large_goes_on_in_the_next_activity(
     assert acted == {f"inv_{n}": 1 for n in range(12)}
 
 
+def test_runs_show_on_temporal_warns_of_responses_off_spec_as_the_local_engine_does(
+    temporal_server: Any, queue: str, worker: WorkerProcess
+) -> None:
+    with vendor_server() as vendor:
+        # The stand-in answers with fewer fields than Chargebee documents: six are missing from each answer.
+        text = (EXAMPLES / "refund-invoices.yaml").read_text()
+        run_id = run_temporal_no_wait(temporal_server, queue, text, refund_inputs(vendor.url, 3))
+        address = ["--engine", "temporal", "--temporal", temporal_server.address]
+        followed = _cli("run", "--resume", run_id, *address)
+    assert followed.returncode == 0, followed.stderr
+    warning = followed.stderr.splitlines()
+    assert warning[0].startswith("warning: the response does not fit the spec of task refund, item ")
+    assert warning[0].endswith(" (6 problems):")
+    assert warning[1] == "  $.body.invoice.currency_code: is required but missing"
+    assert warning[7:] == [
+        "  ... and 2 more responses of task refund: the history of the run and of its chunk workflows has "
+        "them all."
+    ]
+
+
 def test_strict_responses_fail_an_answered_refund_without_sending_it_again(
     temporal_server: Any, queue: str, worker: WorkerProcess
 ) -> None:

@@ -336,14 +336,19 @@ def _warn_of_responses(run_id: str, task: Any) -> None:
     first, count = task.off_spec()
     if first is None or first.response is None:
         return
-    where = f"task {task.task_id}" + (f", item {first.item}" if task.for_each else "")
-    print_response_issues(where, first.response["issues"])
+    item = first.item if task.for_each else None
+    listed = f"'httptask runs show {run_id} --json' lists them all"
+    warn_off_spec(task.task_id, item, first.response["issues"], count, listed)
+
+
+def warn_off_spec(
+    task_id: str, item: int | None, issues: list[dict[str, Any]], count: int, listed: str
+) -> None:
+    """The `issues` of a task's first response that breaks its spec, path by path; then how many more of its
+    responses do, and where they are `listed`."""
+    print_response_issues(f"task {task_id}" + (f", item {item}" if item is not None else ""), issues)
     if count > 1:
-        click.echo(
-            f"  ... and {plural(count - 1, 'more response')} of task {task.task_id}: 'httptask runs show "
-            f"{run_id} --json' lists them all.",
-            err=True,
-        )
+        click.echo(f"  ... and {plural(count - 1, 'more response')} of task {task_id}: {listed}.", err=True)
 
 
 def print_report(

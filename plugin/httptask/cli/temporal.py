@@ -218,7 +218,7 @@ def show_on_temporal(connection: Any, run_id: str, *, as_json: bool) -> None:
 
 def report_summary(summary: Any, *, as_json: bool) -> None:
     from ..engines.temporal.report import summary_dict
-    from .runs import print_report, status_counts
+    from .runs import print_report, status_counts, warn_off_spec
 
     data = summary_dict(summary)
     if as_json:
@@ -243,3 +243,9 @@ def report_summary(summary: Any, *, as_json: bool) -> None:
             "--mark-done TASK[ITEM,...] (it was received) or --resend TASK[ITEM,...] (it was not).",
             err=True,
         )
+    for task in summary.tasks:
+        first = task.first_off_spec
+        if first is not None and first.response is not None:
+            item = first.item if task.for_each else None
+            listed = "the history of the run and of its chunk workflows has them all"
+            warn_off_spec(task.task, item, first.response["issues"], task.off_spec, listed)
