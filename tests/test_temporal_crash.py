@@ -86,8 +86,10 @@ def test_two_workers_share_one_fan_out(temporal_server: Any, workers: Any) -> No
             workers.queue,
             REFUNDS,
             refund_inputs(vendor.url, 300),
-            concurrency=8,
+            # Eight batches in flight, each sending four of its items at once.
+            concurrency=32,
             batch_size=10,
+            batch_lanes=4,
         )
         summary = _wait(temporal_server, workers.queue, run_id)
         senders = {r.authorization for r in vendor.received}
@@ -108,11 +110,14 @@ def test_a_worker_killed_mid_fan_out_is_replaced_and_no_refund_is_acted_on_twice
             workers.queue,
             REFUNDS,
             refund_inputs(vendor.url, 600),
-            concurrency=8,
+            # Four batches in flight, each sending four of its items at once.
+            concurrency=16,
             batch_size=20,
+            batch_lanes=4,
             heartbeat_seconds=2,
         )
-        wait_until(lambda: vendor.count() >= 120, "the victim to send a part of the fan-out")
+        # Past a whole number of batches: some of them are under way.
+        wait_until(lambda: vendor.count() >= 130, "the victim to send a part of the fan-out")
         victim.kill()
         killed_at = time.monotonic()
         sent_by_victim = {r.invoice for r in vendor.received if r.authorization == _basic("key-of-victim")}
@@ -141,22 +146,25 @@ def test_a_worker_killed_mid_fan_out_is_replaced_and_no_refund_is_acted_on_twice
     assert resumed - killed_at < 15
 
 
+@pytest.mark.parametrize(("lanes", "delay"), [(1, 0.1), (4, 0.4)])
 def test_a_lost_batch_that_confirmed_items_goes_on_after_them_whatever_its_attempts(
-    temporal_server: Any, workers: Any
+    temporal_server: Any, workers: Any, lanes: int, delay: float
 ) -> None:
     """With one attempt per batch, a batch lost with its worker after confirming items is not failed: what
-    it confirmed is kept, and the rest goes on in a new batch, each refund still acted on once."""
+    it confirmed is kept, and the rest goes on in new batches, each refund still acted on once; with its
+    items sent `lanes` at once too, where what was confirmed need not be where the batch starts."""
     one_attempt = REFUNDS.replace("    credentials:", "    retry: {maxAttempts: 1}\n    credentials:", 1)
     victim = workers("victim", key="key-of-victim")
     with vendor_server() as vendor:
-        vendor.delay = 0.1
+        vendor.delay = delay
         run_id = _start(
             temporal_server,
             workers.queue,
             one_attempt,
             refund_inputs(vendor.url, 40),
-            concurrency=1,
+            concurrency=lanes,
             batch_size=20,
+            batch_lanes=lanes,
             heartbeat_seconds=2,
             lost_batch_attempts=1,
         )

@@ -142,24 +142,29 @@ class Activities:
 
     @activity.defn(name=ACTIVITY.SEND_BATCH)
     async def send_batch(self, args: BatchArgs) -> RawValue:
-        """Send idempotent items one after another, heartbeating the records so far; a retried batch goes on
-        after the last confirmed item, and an item sent again carries the same idempotency key."""
+        """Send idempotent items, `args.lanes` at a time in item order, heartbeating the records so far; a
+        retried batch skips the items its heartbeats confirmed, and an item sent again carries the same
+        idempotency key."""
         with self._failing_as(NOT_SENT):
             plan, items, strict = await self._prepare_batch(args)
         confirmed = [r for r in _heartbeat_records(args.task) if args.start <= r.item < args.stop]
         done = {r.item for r in confirmed}
         records = EncodedRecords(args.task, confirmed)
-        next_item = None
-        async with _heartbeating(lambda: _json_payload(records.wire())):
-            for index in range(args.start, args.stop):
-                if index in done:
-                    continue
+        todo = iter([i for i in range(args.start, args.stop) if i not in done])
+
+        async def lane() -> None:
+            # Lanes take items from one iterator: past the result's budget none takes another, and the
+            # items taken are a prefix of `todo`, each of them finished.
+            for index in todo:
                 item = items[index] if items is not None else None
                 records.add(await self._send_item(args.ref, plan, index, item, batched=True, strict=strict))
-                if records.size > RESULT_BUDGET_BYTES and index + 1 < args.stop:
-                    next_item = index + 1
-                    break
-        return _json_payload(records.wire(next_item))
+                if records.size > RESULT_BUDGET_BYTES:
+                    return
+
+        async with _heartbeating(lambda: _json_payload(records.wire())), asyncio.TaskGroup() as lanes:
+            for _ in range(max(1, args.lanes)):
+                lanes.create_task(lane())
+        return _json_payload(records.wire(next(todo, None)))
 
     @activity.defn(name=ACTIVITY.SEND_ONE)
     async def send_one(self, args: BatchArgs) -> Wire:

@@ -65,8 +65,11 @@ class Settings:
     A lost worker's activity is retried elsewhere `heartbeat_seconds` after its last heartbeat.
     """
 
+    # Requests in flight at once, per chunk workflow: batches of idempotent items each send `batch_lanes` at
+    # once, so `concurrency / batch_lanes` batches are in flight.
     concurrency: int = 16
-    batch_size: int = 50
+    batch_size: int = 200
+    batch_lanes: int = 4
     heartbeat_seconds: float = 5.0
     # A batch lost this many times without its heartbeats confirming an item is given up (at least the task's
     # own retry attempts). Its requests carry keys, so another attempt is safe, and a loaded machine or server
@@ -76,6 +79,10 @@ class Settings:
     chunk_items: int = 10_000
     # A response that breaks its operation's spec fails its task (`run --strict-responses`).
     strict_responses: bool = False
+
+    def lanes(self, batched: bool) -> int:
+        """Requests a batch sends at once (one for a request that is not idempotent)."""
+        return max(1, min(self.batch_lanes, self.concurrency)) if batched else 1
 
     def chunk_size(self, batched: bool) -> int:
         """Items per child workflow: bounded in activities (its history) and in items (its summary)."""
@@ -141,6 +148,8 @@ class BatchArgs:
     stop: int
     sources: dict[str, Source]
     fingerprint: str | None = None
+    lanes: int = 1
+    """Items of a batch in flight at once."""
 
 
 @dataclass(frozen=True)

@@ -121,27 +121,33 @@ async def send_range(
     settings: Settings,
     on_records: Callable[[list[ItemRecord]], None],
 ) -> None:
-    """Send items [start, stop) with at most `settings.concurrency` activities at once."""
+    """Send items [start, stop) with at most `settings.concurrency` requests at once: batches of idempotent
+    items send several each, so fewer activities carry the same number of requests."""
     size = settings.batch_size if task.batched else 1
+    lanes = settings.lanes(task.batched)
     pending = deque((lo, min(lo + size, stop)) for lo in range(start, stop, size))
 
     async def lane() -> None:
         while pending:
             lo, hi = pending.popleft()
-            args = BatchArgs(ref, task.id, lo, hi, sources, fingerprint)
-            result = await (
-                _send_batch(task, args, settings) if task.batched else _send_one(task, args, settings)
-            )
+            args = BatchArgs(ref, task.id, lo, hi, sources, fingerprint, lanes)
+            if task.batched:
+                result, left = await _send_batch(task, args, settings)
+            else:
+                result, left = await _send_one(task, args, settings), []
             on_records(result.records)
-            if result.next is not None and result.next < hi:
-                pending.appendleft((result.next, hi))
+            pending.extendleft(reversed(left))
 
-    await asyncio.gather(*(lane() for _ in range(min(settings.concurrency, len(pending)))))
+    in_flight = max(1, settings.concurrency // lanes)
+    await asyncio.gather(*(lane() for _ in range(min(in_flight, len(pending)))))
 
 
-async def _send_batch(task: TaskPlan, args: BatchArgs, settings: Settings) -> BatchResult:
-    """Idempotent items, K per activity: Temporal retries a lost batch, which goes on after the last item its
-    heartbeats confirmed; an item sent again carries the same idempotency key."""
+async def _send_batch(
+    task: TaskPlan, args: BatchArgs, settings: Settings
+) -> tuple[BatchResult, list[tuple[int, int]]]:
+    """Idempotent items, K per activity, and the ranges of its items still to send. Temporal retries a lost
+    batch, which skips the items its heartbeats confirmed; an item sent again carries the same idempotency
+    key."""
     attempts = max(task.retry_max_attempts, settings.lost_batch_attempts)
     retry = RetryPolicy(
         initial_interval=timedelta(seconds=task.retry_interval_seconds),
@@ -159,17 +165,16 @@ async def _send_batch(task: TaskPlan, args: BatchArgs, settings: Settings) -> Ba
             heartbeat_timeout=timedelta(seconds=settings.heartbeat_seconds),
             retry_policy=retry,
         )
-        return BatchResult.from_wire(wire)
+        result = BatchResult.from_wire(wire)
+        return result, [(result.next, args.stop)] if result.next is not None else []
     except ActivityError as exc:
         confirmed = _confirmed(exc, task.id)
         done = {r.item for r in confirmed}
-        first = next(i for i in range(args.start, args.stop + 1) if i not in done)
-        if args.start < first < args.stop:
+        if done:
             # Its attempts confirmed items before they were lost (a worker killed, or too busy to heartbeat
-            # in time): what they confirmed is kept, and the rest goes on in a new batch. Only attempts that
+            # in time): what they confirmed is kept, and the rest goes on in new batches. Only attempts that
             # confirm nothing at all end it.
-            kept = [r for r in confirmed if r.item < first]
-            return dataclasses.replace(await _note(BatchResult(task.id, kept)), next=first)
+            return await _note(BatchResult(task.id, confirmed)), _gaps(args.start, args.stop, done)
         reason = _reason(exc)
         lost = [
             ItemRecord(
@@ -185,9 +190,21 @@ async def _send_batch(task: TaskPlan, args: BatchArgs, settings: Settings) -> Ba
                 outcome="not_sent" if _not_sent(exc) else "unknown",
             )
             for i in range(args.start, args.stop)
-            if i not in done
         ]
-        return await _note(BatchResult(task.id, confirmed + lost))
+        return await _note(BatchResult(task.id, lost)), []
+
+
+def _gaps(start: int, stop: int, done: set[int]) -> list[tuple[int, int]]:
+    """The ranges of [start, stop) not in `done`, in order."""
+    gaps: list[tuple[int, int]] = []
+    for i in range(start, stop):
+        if i in done:
+            continue
+        if gaps and gaps[-1][1] == i:
+            gaps[-1] = (gaps[-1][0], i + 1)
+        else:
+            gaps.append((i, i + 1))
+    return gaps
 
 
 async def _send_one(task: TaskPlan, args: BatchArgs, settings: Settings) -> BatchResult:
