@@ -7,6 +7,7 @@ its own credentials (environment or secrets file); none are sent to Temporal.
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -63,6 +64,7 @@ async def run_worker(
             # timeout, so a busy worker's live batches timed out. Once a second leaves room for a slow loop.
             max_heartbeat_throttle_interval=timedelta(seconds=1),
         )
+        _lean_gc()
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for number in (signal.SIGINT, signal.SIGTERM):
@@ -76,3 +78,16 @@ async def run_worker(
             for number in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(number)
             activities.close()
+
+
+# The young generation's threshold while a worker runs: each request allocates a few hundred objects that die
+# young, and the default 700 collected them thousands of times a second.
+_WORKER_GC_THRESHOLD = 50_000
+
+
+def _lean_gc() -> None:
+    """What start-up made (the catalog, the SDK's modules) is frozen out of the collector's sight, and the
+    young generation is collected less often. The 3,000-item fan-out of bench/temporal_fanout.py: worker CPU
+    per item 0.53 -> 0.46 ms (median of 3, interleaved)."""
+    gc.freeze()
+    gc.set_threshold(_WORKER_GC_THRESHOLD, *gc.get_threshold()[1:])
