@@ -96,9 +96,16 @@ __all__ = ["run_command", "runs_group"]
 @click.option(
     "--batch-size",
     type=click.IntRange(1, 1000),
-    default=50,
+    default=200,
     show_default=True,
     help="Temporal: idempotent requests sent per activity.",
+)
+@click.option(
+    "--batch-lanes",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    help="Temporal: requests of one batch in flight at once.",
 )
 @click.option(
     "--heartbeat-timeout",
@@ -128,6 +135,7 @@ def run_command(
     namespace: str | None,
     task_queue: str,
     batch_size: int,
+    batch_lanes: int,
     heartbeat_timeout: float,
 ) -> None:
     """Run a workflow on the local engine (journaled) or on Temporal; exit 0 when every task succeeded, 1
@@ -164,6 +172,7 @@ def run_command(
             namespace,
             task_queue,
             batch_size,
+            batch_lanes,
             heartbeat_timeout,
         )
         return
@@ -240,6 +249,7 @@ def _run_on_temporal(
     namespace: str | None,
     task_queue: str,
     batch_size: int,
+    batch_lanes: int,
     heartbeat_timeout: float,
 ) -> None:
     from .temporal import parse_decisions, require_temporal, run_on_temporal
@@ -269,6 +279,7 @@ def _run_on_temporal(
             settings=Settings(
                 concurrency=concurrency,
                 batch_size=batch_size,
+                batch_lanes=batch_lanes,
                 heartbeat_seconds=heartbeat_timeout,
                 strict_responses=strict_responses,
             ),
