@@ -9,6 +9,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -431,6 +432,27 @@ def test_httptask_run_on_temporal_prints_what_the_local_engine_prints(
         table.stdout.splitlines()[2],
     ]
     assert table.stdout.splitlines()[2].startswith("refund  4 succeeded  200 ×4  ")  # noqa: RUF001
+
+
+def test_a_run_on_temporal_shows_its_live_progress_on_a_terminal(
+    temporal_server: Any, queue: str, worker: WorkerProcess, tmp_path: Path
+) -> None:
+    from test_cli_progress import ANSI, environment, on_a_terminal
+
+    inputs = tmp_path / "inputs.json"
+    with vendor_server() as vendor:
+        vendor.delay = 0.05
+        inputs.write_text(json.dumps(refund_inputs(vendor.url, 80)))
+        args = [sys.executable, "-m", "httptask", "run", str(EXAMPLES / "refund-invoices.yaml")]
+        args += ["--input", f"@{inputs}", "--concurrency", "2", "--engine", "temporal"]
+        args += ["--temporal", temporal_server.address, "--task-queue", queue]
+        code, raw = on_a_terminal(args, environment(tmp_path / "journal.sqlite3"))
+    shown = ANSI.sub("", raw)
+    assert code == 0, shown
+    # Redrawn as the run went, from the state the run and its chunk report once a second.
+    frames = [int(done) for done in re.findall(r"refund\s+\S+\s+(\d+)/80 done", shown)]
+    assert any(0 < done < 80 for done in frames), shown
+    assert re.search(r"refund\s+│\s+80 succeeded", shown), shown
 
 
 def test_the_cli_says_what_is_wrong_with_a_temporal_run(temporal_server: Any, queue: str) -> None:

@@ -7,6 +7,7 @@ import importlib.util
 import os
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import click
 
 from ..errors import EXIT_INVALID, UsageError
 from .console import print_json
+from .progress import Board, live_board
 
 __all__ = ["parse_decisions", "run_on_temporal", "show_on_temporal", "temporal_group", "worker_command"]
 
@@ -205,9 +207,28 @@ def run_on_temporal(
         run_id = resume_id
         if decisions:
             asyncio.run(decide(connection, run_id, decisions))
-    summary = asyncio.run(follow_run(connection, run_id))
+    with live_board(enabled=not as_json and sys.stdout.isatty()) as board:
+        on_state = _onto_board(board) if board is not None else None
+        summary = asyncio.run(follow_run(connection, run_id, on_state=on_state))
     report_summary(summary, as_json=as_json)
     return {"succeeded": 0, "invalid": EXIT_INVALID}.get(summary.status, 1)
+
+
+def _onto_board(board: Board) -> Callable[[Any], None]:
+    """A Temporal run's state, polled once a second, as the live board of the local engine shows it."""
+    from ..engines.protocol import TaskResult
+
+    results: dict[str, TaskResult] = {}
+
+    def on_state(summary: Any) -> None:
+        for task in summary.tasks:
+            if task.state == "scheduled":
+                continue
+            result = results.setdefault(task.task, TaskResult(task.task, task.for_each))
+            result.state, result.items, result.tally = task.state, range(task.items), dict(task.counts)
+            board.on_task(result)
+
+    return on_state
 
 
 def show_on_temporal(connection: Any, run_id: str, *, as_json: bool) -> None:

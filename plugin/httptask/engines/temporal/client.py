@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowQueryFailedError
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
@@ -25,12 +25,14 @@ from .model import (
     DECIDE_SIGNAL,
     RUN_WORKFLOW,
     STATE_QUERY,
+    BatchResult,
     Decision,
     ItemError,
     RunInput,
     RunSummary,
     Settings,
 )
+from .workflows import chunk_id
 
 __all__ = ["decide", "follow_run", "read_state", "start_run", "wait_run"]
 
@@ -107,8 +109,15 @@ async def wait_run(connection: Connection, run_id: str) -> RunSummary:
     return summary
 
 
-async def follow_run(connection: Connection, run_id: str, *, poll_seconds: float = 1.0) -> RunSummary:
-    """The run's summary once it ends, or its state as soon as it waits for an operator's decision."""
+async def follow_run(
+    connection: Connection,
+    run_id: str,
+    *,
+    poll_seconds: float = 1.0,
+    on_state: Callable[[RunSummary], None] | None = None,
+) -> RunSummary:
+    """The run's summary once it ends, or its state as soon as it waits for an operator's decision;
+    `on_state` sees its state at each poll, a fan-out's counts including its running chunk's."""
     client = await connect(connection)
     handle = client.get_workflow_handle(run_id, result_type=RunSummary)
     result = asyncio.ensure_future(handle.result())
@@ -121,12 +130,40 @@ async def follow_run(connection: Connection, run_id: str, *, poll_seconds: float
             state = await _read(client, connection, run_id)
             if state.status != "running":
                 return state
+            if on_state is not None:
+                await _add_running_chunks(client, state)
+                on_state(state)
     except WorkflowFailureError as exc:
         return _ended(run_id, str(exc.cause or exc))
     except RPCError as exc:
         raise _no_run(run_id, connection, exc) from None
     finally:
         result.cancel()
+
+
+async def _add_running_chunks(client: Client, state: RunSummary) -> None:
+    """Add to each running fan-out's counts those of its chunk under way: the run counts a chunk's items
+    when the chunk ends, and the chunk a batch's when the batch ends; before that, the batch's heartbeats
+    hold its records. Asked in that order, an item that moves on meanwhile is missed once, never counted
+    twice."""
+    for task in state.tasks:
+        if task.state != "running" or not task.for_each or not task.chunks:
+            continue
+        chunk = client.get_workflow_handle(chunk_id(state.run_id, task.task, task.chunks - 1))
+        try:
+            counts: dict[str, int] = await chunk.query(STATE_QUERY, result_type=dict)
+            pending = (await chunk.describe()).raw_description.pending_activities
+            for activity in pending:
+                if not activity.heartbeat_details.payloads:
+                    continue
+                (progress,) = await client.data_converter.decode(activity.heartbeat_details.payloads)
+                if BatchResult.is_wire(progress):
+                    for record in progress["records"]:
+                        counts[record["state"]] = counts.get(record["state"], 0) + 1
+        except (RPCError, WorkflowQueryFailedError):
+            continue
+        for key, n in counts.items():
+            task.counts[key] = task.counts.get(key, 0) + n
 
 
 async def read_state(connection: Connection, run_id: str) -> RunSummary:

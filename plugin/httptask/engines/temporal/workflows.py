@@ -275,10 +275,18 @@ def _reason(exc: ActivityError) -> str:
 class ChunkWorkflow:
     """Items [start, stop) of one `forEach`: its own history, so a fan-out's size is not bounded by one."""
 
+    def __init__(self) -> None:
+        self._tally = Tally("")
+
+    @workflow.query(name=STATE_QUERY)
+    def state(self) -> dict[str, int]:
+        """Its items' states so far, for a live view of the fan-out."""
+        return dict(self._tally.summary.counts)
+
     @workflow.run
     async def run(self, chunk: ChunkInput) -> ChunkSummary:
         started = workflow.now()
-        tally = Tally(chunk.task.id)
+        tally = self._tally = Tally(chunk.task.id)
         await send_range(
             chunk.ref,
             chunk.task,
