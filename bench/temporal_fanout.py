@@ -239,6 +239,7 @@ def throughput(
     """`shape` is (items, concurrency, batch size, lanes); `kinds` a subset of KINDS, for experiments."""
     items, concurrency, batch_size, lanes = shape
     runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
+    loads: list[float] = []
     with Loopback() as server:
         url = server.url
         workers = [
@@ -249,6 +250,7 @@ def throughput(
         worker_of = {"temporal": workers[0].pid, "naive": workers[1].pid}
         try:
             for _ in range(rounds):
+                loads.append(os.getloadavg()[0])
                 for kind in kinds:
                     runs[kind].append(_one(kind, address, url, shape, server_pid, worker_of.get(kind)))
         finally:
@@ -260,6 +262,7 @@ def throughput(
         figures[kind] = {
             "items_per_s": round(statistics.median(rates), 1),
             "range": [round(min(rates), 1), round(max(rates), 1)],
+            "each_round": [round(rate, 1) for rate in rates],
             "temporal_cpu_ms_per_item": round(
                 statistics.median(v["temporal_cpu_ms_per_item"] for v in values), 3
             ),
@@ -276,8 +279,14 @@ def throughput(
         "batch_size": batch_size,
         "lanes": lanes,
         "rounds": rounds,
+        "load_average_at_each_round": [round(load, 1) for load in loads],
         "kinds": figures,
         **{f"{a}_over_{b}": round(rate[a] / rate[b], 3) for a, b in pairs if a in rate and b in rate},
+        # Each round's runs ran one after another: the ratio within a round, under one load.
+        "temporal_over_naive_each_round": [
+            round(t["items_per_s"] / n["items_per_s"], 2)
+            for t, n in zip(runs.get("temporal", []), runs.get("naive", []), strict=False)
+        ],
     }
 
 
