@@ -187,11 +187,11 @@ def _one(
     url: str,
     shape: tuple[int, int, int, int],
     server_pid: int,
-    worker_pid: int | None,
+    worker_pids: list[int],
 ) -> dict[str, Any]:
     items, concurrency, batch_size, lanes = shape
     before = _cpu_seconds(server_pid)
-    worker_before = _cpu_seconds(worker_pid) if worker_pid else 0.0
+    worker_before = sum(_cpu_seconds(pid) for pid in worker_pids)
     if kind in ("local", "aiohttp"):
         client = "engine" if kind == "local" else "aiohttp"
         result = _json_of(
@@ -221,7 +221,7 @@ def _one(
             address, "bench-httptask", EXAMPLE.read_text(), inputs, concurrency, (batch_size, lanes)
         )
     server_cpu = _cpu_seconds(server_pid) - before
-    worker_cpu = _cpu_seconds(worker_pid) - worker_before if worker_pid else 0.0
+    worker_cpu = sum(_cpu_seconds(pid) for pid in worker_pids) - worker_before
     return {
         "items_per_s": items / result["seconds"],
         "temporal_cpu_ms_per_item": 1000 * server_cpu / items,
@@ -235,24 +235,27 @@ def throughput(
     shape: tuple[int, int, int, int],
     rounds: int,
     kinds: tuple[str, ...] = KINDS,
+    processes: int = 1,
 ) -> dict[str, Any]:
-    """`shape` is (items, concurrency, batch size, lanes); `kinds` a subset of KINDS, for experiments."""
+    """`shape` is (items, concurrency, batch size, lanes); `kinds` a subset of KINDS, for experiments;
+    `processes` worker processes for each Temporal kind."""
     items, concurrency, batch_size, lanes = shape
     runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
     loads: list[float] = []
     with Loopback() as server:
         url = server.url
-        workers = [
-            _worker(address, "bench-httptask", concurrency),
-            _naive_worker(address, "bench-naive", concurrency),
-        ]
-        # The worker each Temporal kind runs on, whose CPU time per item is measured like the server's.
-        worker_of = {"temporal": workers[0].pid, "naive": workers[1].pid}
+        # The workers each Temporal kind runs on, whose CPU time per item is measured like the server's.
+        worker_of = {
+            "temporal": [_worker(address, "bench-httptask", concurrency) for _ in range(processes)],
+            "naive": [_naive_worker(address, "bench-naive", concurrency) for _ in range(processes)],
+        }
+        workers = [process for processes_of in worker_of.values() for process in processes_of]
         try:
             for _ in range(rounds):
                 loads.append(os.getloadavg()[0])
                 for kind in kinds:
-                    runs[kind].append(_one(kind, address, url, shape, server_pid, worker_of.get(kind)))
+                    pids = [process.pid for process in worker_of.get(kind, [])]
+                    runs[kind].append(_one(kind, address, url, shape, server_pid, pids))
         finally:
             for process in workers:
                 _stop(process)
@@ -279,6 +282,7 @@ def throughput(
         "batch_size": batch_size,
         "lanes": lanes,
         "rounds": rounds,
+        "worker_processes": processes,
         "load_average_at_each_round": [round(load, 1) for load in loads],
         "kinds": figures,
         **{f"{a}_over_{b}": round(rate[a] / rate[b], 3) for a, b in pairs if a in rate and b in rate},
@@ -562,6 +566,9 @@ def _measure() -> None:
     parser.add_argument(
         "--kinds", default=",".join(KINDS), help="a subset of the throughput kinds, for experiments"
     )
+    parser.add_argument(
+        "--processes", type=int, default=1, help="worker processes for each Temporal kind (batching, naive)"
+    )
     parser.add_argument("--kill-trials", type=int, default=3)
     parser.add_argument("--large", type=int, default=100_000, help="items of the large fan-out; 0 skips it")
     parser.add_argument("--json", action="store_true")
@@ -577,7 +584,9 @@ def _measure() -> None:
         if args.rounds:
             shape = (args.items, args.concurrency, args.batch_size, args.lanes)
             kinds = tuple(args.kinds.split(","))
-            figures["throughput"] = throughput(server.address, server.process.pid, shape, args.rounds, kinds)
+            figures["throughput"] = throughput(
+                server.address, server.process.pid, shape, args.rounds, kinds, args.processes
+            )
             print(json.dumps(figures["throughput"]), file=sys.stderr, flush=True)
         if args.kill_trials:
             figures["kill"] = kill_resume(server.address, args.items, args.kill_trials)
