@@ -35,6 +35,7 @@ from httptask.engines.temporal.model import Settings
 
 # K and lanes as `httptask run --engine temporal` uses them.
 DEFAULTS = Settings()
+KILL_BATCH = 50
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -397,9 +398,9 @@ def _received(log: list[list[Any]]) -> dict[str, int]:
 
 
 def kill_resume(address: str, items: int, trials: int) -> dict[str, Any]:
-    """Two workers share a fan-out (Settings' batches, heartbeat timeout 5 s); one is killed with SIGKILL a
-    sixth of the way in. Measured: from the kill to the first request the other worker sends for an item of a
-    batch the killed one had started and not finished."""
+    """Two workers share a fan-out (16 batches of 50 in flight, heartbeat timeout 5 s); one is killed with
+    SIGKILL a sixth of the way in. Measured: from the kill to the first request the other worker sends for an
+    item of a batch the killed one had started and not finished."""
     waits = [_kill_once(address, items, f"bench-kill-{trial}") for trial in range(trials)]
     return {
         "trials": trials,
@@ -432,7 +433,10 @@ def _kill_once(address: str, items: int, queue: str) -> float:
                 workflow_text=EXAMPLE.read_text(),
                 file="bench.yaml",
                 inputs=inputs,
-                settings=Settings(concurrency=16, heartbeat_seconds=5),
+                # 16 batches of 50 in flight, one item at a time each: enough that both workers take some.
+                settings=Settings(
+                    concurrency=16, batch_size=KILL_BATCH, batch_lanes=1, heartbeat_seconds=5
+                ),
             )
             # Kill the victim while it has batches in flight: once it has sent a few dozen items, and before
             # the others are done.
@@ -449,7 +453,7 @@ def _kill_once(address: str, items: int, queue: str) -> float:
             if received["invoices"] != items or received["invoices_with_two_keys"]:
                 raise SystemExit(f"refunds lost or sent under two keys after a kill -9: {received}")
             by_victim = {e[1] for e in entries if e[2] == victim_auth}
-            size = DEFAULTS.batch_size
+            size = KILL_BATCH
             started = {int(invoice.split("_")[1]) // size for invoice in by_victim}
             unfinished = {
                 b
@@ -467,7 +471,7 @@ def _kill_once(address: str, items: int, queue: str) -> float:
         try:
             return asyncio.run(main())
         finally:
-            victim.wait()
+            _stop(victim, signal.SIGKILL)
             _stop(rescuer)
 
 
