@@ -6,6 +6,7 @@ from __future__ import annotations
 import difflib
 import json
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -203,6 +204,20 @@ def test_a_follower_that_comes_late_gets_every_event(client: httpx.Client) -> No
     first = events(client, run_id)
     assert events(client, run_id) == first
     assert first[-1][1]["outputs"] == {"status": 200}
+
+
+def test_outputs_of_an_editor_run_are_limited_in_wall_time(
+    client: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The editor renders a run's outputs on the event loop that answers everyone: their limit is wall time,
+    not the CPU time a loaded machine hands out slowly (here the CPU clock stands still)."""
+    monkeypatch.setattr(time, "thread_time", lambda: 0.0)
+    spin = "{% for i in range(1000) %}{% for j in range(8000) %}{% endfor %}{% endfor %}"  # seconds of CPU
+    text = chargebee_workflow() + f"  spin: '{spin}'\n"
+    started = client.post("/api/runs", json={"workflow": text, "input": {"memo": "spin"}})
+    assert started.status_code == 202, started.text
+    final = events(client, started.json()["run_id"])[-1][1]
+    assert "outputs.spin: the template ran longer than its limit of 1 s" in json.dumps(final), final
 
 
 def test_an_invalid_workflow_sends_nothing(client: httpx.Client, sandbox: SandboxThread) -> None:

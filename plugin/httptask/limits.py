@@ -42,6 +42,7 @@ __all__ = [
     "outputs_seconds",
     "read_capped",
     "search",
+    "serving",
     "size",
     "ticking",
     "time_limit",
@@ -96,6 +97,8 @@ class _Limit:
 
 # The current limit: set by `time_limit`, read by `check_time`.
 _deadline: ContextVar[_Limit | None] = ContextVar("httptask_render_deadline", default=None)
+# Set (`serving`) where template code runs on an event loop that answers others: limits count wall time there.
+_serving: ContextVar[bool] = ContextVar("httptask_serving", default=False)
 
 
 class LimitExceeded(Exception):
@@ -308,14 +311,26 @@ def time_limit(seconds: float = RENDER_SECONDS, *, cpu: bool = False) -> Iterato
     """Let template code run for `seconds` (or until an enclosing limit ends, if sooner); `check_time` then
     stops it. The sandbox checks on every loop step, call, filter and operator. With `cpu`, the seconds are
     the thread's CPU time: for a run's own long work, which a busy machine must not fail; the editor, which
-    answers others, keeps wall-clock limits."""
+    answers others, keeps wall-clock limits (`serving`)."""
     outer = _deadline.get()
-    limit = _Limit(seconds, cpu=cpu)
+    limit = _Limit(seconds, cpu=cpu and not _serving.get())
     token = _deadline.set(limit if outer is None or limit.deadline < outer.deadline else outer)
     try:
         yield
     finally:
         _deadline.reset(token)
+
+
+@contextmanager
+def serving() -> Iterator[None]:
+    """Within (and in the tasks started within), `time_limit(cpu=True)` counts wall time: the editor's runs
+    render their outputs on the event loop that answers everyone, which a loaded machine must not hold for
+    many times the limit."""
+    token = _serving.set(True)
+    try:
+        yield
+    finally:
+        _serving.reset(token)
 
 
 def outputs_seconds(items: int) -> float:

@@ -50,7 +50,7 @@ from .errors import (
 )
 from .execute import Prepared, issue_records, prepare, response_record, send_prepared
 from .isolation import WorkerPool
-from .limits import LimitExceeded, check_depth
+from .limits import LimitExceeded, check_depth, serving
 from .liveruns import LiveRun, LiveRuns
 from .messages import HttpResponse
 from .netguard import DestinationPolicy, ResolveFunction
@@ -722,7 +722,8 @@ def create_app(
                 on_task=on_task,
             )
 
-        live = live_runs.start(run.run_id, run.workflow, drive, journal.close)
+        with serving():  # the run's task, started here, renders its outputs on this loop: in wall time
+            live = live_runs.start(run.run_id, run.workflow, drive, journal.close)
         return RunOut(**secrets.redactor.redact_value(live.snapshot()))
 
     @app.get("/api/runs/{run_id}", response_model=RunOut, responses=_ERRORS)
