@@ -101,6 +101,13 @@ def test_a_run_reads_its_items_from_a_json_lines_file(tmp_path: Path) -> None:
     stored = json.loads(inputs)["refunds"]["$items"]
     assert (stored["file"], stored["count"]) == (str(refunds.resolve()), ITEMS)
     assert len(stored["sha256"]) == 64
+    with sqlite3.connect(env["HTTPTASK_JOURNAL"]) as connection:
+        # Each step's row (request and response) fits in its page: none spills into an overflow page.
+        (page_size,) = connection.execute("PRAGMA page_size").fetchone()
+        (spilled,) = connection.execute(
+            "SELECT count(*) FROM dbstat WHERE name = 'steps' AND pagetype = 'overflow'"
+        ).fetchone()
+    assert (page_size, spilled) == (16384, 0)
 
 
 def test_a_killed_run_resumed_sends_nothing_twice(tmp_path: Path) -> None:

@@ -47,7 +47,7 @@ def test_a_run_whose_journal_fills_up_stops_sending_and_a_resume_acts_on_each_re
             capture_output=True,
             text=True,
             timeout=120,
-            preexec_fn=lambda: _limit_file_size(150_000),
+            preexec_fn=lambda: _limit_file_size(300_000),
         )
         assert full.returncode == 2, full.stdout + full.stderr
         assert f"error: The journal {str(journal)!r} {FULL.format(why='disk I/O error')}" in full.stderr
@@ -90,7 +90,7 @@ def test_a_full_journal_refuses_a_new_run_with_a_sentence_not_a_traceback(tmp_pa
     journal._reader.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own 'database or disk is full'
     with pytest.raises(UsageError) as refused:
         journal.create_run(
-            "r", workflow="w", file="w.yaml", workflow_text="x" * 10_000, inputs={}, inputs_redacted=False,
+            "r", workflow="w", file="w.yaml", workflow_text="x" * 100_000, inputs={}, inputs_redacted=False,
             options={},
         )  # fmt: skip
     assert str(refused.value).startswith(
