@@ -81,6 +81,15 @@ def _resume_deciding(
     return _httptask(env, "run", "--resume", run_id, *decisions, *args)
 
 
+def _killed(
+    env: dict[str, str], url: str, point: str, n: int, workflow: Path, refunds: Path, *args: str
+) -> str:
+    """The id of a run of `workflow` over `refunds` killed with SIGKILL at `point` of its `n`th request."""
+    api = json.dumps({"api_url": url})
+    items = f"refunds={refunds}"
+    return killed_run(env, point, n, "run", str(workflow), "--input", api, "--input-items", items, *args)
+
+
 def _paths(count: int) -> set[str]:
     return {f"/invoices/inv_{n:03d}/record_refund" for n in range(count)}
 
@@ -113,9 +122,7 @@ def test_a_run_reads_its_items_from_a_json_lines_file(tmp_path: Path) -> None:
 def test_a_killed_run_resumed_sends_nothing_twice(tmp_path: Path) -> None:
     workflow, refunds, env = _setup(tmp_path)
     with fault_server() as server:
-        api = json.dumps({"api_url": server.url})
-        run_id = killed_run(env, "after-sent-before-write", 12, "run", str(workflow), "--input", api,
-                            "--input-items", f"refunds={refunds}", "--concurrency", "4")  # fmt: skip
+        run_id = _killed(env, server.url, "after-sent-before-write", 12, workflow, refunds, "--concurrency=4")
         before = server.acted()
         assert 0 < sum(before.values()) < ITEMS and set(before.values()) == {1}
 
@@ -142,9 +149,7 @@ def test_a_killed_run_resumed_sends_nothing_twice(tmp_path: Path) -> None:
 def test_a_resume_refuses_an_items_file_that_changed(tmp_path: Path, change: str) -> None:
     workflow, refunds, env = _setup(tmp_path)
     with fault_server() as server:
-        api = json.dumps({"api_url": server.url})
-        run_id = killed_run(env, "before-sent-commit", 8, "run", str(workflow), "--input", api,
-                            "--input-items", f"refunds={refunds}", "--concurrency", "1")  # fmt: skip
+        run_id = _killed(env, server.url, "before-sent-commit", 8, workflow, refunds, "--concurrency=1")
         before = server.acted()
         lines = refunds.read_text().splitlines(keepends=True)
         lines[2], lines[3] = lines[3], lines[2]  # the same items, two of them swapped
@@ -170,9 +175,7 @@ def test_a_resume_refuses_an_items_file_that_changed(tmp_path: Path, change: str
 def test_a_resume_reads_a_moved_file_that_holds_the_same_items(tmp_path: Path) -> None:
     workflow, refunds, env = _setup(tmp_path)
     with fault_server() as server:
-        api = json.dumps({"api_url": server.url})
-        run_id = killed_run(env, "before-sent-commit", 8, "run", str(workflow), "--input", api,
-                            "--input-items", f"refunds={refunds}", "--concurrency", "1")  # fmt: skip
+        run_id = _killed(env, server.url, "before-sent-commit", 8, workflow, refunds, "--concurrency=1")
         moved = refunds.rename(tmp_path / "moved.jsonl")
         missing = _httptask(env, "run", "--resume", run_id)
         assert missing.returncode == 2
@@ -292,9 +295,7 @@ def test_a_run_killed_while_scheduling_its_items_resumes(tmp_path: Path) -> None
     items = 10_050
     workflow, refunds, env = _setup(tmp_path, items=items)
     with fault_server() as server:
-        api = json.dumps({"api_url": server.url})
-        run_id = killed_run(env, "during-group-commit", 2, "run", str(workflow), "--input", api,
-                            "--input-items", f"refunds={refunds}")  # fmt: skip
+        run_id = _killed(env, server.url, "during-group-commit", 2, workflow, refunds)
         assert server.arrivals() == {}
         with sqlite3.connect(env["HTTPTASK_JOURNAL"]) as connection:
             (scheduled,) = connection.execute("SELECT count(*) FROM steps WHERE item >= 0").fetchone()
