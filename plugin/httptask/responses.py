@@ -34,9 +34,24 @@ def check_response(op: Operation, response: HttpResponse) -> list[Issue]:
 def documented_response(op: Operation, status: int) -> Response | None:
     """The response `op` documents for `status`: the status itself, else its range (`2XX`), else
     `default`; None when the operation documents none of them."""
-    by_status = {response.status.upper(): response for response in op.responses}
+    by_status = _by_status(op)
     code = str(status)
     return by_status.get(code) or by_status.get(f"{code[0]}XX") or by_status.get("DEFAULT")
+
+
+# An operation's responses by status, made once per operation: every answer of a run looks its status up. The
+# entry holds the operation, so its id is not reused while the entry lives.
+_STATUSES: dict[int, tuple[Operation, dict[str, Response]]] = {}
+_STATUSES_KEPT = 1024
+
+
+def _by_status(op: Operation) -> dict[str, Response]:
+    found = _STATUSES.get(id(op))
+    if found is None or found[0] is not op:
+        if len(_STATUSES) >= _STATUSES_KEPT:  # a long-lived editor may load many catalogs
+            _STATUSES.clear()
+        found = _STATUSES[id(op)] = (op, {response.status.upper(): response for response in op.responses})
+    return found[1]
 
 
 def is_json_media(content_type: str) -> bool:

@@ -43,6 +43,8 @@ _MAX_REDIRECTS = 5
 # Characters that cannot stand in a URL on the wire as they are (non-ASCII, space, controls, `"<>\^`{|}`),
 # and a `%` that starts no escape; a URL without any is sent byte for byte.
 _UNSAFE = re.compile(r'[^\x21-\x7e]|["<>\\^`{|}]|%(?![0-9A-Fa-f]{2})')
+# What would split a request in a header's name or value.
+_BREAK = re.compile("[\r\n\0]")
 
 
 @dataclass(frozen=True)
@@ -201,7 +203,7 @@ def _check_headers(request: HttpRequest) -> None:
     """A header with CR, LF or NUL would split the request (aiohttp refuses it after connecting): refuse it
     here, before anything is sent."""
     for name, value in request.headers:
-        if any(ch in name or ch in value for ch in "\r\n\0"):
+        if _BREAK.search(name) or _BREAK.search(value):
             raise NotSent(
                 f"Not sent: the header {name!r} holds a line break or NUL, which would split the request.",
                 retryable=False,
