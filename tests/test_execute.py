@@ -297,6 +297,34 @@ def test_cr_lf_in_a_header_value_is_refused() -> None:
     ]
 
 
+SURROGATE = "half of a UTF-16 surrogate pair, which cannot be sent as UTF-8; fix the value it comes from"
+
+
+@pytest.mark.parametrize(
+    ("request_values", "path"),
+    [
+        ({"path": {"invoice-id": "inv_{{ input.bad }}"}}, "$.path.invoice-id"),
+        ({"path": {"invoice-id": "inv_1"}, "body": {"comment": "{{ input.bad }}"}}, "$.body.comment"),
+    ],
+)
+def test_a_lone_surrogate_from_json_input_is_an_issue_not_a_traceback(
+    request_values: dict[str, Any], path: str
+) -> None:
+    # `--input '{"bad": "\\ud800"}'` gives a str that UTF-8 cannot encode: nothing can be sent, so say where.
+    with pytest.raises(RequestInvalid) as caught:
+        _prepare({"operation": "chargebee.refund_invoice", "request": request_values}, {"bad": "\ud800"})
+    assert [str(i) for i in caught.value.issues] == [f"{path}: holds '\\ud800', {SURROGATE}"]
+
+
+def test_a_lone_surrogate_in_a_raw_request_s_body_is_an_issue() -> None:
+    form = "application/x-www-form-urlencoded"
+    raw = {"url": "http://127.0.0.1:9/hook", "method": "POST", "contentType": form}
+    task = {"httpRequest": {**raw, "body": {"a": ["\udfff"]}}}
+    with pytest.raises(RequestInvalid) as caught:
+        _prepare(task)
+    assert [str(i) for i in caught.value.issues] == [f"$.httpRequest.body.a[0]: holds '\\udfff', {SURROGATE}"]
+
+
 def test_a_raw_http_request_task_is_sent_as_written_without_spec_validation() -> None:
     prepared = _prepare(
         {

@@ -14,7 +14,7 @@ from typing import Any
 from .auth import auth_parts
 from .catalog import Catalog
 from .encoding import encode_body
-from .errors import HttptaskError, Issue, RequestInvalid, ResponseInvalid, TemplateError
+from .errors import HttptaskError, Issue, RequestInvalid, ResponseInvalid, TemplateError, child_path
 from .messages import HttpRequest, HttpResponse, RequestValues
 from .redaction import Redactor
 from .requests import (
@@ -238,17 +238,21 @@ class TaskPlan:
             extra_headers[key_header.lower()] = key
         content = b""
         media = body_media_type(op, values.headers.get("content-type")) if values.has_body else None
-        if media is not None:
-            body_headers, content = encode_body(values.body, media.content_type, form_style=media.form_style)
-            extra_headers.update({k.lower(): v for k, v in body_headers.items()})
-        request = build_request(
-            op,
-            values,
-            base_url=choice.base_url,
-            content=content,
-            extra_headers=extra_headers,
-            extra_query=auth_query,
-        )
+        try:
+            if media is not None:
+                style = media.form_style
+                body_headers, content = encode_body(values.body, media.content_type, form_style=style)
+                extra_headers.update({k.lower(): v for k, v in body_headers.items()})
+            request = build_request(
+                op,
+                values,
+                base_url=choice.base_url,
+                content=content,
+                extra_headers=extra_headers,
+                extra_query=auth_query,
+            )
+        except UnicodeEncodeError:
+            raise RequestInvalid(op.id, _unencodable(values.to_dict(), "$")) from None
         redactor = self._secrets.redactor
         return Prepared(task, op, request, values, is_idempotent(op.method, key_header), key, redactor)
 
@@ -353,11 +357,36 @@ def _merge(shape: _Shape, static: Any, dynamic: Any) -> Any:
 
 
 def _prepare_raw(task: Task, raw: RawRequest, redactor: Redactor, key: str | None) -> Prepared:
-    request, issues = build_raw_request(raw, idempotency_key=key)
+    try:
+        request, issues = build_raw_request(raw, idempotency_key=key)
+    except UnicodeEncodeError:
+        raise RequestInvalid(task.id, _unencodable(raw.body, "$.httpRequest.body")) from None
     if issues:
         raise RequestInvalid(task.id, issues)
     key_header = idempotency_header(None) if key else None
     return Prepared(task, None, request, None, is_idempotent(raw.method, key_header), key, redactor)
+
+
+def _unencodable(value: Any, path: str) -> list[Issue]:
+    """Where `value` holds a lone surrogate (JSON's `\\ud800` gives one), which UTF-8 cannot carry."""
+    if isinstance(value, str):
+        bad = next((ch for ch in value if "\ud800" <= ch <= "\udfff"), None)
+        if bad is None:
+            return []
+        problem = (
+            f"holds {bad!r}, half of a UTF-16 surrogate pair, which cannot be sent as UTF-8; "
+            "fix the value it comes from"
+        )
+        return [Issue(path, problem)]
+    if isinstance(value, Mapping):
+        return [
+            issue
+            for key, item in value.items()
+            for issue in _unencodable(key, path) + _unencodable(item, child_path(path, str(key)))
+        ]
+    if isinstance(value, list | tuple):
+        return [issue for n, item in enumerate(value) for issue in _unencodable(item, child_path(path, n))]
+    return []
 
 
 async def send_prepared(

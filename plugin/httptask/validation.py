@@ -220,6 +220,18 @@ def _fast_validator(schema: Any, resources: Mapping[str, Any] | None = None) -> 
         return None
 
 
+def _surely_valid(fast: Any, instance: Any) -> bool:
+    """Whether jsonschema-rs (`fast`, None where it could not take the schema) finds `instance` valid; False
+    where it cannot tell (it refuses a string with a lone surrogate, which JSON's `\\ud800` gives), so that
+    jsonschema decides."""
+    if fast is None:
+        return False
+    try:
+        return bool(fast.is_valid(instance))
+    except ValueError:
+        return False
+
+
 def _bounded(schema: Any, resources: Mapping[str, Any]) -> bool:
     """Whether `schema`, with every `$ref` into `resources` expanded, is a tree of at most _FAST_NODES nodes.
     A reference inside one resource (`#...`) counts as a cycle: it is how a recursive schema is written."""
@@ -334,7 +346,7 @@ def validate_values(op: Operation, values: RequestValues, server: Server | None 
         instance.pop("body", None)
     validator, fast = _VALIDATORS.get(op, server)
     try:
-        if fast is not None and fast.is_valid(instance):
+        if _surely_valid(fast, instance):
             return []
         return _issues(validator.iter_errors(instance))
     except RecursionError:
@@ -358,7 +370,7 @@ def validate_body(media: MediaType, body: Any, *, root: str = "$.body", limit: i
     under `root`; a last issue says when there are more. A schema that cannot be used is a `SpecError`."""
     try:
         validator, fast = _VALIDATORS.body(media)
-        if fast is not None and fast.is_valid(body):
+        if _surely_valid(fast, body):
             return []
         errors = list(itertools.islice(validator.iter_errors(body), limit + 1))
     except RecursionError:
@@ -376,7 +388,7 @@ def validate_body(media: MediaType, body: Any, *, root: str = "$.body", limit: i
 def validate_instance(instance: Any, schema: dict[str, Any], *, root: str = "$") -> list[Issue]:
     """Validate any value against a schema (workflow inputs, task files); errors as issues under `root`."""
     fast = _fast_validator(schema)
-    if fast is not None and fast.is_valid(instance):
+    if _surely_valid(fast, instance):
         return []
     validator = _Validator(schema, format_checker=_FORMATS)
     try:
