@@ -129,12 +129,12 @@ def test_spec_files_pairs_apis_with_files(tmp_path: Path) -> None:
 def test_the_index_cache_spares_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
     first = Catalog.default().entries
     index = Path(os.environ["HTTPTASK_CACHE_DIR"]) / "index.json"
-    assert json.loads(index.read_text(encoding="utf-8"))["version"] == 1
+    assert json.loads(index.read_text(encoding="utf-8"))["version"] == 2
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("the index is fresh: no spec should be parsed")
 
-    monkeypatch.setattr(spec_module, "load_spec", refuse)
+    monkeypatch.setattr(spec_module, "load_document", refuse)
     assert Catalog.default().entries == first
     assert Catalog.default().search("refund")[0].entry.id in SEED_IDS
 
@@ -157,7 +157,7 @@ def test_a_broken_cache_is_ignored_and_rewritten() -> None:
     index = Path(os.environ["HTTPTASK_CACHE_DIR"]) / "index.json"
     index.write_text("{not json", encoding="utf-8")
     assert set(Catalog.default().ids()) >= SEED_IDS
-    assert json.loads(index.read_text(encoding="utf-8"))["version"] == 1
+    assert json.loads(index.read_text(encoding="utf-8"))["version"] == 2
 
 
 @pytest.mark.shared

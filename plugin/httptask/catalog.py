@@ -2,7 +2,8 @@
 
 A spec file `DIR/NAME.yaml|yml|json` is the API `NAME`; a folder `DIR/NAME/` of spec files is one API `NAME`
 made of several documents (an imported vendor API split into modules). The index of light entries is
-cached on disk per file (keyed by size and mtime) so that listing and searching parse no spec at all.
+cached on disk per file (keyed by size, modification and change times and inode) so that listing and searching
+parse no spec at all; one operation of a large document loads from its cached excerpt (see excerpts.py).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import UnknownOperation
 from .resources import bundled_dir, cache_dir, user_specs_dirs
@@ -26,7 +27,10 @@ if TYPE_CHECKING:  # a warm index parses no spec, so the spec loader (and yaml) 
 __all__ = ["SPEC_SUFFIXES", "Catalog", "Entry", "SearchHit", "catalog_sources", "index_specs", "spec_files"]
 
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
-_INDEX_VERSION = 1
+_INDEX_VERSION = 2
+# Past this many operations of one document, the whole document is parsed once rather than excerpt by excerpt
+# (the sandbox asks for every operation).
+_EXCERPTS_PER_DOCUMENT = 20
 # Field weights for ranking: what an author types usually names the action or the API.
 _WEIGHTS = {"operation_id": 3.0, "summary": 3.0, "api": 2.0, "path": 2.0, "tags": 1.0, "description": 1.0}
 _WORD = re.compile(r"[a-z0-9]+")
@@ -87,6 +91,14 @@ class Catalog:
         self._sources = list(sources)
         self._index_cache = index_cache
         self._specs: dict[Path, Spec] = {}
+        self._operations: dict[str, Operation] = {}
+        self._excerpted: dict[Path, int] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The editor hands its catalog to each worker it starts: the sources and the index, not loaded specs.
+        state = dict(self.__dict__)
+        state.update(_specs={}, _operations={}, _excerpted={})
+        return state
 
     @classmethod
     def default(cls) -> Catalog:
@@ -126,11 +138,16 @@ class Catalog:
 
     def operation(self, operation_id: str) -> Operation:
         """The full operation for a catalog id such as `chargebee.record_refund`."""
-        entry = self.entry(operation_id)
-        spec = self._load(entry.api, Path(entry.source))
-        op = spec.operation(operation_id.split(".", 1)[1])
-        if op is None:  # the file changed since the index was written
-            raise UnknownOperation(operation_id, self.closest(operation_id))
+        op = self._operations.get(operation_id)
+        if op is None:
+            entry = self.entry(operation_id)
+            path, name = Path(entry.source), operation_id.split(".", 1)[1]
+            op = self._excerpt(entry.api, path, name)
+            if op is None:
+                op = self._load(entry.api, path).operation(name)
+            if op is None:  # the file changed since the index was written
+                raise UnknownOperation(operation_id, self.closest(operation_id))
+            self._operations[operation_id] = op
         return op
 
     def closest(self, operation_id: str, limit: int = 3) -> list[str]:
@@ -170,21 +187,62 @@ class Catalog:
                 close.setdefault(match, similarity / 100 * 0.8)
         return close
 
-    def _load(self, api: str, path: Path) -> Spec:
-        from .spec import load_spec
+    def _excerpt(self, api: str, path: Path, name: str) -> Operation | None:
+        """The operation from the cached excerpt of its large document; None when it must be parsed whole."""
+        if self._index_cache is None or path in self._specs:
+            return None
+        try:
+            key = _file_key(path)
+        except OSError:
+            return None  # loading the document says what is wrong
+        count = self._excerpted.get(path, 0)
+        if key[0] < _excerpt_bytes() or count >= _EXCERPTS_PER_DOCUMENT:
+            return None
+        from .excerpts import load_operation
 
+        self._excerpted[path] = count + 1
+        return load_operation(path, api, name, key, self._index_cache.parent)
+
+    def _load(self, api: str, path: Path) -> Spec:
         if path not in self._specs:
-            self._specs[path] = load_spec(path, api=api)
+            self._specs[path] = _load_spec(path, api, self._index_cache)
         return self._specs[path]
 
 
-def index_specs(specs: Iterable[tuple[Spec, Path]], index_cache: Path | None = None) -> None:
+def _excerpt_bytes() -> int:
+    from .excerpts import MIN_BYTES
+
+    return MIN_BYTES
+
+
+def _load_spec(path: Path, api: str, index_cache: Path | None) -> Spec:
+    """Parse a whole document; a large one also gets its excerpts cached, when it did not change meanwhile."""
+    from .spec import load_document, parse_spec
+
+    key = _file_key(path) if path.exists() else None
+    document = load_document(path)
+    spec = parse_spec(document, api=api, source=str(path))
+    if index_cache is not None and key is not None and key[0] >= _excerpt_bytes() and key == _file_key(path):
+        from .excerpts import write_excerpts
+
+        write_excerpts(document, spec, path, key, index_cache.parent)
+    return spec
+
+
+def index_specs(specs: Iterable[tuple[Spec, Path, dict[str, Any]]], index_cache: Path | None = None) -> None:
     """Put the operations of specs just loaded into the index cache, each under the catalog file it was
-    written to, so that the next listing or search parses none of them."""
+    written to, so that the next listing or search parses none of them; and the excerpts of large ones, so
+    that loading one operation parses only what it needs. Each spec comes with the document it was parsed
+    from, exactly as written to its file."""
     index_cache = index_cache or cache_dir() / "index.json"
     files = _read_index(index_cache)
-    for spec, path in specs:
-        files[str(path)] = _record(spec, path, _file_key(path))
+    for spec, path, document in specs:
+        key = _file_key(path)
+        files[str(path)] = _record(spec, path, key)
+        if key[0] >= _excerpt_bytes():
+            from .excerpts import write_excerpts
+
+            write_excerpts(document, spec, path, key, index_cache.parent)
     _write_index(index_cache, files)
 
 
@@ -223,8 +281,10 @@ def _write_index(index_cache: Path | None, files: dict[str, dict[str, object]]) 
 
 
 def _file_key(path: Path) -> list[int]:
+    """What says a file is the one cached: its change time moves on any write, even one that restores the
+    modification time, and its inode changes when another file is renamed over it."""
     stat = path.stat()
-    return [stat.st_size, stat.st_mtime_ns]
+    return [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
 
 
 def _entry(op: Operation, path: Path) -> dict[str, object]:

@@ -243,4 +243,6 @@ def _write_atomically(
         result.written = sorted(final.iterdir()) if final.is_dir() else [final]
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    index_specs((spec, name) for (_file, _document, spec), name in zip(documents, names, strict=True))
+    index_specs(
+        (spec, name, document) for (_file, document, spec), name in zip(documents, names, strict=True)
+    )

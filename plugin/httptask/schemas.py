@@ -16,7 +16,7 @@ import itertools
 import json
 import re
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -204,6 +204,9 @@ class Schemas:
         self._targets: dict[str, Any] = {}  # absolute URI -> the normalised schema it names
         self._names: dict[str, str] = {}  # absolute URI -> the name a marker shows (`Category`)
         self._pending: list[str] = []
+        # absolute URI -> the URIs its schema refers to, as written (before any cycle is cut)
+        self._refers: dict[str, set[str]] = {}
+        self._noted: set[str] | None = None
         self._linked: dict[int, tuple[Any, Any]] = {}  # id of a schema as written -> (it, normalised)
         self._views: dict[Any, tuple[Any, Any]] = {}
         self._cycles_cut = True
@@ -229,11 +232,27 @@ class Schemas:
         self._linked[id(raw)] = (raw, node)
         while self._pending:
             uri = self._pending.pop()
-            self._targets[uri] = _normalise(
-                _find(self._document, self._pointer(uri)), self._pointer(uri), self._absolute
-            )
+            self._noted = self._refers[uri] = set()
+            try:
+                self._targets[uri] = _normalise(
+                    _find(self._document, self._pointer(uri)), self._pointer(uri), self._absolute
+                )
+            finally:
+                self._noted = None
             self._cycles_cut = False
         return node
+
+    def pointers(self, schemas: Iterable[Any]) -> set[str]:
+        """The JSON pointers of every schema of the document that `schemas` (normalised by `schema()`) refer
+        to, directly or through others: what a document holding only them needs."""
+        pending = [uri for schema in schemas for uri in _refs_in(schema, self._urn)]
+        reached: set[str] = set()
+        while pending:
+            uri = pending.pop()
+            if uri not in reached:
+                reached.add(uri)
+                pending.extend(self._refers.get(uri, ()))
+        return {self._pointer(uri) for uri in reached}
 
     def close(self) -> None:
         """Say that every operation's schemas are in: cycles are cut now, before any thread reads them."""
@@ -291,6 +310,8 @@ class Schemas:
                 )
             self._names[uri] = (_tokens(target) or ["(document)"])[-1]
             self._pending.append(uri)
+        if self._noted is not None:
+            self._noted.add(uri)
         return uri
 
     def _pointer(self, uri: str) -> str:
@@ -304,6 +325,9 @@ class Schemas:
             self._cycles_cut = True
 
     def _cut_each_cycle(self) -> None:
+        # Depth first from the schemas in the order the operations met them: a cycle is cut where it closes
+        # back on the schema an operation entered it by (an operation loaded alone, from its excerpt, is cut
+        # from its own entry).
         edges = {uri: list(_in_place_refs(target)) for uri, target in self._targets.items()}
         state: dict[str, int] = {}  # 1: on the current path, 2: done
         for start in edges:
@@ -326,6 +350,22 @@ class Schemas:
                     stack.pop()
 
 
+def _refs_in(node: Any, urn: str) -> list[str]:
+    """The absolute `$ref`s of this document in a normalised schema (a `$ref` in data stays as written)."""
+    found: list[str] = []
+    pending = [node]
+    while pending:
+        current = pending.pop()
+        if isinstance(current, dict):
+            ref = current.get("$ref")
+            if isinstance(ref, str) and ref.startswith(urn):
+                found.append(ref)
+            pending.extend(current.values())
+        elif isinstance(current, list):
+            pending.extend(current)
+    return found
+
+
 def _in_place_refs(node: Any) -> list[tuple[JSON, str]]:
     """The (holder, URI) of each `$ref` that `node` applies to its own instance."""
     found: list[tuple[JSON, str]] = []
@@ -336,12 +376,14 @@ def _in_place_refs(node: Any) -> list[tuple[JSON, str]]:
             continue
         if isinstance(current.get("$ref"), str):
             found.append((current, current["$ref"]))
-        for key in _IN_PLACE & current.keys():
-            value = current[key]
+        # In the schema's own order (reversed, as the stack pops): the same document cuts the same references.
+        for key, value in reversed(current.items()):
+            if key not in _IN_PLACE:
+                continue
             if isinstance(value, list):
-                pending.extend(value)
+                pending.extend(reversed(value))
             elif key == "dependentSchemas" and isinstance(value, dict):
-                pending.extend(value.values())
+                pending.extend(reversed(value.values()))
             else:
                 pending.append(value)
     return found

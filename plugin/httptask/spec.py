@@ -8,6 +8,7 @@ samples read), made the first time it is asked for.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import re
@@ -20,7 +21,7 @@ from typing import Any
 
 from .errors import SourceError, SpecError
 from .limits import MAX_SPEC_BYTES, LimitExceeded, read_capped
-from .schemas import Schemas, escape, lookup, normalise_schema
+from .schemas import Schemas, escape, local_pointer, lookup, normalise_schema
 from .yamlsource import parse_document
 
 __all__ = [
@@ -160,6 +161,8 @@ class Operation:
     amount: dict[str, Any] | None = None
     # The document's schemas, which the `$ref`s of `linked_schema`s name; None when nothing refers to them.
     schemas: Schemas | None = field(default=None, compare=False, repr=False)
+    # The JSON pointers of the reference objects (parameters, responses, path items...) it was built from.
+    references: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     @property
     def id(self) -> str:
@@ -186,6 +189,8 @@ class Spec:
     description: str = ""
     api_name: str = ""
     operations: tuple[Operation, ...] = field(default=())
+    # The JSON pointers of the reference objects every operation needs (the security schemes').
+    references: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     def operation(self, operation_id: str) -> Operation | None:
         return next((op for op in self.operations if op.operation_id == operation_id), None)
@@ -259,15 +264,16 @@ def _parse(document: JSON, *, api: str, source: str) -> Spec:
     schemes = _security_schemes(resolver)
     top_servers = _servers(document.get("servers"), resolver, "/servers")
     top_security = document.get("security")
+    shared = frozenset(resolver.trail)
     operations = []
-    for path, path_item, pointer in _path_items(resolver):
+    for path, path_item, pointer, item_trail in _path_items(resolver):
         for method in HTTP_METHODS:
             raw = path_item.get(method)
             if raw is None:
                 continue
             op_pointer = f"{pointer}/{method}"
-            operations.append(
-                _operation(
+            resolver.trail = set(item_trail)
+            op = _operation(
                     resolver,
                     api=api,
                     api_name=str(document.get("x-api-name") or info.get("title") or api),
@@ -280,7 +286,7 @@ def _parse(document: JSON, *, api: str, source: str) -> Spec:
                     schemes=schemes,
                     default_security=top_security,
                 )
-            )
+            operations.append(dataclasses.replace(op, references=frozenset(resolver.trail)))
     _check_unique_ids(operations, source)
     resolver.schemas.close()
     return Spec(
@@ -291,6 +297,7 @@ def _parse(document: JSON, *, api: str, source: str) -> Spec:
         description=str(info.get("description", "")),
         api_name=str(document.get("x-api-name") or info.get("title") or api),
         operations=tuple(operations),
+        references=shared,
     )
 
 
@@ -314,9 +321,12 @@ class _Resolver:
         self.document = document
         self.source = source
         self.schemas = Schemas(document, source)
+        self.trail: set[str] = set()  # the pointers looked up since it was last emptied
 
     def lookup(self, ref: str, pointer: str) -> Any:
-        return lookup(self.document, ref, source=self.source, at=pointer)
+        found = lookup(self.document, ref, source=self.source, at=pointer)
+        self.trail.add(local_pointer(ref, source=self.source, at=pointer))
+        return found
 
     def deref(self, node: Any, pointer: str) -> Any:
         """Follow a top-level `$ref` chain; sibling keys override the target (vendors put inline copies
@@ -342,7 +352,8 @@ def _mapping(node: Any, resolver: _Resolver, pointer: str, what: str) -> JSON:
     return node
 
 
-def _path_items(resolver: _Resolver) -> Iterator[tuple[str, JSON, str]]:
+def _path_items(resolver: _Resolver) -> Iterator[tuple[str, JSON, str, frozenset[str]]]:
+    """Each path item, dereferenced, with the pointers looked up to do so."""
     paths = resolver.document.get("paths") or {}
     if not isinstance(paths, dict):
         message = "'paths' must be a mapping of paths to path items."
@@ -354,10 +365,11 @@ def _path_items(resolver: _Resolver) -> Iterator[tuple[str, JSON, str]]:
             message = f"the path {json.dumps(path)} holds a control character; remove it."
             shown = _CONTROL.sub(lambda m: f"%{ord(m.group()):02X}", pointer)  # as a URI fragment writes it
             raise SpecError(message, file=resolver.source, pointer=shown)
+        resolver.trail = set()
         item = resolver.deref(item, pointer)
         if not isinstance(item, dict):
             raise SpecError("a path item must be a mapping.", file=resolver.source, pointer=pointer)
-        yield path, item, pointer
+        yield path, item, pointer, frozenset(resolver.trail)
 
 
 def _servers(raw: Any, resolver: _Resolver, pointer: str) -> tuple[Server, ...]:
