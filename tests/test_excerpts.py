@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import pickle
 import re
 import sqlite3
 import time
@@ -230,3 +231,32 @@ def test_what_a_killed_builder_left_is_removed_by_the_next_build(big: Path) -> N
     cache_of(big).unlink()
     assert Catalog.default().operation(SHOWN).method == "POST"  # parsed whole, and cached again
     assert sorted(p.name for p in cache_of(big).parent.iterdir()) == sorted([cache_of(big).name, recent.name])
+
+
+def test_an_editor_showing_many_operations_never_reads_the_whole_document(
+    big: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalog = Catalog.default()
+    ids = [i for i in catalog.ids() if i.startswith("big.")][:40]
+    refuse_parsing(monkeypatch)
+    assert [catalog.operation(i).id for i in ids] == ids
+    # A worker the editor starts gets the catalog without the operations loaded so far, and loads its own.
+    copy = pickle.loads(pickle.dumps(catalog))
+    assert copy._operations == {} and copy._specs == {}
+    assert copy.operation(ids[-1]).id == ids[-1]
+
+
+def test_every_operation_at_once_parses_each_document_once(
+    big: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalog = Catalog.default()
+    read: list[Path] = []
+    load_document = spec_module.load_document
+
+    def counted(path: Path) -> Any:
+        read.append(path)
+        return load_document(path)
+
+    monkeypatch.setattr(spec_module, "load_document", counted)
+    assert [op.id for op in catalog.operations()] == catalog.ids()
+    assert sorted(read) == sorted({Path(entry.source) for entry in catalog.entries})

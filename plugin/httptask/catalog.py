@@ -28,9 +28,6 @@ __all__ = ["SPEC_SUFFIXES", "Catalog", "Entry", "SearchHit", "catalog_sources", 
 
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
 _INDEX_VERSION = 2
-# Past this many operations of one document, the whole document is parsed once rather than excerpt by excerpt
-# (the sandbox asks for every operation).
-_EXCERPTS_PER_DOCUMENT = 20
 # Field weights for ranking: what an author types usually names the action or the API.
 _WEIGHTS = {"operation_id": 3.0, "summary": 3.0, "api": 2.0, "path": 2.0, "tags": 1.0, "description": 1.0}
 _WORD = re.compile(r"[a-z0-9]+")
@@ -92,12 +89,11 @@ class Catalog:
         self._index_cache = index_cache
         self._specs: dict[Path, Spec] = {}
         self._operations: dict[str, Operation] = {}
-        self._excerpted: dict[Path, int] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         # The editor hands its catalog to each worker it starts: the sources and the index, not loaded specs.
         state = dict(self.__dict__)
-        state.update(_specs={}, _operations={}, _excerpted={})
+        state.update(_specs={}, _operations={})
         return state
 
     @classmethod
@@ -150,6 +146,25 @@ class Catalog:
             self._operations[operation_id] = op
         return op
 
+    def operations(self) -> list[Operation]:
+        """Every operation, in the catalog's order, each document parsed whole once (what a sandbox serves:
+        excerpt by excerpt, a large document's would take ten times as long)."""
+        found = []
+        for entry in self.entries:
+            op = self._operations.get(entry.id)
+            if op is None:
+                op = self._load(entry.api, Path(entry.source)).operation(entry.id.split(".", 1)[1])
+                if op is None:  # the file changed since the index was written
+                    raise UnknownOperation(entry.id, [])
+                self._operations[entry.id] = op
+            found.append(op)
+        return found
+
+    def warm(self) -> int:
+        """Read the index and build the search's word index now (the editor does, while it starts); returns
+        the number of words."""
+        return len(self._index.vocabulary)
+
     def closest(self, operation_id: str, limit: int = 3) -> list[str]:
         from rapidfuzz import fuzz, process
 
@@ -195,12 +210,10 @@ class Catalog:
             key = _file_key(path)
         except OSError:
             return None  # loading the document says what is wrong
-        count = self._excerpted.get(path, 0)
-        if key[0] < _excerpt_bytes() or count >= _EXCERPTS_PER_DOCUMENT:
+        if key[0] < _excerpt_bytes():
             return None
         from .excerpts import load_operation
 
-        self._excerpted[path] = count + 1
         return load_operation(path, api, name, key, self._index_cache.parent)
 
     def _load(self, api: str, path: Path) -> Spec:

@@ -148,7 +148,7 @@ _STATE = web.AppKey("state", _State)
 
 def create_app(catalog: Catalog) -> web.Application:
     """The sandbox application for every operation of `catalog` (specs are loaded now, not per request)."""
-    operations = [catalog.operation(op_id) for op_id in catalog.ids()]
+    operations = catalog.operations()
     routes = [_route(op) for op in operations]
     routes.sort(key=lambda route: route.specificity)
     # request.read() raises at this size; the handler turns that into a problem+json 413 (not aiohttp's text).

@@ -13,6 +13,7 @@ limit (`isolation`), never on the event loop; every response body passes the red
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hmac
 import ipaddress
@@ -513,9 +514,13 @@ def create_app(
         state["sender"] = Sender(policy=config.policy(), resolve=config.resolve)
         # The workers start while the editor already answers; the first job waits for them if it must.
         starting = asyncio.create_task(pool.start())
+        # The first search then finds the index read and its words indexed.
+        warming = asyncio.create_task(asyncio.to_thread(catalog.warm))
         try:
             yield
         finally:
+            with contextlib.suppress(HttptaskError):  # a broken spec: the searches say what is wrong
+                await warming
             await starting
             await live_runs.stop()
             pool.close()
