@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,7 @@ class Code:
     pythonpath: str
     env: dict[str, str] = field(default_factory=dict)
     figures: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
 
     def record(self, document: str, step: str, seconds: float, cpu: float) -> None:
         figures = self.figures.setdefault(f"{document}: {step}", {"seconds": [], "cpu_seconds": []})
@@ -77,9 +79,9 @@ def httptask(code: Code, *args: str, timeout: float = 600) -> tuple[float, float
     return outcome.seconds, outcome.cpu_seconds, outcome.output
 
 
-def editor(code: Code, doc: Document, loopback: str) -> tuple[float, float, float]:
+def editor(code: Code, doc: Document, loopback: str) -> tuple[float, float | str, float]:
     """Seconds from starting `httptask serve` to its answer for one operation, then to a Test request's
-    answer; and the editor's CPU time (with its workers') until then."""
+    answer (or the editor's error); and the editor's CPU time (with its workers') until then."""
     port = loopback.rsplit(":", 1)[1]
     started = time.perf_counter()
     command = [sys.executable, "-m", "httptask", "serve", "--port", "0", "--allow-host", f"127.0.0.1:{port}"]
@@ -92,8 +94,8 @@ def editor(code: Code, doc: Document, loopback: str) -> tuple[float, float, floa
         base = "http://" + banner.split("http://", 1)[1].split("/", 1)[0]
         _request(f"{base}/api/operations/big.{doc.operation}")
         shown = time.perf_counter() - started
-        _request(f"{base}/api/test-request", {"task": doc.task["task"], "input": doc.task["input"]})
-        sent = time.perf_counter() - started
+        failure = _request(f"{base}/api/test-request", {"task": doc.task["task"], "input": doc.task["input"]})
+        sent: float | str = failure or time.perf_counter() - started
         cpu = _cpu_of_tree(process.pid)
     finally:
         process.terminate()
@@ -101,13 +103,18 @@ def editor(code: Code, doc: Document, loopback: str) -> tuple[float, float, floa
     return shown, sent, cpu
 
 
-def _request(url: str, body: dict[str, Any] | None = None) -> None:
+def _request(url: str, body: dict[str, Any] | None = None) -> str | None:
+    """None when the editor answered (a Test request: with the loopback server's 200); else its error."""
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=600) as response:
-        answer = json.loads(response.read())
-    if body is not None and not (answer.get("response") or {}).get("status") == 200:
-        raise SystemExit(f"the editor's Test request was not answered 200: {json.dumps(answer)[:500]}")
+    try:
+        with urllib.request.urlopen(request, timeout=600) as response:
+            answer = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return f"{exc.code}: {exc.read().decode('utf-8', 'replace')[:300]}"
+    if body is not None and (answer.get("response") or {}).get("status") != 200:
+        return f"not answered 200: {json.dumps(answer)[:300]}"
+    return None
 
 
 def _cpu_of_tree(pid: int) -> float:
@@ -145,7 +152,10 @@ def one_round(codes: list[Code], docs: list[Document], work: Path, loopback: str
         for code in codes:
             shown, sent, cpu = editor(code, doc, loopback)
             code.record(doc.label, "editor: operation", shown, cpu)
-            code.record(doc.label, "editor: test request", sent, cpu)
+            if isinstance(sent, str):
+                code.failures[f"{doc.label}: editor: test request"] = sent
+            else:
+                code.record(doc.label, "editor: test request", sent, cpu)
 
 
 def make_task(code: Code, doc: Document, loopback: str) -> dict[str, Any]:
@@ -207,6 +217,7 @@ def main() -> None:
             }
             for code in codes
         },
+        "failures": {code.name: code.failures for code in codes},
     }
     if args.json:
         print(json.dumps(figures, indent=2))
@@ -214,12 +225,17 @@ def main() -> None:
     print(f"load average before each round: {text(figures['load_average'], '.1f')}")
     print(f"{'':50}" + "".join(f"{code.name + ' wall s':>26}{code.name + ' CPU s':>26}" for code in codes))
     for what in codes[0].figures:
-        cells = "".join(
-            f"{text(figures['codes'][c.name][what]['seconds']):>26}"
-            f"{text(figures['codes'][c.name][what]['cpu_seconds']):>26}"
-            for c in codes
-        )
+        cells = "".join(_cells(figures["codes"][c.name].get(what)) for c in codes)
         print(f"{what:50}{cells}")
+    for code in codes:
+        for what, failure in code.failures.items():
+            print(f"{code.name}, {what}: failed (last time): {failure}")
+
+
+def _cells(figure: dict[str, Any] | None) -> str:
+    if figure is None:
+        return f"{'failed':>26}{'':>26}"
+    return f"{text(figure['seconds']):>26}{text(figure['cpu_seconds']):>26}"
 
 
 if __name__ == "__main__":

@@ -58,7 +58,8 @@ def write_excerpts(document: dict[str, Any], spec: Spec, path: Path, key: Sequen
     where = {tokens: i for i, (tokens, _value) in enumerate(parts)}
     always = {i for i, (tokens, _value) in enumerate(parts) if _always(tokens)}
     always |= _parts_of(spec.references, where)
-    own = {op.operation_id: _own(op, where) for op in spec.operations}
+    schema_parts: dict[str, set[int]] = {}  # absolute URI of a schema -> its part, for every operation
+    own = {op.operation_id: _own(op, where, schema_parts) for op in spec.operations}
     parsed_with = _parsed_with(spec, parts, where)
     excerpts = {op_id: sorted(_merged(op_id, own, parsed_with) | always) for op_id in own}
     target = cache_file(cache, path, spec.api)
@@ -143,14 +144,19 @@ def _always(tokens: Tokens) -> bool:
     return (len(tokens) == 1 and tokens[0] in _HEAD) or tokens[:2] == ("components", "securitySchemes")
 
 
-def _own(op: Operation, where: dict[Tokens, int]) -> set[int]:
+def _own(op: Operation, where: dict[Tokens, int], schema_parts: dict[str, set[int]]) -> set[int]:
     """The parts one operation's parse reads: where it is written, the reference objects it was built from,
     and every schema its schemas refer to."""
     found = {where.get(("paths", op.path)), where.get(("paths", op.path, op.method.lower()))}
-    pointers = set(op.references)
-    if op.schemas is not None:
-        pointers |= op.schemas.pointers(_linked_schemas(op))
-    return {i for i in found if i is not None} | _parts_of(pointers, where)
+    parts = {i for i in found if i is not None} | _parts_of(op.references, where)
+    schemas = op.schemas
+    if schemas is not None:
+        for uri in schemas.reached(_linked_schemas(op)):
+            known = schema_parts.get(uri)
+            if known is None:
+                known = schema_parts[uri] = _parts_at(_tokens(schemas.pointer(uri)), where)
+            parts |= known
+    return parts
 
 
 def _linked_schemas(op: Operation) -> list[Any]:

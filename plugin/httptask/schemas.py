@@ -242,17 +242,20 @@ class Schemas:
             self._cycles_cut = False
         return node
 
-    def pointers(self, schemas: Iterable[Any]) -> set[str]:
-        """The JSON pointers of every schema of the document that `schemas` (normalised by `schema()`) refer
-        to, directly or through others: what a document holding only them needs."""
-        pending = [uri for schema in schemas for uri in _refs_in(schema, self._urn)]
-        reached: set[str] = set()
+    def reached(self, schemas: Iterable[Any]) -> set[str]:
+        """The absolute URIs of every schema of the document that `schemas` (normalised by `schema()`) refer
+        to, directly or through others: what a document holding only them needs (see `pointer`)."""
+        reached = {uri for schema in schemas for uri in _refs_in(schema, self._urn)}
+        pending = list(reached)
         while pending:
-            uri = pending.pop()
-            if uri not in reached:
-                reached.add(uri)
-                pending.extend(self._refers.get(uri, ()))
-        return {self._pointer(uri) for uri in reached}
+            new = self._refers.get(pending.pop(), set()) - reached
+            reached |= new
+            pending.extend(new)
+        return reached
+
+    def pointer(self, uri: str) -> str:
+        """The JSON pointer in the document of the schema an absolute URI names."""
+        return self._pointer(uri)
 
     def close(self) -> None:
         """Say that every operation's schemas are in: cycles are cut now, before any thread reads them."""
