@@ -225,6 +225,9 @@ def test_a_small_document_is_parsed_whole_and_gets_no_excerpts() -> None:
 def test_what_a_killed_builder_left_is_removed_by_the_next_build(big: Path) -> None:
     left = cache_of(big).parent / "killed-builder.tmp"
     left.write_bytes(b"half a database")
+    journal = cache_of(big).parent / "killed-builder.tmp-journal"
+    journal.write_bytes(b"its journal")
+    os.utime(journal, (time.time() - 7200, time.time() - 7200))
     recent = cache_of(big).parent / "running-builder.tmp"
     recent.write_bytes(b"a database being written")
     os.utime(left, (time.time() - 7200, time.time() - 7200))

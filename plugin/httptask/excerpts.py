@@ -107,7 +107,7 @@ def load_operation(
 
 def _remove_abandoned(directory: Path) -> None:
     """Remove what builders killed before their rename left: no build takes an hour."""
-    for staged in directory.glob("*.tmp"):
+    for staged in directory.glob("*.tmp*"):  # and any journal SQLite left beside one
         with contextlib.suppress(OSError):
             if time.time() - staged.stat().st_mtime > _ABANDONED_SECONDS:
                 staged.unlink()
@@ -222,6 +222,8 @@ def _write_database(
 ) -> None:
     connection = sqlite3.connect(file)
     try:
+        # Nobody reads the file until it is whole and renamed: no rollback journal; a failed build is removed.
+        connection.execute("PRAGMA journal_mode = OFF")
         with connection:
             connection.executescript(
                 "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);"
