@@ -24,7 +24,7 @@ import orjson
 from .errors import Issue, UsageError
 from .templating import expression_path
 
-__all__ = ["FileItems", "ItemsFile", "LazySequence", "lazy_for_each", "scan_items", "stored_inputs"]
+__all__ = ["FileItems", "ItemsFile", "LazySequence", "direct_items", "scan_items", "stored_inputs"]
 
 T = TypeVar("T")
 
@@ -159,14 +159,15 @@ class FileItems(LazySequence[Any]):
         return f"<{self.source.count} items of {self.source.path}>"
 
 
-def lazy_for_each(for_each: str, inputs: Mapping[str, Any]) -> FileItems | None:
-    """The items of a forEach that is exactly `{{ input.NAME }}` over an input read from an items file, so
-    that they are read as the fan-out goes; None for any other forEach (rendered as a list)."""
+def direct_items(for_each: str, inputs: Mapping[str, Any]) -> Sequence[Any] | None:
+    """The items of a forEach that is exactly `{{ input.NAME }}`, taken as the input holds them: read from
+    its items file as the fan-out goes, or its list itself (rendering would copy a list of a million); None
+    for any other forEach (rendered as a list)."""
     path = expression_path(for_each)
     if path is None or len(path) != 2 or path[0] != "input":
         return None
     value = inputs.get(str(path[1]))
-    return value if isinstance(value, FileItems) else None
+    return value if isinstance(value, FileItems | list) else None
 
 
 def stored_inputs(inputs: Mapping[str, Any]) -> dict[str, Any]:

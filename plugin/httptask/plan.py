@@ -23,7 +23,7 @@ from typing import Any
 from .catalog import Catalog
 from .errors import HttptaskError, Issue, RequestInvalid, TaskError
 from .execute import Prepared, TaskPlan
-from .items import lazy_for_each
+from .items import direct_items
 from .secrets import SecretStore
 from .tasks import Task
 from .templating import base_context, references, render_value
@@ -192,9 +192,9 @@ def _plan_task(
     keep_requests: bool,
 ) -> PlannedTask:
     items: Iterable[tuple[int | None, Any]] = [(None, None)]
-    lazy = lazy_for_each(task.for_each, inputs) if task.for_each is not None else None
-    if lazy is not None:  # read from an items file as the plan goes, never held whole
-        items = enumerate(lazy)
+    direct = direct_items(task.for_each, inputs) if task.for_each is not None else None
+    if direct is not None:  # an items file read as the plan goes, or the input's list: never a copy
+        items = enumerate(direct)
     elif task.for_each is not None:
         try:
             values = render_value(

@@ -31,7 +31,7 @@ from ..errors import (
     TemplateError,
 )
 from ..execute import Prepared, TaskPlan, answer_record, prepare, send_prepared
-from ..items import LazySequence, lazy_for_each
+from ..items import LazySequence, direct_items
 from ..journal import TASK_ROW, Decision, Journal, StepRecord, as_journaled, decider
 from ..limits import outputs_seconds
 from ..outcome import Outcome, final_state
@@ -197,12 +197,13 @@ class LocalEngine:
         )
 
     def _items(self, task: Task, result: TaskResult, context: dict[str, Any]) -> Sequence[Any] | None:
-        """The items of a forEach: read lazily from an items file when forEach is `{{ input.NAME }}` over
-        one, else the list forEach renders to; None (the task failed) when it gives no list."""
+        """The items of a forEach: when forEach is `{{ input.NAME }}`, the input's own (an items file read
+        as it goes, or its list, not a copy), else the list forEach renders to; None (the task failed) when it
+        gives no list."""
         assert task.for_each is not None
-        lazy = lazy_for_each(task.for_each, self._inputs)
-        if lazy is not None:
-            return lazy
+        direct = direct_items(task.for_each, self._inputs)
+        if direct is not None:
+            return direct
         try:
             items = render_value(
                 task.for_each,
