@@ -21,6 +21,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 POINTS = (
@@ -32,6 +33,7 @@ POINTS = (
 
 
 _SIGNAL = [signal.SIGKILL]
+WRITER = str(Path(__file__).with_name("crashpoint_writer.py"))
 
 
 def _die() -> None:
@@ -79,14 +81,14 @@ def install(point: str, n: int) -> None:
 
         transport.Sender.send = sending  # type: ignore[method-assign]
     elif point == "during-group-commit":
-        execute = journal._execute
+        # The group commit runs in the journal's writer process: it kills this process, then itself.
+        from httptask import journal_writer
 
-        def executing(connection: Any, statements: Any) -> None:
-            execute(connection, statements)
-            if reached():
-                _die()  # inside the group's transaction: its statements ran, nothing is committed
+        def command(fd: int, path: Any) -> list[str]:
+            plugin = str(Path(journal_writer.journal_commit.__file__).resolve().parents[1])
+            return [sys.executable, "-I", "-S", WRITER, plugin, str(n), _SIGNAL[0].name, str(fd), str(path)]
 
-        journal._execute = executing
+        journal_writer.command = command
     else:
         raise SystemExit(f"unknown crash point {point!r}; one of {', '.join(POINTS)}")
 

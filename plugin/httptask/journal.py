@@ -1,5 +1,5 @@
 """The run journal: every run, task, forEach item, attempt, decision and idempotency key in SQLite (WAL),
-written by one thread in group commits, and owned by one process at a time.
+written in group commits by a writer process of its own, and owned by one process at a time.
 
 Before a request with side effects goes on the wire, `begin_send` commits it as 'sent' (with its idempotency
 key and the fingerprint of its payload); its outcome is written after the wire. A run is owned through a lease
@@ -13,15 +13,15 @@ from __future__ import annotations
 import asyncio
 import getpass
 import hashlib
+import itertools
 import json
 import os
-import queue
 import secrets
 import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +30,8 @@ from typing import Any
 import orjson
 
 from .errors import KeyReused, NotSent, RunBusy, RunTakenOver, UsageError
+from .journal_commit import BEGIN_SEND, EXECUTE, LEASE, Answer, Request, connect, execute
+from .journal_writer import WRITERS, Writer
 from .outcome import Outcome, may_have_acted
 from .processes import boot_clock, identity, same_process
 from .redaction import process_redactor
@@ -322,38 +324,28 @@ class Decision:
 
 
 _Statement = tuple[str, Sequence[Any]]
-_Work = Callable[[sqlite3.Connection], Any]
-
-
-class _Batch:
-    """Work to commit with others in one transaction, and the future (if any) to resolve with its result."""
-
-    __slots__ = ("future", "work")
-
-    def __init__(self, work: _Work, future: asyncio.Future[Any] | None) -> None:
-        self.work = work
-        self.future = future
-
-
-_STOP = object()
 
 
 class Journal:
-    """The SQLite journal: reads on the calling thread, writes through one writer thread in group commits."""
+    """The SQLite journal: reads on the calling thread; writes shipped from the event loop to one writer (a
+    process of its own by default) and committed there in groups."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, writer: str = "process") -> None:
         self.path = path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._reader = _connect(path)
+            self._reader = connect(path)
             _create_or_migrate(self._reader)
         except (OSError, sqlite3.Error) as exc:
             raise UsageError(
                 f"The journal {str(path)!r} cannot be opened ({exc}); set {JOURNAL_VAR} to a writable file."
             ) from exc
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._writer_kind = WRITERS[writer]
+        self._writer: Writer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: list[Request] = []  # shipped together once per turn of the event loop
+        self._waiting: dict[int, asyncio.Future[Any]] = {}
+        self._numbers = itertools.count(1)
         self._failure: BaseException | None = None
         self._lease: tuple[str, str] | None = None
         self._renewed = 0.0  # time.monotonic() of the lease's last renewal
@@ -363,24 +355,23 @@ class Journal:
     # -- writing -----------------------------------------------------------------------------------------
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Start the writer thread; durable writes resolve their futures on `loop`."""
+        """Start the writer; durable writes resolve their futures on `loop`."""
         self._loop = loop
         self._heartbeat.clear()
-        self._thread = threading.Thread(target=self._write_forever, name="httptask-journal", daemon=True)
-        self._thread.start()
+        self._failure = None
+        self._writer = self._writer_kind(self.path, loop, self._answered)
+        self._writer.ship([(0, LEASE, self._lease)])
         threading.Thread(target=self._beat, name="httptask-lease", daemon=True).start()
 
     def stop(self) -> None:
-        """Commit what is queued and stop the writer thread; raises if a commit failed."""
+        """Commit what is queued and stop the writer; raises if a commit failed."""
         self._heartbeat.set()
-        if self._thread is not None:
-            self._queue.put(_STOP)
-            self._thread.join()
-            self._thread = None
-        if isinstance(self._failure, RunTakenOver):
-            raise self._failure
+        if self._writer is not None:
+            self._ship()
+            self._writer.stop()
+            self._writer = None
         if self._failure is not None:
-            raise _unwritable(self.path, self._failure)
+            raise self._refusal()
 
     def close(self) -> None:
         self.stop()
@@ -388,84 +379,76 @@ class Journal:
 
     def queue(self, statements: list[_Statement]) -> None:
         """Commit these with the next group; nothing waits for it."""
-        if self._thread is None:
+        if self._writer is None:
             with self._writing(), self._reader:
-                _execute(self._reader, statements)
+                execute(self._reader, statements)
             return
-        self._queue.put(_Batch(lambda connection: _execute(connection, statements), None))
+        self._request(0, EXECUTE, statements)
 
     async def durable(self, statements: list[_Statement]) -> None:
         """Return once these statements (and everything queued before them) are committed."""
-        await self._transact(lambda connection: _execute(connection, statements))
+        await self._transact(EXECUTE, statements)
 
     async def flush(self) -> None:
         await self.durable([])
 
-    async def _transact(self, work: _Work) -> Any:
+    async def _transact(self, kind: int, payload: Any) -> Any:
         assert self._loop is not None
-        future: asyncio.Future[Any] = self._loop.create_future()
-        self._queue.put(_Batch(work, future))
+        if self._failure is not None:  # nothing more is committed
+            raise self._refusal()
+        number = next(self._numbers)
+        future = self._waiting[number] = self._loop.create_future()
+        self._request(number, kind, payload)
         return await future
 
-    def _beat(self) -> None:
-        """Renew the lease while the run waits on slow servers and nothing else is committed."""
-        while not self._heartbeat.wait(HEARTBEAT_SECONDS):
-            if self._lease is not None:
-                self._queue.put(_Batch(lambda connection: None, None))
-
-    def _write_forever(self) -> None:
-        connection = _connect(self.path, autocommit=True)
-        try:
-            stopping = False
-            while not stopping:
-                batches = [self._queue.get()]
-                while True:
-                    try:
-                        batches.append(self._queue.get_nowait())
-                    except queue.Empty:
-                        break
-                if _STOP in batches:
-                    stopping = True
-                    batches = [b for b in batches if b is not _STOP]
-                self._commit(connection, batches)
-        finally:
-            connection.close()
-
-    def _commit(self, connection: sqlite3.Connection, batches: list[_Batch]) -> None:
-        results: list[Any] = []
-        error: BaseException | None = self._failure
-        if error is None:
-            try:
-                connection.execute("BEGIN IMMEDIATE")
-                try:
-                    self._renew_lease(connection)
-                    results = [batch.work(connection) for batch in batches]
-                    connection.execute("COMMIT")
-                except BaseException:
-                    if connection.in_transaction:  # a failed COMMIT (a full disk) has rolled back already
-                        connection.execute("ROLLBACK")
-                    raise
-                self.commits += 1
-                self._renewed = time.monotonic()
-            except (sqlite3.Error, RunTakenOver) as exc:
-                error = self._failure = exc
-        outcomes = results or [None] * len(batches)
-        waiting = [(b.future, r) for b, r in zip(batches, outcomes, strict=True) if b.future is not None]
-        if waiting and self._loop is not None:
-            self._loop.call_soon_threadsafe(_resolve, waiting, error, self.path)
-
-    def _renew_lease(self, connection: sqlite3.Connection) -> None:
-        """Fence: commit nothing for a run another process has taken over."""
-        if self._lease is None:
+    def _request(self, number: int, kind: int, payload: Any) -> None:
+        if self._failure is not None:
             return
-        run_id, token = self._lease
-        renewed = connection.execute(
-            "UPDATE runs SET heartbeat_at = ?, heartbeat_boot = ? WHERE run_id = ? AND lease_token = ?",
-            (time.time(), boot_clock(), run_id, token),
-        ).rowcount
-        if not renewed:
-            row = connection.execute("SELECT pid FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-            raise RunTakenOver(run_id, row[0] if row else None)
+        if not self._pending:
+            assert self._loop is not None
+            self._loop.call_soon(self._ship)
+        self._pending.append((number, kind, payload))
+
+    def _ship(self) -> None:
+        if self._pending and self._writer is not None:
+            pending, self._pending = self._pending, []
+            self._writer.ship(pending)
+
+    def _answered(self, answer: Answer) -> None:
+        """A commit's answer, on the loop's thread: resolve what waited for it, or fail it with the error."""
+        commits, renewed, failure, results = answer
+        self.commits = max(self.commits, commits)
+        self._renewed = max(self._renewed, renewed)
+        if failure is not None and self._failure is None:
+            self._failure = _failure(failure)
+        error = None if failure is None else self._refusal()
+        for number, result in results:
+            future = self._waiting.pop(number, None)
+            if future is None or future.done():
+                continue
+            if error is None:
+                future.set_result(result)
+            else:
+                future.set_exception(error)
+        if failure is not None and failure[0] == "gone":  # nothing more will be answered
+            for future in self._waiting.values():
+                future.set_exception(self._refusal())
+            self._waiting.clear()
+
+    def _refusal(self) -> BaseException:
+        """What a write raises once the journal cannot commit (`_failure` is set)."""
+        if isinstance(self._failure, RunTakenOver):
+            return self._failure
+        assert self._failure is not None
+        return _unwritable(self.path, self._failure)
+
+    def _beat(self) -> None:
+        """Renew the lease while the run waits on slow servers and nothing else is committed (from a thread of
+        its own, so a loop busy for a while keeps its lease; a stopped process renews nothing)."""
+        while not self._heartbeat.wait(HEARTBEAT_SECONDS):
+            writer = self._writer
+            if self._lease is not None and writer is not None:
+                writer.ship([(0, EXECUTE, [])])
 
     # -- owning runs -------------------------------------------------------------------------------------
 
@@ -478,6 +461,11 @@ class Journal:
         if isinstance(self._failure, RunTakenOver):
             raise NotSent(f"Not sent: {self._failure}", retryable=False)
         age = time.monotonic() - self._renewed
+        if age > LEASE_SECONDS / 2 and self._writer is not None:
+            self._writer.poll()  # a renewal may be waiting to be read
+            age = time.monotonic() - self._renewed
+        if isinstance(self._failure, RunTakenOver):
+            raise NotSent(f"Not sent: {self._failure}", retryable=False)
         if age > LEASE_SECONDS / 2:
             raise NotSent(
                 f"Not sent: this process may no longer own run {run_id}: its lease was last renewed "
@@ -516,8 +504,7 @@ class Journal:
                     *_holder(token, "run", now),
                 ),
             )
-        self._lease = (run_id, token)
-        self._renewed = time.monotonic()
+        self._own((run_id, token))
 
     def claim_run(self, run_id: str, purpose: str = "resume") -> None:
         """Take the run for this process in one write transaction; `RunBusy` when a live process holds it."""
@@ -547,8 +534,7 @@ class Journal:
             except BaseException:
                 connection.rollback()
                 raise
-        self._lease = (run_id, token)
-        self._renewed = time.monotonic()
+        self._own((run_id, token))
 
     def finish_run(self, run_id: str, status: str, outputs: Any, errors: list[dict[str, Any]]) -> None:
         """Record the end of the run and give up its lease; `RunTakenOver` if another process holds it now."""
@@ -560,9 +546,26 @@ class Journal:
                 "WHERE run_id = ? AND lease_token IS ?",
                 (status, time.time(), _dumps(outputs), _dumps(errors), run_id, token),
             ).rowcount
-        self._lease = None
+        self._own(None)
         if not done:
             raise RunTakenOver(run_id, self.run(run_id).pid)
+
+    @property
+    def lease(self) -> tuple[str, str] | None:
+        """(run id, token) of the run this process owns, if any."""
+        return self._lease
+
+    def share_lease(self, run_id: str, token: str) -> None:
+        """Write under the lease another process of this run holds (a worker of `--workers`): every commit
+        renews it, and none is made once another process has taken the run over."""
+        self._own((run_id, token))
+
+    def _own(self, lease: tuple[str, str] | None) -> None:
+        """Hold `lease` (or none): each commit renews it, and nothing is committed once it is lost."""
+        self._lease = lease
+        self._renewed = time.monotonic()
+        if self._writer is not None:
+            self._request(0, LEASE, lease)
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
@@ -592,30 +595,13 @@ class Journal:
         print_ = fingerprint(
             str(request.get("method", "")), str(request.get("url", "")), str(request.get("body", ""))
         )
-        now = time.time()
-
-        def work(connection: sqlite3.Connection) -> KeyReused | None:
-            if key is not None:
-                first = connection.execute(
-                    "SELECT fingerprint, request, run_id, task, item FROM idempotency_keys "
-                    "WHERE scope = ? AND key = ?",
-                    (scope, key),
-                ).fetchone()
-                if first is not None and first[0] != print_:
-                    where = f"run {first[2]}, task {first[3]}, item {first[4]}"
-                    return KeyReused(key, json.loads(first[1]), request, where)
-                if first is None:
-                    connection.execute(
-                        "INSERT INTO idempotency_keys VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (scope, key, print_, _dumps(request), run_id, task, item, now),
-                    )
-            row = (run_id, task, item, int(idempotent), key, _dumps(request), now, _dumps(item_value), now)
-            connection.execute(_SENT, row)
-            return None
-
-        refused = await self._transact(work)
+        now, text = time.time(), _dumps(request)
+        row = (run_id, task, item, int(idempotent), key, text, now, _dumps(item_value), now)
+        payload = (scope, key, print_, text, run_id, task, item, now, _SENT, row)
+        refused = await self._transact(BEGIN_SEND, payload)
         if refused is not None:
-            raise refused
+            where, first = refused
+            raise KeyReused(key or "", json.loads(first), request, where)
 
     @staticmethod
     def schedule(run_id: str, task: str, items: Iterable[int]) -> list[_Statement]:
@@ -910,22 +896,6 @@ def process_alive(pid: int) -> bool:
     return True
 
 
-def _connect(path: Path, *, autocommit: bool = False) -> sqlite3.Connection:
-    """A connection in WAL mode; `autocommit` leaves every BEGIN and COMMIT to the caller."""
-    connection = sqlite3.connect(path, check_same_thread=False, timeout=30.0)
-    if autocommit:
-        connection.isolation_level = None
-    connection.row_factory = sqlite3.Row
-    # A new journal's pages are 16 KB (an existing one keeps its own): a step's row (its request and response,
-    # about 1.3 KB) then fits in its page of the WITHOUT ROWID table, where with 4 KB pages it spilled into an
-    # overflow page of its own, 4.7 KB a step instead of 1.3 KB.
-    connection.execute("PRAGMA page_size = 16384")
-    connection.execute("PRAGMA journal_mode = WAL")
-    # FULL: a commit the engine waited for survives a power cut, not just a killed process.
-    connection.execute("PRAGMA synchronous = FULL")
-    return connection
-
-
 def _create_or_migrate(connection: sqlite3.Connection) -> None:
     if connection.execute("PRAGMA user_version").fetchone()[0] >= _VERSION:
         return
@@ -953,21 +923,15 @@ def _create_or_migrate(connection: sqlite3.Connection) -> None:
         raise
 
 
-def _execute(connection: sqlite3.Connection, statements: list[_Statement]) -> None:
-    for sql, params in statements:
-        connection.execute(sql, params)
-
-
-def _resolve(waiting: list[tuple[asyncio.Future[Any], Any]], error: BaseException | None, path: Path) -> None:
-    for future, result in waiting:
-        if future.done():
-            continue
-        if error is None:
-            future.set_result(result)
-        elif isinstance(error, RunTakenOver):
-            future.set_exception(error)
-        else:
-            future.set_exception(_unwritable(path, error))
+def _failure(failure: tuple[str, Any]) -> BaseException:
+    """The writer's error as this process raises it."""
+    kind, detail = failure
+    if kind == "taken":
+        return RunTakenOver(*detail)
+    if kind == "gone":
+        how = f"was killed by signal {-detail}" if detail and detail < 0 else f"ended (exit status {detail})"
+        return OSError(f"its writer process {how}")
+    return sqlite3.OperationalError(detail)
 
 
 def _unwritable(path: Path, error: BaseException) -> UsageError:

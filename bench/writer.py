@@ -1,0 +1,214 @@
+"""Where the journal's writer costs throughput: a minimal aiohttp loop that journals the engine's rows, with
+the writer on a thread and in a process of its own, beside raw aiohttp (no journal), all against one loopback
+server in one script.
+
+`python bench/writer.py [--items 3000] [--concurrency 64] [--rounds 5] [--before PYTHONPATH] [--json]`; with
+--before, the journal of another checkout (its writer thread) runs in each round too, as `loop-thread-before`.
+
+The minimal loop is the floor of any durable engine: per item it commits the 'sent' record (idempotency key
+checked, fsync, `synchronous=FULL`) before the POST goes on the wire, and queues the answer's row after it, as
+the local engine does, through `httptask.journal.Journal`; it does no templating, validation or response
+checks. Every client runs in a fresh process; rounds rotate the order; ratios are paired within a round and
+reported as the median with its range, with CPU µs per item (user + system, every thread, not the writer
+process: its time is reported apart). Nothing leaves 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from clients import BODY, HEADERS
+from loopback import Loopback
+from stats import spread, text
+
+KINDS = ("aiohttp", "loop-thread", "loop-process", "loop-thread-before")
+
+
+def _cpu(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def _loop(url: str, items: int, concurrency: int, writer: str | None, path: Path) -> float:
+    import aiohttp
+
+    from httptask.journal import Journal
+
+    started = time.perf_counter()
+    if writer == "thread-before":  # another checkout's journal (--before), whose writer is a thread
+        journal: Any = Journal(path)
+    else:
+        journal = Journal(path, writer=writer) if writer else None
+    run_id, task = "bench", "refund"
+    if journal is not None:
+        journal.create_run(
+            run_id,
+            workflow="w",
+            file="w.yaml",
+            workflow_text="",
+            inputs={},
+            inputs_redacted=False,
+            options={},
+        )
+        journal.start(asyncio.get_running_loop())
+        journal.queue(Journal.schedule(run_id, task, range(-1, items)))
+    pending = iter(range(items))
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+
+        async def worker() -> None:
+            for n in pending:
+                target = f"{url}/api/v2/invoices/inv_{n}/refund"
+                headers = {**HEADERS, "chargebee-idempotency-key": f"k{n}"}
+                if journal is not None:
+                    request = {"method": "POST", "url": target, "headers": {"authorization": "[redacted]"},
+                               "body": BODY.decode()}  # fmt: skip
+                    await journal.begin_send(
+                        run_id, task, n, idempotent=True, key=f"k{n}", scope=url, request=request,
+                        item_value={"id": f"inv_{n}", "amount": 100},
+                    )  # fmt: skip
+                began = time.perf_counter()
+                async with session.post(target, data=BODY, headers=headers) as response:
+                    body = await response.read()
+                    assert response.status == 200
+                if journal is not None:
+                    record = {"status": 200, "headers": dict(response.headers), "body": body.decode()}
+                    elapsed = (time.perf_counter() - began) * 1000
+                    journal.queue(
+                        [Journal.finished(run_id, task, n, "succeeded", attempts=1, http_status=200,
+                                          elapsed_ms=elapsed, response=record, outcome=_answered())]
+                    )  # fmt: skip
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    if journal is not None:
+        await journal.flush()
+        journal.stop()
+        journal.finish_run(run_id, "succeeded", None, [])
+        journal.close()
+    return time.perf_counter() - started
+
+
+def _answered() -> Any:
+    from httptask.outcome import Outcome
+
+    return Outcome.ANSWERED
+
+
+def client(kind: str, url: str, items: int, concurrency: int) -> dict[str, Any]:
+    """One client's run in this process (imports before the clock)."""
+    import aiohttp  # noqa: F401
+
+    import httptask.journal  # noqa: F401
+
+    writer = None if kind == "aiohttp" else kind.removeprefix("loop-")
+    with tempfile.TemporaryDirectory() as folder:
+        cpu = _cpu(resource.RUSAGE_SELF)
+        seconds = asyncio.run(_loop(url, items, concurrency, writer, Path(folder) / "journal.sqlite3"))
+        cpu = _cpu(resource.RUSAGE_SELF) - cpu
+    return {
+        "seconds": seconds,
+        "tasks_per_s": items / seconds,
+        "cpu_s": cpu,
+        "writer_cpu_s": _cpu(resource.RUSAGE_CHILDREN),
+    }
+
+
+def _run(kind: str, url: str, items: int, concurrency: int, before: str | None) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": before} if kind.endswith("-before") and before else None
+    done = subprocess.run(
+        [sys.executable, __file__, "--client", kind, url, str(items), str(concurrency)],
+        capture_output=True, text=True, check=False, env=env,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise SystemExit(f"client {kind} failed:\n{done.stderr[-3000:]}")
+    figures: dict[str, Any] = json.loads(done.stdout)
+    return figures
+
+
+def measure(items: int, concurrency: int, rounds: int, before: str | None) -> dict[str, Any]:
+    kinds = KINDS if before else KINDS[:-1]
+    runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
+    loads: list[float] = []
+    with Loopback() as server:
+        for number in range(rounds):
+            order = kinds[number % len(kinds) :] + kinds[: number % len(kinds)]
+            loads.append(os.getloadavg()[0])
+            for kind in order:
+                runs[kind].append(_run(kind, server.url, items, concurrency, before))
+    rates = {kind: [r["tasks_per_s"] for r in results] for kind, results in runs.items()}
+    ratios = {
+        f"{kind}/aiohttp": spread([k / a for k, a in zip(rates[kind], rates["aiohttp"], strict=True)])
+        for kind in kinds[1:]
+    }
+    # CPU per item of raw aiohttp over the loop's (its own process only): the ratio the loop would reach
+    # were it CPU-bound with a core to spare for the writer.
+    cpu = {kind: [r["cpu_s"] for r in results] for kind, results in runs.items()}
+    for kind in kinds[1:]:
+        ratios[f"cpu: aiohttp/{kind}"] = spread(
+            [a / k for a, k in zip(cpu["aiohttp"], cpu[kind], strict=True)]
+        )
+    ratios["loop-process/loop-thread"] = spread(
+        [p / t for p, t in zip(rates["loop-process"], rates["loop-thread"], strict=True)]
+    )
+    return {
+        "items": items,
+        "concurrency": concurrency,
+        "rounds": rounds,
+        "load_average_1m": spread(loads, 2),
+        "tasks_per_s": {kind: spread(values, 1) for kind, values in rates.items()},
+        "cpu_us_per_item": {
+            kind: spread([r["cpu_s"] / items * 1e6 for r in results], 1) for kind, results in runs.items()
+        },
+        "writer_process_cpu_us_per_item": spread(
+            [r["writer_cpu_s"] / items * 1e6 for r in runs["loop-process"]], 1
+        ),
+        "ratios": ratios,
+    }
+
+
+def table(figures: dict[str, Any]) -> str:
+    lines = [
+        f"{figures['items']:,} journaled POSTs at concurrency {figures['concurrency']}, median (min-max) of "
+        f"{figures['rounds']} interleaved rounds; load average {text(figures['load_average_1m'])}",
+        f"  {'client':16}{'tasks/s':>30}{'CPU µs/item':>28}",
+    ]
+    for kind in figures["tasks_per_s"]:
+        lines.append(
+            f"  {kind:16}{text(figures['tasks_per_s'][kind], ',.0f'):>30}"
+            f"{text(figures['cpu_us_per_item'][kind], ',.0f'):>28}"
+        )
+    lines.append(f"  writer process CPU µs/item: {text(figures['writer_process_cpu_us_per_item'], ',.0f')}")
+    for name, ratio in figures["ratios"].items():
+        lines.append(f"  {name:28} {text(ratio)}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["--client"]:
+        kind, url, items, concurrency = sys.argv[2:6]
+        print(json.dumps(client(kind, url, int(items), int(concurrency))))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--before", help="PYTHONPATH of a checkout whose thread writer runs beside")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    figures = measure(args.items, args.concurrency, args.rounds, args.before)
+    print(json.dumps(figures, indent=2) if args.json else table(figures))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,225 @@
+"""The journal's group commit: requests (plain data) applied to SQLite in one transaction that first renews
+the run's lease. The journal's writer (`journal_writer`) runs it in a process of its own (with nothing but the
+standard library and this package's small stdlib-only modules imported), or on a thread.
+
+A request is `(id, kind, payload)`; `id` 0 asks for no answer. The process reads frames (a 4-byte length and a
+`marshal`led list of requests) from the socket it is given, commits everything that has arrived in one
+transaction, and answers each commit with one frame (`Answer`). It ends at STOP or
+when the socket closes: the parent has ended, even by `kill -9`, so the writer never outlives it.
+"""
+
+from __future__ import annotations
+
+import marshal
+import signal
+import socket
+import sqlite3
+import struct
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .processes import boot_clock
+
+__all__ = [
+    "BEGIN_SEND",
+    "EXECUTE",
+    "LEASE",
+    "STOP",
+    "Answer",
+    "Committer",
+    "Request",
+    "connect",
+    "execute",
+    "frame",
+    "read_frames",
+]
+
+EXECUTE = 0  # payload: [(sql, params), ...]
+BEGIN_SEND = 1  # payload: (scope, key, fingerprint, request, run_id, task, item, now, sent_sql, sent_params)
+LEASE = 2  # payload: (run_id, token), or None: the lease later commits renew (and are fenced by)
+STOP = 3
+
+_LENGTH = struct.Struct("<I")
+Request = tuple[int, int, Any]
+# (commits so far, when the lease was last renewed, the error that stopped commits or None, [(id, result)])
+Answer = tuple[int, float, tuple[str, Any] | None, list[tuple[int, Any]]]
+
+
+def connect(path: Path | str, *, autocommit: bool = False) -> sqlite3.Connection:
+    """A connection in WAL mode; `autocommit` leaves every BEGIN and COMMIT to the caller."""
+    connection = sqlite3.connect(path, check_same_thread=False, timeout=30.0)
+    if autocommit:
+        connection.isolation_level = None
+    connection.row_factory = sqlite3.Row
+    # A new journal's pages are 16 KB (an existing one keeps its own): a step's row (its request and response,
+    # about 1.3 KB) then fits in its page of the WITHOUT ROWID table, where with 4 KB pages it spilled into an
+    # overflow page of its own, 4.7 KB a step instead of 1.3 KB.
+    connection.execute("PRAGMA page_size = 16384")
+    connection.execute("PRAGMA journal_mode = WAL")
+    # FULL: a commit the engine waited for survives a power cut, not just a killed process.
+    connection.execute("PRAGMA synchronous = FULL")
+    return connection
+
+
+def frame(message: Any) -> bytes:
+    body = marshal.dumps(message)
+    return _LENGTH.pack(len(body)) + body
+
+
+def read_frames(buffer: bytearray) -> list[Any]:
+    """The complete frames at the start of `buffer`, taken out of it."""
+    messages, at = [], 0
+    while len(buffer) - at >= 4:
+        (size,) = _LENGTH.unpack_from(buffer, at)
+        if len(buffer) - at - 4 < size:
+            break
+        messages.append(marshal.loads(buffer[at + 4 : at + 4 + size]))
+        at += 4 + size
+    del buffer[:at]
+    return messages
+
+
+class Committer:
+    """Applies requests in group commits on one connection, fenced by the run's lease."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.connection = connect(path, autocommit=True)
+        self.lease: tuple[str, str] | None = None
+        self.commits = 0
+        # time.monotonic() (one clock for the whole machine) when the lease was last renewed
+        self.renewed = 0.0
+        # After a failed commit nothing more is committed: the run stops sending (the parent reads the error).
+        self.failure: tuple[str, Any] | None = None
+
+    def commit(self, requests: Sequence[Request]) -> Answer:
+        """Apply `requests` in one transaction; the answer to send back (`Answer`)."""
+        for _, kind, payload in requests:
+            if kind == LEASE:  # a lease set before this group's work applies to it
+                self.lease = None if payload is None else (payload[0], payload[1])
+        work = [r for r in requests if r[1] in (EXECUTE, BEGIN_SEND)]
+        results: dict[int, Any] = {}
+        if self.failure is None and (work or self.lease is not None):
+            connection, started = self.connection, time.monotonic()
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+                try:
+                    self._renew_lease()
+                    results = {number: _apply(connection, kind, payload) for number, kind, payload in work}
+                    connection.execute("COMMIT")
+                except BaseException:
+                    if connection.in_transaction:  # a failed COMMIT (a full disk) has rolled back already
+                        connection.execute("ROLLBACK")
+                    raise
+                self.commits += 1
+                self.renewed = started
+            except sqlite3.Error as exc:
+                self.failure = ("unwritable", str(exc))
+            except _TakenOver as exc:
+                self.failure = ("taken", exc.args)
+        answers = [(number, results.get(number)) for number, _, _ in requests if number]
+        return self.commits, self.renewed, self.failure, answers
+
+    def _renew_lease(self) -> None:
+        """Fence: commit nothing for a run another process has taken over."""
+        if self.lease is None:
+            return
+        run_id, token = self.lease
+        renewed = self.connection.execute(
+            "UPDATE runs SET heartbeat_at = ?, heartbeat_boot = ? WHERE run_id = ? AND lease_token = ?",
+            (time.time(), boot_clock(), run_id, token),
+        ).rowcount
+        if not renewed:
+            row = self.connection.execute("SELECT pid FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            raise _TakenOver(run_id, row[0] if row else None)
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+class _TakenOver(Exception):
+    pass
+
+
+def execute(connection: sqlite3.Connection, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
+    for sql, params in statements:
+        connection.execute(sql, params)
+
+
+def _apply(connection: sqlite3.Connection, kind: int, payload: Any) -> Any:
+    if kind == EXECUTE:
+        execute(connection, payload)
+        return None
+    return _begin_send(connection, *payload)
+
+
+def _begin_send(
+    connection: sqlite3.Connection,
+    scope: str,
+    key: str | None,
+    fingerprint: str,
+    request: str,
+    run_id: str,
+    task: str,
+    item: int,
+    now: float,
+    sent_sql: str,
+    sent_params: Sequence[Any],
+) -> tuple[str, str] | None:
+    """Journal a request as 'sent' under its idempotency key; where the key was first sent, and with what
+    request, when it was sent before with another payload (then nothing is written)."""
+    if key is not None:
+        first = connection.execute(
+            "SELECT fingerprint, request, run_id, task, item FROM idempotency_keys "
+            "WHERE scope = ? AND key = ?",
+            (scope, key),
+        ).fetchone()
+        if first is not None and first[0] != fingerprint:
+            return f"run {first[2]}, task {first[3]}, item {first[4]}", first[1]
+        if first is None:
+            connection.execute(
+                "INSERT INTO idempotency_keys VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (scope, key, fingerprint, request, run_id, task, item, now),
+            )
+    connection.execute(sent_sql, sent_params)
+    return None
+
+
+def serve(channel: socket.socket, path: str) -> None:
+    """The writer process: commit what arrives, answer each commit, end at STOP or when the parent is gone."""
+    committer = Committer(path)
+    buffer = bytearray()
+    stopping = False
+    try:
+        while not stopping:
+            chunk = channel.recv(1 << 20)
+            if not chunk:  # the parent has gone: what it had sent is committed, then this process ends
+                stopping = True
+            buffer += chunk
+            channel.setblocking(False)  # take everything else that has arrived into this group
+            try:
+                while chunk := channel.recv(1 << 20):
+                    buffer += chunk
+                else:
+                    stopping = True
+            except BlockingIOError:
+                pass
+            channel.setblocking(True)
+            requests = [request for message in read_frames(buffer) for request in message]
+            stopping = stopping or any(kind == STOP for _, kind, _ in requests)
+            answer = committer.commit(requests)
+            try:
+                channel.sendall(frame(answer))
+            except OSError:
+                return
+    finally:
+        committer.close()
+
+
+def main() -> None:
+    """The writer process: `FD PATH` as arguments (see `journal_writer.command`)."""
+    # Ctrl-C reaches the whole process group: the parent decides when its writer stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    serve(socket.socket(fileno=int(sys.argv[-2])), sys.argv[-1])
