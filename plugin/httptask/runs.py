@@ -184,11 +184,13 @@ def start_run(
     strict_responses: bool = False,
     on_task: TaskUpdate | None = None,
     input_items: Mapping[str, Path] | None = None,
+    workers: int = 1,
 ) -> RunResult:
     """Check the workflow, its inputs and every request that can be known before the run, journal a new run,
     and drive an engine through it to the end. With `strict_responses` (kept for a resume), a response that
     breaks its operation's spec fails its task. `input_items` names inputs whose items are read from JSON
-    Lines files as the run goes."""
+    Lines files as the run goes; with `workers`, forEach items are shared out over that many processes
+    (`shards`)."""
     text = read_text(workflow_file)
     new = begin_run(
         text,
@@ -205,7 +207,16 @@ def start_run(
     if on_start is not None:
         on_start(new.run_id)
     run = _Plan(
-        new.workflow, catalog, secrets, journal, sandbox, concurrency, on_progress, strict_responses, on_task
+        new.workflow,
+        catalog,
+        secrets,
+        journal,
+        sandbox,
+        concurrency,
+        on_progress,
+        strict_responses,
+        on_task,
+        workers,
     )
     return run.drive(engine, new.run_id, new.inputs)
 
@@ -371,6 +382,7 @@ def resume_run(
     engine: EngineFactory = _local_engine,
     on_task: TaskUpdate | None = None,
     input_items: Mapping[str, Path] | None = None,
+    workers: int = 1,
 ) -> RunResult:
     """Finish a journaled run with the workflow text and inputs stored for it; `secrets` defaults to a store
     reading the secrets file the run started with. An input read from an items file is read from the same
@@ -418,7 +430,9 @@ def resume_run(
     previous = JournaledSteps(journal, run_id)
     sandbox = bool(record.options.get("sandbox"))
     strict = bool(record.options.get("strict_responses"))
-    run = _Plan(workflow, catalog, secrets, journal, sandbox, concurrency, on_progress, strict, on_task)
+    run = _Plan(
+        workflow, catalog, secrets, journal, sandbox, concurrency, on_progress, strict, on_task, workers
+    )
     decisions = {key: d for key, d in decided.items() if d.action != MARK_DONE}
     return run.drive(engine, run_id, values, Resumption(previous, decisions, reconcile))
 
@@ -479,6 +493,7 @@ class _Plan:
     on_progress: Progress | None
     strict_responses: bool
     on_task: TaskUpdate | None = None
+    workers: int = 1
 
     def drive(
         self,
@@ -503,6 +518,7 @@ class _Plan:
                     self.on_progress,
                     self.on_task,
                     strict_responses=self.strict_responses,
+                    workers=self.workers,
                 )
                 return await _run_engine(engine, wiring, run_id, inputs, resumption)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import os
 import sys
 import time
 from collections import Counter
@@ -46,6 +47,14 @@ __all__ = ["run_command", "runs_group"]
     default=16,
     show_default=True,
     help="How many requests may be in flight at once.",
+)
+@click.option(
+    "--workers",
+    type=str,
+    default="1",
+    show_default=True,
+    help="Share each forEach task's items out over this many processes (the local engine); --concurrency "
+    "is shared out among them.",
 )
 @click.option(
     "--json", "as_json", is_flag=True, help="Print {run_id, status, tasks, outputs, errors} as JSON."
@@ -120,6 +129,7 @@ def run_command(
     input_items: tuple[str, ...],
     sandbox: bool,
     concurrency: int,
+    workers: str,
     as_json: bool,
     secrets_file: Path | None,
     strict_responses: bool,
@@ -146,7 +156,12 @@ def run_command(
     from ..secrets import SecretStore
 
     items = parse_input_items(input_items)
+    processes = _workers(workers)
     if engine == "temporal":
+        if processes != 1:
+            raise UsageError(
+                "--workers shares items out on the local engine; on Temporal, start more workers."
+            )
         if items:
             raise UsageError(
                 "--input-items runs on the local engine only; on Temporal, give the items with --input."
@@ -206,6 +221,7 @@ def run_command(
                     again=again,
                     strict_responses=strict_responses,
                     input_items=items,
+                    workers=processes,
                 )
             else:
                 result = resume_run(
@@ -222,6 +238,7 @@ def run_command(
                     note=note,
                     on_task=on_board.on_task if on_board else None,
                     input_items=items,
+                    workers=processes,
                 )
         except TaskError as exc:
             _invalid(exc, as_json=as_json)
@@ -230,6 +247,19 @@ def run_command(
     else:
         _print_result(result)
     sys.exit(result.exit_code)
+
+
+def _workers(text: str) -> int:
+    """--workers as a number of processes, or a sentence saying what to give."""
+    from ..shards import MAX_WORKERS
+
+    number = int(text) if text.strip().isdigit() else 0
+    if not 1 <= number <= MAX_WORKERS:
+        raise UsageError(
+            f"--workers is {text!r}; give a whole number of processes from 1 to {MAX_WORKERS} "
+            f"(this machine has {os.cpu_count() or 1} cores)."
+        )
+    return number
 
 
 def _run_on_temporal(

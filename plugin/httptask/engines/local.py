@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from ..decisions import (
@@ -59,6 +59,7 @@ class LocalEngine:
         self._journal = wiring.journal
         self._sender = wiring.sender
         self._concurrency = wiring.concurrency
+        self._workers = wiring.workers
         self._strict_responses = wiring.strict_responses
         self._sandbox_url = wiring.sandbox_url
         self._progress = wiring.on_progress or (lambda more, done: None)
@@ -162,31 +163,29 @@ class LocalEngine:
             rows = range(first, min(first + _SCHEDULE_ROWS, len(items)))
             await self._journal.durable(Journal.schedule(self._run_id, task.id, rows))
         unread: list[str] = []
-        pending = _numbered(items, unread)
 
-        async def worker() -> None:
-            for index, item in pending:
-                result.in_flight += 1
-                try:
-                    step = await self._step(task, index, item, context, for_each=True)
-                finally:
-                    result.in_flight -= 1
-                result.count(step)
-                self._task_update(result)
+        def counted(step: StepResult) -> None:
+            result.count(step)
+            self._task_update(result)
 
-        await asyncio.gather(*(worker() for _ in range(min(self._concurrency, len(items)))))
+        # Items read lazily from a file are acted on in this process: a worker is handed its items.
+        if self._workers > 1 and isinstance(items, list) and len(items) > 1:
+            result.stopped = await self._shard_out(task, items, context, counted)
+        else:
+            await self._act(task, _numbered(items, unread), len(items), context, result, counted)
         result.steps.sort(key=lambda step: step.item)
         # What needs this task reads its items' responses from the journal: every one must be committed.
         await self._journal.flush()
         result.journaled = ForEachResults(self._journal, self._run_id, task.id, items)
         failed = result.tally.get("failed", 0)
         unknown = result.tally.get("unknown", 0)
-        result.state = "succeeded" if failed + unknown == 0 else "failed"
+        result.state = "succeeded" if failed + unknown == 0 and not result.stopped else "failed"
         if result.state == "failed":
             parts = [f"{failed} of {len(items)} items failed"] if failed else []
             parts += (
                 [f"{unknown} of {len(items)} of unknown outcome, waiting for a decision"] if unknown else []
             )
+            parts += result.stopped
             result.error = "; ".join(parts)
         if unread:  # the items after the last one read were not taken up
             result.state = "failed"
@@ -195,6 +194,99 @@ class LocalEngine:
         self._journal.queue(
             [Journal.finished(self._run_id, task.id, TASK_ROW, result.state, error=result.error)]
         )
+
+    async def _act(
+        self,
+        task: Task,
+        items: Iterable[tuple[int, Any]],
+        count: int,
+        context: dict[str, Any],
+        result: TaskResult,
+        on_step: Callable[[StepResult], None],
+    ) -> None:
+        """Act on a forEach task's `count` (index, item) pairs, `concurrency` at a time."""
+        pending = iter(items)
+
+        async def worker() -> None:
+            for index, item in pending:
+                result.in_flight += 1
+                try:
+                    step = await self._step(task, index, item, context, for_each=True)
+                finally:
+                    result.in_flight -= 1
+                on_step(step)
+
+        await asyncio.gather(*(worker() for _ in range(min(self._concurrency, count))))
+
+    async def _shard_out(
+        self,
+        task: Task,
+        items: list[Any],
+        context: dict[str, Any],
+        on_step: Callable[[StepResult], None],
+    ) -> list[str]:
+        """Act on the items in `workers` processes (`shards`), this one owning the run meanwhile; why each
+        worker that did not finish its items stopped."""
+        from ..shards import Shard, run_shards, shard_items
+
+        await self._journal.flush()  # the items are scheduled before any worker acts on one
+        lease = self._journal.lease
+        assert lease is not None
+        # A worker reads what it needs of other tasks as plain data (a forEach's results from the journal).
+        plain = {name: list(v) if isinstance(v, ForEachResults) else v for name, v in context.items()}
+        shares = shard_items(items, self._workers)
+
+        def mine(found: Any, share: list[tuple[int, Any]]) -> dict[Any, Any]:
+            """What `found` (journaled steps, decisions or twins by task and item) holds of `share`."""
+            held = ((i, found.get((task.id, i))) for i, _ in share)
+            return {(task.id, i): value for i, value in held if value is not None}
+
+        shards = [
+            Shard(
+                journal=str(self._journal.path),
+                run_id=self._run_id,
+                lease=lease,
+                task_id=task.id,
+                number=number,
+                workers=len(shares),
+                items=share,
+                context=plain,
+                inputs=self._inputs,
+                secrets_file=str(self._secrets.file) if self._secrets.file else None,
+                sandbox_url=self._sandbox_url,
+                concurrency=-(-self._concurrency // len(shares)),
+                strict_responses=self._strict_responses,
+                previous=mine(self._previous, share),
+                decisions=mine(self._decisions, share),
+                reconcile=self._reconcile,
+                twins=mine(self._twins, share),
+            )
+            for number, share in enumerate(shares)
+        ]
+
+        def stepped(step: StepResult) -> None:
+            self._progress(0, 1)
+            on_step(step)
+
+        return [self._secrets.redactor.redact(why) for why in await run_shards(shards, stepped)]
+
+    async def act_on(
+        self,
+        run_id: str,
+        inputs: Mapping[str, Any],
+        resumption: Resumption,
+        twins: Mapping[tuple[str, int], tuple[int, int]],
+        task: Task,
+        items: list[tuple[int, Any]],
+        context: dict[str, Any],
+        on_step: Callable[[StepResult], None],
+    ) -> None:
+        """In a worker of `--workers`: act on these items of a forEach task of a run another process owns."""
+        self._run_id, self._inputs = run_id, inputs
+        self._previous, self._decisions = resumption.previous, resumption.decisions
+        self._reconcile, self._twins = resumption.reconcile, dict(twins)
+        result = TaskResult(task.id, for_each=True)
+        await self._act(task, items, len(items), context, result, on_step)
 
     def _items(self, task: Task, result: TaskResult, context: dict[str, Any]) -> Sequence[Any] | None:
         """The items of a forEach: when forEach is `{{ input.NAME }}`, the input's own (an items file read
@@ -651,6 +743,7 @@ def _errors(result: TaskResult, run_id: str) -> list[dict[str, Any]]:
         for step in result.steps
         if step.state in ("failed", "unknown")
     ]
+    errors += [{"task": result.task_id, "item": None, "message": why} for why in result.stopped]
     if result.not_kept:
         more = (
             f"and {result.not_kept} more items that failed or wait for a decision; "

@@ -55,6 +55,8 @@ class Wiring:
     on_task: TaskUpdate | None = None
     # Every task fails on a response that breaks its operation's spec, as if it had `strictResponses: true`.
     strict_responses: bool = False
+    # Processes a forEach task's items are shared out over (`shards`); `concurrency` is shared out too.
+    workers: int = 1
 
 
 @dataclass
@@ -118,6 +120,8 @@ class TaskResult:
     first_odd: StepResult | None = None
     # Items of a forEach task taken up and not yet ended, for a live display.
     in_flight: int = 0
+    # Why each worker process (`--workers`) that did not finish its items stopped.
+    stopped: list[str] = field(default_factory=list)
 
     def context(self) -> Any:
         """What templates see as `tasks.ID`."""

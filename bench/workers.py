@@ -1,0 +1,148 @@
+"""`httptask run --workers N` against raw aiohttp: the refund fan-out of bench/fanout.py (the example
+workflow, journal on) on the local engine with its items shared out over N processes, beside raw aiohttp, all
+in one script against one loopback server.
+
+`python bench/workers.py [--items 3000] [--concurrency 64] [--workers 1,2] [--rounds 5] [--json]`.
+
+Every client is a fresh process; a round runs each once, in an order that rotates from round to round; each
+ratio is paired within a round and reported as the median with its min-max range. CPU is the whole process
+tree's (the run, its workers and every journal writer), per item. Nothing leaves 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from clients import EXAMPLE
+from loopback import Loopback
+from stats import spread, text
+
+CLIENTS = Path(__file__).resolve().parent / "clients.py"
+
+
+def _engine(url: str, items: int, concurrency: int, workers: int) -> dict[str, Any]:
+    """One run of the example with `workers` processes, in this process (imports before the clock)."""
+    from httptask.catalog import Catalog
+    from httptask.journal import Journal
+    from httptask.runs import start_run
+    from httptask.secrets import SecretStore
+
+    invoices = [{"id": f"inv_{n}", "amount": 100} for n in range(items)]
+    os.environ["HTTPTASK_SECRET_CHARGEBEE_API_KEY"] = "bench_key"
+    with tempfile.TemporaryDirectory() as folder:
+        journal = Journal(Path(folder) / "journal.sqlite3")
+        started = time.perf_counter()
+        result = start_run(
+            EXAMPLE,
+            inputs={"invoices": invoices, "api_url": f"{url}/api/v2"},
+            catalog=Catalog.default(),
+            secrets=SecretStore(),
+            journal=journal,
+            concurrency=concurrency,
+            workers=workers,
+        )
+        seconds = time.perf_counter() - started
+        journal.close()
+    if result.status != "succeeded":
+        raise SystemExit(f"the engine's run failed: {result.errors[:3]}")
+    return {"seconds": seconds, "tasks_per_s": items / seconds}
+
+
+def _run(kind: str, url: str, items: int, concurrency: int) -> dict[str, Any]:
+    if kind == "aiohttp":
+        command = [sys.executable, str(CLIENTS), "aiohttp", url, str(items), str(concurrency)]
+    else:
+        command = [sys.executable, __file__, "--client", kind.removeprefix("workers-"), url, str(items),
+                   str(concurrency)]  # fmt: skip
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise SystemExit(f"client {kind} failed:\n{done.stderr[-3000:]}")
+    figures: dict[str, Any] = json.loads(done.stdout)
+    # Every process of the tree that has been waited for: the run, its workers and their journal writers.
+    figures["tree_cpu_s"] = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return figures
+
+
+def measure(items: int, concurrency: int, workers: list[int], rounds: int) -> dict[str, Any]:
+    kinds = ("aiohttp", *(f"workers-{n}" for n in workers))
+    runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
+    loads: list[float] = []
+    with Loopback() as server:
+        for number in range(rounds):
+            order = kinds[number % len(kinds) :] + kinds[: number % len(kinds)]
+            loads.append(os.getloadavg()[0])
+            for kind in order:
+                runs[kind].append(_run(kind, server.url, items, concurrency))
+    rates = {kind: [r["tasks_per_s"] for r in results] for kind, results in runs.items()}
+    ratios = {
+        f"{kind}/aiohttp": spread([k / a for k, a in zip(rates[kind], rates["aiohttp"], strict=True)])
+        for kind in kinds[1:]
+    }
+    for kind in kinds[2:]:
+        ratios[f"{kind}/{kinds[1]}"] = spread(
+            [k / o for k, o in zip(rates[kind], rates[kinds[1]], strict=True)]
+        )
+    return {
+        "items": items,
+        "concurrency": concurrency,
+        "rounds": rounds,
+        "cores": os.cpu_count(),
+        "load_average_1m": spread(loads, 2),
+        "tasks_per_s": {kind: spread(values, 1) for kind, values in rates.items()},
+        "tree_cpu_us_per_item": {
+            kind: spread([r["tree_cpu_s"] / items * 1e6 for r in results], 1)
+            for kind, results in runs.items()
+        },
+        "ratios": ratios,
+    }
+
+
+def table(figures: dict[str, Any]) -> str:
+    lines = [
+        f"{figures['items']:,} forEach refunds at concurrency {figures['concurrency']} (in all), "
+        f"{figures['cores']} cores, median (min-max) of {figures['rounds']} interleaved rounds; load average "
+        f"{text(figures['load_average_1m'])}",
+        f"  {'client':16}{'tasks/s':>30}{'CPU µs/item (tree)':>28}",
+    ]
+    for kind in figures["tasks_per_s"]:
+        lines.append(
+            f"  {kind:16}{text(figures['tasks_per_s'][kind], ',.0f'):>30}"
+            f"{text(figures['tree_cpu_us_per_item'][kind], ',.0f'):>28}"
+        )
+    for name, ratio in figures["ratios"].items():
+        lines.append(f"  {name:28} {text(ratio)}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["--client"]:
+        workers, url, items, concurrency = sys.argv[2:6]
+        print(json.dumps(_engine(url, int(items), int(concurrency), int(workers))))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--workers", default="1,2", help="the numbers of processes to compare")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    workers = [int(n) for n in args.workers.split(",")]
+    figures = measure(args.items, args.concurrency, workers, args.rounds)
+    print(json.dumps(figures, indent=2) if args.json else table(figures))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""`httptask run --workers N`: a forEach shared out over N processes that write one journal, against a real
+loopback server that counts what it acted on per invoice. Each item is sent once; a worker or the run's own
+process killed with SIGKILL mid-run leaves no process behind, and a resume acts on each refund once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from faults import FaultServer, always, fault_server
+from test_fault_matrix import ITEMS, Case, check_journal_against_server, decide_and_finish, plain_resume
+from test_journal_writer import _children, _ended, under_way
+
+
+@pytest.fixture
+def server() -> Iterator[FaultServer]:
+    with fault_server() as running:
+        running.reset(always("answer"))
+        yield running
+
+
+def _start(case: Case, *extra: str) -> subprocess.Popen[str]:
+    inputs = json.dumps({"invoices": case.invoices, "api_url": case.server.url})
+    return subprocess.Popen(
+        [sys.executable, "-m", "httptask", "run", str(case.workflow), "--input", inputs, "--concurrency", "8",
+         "--json", *extra],
+        env=case.env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+def _workers_of(pid: int, count: int) -> list[int]:
+    """The worker processes of the run in process `pid`, once all `count` run."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = [c for c in _children(pid) if b"httptask.shards" in Path(f"/proc/{c}/cmdline").read_bytes()]
+        if len(found) == count:
+            return found
+        time.sleep(0.01)
+    raise AssertionError("the workers did not start")
+
+
+def _family(pids: list[int]) -> list[int]:
+    """These processes and all their descendants."""
+    found, stack = [], list(pids)
+    while stack:
+        pid = stack.pop()
+        found.append(pid)
+        if not _ended(pid):
+            stack += _children(pid)
+    return found
+
+
+def test_two_workers_send_each_item_exactly_once(server: FaultServer, tmp_path: Path) -> None:
+    case = Case(tmp_path, server, "keyless")
+    run = _start(case, "--workers", "2")
+    workers = _workers_of(run.pid, 2)
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 0, err
+    result = json.loads(out)
+    assert result["status"] == "succeeded"
+    assert result["tasks"][0]["items"] == {"succeeded": ITEMS}
+    assert server.acted() == {case.path(index): 1 for index in range(ITEMS)}
+    assert all(_ended(pid) for pid in workers)
+    steps = case.steps()
+    assert {state for state, _, _ in steps.values()} == {"succeeded"} and len(steps) == ITEMS
+
+
+@pytest.mark.parametrize("kind", ["keyed", "keyless"])
+def test_a_worker_killed_mid_run_leaves_its_items_to_a_resume_that_acts_once(
+    server: FaultServer, tmp_path: Path, kind: str
+) -> None:
+    case = Case(tmp_path, server, kind)
+    with under_way(server, lambda: _start(case, "--workers", "2")) as run:
+        victim = _workers_of(run.pid, 2)[1]
+        doomed = _family([victim])
+        os.kill(victim, signal.SIGKILL)
+        out, err = run.communicate(timeout=120)
+    assert run.returncode == 1, err
+    case.steps()
+    errors = [e["message"] for e in json.loads(out)["errors"] if e["item"] is None]
+    assert errors == [
+        f"worker 2 of 2 (pid {victim}) was killed by signal 9 before it finished its items; 'httptask run "
+        f"--resume {case.run_id}' finishes them"
+    ]
+    assert all(_ended(pid) for pid in doomed), "the killed worker's journal writer outlived it"
+    before = check_journal_against_server(case)
+    # Worker 1 finished its items (the even ones); the killed worker's were left where they were.
+    assert all(before[index][0] == "succeeded" for index in range(0, ITEMS, 2))
+    plain_resume(case, before)
+    decide_and_finish(case)
+
+
+def test_the_run_killed_mid_run_takes_its_workers_and_writers_with_it_and_a_resume_acts_once(
+    server: FaultServer, tmp_path: Path
+) -> None:
+    case = Case(tmp_path, server, "keyless")
+    with under_way(server, lambda: _start(case, "--workers", "2")) as run:
+        workers = _workers_of(run.pid, 2)
+        family = _family([run.pid])
+        run.send_signal(signal.SIGKILL)
+        run.communicate(timeout=60)
+        deadline = time.monotonic() + 10
+        while not all(_ended(pid) for pid in family):
+            assert time.monotonic() < deadline, f"left behind: {[p for p in family if not _ended(p)]}"
+            time.sleep(0.01)
+    assert len(family) >= 1 + 2 * 2  # the run, its writer, and each worker with its own writer
+    assert set(workers) <= set(family)
+    time.sleep(0.1)  # what was on the wire reaches the server's log
+    before = check_journal_against_server(case)
+    resumed = case.httptask("run", "--resume", case.run_id, "--workers", "2", "--json")
+    assert resumed.returncode in (0, 1), resumed.stderr
+    waiting = {i for i, (state, outcome, _) in before.items() if state == "sent" or outcome == "unknown"}
+    assert {e["item"] for e in json.loads(resumed.stdout)["errors"]} == waiting
+    plain_resume(case, case.steps())
+    decide_and_finish(case)
+
+
+@pytest.mark.parametrize("given", ["0", "-2", "two", "65", "1.5"])
+def test_a_bad_number_of_workers_is_one_sentence(tmp_path: Path, given: str) -> None:
+    workflow = tmp_path / "w.yaml"
+    workflow.write_text("name: w\ntasks: []\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "httptask", "run", str(workflow), "--workers", given],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"error: --workers is {given!r}; give a whole number of processes from 1 to 64 (this machine has "
+        f"{os.cpu_count()} cores)."
+    ]
