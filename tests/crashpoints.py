@@ -81,14 +81,25 @@ def install(point: str, n: int) -> None:
 
         transport.Sender.send = sending  # type: ignore[method-assign]
     elif point == "during-group-commit":
-        # The group commit runs in the journal's writer process: it kills this process, then itself.
-        from httptask import journal_writer
+        from httptask import journal_commit, journal_writer
 
-        def command(fd: int, path: Any) -> list[str]:
-            plugin = str(Path(journal_writer.journal_commit.__file__).resolve().parents[1])
-            return [sys.executable, "-I", "-S", WRITER, plugin, str(n), _SIGNAL[0].name, str(fd), str(path)]
+        if os.environ.get(journal.WRITER_VAR) == "process":
+            # The group commit runs in the journal's writer process: it kills this process, then itself.
+            def command(fd: int, path: Any) -> list[str]:
+                plugin = str(Path(journal_commit.__file__).resolve().parents[1])
+                signal_name = _SIGNAL[0].name
+                return [sys.executable, "-I", "-S", WRITER, plugin, str(n), signal_name, str(fd), str(path)]
 
-        journal_writer.command = command
+            journal_writer.command = command
+        else:
+            execute = journal_commit.execute
+
+            def executing(connection: Any, statements: Any) -> None:
+                execute(connection, statements)
+                if reached():
+                    _die()  # inside the group's transaction: its statements ran, nothing is committed
+
+            journal_commit.execute = executing
     else:
         raise SystemExit(f"unknown crash point {point!r}; one of {', '.join(POINTS)}")
 

@@ -1,6 +1,7 @@
-"""The journal's writer process: it commits what the run hands it, ends with its parent (even one killed with
-SIGKILL), and when it is itself killed the run sends nothing it cannot journal; both writers (process and
-thread) commit the same records and keep the same rules."""
+"""The journal's writer process (HTTPTASK_JOURNAL_WRITER=process): it commits what the run hands it, ends
+with its parent (even one killed with SIGKILL, or inside a group commit), and when it is itself killed the run
+sends nothing it cannot journal; both writers (process and thread) commit the same records and keep the same
+rules."""
 
 from __future__ import annotations
 
@@ -16,9 +17,17 @@ from pathlib import Path
 import pytest
 
 from faults import FaultServer, always, fault_server
-from httptask.errors import KeyReused, RunTakenOver
-from httptask.journal import Journal
-from test_fault_matrix import ITEMS, Case, check_journal_against_server, decide_and_finish, plain_resume
+from httptask.errors import KeyReused, RunTakenOver, UsageError
+from httptask.journal import WRITER_VAR, Journal
+from test_fault_matrix import (
+    CRASH,
+    ITEMS,
+    KILL_AT,
+    Case,
+    check_journal_against_server,
+    decide_and_finish,
+    plain_resume,
+)
 
 RUN = "20240101-000000-abcdef"
 
@@ -77,6 +86,7 @@ def test_a_run_killed_with_sigkill_leaves_no_writer_behind_and_a_resume_acts_onc
     server: FaultServer, tmp_path: Path, kind: str
 ) -> None:
     case = Case(tmp_path, server, kind)
+    case.env[WRITER_VAR] = "process"
     server.reset(always("answer"))
     with under_way(server, case.start) as run:
         writer = _writer_of(run.pid)
@@ -98,6 +108,7 @@ def test_a_writer_killed_mid_run_stops_the_run_in_a_sentence_and_a_resume_acts_o
     server: FaultServer, tmp_path: Path, kind: str
 ) -> None:
     case = Case(tmp_path, server, kind)
+    case.env[WRITER_VAR] = "process"
     server.reset(always("answer"))
     with under_way(server, case.start) as run:
         os.kill(_writer_of(run.pid), signal.SIGKILL)
@@ -114,6 +125,31 @@ def test_a_writer_killed_mid_run_stops_the_run_in_a_sentence_and_a_resume_acts_o
     assert len(before) == len(case.invoices)
     plain_resume(case, before)
     decide_and_finish(case)
+
+
+@pytest.mark.parametrize("kind", ["keyed", "keyless"])
+def test_a_run_killed_inside_a_group_commit_of_its_writer_process_resumes_acting_once(
+    server: FaultServer, tmp_path: Path, kind: str
+) -> None:
+    case = Case(tmp_path, server, kind)
+    case.env[WRITER_VAR] = "process"
+    server.reset(always("answer"))
+    run = case.start(CRASH, "during-group-commit", str(KILL_AT))
+    run.communicate(timeout=120)
+    assert run.returncode == -signal.SIGKILL
+    time.sleep(0.1)  # what was on the wire reaches the server's log
+    before = check_journal_against_server(case)
+    plain_resume(case, before)
+    decide_and_finish(case)
+
+
+def test_an_unknown_writer_is_one_sentence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(WRITER_VAR, "fork")
+    with pytest.raises(UsageError) as refused:
+        Journal(tmp_path / "j.sqlite3")
+    assert str(refused.value) == (
+        "HTTPTASK_JOURNAL_WRITER is 'fork'; give 'thread' or 'process' (where the journal commits)."
+    )
 
 
 # -- both writers --------------------------------------------------------------------------------------------

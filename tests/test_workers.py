@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from faults import FaultServer, always, fault_server
+from httptask.journal import WRITER_VAR
 from test_fault_matrix import ITEMS, Case, check_journal_against_server, decide_and_finish, plain_resume
 from test_journal_writer import _children, _ended, under_way
 
@@ -102,6 +103,7 @@ def test_the_run_killed_mid_run_takes_its_workers_and_writers_with_it_and_a_resu
     server: FaultServer, tmp_path: Path
 ) -> None:
     case = Case(tmp_path, server, "keyless")
+    case.env[WRITER_VAR] = "process"  # each process's journal writer is a process too: none may be left
     with under_way(server, lambda: _start(case, "--workers", "2")) as run:
         workers = _workers_of(run.pid, 2)
         family = _family([run.pid])

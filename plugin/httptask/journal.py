@@ -1,5 +1,6 @@
 """The run journal: every run, task, forEach item, attempt, decision and idempotency key in SQLite (WAL),
-written in group commits by a writer process of its own, and owned by one process at a time.
+written in group commits by one writer (a thread, or a process of its own), and owned by one process at a
+time.
 
 Before a request with side effects goes on the wire, `begin_send` commits it as 'sent' (with its idempotency
 key and the fingerprint of its payload); its outcome is written after the wire. A run is owned through a lease
@@ -31,7 +32,7 @@ import orjson
 
 from .errors import KeyReused, NotSent, RunBusy, RunTakenOver, UsageError
 from .journal_commit import BEGIN_SEND, EXECUTE, LEASE, Answer, Request, connect, execute
-from .journal_writer import WRITERS, Writer
+from .journal_writer import WRITERS, Writer, WriterProcess, WriterThread
 from .outcome import Outcome, may_have_acted
 from .processes import boot_clock, identity, same_process
 from .redaction import process_redactor
@@ -41,6 +42,7 @@ __all__ = [
     "LEASE_SECONDS",
     "LEASE_VAR",
     "TASK_ROW",
+    "WRITER_VAR",
     "Decision",
     "Journal",
     "RunRecord",
@@ -57,6 +59,9 @@ JOURNAL_VAR = "HTTPTASK_JOURNAL"
 # without forEach has the single item 0.
 TASK_ROW = -1
 LEASE_VAR = "HTTPTASK_LEASE_SECONDS"
+# Where group commits are made: "thread" (the default) or "process" (`journal_writer`). On a loaded 2-core
+# machine the process took CPU off the event loop's process but did not raise throughput (bench/README.md).
+WRITER_VAR = "HTTPTASK_JOURNAL_WRITER"
 
 
 def _lease_seconds() -> float:
@@ -328,9 +333,9 @@ _Statement = tuple[str, Sequence[Any]]
 
 class Journal:
     """The SQLite journal: reads on the calling thread; writes shipped from the event loop to one writer (a
-    process of its own by default) and committed there in groups."""
+    thread, or a process of its own: `WRITER_VAR`) and committed there in groups."""
 
-    def __init__(self, path: Path, *, writer: str = "process") -> None:
+    def __init__(self, path: Path, *, writer: str | None = None) -> None:
         self.path = path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -340,7 +345,7 @@ class Journal:
             raise UsageError(
                 f"The journal {str(path)!r} cannot be opened ({exc}); set {JOURNAL_VAR} to a writable file."
             ) from exc
-        self._writer_kind = WRITERS[writer]
+        self._writer_kind = _writer_kind(writer)
         self._writer: Writer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: list[Request] = []  # shipped together once per turn of the event loop
@@ -921,6 +926,13 @@ def _create_or_migrate(connection: sqlite3.Connection) -> None:
     except BaseException:
         connection.rollback()
         raise
+
+
+def _writer_kind(given: str | None) -> type[WriterProcess] | type[WriterThread]:
+    name = given or os.environ.get(WRITER_VAR) or "thread"
+    if name not in WRITERS:
+        raise UsageError(f"{WRITER_VAR} is {name!r}; give 'thread' or 'process' (where the journal commits).")
+    return WRITERS[name]
 
 
 def _failure(failure: tuple[str, Any]) -> BaseException:

@@ -1,10 +1,10 @@
 """The journal's writer as its parent sees it: requests shipped from the event loop, group commits made
 elsewhere (`journal_commit`), and each commit's answer handed back on the loop.
 
-`WriterProcess` commits in a process of its own, so SQLite, fsync and the commit's Python work hold no lock of
-the event loop's interpreter; it reads requests from a socket and ends when the socket closes, so a parent
-killed with `kill -9` leaves no writer behind. `WriterThread` commits on a thread, for the benchmark that
-compares the two.
+`WriterThread` commits on a thread of this process (the default). `WriterProcess` commits in a process of its
+own, so SQLite, fsync and the commit's Python work hold no lock of the event loop's interpreter; it reads
+requests from a socket and ends when the socket closes, so a parent killed with `kill -9` leaves no writer
+behind.
 """
 
 from __future__ import annotations
