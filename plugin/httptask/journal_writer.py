@@ -72,6 +72,7 @@ class WriterProcess:
         self._lock = threading.Lock()  # the heartbeat thread ships too
         self._inbox = bytearray()
         self._gone = False
+        self._reading = True  # the loop watches the socket until the writer ends or is stopped
         loop.add_reader(ours.fileno(), self.poll)
 
     def ship(self, requests: list[Request]) -> None:
@@ -97,13 +98,17 @@ class WriterProcess:
             self._loop.call_soon_threadsafe(self.poll)
 
     def poll(self) -> None:
+        if not self._reading:  # stopped, or the writer's end was reported already
+            return
         with self._lock:
             self._receive()
             answers = read_frames(self._inbox)
             gone = self._gone and not self._inbox
         for answer in answers:
             self._on_answer(answer)
-        if gone and self._loop.remove_reader(self._socket.fileno()):  # said once, then no more reads
+        if gone:  # said once, then the socket is no longer watched
+            self._reading = False
+            self._loop.remove_reader(self._socket.fileno())
             try:
                 code: int | None = self._process.wait(timeout=5)
             except subprocess.TimeoutExpired:
@@ -122,7 +127,9 @@ class WriterProcess:
             self._gone = True
 
     def stop(self) -> None:
-        self._loop.remove_reader(self._socket.fileno())
+        if self._reading:
+            self._reading = False
+            self._loop.remove_reader(self._socket.fileno())
         self.ship([(0, STOP, None)])
         with self._lock:
             self._socket.setblocking(True)
