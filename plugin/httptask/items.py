@@ -131,6 +131,7 @@ class FileItems(LazySequence[Any]):
     def __init__(self, source: ItemsFile) -> None:
         self.source = source
         self._index: tuple[array[int], array[int], array[int]] | None = None
+        self._last: tuple[int, list[tuple[int, bytes]]] | None = None  # a block's number and its items
 
     def __len__(self) -> int:
         return self.source.count
@@ -139,11 +140,20 @@ class FileItems(LazySequence[Any]):
         return iter(self.source)
 
     def _at(self, index: int) -> Any:
-        """Item `index`, read with the block that holds it, once the block's bytes are those checked."""
+        """Item `index`, read with the block that holds it once the block's bytes are those checked; the
+        last block read is kept, so that reading items in order by index reads each block once."""
         if self._index is None:
             self._index = _block_index(self.source)
-        offsets, firsts, lines = self._index
+        firsts = self._index[1]
         number = bisect_right(firsts, index) - 1
+        if self._last is None or self._last[0] != number:
+            self._last = (number, self._items_of_block(number))
+        line, raw = self._last[1][index - firsts[number]]
+        return _parse(self.source.path, line, raw)
+
+    def _items_of_block(self, number: int) -> list[tuple[int, bytes]]:
+        assert self._index is not None
+        offsets, _, lines = self._index
         try:
             with _open(self.source.path) as file:
                 file.seek(offsets[number])
@@ -152,8 +162,7 @@ class FileItems(LazySequence[Any]):
             raise UsageError(f"Cannot read the items file '{self.source.path}' ({exc.strerror}).") from None
         if _block_hash(block) != self.source.blocks[number]:
             raise self.source._changed()
-        line, raw = [(n, raw) for n, raw in block if raw.strip()][index - firsts[number]]
-        return _parse(self.source.path, line, raw)
+        return [(line, raw) for line, raw in block if raw.strip()]
 
     def __repr__(self) -> str:
         return f"<{self.source.count} items of {self.source.path}>"
