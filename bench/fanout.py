@@ -14,7 +14,6 @@ machine. Nothing leaves 127.0.0.1.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -27,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from clients import KINDS
 from loopback import Loopback
+from report import arguments, client_rows, interleaved, paired
 from stats import spread, text
 
 CLIENTS = Path(__file__).resolve().parent / "clients.py"
@@ -86,37 +86,23 @@ def capacity(server: Loopback, items: int, concurrency: int, processes: int) -> 
 
 def measure(items: int, concurrency: int, rounds: int, before: str | None = None) -> dict[str, Any]:
     kinds = (*KINDS, "engine-before") if before else KINDS
-    runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
-    loads: list[float] = []
     with Loopback() as server:
         server_capacity = capacity(server, items * 2, concurrency, processes=2)
-        for number in range(rounds):
-            order = kinds[number % len(kinds) :] + kinds[: number % len(kinds)]
-            loads.append(os.getloadavg()[0])
-            for kind in order:
-                path = before if kind == "engine-before" else None
-                runs[kind].append(client(kind, server, items, concurrency, path))
+
+        def one(kind: str) -> dict[str, Any]:
+            return client(kind, server, items, concurrency, before if kind == "engine-before" else None)
+
+        runs, loads = interleaved(kinds, rounds, one)
     rates = {kind: [r["tasks_per_s"] for r in results] for kind, results in runs.items()}
-    ratios = {
-        f"engine/{base}": spread([e / b for e, b in zip(rates["engine"], rates[base], strict=True)])
-        for base in BASELINES
-    }
+    ratios = {f"engine/{base}": paired(rates["engine"], rates[base]) for base in BASELINES}
     if before:
-        ratios["engine/engine-before"] = spread(
-            [e / b for e, b in zip(rates["engine"], rates["engine-before"], strict=True)]
-        )
-        ratios["engine-before/aiohttp"] = spread(
-            [e / b for e, b in zip(rates["engine-before"], rates["aiohttp"], strict=True)]
-        )
-    ratios["aiohttp-uvloop/aiohttp"] = spread(
-        [u / a for u, a in zip(rates["aiohttp-uvloop"], rates["aiohttp"], strict=True)]
-    )
+        ratios["engine/engine-before"] = paired(rates["engine"], rates["engine-before"])
+        ratios["engine-before/aiohttp"] = paired(rates["engine-before"], rates["aiohttp"])
+    ratios["aiohttp-uvloop/aiohttp"] = paired(rates["aiohttp-uvloop"], rates["aiohttp"])
     # CPU per item of raw aiohttp over the engine's, round by round: the throughput ratio the engine would
     # reach were it the only thing on the machine and CPU-bound (it is, on loopback).
     cpu = {kind: [r["cpu_s"] for r in results] for kind, results in runs.items()}
-    ratios["cpu: aiohttp/engine"] = spread(
-        [a / e for a, e in zip(cpu["aiohttp"], cpu["engine"], strict=True)]
-    )
+    ratios["cpu: aiohttp/engine"] = paired(cpu["aiohttp"], cpu["engine"])
     return {
         "items": items,
         "concurrency": concurrency,
@@ -139,15 +125,11 @@ def table(figures: dict[str, Any]) -> str:
         f"{figures['items']:,} forEach refunds at concurrency {figures['concurrency']}, "
         f"median (min-max) of {figures['rounds']} interleaved rounds; load average "
         f"{text(figures['load_average_1m'])}",
-        f"  {'client':16}{'tasks/s':>30}{'CPU µs/item':>28}{'server busy':>24}",
+        *client_rows(
+            figures,
+            [("cpu_us_per_item", "CPU µs/item", ",.0f"), ("server_busy", "server busy", ",.2f")],
+        ),
     ]
-    for kind in figures["tasks_per_s"]:
-        lines.append(
-            f"  {kind:16}{text(figures['tasks_per_s'][kind], ',.0f'):>30}"
-            f"{text(figures['cpu_us_per_item'][kind], ',.0f'):>28}{text(figures['server_busy'][kind]):>24}"
-        )
-    for name, ratio in figures["ratios"].items():
-        lines.append(f"  {name:28} {text(ratio)}")
     cap = figures["server_capacity"]
     lines.append(
         f"  loopback server: {cap['requests_per_s']:,.0f} requests/s with {cap['clients']} aiohttp-uvloop "
@@ -158,12 +140,8 @@ def table(figures: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--items", type=int, default=3000)
-    parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser = arguments(__doc__.splitlines()[0])
     parser.add_argument("--before", help="PYTHONPATH of another checkout whose engine runs beside")
-    parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     figures = measure(args.items, args.concurrency, args.rounds, args.before)
     print(json.dumps(figures, indent=2) if args.json else table(figures))

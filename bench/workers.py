@@ -11,7 +11,6 @@ tree's (the run, its workers and every journal writer), per item. Nothing leaves
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
@@ -26,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from clients import EXAMPLE
 from loopback import Loopback
+from report import arguments, client_rows, interleaved, paired
 from stats import spread, text
 
 CLIENTS = Path(__file__).resolve().parent / "clients.py"
@@ -78,23 +78,12 @@ def _run(kind: str, url: str, items: int, concurrency: int) -> dict[str, Any]:
 
 def measure(items: int, concurrency: int, workers: list[int], rounds: int) -> dict[str, Any]:
     kinds = ("aiohttp", *(f"workers-{n}" for n in workers))
-    runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
-    loads: list[float] = []
     with Loopback() as server:
-        for number in range(rounds):
-            order = kinds[number % len(kinds) :] + kinds[: number % len(kinds)]
-            loads.append(os.getloadavg()[0])
-            for kind in order:
-                runs[kind].append(_run(kind, server.url, items, concurrency))
+        runs, loads = interleaved(kinds, rounds, lambda kind: _run(kind, server.url, items, concurrency))
     rates = {kind: [r["tasks_per_s"] for r in results] for kind, results in runs.items()}
-    ratios = {
-        f"{kind}/aiohttp": spread([k / a for k, a in zip(rates[kind], rates["aiohttp"], strict=True)])
-        for kind in kinds[1:]
-    }
+    ratios = {f"{kind}/aiohttp": paired(rates[kind], rates["aiohttp"]) for kind in kinds[1:]}
     for kind in kinds[2:]:
-        ratios[f"{kind}/{kinds[1]}"] = spread(
-            [k / o for k, o in zip(rates[kind], rates[kinds[1]], strict=True)]
-        )
+        ratios[f"{kind}/{kinds[1]}"] = paired(rates[kind], rates[kinds[1]])
     return {
         "items": items,
         "concurrency": concurrency,
@@ -115,15 +104,8 @@ def table(figures: dict[str, Any]) -> str:
         f"{figures['items']:,} forEach refunds at concurrency {figures['concurrency']} (in all), "
         f"{figures['cores']} cores, median (min-max) of {figures['rounds']} interleaved rounds; load average "
         f"{text(figures['load_average_1m'])}",
-        f"  {'client':16}{'tasks/s':>30}{'CPU µs/item (tree)':>28}",
+        *client_rows(figures, [("tree_cpu_us_per_item", "CPU µs/item (tree)", ",.0f")]),
     ]
-    for kind in figures["tasks_per_s"]:
-        lines.append(
-            f"  {kind:16}{text(figures['tasks_per_s'][kind], ',.0f'):>30}"
-            f"{text(figures['tree_cpu_us_per_item'][kind], ',.0f'):>28}"
-        )
-    for name, ratio in figures["ratios"].items():
-        lines.append(f"  {name:28} {text(ratio)}")
     return "\n".join(lines)
 
 
@@ -132,12 +114,8 @@ def main() -> None:
         workers, url, items, concurrency = sys.argv[2:6]
         print(json.dumps(_engine(url, int(items), int(concurrency), int(workers))))
         return
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--items", type=int, default=3000)
-    parser.add_argument("--concurrency", type=int, default=64)
+    parser = arguments(__doc__.splitlines()[0])
     parser.add_argument("--workers", default="1,2", help="the numbers of processes to compare")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     workers = [int(n) for n in args.workers.split(",")]
     figures = measure(args.items, args.concurrency, workers, args.rounds)

@@ -15,7 +15,6 @@ process: its time is reported apart). Nothing leaves 127.0.0.1.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -31,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from clients import BODY, HEADERS
 from loopback import Loopback
+from report import arguments, client_rows, interleaved, paired
 from stats import spread, text
 
 KINDS = ("aiohttp", "loop-thread", "loop-process", "loop-thread-before")
@@ -138,29 +138,18 @@ def _run(kind: str, url: str, items: int, concurrency: int, before: str | None) 
 
 def measure(items: int, concurrency: int, rounds: int, before: str | None) -> dict[str, Any]:
     kinds = KINDS if before else KINDS[:-1]
-    runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
-    loads: list[float] = []
     with Loopback() as server:
-        for number in range(rounds):
-            order = kinds[number % len(kinds) :] + kinds[: number % len(kinds)]
-            loads.append(os.getloadavg()[0])
-            for kind in order:
-                runs[kind].append(_run(kind, server.url, items, concurrency, before))
+        runs, loads = interleaved(
+            kinds, rounds, lambda kind: _run(kind, server.url, items, concurrency, before)
+        )
     rates = {kind: [r["tasks_per_s"] for r in results] for kind, results in runs.items()}
-    ratios = {
-        f"{kind}/aiohttp": spread([k / a for k, a in zip(rates[kind], rates["aiohttp"], strict=True)])
-        for kind in kinds[1:]
-    }
+    ratios = {f"{kind}/aiohttp": paired(rates[kind], rates["aiohttp"]) for kind in kinds[1:]}
     # CPU per item of raw aiohttp over the loop's (its own process only): the ratio the loop would reach
     # were it CPU-bound with a core to spare for the writer.
     cpu = {kind: [r["cpu_s"] for r in results] for kind, results in runs.items()}
     for kind in kinds[1:]:
-        ratios[f"cpu: aiohttp/{kind}"] = spread(
-            [a / k for a, k in zip(cpu["aiohttp"], cpu[kind], strict=True)]
-        )
-    ratios["loop-process/loop-thread"] = spread(
-        [p / t for p, t in zip(rates["loop-process"], rates["loop-thread"], strict=True)]
-    )
+        ratios[f"cpu: aiohttp/{kind}"] = paired(cpu["aiohttp"], cpu[kind])
+    ratios["loop-process/loop-thread"] = paired(rates["loop-process"], rates["loop-thread"])
     return {
         "items": items,
         "concurrency": concurrency,
@@ -181,16 +170,9 @@ def table(figures: dict[str, Any]) -> str:
     lines = [
         f"{figures['items']:,} journaled POSTs at concurrency {figures['concurrency']}, median (min-max) of "
         f"{figures['rounds']} interleaved rounds; load average {text(figures['load_average_1m'])}",
-        f"  {'client':16}{'tasks/s':>30}{'CPU µs/item':>28}",
+        *client_rows(figures, [("cpu_us_per_item", "CPU µs/item", ",.0f")]),
+        f"  writer process CPU µs/item: {text(figures['writer_process_cpu_us_per_item'], ',.0f')}",
     ]
-    for kind in figures["tasks_per_s"]:
-        lines.append(
-            f"  {kind:16}{text(figures['tasks_per_s'][kind], ',.0f'):>30}"
-            f"{text(figures['cpu_us_per_item'][kind], ',.0f'):>28}"
-        )
-    lines.append(f"  writer process CPU µs/item: {text(figures['writer_process_cpu_us_per_item'], ',.0f')}")
-    for name, ratio in figures["ratios"].items():
-        lines.append(f"  {name:28} {text(ratio)}")
     return "\n".join(lines)
 
 
@@ -199,12 +181,8 @@ def main() -> None:
         kind, url, items, concurrency = sys.argv[2:6]
         print(json.dumps(client(kind, url, int(items), int(concurrency))))
         return
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--items", type=int, default=3000)
-    parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser = arguments(__doc__.splitlines()[0])
     parser.add_argument("--before", help="PYTHONPATH of a checkout whose thread writer runs beside")
-    parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     figures = measure(args.items, args.concurrency, args.rounds, args.before)
     print(json.dumps(figures, indent=2) if args.json else table(figures))

@@ -173,6 +173,15 @@ def plain_resume(case: Case, before: dict[int, tuple[str, str | None, str | None
         assert done.returncode == 0, done.stdout
 
 
+def resume_acts_once(case: Case) -> dict[int, tuple[str, str | None, str | None]]:
+    """Steps 1 to 3 after a run was stopped: the journal against the server, a plain resume, decisions; every
+    item acted on once. Gives what the journal said before the resume."""
+    before = check_journal_against_server(case)
+    plain_resume(case, before)
+    decide_and_finish(case)
+    return before
+
+
 def decide_and_finish(case: Case) -> None:
     """Step 3: decide each waiting item from what the server did, then check every refund was done once.
     A resent refund that times out again on this busy machine waits again, so decisions take a few rounds."""
@@ -250,9 +259,7 @@ def test_kill_9_at_every_point(server: FaultServer, tmp_path: Path, kind: str, p
     assert process.returncode == -signal.SIGKILL
     time.sleep(0.1)  # what was on the wire reaches the server's log
     server.schedule = always("answer")
-    before = check_journal_against_server(case)
-    plain_resume(case, before)
-    decide_and_finish(case)
+    resume_acts_once(case)
 
 
 # Each resume imports httptask, says it is ready, and waits for the other: however slow an import is on a

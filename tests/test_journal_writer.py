@@ -24,9 +24,7 @@ from test_fault_matrix import (
     ITEMS,
     KILL_AT,
     Case,
-    check_journal_against_server,
-    decide_and_finish,
-    plain_resume,
+    resume_acts_once,
 )
 
 RUN = "20240101-000000-abcdef"
@@ -64,6 +62,14 @@ def _ended(pid: int) -> bool:
     return state in ("Z", "X")  # reparented to an init that does not reap: it has ended all the same
 
 
+def _on_a_writer_process(server: FaultServer, tmp_path: Path, kind: str) -> Case:
+    """A fault-matrix case whose runs journal through a writer process, against a server that answers."""
+    case = Case(tmp_path, server, kind)
+    case.env[WRITER_VAR] = "process"
+    server.reset(always("answer"))
+    return case
+
+
 @contextmanager
 def under_way(
     server: FaultServer, start: Callable[[], subprocess.Popen[str]]
@@ -85,9 +91,7 @@ def under_way(
 def test_a_run_killed_with_sigkill_leaves_no_writer_behind_and_a_resume_acts_once(
     server: FaultServer, tmp_path: Path, kind: str
 ) -> None:
-    case = Case(tmp_path, server, kind)
-    case.env[WRITER_VAR] = "process"
-    server.reset(always("answer"))
+    case = _on_a_writer_process(server, tmp_path, kind)
     with under_way(server, case.start) as run:
         writer = _writer_of(run.pid)
         run.send_signal(signal.SIGKILL)
@@ -98,18 +102,14 @@ def test_a_run_killed_with_sigkill_leaves_no_writer_behind_and_a_resume_acts_onc
             time.sleep(0.01)
     assert run.returncode == -signal.SIGKILL
     time.sleep(0.1)  # what was on the wire reaches the server's log
-    before = check_journal_against_server(case)
-    plain_resume(case, before)
-    decide_and_finish(case)
+    resume_acts_once(case)
 
 
 @pytest.mark.parametrize("kind", ["keyed", "keyless"])
 def test_a_writer_killed_mid_run_stops_the_run_in_a_sentence_and_a_resume_acts_once(
     server: FaultServer, tmp_path: Path, kind: str
 ) -> None:
-    case = Case(tmp_path, server, kind)
-    case.env[WRITER_VAR] = "process"
-    server.reset(always("answer"))
+    case = _on_a_writer_process(server, tmp_path, kind)
     with under_way(server, case.start) as run:
         os.kill(_writer_of(run.pid), signal.SIGKILL)
         _, err = run.communicate(timeout=60)
@@ -121,26 +121,19 @@ def test_a_writer_killed_mid_run_stops_the_run_in_a_sentence_and_a_resume_acts_o
         "another file), then run or resume again."
     )
     assert "Traceback" not in err
-    before = check_journal_against_server(case)
-    assert len(before) == len(case.invoices)
-    plain_resume(case, before)
-    decide_and_finish(case)
+    assert len(resume_acts_once(case)) == len(case.invoices)
 
 
 @pytest.mark.parametrize("kind", ["keyed", "keyless"])
 def test_a_run_killed_inside_a_group_commit_of_its_writer_process_resumes_acting_once(
     server: FaultServer, tmp_path: Path, kind: str
 ) -> None:
-    case = Case(tmp_path, server, kind)
-    case.env[WRITER_VAR] = "process"
-    server.reset(always("answer"))
+    case = _on_a_writer_process(server, tmp_path, kind)
     run = case.start(CRASH, "during-group-commit", str(KILL_AT))
     run.communicate(timeout=120)
     assert run.returncode == -signal.SIGKILL
     time.sleep(0.1)  # what was on the wire reaches the server's log
-    before = check_journal_against_server(case)
-    plain_resume(case, before)
-    decide_and_finish(case)
+    resume_acts_once(case)
 
 
 def test_an_unknown_writer_is_one_sentence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

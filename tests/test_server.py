@@ -498,31 +498,43 @@ def test_serve_on_a_taken_port_is_one_sentence_and_no_banner() -> None:
     )
 
 
-def test_serve_on_port_0_prints_the_port_it_got(tmp_path: Path) -> None:
-    env = {**os.environ, "HTTPTASK_CACHE_DIR": str(tmp_path / "cache"), "HTTPTASK_SPECS_PATH": str(tmp_path)}
+@contextlib.contextmanager
+def _serving(tmp_path: Path, *args: str) -> Iterator[tuple[str, list[str]]]:
+    """`httptask serve ARGS` in its own process, with no secret in its environment and an empty catalog
+    folder and cache: its banner line, and (once it has ended) its stderr lines in the list given."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HTTPTASK_SECRET")}
+    env.update({"HTTPTASK_CACHE_DIR": str(tmp_path / "cache"), "HTTPTASK_SPECS_PATH": str(tmp_path)})
     process = subprocess.Popen(
-        [sys.executable, "-m", "httptask", "serve", "--port", "0"],
+        [sys.executable, "-m", "httptask", "serve", *args],
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         text=True,
         cwd=ROOT,
         env=env,
     )
+    stderr: list[str] = []
     try:
         assert process.stdout is not None
-        banner = process.stdout.readline()
-        port = int(banner.removeprefix("httptask editor on http://127.0.0.1:").split("/")[0])
-        assert port > 0
-        for _ in range(200):
-            with contextlib.suppress(httpx.ConnectError):
-                assert httpx.get(f"http://127.0.0.1:{port}/api/operations", params={"q": "refund"}).is_success
-                break
-            time.sleep(0.05)
-        else:
-            raise AssertionError(f"nothing answered on the port the banner named: {banner!r}")
+        yield process.stdout.readline(), stderr
     finally:
         process.terminate()
-        process.communicate(timeout=10)
+        stderr += process.communicate(timeout=10)[1].splitlines()
+
+
+def _first_search(url: str, headers: dict[str, str] | None = None) -> httpx.Response:
+    """The editor's answer to a search for 'refund', once it listens."""
+    for _ in range(200):
+        with contextlib.suppress(httpx.ConnectError):
+            return httpx.get(f"{url}/api/operations", params={"q": "refund"}, headers=headers)
+        time.sleep(0.05)
+    raise AssertionError(f"nothing answered at {url}")
+
+
+def test_serve_on_port_0_prints_the_port_it_got(tmp_path: Path) -> None:
+    with _serving(tmp_path, "--port", "0") as (banner, _):
+        port = int(banner.removeprefix("httptask editor on http://127.0.0.1:").split("/")[0])
+        assert port > 0
+        assert _first_search(f"http://127.0.0.1:{port}").is_success
 
 
 def test_the_servers_own_secret_store_only_reads_httptask_variables(
@@ -550,29 +562,12 @@ def test_the_servers_own_secret_store_only_reads_httptask_variables(
 
 
 def test_serve_runs_the_editor_with_its_sandbox(unused_port: int, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HTTPTASK_SECRET")}
-    env.update({"HTTPTASK_CACHE_DIR": str(tmp_path / "cache"), "HTTPTASK_SPECS_PATH": str(tmp_path)})
-    args = ["--port", str(unused_port), "--sandbox", "--token", TOKEN]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "httptask", "serve", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env=env,
-    )
-    try:
-        assert process.stdout is not None
-        banner = process.stdout.readline()
+    with _serving(tmp_path, "--port", str(unused_port), "--sandbox", "--token", TOKEN) as (banner, stderr):
         assert banner.startswith(f"httptask editor on http://127.0.0.1:{unused_port}/?token=<your token> ")
         assert "(test requests go to the sandbox at http://127.0.0.1:" in banner
         headers = {"authorization": f"Bearer {TOKEN}"}
         url = f"http://127.0.0.1:{unused_port}"
-        for _ in range(200):
-            with contextlib.suppress(httpx.ConnectError):
-                found = httpx.get(f"{url}/api/operations", params={"q": "refund"}, headers=headers)
-                break
-            time.sleep(0.05)
+        found = _first_search(url, headers)
         assert found.json()["operations"][0]["id"] == OP
         assert httpx.get(f"{url}/api/operations").status_code == 401
         # No secret is set: the sandbox gets a stand-in credential, so the first Test request goes through.
@@ -584,10 +579,7 @@ def test_serve_runs_the_editor_with_its_sandbox(unused_port: int, tmp_path: Path
         )
         assert (sent.status_code, sent.json()["response"]["status"]) == (200, 200)
         assert sent.json()["request"]["headers"]["authorization"] == "***"
-    finally:
-        process.terminate()
-        _, stderr = process.communicate(timeout=10)
-    assert TOKEN not in banner + stderr
+    assert TOKEN not in banner + "\n".join(stderr)
 
 
 # -- response checks -----------------------------------------------------------------------------------------
