@@ -34,14 +34,21 @@ BASELINES = ("aiohttp", "aiohttp-uvloop", "httpx")
 
 
 def client(
-    kind: str, server: Loopback, items: int, concurrency: int, pythonpath: str | None = None
+    kind: str,
+    server: Loopback,
+    items: int,
+    concurrency: int,
+    pythonpath: str | None = None,
+    *,
+    count_only: bool = False,
 ) -> dict[str, Any]:
-    """One client run in a fresh process, with how busy the server was meanwhile (1.0 = one whole core)."""
+    """One client run in a fresh process, with how busy the server was meanwhile (1.0 = one whole core);
+    `count_only`: the engine's workflow keeps only its count output (clients.py --count-only)."""
     cpu_before, wall_before = server.cpu_seconds(), time.perf_counter()
     env = {**os.environ, "PYTHONPATH": pythonpath} if pythonpath else None
     done = subprocess.run(
         [sys.executable, str(CLIENTS), "engine" if kind == "engine-before" else kind, server.url, str(items),
-         str(concurrency)],
+         str(concurrency), *(["--count-only"] if count_only else [])],
         capture_output=True,
         text=True,
         check=False,

@@ -6,9 +6,10 @@ loopback server).
 `python bench/growth.py [--sizes 1000,10000,100000] [--million] [--rounds 1] [--json]`. The million is left
 out by default: at about 1,000 tasks/s on this machine it takes some twenty minutes.
 
-Each size runs in a fresh process (bench/clients.py `engine` and `engine-jsonl`), the two sources one after
-the other, `--rounds` times; peak RSS is that process's `ru_maxrss`, tasks/s the median of the rounds (the
-range beside it). Throughput should stay flat as the run grows and memory should not grow with it.
+Each size runs in a fresh process (bench/clients.py `engine` and `engine-jsonl`, with `--count-only`: the
+example's `statuses` output, a status per item, does not fit a template value at a million), the two sources
+one after the other, `--rounds` times; peak RSS is that process's `ru_maxrss`, tasks/s the median of the
+rounds (the range beside it). Throughput should stay flat as the run grows and memory should not grow with it.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ def measure(sizes: list[int], concurrency: int, rounds: int = 1, million: bool =
     rows = []
     with Loopback() as server:
         for items, source in runs:
-            measured = [client(SOURCES[source], server, items, concurrency) for _ in range(rounds)]
+            measured = [
+                client(SOURCES[source], server, items, concurrency, count_only=True) for _ in range(rounds)
+            ]
             rates = [m["tasks_per_s"] for m in measured]
             cpu_us = [m["cpu_s"] / items * 1e6 for m in measured]
             rows.append(
