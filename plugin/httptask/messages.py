@@ -12,6 +12,9 @@ from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import jsontext
+from .limits import MAX_DEPTH, LimitExceeded, check_depth
+
 __all__ = ["HttpRequest", "HttpResponse", "RequestValues"]
 
 
@@ -67,20 +70,24 @@ class HttpResponse:
         lowered = name.lower()
         return next((value for key, value in self.headers if key.lower() == lowered), None)
 
-    @property
+    @cached_property
     def content_type(self) -> str:
+        """The media type without its parameters, in lower case (`application/json`); empty when none."""
         return (self.header("content-type") or "").split(";")[0].strip().lower()
+
+    @cached_property
+    def text(self) -> str:
+        """The content as UTF-8 text, bytes that are not UTF-8 replaced (not lost)."""
+        return self.content.decode("utf-8", errors="replace")
 
     def body(self) -> Any:
         """JSON bodies parsed; anything else as text (bytes that are not UTF-8 are replaced, not lost), and so
         is JSON nested deeper than `limits.MAX_DEPTH`, which every step after this would walk recursively."""
-        from .limits import MAX_DEPTH, LimitExceeded, check_depth
-
         kind = self.content_type
         if kind != "application/json" and not kind.endswith("+json"):
-            return self.content.decode("utf-8", errors="replace")
+            return self.text
         parsed, error = self._parsed
-        text = self.content.decode("utf-8", errors="replace")
+        text = self.text
         # The bytes as `json` parsed them are this text when they are plain UTF-8: nothing replaced, no byte
         # order mark, no NUL that makes json read UTF-16 or UTF-32. Then one parse serves both.
         plain = (
@@ -110,6 +117,6 @@ class HttpResponse:
     @cached_property
     def _parsed(self) -> tuple[Any, ValueError | RecursionError | None]:
         try:
-            return json.loads(self.content), None
+            return jsontext.loads(self.content), None
         except (ValueError, RecursionError) as exc:
             return None, exc

@@ -1,0 +1,110 @@
+"""jsontext: JSON read fast gives exactly what the standard library gives, values and errors alike, from text
+and from bytes: integers beyond 64 bits stay integers (orjson alone reads them as floats), NaN, lone
+surrogates, byte order marks and UTF-16 go the standard library's way."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from httptask import jsontext
+
+
+def _outcome(data: str | bytes, loads: Any) -> tuple[str, str]:
+    """What reading `data` gives, compared exactly: the value's repr with every type in it, or the error."""
+    try:
+        value = loads(data)
+    except RecursionError:
+        return "error", "RecursionError"
+    except ValueError as exc:
+        return "error", type(exc).__name__ + ": " + str(exc)
+    return "value", _typed(value)
+
+
+def _typed(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_typed(k)}: {_typed(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_typed(item) for item in value) + "]"
+    if isinstance(value, float) and math.isnan(value):
+        return "float nan"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _same_as_json(data: str | bytes) -> None:
+    assert _outcome(data, jsontext.loads) == _outcome(data, json.loads)
+
+
+CASES = [
+    b'{"amount": 123456789012345678901234567890}',  # orjson alone: 1.2345678901234568e+29
+    b"-9223372036854775809",
+    b"18446744073709551616",
+    b"9223372036854775807",
+    b"1234567890123456789",
+    b'{"a": 1, "b": 2, "a": 3}',
+    b"1E400",
+    b"NaN",
+    b"[-Infinity]",
+    b'"\\ud800"',
+    b'"\\udfff\\ud800"',
+    b'{"\\ud800": 1}',
+    b'"\xed\xa0\x80"',  # an encoded surrogate, which json's reading of bytes lets pass
+    b'\xef\xbb\xbf{"id": "re_1"}',
+    '{"id": "re_1"}'.encode("utf-16"),
+    '{"id": "re_1"}'.encode("utf-32"),
+    b'{"id": "re_\xff"}',
+    b"[" * 5000 + b"]" * 5000,
+    b"[" * 300 + b"]" * 300,
+    b"",
+    b" ",
+    b"01",
+    b"[1,]",
+    b'{"a":1}x',
+    b'"\t"',
+    b"-0",
+    b"-0.0",
+    b"5e-324",
+    b'{"refund": {"amount": 100, "currency": "EUR", "lines": [1.5, true, null]}}',
+]
+
+
+@pytest.mark.parametrize("data", CASES)
+def test_these_texts_and_bytes_read_as_the_standard_library_reads_them(data: bytes) -> None:
+    _same_as_json(data)
+    try:
+        text = data.decode("utf-8", errors="surrogatepass")
+    except UnicodeDecodeError:
+        return
+    _same_as_json(text)
+    _same_as_json("\ufeff" + text)
+
+
+_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats()
+    | st.text(st.characters(codec=None), max_size=8),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=4), children, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_VALUES, st.booleans())
+def test_any_value_as_json_writes_it_reads_back_the_same(value: Any, ascii_only: bool) -> None:
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    _same_as_json(text)
+    _same_as_json(text.encode("utf-8", errors="surrogatepass"))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=40) | st.text(max_size=40).map(lambda t: t.encode("utf-8", "surrogatepass")))
+def test_any_bytes_read_alike_whether_json_or_not(data: bytes) -> None:
+    _same_as_json(data)
