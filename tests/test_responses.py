@@ -244,7 +244,7 @@ def test_a_check_that_fails_is_an_issue_never_an_exception(monkeypatch: pytest.M
     def broken(media: Any, body: Any) -> list[Issue]:
         raise RuntimeError("the validator broke")
 
-    monkeypatch.setattr("httptask.validation.validate_body", broken)
+    monkeypatch.setattr("httptask.responses.validate_body", broken)
     assert check_response(CREATE, answer(201, REFUND)) == [
         Issue("$", "could not be checked against the spec: the validator broke")
     ]

@@ -10,12 +10,17 @@ under strict responses does a mismatch fail the task, and then as an answer (`Re
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from .errors import Issue
 from .messages import HttpResponse
 from .spec import MediaType, Operation, Response
+from .validation import validate_body
 
 __all__ = ["check_response", "documented_response", "is_json_media"]
+
+T = TypeVar("T")
 
 _RANGE = re.compile(r"[1-5]XX", re.IGNORECASE)
 # Statuses whose answer has no body by definition, whatever the spec documents for them.
@@ -39,19 +44,25 @@ def documented_response(op: Operation, status: int) -> Response | None:
     return by_status.get(code) or by_status.get(f"{code[0]}XX") or by_status.get("DEFAULT")
 
 
-# An operation's responses by status, made once per operation: every answer of a run looks its status up. The
-# entry holds the operation, so its id is not reused while the entry lives.
-_STATUSES: dict[int, tuple[Operation, dict[str, Response]]] = {}
-_STATUSES_KEPT = 1024
-
-
 def _by_status(op: Operation) -> dict[str, Response]:
-    found = _STATUSES.get(id(op))
-    if found is None or found[0] is not op:
-        if len(_STATUSES) >= _STATUSES_KEPT:  # a long-lived editor may load many catalogs
-            _STATUSES.clear()
-        found = _STATUSES[id(op)] = (op, {response.status.upper(): response for response in op.responses})
-    return found[1]
+    return _made_once(op, lambda: {response.status.upper(): response for response in op.responses})
+
+
+# What is made of an operation or one of its responses for every answer of a run, made once: an operation's
+# responses by status, a response's media types by content type. An entry holds its object, so the object's
+# id is not reused while the entry lives.
+_MADE: dict[int, tuple[object, Any]] = {}
+_MADE_KEPT = 1024
+
+
+def _made_once(source: object, make: Callable[[], T]) -> T:
+    found = _MADE.get(id(source))
+    if found is None or found[0] is not source:
+        if len(_MADE) >= _MADE_KEPT:  # a long-lived editor may load many catalogs
+            _MADE.clear()
+        found = _MADE[id(source)] = (source, make())
+    made: T = found[1]
+    return made
 
 
 def is_json_media(content_type: str) -> bool:
@@ -80,32 +91,29 @@ def _check(op: Operation, response: HttpResponse) -> list[Issue]:
     where = f"the {documented.status} response of {op.id}"
     if not response.content:
         return [Issue("$.body", f"is empty, but {where} documents a body ({documents})", expected=documents)]
-    given = response.header("content-type")
-    if not given:
+    if not response.header("content-type"):
         message = f"is missing; {where} documents {documents}"
         return [Issue("$.headers.content-type", message, expected=documents)]
-    media = _media_type(documented.media_types, given)
+    kind = response.content_type
+    media = _media_type(documented, kind)
     if media is None:
-        message = f"is {_bare(given)}, which {where} does not document (it documents {documents})"
-        return [Issue("$.headers.content-type", message, expected=documents, actual=_bare(given))]
-    if not is_json_media(given):
+        message = f"is {kind}, which {where} does not document (it documents {documents})"
+        return [Issue("$.headers.content-type", message, expected=documents, actual=kind)]
+    if kind != "application/json" and not kind.endswith("+json"):
         return []  # only JSON bodies are read against a JSON Schema
     try:
         body = response.json()
     except ValueError as exc:
-        return [Issue("$.body", f"is not valid JSON ({exc}), though it is sent as {_bare(given)}")]
+        return [Issue("$.body", f"is not valid JSON ({exc}), though it is sent as {kind}")]
     except RecursionError:
         return [Issue("$.body", "is nested too deeply to check")]
-    from .validation import validate_body
-
     return validate_body(media, body)
 
 
-def _media_type(documented: tuple[MediaType, ...], content_type: str) -> MediaType | None:
-    """The media type that describes `content_type`: the most specific key wins (`text/plain`, then
-    `text/*`, then `*/*`), as OpenAPI says."""
-    kind = _bare(content_type)
-    by_key = {_bare(media.content_type): media for media in documented}
+def _media_type(documented: Response, kind: str) -> MediaType | None:
+    """The media type of `documented` that describes `kind` (a bare content type): the most specific key wins
+    (`text/plain`, then `text/*`, then `*/*`), as OpenAPI says."""
+    by_key = _made_once(documented, lambda: {_bare(m.content_type): m for m in documented.media_types})
     return by_key.get(kind) or by_key.get(kind.split("/")[0] + "/*") or by_key.get("*/*")
 
 
