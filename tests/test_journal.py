@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import json
 import sqlite3
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from httptask.journal import Journal
+from httptask.journal import Journal, fingerprint
 from local_runs import run_workflow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,3 +125,23 @@ def test_no_secret_reaches_the_journal_or_its_write_ahead_log(
     journal.close()
     assert record.inputs["comment"] == "note ***"
     assert record.inputs_redacted
+
+
+def test_a_big_integer_reads_back_as_the_integer_it_was(tmp_path: Path) -> None:
+    # An amount in a currency's smallest unit or an id beyond 64 bits: read back exactly, never as a float.
+    big = 123456789012345678901234567890
+    journal = Journal(tmp_path / "j.sqlite3")
+    journal.queue(Journal.schedule("r1", "t", [0]))
+    journal.queue([Journal.finished("r1", "t", 0, "succeeded", http_status=200, response={"amount": big})])
+    response = journal.steps("r1")[0].response
+    journal.close()
+    assert response == {"amount": big}
+    assert isinstance(response["amount"], int)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(), st.text(), st.text())
+def test_a_fingerprint_is_the_one_journals_of_earlier_versions_hold(method: str, url: str, body: str) -> None:
+    # Keys journaled before must keep matching their payload after an upgrade, or a resume refuses them.
+    earlier = hashlib.sha256(json.dumps([method.upper(), url, body]).encode()).hexdigest()
+    assert fingerprint(method, url, body) == earlier

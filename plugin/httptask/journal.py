@@ -6,7 +6,7 @@ Before a request with side effects goes on the wire, `begin_send` commits it as 
 key and the fingerprint of its payload); its outcome is written after the wire. A run is owned through a lease
 (`claim_run`) taken in one write transaction: every later group commit renews it and fails, sending nothing,
 once another process has taken it over. Callers redact, and every text and JSON column passes the process's
-redactor (`redaction.process_redactor`) on its way to the file as well.
+redactor (`redaction.redact_for_process`) on its way to the file as well.
 """
 
 from __future__ import annotations
@@ -25,17 +25,19 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii as _json_string
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from . import jsontext
 from .errors import KeyReused, NotSent, RunBusy, RunTakenOver, UsageError
 from .journal_commit import BEGIN_SEND, EXECUTE, LEASE, Answer, Request, connect, execute
 from .journal_writer import WRITERS, Writer, WriterProcess, WriterThread
 from .outcome import Outcome, may_have_acted
 from .processes import boot_clock, identity, same_process
-from .redaction import process_redactor
+from .redaction import redact_for_process
 
 __all__ = [
     "JOURNAL_VAR",
@@ -230,7 +232,10 @@ def default_journal_path() -> Path:
 def fingerprint(method: str, url: str, body: str) -> str:
     """What an idempotency key promises the server stays the same: method, URL and body (as journaled,
     redacted, so a rotated secret is not a different payload)."""
-    return hashlib.sha256(json.dumps([method.upper(), url, body]).encode()).hexdigest()
+    # The text `json.dumps([method, url, body])` writes, which the keys journaled so far were made from;
+    # written here without the encoder's machinery around its string escaping.
+    text = f"[{_json_string(method.upper())}, {_json_string(url)}, {_json_string(body)}]"
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -988,18 +993,13 @@ def _dumps(value: Any) -> str:
         text = orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
     except TypeError:  # an integer beyond 64 bits, which only the standard library writes
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-    return process_redactor().redact(text)
+    return redact_for_process(text)
 
 
 def _text(value: str | None) -> str | None:
     """A free-text column as written to the file: redacted, like every JSON column (`_dumps`)."""
-    return None if value is None else process_redactor().redact(value)
+    return None if value is None else redact_for_process(value)
 
 
 def _loads(text: str | None) -> Any:
-    if text is None:
-        return None
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:  # NaN or Infinity, which journals written by the standard library hold
-        return json.loads(text)
+    return None if text is None else jsontext.loads(text)

@@ -28,7 +28,7 @@ from urllib.parse import quote, quote_plus
 
 from .auth import is_credential_name, wire_forms
 
-__all__ = ["MASK", "RedactingStream", "Redactor", "guard_stdio", "process_redactor"]
+__all__ = ["MASK", "RedactingStream", "Redactor", "guard_stdio", "process_redactor", "redact_for_process"]
 
 MASK = "***"
 
@@ -432,3 +432,9 @@ def guard_stdio(redactor: Redactor) -> None:
 def process_redactor() -> Redactor:
     """The redactor guarding this process's console, or a new one when nothing guards it (a library use)."""
     return _process if _process is not None else Redactor()
+
+
+def redact_for_process(text: str) -> str:
+    """`text` as the redactor guarding this process's console redacts it (unchanged when nothing guards it,
+    as a new redactor would leave it)."""
+    return text if _process is None else _process.redact(text)
