@@ -8,7 +8,7 @@ import ipaddress
 
 import pytest
 
-from httptask.errors import DestinationRefused
+from httptask.errors import DestinationRefused, NotSent
 from httptask.messages import HttpRequest, HttpResponse
 from httptask.netguard import DestinationPolicy, refusal_reason, static_resolve
 from httptask.transport import Sender, Timeouts, check_url
@@ -175,3 +175,30 @@ def test_a_host_name_in_full_width_letters_is_refused_as_the_name_it_disguises()
         "example.com "
         "written in other characters; write it as example.com."
     )
+
+
+def test_one_sender_checks_every_origin_it_has_not_let_through_before(server: RecordingServer) -> None:
+    # A sender remembers the origins it let through: a URL that only begins like one of them is checked.
+    port = server.url.rsplit(":", 1)[1]
+    allowed = f"http://127.0.0.1:{port}"
+    refused = [
+        f"http://127.0.0.1:{port}@10.0.0.5/x",
+        f"http://user:pw@127.0.0.1:{port}/x",
+        f"http://127.0.0.1:{port}0/x",
+        f"http://127.0.0.1:{port}.example.com/x",
+        f"http://127.1:{port}/x",
+        f"file://127.0.0.1:{port}/x",
+    ]
+
+    async def go() -> list[str]:
+        said = []
+        async with Sender(policy=DestinationPolicy([f"127.0.0.1:{port}"]), resolve=static_resolve({})) as s:
+            for url in [f"{allowed}/a", *refused, f"{allowed}/b"]:
+                try:
+                    said.append(str((await s.send(HttpRequest("GET", url), timeouts=Timeouts(1, 1))).status))
+                except NotSent as exc:
+                    said.append(str(exc).split(" ")[0])
+        return said
+
+    assert asyncio.run(go()) == ["200", "Refused", "Refused", "Not", "Not", "Refused", "Refused", "200"]
+    assert [r.path for r in server.requests] == ["/a", "/b"]

@@ -54,7 +54,7 @@ class DestinationPolicy:
     """Which destinations may be reached: public addresses and hosts allowed by name (`host`, `host:port`)."""
 
     def __init__(self, allow_hosts: Iterable[str] = ()) -> None:
-        self.allow_hosts = {host.lower().strip("[]") for host in allow_hosts}
+        self.allow_hosts = frozenset(host.lower().strip("[]") for host in allow_hosts)
 
     def allows_host(self, host: str, port: int | None) -> bool:
         host = host.lower().strip("[]")

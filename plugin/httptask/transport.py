@@ -39,6 +39,7 @@ __all__ = [
 ]
 
 _REDIRECTS = (301, 302, 303, 307, 308)
+_CHECKED_KEPT = 1024
 _MAX_REDIRECTS = 5
 # Characters that cannot stand in a URL on the wire as they are (non-ASCII, space, controls, `"<>\^`{|}`),
 # and a `%` that starts no escape; a URL without any is sent byte for byte.
@@ -70,6 +71,9 @@ class Sender:
         self._max_connections = max_connections
         self._resolve = resolve
         self._session: aiohttp.ClientSession | None = None
+        # The (scheme, netloc) pairs, as urlsplit reads them, of URLs `check_url` let through: it reads
+        # nothing else of a URL, so every request of a run to the same origin need not be checked again.
+        self._checked: set[tuple[str, str]] = set()
 
     def _make_session(self) -> aiohttp.ClientSession:
         resolver = GuardedResolver(self._policy, self._resolve) if self._policy is not None else None
@@ -123,7 +127,7 @@ class Sender:
         self, request: HttpRequest, timeouts: Timeouts, cap: int, started: float
     ) -> HttpResponse:
         assert self._session is not None
-        check_url(request.url, self._policy)
+        self._check_url(request.url)
         _check_headers(request)
         status: int | None = None
         try:
@@ -139,7 +143,7 @@ class Sender:
                 content = await _read_capped(response, request, cap)
                 return HttpResponse(
                     status=status,
-                    headers=tuple((name.lower(), value) for name, value in response.headers.items()),
+                    headers=tuple([(name.lower(), value) for name, value in response.headers.items()]),
                     content=content,
                     elapsed_ms=round((time.perf_counter() - started) * 1000, 2),
                     url=request.url,
@@ -147,6 +151,20 @@ class Sender:
                 )
         except _TRANSPORT_ERRORS as exc:
             raise translate(exc, request, timeouts, status) from exc
+
+    def _check_url(self, url: str) -> None:
+        """`check_url` with this sender's policy, once per origin."""
+        try:
+            parts = urlsplit(url)
+        except ValueError:  # check_url says why
+            check_url(url, self._policy)
+            raise
+        where = (parts.scheme, parts.netloc)
+        if where not in self._checked:
+            check_url(url, self._policy)
+            if len(self._checked) >= _CHECKED_KEPT:  # a long-lived editor reaches many origins
+                self._checked.clear()
+            self._checked.add(where)
 
 
 async def _read_capped(response: aiohttp.ClientResponse, request: HttpRequest, cap: int) -> bytes:
@@ -202,6 +220,8 @@ def _quote(part: str) -> str:
 def _check_headers(request: HttpRequest) -> None:
     """A header with CR, LF or NUL would split the request (aiohttp refuses it after connecting): refuse it
     here, before anything is sent."""
+    if _BREAK.search("".join([name + value for name, value in request.headers])) is None:
+        return
     for name, value in request.headers:
         if _BREAK.search(name) or _BREAK.search(value):
             raise NotSent(
