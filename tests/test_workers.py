@@ -1,11 +1,15 @@
 """`httptask run --workers N`: a forEach shared out over N processes that write one journal, against a real
-loopback server that counts what it acted on per invoice. Each item is sent once; a worker or the run's own
-process killed with SIGKILL mid-run leaves no process behind, and a resume acts on each refund once."""
+loopback server that counts what it acted on per invoice. Each item is sent once; a worker, the starter that
+forks them, or the run's own process killed with SIGKILL mid-run leaves no process behind, and a resume acts
+on each refund once. A worker is handed the run's secrets in memory, never in its environment or command
+line."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -44,11 +48,23 @@ def _start(case: Case, *extra: str) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
-def _workers_of(pid: int, count: int) -> list[int]:
-    """The worker processes of the run in process `pid`, once all `count` run."""
+def _starter_of(pid: int) -> int:
+    """The process that forks the workers of the run in process `pid`."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        found = [c for c in _children(pid) if b"httptask.shards" in Path(f"/proc/{c}/cmdline").read_bytes()]
+        for child in _children(pid):
+            if b"httptask.shard_starter" in Path(f"/proc/{child}/cmdline").read_bytes():
+                return child
+        time.sleep(0.01)
+    raise AssertionError("the starter of the workers did not start")
+
+
+def _workers_of(pid: int, count: int) -> list[int]:
+    """The worker processes of the run in process `pid`, once all `count` run."""
+    starter = _starter_of(pid)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = _children(starter)
         if len(found) == count:
             return found
         time.sleep(0.01)
@@ -69,6 +85,7 @@ def _family(pids: list[int]) -> list[int]:
 def test_two_workers_send_each_item_exactly_once(server: FaultServer, tmp_path: Path) -> None:
     case = Case(tmp_path, server, "keyless")
     run = _start(case, "--workers", "2")
+    starter = _starter_of(run.pid)
     workers = _workers_of(run.pid, 2)
     out, err = run.communicate(timeout=120)
     assert run.returncode == 0, err
@@ -76,7 +93,7 @@ def test_two_workers_send_each_item_exactly_once(server: FaultServer, tmp_path: 
     assert result["status"] == "succeeded"
     assert result["tasks"][0]["items"] == {"succeeded": ITEMS}
     assert server.acted() == {case.path(index): 1 for index in range(ITEMS)}
-    assert all(_ended(pid) for pid in workers)
+    assert all(_ended(pid) for pid in [starter, *workers])
     steps = case.steps()
     assert {state for state, _, _ in steps.values()} == {"succeeded"} and len(steps) == ITEMS
 
@@ -143,3 +160,78 @@ def test_a_bad_number_of_workers_is_one_sentence(tmp_path: Path, given: str) -> 
         f"error: --workers is {given!r}; give a whole number of processes from 1 to 64 (this machine has "
         f"{os.cpu_count()} cores)."
     ]
+
+
+def test_the_starter_killed_mid_run_takes_its_workers_with_it_and_a_resume_acts_once(
+    server: FaultServer, tmp_path: Path
+) -> None:
+    case = Case(tmp_path, server, "keyed")
+    case.env[WRITER_VAR] = "process"  # each worker's journal writer is a process too: none may be left
+    with under_way(server, lambda: _start(case, "--workers", "2")) as run:
+        starter = _starter_of(run.pid)
+        workers = _workers_of(run.pid, 2)
+        doomed = _family([starter])
+        os.kill(starter, signal.SIGKILL)
+        out, err = run.communicate(timeout=120)
+    assert run.returncode == 1, err
+    assert len(doomed) == 1 + 2 * 2  # the starter, and each worker with its writer
+    assert all(_ended(pid) for pid in doomed), "a worker or its journal writer outlived the starter"
+    case.steps()
+    (error,) = [e["message"] for e in json.loads(out)["errors"] if e["item"] is None]
+    said = (
+        r"worker (\d) of 2 \(pid (\d+)\) ended with the process that started it before it finished its "
+        rf"items; 'httptask run --resume {case.run_id}' finishes them"
+    )
+    found = re.fullmatch(f"{said}; {said}", error)
+    assert found, error
+    assert (found[1], found[3]) == ("1", "2")
+    assert {int(found[2]), int(found[4])} == set(workers)
+    resume_acts_once(case)
+
+
+def test_a_worker_is_handed_the_secrets_in_memory_not_in_its_environment_or_command_line(
+    server: FaultServer, tmp_path: Path
+) -> None:
+    canary = "canary_sk_9f3e1d77b2"
+    case = Case(tmp_path, server, "keyless")
+    case.env["HTTPTASK_SECRET_CHARGEBEE_API_KEY"] = canary
+    with under_way(server, lambda: _start(case, "--workers", "2")) as run:
+        family = _family([_starter_of(run.pid)])
+        seen = {pid: Path(f"/proc/{pid}/environ").read_bytes() + Path(f"/proc/{pid}/cmdline").read_bytes()
+                for pid in family}  # fmt: skip
+        out, err = run.communicate(timeout=120)
+    assert run.returncode == 0, err
+    assert len(family) >= 3  # the starter and its two workers
+    assert [pid for pid, text in seen.items() if canary.encode() in text] == []
+    used = {base64.b64decode((r.header("authorization") or "- -").split()[1]) for r in server.received}
+    assert used == {f"{canary}:".encode()}, "each worker authenticated with the secret it was handed"
+    assert canary not in out + err
+
+
+def test_a_run_stopped_by_its_checks_leaves_no_starter_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from httptask.catalog import Catalog
+    from httptask.errors import WorkflowInvalid
+    from httptask.journal import Journal
+    from httptask.runs import start_run
+    from httptask.secrets import SecretStore
+    from httptask.shards import Starter
+
+    spawned: list[int] = []
+    spawn = Starter.spawn
+
+    def spy(self: Starter) -> None:
+        spawn(self)
+        spawned.append(self._process.pid)  # type: ignore[union-attr]
+
+    monkeypatch.setattr(Starter, "spawn", spy)
+    workflow = tmp_path / "w.yaml"
+    workflow.write_text("name: w\ntasks: []\n")
+    with pytest.raises(WorkflowInvalid):
+        start_run(
+            workflow, inputs={}, catalog=Catalog.default(), secrets=SecretStore.of({}),
+            journal=Journal(tmp_path / "j.sqlite3"), workers=2,
+        )  # fmt: skip
+    assert len(spawned) == 1  # spawned before the checks, so that it imports meanwhile
+    assert not Path(f"/proc/{spawned[0]}").exists(), "the starter was left running (or unreaped)"

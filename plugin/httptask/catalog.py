@@ -12,7 +12,7 @@ import bisect
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
@@ -95,6 +95,14 @@ class Catalog:
         state = dict(self.__dict__)
         state.update(_specs={}, _operations={})
         return state
+
+    @classmethod
+    def of(cls, operations: Mapping[str, Operation]) -> Catalog:
+        """A catalog of exactly these operations by catalog id, and no spec: what a `--workers` process is
+        handed."""
+        catalog = cls([])
+        catalog._operations.update(operations)
+        return catalog
 
     @classmethod
     def default(cls) -> Catalog:

@@ -34,6 +34,7 @@ from .journal import Journal, RunRecord
 from .limits import MAX_FILE_BYTES, LimitExceeded, read_capped
 from .plan import PlanInvalid, plan_workflow
 from .secrets import SecretStore
+from .shards import Starter
 from .steppages import JournaledSteps
 from .templating import secret_names
 from .transport import Sender
@@ -191,34 +192,35 @@ def start_run(
     breaks its operation's spec fails its task. `input_items` names inputs whose items are read from JSON
     Lines files as the run goes; with `workers`, forEach items are shared out over that many processes
     (`shards`)."""
-    text = read_text(workflow_file)
-    new = begin_run(
-        text,
-        str(workflow_file),
-        inputs=inputs,
-        input_items=input_items,
-        catalog=catalog,
-        secrets=secrets,
-        journal=journal,
-        sandbox=sandbox,
-        again=again,
-        strict_responses=strict_responses,
-    )
-    if on_start is not None:
-        on_start(new.run_id)
-    run = _Plan(
-        new.workflow,
-        catalog,
-        secrets,
-        journal,
-        sandbox,
-        concurrency,
-        on_progress,
-        strict_responses,
-        on_task,
-        workers,
-    )
-    return run.drive(engine, new.run_id, new.inputs)
+    with _started(workers) as starter:  # spawned first: it imports while the run is checked
+        text = read_text(workflow_file)
+        new = begin_run(
+            text,
+            str(workflow_file),
+            inputs=inputs,
+            input_items=input_items,
+            catalog=catalog,
+            secrets=secrets,
+            journal=journal,
+            sandbox=sandbox,
+            again=again,
+            strict_responses=strict_responses,
+        )
+        if on_start is not None:
+            on_start(new.run_id)
+        run = _Plan(
+            new.workflow,
+            catalog,
+            secrets,
+            journal,
+            sandbox,
+            concurrency,
+            on_progress,
+            strict_responses,
+            on_task,
+            starter,
+        )
+        return run.drive(engine, new.run_id, new.inputs)
 
 
 def check_new_run(
@@ -365,6 +367,11 @@ async def _run_engine(
         wiring.journal.stop()
 
 
+def _started(workers: int) -> contextlib.AbstractContextManager[Starter | None]:
+    """What starts `workers` processes for a forEach (`shards`), spawned now; none for one process."""
+    return Starter(workers) if workers > 1 else contextlib.nullcontext()
+
+
 def resume_run(
     run_id: str,
     *,
@@ -390,51 +397,52 @@ def resume_run(
     Requests of unknown outcome that are not idempotent are
     sent again only as decided: `mark_done` and `resend` name them as TASK[ITEM,...] (journaled with `note`
     as evidence), `reconcile` asks the server where it can tell."""
-    record = journal.run(run_id)
-    if workflow_file is not None:
+    with _started(workers) as starter:  # spawned first: it imports while the run is checked
+        record = journal.run(run_id)
+        if workflow_file is not None:
+            try:
+                given = read_capped(workflow_file, MAX_FILE_BYTES)
+            except OSError as exc:
+                raise UsageError(f"Cannot read '{workflow_file}' ({exc.strerror}).") from None
+            except (LimitExceeded, UnicodeDecodeError):
+                given = None  # not the stored text, which was read within the cap
+            if given != record.workflow_text:
+                raise UsageError(
+                    f"'{workflow_file}' has changed since run {run_id} started; a resume runs the workflow "
+                    "as it was then (stored in the journal): leave out the file to use the stored text, or "
+                    "start a new run."
+                )
+        workflow = parse_workflow_text(record.workflow_text, record.file)
+        issues = check_workflow(workflow, catalog)
+        if issues:
+            raise WorkflowInvalid(record.file, issues)
+        stored_file = record.options.get("secrets_file")
+        secrets = secrets or SecretStore(file=Path(stored_file) if stored_file else None)
+        preload_secrets(workflow, secrets)
+        values = _resume_inputs(record, workflow, inputs, secrets, _resume_files(record, input_items or {}))
+        # Own the run before reading its steps: what another process did before this point is read, and no
+        # other process can act from now on.
+        journal.claim_run(run_id)
         try:
-            given = read_capped(workflow_file, MAX_FILE_BYTES)
-        except OSError as exc:
-            raise UsageError(f"Cannot read '{workflow_file}' ({exc.strerror}).") from None
-        except (LimitExceeded, UnicodeDecodeError):
-            given = None  # not the stored text, which was read within the cap
-        if given != record.workflow_text:
-            raise UsageError(
-                f"'{workflow_file}' has changed since run {run_id} started; a resume runs the workflow as it "
-                "was then (stored in the journal): leave out the file to use the stored text, or start a new "
-                "run."
+            # Only requests of unknown outcome can be decided about: the others are not read.
+            unsettled = journal.steps(run_id, states=("sent", "failed"))
+            decided = decisions_for(workflow, unsettled, mark_done=mark_done, resend=resend, evidence=note)
+        except UsageError:
+            journal.finish_run(run_id, record.status, record.outputs, record.errors)
+            raise
+        for decision in decided.values():
+            resolve = f"resolved by hand (--mark-done) by {decision.decided_by}; no response is kept"
+            journal.queue(
+                Journal.decided(run_id, decision, resolve=resolve if decision.action == MARK_DONE else None)
             )
-    workflow = parse_workflow_text(record.workflow_text, record.file)
-    issues = check_workflow(workflow, catalog)
-    if issues:
-        raise WorkflowInvalid(record.file, issues)
-    stored_file = record.options.get("secrets_file")
-    secrets = secrets or SecretStore(file=Path(stored_file) if stored_file else None)
-    preload_secrets(workflow, secrets)
-    values = _resume_inputs(record, workflow, inputs, secrets, _resume_files(record, input_items or {}))
-    # Own the run before reading its steps: what another process did before this point is read, and no other
-    # process can act from now on.
-    journal.claim_run(run_id)
-    try:
-        # Only requests of unknown outcome can be decided about: the others are not read.
-        unsettled = journal.steps(run_id, states=("sent", "failed"))
-        decided = decisions_for(workflow, unsettled, mark_done=mark_done, resend=resend, evidence=note)
-    except UsageError:
-        journal.finish_run(run_id, record.status, record.outputs, record.errors)
-        raise
-    for decision in decided.values():
-        resolve = f"resolved by hand (--mark-done) by {decision.decided_by}; no response is kept"
-        journal.queue(
-            Journal.decided(run_id, decision, resolve=resolve if decision.action == MARK_DONE else None)
+        previous = JournaledSteps(journal, run_id)
+        sandbox = bool(record.options.get("sandbox"))
+        strict = bool(record.options.get("strict_responses"))
+        run = _Plan(
+            workflow, catalog, secrets, journal, sandbox, concurrency, on_progress, strict, on_task, starter
         )
-    previous = JournaledSteps(journal, run_id)
-    sandbox = bool(record.options.get("sandbox"))
-    strict = bool(record.options.get("strict_responses"))
-    run = _Plan(
-        workflow, catalog, secrets, journal, sandbox, concurrency, on_progress, strict, on_task, workers
-    )
-    decisions = {key: d for key, d in decided.items() if d.action != MARK_DONE}
-    return run.drive(engine, run_id, values, Resumption(previous, decisions, reconcile))
+        decisions = {key: d for key, d in decided.items() if d.action != MARK_DONE}
+        return run.drive(engine, run_id, values, Resumption(previous, decisions, reconcile))
 
 
 def _resume_files(record: RunRecord, moved: Mapping[str, Path]) -> dict[str, FileItems]:
@@ -493,7 +501,7 @@ class _Plan:
     on_progress: Progress | None
     strict_responses: bool
     on_task: TaskUpdate | None = None
-    workers: int = 1
+    workers: Starter | None = None
 
     def drive(
         self,

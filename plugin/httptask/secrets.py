@@ -58,6 +58,11 @@ class SecretStore:
         """A store of exactly `values` by name: nothing from the environment, no secrets file."""
         return cls(environ={_variable(name): value for name, value in values.items()})
 
+    def variables(self) -> dict[str, str]:
+        """The `HTTPTASK_SECRET_` variables this store reads: what a `--workers` process is handed, in memory
+        (its environment holds none)."""
+        return dict(self._environ)
+
     def get(self, name: str) -> str:
         """The secret called ``name``; `UsageError` naming where secrets come from if it is in neither."""
         if not name or not isinstance(name, str):

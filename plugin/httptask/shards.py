@@ -1,12 +1,16 @@
 """`httptask run --workers N`: a forEach task's items shared out over N worker processes, each with its own
 event loop, connection pool and journal writer, all writing one journal.
 
-The process that owns the run (its lease) renders the items, schedules them, and starts the workers; worker K
-acts on the items whose index is K modulo N, under the owner's lease: every commit of a worker renews it and
-is refused once another process has taken the run over, so a worker follows the same rules as the owner. Each
-worker dies with the owner (`PR_SET_PDEATHSIG`, and its standard input closing); a worker that ends early
-leaves its items to a resume, as a killed run does. Results come back as framed pickles on the worker's
-standard output, compact: what the task's tally and its errors need.
+The process that owns the run (its lease) renders the items, schedules them, and has the run's starter
+(`shard_starter`) fork a worker per shard. The starter is spawned when the run starts, so it imports what a
+worker runs while the owner checks and schedules, once for every worker; each worker is handed what it acts
+with (the workflow, its task's operations, the run's secret variables) through a socket, never its command
+line or environment. Worker K acts on the items whose index is K modulo N, under the owner's lease: every
+commit of a worker renews it and is refused once another process has taken the run over, so a worker follows
+the same rules as the owner. The starter dies with the owner and each worker with the starter
+(`PR_SET_PDEATHSIG`), and a worker ends when its socket to the owner closes; a worker that ends early leaves
+its items to a resume, as a killed run does. Results come back as framed pickles on the worker's socket,
+compact: what the task's tally and its errors need.
 """
 
 from __future__ import annotations
@@ -17,20 +21,41 @@ import ctypes
 import os
 import pickle
 import signal
+import socket
 import struct
+import subprocess
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
-from .errors import HttptaskError
+from .errors import UnknownOperation
 from .journal import Decision, StepRecord
+from .reconcile import reconcile_of
+from .secrets import SECRET_VAR_PREFIX
 
-__all__ = ["MAX_WORKERS", "Shard", "run_shards"]
+if TYPE_CHECKING:
+    from .catalog import Catalog
+    from .spec import Operation
+    from .tasks import Task
+    from .workflow import Workflow
+
+__all__ = [
+    "MAX_WORKERS",
+    "Shard",
+    "Starter",
+    "die_with",
+    "frame",
+    "run_shards",
+    "shard_items",
+    "task_operations",
+    "unframe",
+]
 
 MAX_WORKERS = 64
-_LENGTH = struct.Struct("<I")
+LENGTH = struct.Struct("<I")
+_CHUNK = 1 << 16
 _PR_SET_PDEATHSIG = 1
 
 
@@ -41,12 +66,16 @@ class Shard:
     journal: str
     run_id: str
     lease: tuple[str, str]
+    workflow: Workflow
     task_id: str
+    # The operations the task sends to (its own, and the read of its x-reconcile): no catalog is loaded.
+    operations: dict[str, Operation]
     number: int
     workers: int
     items: list[tuple[int, Any]]
     context: dict[str, Any]
     inputs: Mapping[str, Any]
+    secret_variables: dict[str, str]
     secrets_file: str | None
     sandbox_url: str | None
     concurrency: int
@@ -64,165 +93,212 @@ def shard_items(items: Sequence[Any], workers: int) -> list[list[tuple[int, Any]
     ]
 
 
-async def run_shards(shards: list[Shard], on_step: Callable[[Any], None]) -> list[str]:
+def task_operations(task: Task, catalog: Catalog, *, reconcile: bool) -> dict[str, Operation]:
+    """The operations a worker acting on `task` sends to, by catalog id: the task's own and, when the run
+    reconciles, the read its x-reconcile names."""
+    if task.operation is None:
+        return {}
+    op = catalog.operation(task.operation)
+    found = {task.operation: op}
+    if reconcile:
+        with contextlib.suppress(ValueError, UnknownOperation):  # the worker says so as the owner would
+            read = reconcile_of(op)
+            if read is not None:
+                found[read.operation] = catalog.operation(read.operation)
+    return found
+
+
+def frame(message: Any) -> bytes:
+    body = pickle.dumps(message)
+    return LENGTH.pack(len(body)) + body
+
+
+def unframe(buffer: bytearray) -> list[Any]:
+    """The complete frames at the start of `buffer`, taken out of it."""
+    messages, at = [], 0
+    while len(buffer) - at >= LENGTH.size:
+        (size,) = LENGTH.unpack_from(buffer, at)
+        if len(buffer) - at - LENGTH.size < size:
+            break
+        messages.append(pickle.loads(buffer[at + LENGTH.size : at + LENGTH.size + size]))
+        at += LENGTH.size + size
+    del buffer[:at]
+    return messages
+
+
+def die_with(parent: int) -> None:
+    """Be killed when process `parent` ends, even by SIGKILL (Linux); end now if it has ended already."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+async def _frames(connection: socket.socket) -> AsyncIterator[Any]:
+    """The frames read from a non-blocking socket until its other end closes."""
+    loop = asyncio.get_running_loop()
+    buffer = bytearray()
+    while chunk := await loop.sock_recv(connection, _CHUNK):
+        buffer += chunk
+        for message in unframe(buffer):
+            yield message
+
+
+@dataclass
+class _Worker:
+    """A worker as its owner sees it: its pid, its socket, and its exit status once it has ended (None when
+    the starter ended first and cannot tell)."""
+
+    pid: int | None
+    connection: socket.socket
+    ended: asyncio.Future[int | None]
+
+
+class Starter:
+    """`--workers N` as the run's owner holds it: the starter process (`shard_starter`), spawned before
+    the run needs it, that imports a worker's modules once, forks a worker per shard, and tells how each
+    ended."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._process: subprocess.Popen[bytes] | None = None
+        self._control: socket.socket | None = None
+        self._watching: asyncio.Task[None] | None = None
+
+    def __enter__(self) -> Starter:
+        self.spawn()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc is None:
+            self.close()
+        else:  # the run stopped early: no worker of it is to act
+            self.kill()
+
+    def spawn(self) -> None:
+        """Start the starter process unless it runs: it imports while this process checks and schedules."""
+        if self._process is not None and self._process.poll() is None:
+            return
+        self.close()
+        ours, theirs = socket.socketpair()
+        with theirs:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "httptask.shard_starter", str(os.getpid())],
+                stdin=theirs.fileno(),
+                # Secrets reach a worker through its socket, in memory, never through its environment.
+                env={name: v for name, v in os.environ.items() if not name.startswith(SECRET_VAR_PREFIX)},
+            )
+        ours.setblocking(False)
+        self._control = ours
+
+    async def start(self, shards: list[Shard]) -> list[_Worker]:
+        """A worker per shard, each connected to this process by a socket of its own."""
+        self.spawn()
+        assert self._control is not None
+        loop = asyncio.get_running_loop()
+        pairs = [socket.socketpair() for _ in shards]
+        body = pickle.dumps(shards)  # once: what the shards share is pickled once
+        ended: list[asyncio.Future[int | None]] = [loop.create_future() for _ in shards]
+        try:
+            socket.send_fds(self._control, [LENGTH.pack(len(body))], [theirs.fileno() for _, theirs in pairs])
+            await loop.sock_sendall(self._control, body)
+        except OSError:  # the starter has ended: each worker's socket closes unread
+            pass
+        finally:
+            for _, theirs in pairs:
+                theirs.close()
+        frames = _frames(self._control)
+        pids: list[int | None] = [None] * len(shards)
+        async for kind, value in frames:
+            if kind == "started":
+                pids = value
+                break
+        self._watching = asyncio.ensure_future(_watch(frames, ended))
+        workers = []
+        for pid, (ours, _), end in zip(pids, pairs, ended, strict=True):
+            ours.setblocking(False)
+            workers.append(_Worker(pid, ours, end))
+        return workers
+
+    def kill(self) -> None:
+        """End the starter now; its workers die with it."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+        self.close()
+
+    def close(self) -> None:
+        """Let the starter end (it ends when its socket closes) and wait for it."""
+        if self._watching is not None:
+            self._watching.cancel()
+            self._watching = None
+        if self._control is not None:
+            self._control.close()
+            self._control = None
+        if self._process is not None:
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+            self._process = None
+
+
+async def _watch(frames: AsyncIterator[Any], ended: list[asyncio.Future[int | None]]) -> None:
+    """Hand each worker its exit status as the starter reports it; None to those left when it ends."""
+    try:
+        async for kind, (number, code) in frames:
+            if kind == "ended":
+                ended[number].set_result(code)
+                if all(end.done() for end in ended):
+                    return
+    finally:
+        for end in ended:
+            if not end.done():
+                end.set_result(None)
+
+
+async def run_shards(shards: list[Shard], on_step: Callable[[Any], None], starter: Starter) -> list[str]:
     """Run one worker process per shard until all have ended, handing each item's step to `on_step`; why
     each worker that did not finish its items ended (an empty list when all did)."""
-    started = [
-        await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "httptask.shards",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        for _ in shards
-    ]
+    workers = await starter.start(shards)
     try:
         ended = await asyncio.gather(
-            *(_drive(process, shard, on_step) for process, shard in zip(started, shards, strict=True))
+            *(_drive(worker, shard, on_step) for worker, shard in zip(workers, shards, strict=True))
         )
+    except BaseException:  # the owner is being cancelled: its workers end with the starter
+        starter.kill()
+        raise
     finally:
-        for process in started:  # a worker still running (the owner is being cancelled) ends with it
-            if process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
-                await process.wait()
+        for worker in workers:
+            worker.connection.close()
     return [why for why in ended if why]
 
 
-async def _drive(
-    process: asyncio.subprocess.Process, shard: Shard, on_step: Callable[[Any], None]
-) -> str | None:
-    assert process.stdin is not None and process.stdout is not None
-    process.stdin.write(pickle.dumps(shard))
-    await process.stdin.drain()  # its standard input stays open: it closes when this process ends
+async def _drive(worker: _Worker, shard: Shard, on_step: Callable[[Any], None]) -> str | None:
     error: str | None = None
     finished = False
-    try:
-        while True:
-            head = await process.stdout.readexactly(_LENGTH.size)
-            kind, value = pickle.loads(await process.stdout.readexactly(_LENGTH.unpack(head)[0]))
-            if kind == "steps":
-                for step in value:
-                    on_step(step)
-            elif kind == "error":
-                error = value
-            else:
-                finished = True
-    except asyncio.IncompleteReadError:
-        pass
-    process.stdin.close()
-    code = await process.wait()
-    where = f"worker {shard.number + 1} of {shard.workers} (pid {process.pid})"
+    async for kind, value in _frames(worker.connection):
+        if kind == "steps":
+            for step in value:
+                on_step(step)
+        elif kind == "error":
+            error = value
+        else:
+            finished = True
+    code = await worker.ended
+    pid = f" (pid {worker.pid})" if worker.pid is not None else ""  # None: the starter ended before it
+    where = f"worker {shard.number + 1} of {shard.workers}{pid}"
     if error is not None:
         return f"{where} stopped: {error}"
     if finished and code == 0:
         return None
-    how = f"was killed by signal {-code}" if code < 0 else f"ended with exit status {code}"
+    if code is None:
+        how = "ended with the process that started it"
+    elif code < 0:
+        how = f"was killed by signal {-code}"
+    else:
+        how = f"ended with exit status {code}"
     return f"{where} {how} before it finished its items; 'httptask run --resume {shard.run_id}' finishes them"
-
-
-# -- in the worker -------------------------------------------------------------------------------------------
-
-
-def _die_with_parent() -> None:
-    """Be killed when the process that started this one ends, even by SIGKILL (Linux)."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() == 1:  # it had ended already
-        os._exit(1)
-
-
-class _Results:
-    """Steps written to the owner in one frame per turn of the event loop."""
-
-    def __init__(self, fd: int) -> None:
-        self._fd = fd
-        self._steps: list[Any] = []
-
-    def add(self, step: Any) -> None:
-        if not self._steps:
-            asyncio.get_running_loop().call_soon(self.flush)
-        # The tally needs the state and the status; a response only when it breaks its spec.
-        odd = step.response is not None and step.response.get("issues")
-        self._steps.append(step if odd else replace(step, response=None))
-
-    def flush(self) -> None:
-        if self._steps:
-            steps, self._steps = self._steps, []
-            self.send("steps", steps)
-
-    def send(self, kind: str, value: Any) -> None:
-        body = pickle.dumps((kind, value))
-        data = memoryview(_LENGTH.pack(len(body)) + body)
-        while data:
-            data = data[os.write(self._fd, data) :]
-
-
-async def _work(shard: Shard, results: _Results) -> None:
-    from .catalog import Catalog
-    from .engines.local import LocalEngine
-    from .engines.protocol import Resumption, Wiring
-    from .journal import Journal
-    from .runs import preload_secrets
-    from .secrets import SecretStore
-    from .transport import Sender
-    from .workflow import parse_workflow_text
-
-    loop = asyncio.get_running_loop()
-    loop.add_reader(0, lambda: os.read(0, 1 << 16) or os._exit(1))  # the owner's end closed: it has ended
-    journal = Journal(Path(shard.journal))
-    try:
-        journal.share_lease(*shard.lease)
-        record = journal.run(shard.run_id)
-        workflow = parse_workflow_text(record.workflow_text, record.file)
-        task = workflow.task(shard.task_id)
-        assert task is not None
-        secrets = SecretStore(file=Path(shard.secrets_file) if shard.secrets_file else None)
-        preload_secrets(workflow, secrets)
-        async with Sender(max_connections=shard.concurrency) as sender:
-            wiring = Wiring(
-                workflow,
-                Catalog.default(),
-                secrets,
-                journal,
-                sender,
-                shard.sandbox_url,
-                shard.concurrency,
-                strict_responses=shard.strict_responses,
-            )
-            engine = LocalEngine(wiring)
-            journal.start(loop)
-            try:
-                resumption = Resumption(shard.previous, shard.decisions, shard.reconcile)
-                await engine.act_on(
-                    shard.run_id, shard.inputs, resumption, shard.twins, task, shard.items, shard.context,
-                    results.add,
-                )  # fmt: skip
-            finally:
-                results.flush()
-                journal.stop()
-    finally:
-        journal.close()
-
-
-def main() -> None:
-    """A worker: its shard from standard input, its items acted on, their steps to standard output."""
-    _die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the owner's to handle: it ends its workers
-    shard: Shard = pickle.load(sys.stdin.buffer)
-    results = _Results(os.dup(1))
-    os.dup2(2, 1)  # whatever else this process prints goes to standard error, not into the frames
-    from . import eventloop
-
-    try:
-        eventloop.run(_work(shard, results))
-    except HttptaskError as exc:
-        results.send("error", str(exc))
-        sys.exit(2)
-    results.send("done", None)
-
-
-if __name__ == "__main__":
-    main()

@@ -13,7 +13,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..decisions import (
     KEY_KEPT_SECONDS,
@@ -42,6 +42,9 @@ from ..tasks import Task
 from ..templating import base_context, render_value
 from ..transport import origin
 from .protocol import Resumption, RunResult, StepLookup, StepResult, TaskResult, Wiring
+
+if TYPE_CHECKING:
+    from ..shards import Starter
 
 __all__ = ["LocalEngine"]
 
@@ -169,8 +172,8 @@ class LocalEngine:
             self._task_update(result)
 
         # Items read lazily from a file are acted on in this process: a worker is handed its items.
-        if self._workers > 1 and isinstance(items, list) and len(items) > 1:
-            result.stopped = await self._shard_out(task, items, context, counted)
+        if self._workers is not None and isinstance(items, list) and len(items) > 1:
+            result.stopped = await self._shard_out(task, self._workers, items, context, counted)
         else:
             await self._act(task, _numbered(items, unread), len(items), context, result, counted)
         result.steps.sort(key=lambda step: step.item)
@@ -221,20 +224,22 @@ class LocalEngine:
     async def _shard_out(
         self,
         task: Task,
+        starter: Starter,
         items: list[Any],
         context: dict[str, Any],
         on_step: Callable[[StepResult], None],
     ) -> list[str]:
         """Act on the items in `workers` processes (`shards`), this one owning the run meanwhile; why each
         worker that did not finish its items stopped."""
-        from ..shards import Shard, run_shards, shard_items
+        from ..shards import Shard, run_shards, shard_items, task_operations
 
         await self._journal.flush()  # the items are scheduled before any worker acts on one
         lease = self._journal.lease
         assert lease is not None
         # A worker reads what it needs of other tasks as plain data (a forEach's results from the journal).
         plain = {name: list(v) if isinstance(v, ForEachResults) else v for name, v in context.items()}
-        shares = shard_items(items, self._workers)
+        shares = shard_items(items, starter.workers)
+        operations = task_operations(task, self._catalog, reconcile=self._reconcile)
 
         def mine(found: Any, share: list[tuple[int, Any]]) -> dict[Any, Any]:
             """What `found` (journaled steps, decisions or twins by task and item) holds of `share`."""
@@ -246,12 +251,15 @@ class LocalEngine:
                 journal=str(self._journal.path),
                 run_id=self._run_id,
                 lease=lease,
+                workflow=self.workflow,
                 task_id=task.id,
+                operations=operations,
                 number=number,
                 workers=len(shares),
                 items=share,
                 context=plain,
                 inputs=self._inputs,
+                secret_variables=self._secrets.variables(),
                 secrets_file=str(self._secrets.file) if self._secrets.file else None,
                 sandbox_url=self._sandbox_url,
                 concurrency=-(-self._concurrency // len(shares)),
@@ -268,7 +276,7 @@ class LocalEngine:
             self._progress(0, 1)
             on_step(step)
 
-        return [self._secrets.redactor.redact(why) for why in await run_shards(shards, stepped)]
+        return [self._secrets.redactor.redact(why) for why in await run_shards(shards, stepped, starter)]
 
     async def act_on(
         self,

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from ..catalog import Catalog
     from ..journal import Decision, Journal, StepRecord
     from ..secrets import SecretStore
+    from ..shards import Starter
     from ..transport import Sender
     from ..workflow import Workflow
 
@@ -55,8 +56,8 @@ class Wiring:
     on_task: TaskUpdate | None = None
     # Every task fails on a response that breaks its operation's spec, as if it had `strictResponses: true`.
     strict_responses: bool = False
-    # Processes a forEach task's items are shared out over (`shards`); `concurrency` is shared out too.
-    workers: int = 1
+    # What shares a forEach task's items out over `--workers` processes (`shards`), with `concurrency`.
+    workers: Starter | None = None
 
 
 @dataclass
