@@ -2,11 +2,14 @@
 workflow, journal on) on the local engine with its items shared out over N processes, beside raw aiohttp, all
 in one script against one loopback server.
 
-`python bench/workers.py [--items 3000] [--concurrency 64] [--workers 1,2] [--rounds 5] [--json]`.
+`python bench/workers.py [--items 3000] [--concurrency 64] [--workers 1,2] [--rounds 5] [--before PYTHONPATH]
+[--json]`; with --before, another checkout's runs (`workers-N-before`) go in each round too.
 
 Every client is a fresh process; a round runs each once, in an order that rotates from round to round; each
 ratio is paired within a round and reported as the median with its min-max range. CPU is the whole process
-tree's (the run, its workers and every journal writer), per item. Nothing leaves 127.0.0.1.
+tree's (the run, its workers and every journal writer), per item. "First result" is the time from the run's
+start to the first item's result reaching the run's own process: the start-up a run with N workers pays
+(checks, scheduling, starting the workers, the first connection). Nothing leaves 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -40,6 +43,12 @@ def _engine(url: str, items: int, concurrency: int, workers: int) -> dict[str, A
 
     invoices = [{"id": f"inv_{n}", "amount": 100} for n in range(items)]
     os.environ["HTTPTASK_SECRET_CHARGEBEE_API_KEY"] = "bench_key"
+    first: list[float] = []
+
+    def progress(more: int, done: int) -> None:
+        if done and not first:
+            first.append(time.perf_counter())
+
     with tempfile.TemporaryDirectory() as folder:
         journal = Journal(Path(folder) / "journal.sqlite3")
         started = time.perf_counter()
@@ -51,39 +60,50 @@ def _engine(url: str, items: int, concurrency: int, workers: int) -> dict[str, A
             journal=journal,
             concurrency=concurrency,
             workers=workers,
+            on_progress=progress,
         )
         seconds = time.perf_counter() - started
         journal.close()
     if result.status != "succeeded":
         raise SystemExit(f"the engine's run failed: {result.errors[:3]}")
-    return {"seconds": seconds, "tasks_per_s": items / seconds}
+    return {"seconds": seconds, "tasks_per_s": items / seconds, "first_result_s": first[0] - started}
 
 
-def _run(kind: str, url: str, items: int, concurrency: int) -> dict[str, Any]:
+def _run(kind: str, url: str, items: int, concurrency: int, before: str | None) -> dict[str, Any]:
+    env = None
     if kind == "aiohttp":
         command = [sys.executable, str(CLIENTS), "aiohttp", url, str(items), str(concurrency)]
     else:
-        command = [sys.executable, __file__, "--client", kind.removeprefix("workers-"), url, str(items),
-                   str(concurrency)]  # fmt: skip
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+        workers = kind.removeprefix("workers-").removesuffix("-before")
+        command = [sys.executable, __file__, "--client", workers, url, str(items), str(concurrency)]
+        if kind.endswith("-before") and before:
+            env = {**os.environ, "PYTHONPATH": before}
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"client {kind} failed:\n{done.stderr[-3000:]}")
     figures: dict[str, Any] = json.loads(done.stdout)
     # Every process of the tree that has been waited for: the run, its workers and their journal writers.
-    figures["tree_cpu_s"] = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    figures["tree_cpu_s"] = after.ru_utime + after.ru_stime - used.ru_utime - used.ru_stime
     return figures
 
 
-def measure(items: int, concurrency: int, workers: list[int], rounds: int) -> dict[str, Any]:
-    kinds = ("aiohttp", *(f"workers-{n}" for n in workers))
+def measure(
+    items: int, concurrency: int, workers: list[int], rounds: int, before: str | None
+) -> dict[str, Any]:
+    engines = [f"workers-{n}" for n in workers]
+    kinds = ("aiohttp", *engines, *(f"{kind}-before" for kind in engines if before))
     with Loopback() as server:
-        runs, loads = interleaved(kinds, rounds, lambda kind: _run(kind, server.url, items, concurrency))
+        runs, loads = interleaved(
+            kinds, rounds, lambda kind: _run(kind, server.url, items, concurrency, before)
+        )
     rates = {kind: [r["tasks_per_s"] for r in results] for kind, results in runs.items()}
     ratios = {f"{kind}/aiohttp": paired(rates[kind], rates["aiohttp"]) for kind in kinds[1:]}
-    for kind in kinds[2:]:
-        ratios[f"{kind}/{kinds[1]}"] = paired(rates[kind], rates[kinds[1]])
+    for kind in engines[1:]:
+        ratios[f"{kind}/{engines[0]}"] = paired(rates[kind], rates[engines[0]])
+    for kind in engines if before else []:
+        ratios[f"{kind}/{kind}-before"] = paired(rates[kind], rates[f"{kind}-before"])
     return {
         "items": items,
         "concurrency": concurrency,
@@ -95,6 +115,11 @@ def measure(items: int, concurrency: int, workers: list[int], rounds: int) -> di
             kind: spread([r["tree_cpu_s"] / items * 1e6 for r in results], 1)
             for kind, results in runs.items()
         },
+        "first_result_s": {
+            kind: spread([r["first_result_s"] for r in results], 3)
+            for kind, results in runs.items()
+            if kind != "aiohttp"
+        },
         "ratios": ratios,
     }
 
@@ -105,6 +130,8 @@ def table(figures: dict[str, Any]) -> str:
         f"{figures['cores']} cores, median (min-max) of {figures['rounds']} interleaved rounds; load average "
         f"{text(figures['load_average_1m'])}",
         *client_rows(figures, [("tree_cpu_us_per_item", "CPU µs/item (tree)", ",.0f")]),
+        "  first result after (s): "
+        + "; ".join(f"{kind} {text(value, '.3f')}" for kind, value in figures["first_result_s"].items()),
     ]
     return "\n".join(lines)
 
@@ -116,9 +143,10 @@ def main() -> None:
         return
     parser = arguments(__doc__.splitlines()[0])
     parser.add_argument("--workers", default="1,2", help="the numbers of processes to compare")
+    parser.add_argument("--before", help="PYTHONPATH of a checkout whose runs go in each round too")
     args = parser.parse_args()
     workers = [int(n) for n in args.workers.split(",")]
-    figures = measure(args.items, args.concurrency, workers, args.rounds)
+    figures = measure(args.items, args.concurrency, workers, args.rounds, args.before)
     print(json.dumps(figures, indent=2) if args.json else table(figures))
 
 

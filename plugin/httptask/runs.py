@@ -530,7 +530,7 @@ class _Plan:
                 )
                 return await _run_engine(engine, wiring, run_id, inputs, resumption)
 
-        with _LEAN_GC.during_run():
+        with lean_gc():
             if self.sandbox:
                 from .sandbox import SandboxThread
 
@@ -577,3 +577,8 @@ class _LeanGc:
 
 
 _LEAN_GC = _LeanGc()
+
+
+def lean_gc() -> contextlib.AbstractContextManager[None]:
+    """The collector as a run wants it while an engine is driven (by a `--workers` process too)."""
+    return _LEAN_GC.during_run()

@@ -18,7 +18,7 @@ from .engines.local import LocalEngine
 from .engines.protocol import Resumption, Wiring
 from .errors import HttptaskError
 from .journal import Journal
-from .runs import preload_secrets
+from .runs import lean_gc, preload_secrets
 from .secrets import SecretStore
 from .shards import LENGTH, Shard, die_with, frame
 from .tasks import Task
@@ -89,7 +89,8 @@ def act(shard: Shard, fd: int, made: Ready | HttptaskError, starter: int) -> NoR
         try:
             if isinstance(made, HttptaskError):
                 raise made
-            eventloop.run(_work(shard, fd, made, results))
+            with lean_gc():
+                eventloop.run(_work(shard, fd, made, results))
         except HttptaskError as exc:
             results.send("error", str(exc))
             code = 2
