@@ -235,3 +235,33 @@ def test_a_run_stopped_by_its_checks_leaves_no_starter_behind(
         )  # fmt: skip
     assert len(spawned) == 1  # spawned before the checks, so that it imports meanwhile
     assert not Path(f"/proc/{spawned[0]}").exists(), "the starter was left running (or unreaped)"
+
+
+def test_one_starter_serves_each_foreach_of_a_run_in_turn(server: FaultServer, tmp_path: Path) -> None:
+    case = Case(tmp_path, server, "keyless")
+    case.workflow.write_text(
+        case.workflow.read_text()
+        + """\
+  - id: again
+    needs: [refund]
+    operation: chargebee.record_refund
+    forEach: "{{ input.invoices | map('replace', 'inv_', 'more_') | list }}"
+    server: {url: "{{ input.api_url }}"}
+    credentials: CHARGEBEE_API_KEY
+    request:
+      path: {invoice-id: "{{ item }}"}
+      body: {memo: again, transaction: {amount: 100, payment_method: check, date: 1700000000}}
+"""
+    )
+    run = _start(case, "--workers", "2")
+    starter = _starter_of(run.pid)
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 0, err
+    tasks = json.loads(out)["tasks"]
+    assert [(t["id"], t["items"]) for t in tasks] == [
+        ("refund", {"succeeded": ITEMS}),
+        ("again", {"succeeded": ITEMS}),
+    ]
+    paths = [case.path(index) for index in range(ITEMS)]
+    assert server.acted() == {path: 1 for path in paths + [p.replace("inv_", "more_") for p in paths]}
+    assert _ended(starter)
