@@ -258,7 +258,7 @@ def test_one_starter_serves_each_foreach_of_a_run_in_turn(server: FaultServer, t
     out, err = run.communicate(timeout=120)
     assert run.returncode == 0, err
     tasks = json.loads(out)["tasks"]
-    assert [(t["id"], t["items"]) for t in tasks] == [
+    assert [(t["task"], t["items"]) for t in tasks] == [
         ("refund", {"succeeded": ITEMS}),
         ("again", {"succeeded": ITEMS}),
     ]
