@@ -43,15 +43,20 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _writer_of(pid: int) -> int:
-    """The journal writer process of the run in process `pid`, once it runs."""
+def _child_running(pid: int, module: str) -> int:
+    """The child of process `pid` that runs `module` (a journal writer, a workers' starter), once it runs."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         for child in _children(pid):
-            if b"httptask.journal_commit" in Path(f"/proc/{child}/cmdline").read_bytes():
+            if module.encode() in Path(f"/proc/{child}/cmdline").read_bytes():
                 return child
         time.sleep(0.01)
-    raise AssertionError("no journal writer process started")
+    raise AssertionError(f"no process running {module} started")
+
+
+def _writer_of(pid: int) -> int:
+    """The journal writer process of the run in process `pid`, once it runs."""
+    return _child_running(pid, "httptask.journal_commit")
 
 
 def _ended(pid: int) -> bool:

@@ -29,7 +29,7 @@ from test_fault_matrix import (
     plain_resume,
     resume_acts_once,
 )
-from test_journal_writer import _children, _ended, under_way
+from test_journal_writer import _child_running, _children, _ended, under_way
 
 
 @pytest.fixture
@@ -50,13 +50,7 @@ def _start(case: Case, *extra: str) -> subprocess.Popen[str]:
 
 def _starter_of(pid: int) -> int:
     """The process that forks the workers of the run in process `pid`."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        for child in _children(pid):
-            if b"httptask.shard_starter" in Path(f"/proc/{child}/cmdline").read_bytes():
-                return child
-        time.sleep(0.01)
-    raise AssertionError("the starter of the workers did not start")
+    return _child_running(pid, "httptask.shard_starter")
 
 
 def _workers_of(pid: int, count: int) -> list[int]:
@@ -265,3 +259,10 @@ def test_one_starter_serves_each_foreach_of_a_run_in_turn(server: FaultServer, t
     paths = [case.path(index) for index in range(ITEMS)]
     assert server.acted() == {path: 1 for path in paths + [p.replace("inv_", "more_") for p in paths]}
     assert _ended(starter)
+
+
+def test_each_item_goes_to_exactly_one_worker_and_no_worker_goes_without() -> None:
+    from httptask.shards import shard_items
+
+    assert shard_items(["a", "b", "c", "d", "e"], 2) == [[(0, "a"), (2, "c"), (4, "e")], [(1, "b"), (3, "d")]]
+    assert shard_items(["a", "b"], 64) == [[(0, "a")], [(1, "b")]]

@@ -87,7 +87,9 @@ class Shard:
 
 
 def shard_items(items: Sequence[Any], workers: int) -> list[list[tuple[int, Any]]]:
-    """Item N goes to worker N modulo `workers`: each item to exactly one worker."""
+    """Item N goes to worker N modulo `workers`: each item to exactly one worker, and no worker without one
+    (fewer items than workers start fewer workers)."""
+    workers = min(workers, len(items))
     return [
         [(index, items[index]) for index in range(number, len(items), workers)] for number in range(workers)
     ]
