@@ -12,7 +12,7 @@ import os
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["LOOP_VAR", "run"]
+__all__ = ["LOOP_VAR", "preload", "run"]
 
 LOOP_VAR = "HTTPTASK_EVENT_LOOP"
 
@@ -21,12 +21,24 @@ T = TypeVar("T")
 
 def run(main: Coroutine[Any, Any, T]) -> T:
     """Run `main` to the end on a new event loop, as `asyncio.run` does."""
-    if os.environ.get(LOOP_VAR) != "asyncio":
-        try:
-            import uvloop
-        except ImportError:
-            pass
-        else:
-            result: T = uvloop.run(main)  # typed as Any by some uvloop releases
-            return result
+    uvloop = _uvloop()
+    if uvloop is not None:
+        result: T = uvloop.run(main)  # typed as Any by some uvloop releases
+        return result
     return asyncio.run(main)
+
+
+def preload() -> None:
+    """Import the loop `run` will use, now (the starter of `--workers` does, once, before it forks)."""
+    _uvloop()
+
+
+def _uvloop() -> Any:
+    """The uvloop module, unless it is not installed or asyncio's loop is chosen (None then)."""
+    if os.environ.get(LOOP_VAR) == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop

@@ -18,6 +18,7 @@ import sys
 import threading
 
 # Everything a worker runs is imported with these, once, before the first fork.
+from . import eventloop
 from .shard_worker import act, ready
 from .shards import LENGTH, MAX_WORKERS, Shard, die_with, frame
 
@@ -75,6 +76,7 @@ def main() -> None:
     die_with(int(sys.argv[1]))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the owner's to handle: it ends the run
     os.dup2(2, 1)  # whatever a worker prints goes to standard error
+    eventloop.preload()
     control = socket.socket(fileno=os.dup(0))
     os.close(0)
     os.open(os.devnull, os.O_RDONLY)  # takes descriptor 0: no worker reads the owner's socket by mistake
