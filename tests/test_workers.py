@@ -266,3 +266,36 @@ def test_each_item_goes_to_exactly_one_worker_and_no_worker_goes_without() -> No
 
     assert shard_items(["a", "b", "c", "d", "e"], 2) == [[(0, "a"), (2, "c"), (4, "e")], [(1, "b"), (3, "d")]]
     assert shard_items(["a", "b"], 64) == [[(0, "a")], [(1, "b")]]
+
+
+def test_a_starter_killed_before_its_first_foreach_is_replaced_and_the_run_finishes(
+    server: FaultServer, tmp_path: Path
+) -> None:
+    case = Case(tmp_path, server, "keyless")
+    first = """\
+  - id: first
+    operation: chargebee.record_refund
+    server: {url: "{{ input.api_url }}"}
+    credentials: CHARGEBEE_API_KEY
+    request:
+      path: {invoice-id: first}
+      body: {memo: first, transaction: {amount: 100, payment_method: check, date: 1700000000}}
+  - id: refund
+    needs: [first]
+"""
+    case.workflow.write_text(case.workflow.read_text().replace("  - id: refund\n", first))
+    server.delay_seconds = 1.0  # the task before the forEach waits on the server meanwhile
+    try:
+        run = _start(case, "--workers", "2")
+        killed = _starter_of(run.pid)
+        os.kill(killed, signal.SIGKILL)
+    finally:
+        server.delay_seconds = 0.0
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 0, err
+    assert [(t["task"], t["state"]) for t in json.loads(out)["tasks"]] == [
+        ("first", "succeeded"),
+        ("refund", "succeeded"),
+    ]
+    assert server.acted() == {"/invoices/first/record_refund": 1, **{case.path(i): 1 for i in range(ITEMS)}}
+    assert _ended(killed)

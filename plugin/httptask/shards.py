@@ -138,13 +138,15 @@ def die_with(parent: int) -> None:
 
 
 async def _frames(connection: socket.socket) -> AsyncIterator[Any]:
-    """The frames read from a non-blocking socket until its other end closes."""
+    """The frames read from a non-blocking socket until its other end closes (or ends with what this end
+    sent it unread: a starter killed before it read its job)."""
     loop = asyncio.get_running_loop()
     buffer = bytearray()
-    while chunk := await loop.sock_recv(connection, _CHUNK):
-        buffer += chunk
-        for message in unframe(buffer):
-            yield message
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := await loop.sock_recv(connection, _CHUNK):
+            buffer += chunk
+            for message in unframe(buffer):
+                yield message
 
 
 @dataclass
