@@ -165,7 +165,7 @@ class TaskPlan:
         self._varying = frozenset(varying)
         # The names every request shares, wrapped once; each request adds its own (`item`) to a copy.
         self._base = base_context(inputs=inputs, tasks=tasks, secrets=secrets)
-        base_context(inputs={}, extra=dict.fromkeys(self._varying))
+        self._base.extended(dict.fromkeys(self._varying))  # a reserved name fails here, before any request
         self._shapes = {part: _shape(value, self._varying) for part, value in task.templates.items()}
         self._static: dict[str, Any] | None = None
         self._op: Operation | None = None
@@ -260,10 +260,7 @@ class TaskPlan:
         task = self.task
         context = self._base
         if names:
-            # Checked once in __init__ for the names of `varying`; any other name is checked here.
-            if not self._varying.issuperset(names):
-                base_context(inputs={}, extra=names)
-            context = {**self._base, **names}
+            context = self._base.extended(names)
         if self._static is None:
             return {
                 part: render_value(

@@ -306,19 +306,25 @@ def check_time() -> None:
         limit.check(now)
 
 
-@contextmanager
-def time_limit(seconds: float = RENDER_SECONDS, *, cpu: bool = False) -> Iterator[None]:
+class time_limit:
     """Let template code run for `seconds` (or until an enclosing limit ends, if sooner); `check_time` then
     stops it. The sandbox checks on every loop step, call, filter and operator. With `cpu`, the seconds are
     the thread's CPU time: for a run's own long work, which a busy machine must not fail; the editor, which
-    answers others, keeps wall-clock limits (`serving`)."""
-    outer = _deadline.get()
-    limit = _Limit(seconds, cpu=cpu and not _serving.get())
-    token = _deadline.set(limit if outer is None or limit.deadline < outer.deadline else outer)
-    try:
-        yield
-    finally:
-        _deadline.reset(token)
+    answers others, keeps wall-clock limits (`serving`). A class, not a generator: every render enters one."""
+
+    __slots__ = ("_cpu", "_seconds", "_token")
+
+    def __init__(self, seconds: float = RENDER_SECONDS, *, cpu: bool = False) -> None:
+        self._seconds = seconds
+        self._cpu = cpu
+
+    def __enter__(self) -> None:
+        outer = _deadline.get()
+        limit = _Limit(self._seconds, cpu=self._cpu and not _serving.get())
+        self._token = _deadline.set(limit if outer is None or limit.deadline < outer.deadline else outer)
+
+    def __exit__(self, *exc_info: object) -> None:
+        _deadline.reset(self._token)
 
 
 @contextmanager

@@ -4,7 +4,9 @@ Inputs reach templates through read-only views that know their path, so a missin
 author wrote it (``'input.customer' has no attribute 'email'``) and no template can change what it was given.
 ``secret('NAME')`` gives an opaque value that a template can only place whole into its output: a filter,
 method, slice, comparison, loop or concatenation on it is refused, so every form of a secret that leaves a
-template is one the redactor knows. Every operation is held to the bounds of `limits`.
+template is one the redactor knows. Every operation is held to the bounds of `limits`. Simple templates
+(``{{ item.id }}``, ``inv_{{ item }}``, ``{{ now('unix') }}``) are read without Jinja, to the same value, and
+left to it wherever that might differ (tests/test_templating_direct.py compares the two).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from httptask.secrets import SecretStore
 
 __all__ = [
     "NOT_CONSTANT",
+    "Scope",
     "base_context",
     "check_template",
     "constant",
@@ -374,12 +377,29 @@ def _dumps(value: Any, **kwargs: Any) -> str:
 _ENV = _Environment()
 
 
+_Scope = Mapping[str, Any]
+_Renderer = Callable[[_Scope], Any]
+
+
 @dataclass(frozen=True)
 class _Compiled:
-    """A parsed template: its renderer, and the names of the secrets it places (each checked to be whole)."""
+    """A parsed template: `jinja`, its renderer, and `direct`, a faster one for a simple template that gives
+    `_UNSURE` wherever it might not give what `jinja` gives (`render` then asks `jinja`); and the names of
+    the secrets it places (each checked to be whole)."""
 
-    render: Callable[[Mapping[str, Any]], Any]
+    jinja: _Renderer
     secrets: tuple[str, ...]
+    direct: _Renderer | None = None
+
+    def render(self, scope: _Scope) -> Any:
+        if self.direct is not None:
+            try:
+                value = self.direct(scope)
+            except Exception:  # what went wrong is for the sandbox to say, in its own words
+                value = _UNSURE
+            if value is not _UNSURE:
+                return value
+        return self.jinja(scope)
 
 
 @lru_cache(maxsize=_CACHE_SIZE)
@@ -403,10 +423,8 @@ def _compile(source: str) -> _Compiled:
         match = _WHOLE_EXPRESSION.fullmatch(source) if single is not None else None
         if match is not None:
             expression = _ENV.compile_expression(match.group(1), undefined_to_none=False)
-            path = _lookup_path(single)
-            if path is not None:
-                return _Compiled(_looked_up(path, lambda scope: _whole(expression(scope))), secrets)
-            return _Compiled(lambda scope: _whole(expression(scope)), secrets)
+            return _Compiled(lambda scope: _whole(expression(scope)), secrets, _direct_whole(single))
+        direct = _direct_text(ast)  # read before Jinja compiles the tree, which its optimizer may change
         template = _ENV.from_string(ast)
     except (RecursionError, MemoryError, SyntaxError) as exc:
         if isinstance(exc, TemplateSyntaxError):
@@ -416,7 +434,9 @@ def _compile(source: str) -> _Compiled:
         # The lexer turns an integer literal of more than 4,300 digits into this.
         raise _Problem(f"the template holds a number that cannot be read ({_first_sentence(exc)})") from None
     return _Compiled(
-        lambda scope: _bounded_join(template.root_render_func(template.new_context(dict(scope)))), secrets
+        lambda scope: _bounded_join(template.root_render_func(template.new_context(dict(scope)))),
+        secrets,
+        direct,
     )
 
 
@@ -430,29 +450,100 @@ def _lookup_path(expression: nodes.Node | None) -> Path | None:
     return (base.name, *path)
 
 
-def _looked_up(path: Path, render: Callable[[Mapping[str, Any]], Any]) -> Callable[[Mapping[str, Any]], Any]:
-    """A renderer for a plain lookup such as `{{ item.id }}` that reads the views directly, as the sandbox
-    would first (a key before any method); anything else (a missing key, a value that is not a view) is
-    left to `render`, which gives the same value or the error the author should see."""
-    name, keys = str(path[0]), path[1:]
+# -- simple templates, rendered without Jinja ----------------------------------------------------------------
+# `{{ item.id }}`, `inv_{{ item }}`, `{{ now('unix') }}`: names with constant keys, and `now()` or `uuid()`
+# with constant arguments, in text or alone. They are read as the sandbox reads them (a view's key before any
+# method); anything else (a missing key, a value that is not a view, text past the size limit) is `_UNSURE`,
+# and Jinja renders it, giving the same value or the error the author should see.
 
-    def lookup(scope: Mapping[str, Any]) -> Any:
-        value = scope.get(name, _MISSING)
-        for key in keys:
+_UNSURE: Any = object()
+# Names Jinja gives a meaning of its own at a template's top level, whatever the scope holds.
+_JINJA_NAMES = frozenset({"self", "loop", "super", "caller", "varargs", "kwargs"})
+
+
+def _direct_whole(expression: nodes.Expr | None) -> _Renderer | None:
+    """`expression`'s value as a whole template gives it (`_whole`), where `_direct_value` can read it."""
+    read = _direct_value(expression)
+    if read is None:
+        return None
+
+    def whole(scope: _Scope) -> Any:
+        value = read(scope)
+        return value if value is _UNSURE else _whole(value)
+
+    return whole
+
+
+def _direct_text(ast: nodes.Template) -> _Renderer | None:
+    """The text of a template of plain text and simple expressions, as Jinja writes it: each value finalized
+    and made text, the whole held to the size limit; a value that is not a plain scalar is `_UNSURE`."""
+    if len(ast.body) != 1 or not isinstance(ast.body[0], nodes.Output):
+        return None
+    parts: list[str | _Renderer] = []
+    for node in ast.body[0].nodes:
+        read = node.data if isinstance(node, nodes.TemplateData) else _direct_value(node)
+        if read is None:
+            return None
+        parts.append(read)
+
+    def text(scope: _Scope) -> Any:
+        chunks = []
+        for part in parts:
+            if isinstance(part, str):
+                chunks.append(part)
+                continue
+            value = part(scope)
+            if type(value) not in _PLAIN_LEAVES:
+                return _UNSURE
+            chunks.append(str(_finalize(value)))
+        joined = "".join(chunks)
+        return _UNSURE if len(joined) > MAX_SIZE else joined
+
+    return text
+
+
+def _direct_value(node: nodes.Node | None) -> _Renderer | None:
+    """A reader of `node`'s value where it is a simple expression, else None."""
+    if isinstance(node, nodes.Call):
+        return _direct_call(node)
+    if node is None:
+        return None
+    base, path, dynamic = _chain(node)
+    if dynamic or not isinstance(base, nodes.Name) or base.name in _builtins() | _JINJA_NAMES:
+        return None
+    name = base.name
+
+    def lookup(scope: _Scope) -> Any:
+        value = scope.get(name, _UNSURE)
+        for key in path:
             if not isinstance(value, _View):
-                return render(scope)
-            try:
-                value = value[key]  # type: ignore[index]
-            except (LookupError, TypeError):
-                return render(scope)
-        if value is _MISSING or isinstance(value, Undefined):
-            return render(scope)
-        return _whole(value)
+                return _UNSURE
+            value = value[key]  # type: ignore[index]  # a missing key raises: `_Compiled.render` asks Jinja
+        return value
 
     return lookup
 
 
-_MISSING = object()
+def _direct_call(call: nodes.Call) -> _Renderer | None:
+    """A reader of `now(...)` or `uuid()` with constant arguments, called as the sandbox calls them."""
+    functions: dict[str, Callable[..., Any]] = {"now": _now, "uuid": _uuid}
+    if not isinstance(call.node, nodes.Name) or call.node.name not in functions:
+        return None
+    arguments = [*call.args, *(keyword.value for keyword in call.kwargs)]
+    if call.dyn_args or call.dyn_kwargs or not all(isinstance(arg, nodes.Const) for arg in arguments):
+        return None
+    name = call.node.name
+    function = functions[name]
+    args = tuple(arg.value for arg in call.args)  # type: ignore[attr-defined]
+    kwargs = {keyword.key: keyword.value.value for keyword in call.kwargs}  # type: ignore[attr-defined]
+
+    def result(scope: _Scope) -> Any:
+        if scope.get(name) is not function:
+            return _UNSURE
+        check_time()
+        return check_result(function(*args, **kwargs), "the call")
+
+    return result
 
 
 def _whole(value: Any) -> Any:
@@ -555,9 +646,7 @@ def render_value(
     body, never in what is shown or stored (idempotency keys, outputs, forEach, the server). Rendering stops
     after ``seconds`` (of the thread's CPU time with ``cpu_seconds``, `limits.time_limit`).
     """
-    scope = {
-        name: item if isinstance(item, _View) else _view(item, (name,)) for name, item in context.items()
-    }
+    scope = context if type(context) is Scope else Scope({k: _wrapped(k, v) for k, v in context.items()})
     with time_limit(seconds, cpu=cpu_seconds):
         return _render(value, scope, task_id, field_path, secrets_allowed)
 
@@ -637,13 +726,33 @@ def _render_string(
         raise TemplateError(task_id, field_path, f"rendering failed: {exc}") from exc
 
 
+class Scope(dict[str, Any]):
+    """The names templates see, each wrapped in its read-only view: what `base_context` makes, and
+    `render_value` takes as it is (any other mapping is wrapped for each render)."""
+
+    def extended(self, names: Mapping[str, Any]) -> Scope:
+        """This scope with `names` too (a forEach's `item`), wrapped; a reserved name is a `UsageError`."""
+        wrapped = Scope(self)
+        for name, value in names.items():
+            if name in _RESERVED:
+                raise UsageError(
+                    f"The template name {name!r} is reserved; give the extra value another name."
+                )
+            wrapped[name] = _wrapped(name, value)
+        return wrapped
+
+
+def _wrapped(name: str, value: Any) -> Any:
+    return value if isinstance(value, _View) else _view(value, (name,))
+
+
 def base_context(
     *,
     inputs: Mapping[str, Any],
     tasks: Mapping[str, Any] | None = None,
     secrets: SecretStore | None = None,
     extra: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> Scope:
     """The names templates see: ``input``, ``tasks``, ``now()``, ``uuid()``, ``secret(NAME)`` and ``extra``.
 
     Values are wrapped, not copied, so building a context per task is cheap and the data stays untouched.
@@ -654,18 +763,14 @@ def base_context(
             raise _Problem(f"secret({name!r}) cannot be used here because no secret store was configured")
         return _Secret(secrets.get(name))
 
-    context: dict[str, Any] = {
-        "input": _view(inputs, ("input",)),
-        "tasks": _view(tasks if tasks is not None else {}, ("tasks",)),
-        "now": _now,
-        "uuid": _uuid,
-        "secret": secret,
-    }
-    for name, value in (extra or {}).items():
-        if name in _RESERVED:
-            raise UsageError(f"The template name {name!r} is reserved; give the extra value another name.")
-        context[name] = _view(value, (name,))
-    return context
+    context = Scope(
+        input=_view(inputs, ("input",)),
+        tasks=_view(tasks if tasks is not None else {}, ("tasks",)),
+        now=_now,
+        uuid=_uuid,
+        secret=secret,
+    )
+    return context.extended(extra) if extra else context
 
 
 def _now(style: str = "iso") -> str | int:
