@@ -310,17 +310,20 @@ class time_limit:
     """Let template code run for `seconds` (or until an enclosing limit ends, if sooner); `check_time` then
     stops it. The sandbox checks on every loop step, call, filter and operator. With `cpu`, the seconds are
     the thread's CPU time: for a run's own long work, which a busy machine must not fail; the editor, which
-    answers others, keeps wall-clock limits (`serving`). A class, not a generator: every render enters one."""
+    answers others, keeps wall-clock limits (`serving`). The seconds count from the first time it is entered;
+    entered again, it keeps that deadline (a render enters it only around what Jinja renders)."""
 
-    __slots__ = ("_cpu", "_seconds", "_token")
+    __slots__ = ("_cpu", "_limit", "_seconds", "_token")
 
     def __init__(self, seconds: float = RENDER_SECONDS, *, cpu: bool = False) -> None:
         self._seconds = seconds
         self._cpu = cpu
+        self._limit: _Limit | None = None
 
     def __enter__(self) -> None:
-        outer = _deadline.get()
-        limit = _Limit(self._seconds, cpu=self._cpu and not _serving.get())
+        if self._limit is None:
+            self._limit = _Limit(self._seconds, cpu=self._cpu and not _serving.get())
+        outer, limit = _deadline.get(), self._limit
         self._token = _deadline.set(limit if outer is None or limit.deadline < outer.deadline else outer)
 
     def __exit__(self, *exc_info: object) -> None:

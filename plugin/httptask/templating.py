@@ -391,7 +391,8 @@ class _Compiled:
     secrets: tuple[str, ...]
     direct: _Renderer | None = None
 
-    def render(self, scope: _Scope) -> Any:
+    def render(self, scope: _Scope, limit: time_limit) -> Any:
+        """The value, rendered by Jinja within `limit` unless the direct renderer is sure of it."""
         if self.direct is not None:
             try:
                 value = self.direct(scope)
@@ -399,7 +400,8 @@ class _Compiled:
                 value = _UNSURE
             if value is not _UNSURE:
                 return value
-        return self.jinja(scope)
+        with limit:
+            return self.jinja(scope)
 
 
 @lru_cache(maxsize=_CACHE_SIZE)
@@ -647,27 +649,32 @@ def render_value(
     after ``seconds`` (of the thread's CPU time with ``cpu_seconds``, `limits.time_limit`).
     """
     scope = context if type(context) is Scope else Scope({k: _wrapped(k, v) for k, v in context.items()})
-    with time_limit(seconds, cpu=cpu_seconds):
-        return _render(value, scope, task_id, field_path, secrets_allowed)
+    limit = time_limit(seconds, cpu=cpu_seconds)  # shared by every template of `value`
+    return _render(value, scope, limit, task_id, field_path, secrets_allowed)
 
 
 def _render(
-    value: Any, scope: Mapping[str, Any], task_id: str, field_path: str, secrets_allowed: bool
+    value: Any, scope: Scope, limit: time_limit, task_id: str, field_path: str, secrets_allowed: bool
 ) -> Any:
     if isinstance(value, str):
         if not is_template(value):
             return value
-        return _render_string(value, scope, task_id, field_path, secrets_allowed)
+        return _render_string(value, scope, limit, task_id, field_path, secrets_allowed)
     if isinstance(value, Mapping):
         return {
             key: _render(
-                item, scope, task_id, f"{field_path}.{key}" if field_path else str(key), secrets_allowed
+                item,
+                scope,
+                limit,
+                task_id,
+                f"{field_path}.{key}" if field_path else str(key),
+                secrets_allowed,
             )
             for key, item in value.items()
         }
     if isinstance(value, list | tuple):
         rendered = [
-            _render(item, scope, task_id, f"{field_path}[{i}]", secrets_allowed)
+            _render(item, scope, limit, task_id, f"{field_path}[{i}]", secrets_allowed)
             for i, item in enumerate(value)
         ]
         return rendered if isinstance(value, list) else tuple(rendered)
@@ -697,11 +704,11 @@ def _misplaced(name: str) -> str:
 
 
 def _render_string(
-    source: str, scope: Mapping[str, Any], task_id: str, field_path: str, secrets_allowed: bool
+    source: str, scope: Scope, limit: time_limit, task_id: str, field_path: str, secrets_allowed: bool
 ) -> Any:
     compiled = _checked(source, task_id, field_path, secrets_allowed)
     try:
-        return compiled.render(scope)
+        return compiled.render(scope, limit)
     except HttptaskError as exc:
         raise TemplateError(task_id, field_path, exc.message) from exc
     except (_Problem, LimitExceeded, UndefinedError, SecurityError) as exc:
