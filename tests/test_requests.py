@@ -101,6 +101,20 @@ def test_server_values_that_would_change_the_host_or_are_unknown_are_issues(
     ]
 
 
+def test_the_same_server_values_give_the_choice_made_once_and_equal_values_of_other_types_do_not() -> None:
+    op = _operation()
+    first = resolve_server(op, {"site": "globex"})
+    assert resolve_server(op, {"site": "globex"}) is first
+    assert resolve_server(op, {"site": "globex"}, sandbox_url="http://127.0.0.1:8787") is not first
+    sites = [1, True, 1.0, "1", 0.0, -0.0, 1, ["a"]]
+    texts = ["1", "True", "1.0", "1", "0.0", "-0.0", "1", "['a']"]
+    assert [resolve_server(op, {"site": site}).base_url for site in sites] == [
+        f"https://{text}.example.com/api/v1" for text in texts
+    ]
+    assert [i.path for i in resolve_server(op, {"site": "x", "region": "eu"}).issues] == ["$.server.region"]
+    assert resolve_server(op, {"site": "x"}).issues == []
+
+
 def test_the_sandbox_wins_over_url_and_url_over_the_servers() -> None:
     op = _operation()
     assert resolve_server(op, {"url": "http://127.0.0.1:9/base/"}).base_url == "http://127.0.0.1:9/base"

@@ -10,6 +10,7 @@ sent as written (scheme, user info, host, port) is refused before anything is se
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import re
@@ -176,7 +177,46 @@ def resolve_server(
     op: Operation, task_server: Mapping[str, Any], *, sandbox_url: str | None = None
 ) -> ServerChoice:
     """Where the request for `op` goes: the sandbox when given, else the task's `url`, else the chosen server
-    with its variables filled. An operation without servers and a task without `url` is an issue."""
+    with its variables filled. An operation without servers and a task without `url` is an issue. The same
+    values give the same choice, made once (a Test request pressed again): never change what it holds."""
+    key = _server_key(task_server)
+    if key is None:
+        return _resolve_server(op, task_server, sandbox_url)
+    return _resolved(_Same(op), key, sandbox_url)
+
+
+class _Same:
+    """An object as a cache key equal only to itself: an `Operation` holds dicts, so it has no hash."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __hash__(self) -> int:
+        return id(self.value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Same) and other.value is self.value
+
+
+# Values whose equal ones write the same text: not floats (-0.0 == 0.0), and each with its type (1 == True).
+_KEY_TYPES = frozenset({str, int, bool, type(None)})
+
+
+def _server_key(task_server: Mapping[str, Any]) -> tuple[tuple[str, type, Any], ...] | None:
+    """A task's `server` values as a cache key, in their order, or None where one is not a plain value."""
+    if not all(type(value) in _KEY_TYPES for value in task_server.values()):
+        return None
+    return tuple((name, type(value), value) for name, value in task_server.items())
+
+
+@functools.lru_cache(maxsize=1024)
+def _resolved(op: _Same, key: tuple[tuple[str, type, Any], ...], sandbox_url: str | None) -> ServerChoice:
+    return _resolve_server(op.value, {name: value for name, _, value in key}, sandbox_url)
+
+
+def _resolve_server(op: Operation, task_server: Mapping[str, Any], sandbox_url: str | None) -> ServerChoice:
     server, issues = choose_server(op, task_server)
     base_url, filled = "", dict[str, str]()
     if server is not None:
