@@ -65,10 +65,10 @@ def encode_form(body: Mapping[str, Any], style: str = "brackets") -> tuple[dict[
     for key, value in body.items():
         name = _field_name(key, "")
         if style == "brackets":
-            _flatten_brackets([_escape(name)], name, value, pairs)
+            _flatten_brackets(_escape(name), name, value, pairs)
         else:
-            _flatten_index_last([_escape(name)], [], name, value, pairs)
-    data = "&".join(f"{key}={_escape(value)}" for key, value in pairs)
+            _flatten_index_last(_escape(name), "", name, value, pairs)
+    data = "&".join([f"{key}={_escape(value)}" for key, value in pairs])
     return {"Content-Type": FORM_TYPE}, data.encode("ascii")
 
 
@@ -141,44 +141,45 @@ def _check_style(style: str) -> None:
         raise UsageError(f"Unknown form style {style!r}; use one of: {', '.join(FORM_STYLES)}.")
 
 
-def _flatten_brackets(segments: list[str], where: str, value: Any, pairs: list[tuple[str, str]]) -> None:
+def _flatten_brackets(key: str, where: str, value: Any, pairs: list[tuple[str, str]]) -> None:
+    """The fields of `value` at the form key `key` (`line_items[0][price]`); `where` names it in errors."""
     if type(value) in _SCALARS:  # the usual field, told apart without the slower abstract checks
-        pairs.append((_join(segments), _scalar(value, where)))
+        pairs.append((key, _scalar(value, where)))
     elif isinstance(value, Mapping) and value:
-        for key, item in value.items():
-            name = _field_name(key, where)
-            _flatten_brackets([*segments, _escape(name)], f"{where}.{name}", item, pairs)
+        for child, item in value.items():
+            name = _field_name(child, where)
+            _flatten_brackets(f"{key}[{_escape(name)}]", f"{where}.{name}", item, pairs)
     elif isinstance(value, list | tuple) and value:
         if all(_is_scalar(item) for item in value):
-            key = _join([*segments, ""])
-            pairs.extend((key, _scalar(item, f"{where}[{i}]")) for i, item in enumerate(value))
+            pairs.extend((f"{key}[]", _scalar(item, f"{where}[{i}]")) for i, item in enumerate(value))
         else:
             for i, item in enumerate(value):
-                _flatten_brackets([*segments, str(i)], f"{where}[{i}]", item, pairs)
+                _flatten_brackets(f"{key}[{i}]", f"{where}[{i}]", item, pairs)
     else:
-        pairs.append((_join(segments), _scalar(value, where)))
+        pairs.append((key, _scalar(value, where)))
 
 
 def _flatten_index_last(
-    names: list[str], indexes: list[str], where: str, value: Any, pairs: list[tuple[str, str]]
+    names: str, indexes: str, where: str, value: Any, pairs: list[tuple[str, str]]
 ) -> None:
+    """As `_flatten_brackets`, with the list indexes (`[0]`) after the field names: `names` + `indexes`."""
     if type(value) in _SCALARS:
-        pairs.append((_join(names + indexes), _scalar(value, where)))
+        pairs.append((names + indexes, _scalar(value, where)))
     elif isinstance(value, Mapping) and value:
-        for key, item in value.items():
-            name = _field_name(key, where)
-            _flatten_index_last([*names, _escape(name)], indexes, f"{where}.{name}", item, pairs)
+        for child, item in value.items():
+            name = _field_name(child, where)
+            _flatten_index_last(f"{names}[{_escape(name)}]", indexes, f"{where}.{name}", item, pairs)
     elif isinstance(value, list | tuple) and value:
         # Indexes all go last, so only a top-level field's lists can be told apart when read back.
-        if len(names) > 1:
+        if names.endswith("]"):
             raise UsageError(
                 f"The form field {where!r} is a list inside an object, which the index-last form style "
                 "cannot express; move the list to the top level of the body or use the brackets style."
             )
         for i, item in enumerate(value):
-            _flatten_index_last(names, [*indexes, str(i)], f"{where}[{i}]", item, pairs)
+            _flatten_index_last(names, f"{indexes}[{i}]", f"{where}[{i}]", item, pairs)
     else:
-        pairs.append((_join(names + indexes), _scalar(value, where)))
+        pairs.append((names + indexes, _scalar(value, where)))
 
 
 def _field_name(key: Any, where: str) -> str:
@@ -239,10 +240,6 @@ def _escape(text: str) -> str:
 @functools.lru_cache(maxsize=4096)
 def _escape_short(text: str) -> str:
     return quote_plus(text, safe="")
-
-
-def _join(segments: list[str]) -> str:
-    return segments[0] + "".join(f"[{segment}]" for segment in segments[1:])
 
 
 def _text(data: bytes | str) -> str:
