@@ -165,8 +165,12 @@ class TaskPlan:
         self._varying = frozenset(varying)
         # The names every request shares, wrapped once; each request adds its own (`item`) to a copy.
         self._base = base_context(inputs=inputs, tasks=tasks, secrets=secrets)
-        self._base.extended(dict.fromkeys(self._varying))  # a reserved name fails here, before any request
-        self._shapes = {part: _shape(value, self._varying) for part, value in task.templates.items()}
+        # Each template split in what every request shares and what it renders itself; a plan of one request
+        # (no `varying`) renders every template once, here, and has nothing to split.
+        self._shapes: dict[str, _Shape] = {}
+        if self._varying:
+            self._base.extended(dict.fromkeys(self._varying))  # a reserved name fails here, before a request
+            self._shapes = {part: _shape(value, self._varying) for part, value in task.templates.items()}
         self._static: dict[str, Any] | None = None
         self._op: Operation | None = None
         self._choice: ServerChoice | None = None
@@ -185,16 +189,17 @@ class TaskPlan:
     def _compile(self) -> None:
         context = self._base
         task = self.task
+        shared = {part: shape.static for part, shape in self._shapes.items()} or task.templates
         self._static = {
             part: render_value(
-                shape.static, context, task_id=task.id, field_path=part, secrets_allowed=part in SECRET_PARTS
+                value, context, task_id=task.id, field_path=part, secrets_allowed=part in SECRET_PARTS
             )
-            for part, shape in self._shapes.items()
+            for part, value in shared.items()
         }
         if task.operation is None:
             return
         self._op = self._catalog.operation(task.operation)
-        if self._shapes["server"].dynamic is _NOTHING:
+        if not self._shapes or self._shapes["server"].dynamic is _NOTHING:
             self._choice = resolve_server(self._op, self._static["server"], sandbox_url=self._sandbox_url)
         self._auth = self._auth_parts(self._op)
 
@@ -268,6 +273,8 @@ class TaskPlan:
                 )
                 for part, value in task.templates.items()
             }
+        if not self._shapes:
+            return self._static
         rendered = {}
         for part, shape in self._shapes.items():
             if shape.dynamic is _NOTHING:
@@ -309,8 +316,6 @@ class _Shape:
 
 
 def _shape(value: Any, varying: frozenset[str]) -> _Shape:
-    if not varying:  # one request: nothing to share, so nothing to split (and no template to analyse)
-        return _Shape(value, _NOTHING)
     if isinstance(value, Mapping) and value:
         children = {key: _shape(item, varying) for key, item in value.items()}
         static = {k: c.static for k, c in children.items() if c.static is not _NOTHING}
