@@ -5,7 +5,9 @@
 - per item of a fan-out: `examples/refund-invoices.yaml`'s refund task, one invoice after another, as the
   local engine prepares each item (with the task's plan, compiled once per batch, when there is one);
 - per Test request: `examples/tasks/chargebee-record-refund.yaml` with `examples/tasks/demo-input.json`, the
-  whole `prepare` the editor and `httptask test-request` run.
+  whole `prepare` the editor and `httptask test-request` run;
+- per item of the pre-send check: the same fan-out planned as `runs.check_new_run` plans it before a run
+  sends anything (`plan_workflow` without keeping the requests).
 
 Each figure is the median (min-max) over `repeats` timed batches, after one untimed batch that fills the
 caches a long-running editor or engine has warm. Time is this process's CPU time, which other processes on a
@@ -40,21 +42,28 @@ def per_call_us(batch: Callable[[], int], repeats: int) -> dict[str, Any]:
     return spread(samples, 1)
 
 
-def fanout_batch(items: int) -> Callable[[], int]:
-    from httptask.catalog import Catalog
-    from httptask.execute import prepare
-    from httptask.secrets import SecretStore
+def _refund_invoices(items: int) -> tuple[Any, dict[str, Any]]:
+    """`examples/refund-invoices.yaml` and its inputs, with `items` invoices."""
     from httptask.workflow import parse_workflow_text
 
     example = ROOT / "examples" / "refund-invoices.yaml"
     workflow = parse_workflow_text(example.read_text(encoding="utf-8"), str(example))
-    task = workflow.tasks[0]
     inputs = workflow.with_defaults(
         {
             "invoices": [{"id": f"inv_{n}", "amount": 100} for n in range(items)],
             "api_url": "http://127.0.0.1:9/api/v2",
         }
     )
+    return workflow, inputs
+
+
+def fanout_batch(items: int) -> Callable[[], int]:
+    from httptask.catalog import Catalog
+    from httptask.execute import prepare
+    from httptask.secrets import SecretStore
+
+    workflow, inputs = _refund_invoices(items)
+    task = workflow.tasks[0]
     catalog, secrets = Catalog.default(), SecretStore()
 
     def batch() -> int:
@@ -68,6 +77,22 @@ def fanout_batch(items: int) -> Callable[[], int]:
         plan = TaskPlan(task, inputs=inputs, catalog=catalog, secrets=secrets, tasks={})
         for n, item in enumerate(inputs["invoices"]):
             plan.prepare({"item": item}, key_seed=f"run/refund/{n}")
+        return items
+
+    return batch
+
+
+def check_batch(items: int) -> Callable[[], int]:
+    from httptask.catalog import Catalog
+    from httptask.plan import plan_workflow
+    from httptask.secrets import SecretStore
+
+    workflow, inputs = _refund_invoices(items)
+    catalog, secrets = Catalog.default(), SecretStore()
+
+    def batch() -> int:
+        plan = plan_workflow(workflow, inputs, catalog=catalog, secrets=secrets, keep_requests=False)
+        assert not plan.problems, plan.problems
         return items
 
     return batch
@@ -97,6 +122,7 @@ def measure(repeats: int) -> dict[str, Any]:
     return {
         "fanout_item_us": per_call_us(fanout_batch(3000), repeats),
         "test_request_us": per_call_us(test_request_batch(1000), repeats),
+        "check_item_us": per_call_us(check_batch(3000), repeats),
         "repeats": repeats,
     }
 
@@ -116,6 +142,7 @@ def table(figures: dict[str, Any]) -> str:
             f"prepare, µs per request, median (min-max) of {figures['repeats']} batches:",
             f"  fan-out item (refund-invoices)            {text(figures['fanout_item_us'], ',.1f')}",
             f"  Test request (chargebee.record_refund)    {text(figures['test_request_us'], ',.1f')}",
+            f"  pre-send check, per fan-out item          {text(figures['check_item_us'], ',.1f')}",
         ]
     )
 
