@@ -152,6 +152,13 @@ def test_a_path_value_is_always_one_segment(value: Any, segment: str) -> None:
     assert expand_path("/orders/{id}/refunds", {"id": value}) == f"/orders/{segment}/refunds"
 
 
+def test_every_name_of_a_path_is_filled_where_it_has_a_value_and_kept_where_not() -> None:
+    values = {"x": "1/2", "y": 3}
+    assert expand_path("/a/{x}{y}/{x}/{missing}/", values) == "/a/1%2F23/1%2F2/{missing}/"
+    assert expand_path("{x}", values) == "1%2F2"
+    assert expand_path("/plain", values) == "/plain"
+
+
 @pytest.mark.parametrize("value", [".", "..", "", "...", None])
 def test_a_path_value_that_navigates_or_is_empty_is_refused(value: Any) -> None:
     text = "" if value is None else value

@@ -125,3 +125,62 @@ def test_a_plain_lookup_renders_as_the_sandbox_renders_it(lookup: str, item: Any
             return ("error", str(exc))
 
     assert render(f"{{{{ {lookup} }}}}") == render(f"{{{{ {lookup} if true }}}}")
+
+
+CHECKED_ITEMS = [
+    {"id": "inv_1", "amount": 100},
+    {"id": "..", "amount": 1},
+    {"id": "inv_2", "amount": "lots"},
+    {"id": "inv_3"},
+    {"id": "inv_\ud800", "amount": 5},
+    {"id": "inv_4", "amount": float("nan")},
+    {"id": "a\r\nb", "amount": 2},
+    {"id": "é", "amount": 3},
+    {"id": "inv_5", "amount": 4, "lines": [1, 2]},
+    "plain",
+]
+HEADED = {**REFUND, "request": {**REFUND["request"], "headers": {"x-note": "{{ item.id }}"}}}
+LISTED = {
+    **REFUND,
+    "request": {**REFUND["request"], "body": {"credit_note": {"lines": "{{ item.lines | default(None) }}"}}},
+}
+RAW = {
+    "id": "raw",
+    "forEach": "{{ input.invoices }}",
+    "httpRequest": {
+        "method": "POST",
+        "url": "{{ input.api_url }}/refunds/{{ item.id }}",
+        "headers": {"x-note": "{{ item.id }}"},
+        "body": {"amount": "{{ item.amount }}"},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("task", "environ"),
+    [(REFUND, ENV), (HEADED, ENV), (LISTED, ENV), (REFUND, {}), (RAW, ENV)],
+    ids=["refund", "header", "list in an object", "no credentials", "raw"],
+)
+def test_the_pre_send_check_fails_each_item_exactly_as_prepare_does(
+    task: dict[str, Any], environ: dict[str, str]
+) -> None:
+    def plan() -> TaskPlan:
+        return TaskPlan(
+            parse_task(task), inputs=INPUTS, catalog=Catalog.default(), secrets=SecretStore(environ=environ)
+        )
+
+    def outcome(make: Any) -> Any:
+        try:
+            make()
+        except HttptaskError as exc:
+            return (type(exc).__name__, str(exc), [issue.to_dict() for issue in getattr(exc, "issues", [])])
+        return "ok"
+
+    checked, prepared = plan(), plan()
+    outcomes = []
+    for n, item in enumerate(CHECKED_ITEMS):
+        found = outcome(lambda: checked.check({"item": item}))  # noqa: B023 - called at once
+        assert found == outcome(lambda: prepared.prepare({"item": item}, key_seed=f"s/{n}"))  # noqa: B023
+        outcomes.append(found if found == "ok" else found[1])
+    assert "ok" in outcomes or environ == {}
+    assert len(set(outcomes)) >= 4, outcomes  # the items fail in different ways

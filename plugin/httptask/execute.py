@@ -30,6 +30,7 @@ from .requests import (
     is_idempotent,
     new_key,
     path_issues,
+    request_url,
     resolve_server,
 )
 from .responses import check_response
@@ -215,10 +216,53 @@ class TaskPlan:
             raise self._failed
         task = self.task
         rendered = self._render(names)
-        own_key = rendered.get("idempotencyKey")
-        key = idempotency_key or (str(own_key) if own_key else None)
+        key = _key(rendered, idempotency_key)
         if task.http_request is not None:
             return _prepare_raw(task, RawRequest.of(rendered["httpRequest"]), self._secrets.redactor, key)
+        op, choice, values = self._values(rendered)
+        auth_headers, auth_query = self._auth or self._auth_parts(op)
+        extra_headers = dict(auth_headers)
+        key_header = idempotency_header(op)
+        if key_header is not None:
+            key = key or (derive_key(key_seed) if key_seed else new_key())
+            extra_headers[key_header.lower()] = key
+        try:
+            body_headers, content = _body(op, values)
+            extra_headers.update(body_headers)
+            request = build_request(
+                op,
+                values,
+                base_url=choice.base_url,
+                content=content,
+                extra_headers=extra_headers,
+                extra_query=auth_query,
+            )
+        except UnicodeEncodeError:
+            raise _unencodable_request(op, values) from None
+        redactor = self._secrets.redactor
+        return Prepared(task, op, request, values, is_idempotent(op.method, key_header), key, redactor)
+
+    def check(self, names: Mapping[str, Any] | None = None) -> None:
+        """Raise what `prepare` raises for `names`, with its messages, doing only what can fail: a pre-send
+        check needs no idempotency key, no credentials on the wire and no request to send."""
+        if self._failed is not None:
+            raise self._failed
+        rendered = self._render(names)
+        if self.task.http_request is not None:
+            raw = RawRequest.of(rendered["httpRequest"])
+            _prepare_raw(self.task, raw, self._secrets.redactor, _key(rendered, None))
+            return
+        op, choice, values = self._values(rendered)
+        _, auth_query = self._auth or self._auth_parts(op)
+        try:
+            _body(op, values)
+            request_url(op, values, base_url=choice.base_url, extra_query=auth_query)
+        except UnicodeEncodeError:
+            raise _unencodable_request(op, values) from None
+
+    def _values(self, rendered: Mapping[str, Any]) -> tuple[Operation, ServerChoice, RequestValues]:
+        """The operation, server and values of the rendered request; `RequestInvalid` with every issue."""
+        task = self.task
         op = self._op if self._static is not None else self._catalog.operation(str(task.operation))
         assert op is not None
         choice = self._choice or resolve_server(op, rendered["server"], sandbox_url=self._sandbox_url)
@@ -235,31 +279,7 @@ class TaskPlan:
         issues += validate_values(op, values, choice.server)
         if issues:
             raise RequestInvalid(op.id, sorted(issues, key=lambda i: i.path))
-        auth_headers, auth_query = self._auth or self._auth_parts(op)
-        extra_headers = dict(auth_headers)
-        key_header = idempotency_header(op)
-        if key_header is not None:
-            key = key or (derive_key(key_seed) if key_seed else new_key())
-            extra_headers[key_header.lower()] = key
-        content = b""
-        media = body_media_type(op, values.headers.get("content-type")) if values.has_body else None
-        try:
-            if media is not None:
-                style = media.form_style
-                body_headers, content = encode_body(values.body, media.content_type, form_style=style)
-                extra_headers.update({k.lower(): v for k, v in body_headers.items()})
-            request = build_request(
-                op,
-                values,
-                base_url=choice.base_url,
-                content=content,
-                extra_headers=extra_headers,
-                extra_query=auth_query,
-            )
-        except UnicodeEncodeError:
-            raise RequestInvalid(op.id, _unencodable(values.to_dict(), "$")) from None
-        redactor = self._secrets.redactor
-        return Prepared(task, op, request, values, is_idempotent(op.method, key_header), key, redactor)
+        return op, choice, values
 
     def _render(self, names: Mapping[str, Any] | None) -> dict[str, Any]:
         task = self.task
@@ -367,6 +387,25 @@ def _prepare_raw(task: Task, raw: RawRequest, redactor: Redactor, key: str | Non
         raise RequestInvalid(task.id, issues)
     key_header = idempotency_header(None) if key else None
     return Prepared(task, None, request, None, is_idempotent(raw.method, key_header), key, redactor)
+
+
+def _key(rendered: Mapping[str, Any], idempotency_key: str | None) -> str | None:
+    """The key given for an earlier attempt, else the task's own `idempotencyKey`, if any."""
+    own_key = rendered.get("idempotencyKey")
+    return idempotency_key or (str(own_key) if own_key else None)
+
+
+def _body(op: Operation, values: RequestValues) -> tuple[dict[str, str], bytes]:
+    """The body's headers (names lower-cased) and bytes, encoded as its media type; none without a body."""
+    media = body_media_type(op, values.headers.get("content-type")) if values.has_body else None
+    if media is None:
+        return {}, b""
+    headers, content = encode_body(values.body, media.content_type, form_style=media.form_style)
+    return {name.lower(): value for name, value in headers.items()}, content
+
+
+def _unencodable_request(op: Operation, values: RequestValues) -> RequestInvalid:
+    return RequestInvalid(op.id, _unencodable(values.to_dict(), "$"))
 
 
 def _unencodable(value: Any, path: str) -> list[Issue]:

@@ -221,17 +221,18 @@ def _plan_task(
     )
     key = _run_time_key(task, catalog)
     for index, item in items:
+        names = {"item": item} if task.for_each is not None else None
         try:
-            prepared = plan.prepare(
-                {"item": item} if task.for_each is not None else None, idempotency_key=key
-            )
+            if not keep_requests:
+                plan.check(names)  # every problem `prepare` finds, without the request it would make
+                continue
+            prepared = plan.prepare(names, idempotency_key=key)
         except HttptaskError as exc:
             problems.append((index, _issues(exc, "$", secrets)))
             continue
-        if keep_requests:
-            requests.append(
-                PlannedRequest(index, prepared.redacted_request(), prepared.idempotent, _amount(prepared))
-            )
+        requests.append(
+            PlannedRequest(index, prepared.redacted_request(), prepared.idempotent, _amount(prepared))
+        )
     return PlannedTask(task.id, task.operation, requests, problems)
 
 

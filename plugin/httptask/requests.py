@@ -54,6 +54,7 @@ __all__ = [
     "new_key",
     "path_issues",
     "query_items",
+    "request_url",
     "resolve_server",
     "sandbox_base_url",
     "scalar_text",
@@ -325,9 +326,19 @@ def _encode_segment(value: Any) -> str:
 
 def expand_path(template: str, values: Mapping[str, Any]) -> str:
     """The operation path with each `{name}` replaced by its percent-encoded value."""
-    return TEMPLATE_VARIABLE.sub(
-        lambda m: _encode_segment(values[m.group(1)]) if m.group(1) in values else m.group(0), template
-    )
+    pieces = _path_pieces(template)
+    parts = [pieces[0]]
+    for at in range(1, len(pieces), 2):
+        name = pieces[at]
+        parts.append(_encode_segment(values[name]) if name in values else f"{{{name}}}")
+        parts.append(pieces[at + 1])
+    return "".join(parts)
+
+
+@functools.lru_cache(maxsize=1024)
+def _path_pieces(template: str) -> tuple[str, ...]:
+    """`template` split once at its `{name}`s: text, a name, text, and so on."""
+    return tuple(TEMPLATE_VARIABLE.split(template))
 
 
 def path_issues(path: Mapping[str, Any]) -> list[Issue]:
@@ -462,6 +473,18 @@ def build_values(
     )
 
 
+def request_url(
+    op: Operation, values: RequestValues, *, base_url: str, extra_query: Mapping[str, str] | None = None
+) -> str:
+    """The request's URL: the base, the path with its values, the query (the spec's, then auth's)."""
+    url = base_url.rstrip("/") + expand_path(op.path, values.path)
+    query = [(name, scalar_text(item)) for name, item in query_items(values.query)]
+    query += list((extra_query or {}).items())
+    if query:
+        url += "?" + urlencode(query)
+    return url
+
+
 def build_request(
     op: Operation,
     values: RequestValues,
@@ -472,11 +495,7 @@ def build_request(
     extra_query: Mapping[str, str] | None = None,
 ) -> HttpRequest:
     """The request on the wire: URL, headers (spec values, then auth and idempotency), and encoded body."""
-    url = base_url.rstrip("/") + expand_path(op.path, values.path)
-    query = [(name, scalar_text(item)) for name, item in query_items(values.query)]
-    query += list((extra_query or {}).items())
-    if query:
-        url += "?" + urlencode(query)
+    url = request_url(op, values, base_url=base_url, extra_query=extra_query)
     headers = dict(values.headers)
     for name, value in (extra_headers or {}).items():
         headers[name.lower()] = value
