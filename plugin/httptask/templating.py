@@ -377,8 +377,8 @@ def _dumps(value: Any, **kwargs: Any) -> str:
 _ENV = _Environment()
 
 
-_Scope = Mapping[str, Any]
-_Renderer = Callable[[_Scope], Any]
+_Names = Mapping[str, Any]
+_Renderer = Callable[[_Names], Any]
 
 
 @dataclass(frozen=True)
@@ -391,7 +391,7 @@ class _Compiled:
     secrets: tuple[str, ...]
     direct: _Renderer | None = None
 
-    def render(self, scope: _Scope, limit: time_limit) -> Any:
+    def render(self, scope: _Names, limit: time_limit) -> Any:
         """The value, rendered by Jinja within `limit` unless the direct renderer is sure of it."""
         if self.direct is not None:
             try:
@@ -469,7 +469,7 @@ def _direct_whole(expression: nodes.Expr | None) -> _Renderer | None:
     if read is None:
         return None
 
-    def whole(scope: _Scope) -> Any:
+    def whole(scope: _Names) -> Any:
         value = read(scope)
         return value if value is _UNSURE else _whole(value)
 
@@ -488,7 +488,7 @@ def _direct_text(ast: nodes.Template) -> _Renderer | None:
             return None
         parts.append(read)
 
-    def text(scope: _Scope) -> Any:
+    def text(scope: _Names) -> Any:
         chunks = []
         for part in parts:
             if isinstance(part, str):
@@ -515,7 +515,7 @@ def _direct_value(node: nodes.Node | None) -> _Renderer | None:
         return None
     name = base.name
 
-    def lookup(scope: _Scope) -> Any:
+    def lookup(scope: _Names) -> Any:
         value = scope.get(name, _UNSURE)
         for key in path:
             if not isinstance(value, _View):
@@ -539,7 +539,7 @@ def _direct_call(call: nodes.Call) -> _Renderer | None:
     args = tuple(arg.value for arg in call.args)  # type: ignore[attr-defined]
     kwargs = {keyword.key: keyword.value.value for keyword in call.kwargs}  # type: ignore[attr-defined]
 
-    def result(scope: _Scope) -> Any:
+    def result(scope: _Names) -> Any:
         if scope.get(name) is not function:
             return _UNSURE
         check_time()
