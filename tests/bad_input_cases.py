@@ -321,6 +321,15 @@ YAML_CASES = [
         "$.retries",
     ),
     _dry(
+        "a key YAML reads as a number",
+        _TASK_FIELDS + "1: 2\n",
+        2,
+        "  line 5, $['1']: is not a field of this object (allowed: connectionTimeoutSeconds, credentials, "
+        "description, followRedirects, forEach, httpRequest, id, idempotencyKey, maxResponseBytes, needs, "
+        "operation, readTimeoutSeconds, request, retry, server, strictResponses)",
+        "$['1']",
+    ),
+    _dry(
         "retry of the wrong type",
         _TASK_FIELDS + "retry: {maxAttempts: many}\n",
         2,
@@ -1114,6 +1123,14 @@ EDITOR_CASES: list[EditorCase] = [
         "invalid YAML: the key 'name' is given twice in one mapping, at lines 1 and 3; keep one. Fix the "
         "syntax and try again.",
         "$",
+    ),
+    _validate(
+        "a key YAML reads as null",
+        "name: w\ntasks:\n  - id: t\n    ~: 1\n    httpRequest: {url: 'https://e.example/'}\n",
+        "is not a field of this object (allowed: connectionTimeoutSeconds, credentials, description, "
+        "followRedirects, forEach, httpRequest, id, idempotencyKey, maxResponseBytes, needs, operation, "
+        "readTimeoutSeconds, request, retry, server, strictResponses)",
+        "$.tasks[0]['~']",
     ),
     _validate(
         "secret in outputs",

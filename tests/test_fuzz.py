@@ -23,7 +23,7 @@ from httptask.errors import HttptaskError
 from httptask.spec import parse_spec
 from httptask.tasks import parse_task
 from httptask.templating import base_context, render_value
-from httptask.yamlsource import parse_source
+from httptask.yamlsource import parse_document, parse_source
 
 # HTTPTASK_FUZZ_EXAMPLES=5000 searches longer; the suite's default keeps it to a few seconds.
 SETTINGS = settings(
@@ -100,12 +100,21 @@ _KEYS = st.sampled_from(
      "server", "retry", "maxAttempts", "needs", "forEach", "tasks", "name", "inputs", "outputs",
      "credentials", "idempotencyKey", "type", "x"]
 )  # fmt: skip
+# Keys that YAML reads as null, a number or a boolean when written plainly (`~:`, `1:`, `on:`).
+_YAML_KEYS = _KEYS | st.none() | st.booleans() | st.integers(-3, 300) | st.floats(allow_nan=False)
 _DATA = st.recursive(
-    _SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(_KEYS, inner, max_size=5)),
+    _SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(_YAML_KEYS, inner, max_size=5)),
     max_leaves=25,
 )  # fmt: skip
+
+
+def _dump(data: Any) -> str:
+    return yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
+
+
 _TEXTS = st.one_of(
-    _DATA.map(lambda data: yaml.safe_dump(data, allow_unicode=True)),
+    _DATA.map(_dump),
     st.text(alphabet="abc:-&*[]{}!|>'\"#\n\t %@`?,", max_size=200),
     st.tuples(st.sampled_from(["&a [1]", "*a", "&a {b: *a}", "!!int 9", "!!float x", "!!binary x", "<<: *a"]),
               st.text(alphabet="abc:\n ", max_size=20)).map(lambda p: f"x: {p[0]}\ny: {p[1]}"),
@@ -130,7 +139,7 @@ def catalog() -> Catalog:
 @SETTINGS
 @given(text=_TEXTS, tasks=st.lists(_DATA, max_size=3))
 def test_a_workflow_is_checked_or_says_where(catalog: Catalog, text: str, tasks: list[Any]) -> None:
-    for document in (text, yaml.safe_dump({"name": "w", "tasks": tasks}, allow_unicode=True)):
+    for document in (text, _dump({"name": "w", "tasks": tasks})):
         issues = check_workflow_text(document, catalog, "w.yaml")
         assert all(issue.message for issue in issues)
 
@@ -140,7 +149,7 @@ def test_a_workflow_is_checked_or_says_where(catalog: Catalog, text: str, tasks:
 def test_a_spec_loads_or_says_where(document: dict[str, Any]) -> None:
     document.setdefault("openapi", "3.1.0")
     try:
-        parse_spec(document, api="fuzz", source="fuzz.yaml")
+        parse_spec(parse_document(_dump(document), "fuzz.yaml"), api="fuzz", source="fuzz.yaml")
     except HttptaskError as exc:
         assert exc.message
 

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from httptask.catalog import Catalog
+from httptask.checks import check_workflow_text
 from httptask.errors import SourceError, UsageError
 from httptask.execute import prepare
 from httptask.secrets import SecretStore
@@ -37,7 +38,7 @@ def test_both_entry_points_read_the_same_data(text: str) -> None:
 @pytest.mark.parametrize("parse", [lambda t: parse_source(t, "f").data, lambda t: parse_document(t, "f")])
 def test_dates_and_timestamps_stay_the_text_that_was_written(parse: Any) -> None:
     data = parse(DOCUMENTS[0])
-    assert data == {True: "2024-01-31", "at": "2024-01-31T10:00:00Z", "explicit": "2024-02-01"}
+    assert data == {"on": "2024-01-31", "at": "2024-01-31T10:00:00Z", "explicit": "2024-02-01"}
 
 
 def test_the_fast_entry_point_falls_back_to_pure_python_without_libyaml() -> None:
@@ -58,7 +59,7 @@ def test_a_date_in_a_task_body_is_sent_as_the_string_written(tmp_path: Path) -> 
         encoding="utf-8",
     )
     prepared = prepare(load_task(task), inputs={}, catalog=Catalog([]), secrets=SecretStore(environ={}))
-    assert json.loads(prepared.request.content) == {"true": "2024-01-31"}
+    assert json.loads(prepared.request.content) == {"on": "2024-01-31"}
 
 
 def test_a_date_stays_a_string_in_workflows_specs_and_the_secrets_file(tmp_path: Path) -> None:
@@ -242,3 +243,78 @@ def test_a_yaml_file_of_too_many_values_is_refused_at_its_line_and_a_json_one_is
     as_json = tmp_path / "items.json"
     as_json.write_text(json.dumps({"invoices": [1] * MAX_VALUES}))
     assert len(load_source(as_json, as_json=True).data["invoices"]) == MAX_VALUES
+
+
+KEYS = "200: ok\n~: a\nnull: b\non: c\n1.5: d\n0x10: e\n'quoted': f\n"
+
+
+@pytest.mark.parametrize("parse", [lambda t: parse_source(t, "f").data, lambda t: parse_document(t, "f")])
+def test_every_key_is_the_text_written_as_openapi_reads_yaml_keys(parse: Any) -> None:
+    assert parse(KEYS) == {
+        "200": "ok",
+        "~": "a",
+        "null": "b",
+        "on": "c",
+        "1.5": "d",
+        "0x10": "e",
+        "quoted": "f",
+    }
+    assert parse("base: &b {1: x}\nmerged: {<<: *b, ~: y}\n") == {
+        "base": {"1": "x"},
+        "merged": {"1": "x", "~": "y"},
+    }
+
+
+def test_the_line_of_a_key_is_found_by_its_text() -> None:
+    source = parse_source(KEYS, "f.yaml")
+    assert (source.line("$['~']"), source.line("$.null"), source.line("$['0x10']")) == (2, 3, 6)
+
+
+def test_two_keys_are_the_same_key_when_their_text_is() -> None:
+    with pytest.raises(SourceError) as caught:
+        parse_source("1: a\n'1': b\n", "f.yaml")
+    assert caught.value.problem == "the key '1' is given twice in one mapping, at lines 1 and 2; keep one"
+
+
+@pytest.mark.parametrize("parse", [parse_source, parse_document])
+@pytest.mark.parametrize("text", ["a: 1\n? [x]\n: 2\n", "a: 1\n{b: 1}: 2\n"])
+def test_a_list_or_a_mapping_as_a_key_is_refused_at_its_line(parse: Any, text: str) -> None:
+    with pytest.raises(SourceError) as caught:
+        parse(text, "f.yaml")
+    assert (caught.value.line, caught.value.problem) == (
+        2,
+        "a key must be text, not a list or a mapping; quote it",
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "issues"),
+    [
+        (
+            "name: w\ntasks:\n  - id: a\n    ~: 1\n    httpRequest: {url: 'https://e.example/'}\n",
+            [("$.tasks[0]['~']", 4)],
+        ),
+        (
+            "name: w\ntasks:\n  - id: a\n    httpRequest: {url: 'https://e.example/', headers: {~: x, 1: y}}"
+            "\n"
+            "outputs: {~: '{{ tasks.a.response.status }}', null: '{{ 1 }}'}\n",
+            [],
+        ),
+        (
+            "name: w\ninputs: {n: {type: object, properties: {~: {type: string}}, default: {~: 1}}}\n"
+            "tasks:\n  - id: a\n    httpRequest: {url: 'https://e.example/', body: {~: 1}}\n",
+            [("$.inputs.n.default['~']", 2)],
+        ),
+        (
+            "name: w\ntasks:\n  - id: a\n    operation: chargebee.record_refund\n"
+            "    request: {query: {~: 1}, path: {~: 2, invoice-id: i}, headers: {~: 3}, body: {~: 4}}\n",
+            [("$.tasks[0].request.body.memo", 5)],
+        ),
+    ],
+    ids=["task field", "headers and outputs", "input schema and default", "operation request"],
+)
+def test_a_workflow_with_keys_yaml_reads_as_null_numbers_or_booleans_is_checked(
+    text: str, issues: list[tuple[str, int]]
+) -> None:
+    found = check_workflow_text(text, Catalog.default(), "w.yaml")
+    assert [(issue.path, issue.line) for issue in found] == issues

@@ -1,7 +1,8 @@
 """The one YAML reader of httptask (JSON is YAML too): task and workflow files, specs and the secrets file.
 
 Both entry points share one resolver in which a date stays the string that was written (`2024-01-31`), as
-JSON bodies and JSON Schema's `format: date` expect. `parse_source` keeps the line of every value, so
+JSON bodies and JSON Schema's `format: date` expect, and a mapping's key is the text that was written
+(`200:` is "200", `~:` is "~"), as OpenAPI reads YAML keys. `parse_source` keeps the line of every value, so
 errors can say `file:line`; `parse_document` is the fast path for large documents (libyaml when PyYAML has
 it, JSON through `json`) and keeps no lines.
 
@@ -49,6 +50,7 @@ _FLOAT = "tag:yaml.org,2002:float"
 _BRACKET = re.compile(r"[\[\]{}]")
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _MERGE = "tag:yaml.org,2002:merge"
+_MAP = "tag:yaml.org,2002:map"
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -110,12 +112,29 @@ def _number(kind: str, read: Callable[[Any, Any], Any]) -> Callable[[Any, yaml.N
     return construct
 
 
+def _mapping_with_text_keys(loader: Any, node: yaml.MappingNode) -> Iterator[dict[str, Any]]:
+    """A mapping whose every key is the text written in the file, as OpenAPI reads YAML keys and JSON has
+    them: `200:` is "200", `~:` and `null:` are "~" and "null", `on:` is "on"; never a number, None or a
+    boolean, which JSON Schema, JSON and JSON paths cannot take as a key. The duplicate-key check and the
+    line of each path read keys the same way. Given before it is filled, as PyYAML's own, so that an alias
+    inside it can refer to it."""
+    mapping: dict[str, Any] = {}
+    yield mapping
+    loader.flatten_mapping(node)  # merges `<<: *base` in
+    for key_node, value_node in node.value:
+        if not isinstance(key_node, yaml.ScalarNode):
+            problem = "a key must be text, not a list or a mapping; quote it"
+            raise yaml.constructor.ConstructorError(None, None, problem, key_node.start_mark)
+        mapping[str(key_node.value)] = loader.construct_object(value_node)
+
+
 # An explicit `!!timestamp` stays text too, so no date object ever reaches a JSON body.
 _LineLoader.add_constructor(_TIMESTAMP, _timestamp_as_text)
 _FastLoader.add_constructor(_TIMESTAMP, _timestamp_as_text)
 for _loader in (_LineLoader, _FastLoader):
     _loader.add_constructor(_INT, _number("integer", yaml.SafeLoader.construct_yaml_int))
     _loader.add_constructor(_FLOAT, _number("number", yaml.SafeLoader.construct_yaml_float))
+    _loader.add_constructor(_MAP, _mapping_with_text_keys)
 
 
 @dataclass(frozen=True)
