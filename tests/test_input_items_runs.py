@@ -192,7 +192,8 @@ def test_a_resume_reads_a_moved_file_that_holds_the_same_items(tmp_path: Path) -
     ("lines", "expected"),
     [
         (['{"invoice": "inv_1"}', "", '{"invoice": "inv_2",'],
-         "error: {file}:3: not a JSON value (unexpected end of data); each line of an items file holds one "
+         "error: {file}:3: not a JSON value (Expecting property name enclosed in double quotes at column "
+         "21); each line of an items file holds one "
          'JSON value, such as {{"id": "inv_1", "amount": 100}}.\n'),
         (['{"invoice": "inv_1"}', '{"invoice": 7}', "{}"],
          "error: The items in '{file}' do not fit the input 'refunds'; nothing was sent:\n"

@@ -3,15 +3,22 @@ and a changed file refused on resume."""
 
 from __future__ import annotations
 
+import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from httptask.errors import Issue, UsageError
+from httptask.cli.console import parse_input
+from httptask.errors import HttptaskError, Issue, UsageError
 from httptask.items import FileItems, ItemsFile, scan_items
+from httptask.runs import check_inputs
 from httptask.validation import validate_instance
+from httptask.workflow import parse_workflow_text
 
 SCHEMA = {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}}
 
@@ -102,3 +109,115 @@ def test_items_changed_after_the_check_are_never_given(tmp_path: Path) -> None:
     path.write_text("".join(lines[:1000]))  # fewer
     with pytest.raises(UsageError, match="changed while the run read it"):
         given = [item["id"] for item in items]
+
+
+# -- the same items as a JSON list -----------------------------------------------------------------------
+
+PARITY_WORKFLOW = """\
+name: parity
+inputs:
+  items: {type: array, uniqueItems: UNIQUE}
+tasks:
+  - id: t
+    forEach: "{{ input.items }}"
+    httpRequest: {url: "http://127.0.0.1:9/"}
+"""
+
+
+def _both_ways(tmp_path: Path, lines: list[str], unique: bool) -> tuple[str, str]:
+    """What `--input @FILE.json` with `lines` as a JSON list and `--input-items` with `lines` as JSON Lines
+    each make of the items: their exact repr (1 and 1.0 told apart), or "refused"."""
+    workflow = parse_workflow_text(PARITY_WORKFLOW.replace("UNIQUE", str(unique).lower()))
+    listed = tmp_path / "list.json"
+    listed.write_text('{"items": [' + ", ".join(lines) + "]}", encoding="utf-8")
+    jsonl = tmp_path / "items.jsonl"
+    jsonl.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    results = []
+    for inputs, files in ((parse_input(f"@{listed}"), {}), ({}, {"items": jsonl})):
+        try:
+            results.append(repr(list(check_inputs(workflow, inputs, files)["items"])))
+        except HttptaskError:
+            results.append("refused")
+    return results[0], results[1]
+
+
+@pytest.mark.parametrize(
+    ("lines", "unique", "expected"),
+    [
+        (["12345678901234567890", "123456789012345678901234567890"], False, None),
+        (['{"refund": -99999999999999999999, "id": 18446744073709551616}'], False, None),
+        (["0.1234567890123456789", "1e22", "1.0", "-0.0", "2"], False, None),
+        (["1", "1.0"], True, "refused"),
+        (["true", "1", "false", "0"], True, None),
+        (['{"a": 1, "b": [2]}', '{"b": [2.0], "a": 1.0}'], True, "refused"),
+        (["100000000000000000000", "1e20"], True, "refused"),
+        (["12345678901234567890123", "1.2345678901234568e22"], True, None),
+        (['"\\ud800"', '"caf\\u00e9"'], True, None),
+    ],
+    ids=["big ids", "past 64 bits", "floats", "1 and 1.0", "booleans", "objects", "1e20", "close",
+         "surrogate"],
+)  # fmt: skip
+def test_items_from_a_file_are_the_items_of_the_same_json_list(
+    tmp_path: Path, lines: list[str], unique: bool, expected: str | None
+) -> None:
+    as_list, from_file = _both_ways(tmp_path, lines, unique)
+    assert from_file == as_list
+    if expected is not None:
+        assert from_file == expected
+    else:  # read exactly as written: big integers stay integers, digit for digit
+        assert from_file == repr([json.loads(line) for line in lines])
+
+
+_NUMBERS = st.one_of(
+    st.integers(),
+    st.integers(-(2**70), 2**70).map(lambda n: f"{n}.0"),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from(["1e20", "1E2", "-0", "-0.0", "0.1e1", "18446744073709551615", "-9223372036854775809"]),
+).map(str)
+_ITEMS = st.recursive(
+    st.one_of(
+        _NUMBERS,
+        st.booleans().map(json.dumps),
+        st.none().map(json.dumps),
+        st.text(max_size=5).map(json.dumps),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3).map(lambda items: "[" + ", ".join(items) + "]"),
+        st.dictionaries(st.sampled_from(["a", "b", "id"]), inner, max_size=3).map(
+            lambda d: "{" + ", ".join(f"{json.dumps(k)}: {v}" for k, v in d.items()) + "}"
+        ),
+    ),
+    max_leaves=6,
+)
+
+
+@settings(
+    max_examples=int(os.environ.get("HTTPTASK_FUZZ_EXAMPLES", "150")),
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+@given(lines=st.lists(_ITEMS, max_size=5), unique=st.booleans())
+def test_any_items_from_a_file_are_those_of_the_same_json_list(lines: list[str], unique: bool) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        as_list, from_file = _both_ways(Path(folder), lines, unique)
+    assert from_file == as_list
+
+
+def test_a_line_that_is_not_utf8_names_its_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "items.jsonl"
+    path.write_bytes('{"id": "a"}\n{"id": "caf\xe9"}\n'.encode("latin-1"))
+    with pytest.raises(UsageError) as caught:
+        scan_items(path, _check, name="invoices")
+    assert str(caught.value) == (
+        f"{path}:2: the line is not UTF-8 text (byte 12 is 0xe9); an items file must be UTF-8: save it as "
+        "UTF-8 and try again."
+    )
+
+
+def test_an_item_nested_too_deep_names_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "items.jsonl"
+    path.write_text('{"id": "a"}\n' + "[" * 200 + "]" * 200 + "\n")
+    with pytest.raises(UsageError) as caught:
+        scan_items(path, lambda item, root: [], name="invoices")
+    assert str(caught.value) == f"{path}:2: the item is nested more than 100 levels deep; flatten it."

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 from abc import abstractmethod
 from array import array
@@ -21,8 +22,10 @@ from typing import Any, BinaryIO, TypeVar, overload
 
 import orjson
 
-from .errors import Issue, UsageError
+from .errors import Issue, SourceError, UsageError
+from .limits import LimitExceeded, check_depth
 from .templating import expression_path
+from .yamlsource import parse_json
 
 __all__ = ["FileItems", "ItemsFile", "LazySequence", "direct_items", "scan_items", "stored_inputs"]
 
@@ -38,6 +41,8 @@ _BLOCK_BYTES = 1 << 20
 # The keywords of an input's schema that can be checked item by item as the file is read.
 _CHECKED = frozenset({"type", "items", "minItems", "maxItems", "uniqueItems"})
 _NOTES = frozenset({"description", "title", "examples", "$comment", "deprecated", "readOnly", "writeOnly"})
+# Nineteen digits in a row: maybe an integer past 64 bits, which orjson reads as a float and JSON keeps exact.
+_LONG_DIGITS = re.compile(rb"\d{19}")
 
 
 @dataclass(frozen=True)
@@ -231,11 +236,14 @@ def scan_items(
             if not raw.strip():
                 continue
             item = _parse(path, line, raw)
+            try:
+                check_depth(item, "the item")
+            except LimitExceeded as exc:
+                raise UsageError(f"{path}:{line}: {exc}.") from None
             root = f"$.input.{name}[{count}]"
             found = check(item, root)
             if unique:
-                canonical = orjson.dumps(item, option=orjson.OPT_SORT_KEYS)
-                key = hashlib.blake2b(canonical, digest_size=16).digest()
+                key = hashlib.blake2b(repr(_compared(item)).encode(), digest_size=16).digest()
                 if key in seen:
                     found = [*found, Issue(root, f"repeats the item on line {seen[key]} (uniqueItems)")]
                 seen.setdefault(key, line)
@@ -307,13 +315,42 @@ def _block_hash(block: list[tuple[int, bytes]]) -> bytes:
 
 
 def _parse(path: Path, number: int, raw: bytes) -> Any:
+    """Line `number` of `path` read exactly as the same value in a JSON `--input` list is read
+    (`yamlsource.parse_json`): by orjson, for speed, where the two agree; by that reader where they may not:
+    an integer past 64 bits (orjson makes it a float), a lone surrogate, a byte order mark, a line that is not
+    JSON or not UTF-8."""
+    if _LONG_DIGITS.search(raw) is None:
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
     try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise UsageError(
-            f"{path}:{number}: not a JSON value ({exc.msg}); each line of an items file holds one "
-            'JSON value, such as {"id": "inv_1", "amount": 100}.'
+            f"{path}:{number}: the line is not UTF-8 text (byte {exc.start + 1} is 0x{raw[exc.start]:02x}); "
+            "an items file must be UTF-8: save it as UTF-8 and try again."
         ) from None
+    try:
+        return parse_json(text.rstrip("\r\n"), str(path))
+    except SourceError as exc:
+        column = f" at column {exc.column}" if exc.column is not None else ""
+        raise UsageError(
+            f"{path}:{number}: not a JSON value ({exc.problem}{column}); each line of an items file holds "
+            'one JSON value, such as {"id": "inv_1", "amount": 100}.'
+        ) from None
+
+
+def _compared(value: Any) -> Any:
+    """`value` as JSON Schema compares items for `uniqueItems`, and as `--input` lists are checked: numbers
+    by value (1 and 1.0 are one number), never a boolean as a number, the keys of an object in any order."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_compared(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _compared(value[key]) for key in sorted(value)}
+    return value
 
 
 def _block_index(source: ItemsFile) -> tuple[array[int], array[int], array[int]]:
