@@ -4,6 +4,7 @@ sandbox, and see a validation error next to its field. Screenshots go to test-ar
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from httptask.catalog import Catalog
 from httptask.checks import check_workflow_text
 from httptask.sandbox import SandboxThread
 from httptask.server import ServerConfig
+from servers import RecordingServer
 
 pytestmark = [
     pytest.mark.browser,
@@ -479,3 +481,83 @@ def test_axe_finds_no_serious_violation(
     page.click("#wf-run")
     expect(page.locator("#wf-outputs")).to_be_visible()
     assert _serious_violations(page) == []
+
+
+OFF_SPEC_WORKFLOW = """\
+name: refunds
+inputs:
+  payments: {type: array}
+tasks:
+  - id: fits
+    operation: zoho-billing.refund_payment
+    credentials: CHARGEBEE_API_KEY
+    request:
+      path: {payment_id: p0}
+      headers: {X-com-zoho-subscriptions-organizationid: '10234695'}
+      body: {amount: 5, description: refund}
+  - id: single
+    operation: zoho-billing.refund_payment
+    credentials: CHARGEBEE_API_KEY
+    needs: [fits]
+    request:
+      path: {payment_id: p1}
+      headers: {X-com-zoho-subscriptions-organizationid: '10234695'}
+      body: {amount: 5, description: refund}
+  - id: refund
+    operation: zoho-billing.refund_payment
+    credentials: CHARGEBEE_API_KEY
+    needs: [single]
+    forEach: '{{ input.payments }}'
+    request:
+      path: {payment_id: '{{ item }}'}
+      headers: {X-com-zoho-subscriptions-organizationid: '10234695'}
+      body: {amount: 5, description: refund}
+"""
+
+
+def test_the_run_table_shows_responses_that_break_the_spec(
+    page: Any, catalog: Catalog, server: RecordingServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The editor's runs go to its sandbox, here a loopback server that answers the first request as the spec
+    says and every other with a wrong type in two fields, one of them echoing the credential and one holding
+    markup: the Off spec column counts those responses and shows the first one's first issue and how many
+    more it has (all of them in its title), the credential masked and the markup as text; a task whose
+    responses fit leaves it empty."""
+    from playwright.sync_api import expect
+
+    monkeypatch.setenv("HTTPTASK_JOURNAL", str(tmp_path / "journal.sqlite3"))
+    fitting = {"code": 0, "message": "ok", "refund": {"refund_id": "r1"}}
+    server.answer(201, json.dumps(fitting).encode(), {"Content-Type": "application/json"})
+    odd = {"code": "<img src=x onerror=alert(1)>", "refund": f"Zoho-oauthtoken {SECRET}"}
+    server.default = (201, {"Content-Type": "application/json"}, json.dumps(odd).encode())
+    with running_editor(ServerConfig(sandbox_url=server.url), catalog) as url:
+        # A new editor starts its workers on its first check, which a loaded machine can take seconds to do.
+        httpx.post(f"{url}/api/validate", json={"workflow": "name: w\ntasks: []\n"}, timeout=60)
+        page.goto(url + "/#workflow")
+        page.fill("#wf-text", OFF_SPEC_WORKFLOW)
+        expect(page.locator("#wf-status")).to_have_text("No problems: the workflow is valid.", timeout=30_000)
+        page.fill("#wf-input", '{"payments": ["p2", "p3", "p4"]}')
+        page.click("#wf-run")
+        expect(page.locator("#wf-run-status")).to_contain_text(
+            " succeeded. See it with 'httptask runs show ", timeout=60_000
+        )
+    assert len(server.requests) == 5
+    fits = page.locator('#wf-tasks tr[data-task="fits"] td')
+    expect(fits.nth(1)).to_have_text("201")
+    expect(fits.nth(3)).to_have_text("")
+    code = "$.body.code must be of type integer, not string '<img src=x onerror=alert(1)>'"
+    refund = "$.body.refund must be of type object, not string '***'"
+    single = page.locator('#wf-tasks tr[data-task="single"] td').nth(3)
+    expect(single.locator("span")).to_have_text("1 response")
+    expect(single.locator(".small")).to_have_text(f"{code} (and 1 more)")
+    expect(single).to_have_attribute("title", f"{code}\n{refund}")
+    expect(single).to_have_class("warn-text")
+    cell = page.locator('#wf-tasks tr[data-task="refund"] td').nth(3)
+    expect(cell.locator("span")).to_have_text("3 responses")
+    detail = cell.locator(".small")
+    expect(detail).to_have_text(re.compile(r"^item [012]: " + re.escape(f"{code} (and 1 more)") + "$"))
+    item = (detail.text_content() or "").split(":")[0]
+    expect(cell).to_have_attribute("title", f"{item}: {code}\n{refund}")
+    assert page.locator("#wf-tasks img").count() == 0
+    assert SECRET not in page.content()
+    _shot(page, "workflow-3-off-spec.png")

@@ -255,16 +255,19 @@
     row.title = task.error || "";
   }
 
-  // How many responses break the operation's spec, and the first one's first issue, path and message.
+  // How many responses break the operation's spec, and the first one's first issue, path and message, with
+  // how many more it has; its every issue in the cell's title.
   function offSpecCell(task) {
     const el = shared().el;
     const count = task.responses_off_spec || 0;
     if (!count) return el("td", { text: "" });
     const first = task.first_off_spec;
-    const issue = first && first.issues && first.issues[0];
+    const issues = (first && first.issues) || [];
     const where = first && task.for_each ? `item ${first.item}: ` : "";
-    const detail = issue ? `${where}${issue.path} ${issue.message}` : "";
-    return el("td", { class: "warn-text", title: detail },
+    const lines = issues.map((issue) => `${issue.path} ${issue.message}`);
+    const more = lines.length > 1 ? ` (and ${lines.length - 1} more)` : "";
+    const detail = lines.length ? where + lines[0] + more : "";
+    return el("td", { class: "warn-text", title: lines.length ? where + lines.join("\n") : "" },
       el("span", { text: `${count} response${count === 1 ? "" : "s"}` }),
       detail ? el("div", { class: "small", text: detail }) : null);
   }
