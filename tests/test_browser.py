@@ -489,29 +489,19 @@ inputs:
   payments: {type: array}
 tasks:
   - id: fits
-    operation: zoho-billing.refund_payment
-    credentials: CHARGEBEE_API_KEY
-    request:
+    operation: &refund zoho-billing.refund_payment
+    credentials: &key CHARGEBEE_API_KEY
+    request: &request
       path: {payment_id: p0}
-      headers: {X-com-zoho-subscriptions-organizationid: '10234695'}
-      body: {amount: 5, description: refund}
-  - id: single
-    operation: zoho-billing.refund_payment
-    credentials: CHARGEBEE_API_KEY
-    needs: [fits]
-    request:
-      path: {payment_id: p1}
-      headers: {X-com-zoho-subscriptions-organizationid: '10234695'}
-      body: {amount: 5, description: refund}
+      headers: &organization {X-com-zoho-subscriptions-organizationid: '10234695'}
+      body: &body {amount: 5, description: refund}
+  - {id: single, operation: *refund, credentials: *key, needs: [fits], request: *request}
   - id: refund
-    operation: zoho-billing.refund_payment
-    credentials: CHARGEBEE_API_KEY
+    operation: *refund
+    credentials: *key
     needs: [single]
     forEach: '{{ input.payments }}'
-    request:
-      path: {payment_id: '{{ item }}'}
-      headers: {X-com-zoho-subscriptions-organizationid: '10234695'}
-      body: {amount: 5, description: refund}
+    request: {path: {payment_id: '{{ item }}'}, headers: *organization, body: *body}
 """
 
 
