@@ -96,6 +96,18 @@ BOMBS = [
     ("{{ lipsum(10**9) }}", "'lipsum' is undefined"),
     ("{{ namespace(x=1) }}", "'namespace' is undefined"),
     ("x" * 50_001 + "{{ 1 }}", "the template is 50,008 characters long; the limit is 50,000"),
+    # One field written many times repeats its value: each of these made 1 GB before it was refused.
+    ("{{ ('{0}' * 100000).format('x' * 10000) }}", f"formatting the text {TOO_BIG}"),
+    ("{{ ('{a}' * 100000).format(a='x' * 10000) }}", f"formatting the text {TOO_BIG}"),
+    ("{{ ('{a[0]}' * 100000).format_map({'a': ['x' * 10000]}) }}", f"formatting the text {TOO_BIG}"),
+    ("{{ ('%(a)s' * 100000) % {'a': 'x' * 10000} }}", f"formatting the text {TOO_BIG}"),
+    ("{{ ('%(a)s' * 100000) | format(a='x' * 10000) }}", f"formatting the text {TOO_BIG}"),
+    ("{{ ('x' * 1000000).translate({120: 'y' * 1000}) }}", f"the translation {TOO_BIG}"),
+    (
+        "{{ ('a ' * 99999) | wordwrap(1, wrapstring='y' * 10000) }}",
+        f"wrapping the text in lines of 1 {TOO_BIG}",
+    ),
+    ("{{ ('http://a.com ' * 10000) | urlize(rel='x' * 100000) }}", f"the links {TOO_BIG}"),
 ]
 
 
@@ -125,6 +137,14 @@ def test_bombs_are_refused_fast_and_small(source: str, message: str) -> None:
         ("{{ [1, 2] + [3] }}", [1, 2, 3]),
         ("{{ {'a': input.items} }}", {"a": [1, 2, 3]}),
         ("{{ input.text | center(7) }}", "  abc  "),
+        ("{{ '{0}-{1}-{a}-{0}'.format(1, 'b', a=3) }}", "1-b-3-1"),
+        ("{{ '%(a)s %%(b)s %(a)s' % {'a': 1} }}", "1 %(b)s 1"),
+        ("{{ 'abc'.translate({97: 'zz'}) }}", "zzbc"),
+        ("{{ 'a b c d' | wordwrap(3, wrapstring='<br>') }}", "a b<br>c d"),
+        (
+            "{{ 'see http://a.com' | urlize(target='_blank') }}",
+            'see <a href="http://a.com" rel="noopener" target="_blank">http://a.com</a>',
+        ),
     ],
 )
 def test_ordinary_templates_are_unaffected(source: str, expected: object) -> None:

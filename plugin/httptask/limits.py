@@ -10,6 +10,7 @@ nowhere. `LimitExceeded` carries the sentence to show.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import math
 import re
@@ -61,6 +62,8 @@ MAX_SPEC_BYTES = 64_000_000
 
 _MAX_BITS = math.ceil(MAX_DIGITS * math.log2(10))
 _PERCENT_FIELD = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
+# `%%`, or the name of a `%(name)s` field.
+_PERCENT_NAME = re.compile(r"%%|%\(([^)]*)\)")
 _SPEC_WIDTHS = re.compile(r"(\d+)?(?:\.(\d+))?[a-zA-Z%]?$")
 # The argument that sizes what a string method or a filter makes: its position after the value, its keyword.
 _WIDTHS = {
@@ -172,6 +175,7 @@ def check_binop(operator: str, left: Any, right: Any) -> None:
             raise _too_big("adding the two values")
     elif operator == "%" and isinstance(left, str):
         _check_format(left)
+        _check_named_fields(left, right)
 
 
 def check_call(method: str, owner: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -193,6 +197,10 @@ def check_call(method: str, owner: Any, args: tuple[Any, ...], kwargs: Mapping[s
         args = (items, *args[1:])
     elif method in ("format", "format_map") and isinstance(owner, str):
         _check_format(owner)
+        named = args[0] if method == "format_map" and args else kwargs
+        _check_fields(owner, args if method == "format" else (), named)
+    elif method == "translate" and isinstance(owner, str) and args and isinstance(args[0], Mapping):
+        _check_translate(owner, args[0])
     return args
 
 
@@ -207,6 +215,11 @@ def check_filter(name: str, value: Any, args: tuple[Any, ...], kwargs: Mapping[s
         _check_join(args[0] if args else kwargs.get("d", ""), value)
     elif name == "format" and isinstance(value, str):
         _check_format(value)
+        _check_named_fields(value, kwargs or args)
+    elif name == "wordwrap" and isinstance(value, str):
+        _check_wrap(value, args, kwargs)
+    elif name == "urlize" and isinstance(value, str):
+        _check_links(value, args, kwargs)
     elif name == "tojson":
         indent = args[0] if args else kwargs.get("indent")
         if _is_int(indent) and indent * MAX_DEPTH > MAX_SIZE:
@@ -249,6 +262,85 @@ def _check_format(text: str) -> None:
             raise LimitExceeded("a format width given as '*' is not allowed in templates")
         if number is not None and (len(number) > 9 or int(number) > MAX_SIZE):
             raise _too_big(f"a format width of {number}")
+
+
+def _check_fields(text: str, args: Sequence[Any], named: Any) -> None:
+    """Refuse a `{}` format whose fields would pass the size limit, each counted as the size of the value it
+    names: a field written many times repeats its value as many times."""
+    try:
+        fields = list(string.Formatter().parse(text))
+    except ValueError:
+        return  # not a {} format: formatting it fails with its own message
+    sizes: dict[int | str, int] = {}
+    total, auto = len(text), 0
+    for _text, name, _spec, _conversion in fields:
+        if name is None:
+            continue
+        written = name.partition(".")[0].partition("[")[0]
+        key: int | str = written
+        if written == "":
+            key, auto = auto, auto + 1
+        elif written.isdigit():
+            key = int(written)
+        if key not in sizes:
+            if isinstance(key, int):
+                value = args[key] if key < len(args) else None
+            else:
+                value = named.get(key) if isinstance(named, Mapping) else None
+            sizes[key] = size(value)
+        total += sizes[key]
+        if total > MAX_SIZE:
+            raise _too_big("formatting the text")
+
+
+def _check_named_fields(text: str, values: Any) -> None:
+    """Refuse a `%` format with named fields (`%(name)s`) that would pass the size limit: a name written many
+    times repeats its value as many times. Fields without a name each take the next value, once."""
+    if not isinstance(values, Mapping):
+        return
+    sizes: dict[str, int] = {}
+    total = len(text)
+    for found in _PERCENT_NAME.finditer(text):
+        name = found.group(1)
+        if name is None:
+            continue
+        if name not in sizes:
+            sizes[name] = size(values.get(name))
+        total += sizes[name]
+        if total > MAX_SIZE:
+            raise _too_big("formatting the text")
+
+
+def _check_translate(text: str, table: Mapping[Any, Any]) -> None:
+    total = len(text)
+    for character, count in collections.Counter(text).items():
+        replacement = table.get(ord(character))
+        if isinstance(replacement, str):
+            total += count * (len(replacement) - 1)
+    if total > MAX_SIZE:
+        raise _too_big("the translation")
+
+
+def _check_wrap(text: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+    """Refuse `wordwrap` when its lines, each ended by `wrapstring`, could pass the size limit: a line holds
+    about `width` characters, at least half that with the space before the next word."""
+    width = args[0] if args else kwargs.get("width", 79)
+    wrap = args[2] if len(args) > 2 else kwargs.get("wrapstring")
+    if not _is_int(width) or not isinstance(wrap, str) or len(wrap) <= 1:
+        return
+    lines = 2 * len(text) // (max(width, 1) + 1) + text.count("\n") + 2
+    if len(text) + lines * len(wrap) > MAX_SIZE:
+        raise _too_big(f"wrapping the text in lines of {width}")
+
+
+def _check_links(text: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+    """Refuse `urlize` when the `target` and `rel` written into every link could pass the size limit: a link
+    is at least six characters with the space after it (`a.com `)."""
+    target = args[2] if len(args) > 2 else kwargs.get("target")
+    rel = args[3] if len(args) > 3 else kwargs.get("rel")
+    extra = sum(len(part) for part in (target, rel) if isinstance(part, str))
+    if len(text) + (len(text) // 6 + 1) * extra > MAX_SIZE:
+        raise _too_big("the links")
 
 
 def _check_replace(text: Any, old: Any, new: Any, count: Any) -> None:
