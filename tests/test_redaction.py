@@ -8,6 +8,7 @@ import html
 import io
 import json
 import pickle
+from collections.abc import Callable
 from urllib.parse import quote, quote_plus
 
 import markupsafe
@@ -198,6 +199,16 @@ def test_the_forms_python_html_and_a_changed_case_give_are_masked(name: str, for
 
 
 KEY40 = "sk_live_4eC39HqLyjWDarjtT1zdp7dc9Y2x1RqK"
+
+
+@pytest.mark.parametrize("change", [str.upper, str.lower], ids=["upper", "lower"])
+def test_base64_of_a_secret_in_a_changed_case_is_masked(change: Callable[[str], str]) -> None:
+    # A server echoing `Authorization: Basic ...` upper-cased: the secret can be guessed back from it.
+    basic = base64.b64encode(f"{KEY40}:".encode()).decode()
+    alone = base64.b64encode(KEY40.encode()).decode()
+    text = change(f"authorization: basic {basic}; key {alone}")
+    shown = Redactor([KEY40]).redact(text)
+    assert change(basic)[:8] not in shown and change(alone)[:8] not in shown, shown
 
 
 @pytest.mark.parametrize(

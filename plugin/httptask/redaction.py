@@ -245,9 +245,14 @@ class Redactor:
         forms = set(self._derived)
         parts: dict[str, list[_Part]] = {}
         for secret in sorted(self._values):
-            forms |= wire_forms(secret) | _b64_forms(secret) | _b64_forms(secret + ":")
+            encoded = _b64_forms(secret) | _b64_forms(secret + ":")
+            forms |= wire_forms(secret) | encoded
             for needle, part in _parts(secret):
                 parts.setdefault(needle, []).append(part)
+            # A server that upper-cases what it echoes turns base64 into text from which the secret can be
+            # guessed back (a few cases per group of four): it is found in any case too, whole.
+            for form in encoded:
+                parts.setdefault(_lower(form), []).append(_Part(form, len(form)))
         # Longest first, so that a secret containing another is masked whole.
         ordered = sorted(forms, key=lambda text: (-len(text), text))
         self._pattern = re.compile("|".join(p for text in ordered for p in _patterns(text)))
