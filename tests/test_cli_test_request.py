@@ -87,6 +87,17 @@ def test_a_server_echoing_the_secret_is_redacted(server: RecordingServer, task_f
         assert "bad token ***" in done.stdout
 
 
+def test_a_server_cannot_drive_the_terminal(server: RecordingServer, task_file: Path) -> None:
+    # Clear the screen, retitle the window, move up and erase the line before: the warning would vanish.
+    codes = "\x1b[2J\x1b]0;owned\x07\x1b[1A\x1b[2K\r\x9b"
+    server.answer(201, f"refunded {codes}".encode(), {"Content-Type": "text/plain", "X-Note": "a\x1bb"})
+    done = run("test-request", str(task_file), "--input", INPUT)
+    assert done.returncode == 0, done.stderr
+    assert "refunded \\x1b[2J\\x1b]0;owned\\x07\\x1b[1A\\x1b[2K\\r\\x9b\n" in done.stdout
+    assert "x-note: a\\x1bb\n" in done.stdout
+    assert not any(character in done.stdout + done.stderr for character in "\x1b\x07\r\x9b")
+
+
 ODD_REFUND = json.dumps({"code": "zero", "refund": {"refund_id": 5, "note": SECRET}}).encode()
 
 

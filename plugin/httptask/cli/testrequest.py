@@ -18,6 +18,7 @@ from .console import (
     plural,
     print_json,
     print_response_issues,
+    printable,
     secrets_file_option,
     strict_responses_option,
 )
@@ -153,14 +154,13 @@ def _report(exchange: Exchange, as_json: bool, error: HttptaskError | None = Non
     assert response is not None and exchange.request is not None
     attempts = plural(exchange.attempts, "attempt")
     sys.stdout.write(f"{exchange.request['method']} {exchange.request['url']}\n")
-    sys.stdout.write(
-        f"{response['status']} {response['reason']} · {response['elapsed_ms']:.1f} ms · {attempts}\n"
-    )
+    reason = printable(response["reason"])
+    sys.stdout.write(f"{response['status']} {reason} · {response['elapsed_ms']:.1f} ms · {attempts}\n")
     for name, value in response["headers"].items():
-        sys.stdout.write(f"{name}: {value}\n")
+        sys.stdout.write(printable(f"{name}: {value}") + "\n")
     body = response["body"]
     text = json.dumps(body, indent=2, ensure_ascii=False) if not isinstance(body, str) else body
-    sys.stdout.write("\n" + text + "\n")
+    sys.stdout.write("\n" + printable(text) + "\n")
     if exchange.response_issues:
         print_response_issues(exchange.operation or exchange.task_id, exchange.response_issues)
     for problem in exchange.errors:
