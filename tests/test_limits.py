@@ -8,11 +8,14 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from httptask.errors import TemplateError
+from httptask.items import LazySequence
 from httptask.limits import (
     MAX_DEPTH,
     MAX_FILE_BYTES,
@@ -171,6 +174,52 @@ def test_depth_is_checked_without_recursion() -> None:
         check_depth(deep, "--input")
     assert str(caught.value) == f"--input is nested more than {MAX_DEPTH} levels deep; flatten it"
     check_depth({"a": [{"b": 1}]}, "--input")
+
+
+class _Results(LazySequence[dict[str, Any]]):
+    """A forEach's results as the engine gives them, read from the journal as they are asked for: a million
+    of them, counting how many were read."""
+
+    def __init__(self) -> None:
+        self.read = 0
+
+    def __len__(self) -> int:
+        return 1_000_000
+
+    def _at(self, index: int) -> dict[str, Any]:
+        self.read += 1
+        return {"item": {"invoice": f"inv_{index}"}, "response": {"status": 200, "body": {"note": "x" * 100}}}
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return (self._at(index) for index in range(len(self)))
+
+
+@pytest.mark.parametrize(
+    ("source", "what"),
+    [
+        ("{{ tasks.refund }}", "reading the whole list"),
+        ("{{ tasks.refund | list }}", "the filter list"),
+        ("{{ tasks.refund | sort(attribute='item.invoice') | first }}", "the filter sort"),
+        ("{{ tasks.refund | groupby('response.status') }}", "the filter groupby"),
+        ("{{ tasks.refund | tojson }}", "the filter tojson"),
+        ("{{ tasks.refund | selectattr('response') | list }}", "the items"),
+        ("{{ tasks.refund | join(',') }}", "joining the items"),
+    ],
+)
+def test_a_forEachs_results_are_read_no_further_than_the_size_limit(source: str, what: str) -> None:
+    # A run's outputs over a million results: each of these read all of them (8 KB each) before refusing.
+    results = _Results()
+    context = base_context(inputs={}, tasks={"refund": results})
+    with pytest.raises(TemplateError) as caught:
+        render_value(source, context, task_id="outputs", field_path="all", seconds=60.0)
+    assert caught.value.problem == f"{what} {TOO_BIG}"
+    assert results.read < 50_000
+
+
+def test_what_fits_of_a_forEachs_results_is_read_whole() -> None:
+    context = base_context(inputs={}, tasks={"refund": _Results()})
+    source = "{{ tasks.refund | map(attribute='response.status') | unique | list }}"
+    assert render_value(source, context, task_id="outputs", field_path="statuses", seconds=60.0) == [200]
 
 
 def test_library_iteration_checks_the_time_limit_too() -> None:

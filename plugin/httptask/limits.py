@@ -62,6 +62,9 @@ MAX_SPEC_BYTES = 64_000_000
 
 _MAX_BITS = math.ceil(MAX_DIGITS * math.log2(10))
 _PERCENT_FIELD = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
+# Filters that gather all their value's items before they give anything: a lazy value (a forEach's results
+# read from the journal) is held to the size limit before they read it whole, not after.
+_GATHERING = frozenset({"list", "sort", "groupby", "dictsort", "tojson", "pprint", "slice"})
 # `%%`, or the name of a `%(name)s` field.
 _PERCENT_NAME = re.compile(r"%%|%\(([^)]*)\)")
 _SPEC_WIDTHS = re.compile(r"(\d+)?(?:\.(\d+))?[a-zA-Z%]?$")
@@ -122,6 +125,12 @@ def size(value: Any, limit: int = MAX_SIZE) -> int:
         if isinstance(item, str | bytes):
             total += len(item) or 1
         elif isinstance(item, bool) or not isinstance(item, int | Mapping | Sequence):
+            if type(item) is _Unread:
+                following = list(itertools.islice(item.items, _UNREAD_CHUNK))
+                if following:
+                    stack.append(item)
+                    stack += following
+                continue
             total += 1
         elif isinstance(item, int):
             total += item.bit_length() // 3 + 1
@@ -129,10 +138,28 @@ def size(value: Any, limit: int = MAX_SIZE) -> int:
             total += len(item) or 1
             stack.extend(item.keys())
             stack.extend(item.values())
-        else:
+        elif isinstance(item, list | tuple | range):
             total += len(item) or 1
             stack.extend(item)
+        else:
+            # A sequence read as it is asked (a forEach's results from the journal, an items file): its
+            # items are counted a few at a time, so that no more of them is read than the limit needs.
+            total += len(item) or 1
+            stack.append(_Unread(iter(item)))
     return total
+
+
+# How many items of a lazy sequence `size` reads at once.
+_UNREAD_CHUNK = 1024
+
+
+class _Unread:
+    """The items of a lazy sequence `size` has not counted yet."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: Iterator[Any]) -> None:
+        self.items = items
 
 
 def _too_big(what: str) -> LimitExceeded:
@@ -208,6 +235,10 @@ def check_filter(name: str, value: Any, args: tuple[Any, ...], kwargs: Mapping[s
     """The value to apply the filter `name` to (a one-pass iterable made a list for `join`), or
     `LimitExceeded` when its result would pass a bound."""
     _check_width(name, value, args, kwargs)
+    if name in _GATHERING:
+        value = _listed(value)
+        if not isinstance(value, list | tuple | str) and size(value) > MAX_SIZE:
+            raise _too_big(f"the filter {name}")
     if name == "replace" and len(args) >= 2 and isinstance(value, str):
         _check_replace(value, args[0], args[1], args[2] if len(args) > 2 else kwargs.get("count", -1))
     elif name == "join":
@@ -361,12 +392,17 @@ def _check_join(separator: Any, items: Any) -> None:
 
 
 def _listed(items: Any) -> Any:
-    """A one-pass iterable (a generator from `map`, say) as a list, refused when it is past the limit."""
+    """A one-pass iterable (a generator from `map`, say) as a list, refused as soon as the items read so far
+    are past the limit."""
     if isinstance(items, str | bytes | Mapping | Sequence) or not hasattr(items, "__iter__"):
         return items
-    listed = list(itertools.islice(items, MAX_SIZE + 1))
-    if len(listed) > MAX_SIZE:
-        raise _too_big("the items")
+    listed = []
+    total = 0
+    for item in items:
+        listed.append(item)
+        total += size(item, MAX_SIZE - total) + 1
+        if total > MAX_SIZE:
+            raise _too_big("the items")
     return listed
 
 

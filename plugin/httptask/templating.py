@@ -184,6 +184,8 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {key: _plain(item) for key, item in value.items()}
     if _is_sequence(value):
+        if not isinstance(value, list | tuple):  # a lazy one (a forEach's results): read no more than fits
+            check_result(value, "reading the whole list")
         return [_plain(item) for item in value]
     if isinstance(value, Markup):
         return str(value)
