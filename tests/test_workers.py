@@ -299,3 +299,72 @@ def test_a_starter_killed_before_its_first_foreach_is_replaced_and_the_run_finis
     ]
     assert server.acted() == {"/invoices/first/record_refund": 1, **{case.path(i): 1 for i in range(ITEMS)}}
     assert _ended(killed)
+
+
+TWO_TASKS = """\
+name: refund-then-note
+inputs:
+  invoices: {type: array}
+  api_url: {type: string}
+tasks:
+  - id: refund
+    operation: chargebee.record_refund
+    forEach: "{{ input.invoices }}"
+    server: {url: "{{ input.api_url }}"}
+    credentials: CHARGEBEE_API_KEY
+    retry: {maxAttempts: 1}
+    request:
+      path: {invoice-id: "{{ item }}"}
+      body: {memo: first, transaction: {amount: 100, payment_method: check, date: 1700000000}}
+  - id: note
+    needs: [refund]
+    operation: chargebee.record_refund
+    forEach: "{{ input.invoices }}"
+    server: {url: "{{ input.api_url }}"}
+    credentials: CHARGEBEE_API_KEY
+    retry: {maxAttempts: 1}
+    request:
+      path: {invoice-id: "{{ item }}-note"}
+      body:
+        memo: "{{ tasks.refund | length }}-{{ tasks.refund | map(attribute='response.status') | max }}"
+        transaction: {amount: 1, payment_method: check, date: 1700000000}
+"""
+# `httptask` with the size of what the run pickles to each worker written to $SHARD_SIZES.
+MEASURED = """\
+import os, pickle, sys
+import httptask.shards as shards
+real = shards.run_shards
+async def measured(started, on_step, starter):
+    with open(os.environ["SHARD_SIZES"], "a") as log:
+        log.write(" ".join(str(len(pickle.dumps(shard))) for shard in started) + "\\n")
+    return await real(started, on_step, starter)
+shards.run_shards = measured
+from httptask.cli import main
+sys.argv = ["httptask", *sys.argv[1:]]
+main()
+"""
+
+
+def test_a_worker_reads_an_earlier_forEachs_results_from_the_journal(
+    server: FaultServer, tmp_path: Path
+) -> None:
+    # Each refund is answered with 64 KB: a copy of the first task's results (every response) was held by the
+    # run and pickled to each worker of the second task, 2.6 MB each here, gigabytes for a million items.
+    server.reset(always("oversize"))
+    case = Case(tmp_path, server, "keyless")
+    case.workflow.write_text(TWO_TASKS)
+    sizes = tmp_path / "sizes"
+    case.env["SHARD_SIZES"] = str(sizes)
+    inputs = json.dumps({"invoices": case.invoices, "api_url": server.url})
+    run = subprocess.Popen(
+        [sys.executable, "-c", MEASURED, "run", str(case.workflow), "--input", inputs, "--workers", "2",
+         "--json"],
+        env=case.env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 0, out + err
+    assert [task["items"] for task in json.loads(out)["tasks"]] == [{"succeeded": ITEMS}] * 2
+    first, second = (list(map(int, line.split())) for line in sizes.read_text().splitlines())
+    assert max(second) < 2 * max(first) < 200_000, (first, second)
+    notes = [r for r in server.received if r.path.endswith("-note/record_refund")]
+    assert len(notes) == ITEMS and all(b"memo=40-200" in r.body for r in notes), notes[0].body

@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 from . import eventloop
 from .catalog import Catalog
-from .engines.local import LocalEngine
+from .engines.local import ForEachResults, LocalEngine
 from .engines.protocol import Resumption, Wiring
 from .errors import HttptaskError
 from .journal import Journal
@@ -125,9 +125,16 @@ async def _work(shard: Shard, fd: int, made: Ready, results: _Results) -> None:
             journal.start(loop)
             try:
                 resumption = Resumption(shard.previous, shard.decisions, shard.reconcile)
+                context = {
+                    **shard.context,
+                    **{
+                        name: ForEachResults(journal, shard.run_id, task_id, items)
+                        for name, (task_id, items) in shard.journaled.items()
+                    },
+                }
                 await engine.act_on(
-                    shard.run_id, shard.inputs, resumption, shard.twins, made.task, shard.items,
-                    shard.context, results.add,
+                    shard.run_id, shard.inputs, resumption, shard.twins, made.task, shard.items, context,
+                    results.add,
                 )  # fmt: skip
             finally:
                 results.flush()

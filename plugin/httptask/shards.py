@@ -74,6 +74,7 @@ class Shard:
     workers: int
     items: list[tuple[int, Any]]
     context: dict[str, Any]
+    journaled: dict[str, tuple[str, Sequence[Any]]]  # the earlier forEach tasks: task id and items, by name
     inputs: Mapping[str, Any]
     secret_variables: dict[str, str]
     secrets_file: str | None

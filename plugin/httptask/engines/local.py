@@ -236,8 +236,10 @@ class LocalEngine:
         await self._journal.flush()  # the items are scheduled before any worker acts on one
         lease = self._journal.lease
         assert lease is not None
-        # A worker reads what it needs of other tasks as plain data (a forEach's results from the journal).
-        plain = {name: list(v) if isinstance(v, ForEachResults) else v for name, v in context.items()}
+        # A worker reads an earlier forEach's results from the journal itself, a page at a time as its
+        # templates ask: a copy of them all, every response, would be held here and pickled to each worker.
+        plain = {name: v for name, v in context.items() if not isinstance(v, ForEachResults)}
+        journaled = {name: v.source() for name, v in context.items() if isinstance(v, ForEachResults)}
         shares = shard_items(items, starter.workers)
         operations = task_operations(task, self._catalog, reconcile=self._reconcile)
 
@@ -258,6 +260,7 @@ class LocalEngine:
                 workers=len(shares),
                 items=share,
                 context=plain,
+                journaled=journaled,
                 inputs=self._inputs,
                 secret_variables=self._secrets.variables(),
                 secrets_file=str(self._secrets.file) if self._secrets.file else None,
@@ -714,6 +717,11 @@ class ForEachResults(LazySequence[dict[str, Any]]):
 
     def __len__(self) -> int:
         return len(self._items)
+
+    def source(self) -> tuple[str, Sequence[Any]]:
+        """The task and the items these results are read for: with a run's journal, all it takes to read
+        them again (in a worker of `--workers`)."""
+        return self._task_id, self._items
 
     def _at(self, index: int) -> dict[str, Any]:
         first = index - index % self._PAGE
