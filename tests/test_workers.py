@@ -368,3 +368,18 @@ def test_a_worker_reads_an_earlier_forEachs_results_from_the_journal(
     assert max(second) < 2 * max(first) < 200_000, (first, second)
     notes = [r for r in server.received if r.path.endswith("-note/record_refund")]
     assert len(notes) == ITEMS and all(b"memo=40-200" in r.body for r in notes), notes[0].body
+
+
+def test_workers_hand_back_large_answers_off_their_spec(server: FaultServer, tmp_path: Path) -> None:
+    # Each refund is answered with 64 KB that breaks the spec, kept with its step: a frame of a few steps is
+    # more than the socket holds. A worker wrote part of it, lost the rest, and the run died with a traceback.
+    server.oversize_bytes = 64 * 1024
+    server.reset(always("oversize"))
+    case = Case(tmp_path, server, "keyless")
+    case.workflow.write_text(TWO_TASKS.split("  - id: note")[0])  # no cap on the answer's size
+    run = _start(case, "--workers", "2")
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 0, out + err
+    assert json.loads(out)["tasks"][0]["items"] == {"succeeded": ITEMS}
+    assert "Traceback" not in err
+    assert server.acted() == {case.path(index): 1 for index in range(ITEMS)}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import sys
 import traceback
 from dataclasses import dataclass, replace
@@ -76,7 +77,12 @@ class _Results:
     def send(self, kind: str, value: Any) -> None:
         data = memoryview(frame((kind, value)))
         while data:
-            data = data[os.write(self._fd, data) :]
+            try:
+                data = data[os.write(self._fd, data) :]
+            except BlockingIOError:
+                # The socket is full (a frame of many steps, each with a response off its spec): the owner
+                # reads as it goes; a frame written in part and then dropped would garble every one after.
+                select.select([], [self._fd], [])
 
 
 def act(shard: Shard, fd: int, made: Ready | HttptaskError, starter: int) -> NoReturn:
