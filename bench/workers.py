@@ -69,17 +69,18 @@ def _engine(url: str, items: int, concurrency: int, workers: int) -> dict[str, A
     return {"seconds": seconds, "tasks_per_s": items / seconds, "first_result_s": first[0] - started}
 
 
-def _run(kind: str, url: str, items: int, concurrency: int, before: str | None) -> dict[str, Any]:
-    env = None
+def _run(
+    kind: str, url: str, items: int, concurrency: int, envs: dict[bool, dict[str, str]]
+) -> dict[str, Any]:
     if kind == "aiohttp":
         command = [sys.executable, str(CLIENTS), "aiohttp", url, str(items), str(concurrency)]
     else:
         workers = kind.removeprefix("workers-").removesuffix("-before")
         command = [sys.executable, __file__, "--client", workers, url, str(items), str(concurrency)]
-        if kind.endswith("-before") and before:
-            env = {**os.environ, "PYTHONPATH": before}
     used = resource.getrusage(resource.RUSAGE_CHILDREN)
-    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
+    done = subprocess.run(
+        command, capture_output=True, text=True, check=False, env=envs[kind.endswith("-before")]
+    )
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"client {kind} failed:\n{done.stderr[-3000:]}")
@@ -89,14 +90,27 @@ def _run(kind: str, url: str, items: int, concurrency: int, before: str | None) 
     return figures
 
 
+def _checkouts(before: str | None, folder: Path) -> dict[bool, dict[str, str]]:
+    """The environment of this checkout's runs and of --before's (False, True): each with a catalog index of
+    its own, built here, so that no timed run rebuilds the other's."""
+    envs = {False: {**os.environ, "HTTPTASK_CACHE_DIR": str(folder / "cache")}}
+    if before:
+        envs[True] = {**os.environ, "PYTHONPATH": before, "HTTPTASK_CACHE_DIR": str(folder / "cache-before")}
+    for env in envs.values():
+        index = "from httptask.catalog import Catalog; Catalog.default().ids()"
+        subprocess.run([sys.executable, "-c", index], env=env, check=True)
+    return envs
+
+
 def measure(
     items: int, concurrency: int, workers: list[int], rounds: int, before: str | None
 ) -> dict[str, Any]:
     engines = [f"workers-{n}" for n in workers]
     kinds = ("aiohttp", *engines, *(f"{kind}-before" for kind in engines if before))
-    with Loopback() as server:
+    with Loopback() as server, tempfile.TemporaryDirectory() as folder:
+        envs = _checkouts(before, Path(folder))
         runs, loads = interleaved(
-            kinds, rounds, lambda kind: _run(kind, server.url, items, concurrency, before)
+            kinds, rounds, lambda kind: _run(kind, server.url, items, concurrency, envs)
         )
     rates = {kind: [r["tasks_per_s"] for r in results] for kind, results in runs.items()}
     ratios = {f"{kind}/aiohttp": paired(rates[kind], rates["aiohttp"]) for kind in kinds[1:]}
