@@ -145,7 +145,7 @@ def _flatten_brackets(key: str, where: str, value: Any, pairs: list[tuple[str, s
     """The fields of `value` at the form key `key` (`line_items[0][price]`); `where` names it in errors."""
     if type(value) in _SCALARS:  # the usual field, told apart without the slower abstract checks
         pairs.append((key, _scalar(value, where)))
-    elif isinstance(value, Mapping) and value:
+    elif (type(value) is dict or isinstance(value, Mapping)) and value:
         for child, item in value.items():
             name = _field_name(child, where)
             _flatten_brackets(f"{key}[{_escape(name)}]", f"{where}.{name}", item, pairs)
@@ -165,7 +165,7 @@ def _flatten_index_last(
     """As `_flatten_brackets`, with the list indexes (`[0]`) after the field names: `names` + `indexes`."""
     if type(value) in _SCALARS:
         pairs.append((names + indexes, _scalar(value, where)))
-    elif isinstance(value, Mapping) and value:
+    elif (type(value) is dict or isinstance(value, Mapping)) and value:
         for child, item in value.items():
             name = _field_name(child, where)
             _flatten_index_last(f"{names}[{_escape(name)}]", indexes, f"{where}.{name}", item, pairs)
@@ -183,6 +183,8 @@ def _flatten_index_last(
 
 
 def _field_name(key: Any, where: str) -> str:
+    if type(key) is str and key and "[" not in key and "]" not in key:
+        return key  # the usual name, told apart at once
     if isinstance(key, bool) or not isinstance(key, str | int):
         raise UsageError(
             f"The form field name {key!r} under {where or 'the body'!r} is not a string; "
@@ -207,6 +209,8 @@ def _is_scalar(value: Any) -> bool:
 def _scalar(value: Any, where: str) -> str:
     if type(value) is str:
         return value
+    if type(value) is int:
+        return str(value)
     if value is None or (isinstance(value, Mapping | list | tuple) and not value):
         return ""
     if isinstance(value, bool):
