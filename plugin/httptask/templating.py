@@ -662,7 +662,8 @@ def _render(
         if not is_template(value):
             return value
         return _render_string(value, scope, limit, task_id, field_path, secrets_allowed)
-    if isinstance(value, Mapping):
+    kind = type(value)
+    if kind is dict or (kind not in _PLAIN_LEAVES and isinstance(value, Mapping)):  # the abc check is slow
         return {
             key: _render(
                 item,
