@@ -199,6 +199,8 @@ CASES = [
     outputs:
       first: "{{ tasks.each.response.body }}"
       wrong: "{{ item }}"
+      one: "{{ tasks.each[0].response.status }} for {{ tasks.each[1].item }}"
+      odd: "{{ tasks.each[0].output }}"
     """,
         [
             (
@@ -212,6 +214,11 @@ CASES = [
                 "$.outputs.wrong",
                 "reads item, which only a task with forEach has; add forEach to the task or read "
                 "input or tasks instead",
+            ),
+            (
+                15,
+                "$.outputs.odd",
+                "reads tasks.each.output; a task's result is tasks.each.response.status, .headers or .body",
             ),
         ],
         id="for_each_gives_item_and_reads_only_what_the_task_needs",

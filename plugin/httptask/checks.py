@@ -253,12 +253,18 @@ def _reference_problem(
         if len(ref) < 2:
             return "reads tasks as a whole; name a task, e.g. tasks.ID.response.body"
         other = str(ref[1])
-        if workflow.task(other) is None:
+        referenced = workflow.task(other)
+        if referenced is None:
             known = ", ".join(t.id for t in workflow.tasks)
             return f"reads tasks.{other}, which is not a task of this workflow (its tasks: {known})"
         if other not in allowed_tasks:
             this = task.id if task is not None else "this task"
             return f"reads tasks.{other}, which may not have run yet; add {other!r} to the needs of {this}"
+        if len(ref) >= 3 and isinstance(ref[2], int) and referenced.for_each is not None:
+            # A forEach task's result is a list of {item, response}: one of them is read by its number.
+            if len(ref) >= 4 and ref[3] == "item":
+                return None
+            ref = (*ref[:2], *ref[3:])
         if len(ref) >= 3 and ref[2] != "response":
             return (f"reads tasks.{other}.{ref[2]}; a task's result is tasks.{other}.response.status, "
                     ".headers or .body")
