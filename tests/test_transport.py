@@ -337,3 +337,21 @@ def test_the_total_timeout_bounds_a_slow_answer(server: RecordingServer) -> None
     assert str(caught.value) == (
         f"No answer from {server.url} within 0.3 s (total timeout); the server may have received the request."
     )
+
+
+def test_a_reason_phrase_keeps_no_control_characters() -> None:
+    # A server's escape sequences in its reason phrase reached the terminal through 'run' and 'runs show'.
+    async def main() -> HttpResponse:
+        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 402 Pay \x1b]0;owned\x07now\r\nContent-Length: 0\r\n\r\n")
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server, Sender() as sender:
+            return await sender.send(HttpRequest("GET", f"http://127.0.0.1:{port}/"))
+
+    response = asyncio.run(main())
+    assert (response.status, response.reason) == (402, "Pay \\x1b]0;owned\\x07now")

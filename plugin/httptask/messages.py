@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -15,7 +16,18 @@ from urllib.parse import urlsplit
 from . import jsontext
 from .limits import MAX_DEPTH, LimitExceeded, check_depth
 
-__all__ = ["HttpRequest", "HttpResponse", "RequestValues"]
+__all__ = ["HttpRequest", "HttpResponse", "RequestValues", "printable"]
+
+
+# Control characters a terminal acts on (escape sequences, a carriage return, a bell), but tab and newline.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """`text` from a server with its control characters written as escapes (`\\x1b`): an answer must not
+    move the cursor, rewrite the lines printed before it (a warning), retitle the window or set the
+    clipboard of the terminal it is shown on."""
+    return _CONTROLS.sub(lambda found: repr(found.group())[1:-1], text)
 
 
 @dataclass(frozen=True)

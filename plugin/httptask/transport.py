@@ -22,7 +22,7 @@ import aiohttp
 from yarl import URL
 
 from .errors import AnswerRefused, NotSent, OutcomeUnknown, ResponseTooLarge, SendError
-from .messages import HttpRequest, HttpResponse
+from .messages import HttpRequest, HttpResponse, printable
 from .netguard import DestinationPolicy, GuardedResolver, ResolveFunction, check_spelling
 from .outcome import Outcome
 from .tasks import CONNECTION_TIMEOUT_SECONDS, MAX_RESPONSE_BYTES, READ_TIMEOUT_SECONDS
@@ -147,7 +147,7 @@ class Sender:
                     content=content,
                     elapsed_ms=round((time.perf_counter() - started) * 1000, 2),
                     url=request.url,
-                    reason=response.reason or "",
+                    reason=_shown(response.reason or ""),
                 )
         except _TRANSPORT_ERRORS as exc:
             raise translate(exc, request, timeouts, status) from exc
@@ -183,6 +183,11 @@ async def _read_capped(response: aiohttp.ClientResponse, request: HttpRequest, c
             raise _too_large(request, cap, response.status)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _shown(reason: str) -> str:
+    """A reason phrase as it may be shown: its control characters escaped (a server's escape sequences)."""
+    return reason if reason.isprintable() else printable(reason)
 
 
 @functools.lru_cache(maxsize=64)

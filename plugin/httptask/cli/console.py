@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -30,7 +29,6 @@ __all__ = [
     "print_json",
     "print_response_issues",
     "print_table",
-    "printable",
     "secrets_file_option",
     "strict_responses_option",
 ]
@@ -90,17 +88,6 @@ def print_response_issues(where: str, issues: Sequence[Mapping[str, Any]]) -> No
     sys.stderr.write(f"warning: the response does not fit the spec of {where} ({count}):\n")
     for issue in issues:
         sys.stderr.write(f"  {issue['path']}: {issue['message']}\n")
-
-
-# Control characters a terminal acts on (escape sequences, a carriage return, a bell), but tab and newline.
-_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def printable(text: str) -> str:
-    """`text` from a server with its control characters written as escapes (`\\x1b`): an answer must not
-    move the cursor, rewrite the lines printed before it (a warning), retitle the window or set the
-    clipboard of the terminal it is shown on."""
-    return _CONTROLS.sub(lambda found: repr(found.group())[1:-1], text)
 
 
 def is_terminal() -> bool:

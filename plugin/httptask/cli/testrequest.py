@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..errors import EXIT_FAILED, EXIT_INVALID, HttptaskError, RequestInvalid, SendError
+from ..messages import printable
 from .console import (
     input_option,
     optional_sandbox,
@@ -18,7 +19,6 @@ from .console import (
     plural,
     print_json,
     print_response_issues,
-    printable,
     secrets_file_option,
     strict_responses_option,
 )
