@@ -122,8 +122,8 @@ def test_a_writer_killed_mid_run_stops_the_run_in_a_sentence_and_a_resume_acts_o
     journal = str(case.journal)
     assert err.strip().splitlines()[-1] == (
         f"error: The journal {journal!r} could not be written (its writer process was killed by signal 9); "
-        "nothing more is sent. Free space on its disk or make it writable (or set HTTPTASK_JOURNAL to "
-        "another file), then run or resume again."
+        "nothing more is sent, and what was sent is journaled: resume the run ('httptask runs list' shows "
+        "it)."
     )
     assert "Traceback" not in err
     assert len(resume_acts_once(case)) == len(case.invoices)

@@ -947,11 +947,20 @@ def _failure(failure: tuple[str, Any]) -> BaseException:
         return RunTakenOver(*detail)
     if kind == "gone":
         how = f"was killed by signal {-detail}" if detail and detail < 0 else f"ended (exit status {detail})"
-        return OSError(f"its writer process {how}")
+        return _WriterGone(f"its writer process {how}")
     return sqlite3.OperationalError(detail)
 
 
+class _WriterGone(OSError):
+    """The journal's writer process ended before the run did: the disk is not to blame."""
+
+
 def _unwritable(path: Path, error: BaseException) -> UsageError:
+    if isinstance(error, _WriterGone):
+        return UsageError(
+            f"The journal {str(path)!r} could not be written ({error}); nothing more is sent, and what was "
+            "sent is journaled: resume the run ('httptask runs list' shows it)."
+        )
     return UsageError(
         f"The journal {str(path)!r} could not be written ({error}); nothing more is sent. Free space on its "
         f"disk or make it writable (or set {JOURNAL_VAR} to another file), then run or resume again."
