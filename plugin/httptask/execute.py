@@ -7,6 +7,7 @@ engines share it. `send_prepared` sends with the task's retry policy; the idempo
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -442,7 +443,7 @@ async def send_prepared(
     `before_attempt` runs before each attempt and may refuse it by raising `NotSent` (an engine checks there
     that it still owns its run)."""
     task = prepared.task
-    timeouts = Timeouts(connect=task.connection_timeout_seconds, read=task.read_timeout_seconds)
+    timeouts = _timeouts(task.connection_timeout_seconds, task.read_timeout_seconds)
 
     async def attempt() -> HttpResponse:
         if before_attempt is not None:
@@ -463,6 +464,10 @@ async def send_prepared(
         on_attempt=on_attempt,
         **kwargs,
     )
+
+
+# Every item of a forEach sends with its task's timeouts: one value for them all.
+_timeouts = functools.lru_cache(maxsize=64)(Timeouts)
 
 
 def response_issues(prepared: Prepared, response: HttpResponse) -> list[Issue]:
@@ -518,7 +523,7 @@ def response_record(response: HttpResponse, redactor: Redactor) -> dict[str, Any
     body = response.body()
     # Every string of the body comes from its text, where the redactor knows every form a secret can take
     # (JSON-escaped included): a text it leaves alone holds no secret, and the body is kept as parsed.
-    text = response.content.decode("utf-8", errors="replace")
+    text = response.text
     return {
         "status": response.status,
         "reason": response.reason,
