@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from httptask.journal import Journal, fingerprint
+from httptask.redaction import Redactor
 from local_runs import run_workflow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -145,3 +146,20 @@ def test_a_fingerprint_is_the_one_journals_of_earlier_versions_hold(method: str,
     # Keys journaled before must keep matching their payload after an upgrade, or a resume refuses them.
     earlier = hashlib.sha256(json.dumps([method.upper(), url, body]).encode()).hexdigest()
     assert fingerprint(method, url, body) == earlier
+
+
+def test_a_secret_s_digits_masked_inside_a_number_leave_the_row_readable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A response's amount that holds a run of a secret's digits is masked in the file, and the row stays JSON:
+    # outputs, `runs show` and a resume read it back without a traceback.
+    monkeypatch.setattr("httptask.redaction._process", Redactor(["sk_te_123456_zebra_x"]))
+    path = tmp_path / "j.sqlite3"
+    journal = Journal(path)
+    journal.queue(Journal.schedule("r1", "t", [0]))
+    response = {"body": {"amount": 91234567, "id": "re_123456", "ok": True, "fee": 1.5}}
+    journal.queue([Journal.finished("r1", "t", 0, "succeeded", http_status=200, response=response)])
+    read = journal.steps("r1")[0].response
+    journal.close()
+    assert read == {"body": {"amount": "9***7", "id": "re_***", "ok": True, "fee": 1.5}}
+    assert b"123456" not in path.read_bytes()

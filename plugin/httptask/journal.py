@@ -998,11 +998,42 @@ def _run_record(row: sqlite3.Row) -> RunRecord:
 
 
 def _dumps(value: Any) -> str:
+    text = _json(value)
+    redacted = redact_for_process(text)
+    if redacted == text or _is_json(redacted):
+        return redacted
+    # A mask inside a number (a secret's digits in an amount) leaves text that is not JSON, which no read of
+    # the journal could parse: such a number is kept as its redacted text, a string, where a mask may stand.
+    redacted = redact_for_process(_json(_masked_numbers(value)))
+    return redacted if _is_json(redacted) else _json(redacted)
+
+
+def _json(value: Any) -> str:
     try:
-        text = orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+        return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
     except TypeError:  # an integer beyond 64 bits, which only the standard library writes
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-    return redact_for_process(text)
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def _is_json(text: str) -> bool:
+    try:
+        jsontext.loads(text)
+    except (ValueError, RecursionError):
+        return False
+    return True
+
+
+def _masked_numbers(value: Any) -> Any:
+    """`value` with each number the process's redactor would mask replaced by its redacted text."""
+    if isinstance(value, dict):
+        return {key: _masked_numbers(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked_numbers(item) for item in value]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        text = _json(value)
+        redacted = redact_for_process(text)
+        return value if redacted == text else redacted
+    return value
 
 
 def _text(value: str | None) -> str | None:
