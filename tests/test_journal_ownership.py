@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from faults import fault_server
+from httptask import processes
 from httptask.errors import KeyReused, RunBusy, RunTakenOver
 from httptask.journal import LEASE_SECONDS, Decision, Journal, StepRecord
 from httptask.outcome import Outcome
@@ -131,6 +132,35 @@ def test_a_pid_reused_by_another_process_is_not_an_owner(tmp_path: Path, sleeper
     second = Journal(path)
     second.claim_run(RUN)
     assert second.run(RUN).pid == os.getpid()
+
+
+def test_an_owner_that_proc_hides_is_judged_by_its_heartbeat(
+    tmp_path: Path, sleeper: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # /proc mounted with hidepid: another user's live process has no /proc entry, and signalling it is not
+    # allowed. It was taken for dead and its run taken over however fresh its lease.
+    path = tmp_path / "j.sqlite3"
+    _create(Journal(path))
+    _held_by(path, sleeper)
+    started, kill = processes._started, os.kill
+
+    def hidden_started(pid: int) -> int:
+        if pid == sleeper:
+            raise FileNotFoundError(pid)
+        return started(pid)
+
+    def hidden_kill(pid: int, sig: int) -> None:
+        if pid == sleeper:
+            raise PermissionError(pid)
+        kill(pid, sig)
+
+    with monkeypatch.context() as hidden:
+        hidden.setattr(processes, "_started", hidden_started)
+        hidden.setattr(os, "kill", hidden_kill)
+        with pytest.raises(RunBusy):
+            Journal(path).claim_run(RUN)
+        _set(path, "UPDATE runs SET heartbeat_at = heartbeat_at - ?", LEASE_SECONDS + 1)
+        Journal(path).claim_run(RUN)  # a lease not renewed for a lease's time is taken over, as anywhere
 
 
 def test_a_zombie_owner_is_not_an_owner(tmp_path: Path) -> None:

@@ -34,9 +34,21 @@ def same_process(pid: int, recorded: str) -> bool | None:
             return False
         return str(_started(pid)) == started
     except FileNotFoundError:
-        return False
+        return _gone_or_hidden(pid)
     except (OSError, ValueError, IndexError):
         return None
+
+
+def _gone_or_hidden(pid: int) -> bool | None:
+    """False when `pid`, which /proc does not show, has exited (or is a zombie); None when it lives and /proc
+    hides it (another user's process, /proc mounted with hidepid): whose it is cannot be told then."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return None
+    return False
 
 
 def boot_clock() -> float | None:
