@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,11 @@ def _start(case: Case, *extra: str) -> subprocess.Popen[str]:
          "--json", *extra],
         env=case.env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
+
+
+def _two_workers_under_way(case: Case) -> AbstractContextManager[subprocess.Popen[str]]:
+    """The run of `case` with `--workers 2`, once its server has acted on a quarter of the items."""
+    return under_way(case.server, lambda: _start(case, "--workers", "2"))
 
 
 def _starter_of(pid: int) -> int:
@@ -97,7 +103,7 @@ def test_a_worker_killed_mid_run_leaves_its_items_to_a_resume_that_acts_once(
     server: FaultServer, tmp_path: Path, kind: str
 ) -> None:
     case = Case(tmp_path, server, kind)
-    with under_way(server, lambda: _start(case, "--workers", "2")) as run:
+    with _two_workers_under_way(case) as run:
         victim = _workers_of(run.pid, 2)[1]
         doomed = _family([victim])
         os.kill(victim, signal.SIGKILL)
@@ -120,7 +126,7 @@ def test_the_run_killed_mid_run_takes_its_workers_and_writers_with_it_and_a_resu
 ) -> None:
     case = Case(tmp_path, server, "keyless")
     case.env[WRITER_VAR] = "process"  # each process's journal writer is a process too: none may be left
-    with under_way(server, lambda: _start(case, "--workers", "2")) as run:
+    with _two_workers_under_way(case) as run:
         workers = _workers_of(run.pid, 2)
         family = _family([run.pid])
         run.send_signal(signal.SIGKILL)
@@ -161,7 +167,7 @@ def test_the_starter_killed_mid_run_takes_its_workers_with_it_and_a_resume_acts_
 ) -> None:
     case = Case(tmp_path, server, "keyed")
     case.env[WRITER_VAR] = "process"  # each worker's journal writer is a process too: none may be left
-    with under_way(server, lambda: _start(case, "--workers", "2")) as run:
+    with _two_workers_under_way(case) as run:
         starter = _starter_of(run.pid)
         workers = _workers_of(run.pid, 2)
         doomed = _family([starter])
@@ -189,7 +195,7 @@ def test_a_worker_is_handed_the_secrets_in_memory_not_in_its_environment_or_comm
     canary = "canary_sk_9f3e1d77b2"
     case = Case(tmp_path, server, "keyless")
     case.env["HTTPTASK_SECRET_CHARGEBEE_API_KEY"] = canary
-    with under_way(server, lambda: _start(case, "--workers", "2")) as run:
+    with _two_workers_under_way(case) as run:
         family = _family([_starter_of(run.pid)])
         seen = {pid: Path(f"/proc/{pid}/environ").read_bytes() + Path(f"/proc/{pid}/cmdline").read_bytes()
                 for pid in family}  # fmt: skip

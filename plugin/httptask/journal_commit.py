@@ -14,13 +14,13 @@ import marshal
 import signal
 import socket
 import sqlite3
-import struct
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from . import frames
 from .processes import boot_clock
 
 __all__ = [
@@ -42,7 +42,6 @@ BEGIN_SEND = 1  # payload: (scope, key, fingerprint, request, run_id, task, item
 LEASE = 2  # payload: (run_id, token), or None: the lease later commits renew (and are fenced by)
 STOP = 3
 
-_LENGTH = struct.Struct("<I")
 Request = tuple[int, int, Any]
 # (commits so far, when the lease was last renewed, the error that stopped commits or None, [(id, result)])
 Answer = tuple[int, float, tuple[str, Any] | None, list[tuple[int, Any]]]
@@ -65,21 +64,12 @@ def connect(path: Path | str, *, autocommit: bool = False) -> sqlite3.Connection
 
 
 def frame(message: Any) -> bytes:
-    body = marshal.dumps(message)
-    return _LENGTH.pack(len(body)) + body
+    return frames.frame(marshal.dumps(message))
 
 
 def read_frames(buffer: bytearray) -> list[Any]:
     """The complete frames at the start of `buffer`, taken out of it."""
-    messages, at = [], 0
-    while len(buffer) - at >= 4:
-        (size,) = _LENGTH.unpack_from(buffer, at)
-        if len(buffer) - at - 4 < size:
-            break
-        messages.append(marshal.loads(buffer[at + 4 : at + 4 + size]))
-        at += 4 + size
-    del buffer[:at]
-    return messages
+    return frames.unframe(buffer, marshal.loads)
 
 
 class Committer:

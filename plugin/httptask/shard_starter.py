@@ -19,8 +19,9 @@ import threading
 
 # Everything a worker runs is imported with these, once, before the first fork.
 from . import eventloop
+from .frames import LENGTH
 from .shard_worker import act, ready
-from .shards import LENGTH, MAX_WORKERS, Shard, die_with, frame
+from .shards import MAX_WORKERS, Shard, die_with, frame
 
 __all__ = ["main"]
 

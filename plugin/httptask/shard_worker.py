@@ -18,10 +18,11 @@ from .catalog import Catalog
 from .engines.local import ForEachResults, LocalEngine
 from .engines.protocol import Resumption, Wiring
 from .errors import HttptaskError
+from .frames import LENGTH
 from .journal import Journal
 from .runs import lean_gc, preload_secrets
 from .secrets import SecretStore
-from .shards import LENGTH, Shard, die_with, frame
+from .shards import Shard, die_with, frame
 from .tasks import Task
 from .transport import Sender
 from .workflow import Workflow

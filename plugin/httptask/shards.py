@@ -22,7 +22,6 @@ import os
 import pickle
 import signal
 import socket
-import struct
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -30,7 +29,9 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from . import frames
 from .errors import UnknownOperation
+from .frames import LENGTH
 from .journal import Decision, StepRecord
 from .reconcile import reconcile_of
 from .secrets import SECRET_VAR_PREFIX
@@ -54,7 +55,6 @@ __all__ = [
 ]
 
 MAX_WORKERS = 64
-LENGTH = struct.Struct("<I")
 _CHUNK = 1 << 16
 _PR_SET_PDEATHSIG = 1
 
@@ -112,21 +112,12 @@ def task_operations(task: Task, catalog: Catalog, *, reconcile: bool) -> dict[st
 
 
 def frame(message: Any) -> bytes:
-    body = pickle.dumps(message)
-    return LENGTH.pack(len(body)) + body
+    return frames.frame(pickle.dumps(message))
 
 
 def unframe(buffer: bytearray) -> list[Any]:
     """The complete frames at the start of `buffer`, taken out of it."""
-    messages, at = [], 0
-    while len(buffer) - at >= LENGTH.size:
-        (size,) = LENGTH.unpack_from(buffer, at)
-        if len(buffer) - at - LENGTH.size < size:
-            break
-        messages.append(pickle.loads(buffer[at + LENGTH.size : at + LENGTH.size + size]))
-        at += LENGTH.size + size
-    del buffer[:at]
-    return messages
+    return frames.unframe(buffer, pickle.loads)
 
 
 def die_with(parent: int) -> None:
