@@ -49,8 +49,13 @@ def _start(case: Case, *extra: str) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
-def _two_workers_under_way(case: Case) -> AbstractContextManager[subprocess.Popen[str]]:
-    """The run of `case` with `--workers 2`, once its server has acted on a quarter of the items."""
+def _two_workers_under_way(
+    case: Case, *, writer_process: bool = False
+) -> AbstractContextManager[subprocess.Popen[str]]:
+    """The run of `case` with `--workers 2`, once its server has acted on a quarter of the items; with
+    `writer_process`, each process's journal writer is a process too (so none may be left after a kill)."""
+    if writer_process:
+        case.env[WRITER_VAR] = "process"
     return under_way(case.server, lambda: _start(case, "--workers", "2"))
 
 
@@ -125,8 +130,7 @@ def test_the_run_killed_mid_run_takes_its_workers_and_writers_with_it_and_a_resu
     server: FaultServer, tmp_path: Path
 ) -> None:
     case = Case(tmp_path, server, "keyless")
-    case.env[WRITER_VAR] = "process"  # each process's journal writer is a process too: none may be left
-    with _two_workers_under_way(case) as run:
+    with _two_workers_under_way(case, writer_process=True) as run:
         workers = _workers_of(run.pid, 2)
         family = _family([run.pid])
         run.send_signal(signal.SIGKILL)
@@ -166,8 +170,7 @@ def test_the_starter_killed_mid_run_takes_its_workers_with_it_and_a_resume_acts_
     server: FaultServer, tmp_path: Path
 ) -> None:
     case = Case(tmp_path, server, "keyed")
-    case.env[WRITER_VAR] = "process"  # each worker's journal writer is a process too: none may be left
-    with _two_workers_under_way(case) as run:
+    with _two_workers_under_way(case, writer_process=True) as run:
         starter = _starter_of(run.pid)
         workers = _workers_of(run.pid, 2)
         doomed = _family([starter])
