@@ -317,26 +317,18 @@ inputs:
   api_url: {type: string}
 tasks:
   - id: refund
-    operation: chargebee.record_refund
-    forEach: "{{ input.invoices }}"
-    server: {url: "{{ input.api_url }}"}
-    credentials: CHARGEBEE_API_KEY
-    retry: {maxAttempts: 1}
+    operation: &operation chargebee.record_refund
+    forEach: &invoices "{{ input.invoices }}"
+    server: &server {url: "{{ input.api_url }}"}
+    credentials: &key CHARGEBEE_API_KEY
+    retry: &once {maxAttempts: 1}
     request:
       path: {invoice-id: "{{ item }}"}
       body: {memo: first, transaction: {amount: 100, payment_method: check, date: 1700000000}}
-  - id: note
-    needs: [refund]
-    operation: chargebee.record_refund
-    forEach: "{{ input.invoices }}"
-    server: {url: "{{ input.api_url }}"}
-    credentials: CHARGEBEE_API_KEY
-    retry: {maxAttempts: 1}
-    request:
-      path: {invoice-id: "{{ item }}-note"}
-      body:
-        memo: "{{ tasks.refund | length }}-{{ tasks.refund | map(attribute='response.status') | max }}"
-        transaction: {amount: 1, payment_method: check, date: 1700000000}
+  - {id: note, needs: [refund], operation: *operation, forEach: *invoices, server: *server, credentials: *key,
+     retry: *once, request: {path: {invoice-id: "{{ item }}-note"}, body: {
+       memo: "{{ tasks.refund | length }}-{{ tasks.refund | map(attribute='response.status') | max }}",
+       transaction: {amount: 1, payment_method: check, date: 1700000000}}}}
 """
 # `httptask` with the size of what the run pickles to each worker written to $SHARD_SIZES.
 MEASURED = """\
@@ -385,7 +377,7 @@ def test_workers_hand_back_large_answers_off_their_spec(server: FaultServer, tmp
     server.oversize_bytes = 64 * 1024
     server.reset(always("oversize"))
     case = Case(tmp_path, server, "keyless")
-    case.workflow.write_text(TWO_TASKS.split("  - id: note")[0])  # no cap on the answer's size
+    case.workflow.write_text(TWO_TASKS.split("  - {id: note")[0])  # no cap on the answer's size
     run = _start(case, "--workers", "2")
     out, err = run.communicate(timeout=120)
     assert run.returncode == 0, out + err
