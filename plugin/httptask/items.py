@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import stat
 from abc import abstractmethod
 from array import array
@@ -23,6 +22,7 @@ from typing import Any, BinaryIO, TypeVar, overload
 import orjson
 
 from .errors import Issue, SourceError, UsageError
+from .jsontext import orjson_exact
 from .limits import LimitExceeded, check_depth
 from .templating import expression_path
 from .yamlsource import parse_json
@@ -41,8 +41,6 @@ _BLOCK_BYTES = 1 << 20
 # The keywords of an input's schema that can be checked item by item as the file is read.
 _CHECKED = frozenset({"type", "items", "minItems", "maxItems", "uniqueItems"})
 _NOTES = frozenset({"description", "title", "examples", "$comment", "deprecated", "readOnly", "writeOnly"})
-# Nineteen digits in a row: maybe an integer past 64 bits, which orjson reads as a float and JSON keeps exact.
-_LONG_DIGITS = re.compile(rb"\d{19}")
 
 
 @dataclass(frozen=True)
@@ -319,7 +317,7 @@ def _parse(path: Path, number: int, raw: bytes) -> Any:
     (`yamlsource.parse_json`): by orjson, for speed, where the two agree; by that reader where they may not:
     an integer past 64 bits (orjson makes it a float), a lone surrogate, a byte order mark, a line that is not
     JSON or not UTF-8."""
-    if _LONG_DIGITS.search(raw) is None:
+    if orjson_exact(raw):
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:

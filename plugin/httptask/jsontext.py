@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["loads"]
+__all__ = ["loads", "orjson_exact"]
 
 # An integer beyond 64 bits has at least 19 digits in a row (so may a string or a float that orjson reads
 # well, which then goes to `json` for nothing worse than the time it takes). Every digit made a 0, such a run
@@ -19,10 +19,16 @@ _ZEROS = bytes.maketrans(b"123456789", b"000000000")
 _RUN = b"0" * 19
 
 
+def orjson_exact(raw: bytes) -> bool:
+    """Whether orjson, where it reads `raw` at all, reads it to the values `json` reads: no integer in it can
+    be past 64 bits."""
+    return _RUN not in raw.translate(_ZEROS)
+
+
 def loads(data: str | bytes) -> Any:
     """`json.loads(data)`, raising what it raises (`ValueError`, `RecursionError`)."""
     raw = data.encode("utf-8", errors="surrogatepass") if isinstance(data, str) else data
-    if _RUN not in raw.translate(_ZEROS):
+    if orjson_exact(raw):
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError:
