@@ -218,8 +218,34 @@ def test_builders_at_once_leave_one_whole_cache_and_readers_never_see_half(big: 
 
 
 def test_a_small_document_is_parsed_whole_and_gets_no_excerpts() -> None:
-    assert Catalog.default().operation("stripe.report_payment_record_refund").method == "POST"
-    assert not (cache_dir() / "excerpts").exists()
+    catalog = Catalog.default()
+    geins = Path(catalog.entry("geins.create_order_refund").source)
+    assert geins.stat().st_size < excerpts.MIN_BYTES
+    assert catalog.operation("geins.create_order_refund").method == "POST"
+    assert not excerpts.cache_file(cache_dir(), geins, "geins").exists()
+
+
+def test_the_bundled_documents_load_each_operation_from_its_excerpt_as_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    catalog = Catalog.default()
+    sources = {Path(e.source): e.api for e in catalog.entries if e.bundled}
+    large = {path: api for path, api in sources.items() if path.stat().st_size >= excerpts.MIN_BYTES}
+    assert {"chargebee", "stripe", "zoho-billing"} <= set(large.values())
+    catalog.operation("chargebee.record_refund")  # the first load parses its document whole and caches it
+    with monkeypatch.context() as patched:
+        patched.setattr(spec_module, "load_document", _never)
+        assert Catalog.default().operation("chargebee.record_refund").method == "POST"
+    for path, api in large.items():
+        whole = load_spec(path, api=api)
+        for op in whole.operations:
+            excerpted = excerpts.load_operation(path, api, op.operation_id, _key(path), cache_dir())
+            assert excerpted is not None, op.id
+            same(excerpted, op)
+
+
+def _never(path: Path) -> Any:
+    raise AssertionError(f"{path} was parsed whole")
 
 
 def test_what_a_killed_builder_left_is_removed_by_the_next_build(big: Path) -> None:
@@ -233,7 +259,9 @@ def test_what_a_killed_builder_left_is_removed_by_the_next_build(big: Path) -> N
     os.utime(left, (time.time() - 7200, time.time() - 7200))
     cache_of(big).unlink()
     assert Catalog.default().operation(SHOWN).method == "POST"  # parsed whole, and cached again
-    assert sorted(p.name for p in cache_of(big).parent.iterdir()) == sorted([cache_of(big).name, recent.name])
+    kept = {p.name for p in cache_of(big).parent.iterdir()}
+    assert {cache_of(big).name, recent.name} <= kept
+    assert not {left.name, journal.name} & kept
 
 
 def test_an_editor_showing_many_operations_never_reads_the_whole_document(
