@@ -300,8 +300,7 @@ def test_a_non_ascii_host_goes_out_in_idna(server: RecordingServer) -> None:
 
 def test_wire_url_leaves_a_clean_url_as_it_is() -> None:
     url = "http://127.0.0.1:8080/invoices/a%2Fb/refund?x=%C3%A9&y=1#f"
-    assert str(wire_url(url)) == url
-    assert wire_url(url).raw_path == "/invoices/a%2Fb/refund"
+    assert wire_url(url) == url
 
 
 def test_a_header_that_would_split_the_request_is_not_sent(server: RecordingServer) -> None:

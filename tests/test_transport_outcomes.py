@@ -1,5 +1,5 @@
-"""Every attempt's outcome is exact: not sent, answered or unknown. Every aiohttp error class is classified on
-purpose, and each real fault of a loopback server gives the outcome it must."""
+"""Every attempt's outcome is exact: not sent, answered or unknown. Every error class of the HTTP/1.1 client is
+classified on purpose, and each real fault of a loopback server gives the outcome it must."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import asyncio
 import sys
 from collections.abc import Iterator
 
-import aiohttp
 import pytest
 
 from faults import FaultServer, always, fault_server
+from httptask import http1
 from httptask.errors import (
     AnswerRefused,
     DestinationRefused,
@@ -22,7 +22,7 @@ from httptask.errors import (
 from httptask.messages import HttpRequest, HttpResponse
 from httptask.netguard import DestinationPolicy, static_resolve
 from httptask.outcome import Outcome, may_have_acted
-from httptask.transport import AIOHTTP_OUTCOMES, Sender, Timeouts, classify
+from httptask.transport import WIRE_OUTCOMES, Sender, Timeouts, classify
 from servers import closed_port
 
 # A generous connect timeout: on a busy machine a loopback connect may wait for the event loop, and no test
@@ -31,36 +31,36 @@ FAST = Timeouts(connect=5.0, read=0.4)
 
 
 def _subclasses(root: type[BaseException]) -> set[type[BaseException]]:
-    """`root` and its subclasses as their modules define them now. A stale copy of a class (its module run
-    twice, the copy not yet collected, as once seen in a full run) is left out: aiohttp cannot raise it."""
+    """`root` and its subclasses as their modules define them now (a stale copy of a class, its module run
+    twice, is left out: the client cannot raise it)."""
     found = {root} if getattr(sys.modules.get(root.__module__), root.__qualname__, None) is root else set()
     for sub in root.__subclasses__():
         found |= _subclasses(sub)
     return found
 
 
-def test_every_aiohttp_error_class_is_classified_on_purpose() -> None:
-    classes = _subclasses(aiohttp.ClientError)
-    assert len(classes) > 25 and aiohttp.NonHttpUrlRedirectClientError in classes
-    missing = {c.__qualname__ for c in classes if c not in AIOHTTP_OUTCOMES}
-    assert missing == set(), "classify these in transport.AIOHTTP_OUTCOMES: not sent, or unknown?"
+def test_every_error_class_of_the_client_is_classified_on_purpose() -> None:
+    classes = _subclasses(http1.WireError)
+    assert len(classes) >= 10 and http1.TLSFailed in classes
+    missing = {c.__qualname__ for c in classes if c not in WIRE_OUTCOMES}
+    assert missing == set(), "classify these in transport.WIRE_OUTCOMES: not sent, answered or unknown?"
 
 
 @pytest.mark.parametrize(
     ("error", "outcome", "retryable"),
     [
-        # A subclass may say more than its base: a timeout while connecting means nothing was written.
-        (aiohttp.ConnectionTimeoutError("connect"), Outcome.NOT_SENT, True),
-        (aiohttp.SocketTimeoutError("read"), Outcome.UNKNOWN, True),
-        (aiohttp.ServerTimeoutError("timeout"), Outcome.UNKNOWN, True),
-        (aiohttp.ClientOSError(104, "Connection reset by peer"), Outcome.UNKNOWN, True),
-        (aiohttp.ServerDisconnectedError(), Outcome.UNKNOWN, True),
-        (aiohttp.ClientPayloadError("cut"), Outcome.UNKNOWN, True),
-        (aiohttp.InvalidURL("http://x:99999"), Outcome.NOT_SENT, False),
-        (aiohttp.NonHttpUrlClientError("ftp://x"), Outcome.NOT_SENT, False),
-        (aiohttp.ClientConnectionResetError("Cannot write to closing transport"), Outcome.UNKNOWN, True),
-        (aiohttp.ServerFingerprintMismatch(b"a", b"b", "h", 443), Outcome.NOT_SENT, False),
-        # The total timeout: aiohttp raises a bare TimeoutError, whatever stage the exchange had reached.
+        # Only what comes before any byte of the request is written is "not sent".
+        (http1.ConnectFailed("refused"), Outcome.NOT_SENT, True),
+        (http1.ResolveFailed("unknown host"), Outcome.NOT_SENT, True),
+        (http1.ConnectTimeout("connect"), Outcome.NOT_SENT, True),
+        (http1.TLSFailed("self-signed certificate"), Outcome.NOT_SENT, False),
+        (http1.ConnectionLost("reset"), Outcome.UNKNOWN, True),
+        (http1.ConnectionLost("closed", 200), Outcome.UNKNOWN, True),
+        (http1.ReadTimeout("read"), Outcome.UNKNOWN, True),
+        (http1.TotalTimeout("total"), Outcome.UNKNOWN, True),
+        (http1.MalformedAnswer("bad status line"), Outcome.UNKNOWN, True),
+        (http1.AnswerTooLarge(1024, 200), Outcome.ANSWERED, False),
+        (ConnectionResetError(104, "Connection reset by peer"), Outcome.UNKNOWN, True),
         (TimeoutError(), Outcome.UNKNOWN, True),
         (ValueError("not an error of the wire"), Outcome.UNKNOWN, True),
     ],
@@ -70,15 +70,15 @@ def test_classification_of_single_errors(error: BaseException, outcome: Outcome,
     assert classify(error) == (outcome, retryable)
 
 
-def test_the_aiohttp_error_closest_to_the_socket_decides() -> None:
-    """An error wrapping another is judged by the innermost aiohttp error: a reset after the write, reported
-    on as a connection error, still says the server may have the request."""
+def test_the_client_error_closest_to_the_socket_decides() -> None:
+    """An error wrapping another is judged by the innermost error of the client: a reset after the write,
+    reported on as a connection failure, still says the server may have the request."""
     try:
         try:
-            raise aiohttp.ClientOSError(104, "Connection reset by peer")
-        except aiohttp.ClientOSError as inner:
-            raise aiohttp.ConnectionTimeoutError("reported as") from inner
-    except aiohttp.ConnectionTimeoutError as outer:
+            raise http1.ConnectionLost("Connection reset by peer")
+        except http1.ConnectionLost as inner:
+            raise http1.ConnectFailed("reported as") from inner
+    except http1.ConnectFailed as outer:
         assert classify(outer) == (Outcome.UNKNOWN, True)
 
 

@@ -1,28 +1,39 @@
 """The SSRF guard: refuse destinations that resolve to loopback, private, link-local, multicast, reserved or
 cloud-metadata addresses, checked after DNS resolution on every connection (so every redirect too).
 
-It is an aiohttp resolver, so the addresses it vets are the ones the connection uses: a name cannot
-resolve to a public address for the check and to a private one for the connection.
+It is the resolver the transport connects with, so the addresses it vets are the ones the connection uses: a
+name cannot resolve to a public address for the check and to a private one for the connection.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import ipaddress
 import re
 import socket
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import urlsplit
-
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import ThreadedResolver
 
 from .errors import DestinationRefused
 
 __all__ = ["DestinationPolicy", "GuardedResolver", "check_spelling", "refusal_reason", "static_resolve"]
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class ResolveResult(TypedDict):
+    """One address a name resolves to, as a resolve function gives it."""
+
+    hostname: str
+    host: str
+    port: int
+    family: int
+    proto: int
+    flags: int
+
+
 ResolveFunction = Callable[[str, int, int], Awaitable[list[ResolveResult]]]
 
 _NUMERIC = re.compile(r"(?:0[xX][0-9a-fA-F]*|[0-9]+)(?:\.(?:0[xX][0-9a-fA-F]*|[0-9]+)){0,3}\.?")
@@ -160,27 +171,43 @@ def _address(host: str) -> Address | None:
         return None
 
 
-class GuardedResolver(AbstractResolver):
-    """Resolves names with `resolve` (the system resolver by default) and refuses disallowed addresses."""
+class GuardedResolver:
+    """The addresses to connect to for a host: resolved with `resolve` (the system resolver by default) and,
+    under a policy, every one of them checked before any connection (one refused address refuses the host)."""
 
-    def __init__(self, policy: DestinationPolicy, resolve: ResolveFunction | None = None) -> None:
+    def __init__(
+        self, policy: DestinationPolicy | None = None, resolve: ResolveFunction | None = None
+    ) -> None:
         self._policy = policy
-        self._inner = ThreadedResolver() if resolve is None else None
         self._resolve = resolve
 
-    async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET) -> list[ResolveResult]:
-        if self._resolve is not None:
-            results = await self._resolve(host, port, family)
+    async def addresses(self, host: str, port: int) -> list[str]:
+        if _literal(host):
+            found = [host]
+        elif self._resolve is not None:
+            found = [str(result["host"]) for result in await self._resolve(host, port, socket.AF_UNSPEC)]
         else:
-            assert self._inner is not None
-            results = await self._inner.resolve(host, port, socket.AddressFamily(family))
-        for result in results:
-            self._policy.check_address(host, port, str(result["host"]))
-        return results
+            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            found = [_address_text(info[4]) for info in infos]
+        if self._policy is not None:
+            for address in found:
+                self._policy.check_address(host, port, address)
+        return list(dict.fromkeys(found))
 
-    async def close(self) -> None:
-        if self._inner is not None:
-            await self._inner.close()
+
+@functools.lru_cache(maxsize=256)
+def _literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        return False
+    return True
+
+
+def _address_text(sockaddr: Any) -> str:
+    """An address from getaddrinfo as text, with an IPv6 address's scope (`fe80::1%2`)."""
+    address = str(sockaddr[0])
+    return f"{address}%{sockaddr[3]}" if len(sockaddr) >= 4 and sockaddr[3] else address
 
 
 def static_resolve(table: dict[str, list[str]]) -> ResolveFunction:
@@ -189,7 +216,7 @@ def static_resolve(table: dict[str, list[str]]) -> ResolveFunction:
     async def resolve(host: str, port: int, family: int) -> list[ResolveResult]:
         if host not in table:
             raise OSError(f"unknown host {host}")
-        results: list[Any] = []
+        results: list[ResolveResult] = []
         for address in table[host]:
             fam = socket.AF_INET6 if ":" in address else socket.AF_INET
             results.append(
