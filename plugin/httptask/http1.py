@@ -12,6 +12,7 @@ import collections
 import ssl
 import zlib
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 import httptools
 
@@ -95,12 +96,9 @@ class AnswerTooLarge(WireError):
         self.cap = cap
 
 
-def encode_request(method: str, target: str, headers: list[tuple[str, str]], body: bytes) -> bytes:
-    """The request's bytes on the wire; the caller has checked names and values."""
-    lines = [f"{method} {target} HTTP/1.1\r\n"]
-    lines += [f"{name}: {value}\r\n" for name, value in headers]
-    lines.append("\r\n")
-    return "".join(lines).encode("utf-8") + body
+def encode_request(method: str, target: str, header_lines: list[str], body: bytes) -> bytes:
+    """The request's bytes on the wire; `header_lines` end in CRLF, their names and values checked."""
+    return f"{method} {target} HTTP/1.1\r\n{''.join(header_lines)}\r\n".encode() + body
 
 
 class Connection(asyncio.Protocol):
@@ -193,8 +191,7 @@ class Connection(asyncio.Protocol):
     # -- asyncio.Protocol -----------------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's transports are not its subclasses
 
     def data_received(self, data: bytes) -> None:
         done = self._done
@@ -365,14 +362,14 @@ class Pool:
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._tls: ssl.SSLContext | None = None
 
-    async def acquire(self, origin: Origin, timeout: float) -> Connection:
+    async def acquire(self, origin: Origin, timeout: float, deadline: float) -> Connection:
         """A connection to `origin`: an idle one the server has not closed, else a new one once the limit
-        allows; `ConnectTimeout` when neither comes within `timeout` seconds."""
+        allows; `ConnectTimeout` when neither comes within `timeout` seconds, or by `deadline` (loop time)."""
         connection = self._idle_connection(origin)
         if connection is not None:
             return connection
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout_at(min(asyncio.get_running_loop().time() + timeout, deadline)):
                 return await self._connection(origin)
         except TimeoutError:
             raise ConnectTimeout("no connection within the connect timeout") from None

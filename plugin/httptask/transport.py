@@ -51,7 +51,13 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # A URL as `wire_url` gives it: scheme and authority, then the rest (path, query, fragment).
 _AUTHORITY = re.compile(r"[^:/?#]+://[^/?#]*")
 _NO_BODY = ("GET", "HEAD", "DELETE", "OPTIONS", "TRACE")
-_USER_AGENT = f"httptask/{__version__}"
+_FRAMING = frozenset(("content-length", "transfer-encoding", "host"))
+# Sent unless the request has its own.
+_DEFAULTS = (
+    ("accept", "Accept: */*\r\n"),
+    ("accept-encoding", "Accept-Encoding: gzip, deflate\r\n"),
+    ("user-agent", f"User-Agent: httptask/{__version__}\r\n"),
+)
 
 
 @dataclass(frozen=True)
@@ -87,9 +93,9 @@ class Sender:
         self._max_connections = max_connections
         self._resolve = resolve
         self._pool: http1.Pool | None = None
-        # The (scheme, netloc) pairs, as urlsplit reads them, of URLs `check_url` let through: it reads
+        # The origins (scheme and authority) of URLs `check_url` let through: it reads
         # nothing else of a URL, so every request of a run to the same origin need not be checked again.
-        self._checked: set[tuple[str, str]] = set()
+        self._checked: set[str | tuple[str, str]] = set()
 
     async def __aenter__(self) -> Sender:
         return self
@@ -117,7 +123,7 @@ class Sender:
             resolver = GuardedResolver(self._policy, self._resolve)
             self._pool = http1.Pool(self._max_connections, resolver.addresses)
         started = time.perf_counter()
-        deadline = asyncio_time() + timeouts.total
+        deadline = asyncio.get_running_loop().time() + timeouts.total
         current = request
         for _ in range(_MAX_REDIRECTS + 1):
             response = await self._send_once(current, timeouts, max_response_bytes, started, deadline)
@@ -133,13 +139,11 @@ class Sender:
     ) -> HttpResponse:
         pool = self._pool
         assert pool is not None
-        self._check_url(request.url)
-        data, destination = _encoded(request)
+        destination, target = self._where(request.url)
+        data = _encoded(request, destination, target)
         connection = None
         try:
-            connection = await pool.acquire(
-                destination.origin, min(timeouts.connect, deadline - asyncio_time())
-            )
+            connection = await pool.acquire(destination.origin, timeouts.connect, deadline)
             # From here on, bytes of the request may reach the server.
             status, reason, headers, content = await connection.exchange(
                 data,
@@ -161,78 +165,88 @@ class Sender:
             content=content,
             elapsed_ms=round((time.perf_counter() - started) * 1000, 2),
             url=request.url,
-            reason=_shown(reason.decode("utf-8", "surrogateescape")),
+            reason=_reason_phrase(reason),
         )
 
-    def _check_url(self, url: str) -> None:
-        """`check_url` with this sender's policy, once per origin."""
-        try:
-            parts = urlsplit(url)
-        except ValueError:  # check_url says why
-            check_url(url, self._policy)
-            raise
-        where = (parts.scheme, parts.netloc)
-        if where not in self._checked:
+    def _where(self, url: str) -> tuple[_Destination, str]:
+        """Where `url` goes and its request target, once `check_url` with this sender's policy let its origin
+        through (checked once per origin: it reads nothing else of a URL)."""
+        wire = wire_url(url)
+        # A URL sent as it is: its scheme and authority, as urlsplit would read them, are what precedes the
+        # first '/', '?' or '#' after '://'. Anything else is read by urlsplit itself.
+        found = _AUTHORITY.match(wire) if wire is url else None
+        key: str | tuple[str, str]
+        if found is not None:
+            key = found.group()
+        else:
+            try:
+                parts = urlsplit(url)
+            except ValueError:  # check_url says why
+                check_url(url, self._policy)
+                raise
+            key = (parts.scheme, parts.netloc)
+        if key not in self._checked:
             check_url(url, self._policy)
             if len(self._checked) >= _CHECKED_KEPT:  # a long-lived editor reaches many origins
                 self._checked.clear()
-            self._checked.add(where)
-
-
-def asyncio_time() -> float:
-    """The running loop's clock, which the connection's timers use."""
-    return asyncio.get_running_loop().time()
+            self._checked.add(key)
+        found = found or _AUTHORITY.match(wire)
+        assert found is not None  # check_url let through only http(s) URLs with a host
+        target = wire[found.end() :]
+        if "#" in target:
+            target = target.partition("#")[0]
+        return _destination(found.group()), target if target.startswith("/") else "/" + target
 
 
 def _header(name: bytes, value: bytes) -> tuple[str, str]:
     return name.decode("utf-8", "surrogateescape").lower(), value.decode("utf-8", "surrogateescape")
 
 
-def _encoded(request: HttpRequest) -> tuple[bytes, _Destination]:
-    """The request's bytes and where they go; `NotSent` for a method or header that cannot be sent as it is
-    (a line break would split the request), before any connection."""
-    url = wire_url(request.url)
-    found = _AUTHORITY.match(url)
-    assert found is not None  # check_url let through only http(s) URLs with a host
-    destination = _destination(found.group())
-    target = url[found.end() :].partition("#")[0]
-    if not target.startswith("/"):
-        target = "/" + target
+@functools.lru_cache(maxsize=64)
+def _reason_phrase(reason: bytes) -> str:
+    return _shown(reason.decode("utf-8", "surrogateescape"))
+
+
+@functools.lru_cache(maxsize=256)
+def _name(name: str) -> str:
+    """A header name or method in lower case, once it is checked to be an HTTP token."""
+    if not _TOKEN.fullmatch(name):
+        raise NotSent(
+            f"Not sent: {name!r} is not a valid HTTP header name or method "
+            "(letters, digits and !#$%&'*+-.^_`|~ only).",
+            retryable=False,
+        )
+    return name.lower()
+
+
+def _encoded(request: HttpRequest, destination: _Destination, target: str) -> bytes:
+    """The request's bytes; `NotSent` for a method or header that cannot be sent as it is (a line break would
+    split the request), before any connection."""
     method = request.method
-    if not _TOKEN.fullmatch(method):
-        raise NotSent(f"Not sent: the method {method!r} is not an HTTP method name.", retryable=False)
-    headers = [("Host", destination.host_header)]
+    _name(method)
+    lines = [f"Host: {destination.host_header}\r\n"]
     given = set()
     for name, value in request.headers:
-        if not _TOKEN.fullmatch(name):
-            raise NotSent(
-                f"Not sent: the header name {name!r} is not a valid HTTP header name "
-                "(letters, digits and !#$%&'*+-.^_`|~ only).",
-                retryable=False,
-            )
+        lowered = _name(name)
         if _BREAK.search(value):
             raise NotSent(
                 f"Not sent: the header {name!r} holds a line break or NUL, which would split the request.",
                 retryable=False,
             )
-        lowered = name.lower()
-        if lowered in ("content-length", "transfer-encoding", "host"):
+        if lowered in _FRAMING:
             continue  # the client frames the body itself; the Host header names the URL's host
         given.add(lowered)
-        headers.append((name, value))
-    if "accept" not in given:
-        headers.append(("Accept", "*/*"))
-    if "accept-encoding" not in given:
-        headers.append(("Accept-Encoding", "gzip, deflate"))
-    if "user-agent" not in given:
-        headers.append(("User-Agent", _USER_AGENT))
+        lines.append(f"{name}: {value}\r\n")
+    for lowered, line in _DEFAULTS:
+        if lowered not in given:
+            lines.append(line)
     if destination.authorization is not None and "authorization" not in given:
-        headers.append(("Authorization", destination.authorization))
+        lines.append(f"Authorization: {destination.authorization}\r\n")
     body = request.content
     if body or method not in _NO_BODY:
-        headers.append(("Content-Length", str(len(body))))
+        lines.append(f"Content-Length: {len(body)}\r\n")
     try:
-        return http1.encode_request(method, target, headers, body), destination
+        return http1.encode_request(method, target, lines, body)
     except UnicodeEncodeError:
         raise NotSent(
             "Not sent: a header holds characters that cannot be encoded as UTF-8.", retryable=False
