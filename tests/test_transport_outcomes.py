@@ -1,5 +1,5 @@
-"""Every attempt's outcome is exact: not sent, answered or unknown. Every error class of the HTTP/1.1 client is
-classified on purpose, and each real fault of a loopback server gives the outcome it must."""
+"""Every attempt's outcome is exact: not sent, answered or unknown. Every error class of the HTTP/1.1 client
+is classified on purpose, and each real fault of a loopback server gives the outcome it must."""
 
 from __future__ import annotations
 

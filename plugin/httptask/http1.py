@@ -154,6 +154,11 @@ class Connection(asyncio.Protocol):
         self._timer = self._loop.call_at(min(now + read_timeout, deadline), self._check_time)
         return done
 
+    def unsent(self) -> int:
+        """Bytes of the request not yet written: an answer that came before the whole request was (a 413,
+        say) leaves them to be read by the server as the start of the next one."""
+        return self._transport.get_write_buffer_size() if self._transport is not None else 0
+
     def close(self) -> None:
         """Close at once (what the write buffer still holds is dropped)."""
         self.lost = True
@@ -376,7 +381,7 @@ class Pool:
 
     def release(self, connection: Connection) -> None:
         """Keep `connection` for its origin's next request when its answer allows, else close it."""
-        if connection.lost or not connection.reusable:
+        if connection.lost or not connection.reusable or connection.unsent():
             self.discard(connection)
             return
         connection.idle_since = asyncio.get_running_loop().time()
@@ -449,9 +454,11 @@ class Pool:
         self._connecting += 1
         try:
             connection = await self._open_connection(origin)
-        finally:
+        except BaseException:
             self._connecting -= 1
-            self._wake()
+            self._wake()  # the place it would have taken is free
+            raise
+        self._connecting -= 1
         self._open.add(connection)
         return connection
 

@@ -15,7 +15,6 @@ import os
 import re
 import socket
 import ssl
-import time
 from dataclasses import dataclass
 from types import TracebackType
 from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
@@ -122,8 +121,8 @@ class Sender:
             # Proxies from the environment are never read: they would bypass the guard's view of the address.
             resolver = GuardedResolver(self._policy, self._resolve)
             self._pool = http1.Pool(self._max_connections, resolver.addresses)
-        started = time.perf_counter()
-        deadline = asyncio.get_running_loop().time() + timeouts.total
+        started = asyncio.get_running_loop().time()
+        deadline = started + timeouts.total
         current = request
         for _ in range(_MAX_REDIRECTS + 1):
             response = await self._send_once(current, timeouts, max_response_bytes, started, deadline)
@@ -161,9 +160,17 @@ class Sender:
         pool.release(connection)
         return HttpResponse(
             status=status,
-            headers=tuple([_header(name, value) for name, value in headers]),
+            headers=tuple(
+                [
+                    (
+                        name.decode("utf-8", "surrogateescape").lower(),
+                        value.decode("utf-8", "surrogateescape"),
+                    )
+                    for name, value in headers
+                ]
+            ),
             content=content,
-            elapsed_ms=round((time.perf_counter() - started) * 1000, 2),
+            elapsed_ms=round((asyncio.get_running_loop().time() - started) * 1000, 2),
             url=request.url,
             reason=_reason_phrase(reason),
         )
@@ -196,10 +203,6 @@ class Sender:
         if "#" in target:
             target = target.partition("#")[0]
         return _destination(found.group()), target if target.startswith("/") else "/" + target
-
-
-def _header(name: bytes, value: bytes) -> tuple[str, str]:
-    return name.decode("utf-8", "surrogateescape").lower(), value.decode("utf-8", "surrogateescape")
 
 
 @functools.lru_cache(maxsize=64)
