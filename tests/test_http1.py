@@ -579,3 +579,44 @@ def test_an_untrusted_certificate_is_not_sent_for_good(tmp_path: Path) -> None:
     refused, received, url = eventloop.run(main())
     assert (refused.retryable, received) == (False, 0)
     assert str(refused) == f"Could not connect to {url}: self-signed certificate; nothing was sent."
+
+
+def test_a_connect_that_never_completes_is_not_sent() -> None:
+    # A listener that never accepts, its backlog full: the kernel drops the next connection's SYN.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    try:
+        for _ in range(3):
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+            fillers.append(filler)
+
+        async def main() -> NotSent:
+            async with Sender() as sender:
+                with pytest.raises(NotSent) as caught:
+                    await sender.send(
+                        HttpRequest("POST", f"http://127.0.0.1:{port}/r", (), b"{}"),
+                        timeouts=Timeouts(connect=0.3, read=5),
+                    )
+            return caught.value
+
+        refused = eventloop.run(main())
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()
+    assert (refused.outcome, refused.retryable) == (Outcome.NOT_SENT, True)
+    assert str(refused) == (
+        f"Could not connect to http://127.0.0.1:{port} within 0.3 s (connect timeout); nothing was sent."
+    )
+
+
+def test_proxies_from_the_environment_are_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")  # nothing listens there: a client using it would fail
+    server, [said] = run(answering(OK), POST)
+    assert answer(said).content == b"ok" and len(server.requests) == 1

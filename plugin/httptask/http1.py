@@ -370,7 +370,7 @@ class Pool:
     async def acquire(self, origin: Origin, timeout: float, deadline: float) -> Connection:
         """A connection to `origin`: an idle one the server has not closed, else a new one once the limit
         allows; `ConnectTimeout` when neither comes within `timeout` seconds, or by `deadline` (loop time)."""
-        connection = self._idle_connection(origin)
+        connection = self.idle(origin)
         if connection is not None:
             return connection
         try:
@@ -399,7 +399,8 @@ class Pool:
         self._open.clear()
         self._idle.clear()
 
-    def _idle_connection(self, origin: Origin) -> Connection | None:
+    def idle(self, origin: Origin) -> Connection | None:
+        """An idle connection to `origin` the server has not closed, taken from the pool, if there is one."""
         idle = self._idle.get(origin)
         if not idle:
             return None
@@ -413,7 +414,7 @@ class Pool:
 
     async def _connection(self, origin: Origin) -> Connection:
         while True:
-            connection = self._idle_connection(origin)
+            connection = self.idle(origin)
             if connection is not None:
                 return connection
             if len(self._open) + self._connecting < self._limit:

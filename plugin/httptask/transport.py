@@ -140,9 +140,10 @@ class Sender:
         assert pool is not None
         destination, target = self._where(request.url)
         data = _encoded(request, destination, target)
-        connection = None
+        connection = pool.idle(destination.origin)
         try:
-            connection = await pool.acquire(destination.origin, timeouts.connect, deadline)
+            if connection is None:
+                connection = await pool.acquire(destination.origin, timeouts.connect, deadline)
             # From here on, bytes of the request may reach the server.
             status, reason, headers, content = await connection.exchange(
                 data,
