@@ -620,3 +620,17 @@ def test_proxies_from_the_environment_are_not_used(monkeypatch: pytest.MonkeyPat
         monkeypatch.setenv(name, "http://127.0.0.1:9")  # nothing listens there: a client using it would fail
     server, [said] = run(answering(OK), POST)
     assert answer(said).content == b"ok" and len(server.requests) == 1
+
+
+def test_endless_interim_answers_are_a_head_that_never_ends() -> None:
+    def make(server: Hostile) -> Handler:
+        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await server.read_request(reader)
+            while True:
+                writer.write(b"HTTP/1.1 100 Continue\r\n\r\n" * 100)
+                await writer.drain()
+
+        return handler
+
+    _, [said] = run(make, POST)
+    assert "its head is larger than 65,536 bytes" in str(error(said))

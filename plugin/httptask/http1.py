@@ -114,6 +114,7 @@ class Connection(asyncio.Protocol):
         self._done: asyncio.Future[Answer] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
+        self._fed = 0
         self._cap = 0
         self._head_only = False
         self._read_timeout = 0.0
@@ -126,7 +127,6 @@ class Connection(asyncio.Protocol):
         self._reason = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._head_size = 0
-        self._fed = 0
         self._head_done = False
         self._until_close = False
         self._body: list[bytes] = []
@@ -144,6 +144,7 @@ class Connection(asyncio.Protocol):
         assert self._transport is not None and not self.lost
         self.reusable = False
         self._reset_answer()
+        self._fed = 0  # counted across interim answers too: endless 100 Continues are a head that never ends
         self._cap = cap
         self._head_only = head_only
         self._read_timeout = read_timeout
