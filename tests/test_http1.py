@@ -634,3 +634,12 @@ def test_endless_interim_answers_are_a_head_that_never_ends() -> None:
 
     _, [said] = run(make, POST)
     assert "its head is larger than 65,536 bytes" in str(error(said))
+
+
+def test_control_characters_in_a_header_value_are_read_but_a_bare_cr_is_not() -> None:
+    raw = b"HTTP/1.1 200 OK\r\nX-Note: a\x1bb\x00c\r\nContent-Length: 2\r\n\r\nok"
+    _, [said] = run(answering(raw), POST)
+    assert answer(said).header("x-note") == "a\x1bb\x00c"
+    split = b"HTTP/1.1 200 OK\r\nX-Note: a\rContent-Length: 0\r\nContent-Length: 2\r\n\r\nok"
+    _, [said] = run(answering(split), POST)
+    assert "Missing expected LF after header value" in str(error(said))

@@ -111,6 +111,9 @@ class Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self._transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
+        # Control characters in a header value are read (and escaped where shown), as aiohttp read them; a
+        # bare CR, a bad header name and every framing rule stay strict.
+        self._parser.set_dangerous_leniencies(lenient_headers=True)
         self._done: asyncio.Future[Answer] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
