@@ -354,3 +354,16 @@ def test_a_reason_phrase_keeps_no_control_characters() -> None:
 
     response = asyncio.run(main())
     assert (response.status, response.reason) == (402, "Pay \\x1b]0;owned\\x07now")
+
+
+def test_the_quick_check_for_characters_to_encode_agrees_with_the_full_one() -> None:
+    from httptask.transport import _UNSAFE, _unsafe
+
+    for character in map(chr, range(0x180)):
+        for url in (
+            f"http://h/a{character}b",
+            f"http://h/a%{character}1",
+            f"http://h/%4{character}",
+            f"{character}",
+        ):
+            assert _unsafe(url) is (_UNSAFE.search(url) is not None), repr(url)

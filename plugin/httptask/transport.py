@@ -43,6 +43,8 @@ _MAX_REDIRECTS = 5
 # Characters that cannot stand in a URL on the wire as they are (non-ASCII, space, controls, `"<>\^`{|}`),
 # and a `%` that starts no escape; a URL without any is sent byte for byte.
 _UNSAFE = re.compile(r'[^\x21-\x7e]|["<>\\^`{|}]|%(?![0-9A-Fa-f]{2})')
+# Every character `_UNSAFE` can match at: one character class, which is searched several times faster.
+_SUSPECT = re.compile(r"[^\x21\x23\x24\x26-\x3b\x3d\x3f-\x5b\x5d\x5f\x61-\x7a\x7e]")
 # What would split a request in a header's name or value.
 _BREAK = re.compile("[\r\n\0]")
 # A header name or a method: an HTTP token (RFC 9110, 5.6.2).
@@ -282,7 +284,7 @@ def _shown(reason: str) -> str:
 def wire_url(url: str) -> str:
     """`url` as it goes on the wire: escapes already in it kept byte for byte (`%2F` stays a slash inside a
     segment), anything that cannot stand in a URL percent-encoded as UTF-8, and a non-ASCII host in IDNA."""
-    if _UNSAFE.search(url) is None:
+    if not _unsafe(url):
         return url
     parts = urlsplit(url)
     host = parts.hostname or ""
@@ -299,6 +301,11 @@ def wire_url(url: str) -> str:
         )
     )
     return encoded
+
+
+def _unsafe(url: str) -> bool:
+    suspect = _SUSPECT.search(url)
+    return suspect is not None and _UNSAFE.search(url, suspect.start()) is not None
 
 
 def _quote(part: str) -> str:
@@ -454,6 +461,14 @@ def _too_large(request: HttpRequest, cap: int, status: int) -> ResponseTooLarge:
 
 def origin(url: str) -> str:
     """scheme://host:port of `url`, without any user or password."""
+    # Read from the scheme and authority alone where urlsplit reads them alike (as in `Sender._where`), so
+    # that every item of a run to one origin is read once.
+    found = None if _unsafe(url) else _AUTHORITY.match(url)
+    return _origin(found.group() if found is not None else url)
+
+
+@functools.lru_cache(maxsize=256)
+def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}"
 
