@@ -367,3 +367,13 @@ def test_the_quick_check_for_characters_to_encode_agrees_with_the_full_one() -> 
             f"{character}",
         ):
             assert _unsafe(url) is (_UNSAFE.search(url) is not None), repr(url)
+
+
+def test_the_host_header_names_a_port_only_when_it_is_not_the_default() -> None:
+    from httptask.transport import _destination
+
+    assert _destination("http://h.test:80").host_header == "h.test"
+    assert _destination("https://h.test:443").host_header == "h.test"
+    assert _destination("http://h.test:443").host_header == "h.test:443"
+    assert _destination("http://[::1]:8080").host_header == "[::1]:8080"
+    assert _destination("HTTPS://H.test").origin == ("https", "h.test", 443)
