@@ -643,3 +643,26 @@ def test_control_characters_in_a_header_value_are_read_but_a_bare_cr_is_not() ->
     split = b"HTTP/1.1 200 OK\r\nX-Note: a\rContent-Length: 0\r\nContent-Length: 2\r\n\r\nok"
     _, [said] = run(answering(split), POST)
     assert "Missing expected LF after header value" in str(error(said))
+
+
+def test_aclose_closes_the_kept_connections() -> None:
+    async def main() -> bool:
+        closed = asyncio.Event()
+
+        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await server.read_request(reader)
+            writer.write(OK)
+            await reader.read()  # ends when the client closes its side
+            closed.set()
+
+        server = Hostile(handler)
+        async with server:
+            sender = Sender()
+            assert (await sender.send(HttpRequest("GET", server.url + "/r"), timeouts=QUICK)).status == 200
+            await asyncio.sleep(0.1)
+            was_closed = closed.is_set()
+            await sender.aclose()
+            await asyncio.wait_for(closed.wait(), 2)
+        return was_closed
+
+    assert eventloop.run(main()) is False
