@@ -356,3 +356,24 @@ def test_the_redacted_request_masks_credentials() -> None:
     )
     assert SECRET not in str(prepared.redacted_request())
     assert prepared.redacted_request()["headers"]["authorization"] == "***"
+
+
+def test_a_response_record_masks_credentials_echoed_in_the_reason_or_as_json_escapes() -> None:
+    from httptask.execute import response_record
+    from httptask.messages import HttpResponse
+    from httptask.redaction import Redactor
+
+    secret = "sk_test_5e2b9d71c4a8f063"
+    redactor = Redactor()
+    redactor.add(secret)
+    escaped = "".join(f"\\u{ord(char):04x}" for char in secret)  # valid JSON no text search finds
+    response = HttpResponse(
+        status=401,
+        headers=(("content-type", "application/json"),),
+        content=b'{"seen": "' + escaped.encode() + b'"}',
+        elapsed_ms=1.0,
+        url="http://127.0.0.1/",
+        reason=f"Bad key {secret}",
+    )
+    record = response_record(response, redactor)
+    assert (record["reason"], record["body"]) == ("Bad key ***", {"seen": "***"})

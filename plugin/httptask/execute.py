@@ -511,7 +511,7 @@ def answer_record(
     if issues:
         record["issues"] = issues
     if not response.ok:
-        return record, f"{prepared.label} answered {response.status} {response.reason}".rstrip()
+        return record, f"{prepared.label} answered {response.status} {record['reason']}".rstrip()
     if issues and (strict or prepared.task.strict_responses):
         shown = [Issue(issue["path"], issue["message"]) for issue in issues]
         return record, str(ResponseInvalid(prepared.label, response.status, shown))
@@ -521,13 +521,14 @@ def answer_record(
 def response_record(response: HttpResponse, redactor: Redactor) -> dict[str, Any]:
     """A response as reported and journaled: status, headers and body, redacted."""
     body = response.body()
-    # Every string of the body comes from its text, where the redactor knows every form a secret can take
-    # (JSON-escaped included): a text it leaves alone holds no secret, and the body is kept as parsed.
+    # Every string of the body comes from its text: a text the redactor leaves alone holds no secret, and the
+    # body is kept as parsed, unless it holds an escape (JSON's `\u0063` is a letter the text search misses).
     text = response.text
+    clean = "\\" not in text and redactor.redact(text) == text
     return {
         "status": response.status,
-        "reason": response.reason,
+        "reason": redactor.redact(response.reason),  # a server may echo a request's credentials in it
         "headers": redactor.redact_headers(dict(response.headers)),
-        "body": body if redactor.redact(text) == text else redactor.redact_value(body),
+        "body": body if clean else redactor.redact_value(body),
         "elapsed_ms": response.elapsed_ms,
     }
