@@ -84,8 +84,10 @@ _SHAPES: dict[str, Callable[[Any], bool]] = {
 _IN_PLACE = frozenset({"allOf", "anyOf", "oneOf", "not", "if", "then", "else", "dependentSchemas"})
 
 # A view expands references breadth first while it shows fewer fields than this (each expansion counts one
-# more); the references of required fields are always expanded, since a task has to fill them, up to a depth.
+# more); the references of required fields are expanded further, since a task has to fill them, up to a depth
+# and a larger budget: required `allOf` parts that each name the next schema twice would double at each level.
 _VIEW_BUDGET = 1000
+_REQUIRED_BUDGET = 10 * _VIEW_BUDGET
 _REQUIRED_DEPTH = 32
 
 _URNS = itertools.count(1)
@@ -414,7 +416,8 @@ class _View:
         if uri in stack:
             holder.update(_marker("recursive", self.schemas.name(uri), target))
             return
-        if len(stack) >= _REQUIRED_DEPTH or (self.spent >= _VIEW_BUDGET and not required):
+        budget = _REQUIRED_BUDGET if required else _VIEW_BUDGET
+        if len(stack) >= _REQUIRED_DEPTH or self.spent >= budget:
             holder.update(_marker("not expanded", self.schemas.name(uri), target))
             return
         self.spent += 1
