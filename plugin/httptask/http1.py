@@ -38,6 +38,7 @@ MAX_HEAD_BYTES = 64 * 1024
 # A server closes a keep-alive connection it finds idle, often after 5 s (Node's default); a request written
 # just as it does is lost with an unknown outcome. An idle connection older than this is not written to.
 _IDLE_SECONDS = 4.0
+_FRAMING_NAME_LENGTHS = frozenset(map(len, (b"content-length", b"transfer-encoding", b"content-encoding")))
 _ZLIB_HEADER = 8  # the compression method in the low bits of a zlib stream's first byte (RFC 1950)
 
 Origin = tuple[str, str, int]
@@ -271,6 +272,8 @@ class Connection(asyncio.Protocol):
         length = None
         chunked = False
         for name, value in self._headers:
+            if len(name) not in _FRAMING_NAME_LENGTHS:  # most headers, told apart without lower-casing
+                continue
             lowered = name.lower()
             if lowered == b"content-length":
                 length = int(value)  # llhttp refused any length that is not digits
