@@ -2,8 +2,8 @@
 size cap, same-host redirects only, the optional SSRF guard as the resolver, gzip and deflate decoded, and
 errors translated at this boundary into an exact outcome. The only module the rest of httptask sends through.
 
-A client of our own: aiohttp's ClientSession cost the local engine about 81 µs of CPU per request at
-concurrency 64; asyncio Protocols with httptools' parser cost about 13 on uvloop (see bench/).
+A client of our own: at concurrency 64 on uvloop, raw aiohttp spends about 110 µs of CPU per request and this
+one about 30 with every check above (bench/sender.py).
 """
 
 from __future__ import annotations
