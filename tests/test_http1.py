@@ -666,3 +666,20 @@ def test_aclose_closes_the_kept_connections() -> None:
         return was_closed
 
     assert eventloop.run(main()) is False
+
+
+def test_a_tls_handshake_that_never_completes_is_a_connect_timeout() -> None:
+    async def main() -> tuple[NotSent, str, int]:
+        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read()  # takes the client's hello and never answers it
+
+        server = Hostile(handler)
+        async with server, Sender() as sender:
+            url = server.url.replace("http://", "https://")
+            with pytest.raises(NotSent) as caught:
+                await sender.send(HttpRequest("POST", url + "/r", (), b"{}"), timeouts=Timeouts(connect=0.3))
+        return caught.value, url, server.connections
+
+    refused, url, connections = eventloop.run(main())
+    assert (refused.retryable, connections) == (True, 1)
+    assert str(refused) == f"Could not connect to {url} within 0.3 s (connect timeout); nothing was sent."
