@@ -683,3 +683,16 @@ def test_a_tls_handshake_that_never_completes_is_a_connect_timeout() -> None:
     refused, url, connections = eventloop.run(main())
     assert (refused.retryable, connections) == (True, 1)
     assert str(refused) == f"Could not connect to {url} within 0.3 s (connect timeout); nothing was sent."
+
+
+def test_a_body_in_one_byte_chunks_is_held_as_its_bytes_only() -> None:
+    # Half a million chunks of one byte: held chunk by chunk, each would cost a Python object (17 MB).
+    raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"1\r\na\r\n" * 500_000 + b"0\r\n\r\n"
+    tracemalloc.start()
+    try:
+        _, [said] = run(answering(raw), POST)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert answer(said).content == b"a" * 500_000
+    assert peak < 8 * 2**20

@@ -133,7 +133,9 @@ class Connection(asyncio.Protocol):
         self._head_size = 0
         self._head_done = False
         self._until_close = False
-        self._body: list[bytes] = []
+        # The first chunk as it came (most answers are one); more are joined as they come, never kept one by
+        # one: a body in chunks of one byte would cost a Python object per byte.
+        self._body: bytes | bytearray = b""
         self._size = 0
         self._decoder: zlib._Decompress | None = None
         self._deflate = False
@@ -300,7 +302,13 @@ class Connection(asyncio.Protocol):
         self._size += len(chunk)
         if self._size > self._cap:
             raise AnswerTooLarge(self._cap, self._status)
-        self._body.append(chunk)
+        body = self._body
+        if not body:
+            self._body = chunk
+        elif isinstance(body, bytearray):
+            body += chunk
+        else:
+            self._body = bytearray(body) + chunk
 
     def on_message_complete(self) -> None:
         if 100 <= self._status < 200 and self._status != 101:
@@ -331,8 +339,8 @@ class Connection(asyncio.Protocol):
             self._size += len(rest)
             if self._size > self._cap:
                 raise AnswerTooLarge(self._cap, self._status)
-            self._body.append(rest)
-        body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
+            self._body += rest
+        body = self._body if isinstance(self._body, bytes) else bytes(self._body)
         return self._status, self._reason, self._headers, body
 
     def _decoder_for(self, encoding: bytes) -> None:
