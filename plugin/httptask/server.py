@@ -56,6 +56,7 @@ from .liveruns import LiveRun, LiveRuns
 from .messages import HttpResponse
 from .netguard import DestinationPolicy, ResolveFunction
 from .redaction import Redactor
+from .secret_origins import ReadSecrets, check_secret_destination
 from .secrets import SECRET_VAR_PREFIX, SecretStore
 from .tasks import Task, parse_task
 from .transport import Sender
@@ -93,6 +94,8 @@ class ServerConfig:
     token: str | None = None
     sandbox_url: str | None = None
     allow_hosts: tuple[str, ...] = ()
+    # Origins a Test request may carry a secret to besides the servers its operation documents.
+    secret_origins: tuple[str, ...] = ()
     secrets_file: Path | None = None
     resolve: ResolveFunction | None = None
     max_body_bytes: int = MAX_BODY_BYTES
@@ -623,7 +626,12 @@ def create_app(
         """Render, validate and send one task (to the sandbox when the editor runs with --sandbox)."""
         started = time.perf_counter()
         prepared: Prepared = await isolated(
-            _prepare, body.task, body.input, config.sandbox_url, config.max_response_bytes
+            _prepare,
+            body.task,
+            body.input,
+            config.sandbox_url,
+            config.max_response_bytes,
+            config.secret_origins,
         )
         # The worker registered the secrets it used and their derived forms: mask them here too.
         secrets.redactor.merge(prepared.redactor)
@@ -816,17 +824,29 @@ def _set_up_worker(catalog: Catalog, secrets: SecretStore) -> None:
 
 
 def _prepare(
-    task_data: dict[str, Any] | str, inputs: dict[str, Any], sandbox_url: str | None, max_response_bytes: int
+    task_data: dict[str, Any] | str,
+    inputs: dict[str, Any],
+    sandbox_url: str | None,
+    max_response_bytes: int,
+    secret_origins: tuple[str, ...],
 ) -> Prepared:
-    """Parse the task and prepare its request, in a worker."""
+    """Parse the task and prepare its request, in a worker; a request that carries a secret somewhere the
+    editor may not send one is refused here (`secret_origins`)."""
     catalog: Catalog = _WORKER["catalog"]
     secrets: SecretStore = _WORKER["secrets"]
     task = _call(lambda: _task(task_data), secrets.redactor)
     task = dataclasses.replace(task, max_response_bytes=min(task.max_response_bytes, max_response_bytes))
-    return _call(  # type: ignore[no-any-return]
-        lambda: prepare(task, inputs=inputs, catalog=catalog, secrets=secrets, sandbox_url=sandbox_url),
+    read = ReadSecrets(secrets)
+    prepared: Prepared = _call(
+        lambda: prepare(task, inputs=inputs, catalog=catalog, secrets=read, sandbox_url=sandbox_url),
         secrets.redactor,
     )
+    allowed = (*secret_origins, *([sandbox_url] if sandbox_url else []))
+    _call(
+        lambda: check_secret_destination(prepared.request.url, read.names, prepared.operation, allowed),
+        secrets.redactor,
+    )
+    return prepared
 
 
 def _response_issues(operation: str, response: HttpResponse) -> list[Issue]:

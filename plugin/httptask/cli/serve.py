@@ -34,6 +34,14 @@ TOKEN_VAR = "HTTPTASK_TOKEN"
     metavar="H",
     help="Let test requests reach HOST or HOST:PORT even if it is a private address; repeatable.",
 )
+@click.option(
+    "--secret-origin",
+    "secret_origins",
+    multiple=True,
+    metavar="ORIGIN",
+    help="Let a test request carry a secret to ORIGIN (https://host[:port]) as well as to the servers its "
+    "operation documents; repeatable.",
+)
 @secrets_file_option
 def serve_command(
     host: str,
@@ -41,6 +49,7 @@ def serve_command(
     sandbox: bool,
     token: str | None,
     allow_hosts: tuple[str, ...],
+    secret_origins: tuple[str, ...],
     secrets_file: Path | None,
 ) -> None:
     """Serve the editor: catalog search, the task builder and Test request, in a web page and an HTTP API."""
@@ -63,7 +72,11 @@ def serve_command(
     catalog = Catalog.default()
     with optional_sandbox(catalog, sandbox) as sandbox_url:
         config = ServerConfig(
-            token=token, sandbox_url=sandbox_url, allow_hosts=allow_hosts, secrets_file=secrets_file
+            token=token,
+            sandbox_url=sandbox_url,
+            allow_hosts=allow_hosts,
+            secret_origins=_origins(secret_origins),
+            secrets_file=secrets_file,
         )
         app = create_app(config, catalog=catalog)
         listener = _listen(host, port)
@@ -122,3 +135,20 @@ def sandbox_command(host: str, port: int) -> None:
             f"The sandbox cannot listen on {host}:{port} ({exc.strerror or exc}); "
             "give another --port (0 picks a free one) or --host."
         ) from None
+
+
+def _origins(given: tuple[str, ...]) -> tuple[str, ...]:
+    """Each `--secret-origin` as scheme://host[:port]; anything else is refused before the editor starts."""
+    from urllib.parse import urlsplit
+
+    from ..secret_origins import normal_origin
+
+    for origin in given:
+        parts = urlsplit(origin.strip())
+        beyond = parts.path not in ("", "/") or parts.query or parts.fragment or "@" in parts.netloc
+        if normal_origin(origin) is None or beyond:
+            raise UsageError(
+                f"--secret-origin {origin!r} is not an origin; give a scheme and host, and a port if it is "
+                "not the scheme's default, e.g. https://api.example.com or http://127.0.0.1:8080."
+            )
+    return given
