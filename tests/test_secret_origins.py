@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from httptask.errors import UsageError
+from httptask.errors import DestinationRefused, UsageError
 from httptask.secret_origins import ReadSecrets, check_secret_destination, normal_origin
 from httptask.secrets import SecretStore
 from httptask.spec import Operation, Server, ServerVariable
@@ -49,7 +49,7 @@ def test_a_documented_server_may_get_the_secret(url: str) -> None:
     ],
 )
 def test_anywhere_else_is_refused_before_sending(url: str) -> None:
-    with pytest.raises(UsageError, match="Not sent: this request carries the secret KEY") as refused:
+    with pytest.raises(DestinationRefused, match="Not sent: this request carries the secret KEY") as refused:
         check_secret_destination(url, ["KEY", "KEY"], operation(CHARGEBEE, REGIONAL), ())
     assert "https://{site}.chargebee.com/api/v2" in str(refused.value)
 
@@ -57,7 +57,7 @@ def test_anywhere_else_is_refused_before_sending(url: str) -> None:
 def test_an_allowed_origin_is_compared_as_an_origin() -> None:
     allowed = ("https://Collector.example:443",)
     check_secret_destination("https://collector.example/log?x=1", ["KEY"], None, allowed)
-    with pytest.raises(UsageError, match="A raw request sends a secret only to an origin allowed"):
+    with pytest.raises(DestinationRefused, match="A raw request sends a secret only to an origin allowed"):
         check_secret_destination("https://collector.example:444/log", ["KEY"], None, allowed)
 
 
@@ -66,7 +66,7 @@ def test_a_request_without_secrets_goes_anywhere() -> None:
 
 
 def test_a_relative_server_documents_no_origin() -> None:
-    with pytest.raises(UsageError):
+    with pytest.raises(DestinationRefused):
         check_secret_destination("https://collector.example/x", ["KEY"], operation(Server(url="/api")), ())
 
 
@@ -94,7 +94,7 @@ def test_the_bundled_chargebee_servers_take_any_site_and_nothing_else() -> None:
     record_refund = Catalog.default().operation("chargebee.record_refund")
     for url in ("https://demo.chargebee.com/api/v1/x", "https://acme-test.chargebee.com:443/api/v1/x"):
         check_secret_destination(url, ["KEY"], record_refund, ())
-    with pytest.raises(UsageError):
+    with pytest.raises(DestinationRefused):
         check_secret_destination("https://demo.chargebee.com.evil.example/api/v1", ["KEY"], record_refund, ())
 
 

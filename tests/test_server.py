@@ -556,7 +556,7 @@ def test_the_servers_own_secret_store_only_reads_httptask_variables(
         "task record_refund, request.body.memo: No secret named 'SOME_CLOUD_KEY'"
     )
     assert SECRET not in refused.text
-    # The HTTPTASK_SECRET_ variable is found; the guard then refuses the documentation address.
+    # The HTTPTASK_SECRET_ variable is found, and the request that would carry it is refused and shown masked.
     assert dry.status_code == 400
     assert dry.json()["request"]["body"].startswith("memo=***&")
 
@@ -587,9 +587,11 @@ def test_serve_runs_the_editor_with_its_sandbox(unused_port: int, tmp_path: Path
 
 @pytest.fixture(scope="module")
 def checking_editor(catalog: Catalog, _recording: RecordingServer) -> Iterator[str]:
-    """An editor whose test requests may reach the session's recording server, which answers as told."""
+    """An editor whose test requests, with their credentials, may reach the session's recording server, which
+    answers as told."""
     host = _recording.url.removeprefix("http://")
-    with running_editor(ServerConfig(allow_hosts=(host,)), catalog) as url:
+    config = ServerConfig(allow_hosts=(host,), secret_origins=(_recording.url,))
+    with running_editor(config, catalog) as url:
         yield url
 
 

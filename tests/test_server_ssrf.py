@@ -175,6 +175,9 @@ def test_an_operations_server_url_pointing_inside_is_refused(
     )
     task["server"] = {"url": "http://169.254.169.254/latest"}
     task["retry"] = {"maxAttempts": 1}
+    # Without credentials: a request that carries a secret is refused anywhere its operation does not
+    # document (tests/test_editor_credentials.py); this one reaches the SSRF guard.
+    task.pop("credentials", None)
     response = httpx.post(f"{editor}/api/test-request", json={"task": task}, timeout=30)
     assert response.status_code == 400
     assert response.json()["error"] == _refusal(

@@ -301,7 +301,8 @@ class NotSent(SendError):
 
 
 class DestinationRefused(NotSent):
-    """The SSRF guard refused to connect to the destination; it would refuse again, so it is not retried."""
+    """The SSRF guard refused to connect to the destination, or the editor to send a secret there
+    (secret_origins.py); it would refuse again, so it is not retried."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message, retryable=False)

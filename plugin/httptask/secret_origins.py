@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Sequence
 from urllib.parse import urlsplit
 
-from .errors import UsageError
+from .errors import DestinationRefused
 from .secrets import SecretStore
 from .spec import Operation, Server
 
@@ -61,8 +61,8 @@ def normal_origin(url: str) -> str | None:
 def check_secret_destination(
     url: str, names: Sequence[str], operation: Operation | None, allowed: Iterable[str]
 ) -> None:
-    """Refuse (`UsageError`) to send the secrets `names` to `url` unless its origin is one of `allowed` or a
-    server `operation` documents, with any value its variables may take."""
+    """Refuse (`DestinationRefused`) to send the secrets `names` to `url` unless its origin is one of
+    `allowed` or a server `operation` documents, with any value its variables may take."""
     if not names:
         return
     where = normal_origin(url)
@@ -82,7 +82,7 @@ def check_secret_destination(
             f"The editor sends a secret only to a server that {operation.id} documents ({documented}), or "
             "to an origin allowed with `httptask serve --secret-origin`"
         )
-    raise UsageError(
+    raise DestinationRefused(
         f"Not sent: this request carries the secret {carried} and would go to {shown}. {rule}. Use a "
         f"documented server, or ask whoever runs the editor to allow {shown}."
     )

@@ -625,18 +625,18 @@ def create_app(
     async def test_request(body: SendTaskIn) -> SendTaskOut:
         """Render, validate and send one task (to the sandbox when the editor runs with --sandbox)."""
         started = time.perf_counter()
-        prepared: Prepared = await isolated(
-            _prepare,
-            body.task,
-            body.input,
-            config.sandbox_url,
-            config.max_response_bytes,
-            config.secret_origins,
+        prepared, carried = await isolated(
+            _prepare, body.task, body.input, config.sandbox_url, config.max_response_bytes
         )
         # The worker registered the secrets it used and their derived forms: mask them here too.
         secrets.redactor.merge(prepared.redactor)
         task = prepared.task
         request = prepared.redacted_request()
+        allowed = (*config.secret_origins, *([config.sandbox_url] if config.sandbox_url else []))
+        try:
+            check_secret_destination(prepared.request.url, carried, prepared.operation, allowed)
+        except DestinationRefused as exc:
+            raise _failure(exc, secrets.redactor, request) from None
         prepared_at = time.perf_counter()
         try:
             async with asyncio.timeout(config.call_timeout_seconds):
@@ -824,14 +824,9 @@ def _set_up_worker(catalog: Catalog, secrets: SecretStore) -> None:
 
 
 def _prepare(
-    task_data: dict[str, Any] | str,
-    inputs: dict[str, Any],
-    sandbox_url: str | None,
-    max_response_bytes: int,
-    secret_origins: tuple[str, ...],
-) -> Prepared:
-    """Parse the task and prepare its request, in a worker; a request that carries a secret somewhere the
-    editor may not send one is refused here (`secret_origins`)."""
+    task_data: dict[str, Any] | str, inputs: dict[str, Any], sandbox_url: str | None, max_response_bytes: int
+) -> tuple[Prepared, list[str]]:
+    """Parse the task and prepare its request, in a worker; with the names of the secrets it carries."""
     catalog: Catalog = _WORKER["catalog"]
     secrets: SecretStore = _WORKER["secrets"]
     task = _call(lambda: _task(task_data), secrets.redactor)
@@ -841,12 +836,7 @@ def _prepare(
         lambda: prepare(task, inputs=inputs, catalog=catalog, secrets=read, sandbox_url=sandbox_url),
         secrets.redactor,
     )
-    allowed = (*secret_origins, *([sandbox_url] if sandbox_url else []))
-    _call(
-        lambda: check_secret_destination(prepared.request.url, read.names, prepared.operation, allowed),
-        secrets.redactor,
-    )
-    return prepared
+    return prepared, read.names
 
 
 def _response_issues(operation: str, response: HttpResponse) -> list[Issue]:
