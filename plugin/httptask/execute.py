@@ -44,6 +44,7 @@ from .transport import Sender, Timeouts
 from .validation import QUOTE_CHARS, validate_values
 
 __all__ = [
+    "Draft",
     "Exchange",
     "Prepared",
     "TaskPlan",
@@ -82,6 +83,19 @@ class Prepared:
             "body": r.redact(self.request.content.decode("utf-8", errors="replace")),
             "idempotency_key": self.idempotency_key,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """One request as a run's pre-send check made it (`TaskPlan.draft`), for the run to send without making
+    it again: its idempotency key, when the run derives it, goes into `headers` at `key_at` (-1: `key` is the
+    request's own, or it takes none)."""
+
+    url: str
+    headers: tuple[tuple[str, str], ...]
+    content: bytes
+    key: str | None
+    key_at: int
 
 
 @dataclass
@@ -221,16 +235,75 @@ class TaskPlan:
         if task.http_request is not None:
             return _prepare_raw(task, RawRequest.of(rendered["httpRequest"]), self._secrets.redactor, key)
         op, choice, values = self._values(rendered)
-        auth_headers, auth_query = self._auth or self._auth_parts(op)
-        extra_headers = dict(auth_headers)
         key_header = idempotency_header(op)
         if key_header is not None:
             key = key or (derive_key(key_seed) if key_seed else new_key())
+        request = self._request(op, choice, values, key_header, key)
+        redactor = self._secrets.redactor
+        return Prepared(task, op, request, values, is_idempotent(op.method, key_header), key, redactor)
+
+    @functools.cached_property
+    def draftable(self) -> bool:
+        """Whether `draft` can make this task's requests before its run: an operation's, compiled, needing no
+        other task, and with no template that calls now(), uuid() or secret() (the first two would give
+        other values by the time the request is sent)."""
+        task = self.task
+        return (
+            self._op is not None
+            and self._static is not None
+            and not task.needs
+            and task.http_request is None
+            and not any(_varies(value, frozenset()) for value in task.templates.values())
+        )
+
+    def draft(self, names: Mapping[str, Any] | None = None) -> Draft:
+        """The request `prepare` makes for `names` in a run, raising what it raises, but for the idempotency
+        key the run derives for it (`finish` places it); only where the plan is `draftable`."""
+        assert self.draftable and self._op is not None
+        rendered = self._render(names)
+        key = _key(rendered, None)
+        op, choice, values = self._values(rendered)
+        key_header = idempotency_header(op)
+        derived = key_header is not None and key is None
+        request = self._request(op, choice, values, key_header, "" if derived else key)
+        if not derived:
+            return Draft(request.url, request.headers, request.content, key, -1)
+        assert key_header is not None
+        at = next(n for n, (name, _) in enumerate(request.headers) if name == key_header.lower())
+        headers = request.headers[:at] + request.headers[at + 1 :]
+        return Draft(request.url, headers, request.content, None, at)
+
+    def finish(self, draft: Draft, key_seed: str) -> Prepared:
+        """The request `draft` stands for, as `prepare(names, key_seed=key_seed)` makes it."""
+        op = self._op
+        assert op is not None
+        key_header = idempotency_header(op)
+        headers, key = draft.headers, draft.key
+        if draft.key_at >= 0:
+            assert key_header is not None
+            key = derive_key(key_seed)
+            headers = (*headers[: draft.key_at], (key_header.lower(), key), *headers[draft.key_at :])
+        request = HttpRequest(op.method, draft.url, headers, draft.content)
+        idempotent = is_idempotent(op.method, key_header)
+        return Prepared(self.task, op, request, None, idempotent, key, self._secrets.redactor)
+
+    def _request(
+        self,
+        op: Operation,
+        choice: ServerChoice,
+        values: RequestValues,
+        key_header: str | None,
+        key: str | None,
+    ) -> HttpRequest:
+        """The request on the wire, with the credentials, `key` in `key_header` and the encoded body."""
+        auth_headers, auth_query = self._auth or self._auth_parts(op)
+        extra_headers = dict(auth_headers)
+        if key_header is not None and key is not None:
             extra_headers[key_header.lower()] = key
         try:
             body_headers, content = _body(op, values)
             extra_headers.update(body_headers)
-            request = build_request(
+            return build_request(
                 op,
                 values,
                 base_url=choice.base_url,
@@ -240,8 +313,6 @@ class TaskPlan:
             )
         except UnicodeEncodeError:
             raise _unencodable_request(op, values) from None
-        redactor = self._secrets.redactor
-        return Prepared(task, op, request, values, is_idempotent(op.method, key_header), key, redactor)
 
     def check(self, names: Mapping[str, Any] | None = None) -> None:
         """Raise what `prepare` raises for `names`, with its messages, doing only what can fail: a pre-send

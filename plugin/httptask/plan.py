@@ -21,6 +21,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from .catalog import Catalog
+from .drafts import Drafts
 from .errors import HttptaskError, Issue, RequestInvalid, TaskError
 from .execute import Prepared, TaskPlan
 from .items import direct_items
@@ -148,9 +149,11 @@ def plan_workflow(
     secrets: SecretStore,
     sandbox_url: str | None = None,
     keep_requests: bool = True,
+    drafts: Drafts | None = None,
 ) -> Plan:
     """Every request the run would send where that is known before it starts (inputs checked already).
-    Without `keep_requests` only the problems are kept, so a check of a large fan-out holds no request."""
+    Without `keep_requests` only the problems are kept, so a check of a large fan-out holds no request; with
+    `drafts` too, it keeps what it made of a forEach's items there for the run (as far as they fit)."""
     order = topological_order(workflow)
     tasks = [t for t in (workflow.task(str(i)) for i in order) if t is not None] or list(workflow.tasks)
     planned = []
@@ -159,7 +162,7 @@ def plan_workflow(
         if depends:
             planned.append(PlannedTask(task.id, task.operation, depends_on=depends))
         else:
-            planned.append(_plan_task(task, inputs, catalog, secrets, sandbox_url, keep_requests))
+            planned.append(_plan_task(task, inputs, catalog, secrets, sandbox_url, keep_requests, drafts))
     return Plan(workflow.name, planned)
 
 
@@ -190,6 +193,7 @@ def _plan_task(
     secrets: SecretStore,
     sandbox_url: str | None,
     keep_requests: bool,
+    drafts: Drafts | None = None,
 ) -> PlannedTask:
     items: Iterable[tuple[int | None, Any]] = [(None, None)]
     direct = direct_items(task.for_each, inputs) if task.for_each is not None else None
@@ -220,9 +224,18 @@ def _plan_task(
         varying=("item",) if task.for_each is not None else (),
     )
     key = _run_time_key(task, catalog)
+    # The input's own list is what the run acts on: what is made of its items here is kept for the run.
+    drafting = drafts is not None and not keep_requests and isinstance(direct, list) and plan.draftable
+    if drafting:
+        assert drafts is not None and isinstance(direct, list)
+        drafts.begin(task.id, plan, direct)
     for index, item in items:
         names = {"item": item} if task.for_each is not None else None
         try:
+            if drafting:
+                assert drafts is not None
+                drafting = drafts.keep(task.id, plan.draft(names))
+                continue
             if not keep_requests:
                 plan.check(names)  # every problem `prepare` finds, without the request it would make
                 continue

@@ -26,6 +26,7 @@ from . import eventloop
 from .catalog import Catalog
 from .checks import check_workflow, template_leaves
 from .decisions import MARK_DONE, decisions_for
+from .drafts import Drafts
 from .engines.local import LocalEngine
 from .engines.protocol import Engine, EngineFactory, Progress, Resumption, RunResult, TaskUpdate, Wiring
 from .errors import InputsInvalid, Issue, UsageError, WorkflowInvalid
@@ -219,6 +220,7 @@ def start_run(
             strict_responses,
             on_task,
             starter,
+            new.drafts,
         )
         return run.drive(engine, new.run_id, new.inputs)
 
@@ -232,9 +234,11 @@ def check_new_run(
     secrets: SecretStore,
     sandbox: bool,
     input_items: Mapping[str, Path] | None = None,
+    drafts: Drafts | None = None,
 ) -> tuple[Workflow, dict[str, Any]]:
     """The workflow and its inputs with defaults, once `check_run` passed, every secret it names is resolved,
-    and every request that can be known before the run is rendered and checked (`PlanInvalid`)."""
+    and every request that can be known before the run is rendered and checked (`PlanInvalid`); what the
+    check made of a forEach's items is kept in `drafts` for the run to send."""
     workflow = parse_workflow_text(text, file)
     values = check_run(workflow, inputs, catalog=catalog, items=input_items)
     preload_secrets(workflow, secrets)
@@ -246,6 +250,7 @@ def check_new_run(
         secrets=secrets,
         sandbox_url=_PLAN_SANDBOX if sandbox else None,
         keep_requests=False,
+        drafts=drafts,
     )
     if plan.problems:
         raise PlanInvalid(plan)
@@ -259,6 +264,9 @@ class NewRun:
     run_id: str
     workflow: Workflow
     inputs: dict[str, Any]
+    # What the pre-send check made of forEach items, for the run to send (none for a sandbox run: the check
+    # addressed a sandbox not started yet).
+    drafts: Drafts | None = None
 
 
 def begin_run(
@@ -277,6 +285,7 @@ def begin_run(
     """`check_new_run`, then journal a new run; nothing is sent. `file` names where the text came from.
     Unless `again`, a run of the same workflow text with the same inputs that did not finish is resumed, not
     started anew (`UsageError`): a new run would send again what that one may have sent."""
+    drafts = None if sandbox else Drafts()
     workflow, values = check_new_run(
         text,
         file,
@@ -285,6 +294,7 @@ def begin_run(
         secrets=secrets,
         sandbox=sandbox,
         input_items=input_items,
+        drafts=drafts,
     )
     stored = stored_inputs(values)
     redacted = secrets.redactor.redact_value(stored)
@@ -307,7 +317,7 @@ def begin_run(
         inputs_redacted=redacted != stored,
         options=options,
     )
-    return NewRun(run_id, workflow, values)
+    return NewRun(run_id, workflow, values, drafts)
 
 
 def _refuse_a_second_start(journal: Journal, text: str, inputs: dict[str, Any]) -> None:
@@ -346,7 +356,18 @@ async def drive_run(
 ) -> RunResult:
     """Drive an engine through a begun run on the running event loop, with the caller's sender (and its
     destination guard), then journal how the run ended. For a server that runs workflows beside its work."""
-    wiring = Wiring(run.workflow, catalog, secrets, journal, sender, sandbox_url, concurrency, None, on_task)
+    wiring = Wiring(
+        run.workflow,
+        catalog,
+        secrets,
+        journal,
+        sender,
+        sandbox_url,
+        concurrency,
+        None,
+        on_task,
+        drafts=run.drafts,
+    )
     result = await _run_engine(engine, wiring, run.run_id, run.inputs)
     journal.finish_run(run.run_id, result.status, result.outputs, result.errors)
     return result
@@ -502,6 +523,7 @@ class _Plan:
     strict_responses: bool
     on_task: TaskUpdate | None = None
     workers: Starter | None = None
+    drafts: Drafts | None = None
 
     def drive(
         self,
@@ -527,6 +549,7 @@ class _Plan:
                     self.on_task,
                     strict_responses=self.strict_responses,
                     workers=self.workers,
+                    drafts=self.drafts,
                 )
                 return await _run_engine(engine, wiring, run_id, inputs, resumption)
 

@@ -65,6 +65,7 @@ class LocalEngine:
         self._workers = wiring.workers
         self._strict_responses = wiring.strict_responses
         self._sandbox_url = wiring.sandbox_url
+        self._drafts = wiring.drafts
         self._progress = wiring.on_progress or (lambda more, done: None)
         self._task_update = wiring.on_task or (lambda result: None)
         self._slots = asyncio.Semaphore(wiring.concurrency)
@@ -175,7 +176,11 @@ class LocalEngine:
         if self._workers is not None and isinstance(items, list) and len(items) > 1:
             result.stopped = await self._shard_out(task, self._workers, items, context, counted)
         else:
+            if self._drafts is not None and not self._resumed:
+                self._drafts.bind(task.id, items)
             await self._act(task, _numbered(items, unread), len(items), context, result, counted)
+        if self._drafts is not None:
+            self._drafts.drop(task.id)
         result.steps.sort(key=lambda step: step.item)
         # What needs this task reads its items' responses from the journal: every one must be committed.
         await self._journal.flush()
@@ -446,7 +451,12 @@ class LocalEngine:
         unknown: StepRecord | None,
     ) -> Prepared:
         """The request for one item; an item sent before keeps the idempotency key it was sent with. The
-        task is compiled once (what its items share rendered and checked once), on its first item."""
+        task is compiled once (what its items share rendered and checked once), on its first item; an item
+        the pre-send check made a draft of is sent as it made it."""
+        if self._drafts is not None and unknown is None and for_each:
+            drafted = self._drafts.take(task.id, index, step_seed(self._run_id, task.id, index))
+            if drafted is not None:
+                return drafted
         plan = self._plans.get(task.id)
         if plan is None:
             plan = self._plans[task.id] = TaskPlan(

@@ -11,6 +11,7 @@ from ..decisions import MARK_DONE
 
 if TYPE_CHECKING:
     from ..catalog import Catalog
+    from ..drafts import Drafts
     from ..journal import Decision, Journal, StepRecord
     from ..secrets import SecretStore
     from ..shards import Starter
@@ -58,6 +59,8 @@ class Wiring:
     strict_responses: bool = False
     # What shares a forEach task's items out over `--workers` processes (`shards`), with `concurrency`.
     workers: Starter | None = None
+    # The requests the run's pre-send check made of forEach items, to be sent as they are.
+    drafts: Drafts | None = None
 
 
 @dataclass
