@@ -193,7 +193,9 @@ def start_run(
     breaks its operation's spec fails its task. `input_items` names inputs whose items are read from JSON
     Lines files as the run goes; with `workers`, forEach items are shared out over that many processes
     (`shards`)."""
-    with _started(workers) as starter:  # spawned first: it imports while the run is checked
+    # The collector as a run wants it from the checks on: they make a request per forEach item, and a full
+    # collection there walked every object start-up made.
+    with _started(workers) as starter, lean_gc():  # spawned first: it imports while the run is checked
         text = read_text(workflow_file)
         new = begin_run(
             text,
@@ -418,7 +420,7 @@ def resume_run(
     Requests of unknown outcome that are not idempotent are
     sent again only as decided: `mark_done` and `resend` name them as TASK[ITEM,...] (journaled with `note`
     as evidence), `reconcile` asks the server where it can tell."""
-    with _started(workers) as starter:  # spawned first: it imports while the run is checked
+    with _started(workers) as starter, lean_gc():  # spawned first: it imports while the run is checked
         record = journal.run(run_id)
         if workflow_file is not None:
             try:
