@@ -240,3 +240,44 @@ def test_every_template_of_a_value_shares_one_time_limit() -> None:
     with mock.patch.object(limits, "time", clock), pytest.raises(TemplateError, match="limit of 1 s"):
         render_value(value, context, task_id="refund", seconds=1.0)
     assert render_value(value[:1], context, task_id="refund", seconds=1.0) == ["A"]
+
+
+values = st.recursive(
+    st.one_of(templates(), st.text(max_size=4), st.integers(), st.none(), st.booleans()),
+    lambda inner: st.dictionaries(st.sampled_from(["a", "b", "c"]), inner, min_size=1, max_size=3),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(value=values, item=data, inputs=st.dictionaries(st.sampled_from(["a", "b"]), data, max_size=2))
+def test_a_direct_tree_renders_what_render_value_renders_or_leaves_it(
+    value: Any, item: Any, inputs: dict[str, Any]
+) -> None:
+    """`direct_renderer` (a forEach's per-item values, read without the walk) gives `render_value`'s value,
+    or UNSURE, and then `render_value` says what went wrong."""
+    scope = base_context(inputs=inputs, extra={"item": item})
+    render = templating.direct_renderer(value)
+    if render is None:
+        return
+    clock = mock.patch.object(templating, "datetime", _FixedNow)
+    timer = mock.patch.object(templating.time, "time", return_value=FIXED_NOW.timestamp())
+    ids = mock.patch.object(templating.uuid, "uuid4", return_value=FIXED_UUID)
+    with clock, timer, ids:
+        fast = render(scope)
+        if fast is not templating.UNSURE:
+            assert typed(fast) == typed(render_value(value, scope, task_id="t"))
+
+
+def test_a_direct_tree_is_made_only_of_simple_templates_in_dicts() -> None:
+    scope = base_context(inputs={"c": "ok"}, extra={"item": {"id": "inv_1", "amount": 7}})
+    body = {"n": "{{ item.amount }}", "t": "x-{{ item.id }}", "k": 1}
+    tree = {"path": {"id": "{{ item.id }}"}, "body": body}
+    render = templating.direct_renderer(tree)
+    assert render is not None
+    assert render(scope) == {"path": {"id": "inv_1"}, "body": {"n": 7, "t": "x-inv_1", "k": 1}}
+    # Jinja says what is missing.
+    assert render(base_context(inputs={}, extra={"item": {}})) is templating.UNSURE
+    slow = ["{{ item.id }}"], "{{ item.id | upper }}", "{{ secret('K') }}", "{{"
+    for value in ({"a": value} for value in slow):
+        assert templating.direct_renderer(value) is None

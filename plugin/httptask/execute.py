@@ -39,7 +39,7 @@ from .retry import Attempt, send_with_retries
 from .secrets import SecretStore
 from .spec import Operation
 from .tasks import SECRET_PARTS, Task
-from .templating import base_context, is_template, render_value, varies
+from .templating import UNSURE, Scope, base_context, direct_renderer, is_template, render_value, varies
 from .transport import Sender, Timeouts
 from .validation import QUOTE_CHARS, validate_values
 
@@ -184,9 +184,16 @@ class TaskPlan:
         # Each template split in what every request shares and what it renders itself; a plan of one request
         # (no `varying`) renders every template once, here, and has nothing to split.
         self._shapes: dict[str, _Shape] = {}
+        # What each request renders read without Jinja's walk where its templates are that simple.
+        self._direct: dict[str, Callable[[Scope], Any] | None] = {}
         if self._varying:
             self._base.extended(dict.fromkeys(self._varying))  # a reserved name fails here, before a request
             self._shapes = {part: _shape(value, self._varying) for part, value in task.templates.items()}
+            self._direct = {
+                part: direct_renderer(shape.dynamic)
+                for part, shape in self._shapes.items()
+                if shape.dynamic is not _NOTHING
+            }
         self._static: dict[str, Any] | None = None
         self._op: Operation | None = None
         self._choice: ServerChoice | None = None
@@ -372,9 +379,13 @@ class TaskPlan:
             if shape.dynamic is _NOTHING:
                 rendered[part] = self._static[part]
                 continue
-            dynamic = render_value(
-                shape.dynamic, context, task_id=task.id, field_path=part, secrets_allowed=part in SECRET_PARTS
-            )  # fmt: skip
+            direct = self._direct.get(part)
+            dynamic = direct(context) if direct is not None else UNSURE
+            if dynamic is UNSURE:
+                allowed = part in SECRET_PARTS
+                dynamic = render_value(
+                    shape.dynamic, context, task_id=task.id, field_path=part, secrets_allowed=allowed
+                )
             rendered[part] = _merge(shape, self._static[part], dynamic)
         return rendered
 

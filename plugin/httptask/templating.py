@@ -51,10 +51,12 @@ from httptask.secrets import SecretStore
 
 __all__ = [
     "NOT_CONSTANT",
+    "UNSURE",
     "Scope",
     "base_context",
     "check_template",
     "constant",
+    "direct_renderer",
     "expression_path",
     "is_template",
     "references",
@@ -682,6 +684,56 @@ def _render(
         ]
         return rendered if isinstance(value, list) else tuple(rendered)
     return value
+
+
+UNSURE: Any = _UNSURE
+
+
+def direct_renderer(value: Any) -> Callable[[Scope], Any] | None:
+    """A renderer of `value`, simple templates (`{{ item.id }}`) in nested dicts, that gives what
+    `render_value` gives without its walk, or `UNSURE` wherever it may not (`render_value` must then render
+    it, and say what went wrong); None when a part of `value` is not that simple (a list, a secret)."""
+    try:
+        render = _direct_tree(value)
+    except (_Problem, TemplateSyntaxError, RecursionError, MemoryError, SyntaxError, ValueError):
+        return None
+    if render is None:
+        return None
+
+    def rendered(scope: Scope) -> Any:
+        try:
+            return render(scope)
+        except Exception:  # what went wrong is for `render_value` to say, in its own words
+            return _UNSURE
+
+    return rendered
+
+
+def _direct_tree(value: Any) -> _Renderer | None:
+    if type(value) is str:
+        if not is_template(value):
+            return lambda scope: value
+        compiled = _compile(value)
+        return compiled.direct if not compiled.secrets else None
+    if type(value) is dict:
+        parts = [(key, _direct_tree(item)) for key, item in value.items()]
+        if any(part is None for _, part in parts):
+            return None
+        readers = [(key, part) for key, part in parts if part is not None]
+
+        def mapping(scope: _Names) -> Any:
+            out = {}
+            for key, read in readers:
+                item = read(scope)
+                if item is _UNSURE:
+                    return _UNSURE
+                out[key] = item
+            return out
+
+        return mapping
+    if type(value) in _PLAIN_LEAVES:
+        return lambda scope: value
+    return None
 
 
 def _checked(source: str, task_id: str, field_path: str, secrets_allowed: bool) -> _Compiled:
