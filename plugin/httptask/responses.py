@@ -87,18 +87,10 @@ def _check(op: Operation, response: HttpResponse) -> list[Issue]:
         ]
     if not documented.media_types or response.status in _NO_BODY or op.method == "HEAD":
         return []  # the spec says nothing of a body here, or there is none to check
-    documents = ", ".join(m.content_type for m in documented.media_types)
-    where = f"the {documented.status} response of {op.id}"
-    if not response.content:
-        return [Issue("$.body", f"is empty, but {where} documents a body ({documents})", expected=documents)]
-    if not response.header("content-type"):
-        message = f"is missing; {where} documents {documents}"
-        return [Issue("$.headers.content-type", message, expected=documents)]
     kind = response.content_type
-    media = _media_type(documented, kind)
-    if media is None:
-        message = f"is {kind}, which {where} does not document (it documents {documents})"
-        return [Issue("$.headers.content-type", message, expected=documents, actual=kind)]
+    media = _media_type(documented, kind) if response.content else None
+    if media is None or not response.header("content-type"):
+        return _unexpected(op, documented, response, kind)
     if kind != "application/json" and not kind.endswith("+json"):
         return []  # only JSON bodies are read against a JSON Schema
     try:
@@ -108,6 +100,19 @@ def _check(op: Operation, response: HttpResponse) -> list[Issue]:
     except RecursionError:
         return [Issue("$.body", "is nested too deeply to check")]
     return validate_body(media, body)
+
+
+def _unexpected(op: Operation, documented: Response, response: HttpResponse, kind: str) -> list[Issue]:
+    """Why `response` has no body of a media type `documented` documents: none, no content type, another."""
+    documents = ", ".join(m.content_type for m in documented.media_types)
+    where = f"the {documented.status} response of {op.id}"
+    if not response.content:
+        return [Issue("$.body", f"is empty, but {where} documents a body ({documents})", expected=documents)]
+    if not response.header("content-type"):
+        message = f"is missing; {where} documents {documents}"
+        return [Issue("$.headers.content-type", message, expected=documents)]
+    message = f"is {kind}, which {where} does not document (it documents {documents})"
+    return [Issue("$.headers.content-type", message, expected=documents, actual=kind)]
 
 
 def _media_type(documented: Response, kind: str) -> MediaType | None:
