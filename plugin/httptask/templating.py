@@ -324,7 +324,8 @@ class _Environment(ImmutableSandboxedEnvironment):
         return check_result(value, "the value built")
 
     def _view_lookup(self, view: _View, key: Any) -> Any:
-        _refuse_secrets([key])
+        if type(key) is not str:  # a name written in the template is no secret
+            _refuse_secrets([key])
         try:
             return view[key]  # type: ignore[index]
         except (LookupError, TypeError):
