@@ -7,7 +7,9 @@
 - per Test request: `examples/tasks/chargebee-record-refund.yaml` with `examples/tasks/demo-input.json`, the
   whole `prepare` the editor and `httptask test-request` run;
 - per item of the pre-send check: the same fan-out planned as `runs.check_new_run` plans it before a run
-  sends anything (`plan_workflow` without keeping the requests).
+  sends anything (`plan_workflow` without keeping the requests), keeping what it makes of each item for the
+  run (`drafts`) as a run does, and without;
+- per item of the run, from its draft: what is left to make of an item the pre-send check drafted (its key).
 
 Each figure is the median (min-max) over `repeats` timed batches, after one untimed batch that fills the
 caches a long-running editor or engine has warm. Time is this process's CPU time, which other processes on a
@@ -82,7 +84,7 @@ def fanout_batch(items: int) -> Callable[[], int]:
     return batch
 
 
-def check_batch(items: int) -> Callable[[], int]:
+def check_batch(items: int, *, drafting: bool = False) -> Callable[[], int]:
     from httptask.catalog import Catalog
     from httptask.plan import plan_workflow
     from httptask.secrets import SecretStore
@@ -91,8 +93,30 @@ def check_batch(items: int) -> Callable[[], int]:
     catalog, secrets = Catalog.default(), SecretStore()
 
     def batch() -> int:
-        plan = plan_workflow(workflow, inputs, catalog=catalog, secrets=secrets, keep_requests=False)
+        kept: dict[str, Any] = {}
+        if drafting:  # a checkout from before drafts checks without them
+            from httptask.drafts import Drafts
+
+            kept["drafts"] = Drafts()
+        plan = plan_workflow(workflow, inputs, catalog=catalog, secrets=secrets, keep_requests=False, **kept)
         assert not plan.problems, plan.problems
+        return items
+
+    return batch
+
+
+def drafted_batch(items: int) -> Callable[[], int]:
+    from httptask.catalog import Catalog
+    from httptask.execute import TaskPlan
+    from httptask.secrets import SecretStore
+
+    workflow, inputs = _refund_invoices(items)
+    plan = TaskPlan(workflow.tasks[0], inputs=inputs, catalog=Catalog.default(), secrets=SecretStore())
+    drafts = [plan.draft({"item": item}) for item in inputs["invoices"]]
+
+    def batch() -> int:
+        for n, draft in enumerate(drafts):
+            plan.finish(draft, f"run/refund/{n}")
         return items
 
     return batch
@@ -123,8 +147,25 @@ def measure(repeats: int) -> dict[str, Any]:
         "fanout_item_us": per_call_us(fanout_batch(3000), repeats),
         "test_request_us": per_call_us(test_request_batch(1000), repeats),
         "check_item_us": per_call_us(check_batch(3000), repeats),
+        **(
+            {
+                "check_drafting_item_us": per_call_us(check_batch(3000, drafting=True), repeats),
+                "from_draft_item_us": per_call_us(drafted_batch(3000), repeats),
+            }
+            if _drafts()
+            else {}
+        ),
         "repeats": repeats,
     }
+
+
+def _drafts() -> bool:
+    """Whether the checkout measured keeps its pre-send check's drafts for the run."""
+    try:
+        from httptask.execute import TaskPlan
+    except ImportError:
+        return False
+    return hasattr(TaskPlan, "draft")
 
 
 def main() -> None:
@@ -137,12 +178,22 @@ def main() -> None:
 
 
 def table(figures: dict[str, Any]) -> str:
+    fmt = ",.1f"
+    drafting = figures.get("check_drafting_item_us")
     return "\n".join(
         [
             f"prepare, µs per request, median (min-max) of {figures['repeats']} batches:",
             f"  fan-out item (refund-invoices)            {text(figures['fanout_item_us'], ',.1f')}",
             f"  Test request (chargebee.record_refund)    {text(figures['test_request_us'], ',.1f')}",
             f"  pre-send check, per fan-out item          {text(figures['check_item_us'], ',.1f')}",
+            *(
+                [
+                    f"  pre-send check keeping drafts, per item   {text(drafting, fmt)}",
+                    f"  a run's item from its draft               {text(figures['from_draft_item_us'], fmt)}",
+                ]
+                if "from_draft_item_us" in figures
+                else []
+            ),
         ]
     )
 
