@@ -208,6 +208,7 @@ def start_run(
             sandbox=sandbox,
             again=again,
             strict_responses=strict_responses,
+            drafting=workers <= 1,  # worker processes make their items themselves
         )
         if on_start is not None:
             on_start(new.run_id)
@@ -266,8 +267,8 @@ class NewRun:
     run_id: str
     workflow: Workflow
     inputs: dict[str, Any]
-    # What the pre-send check made of forEach items, for the run to send (none for a sandbox run: the check
-    # addressed a sandbox not started yet).
+    # What the pre-send check made of forEach items, for the run to send (none for a sandbox run, whose
+    # sandbox the check could not address yet, nor for one whose items worker processes send).
     drafts: Drafts | None = None
 
 
@@ -283,11 +284,14 @@ def begin_run(
     again: bool = False,
     strict_responses: bool = False,
     input_items: Mapping[str, Path] | None = None,
+    drafting: bool = True,
 ) -> NewRun:
     """`check_new_run`, then journal a new run; nothing is sent. `file` names where the text came from.
     Unless `again`, a run of the same workflow text with the same inputs that did not finish is resumed, not
-    started anew (`UsageError`): a new run would send again what that one may have sent."""
-    drafts = None if sandbox else Drafts()
+    started anew (`UsageError`): a new run would send again what that one may have sent. With `drafting`,
+    what the check makes of forEach items is kept for this process to send (not for a sandbox run, whose
+    sandbox is not started yet)."""
+    drafts = Drafts() if drafting and not sandbox else None
     workflow, values = check_new_run(
         text,
         file,
