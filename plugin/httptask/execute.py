@@ -37,7 +37,7 @@ from .requests import (
 from .responses import check_response
 from .retry import Attempt, send_with_retries
 from .secrets import SecretStore
-from .spec import Operation
+from .spec import MediaType, Operation
 from .tasks import SECRET_PARTS, Task
 from .templating import UNSURE, Scope, base_context, direct_renderer, is_template, render_value, varies
 from .transport import Sender, Timeouts
@@ -198,6 +198,8 @@ class TaskPlan:
         self._op: Operation | None = None
         self._choice: ServerChoice | None = None
         self._auth: tuple[dict[str, str], dict[str, str]] | None = None
+        self._fine_headers: dict[str, str] | None = None
+        self._media_types: dict[tuple[int, str | None], tuple[Operation, MediaType | None]] = {}
         # A plan of one request whose templates failed here fails with that error: rendering them again would
         # fail the same way, after as long again (a template stopped at its time limit).
         self._failed: TemplateError | None = None
@@ -308,7 +310,7 @@ class TaskPlan:
         if key_header is not None and key is not None:
             extra_headers[key_header.lower()] = key
         try:
-            body_headers, content = _body(op, values)
+            body_headers, content = _body(op, values, self._media_type)
             extra_headers.update(body_headers)
             return build_request(
                 op,
@@ -334,7 +336,7 @@ class TaskPlan:
         op, choice, values = self._values(rendered)
         _, auth_query = self._auth or self._auth_parts(op)
         try:
-            _body(op, values)
+            _body(op, values, self._media_type)
             request_url(op, values, base_url=choice.base_url, extra_query=auth_query)
         except UnicodeEncodeError:
             raise _unencodable_request(op, values) from None
@@ -354,7 +356,11 @@ class TaskPlan:
             body=rendered.get("request.body"),
             has_body=task.has_body,
         )
-        issues = choice.issues + path_issues(values.path) + header_issues(values.headers)
+        # Most requests of a plan send the same headers: those found fine once are not checked again.
+        header_problems = [] if values.headers == self._fine_headers else header_issues(values.headers)
+        if not header_problems:
+            self._fine_headers = values.headers
+        issues = choice.issues + path_issues(values.path) + header_problems
         issues += validate_values(op, values, choice.server)
         if issues:
             raise RequestInvalid(op.id, sorted(issues, key=lambda i: i.path))
@@ -389,6 +395,16 @@ class TaskPlan:
             rendered[part] = _merge(shape, self._static[part], dynamic)
         return rendered
 
+    def _media_type(self, op: Operation, content_type: str | None) -> MediaType | None:
+        """`body_media_type`, looked up once for each content type the plan's requests send."""
+        key = (id(op), content_type)
+        found = self._media_types.get(key)
+        if found is None or found[0] is not op:
+            if len(self._media_types) >= _MEDIA_TYPES_KEPT:  # a content type rendered from each item
+                self._media_types.clear()
+            found = self._media_types[key] = (op, body_media_type(op, content_type))
+        return found[1]
+
     def _auth_parts(self, op: Operation) -> tuple[dict[str, str], dict[str, str]]:
         """The credentials' headers and query parameters; their secret values join the redactor."""
         headers, query, sent = auth_parts(op, self.task.credentials, self._secrets.get, task_id=self.task.id)
@@ -405,6 +421,7 @@ class TaskPlan:
 
 
 _NOTHING: Any = object()
+_MEDIA_TYPES_KEPT = 64
 
 
 @dataclass(frozen=True)
@@ -478,9 +495,13 @@ def _key(rendered: Mapping[str, Any], idempotency_key: str | None) -> str | None
     return idempotency_key or (str(own_key) if own_key else None)
 
 
-def _body(op: Operation, values: RequestValues) -> tuple[dict[str, str], bytes]:
+def _body(
+    op: Operation,
+    values: RequestValues,
+    media_type: Callable[[Operation, str | None], MediaType | None] = body_media_type,
+) -> tuple[dict[str, str], bytes]:
     """The body's headers (names lower-cased) and bytes, encoded as its media type; none without a body."""
-    media = body_media_type(op, values.headers.get("content-type")) if values.has_body else None
+    media = media_type(op, values.headers.get("content-type")) if values.has_body else None
     if media is None:
         return {}, b""
     headers, content = encode_body(values.body, media.content_type, form_style=media.form_style)
