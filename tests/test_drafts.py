@@ -18,21 +18,11 @@ from httptask.secrets import SecretStore
 from httptask.tasks import parse_task
 from local_runs import run_workflow
 from servers import recording_server
+from test_task_plan import ENV, ITEMS
+from test_task_plan import REFUND as PLANNED
 
-ENV = {"HTTPTASK_SECRET_API_KEY": "sk_test_drafts"}
-ITEMS = [{"id": "inv_1", "amount": 100}, {"id": "a/b", "amount": 7}, {"id": "é 2", "amount": 1}]
-REFUND = {
-    "id": "refund",
-    "operation": "chargebee.refund_invoice",
-    "forEach": "{{ input.invoices }}",
-    "credentials": "api_key",
-    "server": {"url": "{{ input.api_url }}"},
-    "request": {
-        "path": {"invoice-id": "{{ item.id }}"},
-        "headers": {"x-note": "{{ item.amount }}"},
-        "body": {"comment": "{{ input.comment }}", "refund_amount": "{{ item.amount }}"},
-    },
-}
+# test_task_plan's refund task, with a header that each item renders too.
+REFUND = {**PLANNED, "request": {**PLANNED["request"], "headers": {"x-note": "{{ item.amount }}"}}}
 INPUTS = {"invoices": ITEMS, "api_url": "https://acme.test/api/v2", "comment": "ok"}
 
 
