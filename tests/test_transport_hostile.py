@@ -10,6 +10,7 @@ import asyncio
 import socket
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import BinaryIO
@@ -258,3 +259,24 @@ def test_a_keep_alive_connection_the_server_closed_while_idle_is_not_written_to(
         first, second = asyncio.run(_send_each(server.url, 2))
     assert (_n(first), _n(second)) == (1, 2)
     assert (server.requests, server.connections) == (2, 2)
+
+
+@pytest.mark.parametrize("wrapped", [True, False], ids=["zlib-wrapped", "raw"])
+def test_a_deflate_answer_whose_first_byte_comes_alone_is_decoded(wrapped: bool) -> None:
+    """Deflate is zlib-wrapped or raw, told apart by its first two bytes: a first segment of one byte must
+    not decide it (the refund was answered 200; read wrongly it was of unknown outcome)."""
+    body = b'{"n": 1, "refunded": true}'
+    compressor = zlib.compressobj(wbits=zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
+    deflated = compressor.compress(body) + compressor.flush()
+
+    def dribble(connection: socket.socket) -> None:
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: deflate\r\n"
+        connection.sendall(head + b"Content-Length: %d\r\n\r\n" % len(deflated) + deflated[:1])
+        time.sleep(0.2)
+        connection.sendall(deflated[1:])
+
+    with hostile({1: dribble}) as server:
+        [result] = asyncio.run(_send_each(server.url, 1))
+    assert isinstance(result, HttpResponse), result
+    assert result.content == body

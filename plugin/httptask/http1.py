@@ -139,6 +139,7 @@ class Connection(asyncio.Protocol):
         self._size = 0
         self._decoder: zlib._Decompress | None = None
         self._deflate = False
+        self._first = b""  # a deflate body's first byte, held until the second tells its kind
 
     # -- the exchange ---------------------------------------------------------------------------------------
 
@@ -295,6 +296,10 @@ class Connection(asyncio.Protocol):
         if self._head_only:
             raise MalformedAnswer("a body after the head of an answer to HEAD")
         if self._deflate:
+            chunk = self._first + chunk
+            if len(chunk) < 2:  # a first byte that came alone cannot tell zlib-wrapped from raw
+                self._first = chunk
+                return
             self._choose_deflate(chunk)
         decoder = self._decoder
         if decoder is not None:
@@ -330,6 +335,8 @@ class Connection(asyncio.Protocol):
         self._finish(answer)
 
     def _answer(self) -> Answer:
+        if self._deflate and self._first:  # a whole body of one byte: no deflate stream is that short
+            raise MalformedAnswer("the body does not decompress (one byte of deflate)", self._status)
         decoder = self._decoder
         if decoder is not None and not self._head_only:
             try:
