@@ -317,12 +317,9 @@ def test_required_all_of_parts_that_double_at_each_level_give_a_bounded_view(tmp
     assert "(not expanded: S" in str(view)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="validation applies each all-of part in turn: 2^40 checks of one small body, and `test-request`, "
-    "`run` and `plan` never end (the editor's worker stops at its time limit)",
-)
 def test_validating_against_all_of_parts_that_double_at_each_level_ends(tmp_path: Path) -> None:
+    """The same at 40 levels: validation checked one body 2^40 times, and test-request, run and plan never
+    ended. The references past a thousand checks of one value are cut; the deepest schema is still checked."""
     levels = 40
     schemas: dict[str, Any] = {f"S{i}": {"allOf": [ref(f"S{i + 1}") for _ in "ab"]} for i in range(levels)}
     schemas[f"S{levels}"] = {"type": "object", "properties": {"x": {"type": "string"}}}

@@ -83,6 +83,11 @@ _SHAPES: dict[str, Callable[[Any], bool]] = {
 # Keywords that apply a subschema to the same instance: a cycle through them alone would never end.
 _IN_PLACE = frozenset({"allOf", "anyOf", "oneOf", "not", "if", "then", "else", "dependentSchemas"})
 
+# Validation checks one value against each schema its in-place keywords apply (allOf, anyOf...), and against
+# what those apply in turn: parts that each name the next schema twice double that at each level (2^40 checks
+# of one value for a 4 kB document). Past this many, the references that add more are cut, like a cycle.
+_APPLIED = 1000
+
 # A view expands references breadth first while it shows fewer fields than this (each expansion counts one
 # more); the references of required fields are expanded further, since a task has to fill them, up to a depth
 # and a larger budget: required `allOf` parts that each name the next schema twice would double at each level.
@@ -353,6 +358,36 @@ class Schemas:
                 else:
                     state[uri] = 2
                     stack.pop()
+        self._cut_multiplying()
+
+    def _cut_multiplying(self) -> None:
+        """Cut each in-place `$ref` that would make one value checked against more than `_APPLIED` schemas
+        (counted through the references it applies, in the order `_cut_each_cycle` met them)."""
+        edges = {uri: _in_place_refs(target) for uri, target in self._targets.items()}
+        applied: dict[str, int] = {}
+        for start in edges:
+            if start in applied:
+                continue
+            path, stack = {start}, [start]
+            while stack:
+                uri = stack[-1]
+                refs = edges[uri]
+                later = next((r for _, r in refs if r in edges and r not in applied and r not in path), None)
+                if later is not None:  # what it applies is counted first
+                    path.add(later)
+                    stack.append(later)
+                    continue
+                stack.pop()
+                path.discard(uri)
+                total = 1
+                for holder, ref in edges[uri]:
+                    more = applied.get(ref, 1)
+                    if total + more > _APPLIED:
+                        del holder["$ref"]
+                        holder["description"] = f"(not expanded: {self._names[ref]})"
+                    else:
+                        total += more
+                applied[uri] = total
 
 
 def _refs_in(node: Any, urn: str) -> list[str]:
