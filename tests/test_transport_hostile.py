@@ -211,7 +211,7 @@ def test_a_hostile_answer_ends_in_time_with_its_exact_outcome_and_nothing_sent_t
         [result] = asyncio.run(_send_each(server.url, 1))
         took = time.monotonic() - started
     assert server.requests == 1
-    assert took < TIMEOUTS.total + 2
+    assert took < TIMEOUTS.total + 5  # bounded by the total timeout, with room for a loaded machine
     assert isinstance(result, SendError), result
     if outcome is Outcome.ANSWERED:
         assert isinstance(result, ResponseTooLarge)
