@@ -4,6 +4,8 @@ idempotency key as Chargebee does, and `httptask worker` processes that can be k
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import json
 import os
 import signal
@@ -216,3 +218,18 @@ def show_history(address: str, workflow_id: str) -> list[dict[str, Any]]:
     data = json.loads(shown.stdout)
     events: list[dict[str, Any]] = data.get("events", data) if isinstance(data, dict) else data
     return events
+
+
+def payload_texts(node: Any) -> Iterator[str]:
+    """Every string in a history, with each payload's base64 `data` decoded as well."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "data" and isinstance(value, str):
+                with contextlib.suppress(ValueError):
+                    yield base64.b64decode(value, validate=True).decode("utf-8", errors="replace")
+            yield from payload_texts(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from payload_texts(value)
+    elif isinstance(node, str):
+        yield node

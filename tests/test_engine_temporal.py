@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import os
 import re
@@ -25,6 +24,7 @@ from temporal_support import (
     RECORD_REFUNDS,
     ROOT,
     WorkerProcess,
+    payload_texts,
     refund_inputs,
     show_history,
     vendor_server,
@@ -248,21 +248,6 @@ def test_strict_responses_fail_an_answered_refund_without_sending_it_again(
     assert acted == {"inv_0": 1, "inv_1": 1}
 
 
-def _payload_texts(node: Any) -> Iterator[str]:
-    """Every string in a history, with each payload's base64 `data` decoded as well."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "data" and isinstance(value, str):
-                with contextlib.suppress(ValueError):
-                    yield base64.b64decode(value, validate=True).decode("utf-8", errors="replace")
-            yield from _payload_texts(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _payload_texts(value)
-    elif isinstance(node, str):
-        yield node
-
-
 LEAKY = """
 name: leaky
 inputs:
@@ -301,7 +286,7 @@ def test_no_secret_reaches_temporals_history(temporal_server: Any, queue: str, w
     assert all(base64.b64encode(f"{CANARY}:".encode()).decode() in header for header in sent)
     history = show_history(temporal_server.address, report["run_id"])
     history += show_history(temporal_server.address, chunk_id(report["run_id"], "refund", 0))
-    texts = list(_payload_texts(history))
+    texts = list(payload_texts(history))
     assert any("***" in text for text in texts), "the echoed credentials should be in the history, masked"
     forms = [
         CANARY,

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from temporal_support import ROOT, WorkerProcess, show_history
+from temporal_support import ROOT, WorkerProcess, payload_texts, show_history
 
 pytestmark = pytest.mark.temporal
 
@@ -85,21 +85,6 @@ def echoing_vendor() -> Iterator[str]:
         loop.close()
 
 
-def _texts(node: Any) -> Iterator[str]:
-    """Every string in a history, each payload's base64 `data` decoded as well."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "data" and isinstance(value, str):
-                with contextlib.suppress(ValueError):
-                    yield base64.b64decode(value, validate=True).decode("utf-8", errors="replace")
-            yield from _texts(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _texts(value)
-    elif isinstance(node, str):
-        yield node
-
-
 def _leaks(text: str) -> list[str]:
     return [form for form in FORMS if form in text or form in text.encode().decode("unicode_escape")]
 
@@ -139,5 +124,5 @@ def test_echoed_credentials_reach_neither_the_history_nor_runs_show(
     assert report["errors"][0]["message"].startswith("task refund (chargebee.refund_invoice) answered 402")
     history = show_history(temporal_server.address, run_id)
     history += show_history(temporal_server.address, chunk_id(run_id, "refund", 0))
-    leaked = {form for text in [*_texts(history), shown.stdout, shown.stderr] for form in _leaks(text)}
+    leaked = {form for text in [*payload_texts(history), shown.stdout, shown.stderr] for form in _leaks(text)}
     assert not leaked
