@@ -36,11 +36,6 @@ tasks:
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an editor run renders the templates that read earlier answers on the editor's event loop, "
-    "up to 1 s each, with no yield between items that fail: 12 items stop it answering for 12 s",
-)
 def test_a_run_of_slow_templates_does_not_stop_the_editor_answering(
     catalog: Catalog, sandbox: SandboxThread, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

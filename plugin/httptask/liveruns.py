@@ -1,15 +1,23 @@
-"""Runs started from the editor: each on the editor's event loop, its task states kept as a list of events
-that any number of followers read from the start, as server-sent events or as a snapshot."""
+"""Runs started from the editor: each on its own thread and event loop, its task states kept, on the
+editor's loop, as a list of events that any number of followers read from the start, as server-sent events or
+as a snapshot.
+
+A run renders templates that read earlier answers as it reaches them, each for up to its time limit: on the
+editor's own loop, a run of such items stopped the editor answering anyone for as long.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
+import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from . import eventloop
 from .engines.protocol import RunResult, TaskResult, TaskUpdate
 from .errors import UsageError
 from .workflow import Workflow
@@ -35,7 +43,7 @@ class LiveRun:
         self._changed = asyncio.Condition()
         self._dirty: dict[str, TaskResult] = {}
         self._flush: asyncio.TimerHandle | None = None
-        self.task: asyncio.Task[None] | None = None
+        self.runner: _Runner | None = None
 
     @property
     def done(self) -> bool:
@@ -130,26 +138,10 @@ class LiveRuns:
             )
 
     def start(self, run_id: str, workflow: Workflow, drive: Drive, cleanup: Callable[[], None]) -> LiveRun:
-        """Run `drive` (given the run's `on_task`) in the background; `cleanup` runs when it ends."""
+        """Run `drive` (given the run's `on_task`) on a thread of its own; `cleanup` runs there at its end."""
         self.check_room()
         live = LiveRun(run_id, workflow)
-
-        async def main() -> None:
-            try:
-                live.finish(await drive(live.on_task))
-            except asyncio.CancelledError:
-                live.finish(
-                    None,
-                    "the editor stopped before the run ended; resume it with 'httptask runs "
-                    f"resume {run_id}'",
-                )
-                raise
-            except Exception as exc:  # an engine failure ends this run, never the editor
-                live.finish(None, f"the run stopped: {type(exc).__name__}: {exc}")
-            finally:
-                cleanup()
-
-        live.task = asyncio.get_running_loop().create_task(main())
+        live.runner = _Runner(live, drive, cleanup)
         self._runs[run_id] = live
         while len(self._runs) > self._keep:
             oldest = next((key for key, run in self._runs.items() if run.done), None)
@@ -163,9 +155,67 @@ class LiveRuns:
 
     async def stop(self) -> None:
         """Cancel the runs in progress and wait for them: the journal keeps them for a resume."""
-        tasks = [run.task for run in self._runs.values() if run.task is not None and not run.task.done()]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        runners = [run.runner for run in self._runs.values() if run.runner is not None]
+        for runner in runners:
+            runner.cancel()
+        for runner in runners:
+            await asyncio.to_thread(runner.join)
+        await asyncio.sleep(0)  # the editor's loop takes in what the runs' threads handed it last
+
+
+class _Runner:
+    """One run's thread and event loop. What the run reports goes to the editor's loop, which alone touches
+    its `LiveRun`; the run inherits the caller's context (its limits)."""
+
+    def __init__(self, live: LiveRun, drive: Drive, cleanup: Callable[[], None]) -> None:
+        self._live = live
+        self._drive = drive
+        self._cleanup = cleanup
+        self._editor = asyncio.get_running_loop()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[RunResult] | None = None
+        self._cancelled = False
+        self._ready = threading.Event()
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(
+            target=context.run, args=(self._main,), name=f"httptask-run-{live.run_id}", daemon=True
+        )
+        self._thread.start()
+
+    def _main(self) -> None:
+        result: RunResult | None = None
+        error: str | None = None
+        try:
+            result = eventloop.run(self._outcome())
+        except asyncio.CancelledError:
+            resume = f"httptask runs resume {self._live.run_id}"
+            error = f"the editor stopped before the run ended; resume it with '{resume}'"
+        except Exception as exc:  # an engine failure ends this run, never the editor
+            error = f"the run stopped: {type(exc).__name__}: {exc}"
+        finally:
+            self._ready.set()
+            self._cleanup()
+        with contextlib.suppress(RuntimeError):  # the editor's loop closed first
+            self._editor.call_soon_threadsafe(self._live.finish, result, error)
+
+    async def _outcome(self) -> RunResult:
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        self._ready.set()
+        if self._cancelled:
+            raise asyncio.CancelledError
+        return await self._drive(self._report)
+
+    def _report(self, result: TaskResult) -> None:
+        with contextlib.suppress(RuntimeError):
+            self._editor.call_soon_threadsafe(self._live.on_task, result)
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        self._ready.wait()
+        if self._loop is not None and self._task is not None:
+            with contextlib.suppress(RuntimeError):  # its loop already ended
+                self._loop.call_soon_threadsafe(self._task.cancel)
+
+    def join(self) -> None:
+        self._thread.join()

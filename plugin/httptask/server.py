@@ -724,18 +724,20 @@ def create_app(
             journal.close()
             raise
 
-        def drive(on_task: TaskUpdate) -> Awaitable[RunResult]:
-            return drive_run(
-                run,
-                journal=journal,
-                secrets=secrets,
-                catalog=catalog,
-                sender=state["sender"],
-                sandbox_url=config.sandbox_url,
-                on_task=on_task,
-            )
+        async def drive(on_task: TaskUpdate) -> RunResult:
+            # On the run's own thread and loop (liveruns.py), with a pool of its own.
+            async with Sender(policy=config.policy(), resolve=config.resolve) as sender:
+                return await drive_run(
+                    run,
+                    journal=journal,
+                    secrets=secrets,
+                    catalog=catalog,
+                    sender=sender,
+                    sandbox_url=config.sandbox_url,
+                    on_task=on_task,
+                )
 
-        with serving():  # the run's task, started here, renders its outputs on this loop: in wall time
+        with serving():  # limits count wall time in the run, which shares the process with everyone's work
             live = live_runs.start(run.run_id, run.workflow, drive, journal.close)
         return RunOut(**secrets.redactor.redact_value(live.snapshot()))
 
