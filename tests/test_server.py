@@ -646,3 +646,94 @@ def test_a_hostile_answer_is_still_shown_and_its_check_says_why_it_stopped(
     [issue] = response.json()["response_issues"]
     assert issue == {"path": "$.body", "message": "is nested too deeply to check", "expected": None,
                      "actual": None, "line": None}
+
+
+def _large_answer(size: int) -> tuple[bytes, int]:
+    """A JSON answer of about `size` bytes, the canary starting five characters before the editor's cut and
+    again after it, that breaks chargebee.record_refund's spec at its very end; and where the canary
+    starts."""
+    from httptask.shown import SHOWN_CHARS
+
+    head = b'{"invoice": {"id": "inv_42", "customer_id": "cus_1", "status": "paid", "note": "'
+    pad = SHOWN_CHARS - 5 - len(head)
+    tail = b'"}, "history": ["' + b"y" * size + b'"], "transaction": {"id": 7}}'
+    secret = SECRET.encode()
+    return head + b"x" * pad + secret + b"z" * 100 + secret + tail, len(head) + pad
+
+
+@pytest.fixture
+def loop_work(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[int]]:
+    """The length of every text redacted and every JSON text parsed in this process, where the editor runs
+    (its workers are other processes)."""
+    from httptask import jsontext
+    from httptask.redaction import Redactor
+
+    seen: dict[str, list[int]] = {"redacted": [], "parsed": []}
+    spans, loads = Redactor._spans, jsontext.loads
+
+    def recording_spans(self: Redactor, text: str) -> list[tuple[int, int]]:
+        seen["redacted"].append(len(text))
+        return spans(self, text)
+
+    def recording_loads(text: str | bytes) -> Any:
+        seen["parsed"].append(len(text))
+        return loads(text)
+
+    monkeypatch.setattr(Redactor, "_spans", recording_spans)
+    monkeypatch.setattr(jsontext, "loads", recording_loads)
+    return seen
+
+
+def test_a_large_answer_is_read_in_a_worker_and_its_start_shown(
+    checking_editor: str, catalog: Catalog, server: RecordingServer, loop_work: dict[str, list[int]]
+) -> None:
+    from httptask.shown import SHOWN_CHARS
+
+    body, cut_secret = _large_answer(8 * 1024 * 1024)
+    server.answer(200, body, {"Content-Type": "application/json"})
+    response = httpx.post(
+        f"{checking_editor}/api/test-request", json={"task": answered_by(server, catalog)}, timeout=120
+    )
+    assert response.status_code == 200, response.text[:500]
+    data = response.json()
+    shown = data["response"]
+    assert (shown["body_bytes"], shown["body_truncated"]) == (len(body), True)
+    # The canary that straddles the cut is masked whole, not cut into a piece the redactor cannot recognise.
+    assert shown["body"] == body[:cut_secret].decode() + "***"
+    assert SECRET[:5] not in response.text
+    # The whole body was checked, in a worker: the editor's own process parsed none of it and redacted no
+    # more than what it shows, quoted as JSON.
+    issues = {issue["path"]: issue["message"] for issue in data["response_issues"]}
+    assert issues["$.body.transaction.id"] == "must be of type string, not integer 7"
+    assert max(loop_work["parsed"], default=0) < SHOWN_CHARS
+    assert max(loop_work["redacted"]) < 2 * SHOWN_CHARS
+
+
+def test_a_large_answer_whose_check_runs_over_is_still_shown_in_part(
+    catalog: Catalog, server: RecordingServer
+) -> None:
+    host = server.url.removeprefix("http://")
+    body, cut_secret = _large_answer(4 * 1024 * 1024)
+    server.answer(200, body, {"Content-Type": "application/json"})
+    with running_editor(ServerConfig(allow_hosts=(host,), answer_seconds=0.001), catalog) as url:
+        task = answered_by(server, catalog)
+        response = httpx.post(f"{url}/api/test-request", json={"task": task}, timeout=120)
+    assert response.status_code == 200, response.text[:500]
+    data = response.json()
+    assert data["response"]["body"] == body[:cut_secret].decode() + "***"
+    assert data["response"]["body_truncated"] is True
+    assert SECRET[:5] not in response.text
+    assert [issue["message"] for issue in data["response_issues"]] == [
+        "could not be checked against the spec in the editor's time and memory"
+    ]
+
+
+def test_a_small_answer_is_shown_whole_and_parsed(
+    checking_editor: str, catalog: Catalog, server: RecordingServer
+) -> None:
+    body = {"invoice": {"id": "inv_42", "customer_id": "cus_1", "status": "paid"}, "transaction": {"id": "t"}}
+    server.answer(200, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    task = answered_by(server, catalog)
+    data = httpx.post(f"{checking_editor}/api/test-request", json={"task": task}).json()
+    assert data["response"]["body"] == body
+    assert "body_truncated" not in data["response"]

@@ -75,15 +75,17 @@ class WorkerPool:
             self._started.set()
         await self._started.wait()
 
-    async def run(self, function: Callable[..., Any], *args: Any) -> Any:
+    async def run(self, function: Callable[..., Any], *args: Any, seconds: float | None = None) -> Any:
         """``function(*args)`` in a worker: its result, or the exception it raised (which must pickle);
-        `OverLimit` if it ran past the time limit or out of memory. Waits for a free worker."""
+        `OverLimit` if it ran past the time limit (the pool's, or `seconds`) or out of memory. Waits for a
+        free worker."""
         await self.start()
         assert self._idle is not None
         worker = await self._idle.get()
         replace = True
         try:
-            status, value = await asyncio.to_thread(self._call, worker, function, args)
+            limit = self.seconds if seconds is None else seconds
+            status, value = await asyncio.to_thread(self._call, worker, function, args, limit)
             replace = False
         finally:
             if replace:
@@ -126,12 +128,14 @@ class WorkerPool:
         _stop(worker)
         return self._start()
 
-    def _call(self, worker: _Worker, function: Callable[..., Any], args: tuple[Any, ...]) -> tuple[str, Any]:
+    def _call(
+        self, worker: _Worker, function: Callable[..., Any], args: tuple[Any, ...], seconds: float
+    ) -> tuple[str, Any]:
         try:
             worker.connection.send((function, args))
-            if not self._answered_in_time(worker):
+            if not _answered_in_time(worker, seconds):
                 raise OverLimit(
-                    f"The request needed more than {self.seconds:g} s to prepare and was stopped; nothing "
+                    f"The request needed more than {seconds:g} s to prepare and was stopped; nothing "
                     "was sent. Simplify its templates or make it smaller."
                 )
             status, value = worker.connection.recv()
@@ -140,20 +144,21 @@ class WorkerPool:
             raise _out_of_memory(self.memory_bytes) from None
         return status, value
 
-    def _answered_in_time(self, worker: _Worker) -> bool:
-        """Wait for the answer while the job has used less than `seconds` of processor time and less than
-        `_WALL_FACTOR` times that on the clock."""
-        pid = worker.process.pid
-        assert pid is not None
-        started, used_before = time.monotonic(), _cpu_seconds(pid)
-        while True:
-            if worker.connection.poll(min(self.seconds, 0.1)):
-                return True
-            waited = time.monotonic() - started
-            used_now = _cpu_seconds(pid)
-            spent = waited if used_before is None or used_now is None else used_now - used_before
-            if spent >= self.seconds or waited >= self.seconds * _WALL_FACTOR:
-                return False
+
+def _answered_in_time(worker: _Worker, seconds: float) -> bool:
+    """Wait for the answer while the job has used less than `seconds` of processor time and less than
+    `_WALL_FACTOR` times that on the clock."""
+    pid = worker.process.pid
+    assert pid is not None
+    started, used_before = time.monotonic(), _cpu_seconds(pid)
+    while True:
+        if worker.connection.poll(min(seconds, 0.1)):
+            return True
+        waited = time.monotonic() - started
+        used_now = _cpu_seconds(pid)
+        spent = waited if used_before is None or used_now is None else used_now - used_before
+        if spent >= seconds or waited >= seconds * _WALL_FACTOR:
+            return False
 
 
 def _cpu_seconds(pid: int) -> float | None:

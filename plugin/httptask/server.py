@@ -7,7 +7,9 @@ over the cap, 422 when the request breaks the spec (nothing was sent; the issues
 the upstream could not be reached or answered.
 
 Everything that reads untrusted text (YAML, templates) runs in worker processes with a time and a memory
-limit (`isolation`), never on the event loop; every response body passes the redactor on its way out.
+limit (`isolation`), never on the event loop, and so does reading a Test request's answer (parsing, checking
+and redacting it), of which the editor shows the first megabyte (`shown`); every response body passes the
+redactor on its way out.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ from .errors import (
     UnknownOperation,
     UsageError,
 )
-from .execute import Prepared, issue_records, prepare, response_record, send_prepared
+from .execute import Prepared, issue_records, prepare, send_prepared
 from .isolation import WorkerPool
 from .limits import LimitExceeded, check_depth, serving
 from .liveruns import LiveRun, LiveRuns
@@ -58,6 +60,7 @@ from .netguard import DestinationPolicy, ResolveFunction
 from .redaction import Redactor
 from .secret_origins import ReadSecrets, check_secret_destination
 from .secrets import SECRET_VAR_PREFIX, SecretStore
+from .shown import shown_response
 from .tasks import Task, parse_task
 from .transport import Sender
 from .yamlsource import dump_yaml, parse_source
@@ -104,6 +107,8 @@ class ServerConfig:
     work_seconds: float = 1.5
     work_memory_bytes: int = 512 * 1024 * 1024
     workers: int = 2
+    # Reading a 10 MB answer (parse, check, redact) takes about a second of a worker's time.
+    answer_seconds: float = 10.0
 
     def policy(self) -> DestinationPolicy:
         """Public addresses, the `--allow-host` exceptions, and the sandbox when there is one."""
@@ -510,6 +515,28 @@ def create_app(
         except OverLimit as exc:
             raise _failure(exc, secrets.redactor) from None
 
+    # Answers are read in at most all workers but one, so that one is always free for the light work.
+    answering = asyncio.Semaphore(max(1, config.workers - 1))
+
+    async def answer(operation: str | None, response: HttpResponse) -> tuple[dict[str, Any], list[Any]]:
+        """A Test request's answer as shown, and where it breaks its operation's spec, both redacted.
+
+        Parsing, checking and redacting a large body takes the better part of a second: it is done in a
+        worker, never on the event loop, which keeps serving others. When the worker fails or runs out of
+        time, the answer is still shown, as the start of its text, and its check says why it stopped."""
+        try:
+            async with answering:
+                found: tuple[dict[str, Any], list[Any]] = await pool.run(
+                    _answer, operation, response, secrets.redactor, seconds=config.answer_seconds
+                )
+                return found
+        except HttptaskError:
+            # OverLimit's own words ("nothing was sent") are about preparing: here the request was sent.
+            unchecked = Issue("$", "could not be checked against the spec in the editor's time and memory")
+            return shown_response(response, secrets.redactor, whole=False), issue_records(
+                [unchecked] if operation else [], secrets.redactor
+            )
+
     live_runs = LiveRuns()
 
     @asynccontextmanager
@@ -650,20 +677,14 @@ def create_app(
         except SendError as exc:
             raise _failure(exc, secrets.redactor, request) from None
         done = time.perf_counter()
-        try:
-            # In a worker, as every other piece of work on what a caller controls. A check that fails or runs
-            # out of time is reported as an issue: the request was answered, and the answer is shown.
-            checked = await pool.run(_response_issues, task.operation, response) if task.operation else []
-        except HttptaskError:
-            # OverLimit's own words ("nothing was sent") are about preparing: here the request was sent.
-            checked = [Issue("$", "could not be checked against the spec in the editor's time and memory")]
+        shown, issues = await answer(task.operation, response)
         return SendTaskOut(
             task=task.id,
             operation=task.operation,
             sandbox=config.sandbox_url is not None,
             request=request,
-            response=response_record(response, secrets.redactor),
-            response_issues=[IssueOut(**record) for record in issue_records(checked, secrets.redactor)],
+            response=shown,
+            response_issues=[IssueOut(**record) for record in issues],
             strict_responses=task.strict_responses,
             attempts=attempts,
             timings=Timings(
@@ -841,11 +862,15 @@ def _prepare(
     return prepared, read.names
 
 
-def _response_issues(operation: str, response: HttpResponse) -> list[Issue]:
-    """Where a test request's response breaks its operation's spec, in a worker."""
+def _answer(
+    operation: str | None, response: HttpResponse, redactor: Redactor
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A test request's answer as the editor shows it, and where it breaks its operation's spec, both
+    redacted, in a worker."""
     from .responses import check_response
 
-    return check_response(_WORKER["catalog"].operation(operation), response)
+    issues = check_response(_WORKER["catalog"].operation(operation), response) if operation else []
+    return shown_response(response, redactor), issue_records(issues, redactor)
 
 
 def _check_workflow(text: str) -> list[Issue]:

@@ -419,6 +419,7 @@
     return [
       summary,
       el("details", { class: "sub" }, el("summary", { text: `Response headers (${Object.keys(response.headers).length})` }), headers),
+      ...(response.body_truncated ? [el("p", { class: "muted", id: "response-truncated", text: `The body is ${response.body_bytes.toLocaleString("en")} bytes; the editor shows its first ${body.length.toLocaleString("en")} characters.` })] : []),
       el("pre", { class: "code body", id: "response-body", tabindex: "0", "aria-label": "Response body", text: body }),
       ...(data.response_issues.length ? [responseIssuesView(data.response_issues, data.strict_responses)] : []),
       requestView(data.request, true),
