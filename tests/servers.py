@@ -38,9 +38,11 @@ class RecordingServer:
     requests: list[Recorded] = field(default_factory=list)
     answers: list[tuple[int, dict[str, str], bytes]] = field(default_factory=list)
     default: tuple[int, dict[str, str], bytes] = (200, {"Content-Type": "application/json"}, b'{"ok": true}')
-    # After reading a request: "answer", "reset" (close without a reply) or "slow" (wait, then answer).
+    # After reading a request: "answer", "reset" (close without a reply), "slow" (wait, then answer) or "drip"
+    # (the head, then the body a byte every `drip_seconds`, until the client goes away).
     behaviours: list[str] = field(default_factory=list)
     slow_seconds: float = 2.0
+    drip_seconds: float = 0.1
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def answer(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
@@ -86,9 +88,16 @@ def _handler(server: RecordingServer) -> type[socketserver.StreamRequestHandler]
                     time.sleep(server.slow_seconds)
                 head = [f"HTTP/1.1 {status} X", f"Content-Length: {len(body)}"]
                 head += [f"{k}: {v}" for k, v in headers.items()]
+                data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+                # A drip sends the head and the body's first byte, then the rest a byte at a time.
+                first = len(data) - len(body) + 1 if behaviour == "drip" else len(data)
+                pieces = [data[:first], *(data[at : at + 1] for at in range(first, len(data)))]
                 try:
-                    self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
-                    self.wfile.flush()
+                    for number, piece in enumerate(pieces):
+                        if number:
+                            time.sleep(server.drip_seconds)
+                        self.wfile.write(piece)
+                        self.wfile.flush()
                 except OSError:
                     return
 

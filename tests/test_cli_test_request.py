@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from httptask.server import ServerConfig
 from servers import RecordingServer
 
 HTTPTASK = str(Path(sys.executable).with_name("httptask"))
@@ -205,6 +206,32 @@ def test_a_network_failure_exits_1_with_a_clear_error(tmp_path: Path) -> None:
     done = run("test-request", str(path))
     assert done.returncode == 1
     assert done.stderr.startswith("error: Could not connect to http://127.0.0.1:")
+
+
+def test_a_server_dripping_its_answer_is_given_up_on_with_an_unknown_outcome(
+    server: RecordingServer, task_file: Path
+) -> None:
+    # Each byte comes well within the read timeout, so only a bound on the whole stops the wait; the task
+    # would retry three times, but a refund whose outcome is unknown is never sent again.
+    task_file.write_text(task_file.read_text(encoding="utf-8").replace("maxAttempts: 1", "maxAttempts: 3"))
+    body = b'{"refund": {"id": "r1", "amount": 5}}' + b" " * 10_000
+    server.answer(201, body, {"Content-Type": "application/json"})
+    server.behaviours.append("drip")
+    done = run("test-request", str(task_file), "--input", INPUT, "--timeout", "1")
+    assert done.returncode == 1
+    assert done.stderr == (
+        "error: The request of task refund (zoho-billing.refund_payment) got no complete answer within 1 s "
+        "and was abandoned. The server may have received it and acted: the outcome is unknown. Check on the "
+        "server (its dashboard or its API) whether it did before you send it again; a slow server gets more "
+        "time with --timeout SECONDS.\n"
+    )
+    assert len(server.requests) == 1
+
+
+def test_a_test_request_gets_as_long_as_the_editor_gives_one() -> None:
+    done = run("test-request", "--help")
+    assert "--timeout SECONDS" in done.stdout
+    assert f"[default: {ServerConfig().call_timeout_seconds};" in " ".join(done.stdout.split())
 
 
 @pytest.mark.parametrize("host", ["0x7f.1", "127.1", "2130706433", "127\u30020\u30020\u30021"])

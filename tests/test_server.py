@@ -737,3 +737,21 @@ def test_a_small_answer_is_shown_whole_and_parsed(
     data = httpx.post(f"{checking_editor}/api/test-request", json={"task": task}).json()
     assert data["response"]["body"] == body
     assert "body_truncated" not in data["response"]
+
+
+def test_a_server_dripping_its_answer_is_given_up_on_with_an_unknown_outcome(
+    catalog: Catalog, server: RecordingServer
+) -> None:
+    host = server.url.removeprefix("http://")
+    server.answer(200, b'{"invoice": {}}' + b" " * 10_000, {"Content-Type": "application/json"})
+    server.behaviours.append("drip")
+    with running_editor(ServerConfig(allow_hosts=(host,), call_timeout_seconds=1), catalog) as url:
+        task = answered_by(server, catalog)
+        response = httpx.post(f"{url}/api/test-request", json={"task": task}, timeout=60)
+    assert response.status_code == 502
+    assert response.json()["error"] == (
+        f"The request of task record_refund ({OP}) got no complete answer within 1 s and was abandoned. "
+        "The server may have received it and acted: the outcome is unknown. Check on the server (its "
+        "dashboard or its API) whether it did before you send it again."
+    )
+    assert len(server.requests) == 1

@@ -51,7 +51,7 @@ from .errors import (
     UnknownOperation,
     UsageError,
 )
-from .execute import Prepared, issue_records, prepare, send_prepared
+from .execute import Prepared, issue_records, prepare
 from .isolation import WorkerPool
 from .limits import LimitExceeded, check_depth, serving
 from .liveruns import LiveRun, LiveRuns
@@ -62,6 +62,7 @@ from .secret_origins import ReadSecrets, check_secret_destination
 from .secrets import SECRET_VAR_PREFIX, SecretStore
 from .shown import shown_response
 from .tasks import Task, parse_task
+from .testrequest import TEST_REQUEST_SECONDS, send_test_request
 from .transport import Sender
 from .yamlsource import dump_yaml, parse_source
 
@@ -103,7 +104,7 @@ class ServerConfig:
     resolve: ResolveFunction | None = None
     max_body_bytes: int = MAX_BODY_BYTES
     max_response_bytes: int = 10 * 1024 * 1024
-    call_timeout_seconds: float = 60.0
+    call_timeout_seconds: float = TEST_REQUEST_SECONDS
     work_seconds: float = 1.5
     work_memory_bytes: int = 512 * 1024 * 1024
     workers: int = 2
@@ -666,14 +667,8 @@ def create_app(
             raise _failure(exc, secrets.redactor, request) from None
         prepared_at = time.perf_counter()
         try:
-            async with asyncio.timeout(config.call_timeout_seconds):
-                response, attempts = await send_prepared(prepared, state["sender"])
-        except TimeoutError:
-            error = SendError(
-                f"The test request took longer than {config.call_timeout_seconds:g} s and was "
-                "abandoned; the server may have received it."
-            )
-            raise _failure(error, secrets.redactor, request) from None
+            sender = state["sender"]
+            response, attempts = await send_test_request(prepared, sender, config.call_timeout_seconds)
         except SendError as exc:
             raise _failure(exc, secrets.redactor, request) from None
         done = time.perf_counter()

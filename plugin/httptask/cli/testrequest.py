@@ -12,6 +12,7 @@ import click
 
 from ..errors import EXIT_FAILED, EXIT_INVALID, HttptaskError, RequestInvalid, SendError
 from ..messages import printable
+from ..testrequest import TEST_REQUEST_SECONDS
 from .console import (
     input_option,
     optional_sandbox,
@@ -40,6 +41,15 @@ __all__ = ["run_test_request", "test_request_command"]
 @click.option(
     "--sandbox", is_flag=True, help="Send to a local sandbox of the API instead of the real server."
 )
+@click.option(
+    "--timeout",
+    "timeout_seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=TEST_REQUEST_SECONDS,
+    show_default=True,
+    metavar="SECONDS",
+    help="Give up on an answer after this long, attempts included; the outcome is then unknown.",
+)
 @secrets_file_option
 @strict_responses_option
 def test_request_command(
@@ -48,6 +58,7 @@ def test_request_command(
     dry_run: bool,
     as_json: bool,
     sandbox: bool,
+    timeout_seconds: float,
     secrets_file: Path | None,
     strict_responses: bool,
 ) -> None:
@@ -60,6 +71,7 @@ def test_request_command(
         use_sandbox=sandbox,
         secrets_file=secrets_file,
         strict_responses=strict_responses,
+        timeout_seconds=timeout_seconds,
     )
     sys.exit(code)
 
@@ -73,6 +85,7 @@ def run_test_request(
     use_sandbox: bool,
     secrets_file: Path | None,
     strict_responses: bool = False,
+    timeout_seconds: float = TEST_REQUEST_SECONDS,
 ) -> int:
     """The whole command; returns the exit code."""
     import asyncio
@@ -110,7 +123,7 @@ def run_test_request(
                 sys.stdout.write("\n" + snippet(prepared, "curl"))
             return 0
         try:
-            response, attempts = asyncio.run(_send(prepared))
+            response, attempts = asyncio.run(_send(prepared, timeout_seconds))
         except SendError as exc:
             exchange.errors = [{"path": "$", "message": secrets.redactor.redact(str(exc))}]
             _report(exchange, as_json, error=exc)
@@ -126,12 +139,13 @@ def run_test_request(
     return 0 if failure is None else EXIT_FAILED
 
 
-async def _send(prepared: Prepared) -> tuple[HttpResponse, int]:
-    from ..execute import send_prepared
+async def _send(prepared: Prepared, seconds: float) -> tuple[HttpResponse, int]:
+    from ..testrequest import send_test_request
     from ..transport import Sender
 
     async with Sender() as sender:
-        return await send_prepared(prepared, sender)
+        more_time = "a slow server gets more time with --timeout SECONDS"
+        return await send_test_request(prepared, sender, seconds, more_time=more_time)
 
 
 def _print_request(request: dict[str, Any]) -> None:
