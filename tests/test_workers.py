@@ -211,6 +211,33 @@ def test_a_worker_is_handed_the_secrets_in_memory_not_in_its_environment_or_comm
     assert canary not in out + err
 
 
+# First on a run's PYTHONPATH: each worker fails with an unexpected error that quotes the secret it holds.
+FAILING_WORKER = """\
+import httptask.shard_worker as worker
+async def _work(shard, fd, made, results):
+    raise RuntimeError("unexpected, with " + made.secrets.get("CHARGEBEE_API_KEY"))
+worker._work = _work
+"""
+
+
+def test_a_workers_unexpected_traceback_reaches_the_terminal_redacted(
+    server: FaultServer, tmp_path: Path
+) -> None:
+    canary = "canary_sk_7c2a90e4d1"
+    case = Case(tmp_path, server, "keyless")
+    case.env["HTTPTASK_SECRET_CHARGEBEE_API_KEY"] = canary
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(FAILING_WORKER, encoding="utf-8")
+    case.env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(hooks), case.env.get("PYTHONPATH")]))
+    run = _start(case, "--workers", "2")
+    out, err = run.communicate(timeout=120)
+    assert canary not in out + err
+    # Both workers' tracebacks are shown, through the run's redactor.
+    assert err.count("RuntimeError: unexpected, with ***\n") == 2, err
+    assert server.acted() == {}
+
+
 def test_a_run_stopped_by_its_checks_leaves_no_starter_behind(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

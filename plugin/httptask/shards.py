@@ -16,6 +16,7 @@ compact: what the task's tally and its errors need.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import ctypes
 import os
@@ -24,16 +25,18 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from . import frames
 from .errors import UnknownOperation
 from .frames import LENGTH
 from .journal import Decision, StepRecord
 from .reconcile import reconcile_of
+from .redaction import RedactingStream, process_redactor
 from .secrets import SECRET_VAR_PREFIX
 
 if TYPE_CHECKING:
@@ -56,6 +59,7 @@ __all__ = [
 
 MAX_WORKERS = 64
 _CHUNK = 1 << 16
+_RELAY_SECONDS = 5.0
 _PR_SET_PDEATHSIG = 1
 
 
@@ -161,6 +165,7 @@ class Starter:
         self._process: subprocess.Popen[bytes] | None = None
         self._control: socket.socket | None = None
         self._watching: asyncio.Task[None] | None = None
+        self._relay: threading.Thread | None = None
 
     def __enter__(self) -> Starter:
         self.spawn()
@@ -184,9 +189,15 @@ class Starter:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "httptask.shard_starter", str(os.getpid())],
                 stdin=theirs.fileno(),
+                stderr=subprocess.PIPE,
                 # Secrets reach a worker through its socket, in memory, never through its environment.
                 env={name: v for name, v in os.environ.items() if not name.startswith(SECRET_VAR_PREFIX)},
             )
+        assert self._process.stderr is not None
+        self._relay = threading.Thread(
+            target=_relay, args=(self._process.stderr,), name="httptask-workers-stderr", daemon=True
+        )
+        self._relay.start()
         ours.setblocking(False)
         self._control = ours
 
@@ -240,6 +251,26 @@ class Starter:
                 self._process.kill()
                 self._process.wait()
             self._process = None
+        if self._relay is not None:
+            self._relay.join(_RELAY_SECONDS)  # what the workers printed last is shown before the run's end
+            self._relay = None
+
+
+def _relay(pipe: IO[bytes]) -> None:
+    """Copy what the starter and its workers print (an unexpected traceback, say) to this process's standard
+    error through the redactor guarding it, so a secret a worker holds never reaches the terminal that way.
+    It keeps reading when writing fails: a worker blocked on a full pipe would never end."""
+    stream = sys.stderr
+    if not isinstance(stream, RedactingStream):
+        stream = RedactingStream(stream, process_redactor())
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    with pipe:
+        while chunk := os.read(pipe.fileno(), _CHUNK):
+            with contextlib.suppress(OSError, ValueError):
+                stream.write(decoder.decode(chunk))
+    with contextlib.suppress(OSError, ValueError):
+        stream.write(decoder.decode(b"", final=True))
+        stream.flush()
 
 
 async def _watch(frames: AsyncIterator[Any], ended: list[asyncio.Future[int | None]]) -> None:
