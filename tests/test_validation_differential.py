@@ -5,6 +5,7 @@ with values derived from its own sample, and for every format and a set of patte
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
 
 import pytest
@@ -14,7 +15,14 @@ from hypothesis import strategies as st
 from httptask.catalog import Catalog
 from httptask.samples import sample_value
 from httptask.spec import MediaType
-from httptask.validation import _FORMATS, _VALIDATORS, _fast_validator, _Validator, operation_schema
+from httptask.validation import (
+    _FORMATS,
+    _VALIDATORS,
+    _fast_validator,
+    _Validator,
+    operation_schema,
+    validate_instance,
+)
 
 OPERATIONS = [entry.id for entry in Catalog.default().entries]
 RESPONSE_MEDIA = {
@@ -158,3 +166,52 @@ def test_only_schemas_that_expand_to_a_bounded_tree_go_to_jsonschema_rs(
 ) -> None:
     # jsonschema-rs expands references eagerly: a synthetic document's cycles made it grow past 20 GB.
     assert (_fast_validator(schema, resources) is not None) is fast
+
+
+# Numbers where a float stops being exact, as integers and as floats, and far beyond, on both sides.
+EDGES = [
+    n
+    for magnitude in (2**53, 2**63, 2**64, 10**30)
+    for whole in (magnitude - 1, magnitude, magnitude + 1, -magnitude - 1, -magnitude)
+    for n in (whole, float(whole))
+] + [0, 1, 7]
+NUMBERS = st.sampled_from(EDGES) | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False)
+NUMERIC_KEYWORDS = ["maximum", "minimum", "exclusiveMaximum", "exclusiveMinimum", "multipleOf", "const"]
+
+
+def _exactly_valid(schema: dict[str, Any], instance: Any) -> bool:
+    return not list(_Validator(schema, format_checker=_FORMATS).iter_errors(instance))
+
+
+@pytest.mark.parametrize("keyword", [*NUMERIC_KEYWORDS, "enum", "uniqueItems"])
+def test_numbers_past_a_floats_exact_range_are_compared_exactly(keyword: str) -> None:
+    # jsonschema-rs compares them as floats (1e30 == 10**30): its 'valid' must never stand where jsonschema
+    # finds a number out of bounds. Every bound against every number, top-level and nested in a body.
+    disagree = []
+    for bound in EDGES:
+        if keyword == "multipleOf" and bound <= 0:
+            continue
+        schema: dict[str, Any] = {"enum": [bound]} if keyword == "enum" else {keyword: bound}
+        if keyword == "uniqueItems":
+            schema = {"uniqueItems": True}
+        for number in EDGES:
+            instance = [bound, number] if keyword == "uniqueItems" else number
+            for where, nested in (("top", schema), ("body", {"properties": {"amount": schema}})):
+                value = instance if where == "top" else {"amount": instance}
+                if (validate_instance(value, nested) == []) != _exactly_valid(nested, value):
+                    disagree.append((where, schema, value))
+    assert disagree == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    keyword=st.sampled_from(NUMERIC_KEYWORDS),
+    bound=NUMBERS.filter(math.isfinite),
+    number=NUMBERS,
+)
+def test_the_quick_path_agrees_with_jsonschema_on_any_number(keyword: str, bound: Any, number: Any) -> None:
+    if keyword == "multipleOf" and not bound > 0:
+        return
+    schema = {"type": "object", "properties": {"refund": {"properties": {"amount": {keyword: bound}}}}}
+    instance = {"refund": {"amount": number, "memo": "x"}}
+    assert (validate_instance(instance, schema) == []) == _exactly_valid(schema, instance)

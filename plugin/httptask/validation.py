@@ -222,14 +222,34 @@ def _fast_validator(schema: Any, resources: Mapping[str, Any] | None = None) -> 
 
 def _surely_valid(fast: Any, instance: Any) -> bool:
     """Whether jsonschema-rs (`fast`, None where it could not take the schema) finds `instance` valid; False
-    where it cannot tell (it refuses a string with a lone surrogate, which JSON's `\\ud800` gives), so that
-    jsonschema decides."""
-    if fast is None:
+    where it cannot tell (it refuses a string with a lone surrogate, which JSON's `\\ud800` gives, and
+    compares a number past ±2**53 as a float), so that jsonschema decides."""
+    if fast is None or not _within_float(instance):
         return False
     try:
         return bool(fast.is_valid(instance))
     except ValueError:
         return False
+
+
+# Past it a float cannot hold every integer: jsonschema-rs finds 1e30 equal to 10**30 and within `maximum:
+# 10**30`, where jsonschema, comparing Python's numbers, is exact.
+_FLOAT_EXACT = 2**53
+
+
+def _within_float(instance: Any) -> bool:
+    """Whether every number in `instance` lies strictly within ±2**53, where a float is exact."""
+    stack = [instance]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is dict:
+            stack.extend(item.values())
+        elif kind is list or kind is tuple:
+            stack.extend(item)
+        elif (kind is int or kind is float) and not -_FLOAT_EXACT < item < _FLOAT_EXACT:
+            return False
+    return True
 
 
 def _bounded(schema: Any, resources: Mapping[str, Any]) -> bool:
