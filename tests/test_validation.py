@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+from pathlib import Path
+
+import pytest
+
 from httptask.validation import validate_instance
 
 SCHEMA = {
@@ -125,3 +131,52 @@ def test_a_property_name_checked_against_a_backtracking_pattern_is_stopped() -> 
     strict = {"type": "object", "patternProperties": {"^x-": {}}, "additionalProperties": False}
     assert validate_instance({"x-a": 1}, strict) == []
     assert [i.path for i in validate_instance({"y": 1}, strict)] == ["$.y"]
+
+
+def _validated_catalog(tmp_path: Path) -> tuple[list[weakref.ref[object]], int]:
+    """A catalog of the bundled specs, loaded as a fresh document is, with a request and a response of one
+    operation validated; weak references to what was compiled for, and how many validators that made."""
+    from browser_setup import bundled_catalog
+    from httptask.messages import RequestValues
+    from httptask.validation import _VALIDATORS, validate_body, validate_values
+
+    op = bundled_catalog(tmp_path).operation("chargebee.record_refund")
+    before = len(_VALIDATORS.compiled) + len(_VALIDATORS.bodies)
+    validate_values(op, RequestValues(path={"invoice-id": "inv_1"}, body={"memo": "m"}))
+    # Its responses read directly: `responses` keeps the last thousand operations it checked answers of.
+    [media] = next(response for response in op.responses if response.status == "200").media_types
+    validate_body(media, {"invoice": {}})
+    made = len(_VALIDATORS.compiled) + len(_VALIDATORS.bodies) - before
+    return [weakref.ref(op), weakref.ref(media)], made
+
+
+def test_a_document_loaded_again_replaces_its_validators_instead_of_keeping_the_old_ones(
+    tmp_path: Path,
+) -> None:
+    from httptask.validation import _VALIDATORS
+
+    gc.collect()
+    start = len(_VALIDATORS.compiled) + len(_VALIDATORS.bodies)
+    for number in range(3):
+        refs, made = _validated_catalog(tmp_path / str(number))
+        assert made == 2
+        gc.collect()
+        # The old document's operation and its response are gone, and so are the validators made for them.
+        assert [ref() for ref in refs] == [None, None]
+        assert len(_VALIDATORS.compiled) + len(_VALIDATORS.bodies) == start
+
+
+def test_validators_kept_alive_by_their_operations_are_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from browser_setup import bundled_catalog
+    from httptask.messages import RequestValues
+    from httptask.validation import _VALIDATORS, validate_values
+
+    monkeypatch.setattr("httptask.validation._KEPT", 3)
+    catalog = bundled_catalog(tmp_path)
+    ops = [catalog.operation(op_id) for op_id in catalog.ids()[:5]]
+    for op in ops:
+        validate_values(op, RequestValues())
+    assert len(_VALIDATORS.compiled) == 3
+    assert validate_values(ops[0], RequestValues()) == validate_values(ops[0], RequestValues())

@@ -10,6 +10,7 @@ paths and values reported. The only jsonschema, jsonschema-rs and referencing im
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
 import re
@@ -289,43 +290,85 @@ def _bounded(schema: Any, resources: Mapping[str, Any]) -> bool:
         return False
 
 
+# At most this many operations' validators are kept, and as many response bodies': a long-running editor
+# meets many documents, and a document loaded again brings new operations whose validators are compiled anew.
+_KEPT = 256
+
+
+class _ByIdentity:
+    """Values by the identity of the live objects they were made for, at most `_KEPT`, the oldest dropped
+    first. An entry holds its objects weakly and goes when one of them is collected: a document loaded again
+    replaces its old validators rather than keeping them alive beside the new ones."""
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[int, ...], tuple[tuple[Callable[[], object], ...], Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, *objects: object) -> Any:
+        """The value made for exactly these objects; None when there is none."""
+        found = self._entries.get(tuple(map(id, objects)))
+        if found is None or any(ref() is not obj for ref, obj in zip(found[0], objects, strict=True)):
+            return None
+        return found[1]
+
+    def put(self, value: Any, *objects: object) -> None:
+        key = tuple(map(id, objects))
+
+        def forget(dead: object) -> None:
+            entry = self._entries.get(key)
+            # The key of a collected object may have been taken since by an object born at its address.
+            if entry is not None and dead in entry[0]:
+                self._entries.pop(key, None)
+
+        refs = tuple(_NONE if obj is None else weakref.ref(obj, forget) for obj in objects)
+        with self._lock:
+            while len(self._entries) >= _KEPT:
+                # A collection may drop entries meanwhile (see `forget`), even during this iteration.
+                with contextlib.suppress(RuntimeError, StopIteration, KeyError):
+                    del self._entries[next(iter(self._entries))]
+            self._entries[key] = (refs, value)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def _NONE() -> None:
+    return None
+
+
 class _Validators:
     """Compiled validators by operation; an operation's schema is compiled the first time it is used, against
     a registry of its document's schemas made once per document."""
 
     def __init__(self) -> None:
-        self._compiled: dict[tuple[int, int], tuple[Operation, Server | None, Any, Any]] = {}
-        self._bodies: dict[int, tuple[MediaType, Any, Any]] = {}
+        self.compiled = _ByIdentity()
+        self.bodies = _ByIdentity()
         self._registries: weakref.WeakKeyDictionary[Schemas, Registry[Any]] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
     def get(self, op: Operation, server: Server | None) -> tuple[Any, Any]:
         """jsonschema's validator for `op`, and jsonschema-rs's (None where it cannot take the schema)."""
-        key = (id(op), id(server))
-        found = self._compiled.get(key)
-        # The entry holds the operation itself, so its id cannot be reused by another object.
-        if found is None or found[0] is not op or found[1] is not server:
+        found: tuple[Any, Any] | None = self.compiled.get(op, server)
+        if found is None:
             schemas = op.schemas
             if schemas is None:
                 schema = _request_schema(op, server, lambda part: part.linked_schema)
             else:
                 schema = _request_schema(op, server, lambda part: schemas.unwrapped(part.linked_schema))
-            found = (op, server, *self._both(schema, schemas))
-            with self._lock:
-                self._compiled[key] = found
-        return found[2], found[3]
+            found = self._both(schema, schemas)
+            self.compiled.put(found, op, server)
+        return found
 
     def body(self, media: MediaType) -> tuple[Any, Any]:
         """The validators of one media type's schema (a response body's), compiled the first time: as `get`,
         jsonschema's and jsonschema-rs's."""
-        found = self._bodies.get(id(media))
-        if found is None or found[0] is not media:
+        found: tuple[Any, Any] | None = self.bodies.get(media)
+        if found is None:
             schemas = media.schemas
             schema = schemas.unwrapped(media.linked_schema) if schemas is not None else media.linked_schema
-            found = (media, *self._both(schema, schemas))
-            with self._lock:
-                self._bodies[id(media)] = found
-        return found[1], found[2]
+            found = self._both(schema, schemas)
+            self.bodies.put(found, media)
+        return found
 
     def _both(self, schema: Any, schemas: Schemas | None) -> tuple[Any, Any]:
         """jsonschema's validator of `schema`, its `$ref`s read from a registry of `schemas`, and
