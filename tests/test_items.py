@@ -221,3 +221,17 @@ def test_an_item_nested_too_deep_names_its_line(tmp_path: Path) -> None:
     with pytest.raises(UsageError) as caught:
         scan_items(path, lambda item, root: [], name="invoices")
     assert str(caught.value) == f"{path}:2: the item is nested more than 100 levels deep; flatten it."
+
+
+def test_a_byte_order_mark_is_read_only_at_the_very_start_of_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "items.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"id": "a"}\n{"id": "b"}\n')
+    assert list(scan_items(path, _check, name="invoices")) == [{"id": "a"}, {"id": "b"}]
+    # Two files joined: the second one's mark is now inside the file, where it is no part of any JSON.
+    path.write_bytes(b'\xef\xbb\xbf{"id": "a"}\n\xef\xbb\xbf{"id": "b"}\n')
+    with pytest.raises(UsageError) as caught:
+        scan_items(path, _check, name="invoices")
+    assert str(caught.value) == (
+        f"{path}:2: byte 1 of the line is a byte order mark (EF BB BF), which only the very start of a file "
+        "may hold; files joined together often leave one. Remove it and try again."
+    )

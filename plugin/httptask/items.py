@@ -40,6 +40,7 @@ _BLOCK_LINES = 1024
 _BLOCK_BYTES = 1 << 20
 # The keywords of an input's schema that can be checked item by item as the file is read.
 _CHECKED = frozenset({"type", "items", "minItems", "maxItems", "uniqueItems"})
+_BOM = "\ufeff".encode()
 _NOTES = frozenset({"description", "title", "examples", "$comment", "deprecated", "readOnly", "writeOnly"})
 
 
@@ -316,7 +317,12 @@ def _parse(path: Path, number: int, raw: bytes) -> Any:
     """Line `number` of `path` read exactly as the same value in a JSON `--input` list is read
     (`yamlsource.parse_json`): by orjson, for speed, where the two agree; by that reader where they may not:
     an integer past 64 bits (orjson makes it a float), a lone surrogate, a byte order mark, a line that is not
-    JSON or not UTF-8."""
+    JSON or not UTF-8. A byte order mark is read only where a file may hold one: at its very start."""
+    if number > 1 and raw.startswith(_BOM):
+        raise UsageError(
+            f"{path}:{number}: byte 1 of the line is a byte order mark (EF BB BF), which only the very start "
+            "of a file may hold; files joined together often leave one. Remove it and try again."
+        )
     if orjson_exact(raw):
         try:
             return orjson.loads(raw)
