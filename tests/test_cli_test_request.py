@@ -266,6 +266,11 @@ def test_the_cli_refuses_a_loopback_address_written_in_another_form_and_sends_no
             "error: --input must hold an object of input names to values, not list.\n",
         ),
         (["TASK", "--input", "@nope.json"], "error: No such file: 'nope.json'.\n"),
+        (
+            ["TASK", "--timeout", "nan"],
+            "Usage: httptask test-request [OPTIONS] TASK_FILE\nTry 'httptask test-request --help' for help.\n"
+            "\nError: Invalid value for '--timeout': nan is not a number of seconds; give one such as 60.\n",
+        ),
     ],
 )
 def test_usage_errors_exit_2(task_file: Path, args: list[str], message: str) -> None:

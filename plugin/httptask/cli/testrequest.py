@@ -4,6 +4,7 @@ exchange."""
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,6 +49,7 @@ __all__ = ["run_test_request", "test_request_command"]
     default=TEST_REQUEST_SECONDS,
     show_default=True,
     metavar="SECONDS",
+    callback=lambda _context, _param, value: _finite(value),
     help="Give up on an answer after this long, attempts included; the outcome is then unknown.",
 )
 @secrets_file_option
@@ -74,6 +76,12 @@ def test_request_command(
         timeout_seconds=timeout_seconds,
     )
     sys.exit(code)
+
+
+def _finite(seconds: float) -> float:
+    if not math.isfinite(seconds):
+        raise click.BadParameter(f"{seconds} is not a number of seconds; give one such as 60.")
+    return seconds
 
 
 def run_test_request(
