@@ -551,3 +551,25 @@ def test_the_run_table_shows_responses_that_break_the_spec(
     assert page.locator("#wf-tasks img").count() == 0
     assert SECRET not in page.content()
     _shot(page, "workflow-3-off-spec.png")
+
+
+def test_a_large_answer_shows_its_start_and_says_how_large_it_is(
+    page: Any, catalog: Catalog, server: RecordingServer
+) -> None:
+    from playwright.sync_api import expect
+
+    from httptask.shown import SHOWN_CHARS
+
+    start = '{"invoice": {"id": "inv_42", "note": "'
+    body = (start + "x" * (SHOWN_CHARS - len(start) - 3) + SECRET + "y" * 2_000_000 + SECRET + '"}}').encode()
+    server.default = (200, {"Content-Type": "application/json"}, body)
+    with running_editor(ServerConfig(sandbox_url=server.url), catalog) as url:
+        _open_refund(page, url)
+        page.click("#send")
+        expect(page.locator(".status")).to_have_text("200 X", timeout=60_000)
+    expect(page.locator("#response-truncated")).to_have_text(
+        f"The body is {len(body):,} bytes; the editor shows its first {SHOWN_CHARS:,} characters."
+    )
+    shown = page.locator("#response-body").text_content() or ""
+    assert shown == body[: SHOWN_CHARS - 3].decode() + "***"
+    assert SECRET not in page.content() and SECRET[:3] not in shown
