@@ -296,37 +296,38 @@ _KEPT = 256
 
 
 class _ByIdentity:
-    """Values by the identity of the live objects they were made for, at most `_KEPT`, the oldest dropped
-    first. An entry holds its objects weakly and goes when one of them is collected: a document loaded again
-    replaces its old validators rather than keeping them alive beside the new ones."""
+    """Values by the identity of the live object (and the second one, or None) they were made for, at most
+    `_KEPT`, the oldest dropped first. An entry holds its objects weakly and goes when one of them is
+    collected: a document loaded again replaces its old validators rather than keeping them alive beside the
+    new ones."""
 
     def __init__(self) -> None:
-        self._entries: dict[tuple[int, ...], tuple[tuple[Callable[[], object], ...], Any]] = {}
+        self._entries: dict[tuple[int, int], tuple[Callable[[], object], Callable[[], object], Any]] = {}
         self._lock = threading.Lock()
 
-    def get(self, *objects: object) -> Any:
+    def get(self, first: object, second: object = None) -> Any:
         """The value made for exactly these objects; None when there is none."""
-        found = self._entries.get(tuple(map(id, objects)))
-        if found is None or any(ref() is not obj for ref, obj in zip(found[0], objects, strict=True)):
+        found = self._entries.get((id(first), id(second)))
+        if found is None or found[0]() is not first or found[1]() is not second:
             return None
-        return found[1]
+        return found[2]
 
-    def put(self, value: Any, *objects: object) -> None:
-        key = tuple(map(id, objects))
+    def put(self, value: Any, first: object, second: object = None) -> None:
+        key = (id(first), id(second))
 
         def forget(dead: object) -> None:
             entry = self._entries.get(key)
             # The key of a collected object may have been taken since by an object born at its address.
-            if entry is not None and dead in entry[0]:
+            if entry is not None and (entry[0] is dead or entry[1] is dead):
                 self._entries.pop(key, None)
 
-        refs = tuple(_NONE if obj is None else weakref.ref(obj, forget) for obj in objects)
+        refs = [_NONE if obj is None else weakref.ref(obj, forget) for obj in (first, second)]
         with self._lock:
             while len(self._entries) >= _KEPT:
                 # A collection may drop entries meanwhile (see `forget`), even during this iteration.
                 with contextlib.suppress(RuntimeError, StopIteration, KeyError):
                     del self._entries[next(iter(self._entries))]
-            self._entries[key] = (refs, value)
+            self._entries[key] = (refs[0], refs[1], value)
 
     def __len__(self) -> int:
         return len(self._entries)
