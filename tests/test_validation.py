@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from httptask.errors import Issue
 from httptask.validation import validate_instance
 
 SCHEMA = {
@@ -180,3 +181,11 @@ def test_validators_kept_alive_by_their_operations_are_bounded(
         validate_values(op, RequestValues())
     assert len(_VALIDATORS.compiled) == 3
     assert validate_values(ops[0], RequestValues()) == validate_values(ops[0], RequestValues())
+
+
+def test_an_infinity_is_no_multiple_of_anything_and_breaks_nothing() -> None:
+    # JSON has none, but YAML's `.inf` reads as one; jsonschema's own check raised OverflowError on it.
+    schema = {"properties": {"amount": {"multipleOf": 0.01}}}
+    assert validate_instance({"amount": float("inf")}, schema) == [
+        Issue("$.amount", "inf is not a multiple of 0.01", expected=0.01, actual=float("inf"))
+    ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import itertools
+import math
 import re
 import threading
 import weakref
@@ -122,14 +123,28 @@ def _additional_properties(
         yield ValidationError(f"Additional properties are not allowed ({', '.join(map(repr, extras))})")
 
 
+_MULTIPLE_OF = Draft202012Validator.VALIDATORS["multipleOf"]
+
+
+def _multiple_of(validator: Any, divisor: Any, instance: Any, schema: Any) -> Iterable[ValidationError]:
+    # JSON has no infinity, but YAML's `.inf` and Python's `Infinity` read as one, which jsonschema's own
+    # check cannot divide (it raises): it is no multiple of anything.
+    if isinstance(instance, float) and not math.isfinite(instance):
+        yield ValidationError(f"{instance!r} is not a multiple of {divisor!r}")
+        return
+    yield from _MULTIPLE_OF(validator, divisor, instance, schema)
+
+
 # Draft 2020-12 with every regular expression of a schema matched by `limits.search`, which stops a pattern
-# that backtracks without end (Python's `re`, which jsonschema uses, cannot be stopped).
+# that backtracks without end (Python's `re`, which jsonschema uses, cannot be stopped), and a `multipleOf`
+# that takes an infinity.
 _Validator: Any = validators.extend(
     Draft202012Validator,
     {
         "pattern": _pattern,
         "patternProperties": _pattern_properties,
         "additionalProperties": _additional_properties,
+        "multipleOf": _multiple_of,
     },
 )
 
