@@ -134,21 +134,20 @@ def test_a_property_name_checked_against_a_backtracking_pattern_is_stopped() -> 
     assert [i.path for i in validate_instance({"y": 1}, strict)] == ["$.y"]
 
 
-def _validated_catalog(tmp_path: Path) -> tuple[list[weakref.ref[object]], int]:
+def _validated_catalog(tmp_path: Path) -> list[weakref.ref[object]]:
     """A catalog of the bundled specs, loaded as a fresh document is, with a request and a response of one
-    operation validated; weak references to what was compiled for, and how many validators that made."""
+    operation validated (their validators kept); weak references to what they were compiled for."""
     from browser_setup import bundled_catalog
     from httptask.messages import RequestValues
     from httptask.validation import _VALIDATORS, validate_body, validate_values
 
     op = bundled_catalog(tmp_path).operation("chargebee.record_refund")
-    before = len(_VALIDATORS.compiled) + len(_VALIDATORS.bodies)
     validate_values(op, RequestValues(path={"invoice-id": "inv_1"}, body={"memo": "m"}))
     # Its responses read directly: `responses` keeps the last thousand operations it checked answers of.
     [media] = next(response for response in op.responses if response.status == "200").media_types
     validate_body(media, {"invoice": {}})
-    made = len(_VALIDATORS.compiled) + len(_VALIDATORS.bodies) - before
-    return [weakref.ref(op), weakref.ref(media)], made
+    assert _VALIDATORS.compiled.get(op) is not None and _VALIDATORS.bodies.get(media) is not None
+    return [weakref.ref(op), weakref.ref(media)]
 
 
 def test_a_document_loaded_again_replaces_its_validators_instead_of_keeping_the_old_ones(
@@ -156,15 +155,13 @@ def test_a_document_loaded_again_replaces_its_validators_instead_of_keeping_the_
 ) -> None:
     from httptask.validation import _VALIDATORS
 
-    gc.collect()
-    start = len(_VALIDATORS.compiled) + len(_VALIDATORS.bodies)
     for number in range(3):
-        refs, made = _validated_catalog(tmp_path / str(number))
-        assert made == 2
+        refs = _validated_catalog(tmp_path / str(number))
         gc.collect()
-        # The old document's operation and its response are gone, and so are the validators made for them.
+        # The old document's operation and its response are gone, and no validator is left for them.
         assert [ref() for ref in refs] == [None, None]
-        assert len(_VALIDATORS.compiled) + len(_VALIDATORS.bodies) == start
+        for cache in (_VALIDATORS.compiled, _VALIDATORS.bodies):
+            assert [entry for entry in cache._entries.values() if entry[0]() is None] == []
 
 
 def test_validators_kept_alive_by_their_operations_are_bounded(
