@@ -715,7 +715,8 @@ def test_a_large_answer_whose_check_runs_over_is_still_shown_in_part(
     host = server.url.removeprefix("http://")
     body, cut_secret = _large_answer(4 * 1024 * 1024)
     server.answer(200, body, {"Content-Type": "application/json"})
-    with running_editor(ServerConfig(allow_hosts=(host,), answer_seconds=0.001), catalog) as url:
+    config = ServerConfig(allow_hosts=(host,), secret_origins=(server.url,), answer_seconds=0.001)
+    with running_editor(config, catalog) as url:
         task = answered_by(server, catalog)
         response = httpx.post(f"{url}/api/test-request", json={"task": task}, timeout=120)
     assert response.status_code == 200, response.text[:500]
@@ -745,7 +746,8 @@ def test_a_server_dripping_its_answer_is_given_up_on_with_an_unknown_outcome(
     host = server.url.removeprefix("http://")
     server.answer(200, b'{"invoice": {}}' + b" " * 10_000, {"Content-Type": "application/json"})
     server.behaviours.append("drip")
-    with running_editor(ServerConfig(allow_hosts=(host,), call_timeout_seconds=1), catalog) as url:
+    config = ServerConfig(allow_hosts=(host,), secret_origins=(server.url,), call_timeout_seconds=1)
+    with running_editor(config, catalog) as url:
         task = answered_by(server, catalog)
         response = httpx.post(f"{url}/api/test-request", json={"task": task}, timeout=60)
     assert response.status_code == 502
