@@ -116,7 +116,7 @@ __all__ = [
     "send_sync",
 ]
 
-# Where each name imported on first use lives: these modules pull in httpx, aiohttp and jsonschema.
+# Where each name imported on first use lives: these modules pull in the HTTP client and jsonschema.
 _LAZY = {
     "Answer": "api",
     "load_catalog": "api",

@@ -25,7 +25,7 @@ from .console import (
     strict_responses_option,
 )
 
-if TYPE_CHECKING:  # sending imports httpx and aiohttp: only when a request is made, not for every command
+if TYPE_CHECKING:  # sending imports the HTTP client: only when a request is made, not for every command
     from ..execute import Exchange, Prepared
     from ..messages import HttpResponse
 
