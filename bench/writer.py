@@ -3,7 +3,7 @@ the writer on a thread and in a process of its own, beside raw aiohttp (no journ
 server in one script.
 
 `python bench/writer.py [--items 3000] [--concurrency 64] [--rounds 5] [--before PYTHONPATH] [--json]`; with
---before, the journal of another checkout (its writer thread) runs in each round too, as `loop-thread-before`.
+--before, another checkout's journal runs in each round too (`loop-thread-before`, `loop-process-before`).
 
 The minimal loop is the floor of any durable engine: per item it commits the 'sent' record (idempotency key
 checked, fsync, `synchronous=FULL`) before the POST goes on the wire, and queues the answer's row after it, as
@@ -33,7 +33,7 @@ from loopback import Loopback
 from report import arguments, client_rows, interleaved, paired
 from stats import spread, text
 
-KINDS = ("aiohttp", "loop-thread", "loop-process", "loop-thread-before")
+KINDS = ("aiohttp", "loop-thread", "loop-process", "loop-thread-before", "loop-process-before")
 
 
 def _cpu(who: int) -> float:
@@ -41,17 +41,18 @@ def _cpu(who: int) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def _loop(url: str, items: int, concurrency: int, writer: str | None, path: Path) -> float:
+async def _loop(url: str, items: int, concurrency: int, writer: str | None, path: Path) -> tuple[float, int]:
+    """Seconds the run took, and how many group commits its journal made."""
     import aiohttp
 
     from httptask.journal import Journal
+    from httptask.requests import derive_key, step_seed
 
-    started = time.perf_counter()
-    if writer == "thread-before":  # another checkout's journal (--before), whose writer is a thread
-        journal: Any = Journal(path)
-    else:
-        journal = Journal(path, writer=writer) if writer else None
     run_id, task = "bench", "refund"
+    # Each item's key derived as the engine derives it (the keys a template gives are journaled apart).
+    keys = [derive_key(step_seed(run_id, task, n)) for n in range(items)]
+    started = time.perf_counter()
+    journal = Journal(path, writer=writer) if writer else None
     if journal is not None:
         journal.create_run(
             run_id,
@@ -70,12 +71,13 @@ async def _loop(url: str, items: int, concurrency: int, writer: str | None, path
         async def worker() -> None:
             for n in pending:
                 target = f"{url}/api/v2/invoices/inv_{n}/refund"
-                headers = {**HEADERS, "chargebee-idempotency-key": f"k{n}"}
+                key = keys[n]
+                headers = {**HEADERS, "chargebee-idempotency-key": key}
                 if journal is not None:
                     request = {"method": "POST", "url": target, "headers": {"authorization": "[redacted]"},
                                "body": BODY.decode()}  # fmt: skip
                     await journal.begin_send(
-                        run_id, task, n, idempotent=True, key=f"k{n}", scope=url, request=request,
+                        run_id, task, n, idempotent=True, key=key, scope=url, request=request,
                         item_value={"id": f"inv_{n}", "amount": 100},
                     )  # fmt: skip
                 began = time.perf_counter()
@@ -96,7 +98,7 @@ async def _loop(url: str, items: int, concurrency: int, writer: str | None, path
         journal.stop()
         journal.finish_run(run_id, "succeeded", None, [])
         journal.close()
-    return time.perf_counter() - started
+    return time.perf_counter() - started, journal.commits if journal is not None else 0
 
 
 def _answered() -> Any:
@@ -111,13 +113,15 @@ def client(kind: str, url: str, items: int, concurrency: int) -> dict[str, Any]:
 
     import httptask.journal  # noqa: F401
 
-    writer = None if kind == "aiohttp" else kind.removeprefix("loop-")
+    writer = None if kind == "aiohttp" else kind.removeprefix("loop-").removesuffix("-before")
     with tempfile.TemporaryDirectory() as folder:
         cpu = _cpu(resource.RUSAGE_SELF)
-        seconds = asyncio.run(_loop(url, items, concurrency, writer, Path(folder) / "journal.sqlite3"))
+        path = Path(folder) / "journal.sqlite3"
+        seconds, commits = asyncio.run(_loop(url, items, concurrency, writer, path))
         cpu = _cpu(resource.RUSAGE_SELF) - cpu
     return {
         "seconds": seconds,
+        "commits": commits,
         "tasks_per_s": items / seconds,
         "cpu_s": cpu,
         "writer_cpu_s": _cpu(resource.RUSAGE_CHILDREN),
@@ -137,7 +141,7 @@ def _run(kind: str, url: str, items: int, concurrency: int, before: str | None) 
 
 
 def measure(items: int, concurrency: int, rounds: int, before: str | None) -> dict[str, Any]:
-    kinds = KINDS if before else KINDS[:-1]
+    kinds = KINDS if before else KINDS[:3]
     with Loopback() as server:
         runs, loads = interleaved(
             kinds, rounds, lambda kind: _run(kind, server.url, items, concurrency, before)
@@ -150,18 +154,24 @@ def measure(items: int, concurrency: int, rounds: int, before: str | None) -> di
     for kind in kinds[1:]:
         ratios[f"cpu: aiohttp/{kind}"] = paired(cpu["aiohttp"], cpu[kind])
     ratios["loop-process/loop-thread"] = paired(rates["loop-process"], rates["loop-thread"])
+    if before:
+        for kind in ("loop-thread", "loop-process"):
+            ratios[f"{kind}/{kind}-before"] = paired(rates[kind], rates[f"{kind}-before"])
     return {
         "items": items,
         "concurrency": concurrency,
         "rounds": rounds,
         "load_average_1m": spread(loads, 2),
         "tasks_per_s": {kind: spread(values, 1) for kind, values in rates.items()},
+        "commits": {kind: spread([r["commits"] for r in results], 0) for kind, results in runs.items()},
         "cpu_us_per_item": {
             kind: spread([r["cpu_s"] / items * 1e6 for r in results], 1) for kind, results in runs.items()
         },
-        "writer_process_cpu_us_per_item": spread(
-            [r["writer_cpu_s"] / items * 1e6 for r in runs["loop-process"]], 1
-        ),
+        "writer_process_cpu_us_per_item": {
+            kind: spread([r["writer_cpu_s"] / items * 1e6 for r in runs[kind]], 1)
+            for kind in kinds
+            if kind.startswith("loop-process")
+        },
         "ratios": ratios,
     }
 
@@ -170,8 +180,11 @@ def table(figures: dict[str, Any]) -> str:
     lines = [
         f"{figures['items']:,} journaled POSTs at concurrency {figures['concurrency']}, median (min-max) of "
         f"{figures['rounds']} interleaved rounds; load average {text(figures['load_average_1m'])}",
-        *client_rows(figures, [("cpu_us_per_item", "CPU µs/item", ",.0f")]),
-        f"  writer process CPU µs/item: {text(figures['writer_process_cpu_us_per_item'], ',.0f')}",
+        *client_rows(figures, [("cpu_us_per_item", "CPU µs/item", ",.0f"), ("commits", "commits", ",.0f")]),
+        *(
+            f"  writer process CPU µs/item, {kind}: {text(cpu, ',.0f')}"
+            for kind, cpu in figures["writer_process_cpu_us_per_item"].items()
+        ),
     ]
     return "\n".join(lines)
 
@@ -182,7 +195,7 @@ def main() -> None:
         print(json.dumps(client(kind, url, int(items), int(concurrency))))
         return
     parser = arguments(__doc__.splitlines()[0])
-    parser.add_argument("--before", help="PYTHONPATH of a checkout whose thread writer runs beside")
+    parser.add_argument("--before", help="PYTHONPATH of a checkout whose writers run beside")
     args = parser.parse_args()
     figures = measure(args.items, args.concurrency, args.rounds, args.before)
     print(json.dumps(figures, indent=2) if args.json else table(figures))

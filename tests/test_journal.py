@@ -83,6 +83,34 @@ def test_queued_records_are_committed_by_stop(tmp_path: Path) -> None:
     assert (steps[1].response, steps[1].attempts, steps[1].outcome_unknown) == ({"a": 1}, 1, False)
 
 
+@pytest.mark.parametrize("writer", ["thread", "process"])
+def test_rows_no_one_waits_for_ride_with_the_next_durable_write_or_are_committed_soon(
+    tmp_path: Path, writer: str
+) -> None:
+    path = tmp_path / "j.sqlite3"
+    journal = Journal(path, writer=writer)
+
+    async def main() -> tuple[list[tuple[str, int, str]], list[tuple[str, int, str]]]:
+        journal.start(asyncio.get_running_loop())
+        await journal.durable(Journal.schedule("r1", "t", [0, 1, 2]))
+        journal.queue([Journal.finished("r1", "t", 0, "succeeded", attempts=1, http_status=200)])
+        await journal.durable([Journal.sent("r1", "t", 1, idempotent=True, key=None, request={})])
+        with_the_next = _states(path)
+        journal.queue([Journal.finished("r1", "t", 2, "failed", error="x")])  # nothing waits after it
+        for _ in range(200):
+            await asyncio.sleep(0.025)
+            if _states(path)[2][2] == "failed":
+                break
+        soon = _states(path)
+        journal.stop()
+        return with_the_next, soon
+
+    with_the_next, soon = asyncio.run(main())
+    journal.close()
+    assert with_the_next == [("t", 0, "succeeded"), ("t", 1, "sent"), ("t", 2, "scheduled")]
+    assert soon == [("t", 0, "succeeded"), ("t", 1, "sent"), ("t", 2, "failed")]
+
+
 def test_a_missing_run_names_the_journal_and_the_way_to_list_runs(tmp_path: Path) -> None:
     journal = Journal(tmp_path / "j.sqlite3")
     with pytest.raises(Exception) as caught:

@@ -20,7 +20,8 @@ import pytest
 from faults import fault_server
 from httptask import processes
 from httptask.errors import KeyReused, RunBusy, RunTakenOver
-from httptask.journal import LEASE_SECONDS, Decision, Journal, StepRecord
+from httptask.journal import LEASE_SECONDS, Decision, Journal, StepRecord, fingerprint
+from httptask.keys import derive_key, step_seed
 from httptask.outcome import Outcome
 from httptask.processes import boot_clock, identity
 from test_resume_crash import RECORD_REFUNDS
@@ -310,6 +311,78 @@ def test_a_key_sent_again_with_its_payload_is_accepted_and_with_another_refused(
     second.close()
 
 
+def _key_records(path: Path) -> list[tuple[str, str, int]]:
+    with sqlite3.connect(path) as connection:
+        return connection.execute("SELECT scope, key, item FROM idempotency_keys ORDER BY scope").fetchall()
+
+
+def test_a_step_s_derived_key_is_kept_in_its_row_and_another_payload_under_it_is_refused(
+    tmp_path: Path,
+) -> None:
+    """A derived key is sent by its step alone: its row keeps where it went with what payload, and the table
+    of keys (one random page per key) stays untouched until the step goes to another server."""
+    path = tmp_path / "j.sqlite3"
+    journal = Journal(path)
+    _create(journal, "run-a")
+    key = derive_key(step_seed("run-a", "refund", 0))
+    _send(journal, "run-a", 0, key, "refund_amount=100")
+    _send(journal, "run-a", 0, key, "refund_amount=100")  # a resume sends the same payload again
+    assert _key_records(path) == []
+    with pytest.raises(KeyReused) as caught:  # a payload rendered anew (a uuid() in the body, say)
+        _send(journal, "run-a", 0, key, "refund_amount=900")
+    assert "was sent before (run run-a, task refund, item 0) with another payload" in str(caught.value)
+    assert "  first: POST https://api.test/invoices/inv_1/refund refund_amount=100\n" in str(caught.value)
+    _send(journal, "run-a", 0, key, "refund_amount=900", scope="https://other.test")  # another server
+    assert _key_records(path) == [("https://api.test", key, 0)]  # the first server's record moved there
+    with pytest.raises(KeyReused) as caught:  # back to the first server, with the other payload
+        _send(journal, "run-a", 0, key, "refund_amount=900")
+    assert "  first: POST https://api.test/invoices/inv_1/refund refund_amount=100\n" in str(caught.value)
+    with pytest.raises(KeyReused):
+        _send(journal, "run-a", 0, key, "refund_amount=100", scope="https://other.test")
+    _send(journal, "run-a", 0, key, "refund_amount=100")  # the first server with its own payload
+    step = journal.steps("run-a")[0]
+    assert (step.state, step.request) == (
+        "sent",
+        {"method": "POST", "url": "https://api.test/invoices/inv_1/refund", "body": "refund_amount=100"},
+    )
+    journal.close()
+
+
+def test_a_version_4_journal_keeps_refusing_a_key_it_recorded_and_gains_the_key_columns(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "v4.sqlite3"
+    old = Journal(path)
+    _create(old, "run-a")
+    old.close()
+    key = derive_key(step_seed("run-a", "refund", 0))
+    request = {"method": "POST", "url": "https://api.test/invoices/inv_1/refund", "body": "refund_amount=100"}
+    with sqlite3.connect(path) as connection:  # what version 4 wrote when it sent item 0
+        connection.execute("ALTER TABLE steps DROP COLUMN key_scope")
+        connection.execute("ALTER TABLE steps DROP COLUMN fingerprint")
+        connection.execute(
+            "INSERT INTO steps (run_id, task, item, state, idempotent, idempotency_key, request, outcome, "
+            "sent_at, updated_at) VALUES ('run-a', 'refund', 0, 'sent', 1, ?, ?, 'unknown', 1, 1)",
+            (key, json.dumps(request)),
+        )
+        connection.execute(
+            "INSERT INTO idempotency_keys VALUES ('https://api.test', ?, ?, ?, 'run-a', 'refund', 0, 1)",
+            (key, fingerprint("POST", request["url"], request["body"]), json.dumps(request)),
+        )
+        connection.execute("PRAGMA user_version = 4")
+    journal = Journal(path)
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("PRAGMA user_version").fetchone() == (5,)
+        columns = {row[1] for row in connection.execute("PRAGMA table_info(steps)")}
+    assert {"key_scope", "fingerprint"} <= columns
+    with pytest.raises(KeyReused) as caught:
+        _send(journal, "run-a", 0, key, "refund_amount=900")
+    assert "  first: POST https://api.test/invoices/inv_1/refund refund_amount=100\n" in str(caught.value)
+    _send(journal, "run-a", 0, key, "refund_amount=100")  # its own payload again: sent
+    assert [(s.item, s.state) for s in journal.steps("run-a")] == [(0, "sent")]
+    journal.close()
+
+
 # -- decisions -----------------------------------------------------------------------------------------------
 
 
@@ -378,9 +451,9 @@ def test_a_journal_of_the_previous_version_is_read_on_the_safe_side(tmp_path: Pa
     assert journal.run("old").state == "failed"
     journal.close()
     with sqlite3.connect(path) as connection:
-        assert connection.execute("PRAGMA user_version").fetchone() == (4,)
+        assert connection.execute("PRAGMA user_version").fetchone() == (5,)
         columns = {row[1] for row in connection.execute("PRAGMA table_info(steps)")}
-    assert "maybe_received" not in columns and "outcome" in columns
+    assert "maybe_received" not in columns and {"outcome", "key_scope", "fingerprint"} <= columns
     Journal(path).close()  # opening it again changes nothing
 
 

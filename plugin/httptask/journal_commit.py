@@ -10,6 +10,7 @@ when the socket closes: the parent has ended, even by `kill -9`, so the writer n
 
 from __future__ import annotations
 
+import hashlib
 import marshal
 import signal
 import socket
@@ -17,32 +18,54 @@ import sqlite3
 import sys
 import time
 from collections.abc import Sequence
+from json.encoder import encode_basestring_ascii as _json_string
 from pathlib import Path
 from typing import Any
 
 from . import frames
+from .keys import is_derived
 from .processes import boot_clock
 
 __all__ = [
     "BEGIN_SEND",
     "EXECUTE",
     "LEASE",
+    "SENT",
     "STOP",
     "Answer",
     "Committer",
     "Request",
     "connect",
     "execute",
+    "fingerprint",
     "frame",
     "read_frames",
 ]
 
 EXECUTE = 0  # payload: [(sql, params), ...]
-BEGIN_SEND = 1  # payload: (scope, key, fingerprint, request, run_id, task, item, now, sent_sql, sent_params)
+BEGIN_SEND = 1  # payload: (scope, key, method, url, body, the parameters of SENT but the last two)
 LEASE = 2  # payload: (run_id, token), or None: the lease later commits renew (and are fenced by)
 STOP = 3
 
 Request = tuple[int, int, Any]
+
+# A step journaled as 'sent'; `key_scope` and `fingerprint` are those of its idempotency key (`_begin_send`).
+SENT = (
+    "INSERT INTO steps (run_id, task, item, state, idempotent, idempotency_key, request, outcome, sent_at, "
+    "item_value, updated_at, key_scope, fingerprint) "
+    "VALUES (?, ?, ?, 'sent', ?, ?, ?, 'unknown', ?, ?, ?, ?, ?) "
+    "ON CONFLICT (run_id, task, item) DO UPDATE SET state = 'sent', idempotent = excluded.idempotent, "
+    "idempotency_key = excluded.idempotency_key, item_value = excluded.item_value, "
+    "request = excluded.request, response = NULL, error = NULL, http_status = NULL, outcome = 'unknown', "
+    "sent_at = excluded.sent_at, updated_at = excluded.updated_at, key_scope = excluded.key_scope, "
+    "fingerprint = excluded.fingerprint"
+)
+_HELD = (
+    "SELECT idempotency_key, key_scope, fingerprint, request, sent_at FROM steps "
+    "WHERE run_id = ? AND task = ? AND item = ?"
+)
+_FIRST = "SELECT fingerprint, request, run_id, task, item FROM idempotency_keys WHERE scope = ? AND key = ?"
+_KEEP = "INSERT OR IGNORE INTO idempotency_keys VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 # (commits so far, when the lease was last renewed, the error that stopped commits or None, [(id, result)])
 Answer = tuple[int, float, tuple[str, Any] | None, list[tuple[int, Any]]]
 
@@ -97,7 +120,7 @@ class Committer:
                 connection.execute("BEGIN IMMEDIATE")
                 try:
                     self._renew_lease()
-                    results = {number: _apply(connection, kind, payload) for number, kind, payload in work}
+                    results = _apply(connection, work)
                     connection.execute("COMMIT")
                 except BaseException:
                     if connection.in_transaction:  # a failed COMMIT (a full disk) has rolled back already
@@ -134,47 +157,89 @@ class _TakenOver(Exception):
 
 
 def execute(connection: sqlite3.Connection, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
-    for sql, params in statements:
-        connection.execute(sql, params)
+    """Run `statements` in order, each run of one statement's rows in one `executemany`."""
+    start = 0
+    while start < len(statements):
+        sql, stop = statements[start][0], start + 1
+        while stop < len(statements) and statements[stop][0] == sql:
+            stop += 1
+        if stop - start == 1:
+            connection.execute(sql, statements[start][1])
+        else:
+            connection.executemany(sql, [params for _, params in statements[start:stop]])
+        start = stop
 
 
-def _apply(connection: sqlite3.Connection, kind: int, payload: Any) -> Any:
-    if kind == EXECUTE:
-        execute(connection, payload)
-        return None
-    return _begin_send(connection, *payload)
+def _apply(connection: sqlite3.Connection, work: Sequence[Request]) -> dict[int, Any]:
+    """Apply a group's requests in order; the result of each that is answered, by its number."""
+    results: dict[int, Any] = {}
+    statements: list[tuple[str, Sequence[Any]]] = []
+    for number, kind, payload in work:
+        if kind == EXECUTE:
+            statements += payload
+            results[number] = None
+        else:
+            execute(connection, statements)
+            statements = []
+            results[number] = _begin_send(connection, *payload)
+    execute(connection, statements)
+    return results
+
+
+def fingerprint(method: str, url: str, body: str) -> str:
+    """What an idempotency key promises the server stays the same: method, URL and body (as journaled,
+    redacted, so a rotated secret is not a different payload)."""
+    # The text `json.dumps([method, url, body])` writes, which the keys journaled so far were made from;
+    # written here without the encoder's machinery around its string escaping.
+    text = f"[{_json_string(method.upper())}, {_json_string(url)}, {_json_string(body)}]"
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _begin_send(
     connection: sqlite3.Connection,
     scope: str,
     key: str | None,
-    fingerprint: str,
-    request: str,
-    run_id: str,
-    task: str,
-    item: int,
-    now: float,
-    sent_sql: str,
-    sent_params: Sequence[Any],
+    method: str,
+    url: str,
+    body: str,
+    row: Sequence[Any],
 ) -> tuple[str, str] | None:
-    """Journal a request as 'sent' under its idempotency key; where the key was first sent, and with what
-    request, when it was sent before with another payload (then nothing is written)."""
+    """Journal a request as 'sent' (`row`: the parameters of `SENT` but its key's scope and fingerprint) under
+    its idempotency key; where the key was first sent, and with what request, when it was sent to `scope`
+    before with another payload (then nothing is written).
+
+    A key derived for this very request (`keys.is_derived`) is sent by no other request: the step's own row
+    keeps where it was sent and with what fingerprint, written in step order with the 'sent' record. The
+    `idempotency_keys` table (a random page per key) holds the keys templates gave, and a derived key's
+    earlier scope once its step is sent to another server."""
+    run_id, task, item, request = row[0], row[1], row[2], row[5]
+    print_ = fingerprint(method, url, body)
     if key is not None:
-        first = connection.execute(
-            "SELECT fingerprint, request, run_id, task, item FROM idempotency_keys "
-            "WHERE scope = ? AND key = ?",
-            (scope, key),
-        ).fetchone()
-        if first is not None and first[0] != fingerprint:
+        first = None
+        held = connection.execute(_HELD, (run_id, task, item)).fetchone()
+        holds = held is not None and held[2] is not None
+        if holds and (held[0], held[1]) != (key, scope):  # the key record the row holds moves to the table
+            connection.execute(_KEEP, (held[1], held[0], held[2], held[3], run_id, task, item, held[4]))
+        if not is_derived(key, run_id, task, item):
+            first = _first_send(connection, scope, key, print_, request, row)
+        elif holds and (held[0], held[1]) == (key, scope):
+            first = (held[2], held[3], run_id, task, item)
+        elif holds or (held is not None and held[3] is not None):  # sent elsewhere, or by version 4
+            first = connection.execute(_FIRST, (scope, key)).fetchone()
+        if first is not None and first[0] != print_:
             return f"run {first[2]}, task {first[3]}, item {first[4]}", first[1]
-        if first is None:
-            connection.execute(
-                "INSERT INTO idempotency_keys VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (scope, key, fingerprint, request, run_id, task, item, now),
-            )
-    connection.execute(sent_sql, sent_params)
+    connection.execute(SENT, (*row, None if key is None else scope, None if key is None else print_))
     return None
+
+
+def _first_send(
+    connection: sqlite3.Connection, scope: str, key: str, print_: str, request: str, row: Sequence[Any]
+) -> Any:
+    """The first send of a templated key to `scope`, recorded now when this is it."""
+    first = connection.execute(_FIRST, (scope, key)).fetchone()
+    if first is None:
+        connection.execute(_KEEP, (scope, key, print_, request, row[0], row[1], row[2], row[6]))
+    return first
 
 
 def serve(channel: socket.socket, path: str) -> None:

@@ -11,7 +11,6 @@ sent as written (scheme, user info, host, port) is refused before anything is se
 from __future__ import annotations
 
 import functools
-import hashlib
 import ipaddress
 import re
 import uuid
@@ -24,6 +23,7 @@ import idna
 
 from .encoding import encode_body
 from .errors import Issue, child_path
+from .keys import derive_key, step_seed
 from .messages import HttpRequest, RequestValues
 
 if TYPE_CHECKING:
@@ -81,9 +81,6 @@ IDEMPOTENT_METHODS = SAFE_METHODS | {"PUT", "DELETE"}
 RAW_IDEMPOTENCY_HEADER = "Idempotency-Key"
 """The header a raw `httpRequest` task's `idempotencyKey` is sent in (the IETF draft's name)."""
 
-# Keys derived from a seed (a run, a task and an item) are the same after a crash and a resume.
-_KEY_NAMESPACE = uuid.UUID("6f1c1d52-8f0a-4d4e-9a57-1f3c2b8e7a10")
-_KEY_HASH = hashlib.sha1(_KEY_NAMESPACE.bytes, usedforsecurity=False)
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
 
@@ -424,24 +421,6 @@ def idempotency_header(op: Operation | None) -> str | None:
     """The header that carries an idempotency key: the operation's (its spec's `x-idempotency-key`), None when
     it takes none, and `Idempotency-Key` for a raw request (`op` None)."""
     return RAW_IDEMPOTENCY_HEADER if op is None else op.idempotency_header
-
-
-def derive_key(seed: str) -> str:
-    """The idempotency key for `seed`: the same seed always gives the same key, `uuid.uuid5(namespace, seed)`
-    written out here without the `UUID` object it makes (a few microseconds for every item of a run)."""
-    digest = _KEY_HASH.copy()
-    digest.update(seed.encode("utf-8"))
-    raw = bytearray(digest.digest()[:16])
-    raw[6] = (raw[6] & 0x0F) | 0x50  # version 5
-    raw[8] = (raw[8] & 0x3F) | 0x80  # the RFC 4122 variant
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-def step_seed(run_id: str, task_id: str, item: int) -> str:
-    """The seed of one request of a run (a task, or one item of a forEach task): its derived key is the same
-    across retries, crashes, resumes and engines, and different for every run, task and item."""
-    return f"{run_id}/{task_id}/{item}"
 
 
 def new_key() -> str:
