@@ -2,8 +2,10 @@
 the writer on a thread and in a process of its own, beside raw aiohttp (no journal), all against one loopback
 server in one script.
 
-`python bench/writer.py [--items 3000] [--concurrency 64] [--rounds 5] [--before PYTHONPATH] [--json]`; with
---before, another checkout's journal runs in each round too (`loop-thread-before`, `loop-process-before`).
+`python bench/writer.py [--items 3000] [--concurrency 64] [--rounds 5] [--before PYTHONPATH] [--engine]
+[--json]`; with --before, another checkout's journal runs in each round too (`loop-thread-before`,
+`loop-process-before`); with --engine, the local engine's fan-out (`bench/clients.py engine`) with each writer
+(`engine-thread`, `engine-process`).
 
 The minimal loop is the floor of any durable engine: per item it commits the 'sent' record (idempotency key
 checked, fsync, `synchronous=FULL`) before the POST goes on the wire, and queues the answer's row after it, as
@@ -33,7 +35,9 @@ from loopback import Loopback
 from report import arguments, client_rows, interleaved, paired
 from stats import spread, text
 
-KINDS = ("aiohttp", "loop-thread", "loop-process", "loop-thread-before", "loop-process-before")
+KINDS = ("aiohttp", "loop-thread", "loop-process")
+BEFORE = ("loop-thread-before", "loop-process-before")
+ENGINE = ("engine-thread", "engine-process")
 
 
 def _cpu(who: int) -> float:
@@ -109,6 +113,8 @@ def _answered() -> Any:
 
 def client(kind: str, url: str, items: int, concurrency: int) -> dict[str, Any]:
     """One client's run in this process (imports before the clock)."""
+    if kind in ENGINE:
+        return _engine(kind, url, items, concurrency)
     import aiohttp  # noqa: F401
 
     import httptask.journal  # noqa: F401
@@ -128,6 +134,17 @@ def client(kind: str, url: str, items: int, concurrency: int) -> dict[str, Any]:
     }
 
 
+def _engine(kind: str, url: str, items: int, concurrency: int) -> dict[str, Any]:
+    """The local engine's fan-out (`bench/clients.py engine`) with the writer `kind` names."""
+    import clients
+
+    from httptask.journal import WRITER_VAR
+
+    os.environ[WRITER_VAR] = kind.removeprefix("engine-")
+    figures = clients.run("engine", url, items, concurrency)
+    return {**figures, "commits": 0, "writer_cpu_s": _cpu(resource.RUSAGE_CHILDREN)}
+
+
 def _run(kind: str, url: str, items: int, concurrency: int, before: str | None) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": before} if kind.endswith("-before") and before else None
     done = subprocess.run(
@@ -140,8 +157,8 @@ def _run(kind: str, url: str, items: int, concurrency: int, before: str | None) 
     return figures
 
 
-def measure(items: int, concurrency: int, rounds: int, before: str | None) -> dict[str, Any]:
-    kinds = KINDS if before else KINDS[:3]
+def measure(items: int, concurrency: int, rounds: int, before: str | None, engine: bool) -> dict[str, Any]:
+    kinds = KINDS + (BEFORE if before else ()) + (ENGINE if engine else ())
     with Loopback() as server:
         runs, loads = interleaved(
             kinds, rounds, lambda kind: _run(kind, server.url, items, concurrency, before)
@@ -157,6 +174,8 @@ def measure(items: int, concurrency: int, rounds: int, before: str | None) -> di
     if before:
         for kind in ("loop-thread", "loop-process"):
             ratios[f"{kind}/{kind}-before"] = paired(rates[kind], rates[f"{kind}-before"])
+    if engine:
+        ratios["engine-process/engine-thread"] = paired(rates["engine-process"], rates["engine-thread"])
     return {
         "items": items,
         "concurrency": concurrency,
@@ -170,7 +189,7 @@ def measure(items: int, concurrency: int, rounds: int, before: str | None) -> di
         "writer_process_cpu_us_per_item": {
             kind: spread([r["writer_cpu_s"] / items * 1e6 for r in runs[kind]], 1)
             for kind in kinds
-            if kind.startswith("loop-process")
+            if kind.endswith("process") or kind.endswith("process-before")
         },
         "ratios": ratios,
     }
@@ -196,8 +215,11 @@ def main() -> None:
         return
     parser = arguments(__doc__.splitlines()[0])
     parser.add_argument("--before", help="PYTHONPATH of a checkout whose writers run beside")
+    parser.add_argument(
+        "--engine", action="store_true", help="the local engine's fan-out with each writer too"
+    )
     args = parser.parse_args()
-    figures = measure(args.items, args.concurrency, args.rounds, args.before)
+    figures = measure(args.items, args.concurrency, args.rounds, args.before, args.engine)
     print(json.dumps(figures, indent=2) if args.json else table(figures))
 
 
