@@ -179,10 +179,12 @@ def _apply(connection: sqlite3.Connection, work: Sequence[Request]) -> dict[int,
             statements += payload
             results[number] = None
         else:
-            execute(connection, statements)
-            statements = []
+            if statements:
+                execute(connection, statements)
+                statements = []
             results[number] = _begin_send(connection, *payload)
-    execute(connection, statements)
+    if statements:
+        execute(connection, statements)
     return results
 
 
