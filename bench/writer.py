@@ -3,9 +3,11 @@ the writer on a thread and in a process of its own, beside raw aiohttp (no journ
 server in one script.
 
 `python bench/writer.py [--items 3000] [--concurrency 64] [--rounds 5] [--before PYTHONPATH] [--engine]
-[--json]`; with --before, another checkout's journal runs in each round too (`loop-thread-before`,
+[--lean] [--json]`; with --before, another checkout's journal runs in each round too (`loop-thread-before`,
 `loop-process-before`); with --engine, the local engine's fan-out (`bench/clients.py engine`) with each writer
-(`engine-thread`, `engine-process`).
+(`engine-thread`, `engine-process`); with --lean, the same loop on a lean sending path of about 15 µs per
+request (keep-alive connections parsed by httptools, as the engine's is to become) without a journal (`lean`)
+and with each writer (`lean-thread`, `lean-process`).
 
 The minimal loop is the floor of any durable engine: per item it commits the 'sent' record (idempotency key
 checked, fsync, `synchronous=FULL`) before the POST goes on the wire, and queues the answer's row after it, as
@@ -25,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +41,7 @@ from stats import spread, text
 KINDS = ("aiohttp", "loop-thread", "loop-process")
 BEFORE = ("loop-thread-before", "loop-process-before")
 ENGINE = ("engine-thread", "engine-process")
+LEAN = ("lean", "lean-thread", "lean-process")
 
 
 def _cpu(who: int) -> float:
@@ -45,10 +49,10 @@ def _cpu(who: int) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def _loop(url: str, items: int, concurrency: int, writer: str | None, path: Path) -> tuple[float, int]:
+async def _loop(
+    url: str, items: int, concurrency: int, writer: str | None, path: Path, *, lean: bool
+) -> tuple[float, int]:
     """Seconds the run took, and how many group commits its journal made."""
-    import aiohttp
-
     from httptask.journal import Journal
     from httptask.requests import derive_key, step_seed
 
@@ -70,39 +74,123 @@ async def _loop(url: str, items: int, concurrency: int, writer: str | None, path
         journal.start(asyncio.get_running_loop())
         journal.queue(Journal.schedule(run_id, task, range(-1, items)))
     pending = iter(range(items))
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
 
-        async def worker() -> None:
-            for n in pending:
-                target = f"{url}/api/v2/invoices/inv_{n}/refund"
-                key = keys[n]
-                headers = {**HEADERS, "chargebee-idempotency-key": key}
-                if journal is not None:
-                    request = {"method": "POST", "url": target, "headers": {"authorization": "[redacted]"},
-                               "body": BODY.decode()}  # fmt: skip
-                    await journal.begin_send(
-                        run_id, task, n, idempotent=True, key=key, scope=url, request=request,
-                        item_value={"id": f"inv_{n}", "amount": 100},
-                    )  # fmt: skip
-                began = time.perf_counter()
-                async with session.post(target, data=BODY, headers=headers) as response:
-                    body = await response.read()
-                    assert response.status == 200
-                if journal is not None:
-                    record = {"status": 200, "headers": dict(response.headers), "body": body.decode()}
-                    elapsed = (time.perf_counter() - began) * 1000
-                    journal.queue(
-                        [Journal.finished(run_id, task, n, "succeeded", attempts=1, http_status=200,
-                                          elapsed_ms=elapsed, response=record, outcome=_answered())]
-                    )  # fmt: skip
+    async def worker(send: Send) -> None:
+        for n in pending:
+            target = f"{url}/api/v2/invoices/inv_{n}/refund"
+            key = keys[n]
+            if journal is not None:
+                request = {"method": "POST", "url": target, "headers": {"authorization": "[redacted]"},
+                           "body": BODY.decode()}  # fmt: skip
+                await journal.begin_send(
+                    run_id, task, n, idempotent=True, key=key, scope=url, request=request,
+                    item_value={"id": f"inv_{n}", "amount": 100},
+                )  # fmt: skip
+            began = time.perf_counter()
+            status, headers, body = await send(f"/api/v2/invoices/inv_{n}/refund", key)
+            assert status == 200
+            if journal is not None:
+                record = {"status": 200, "headers": headers, "body": body.decode()}
+                elapsed = (time.perf_counter() - began) * 1000
+                journal.queue(
+                    [Journal.finished(run_id, task, n, "succeeded", attempts=1, http_status=200,
+                                      elapsed_ms=elapsed, response=record, outcome=_answered())]
+                )  # fmt: skip
 
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await (_lean if lean else _aiohttp)(url, concurrency, worker)
     if journal is not None:
         await journal.flush()
         journal.stop()
         journal.finish_run(run_id, "succeeded", None, [])
         journal.close()
     return time.perf_counter() - started, journal.commits if journal is not None else 0
+
+
+# How a worker sends one refund: (path, idempotency key) -> (status, headers, body).
+Send = Callable[[str, str], Awaitable[tuple[int, dict[str, str], bytes]]]
+
+
+async def _aiohttp(url: str, concurrency: int, worker: Callable[[Send], Awaitable[None]]) -> None:
+    """`concurrency` workers sending through one aiohttp session."""
+    import aiohttp
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+
+        async def send(path: str, key: str) -> tuple[int, dict[str, str], bytes]:
+            headers = {**HEADERS, "chargebee-idempotency-key": key}
+            async with session.post(f"{url}{path}", data=BODY, headers=headers) as response:
+                return response.status, dict(response.headers), await response.read()
+
+        await asyncio.gather(*(worker(send) for _ in range(concurrency)))
+
+
+async def _lean(url: str, concurrency: int, worker: Callable[[Send], Awaitable[None]]) -> None:
+    """`concurrency` workers, each on a keep-alive connection of its own parsed by httptools: a sending path
+    of about 15 µs per request, as the engine's is to become, so the journal's share shows beside it."""
+    host, port = url.removeprefix("http://").split(":")
+    loop = asyncio.get_running_loop()
+
+    async def connected() -> None:
+        _, connection = await loop.create_connection(_Lean, host, int(port))
+
+        async def send(path: str, key: str) -> tuple[int, dict[str, str], bytes]:
+            head = f"POST {path} HTTP/1.1\r\nhost: {host}:{port}\r\nchargebee-idempotency-key: {key}\r\n"
+            return await connection.request(head.encode() + _FIXED)
+
+        try:
+            await worker(send)
+        finally:
+            connection.transport.close()
+
+    await asyncio.gather(*(connected() for _ in range(concurrency)))
+
+
+_FIXED = (
+    "".join(f"{name}: {value}\r\n" for name, value in HEADERS.items()).encode()
+    + f"content-length: {len(BODY)}\r\n\r\n".encode()
+    + BODY
+)
+
+
+class _Lean(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection: a request written, its answer parsed by httptools."""
+
+    def __init__(self) -> None:
+        import httptools
+
+        self._parser = httptools.HttpResponseParser(self)
+        self._waiter: asyncio.Future[tuple[int, dict[str, str], bytes]] | None = None
+        self._headers: dict[str, str] = {}
+        self._body: list[bytes] = []
+        self.transport: Any = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self._parser.feed_data(data)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers[name.decode("latin-1")] = value.decode("latin-1")
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        waiter, self._waiter = self._waiter, None
+        answer = (self._parser.get_status_code(), self._headers, b"".join(self._body))
+        self._headers, self._body = {}, []
+        if waiter is not None:
+            waiter.set_result(answer)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(ConnectionError("the loopback server closed the connection"))
+
+    async def request(self, data: bytes) -> tuple[int, dict[str, str], bytes]:
+        self._waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(data)
+        return await self._waiter
 
 
 def _answered() -> Any:
@@ -116,14 +204,16 @@ def client(kind: str, url: str, items: int, concurrency: int) -> dict[str, Any]:
     if kind in ENGINE:
         return _engine(kind, url, items, concurrency)
     import aiohttp  # noqa: F401
+    import httptools  # noqa: F401
 
     import httptask.journal  # noqa: F401
 
-    writer = None if kind == "aiohttp" else kind.removeprefix("loop-").removesuffix("-before")
+    lean = kind.startswith("lean")
+    writer = None if kind in ("aiohttp", "lean") else kind.split("-")[1]
     with tempfile.TemporaryDirectory() as folder:
         cpu = _cpu(resource.RUSAGE_SELF)
         path = Path(folder) / "journal.sqlite3"
-        seconds, commits = asyncio.run(_loop(url, items, concurrency, writer, path))
+        seconds, commits = asyncio.run(_loop(url, items, concurrency, writer, path, lean=lean))
         cpu = _cpu(resource.RUSAGE_SELF) - cpu
     return {
         "seconds": seconds,
@@ -157,8 +247,10 @@ def _run(kind: str, url: str, items: int, concurrency: int, before: str | None) 
     return figures
 
 
-def measure(items: int, concurrency: int, rounds: int, before: str | None, engine: bool) -> dict[str, Any]:
-    kinds = KINDS + (BEFORE if before else ()) + (ENGINE if engine else ())
+def measure(
+    items: int, concurrency: int, rounds: int, before: str | None, engine: bool, lean: bool
+) -> dict[str, Any]:
+    kinds = KINDS + (BEFORE if before else ()) + (ENGINE if engine else ()) + (LEAN if lean else ())
     with Loopback() as server:
         runs, loads = interleaved(
             kinds, rounds, lambda kind: _run(kind, server.url, items, concurrency, before)
@@ -176,6 +268,11 @@ def measure(items: int, concurrency: int, rounds: int, before: str | None, engin
             ratios[f"{kind}/{kind}-before"] = paired(rates[kind], rates[f"{kind}-before"])
     if engine:
         ratios["engine-process/engine-thread"] = paired(rates["engine-process"], rates["engine-thread"])
+    if lean:
+        for kind in LEAN[1:]:
+            ratios[f"{kind}/lean"] = paired(rates[kind], rates["lean"])
+            ratios[f"cpu: lean/{kind}"] = paired(cpu["lean"], cpu[kind])
+        ratios["lean-process/lean-thread"] = paired(rates["lean-process"], rates["lean-thread"])
     return {
         "items": items,
         "concurrency": concurrency,
@@ -215,11 +312,10 @@ def main() -> None:
         return
     parser = arguments(__doc__.splitlines()[0])
     parser.add_argument("--before", help="PYTHONPATH of a checkout whose writers run beside")
-    parser.add_argument(
-        "--engine", action="store_true", help="the local engine's fan-out with each writer too"
-    )
+    parser.add_argument("--engine", action="store_true", help="the engine's fan-out with each writer too")
+    parser.add_argument("--lean", action="store_true", help="the loop on a lean sending path too")
     args = parser.parse_args()
-    figures = measure(args.items, args.concurrency, args.rounds, args.before, args.engine)
+    figures = measure(args.items, args.concurrency, args.rounds, args.before, args.engine, args.lean)
     print(json.dumps(figures, indent=2) if args.json else table(figures))
 
 

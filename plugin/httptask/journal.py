@@ -59,8 +59,12 @@ JOURNAL_VAR = "HTTPTASK_JOURNAL"
 # without forEach has the single item 0.
 TASK_ROW = -1
 LEASE_VAR = "HTTPTASK_LEASE_SECONDS"
-# Where group commits are made: "thread" (the default) or "process" (`journal_writer`). On a loaded 2-core
-# machine the process took CPU off the event loop's process but did not raise throughput (bench/README.md).
+# Where group commits are made: "thread" (the default) or "process" (`journal_writer`). Measured on this
+# 2-core machine with the loopback server and other work beside it (bench/README.md, session 5), the process
+# takes the writer's 50-60 µs per item off the event loop's process, but ran at 0.66-0.80 of the thread's
+# throughput: a run sends at most `concurrency` requests per sync of the disk either way, and a third busy
+# process on two cores made syncs no faster. Where a core is free for it, measure both
+# (`bench/writer.py --engine --lean`).
 WRITER_VAR = "HTTPTASK_JOURNAL_WRITER"
 
 
