@@ -41,6 +41,8 @@ def test_a_documented_server_may_get_the_secret(url: str) -> None:
         "https://a.b.chargebee.com/api/v2",  # a variable is one label: no dot, no other domain
         "https://acme.chargebee.com.collector.example/api/v2",
         "https://evil.com#.chargebee.com/api/v2",
+        "https://acme.chargebee.com@collector.example/api/v2",  # user info, then the host
+        "https://acme.chargebee.com./api/v2",  # the root's dot: another spelling is not documented
         "http://acme.chargebee.com/api/v2",  # another scheme
         "https://acme.chargebee.com:8443/api/v2",  # another port
         "https://api.ap.example.com:8443/refunds",  # not in the enum

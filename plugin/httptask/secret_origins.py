@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from .errors import DestinationRefused
 from .secrets import SecretStore
 from .spec import Operation, Server
+from .transport import wire_url
 
 __all__ = ["ReadSecrets", "check_secret_destination", "normal_origin"]
 
@@ -43,10 +44,10 @@ class ReadSecrets(SecretStore):
 
 
 def normal_origin(url: str) -> str | None:
-    """scheme://host[:port] in lower case, without the scheme's default port; None for what is not an http(s)
-    URL with a host."""
+    """scheme://host[:port] in lower case, without the scheme's default port, read from `url` as the client
+    reads it to connect (`wire_url`); None for what is not an http(s) URL with a host."""
     try:
-        parts = urlsplit(url.strip())
+        parts = urlsplit(wire_url(url.strip()))
         port = parts.port
     except ValueError:
         return None
