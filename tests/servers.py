@@ -1,8 +1,10 @@
 """Real loopback test servers on 127.0.0.1: one records every request byte for byte and answers what the test
-says; the other misbehaves on purpose (refuse, reset, slow, 500 then 200, 429 with Retry-After then 200)."""
+says; the other misbehaves on purpose (refuse, reset, slow, 500 then 200, 429 with Retry-After then 200); and
+`served` runs any aiohttp application a test writes on a thread of its own."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import socketserver
 import threading
@@ -12,7 +14,45 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-__all__ = ["Recorded", "RecordingServer", "closed_port", "faults_server", "recording_server"]
+from aiohttp import web
+
+__all__ = [
+    "Recorded",
+    "RecordingServer",
+    "Served",
+    "closed_port",
+    "faults_server",
+    "recording_server",
+    "served",
+]
+
+
+@dataclass(frozen=True)
+class Served:
+    """An aiohttp application answering on 127.0.0.1: its base URL, and the loop its handlers run on."""
+
+    url: str
+    loop: asyncio.AbstractEventLoop
+
+
+@contextmanager
+def served(app: web.Application) -> Iterator[Served]:
+    """`app` on a free port of 127.0.0.1, on its own event loop and thread, until the block ends."""
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app, shutdown_timeout=0.1, access_log=None)
+    loop.run_until_complete(runner.setup())
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    loop.run_until_complete(site.start())
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield Served(f"http://127.0.0.1:{port}", loop)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.run_until_complete(runner.cleanup())
+        loop.close()
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ import struct
 import subprocess
 import sys
 import termios
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from aiohttp import web
 
 from httptask.cli.progress import Board
 from httptask.engines.protocol import StepResult, TaskResult
+from servers import served
 
 HTTPTASK = str(Path(sys.executable).with_name("httptask"))
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")
@@ -47,19 +47,8 @@ def slow_api() -> Iterator[str]:
     app = web.Application()
     app.router.add_get("/items/{name}", item)
     app.router.add_get("/flaky/{name}", flaky)
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(app, access_log=None)
-    loop.run_until_complete(runner.setup())
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    loop.run_until_complete(site.start())
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{port}"
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join()
-    loop.run_until_complete(runner.cleanup())
-    loop.close()
+    with served(app) as server:
+        yield server.url
 
 
 ITEMS = [f"i{n}" for n in range(28)]

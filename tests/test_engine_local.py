@@ -7,7 +7,6 @@ import asyncio
 import json
 import subprocess
 import sys
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from httptask.plan import PlanInvalid
 from httptask.runs import check_inputs
 from httptask.workflow import parse_workflow_text
 from local_runs import run_workflow
+from servers import served
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "refund-invoices.yaml"
@@ -62,20 +62,9 @@ def api() -> Iterator[Api]:
     state = Api()
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", state.handle)
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(app)
-    loop.run_until_complete(runner.setup())
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    loop.run_until_complete(site.start())
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    state.url = f"http://127.0.0.1:{port}"
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    yield state
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join()
-    loop.run_until_complete(runner.cleanup())
-    loop.close()
+    with served(app) as server:
+        state.url = server.url
+        yield state
 
 
 @pytest.fixture(autouse=True)

@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from servers import served
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "refund-invoices.yaml"
 KEY_HEADER = "chargebee-idempotency-key"
@@ -75,21 +77,13 @@ def chargebee() -> Iterator[Chargebee]:
     app = web.Application()
     app.router.add_post("/api/v2/invoices/{id}/refund", state.refund)
     app.router.add_post("/api/v1/invoices/{id}/record_refund", state.refund)
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(app, shutdown_timeout=0.1)
-    loop.run_until_complete(runner.setup())
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    loop.run_until_complete(site.start())
-    state.release = asyncio.Event()
-    state.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    yield state
-    loop.call_soon_threadsafe(state.release.set)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join()
-    loop.run_until_complete(runner.cleanup())
-    loop.close()
+    with served(app) as server:
+        state.release = asyncio.Event()
+        state.url = server.url
+        try:
+            yield state
+        finally:
+            server.loop.call_soon_threadsafe(state.release.set)
 
 
 @pytest.fixture

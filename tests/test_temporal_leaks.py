@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from servers import served
 from temporal_support import ROOT, WorkerProcess, payload_texts, show_history
 
 pytestmark = pytest.mark.temporal
@@ -68,21 +68,8 @@ def echoing_vendor() -> Iterator[str]:
 
     app = web.Application()
     app.router.add_post("/api/v2/invoices/{id}/refund", refund)
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(app, access_log=None)
-    loop.run_until_complete(runner.setup())
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    loop.run_until_complete(site.start())
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}/api/v2"
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join()
-        loop.run_until_complete(runner.cleanup())
-        loop.close()
+    with served(app) as server:
+        yield f"{server.url}/api/v2"
 
 
 def _leaks(text: str) -> list[str]:
