@@ -172,3 +172,31 @@ def test_search_with_the_vendor_documents_imported(
         assert set(ids[:7]) == SEED_IDS, query
         assert "chargebee-vendor.refund_an_invoice" in ids
         assert "zoho-vendor.refund_a_payment" in ids
+
+
+def test_two_catalogs_sharing_the_index_keep_each_others_records(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two checkouts of httptask share one user cache: each keeps the other's records, so neither parses its
+    specs again on every start; a record of a file that is gone is dropped at the next write."""
+    mine = user_dir()
+    target = mine / "mini.json"
+    shutil.copy(FIXTURES / "mini-vendor.json", target)
+    with_mini = Catalog.default()
+    assert "mini.list_widgets" in with_mini.ids()
+    monkeypatch.setenv("HTTPTASK_SPECS_PATH", str(mine / "elsewhere"))
+    assert not any(i.startswith("mini.") for i in Catalog.default().ids())
+    index = Path(os.environ["HTTPTASK_CACHE_DIR"]) / "index.json"
+    assert str(target) in json.loads(index.read_text(encoding="utf-8"))["files"]
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("both catalogs' records are in the index: no spec should be parsed")
+
+    monkeypatch.setenv("HTTPTASK_SPECS_PATH", str(mine))
+    with monkeypatch.context() as patched:
+        patched.setattr(spec_module, "load_document", refuse)
+        assert Catalog.default().ids() == with_mini.ids()
+    target.unlink()
+    (mine / "elsewhere").mkdir()
+    shutil.copy(FIXTURES / "mini-vendor.json", mine / "elsewhere" / "other.json")
+    monkeypatch.setenv("HTTPTASK_SPECS_PATH", str(mine / "elsewhere"))
+    assert "other.list_widgets" in Catalog.default().ids()
+    assert str(target) not in json.loads(index.read_text(encoding="utf-8"))["files"]

@@ -123,8 +123,8 @@ class Catalog:
             rows: list[dict[str, object]] = record["entries"]  # type: ignore[assignment]
             for row in rows:
                 entries.append(Entry(**{**row, "tags": tuple(row["tags"]), "bundled": bundled}))  # type: ignore[arg-type]
-        if fresh != cached:
-            _write_index(self._index_cache, fresh)
+        if any(cached.get(path) != record for path, record in fresh.items()):
+            _write_index(self._index_cache, {**_others(cached, fresh), **fresh})
         return entries
 
     @cached_property
@@ -282,6 +282,13 @@ def _read_index(index_cache: Path | None) -> dict[str, dict[str, object]]:
         return {}
     files = data.get("files")
     return files if isinstance(files, dict) else {}
+
+
+def _others(cached: dict[str, dict[str, object]], fresh: dict[str, dict[str, object]]) -> dict[str, Any]:
+    """The cached records of files other than this catalog's that still exist: another checkout or virtualenv
+    of httptask (another catalog directory) shares the index, and dropping its records would make each of them
+    parse every spec again on its next start."""
+    return {path: record for path, record in cached.items() if path not in fresh and Path(path).is_file()}
 
 
 def _write_index(index_cache: Path | None, files: dict[str, dict[str, object]]) -> None:
