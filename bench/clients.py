@@ -148,7 +148,9 @@ def _import_engine_modules() -> None:
     """The engine's modules, its lazy imports too, done before the clock starts (as the raw clients'
     libraries are): the run lifecycle imports the engine, the transport and aiohttp."""
     modules = ("httptask.runs", "httptask.catalog", "httptask.journal", "httptask.secrets")
-    for name in (*modules, "httptask.validation", "httptask.encoding", "httptask.auth"):
+    # What a run imports lazily: the excerpt cache, the user cache's place, the event loop, the thread pool.
+    lazy = ("httptask.excerpts", "platformdirs", "uvloop", "concurrent.futures.thread")
+    for name in (*modules, "httptask.validation", "httptask.encoding", "httptask.auth", *lazy):
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
 
