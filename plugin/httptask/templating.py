@@ -71,6 +71,8 @@ Path = tuple[str | int, ...]
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _WHOLE_EXPRESSION = re.compile(r"\s*\{\{-?(.*?)-?\}\}\s*", re.DOTALL)
 _CACHE_SIZE = 4096
+# Parsed trees kept for the checks that read a template (`references`, `varies`...): a workflow's templates.
+_PARSED_KEPT = 256
 # What every `for` loop of a template iterates through, so a loop checks the time limit at each step.
 _TICKING = "_httptask_ticking"
 _FUNCTIONS = frozenset({"now", "uuid", "secret"})
@@ -429,8 +431,11 @@ def _compile(source: str) -> _Compiled:
         single = _single_expression(ast)
         match = _WHOLE_EXPRESSION.fullmatch(source) if single is not None else None
         if match is not None:
+            direct_whole = _direct_whole(single)
+            if direct_whole is not None:  # a chain of names and constant keys: nothing to fail compiling
+                return _Compiled(_whole_renderer(match.group(1)), secrets, direct_whole)
             expression = _ENV.compile_expression(match.group(1), undefined_to_none=False)
-            return _Compiled(lambda scope: _whole(expression(scope)), secrets, _direct_whole(single))
+            return _Compiled(lambda scope: _whole(expression(scope)), secrets, None)
         direct = _direct_text(ast)  # read before Jinja compiles the tree, which its optimizer may change
         template = _ENV.from_string(ast)
     except (RecursionError, MemoryError, SyntaxError) as exc:
@@ -445,6 +450,19 @@ def _compile(source: str) -> _Compiled:
         secrets,
         direct,
     )
+
+
+def _whole_renderer(expression: str) -> _Renderer:
+    """Jinja's renderer of one whole expression, compiled the first time it is needed: a simple one
+    (`{{ item.id }}`) is read by its direct renderer, and Jinja is only asked where that is unsure."""
+    compiled: list[Callable[..., Any]] = []
+
+    def render(scope: _Names) -> Any:
+        if not compiled:
+            compiled.append(_ENV.compile_expression(expression, undefined_to_none=False))
+        return _whole(compiled[0](scope))
+
+    return render
 
 
 def _lookup_path(expression: nodes.Node | None) -> Path | None:
@@ -848,6 +866,13 @@ def _uuid() -> str:
     return str(uuid.uuid4())
 
 
+@lru_cache(maxsize=_PARSED_KEPT)
+def _parsed(source: str) -> nodes.Template:
+    """Jinja's tree of `source`, parsed once for the functions below, which all read it and none changes it
+    (`_compile` parses its own: it rewrites loops)."""
+    return _ENV.parse(source)
+
+
 def references(source: str) -> list[Path]:
     """The variable paths ``source`` reads, such as ``("tasks", "t1", "response", "body", "id")``.
 
@@ -856,7 +881,7 @@ def references(source: str) -> list[Path]:
     `check_template` reports why.
     """
     try:
-        ast = _ENV.parse(source)
+        ast = _parsed(source)
     except TemplateSyntaxError:
         return []
     found: list[Path] = []
@@ -871,7 +896,7 @@ def constant(source: str) -> Any:
     """The value of ``source`` when it is one whole expression needing no input (``{{ 5 }}``, ``{{ [1] }}``),
     else `NOT_CONSTANT`."""
     try:
-        expression = _single_expression(_ENV.parse(source))
+        expression = _single_expression(_parsed(source))
         if expression is None:
             return NOT_CONSTANT
         return expression.as_const(EvalContext(_ENV))
@@ -882,7 +907,7 @@ def constant(source: str) -> Any:
 def expression_path(source: str) -> Path | None:
     """The path of ``source`` if it is exactly one reference such as ``"{{ a.b[0].c }}"``, else None."""
     try:
-        ast = _ENV.parse(source)
+        ast = _parsed(source)
     except TemplateSyntaxError:
         return None
     return _lookup_path(_single_expression(ast))
@@ -894,7 +919,7 @@ def varies(source: str, names: frozenset[str]) -> bool:
     forEach's ``item``) or calls ``now()``, ``uuid()`` or ``secret()``. A source that does not parse varies,
     so that its error is reported where it is rendered."""
     try:
-        ast = _ENV.parse(source)
+        ast = _parsed(source)
     except TemplateSyntaxError:
         return True
     if any(name.name in names for name in ast.find_all(nodes.Name)):
@@ -907,7 +932,7 @@ def secret_names(source: str) -> list[str]:
     """The names ``source`` reads with ``secret('NAME')``, in order; a name computed at run time is not
     known here. A source that does not parse has none; `check_template` reports why."""
     try:
-        ast = _ENV.parse(source)
+        ast = _parsed(source)
     except TemplateSyntaxError:
         return []
     found = (_secret_name(call) for call in ast.find_all(nodes.Call))
@@ -918,7 +943,7 @@ def secret_call(source: str) -> str | None:
     """NAME if ``source`` is exactly one ``{{ secret('NAME') }}`` (whitespace around it ignored), else
     None."""
     try:
-        ast = _ENV.parse(source)
+        ast = _parsed(source)
     except TemplateSyntaxError:
         return None
     expression = _single_expression(ast)
