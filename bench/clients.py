@@ -5,8 +5,8 @@ Each client sends `items` refund POSTs at `concurrency` to the loopback server, 
 tasks/s, CPU time and peak RSS. Imports happen before the clock starts; everything after (sessions, the run's
 journal, the catalog) is timed.
 
-- `engine`: `examples/refund-invoices.yaml` on the local engine, journal on (a new SQLite file, made before the
-  clock starts, as a user's journal is there after their first run; every refund's 'sent' record committed
+- `engine`: `examples/refund-invoices.yaml` on the local engine, journal on (a new SQLite file, made before
+  the clock starts, as a user's journal is there after their first run; every refund's 'sent' record committed
   with fsync before it goes on the wire);
 - `engine-jsonl`: the same, its invoices read from a JSON Lines file (`--input-items`), written before the
   clock starts;
