@@ -131,6 +131,10 @@ class RunBusy(UsageError):
         self.since = since
 
 
+class EditorBusy(UsageError):
+    """The editor has no room for one more request of this kind now; nothing was done, and later may do."""
+
+
 class RunTakenOver(HttptaskError):
     """Another process took the run over (this one had not renewed its lease): this one sends nothing more."""
 

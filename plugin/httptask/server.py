@@ -38,10 +38,12 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .byte_budget import ByteBudget, NoRoom
 from .catalog import Catalog
 from .engines.protocol import RunResult, TaskUpdate
 from .errors import (
     DestinationRefused,
+    EditorBusy,
     HttptaskError,
     Issue,
     OverLimit,
@@ -110,6 +112,10 @@ class ServerConfig:
     workers: int = 2
     # Reading a 10 MB answer (parse, check, redact) takes about a second of a worker's time.
     answer_seconds: float = 10.0
+    # What the answers of Test requests in progress may hold at once, each counted at its size limit: twelve
+    # of 10 MB. A Test request past it waits for room, up to `answer_wait_seconds`, before it is sent.
+    answer_memory_bytes: int = 128 * 1024 * 1024
+    answer_wait_seconds: float = 15.0
 
     def policy(self) -> DestinationPolicy:
         """Public addresses, the `--allow-host` exceptions, and the sandbox when there is one."""
@@ -320,6 +326,8 @@ def _issues(issues: Iterable[Issue], redactor: Redactor) -> list[IssueOut]:
 def _failure(exc: HttptaskError, redactor: Redactor, request: dict[str, Any] | None = None) -> _Failure:
     if isinstance(exc, DestinationRefused):
         status = 400
+    elif isinstance(exc, EditorBusy):
+        status = 503
     elif isinstance(exc, SendError):
         status = 502
     elif isinstance(exc, RequestInvalid):
@@ -518,6 +526,7 @@ def create_app(
 
     # Answers are read in at most all workers but one, so that one is always free for the light work.
     answering = asyncio.Semaphore(max(1, config.workers - 1))
+    answer_room = ByteBudget(config.answer_memory_bytes)
 
     async def answer(operation: str | None, response: HttpResponse) -> tuple[dict[str, Any], list[Any]]:
         """A Test request's answer as shown, and where it breaks its operation's spec, both redacted.
@@ -665,14 +674,26 @@ def create_app(
             check_secret_destination(prepared.request.url, carried, prepared.operation, allowed)
         except DestinationRefused as exc:
             raise _failure(exc, secrets.redactor, request) from None
-        prepared_at = time.perf_counter()
         try:
-            sender = state["sender"]
-            response, attempts = await send_test_request(prepared, sender, config.call_timeout_seconds)
-        except SendError as exc:
-            raise _failure(exc, secrets.redactor, request) from None
-        done = time.perf_counter()
-        shown, issues = await answer(task.operation, response)
+            async with answer_room.reserved(task.max_response_bytes, config.answer_wait_seconds):
+                prepared_at = time.perf_counter()
+                try:
+                    sender = state["sender"]
+                    response, attempts = await send_test_request(
+                        prepared, sender, config.call_timeout_seconds
+                    )
+                except SendError as exc:
+                    raise _failure(exc, secrets.redactor, request) from None
+                done = time.perf_counter()
+                shown, issues = await answer(task.operation, response)
+                del response  # its room is given back as the block ends: nothing here holds it any more
+        except NoRoom:
+            busy = EditorBusy(
+                f"The editor holds as many answers as it has room for ({config.answer_memory_bytes:,} bytes, "
+                f"each Test request counted at its size limit of {task.max_response_bytes:,}); nothing was "
+                "sent. Send it again in a moment, or lower the task's maxResponseBytes."
+            )
+            raise _failure(busy, secrets.redactor, request) from None
         return SendTaskOut(
             task=task.id,
             operation=task.operation,
@@ -886,6 +907,7 @@ def _check_run(text: str, inputs: dict[str, Any]) -> list[Issue]:
     secrets: SecretStore = _WORKER["secrets"]
     issues: list[Issue] = _call(lambda: check_workflow_text(text, catalog), secrets.redactor)
     if not issues:
+
         def check() -> None:
             check_new_run(text, "<editor>", inputs=inputs, catalog=catalog, secrets=secrets, sandbox=True)
 
