@@ -198,7 +198,7 @@ def test_an_owner_that_was_taken_over_commits_nothing_more(tmp_path: Path, sleep
     async def main() -> None:
         owner.start(asyncio.get_running_loop())
         with pytest.raises(RunTakenOver) as caught:
-            await owner.begin_send(RUN, "t", 0, idempotent=False, key=None, scope="http://x", request={})
+            await owner.begin_send(RUN, "t", 0, idempotent=False, key=None, request={})
         assert str(caught.value) == (
             f"Run {RUN} was taken over by process {sleeper} while this process ran it "
             "(its lease had lapsed); "
@@ -280,9 +280,7 @@ def _send(
     async def main() -> None:
         journal.start(asyncio.get_running_loop())
         try:
-            await journal.begin_send(
-                run_id, "refund", item, idempotent=True, key=key, scope=scope, request=request
-            )
+            await journal.begin_send(run_id, "refund", item, idempotent=True, key=key, request=request)
         finally:
             journal.stop()
 

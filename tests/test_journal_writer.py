@@ -176,15 +176,13 @@ def test_both_writers_commit_in_groups_refuse_a_reused_key_and_stop_once_taken_o
         journal.queue(Journal.schedule(RUN, "t", range(100)))
         await asyncio.gather(
             *(
-                journal.begin_send(
-                    RUN, "t", n, idempotent=True, key=f"k{n}", scope="s", request=_request("a")
-                )
+                journal.begin_send(RUN, "t", n, idempotent=True, key=f"k{n}", request=_request("a"))
                 for n in range(100)
             )
         )
         assert 0 < journal.commits < 100
         with pytest.raises(KeyReused):
-            await journal.begin_send(RUN, "t", 1, idempotent=True, key="k0", scope="s", request=_request("b"))
+            await journal.begin_send(RUN, "t", 1, idempotent=True, key="k0", request=_request("b"))
         other = Journal(path)
         other.claim_run(RUN)  # the lease lapsed, say: another process takes the run over
         other.close()

@@ -240,7 +240,7 @@ class TaskPlan:
             raise self._failed
         task = self.task
         rendered = self._render(names)
-        key = _key(rendered, idempotency_key)
+        key = _key(task, rendered, idempotency_key, self._secrets.redactor)
         if task.http_request is not None:
             return _prepare_raw(task, RawRequest.of(rendered["httpRequest"]), self._secrets.redactor, key)
         op, choice, values = self._values(rendered)
@@ -270,7 +270,7 @@ class TaskPlan:
         key the run derives for it (`finish` places it); only where the plan is `draftable`."""
         assert self.draftable and self._op is not None
         rendered = self._render(names)
-        key = _key(rendered, None)
+        key = _key(self.task, rendered, None, self._secrets.redactor)
         op, choice, values = self._values(rendered)
         key_header = idempotency_header(op)
         derived = key_header is not None and key is None
@@ -331,8 +331,10 @@ class TaskPlan:
         rendered = self._render(names)
         if self.task.http_request is not None:
             raw = RawRequest.of(rendered["httpRequest"])
-            _prepare_raw(self.task, raw, self._secrets.redactor, _key(rendered, None))
+            redactor = self._secrets.redactor
+            _prepare_raw(self.task, raw, redactor, _key(self.task, rendered, None, redactor))
             return
+        _key(self.task, rendered, None, self._secrets.redactor)
         op, choice, values = self._values(rendered)
         _, auth_query = self._auth or self._auth_parts(op)
         try:
@@ -422,6 +424,10 @@ class TaskPlan:
 
 _NOTHING: Any = object()
 _MEDIA_TYPES_KEPT = 64
+_SECRET_KEY = (
+    "holds the value of a secret (or part of one); an idempotency key is stored in the journal and shown by "
+    "'httptask runs show' as it is, so build it from values that are not secret, e.g. the item's id"
+)
 
 
 @dataclass(frozen=True)
@@ -489,10 +495,21 @@ def _prepare_raw(task: Task, raw: RawRequest, redactor: Redactor, key: str | Non
     return Prepared(task, None, request, None, is_idempotent(raw.method, key_header), key, redactor)
 
 
-def _key(rendered: Mapping[str, Any], idempotency_key: str | None) -> str | None:
-    """The key given for an earlier attempt, else the task's own `idempotencyKey`, if any."""
+def _key(
+    task: Task, rendered: Mapping[str, Any], idempotency_key: str | None, redactor: Redactor
+) -> str | None:
+    """The key given for an earlier attempt, else the task's own `idempotencyKey`, if any. The task's own is
+    journaled as it is, and a resume sends it again from there, so it cannot be masked: one that holds a
+    secret's value (an input or item equal to a secret) is refused before anything is sent."""
+    if idempotency_key:
+        return idempotency_key
     own_key = rendered.get("idempotencyKey")
-    return idempotency_key or (str(own_key) if own_key else None)
+    if not own_key:
+        return None
+    key = str(own_key)
+    if redactor.redact(key) != key:
+        raise RequestInvalid(task.id, [Issue("$.idempotencyKey", _SECRET_KEY)])
+    return key
 
 
 def _body(

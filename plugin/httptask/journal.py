@@ -510,8 +510,8 @@ class Journal:
                 "VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run_id,
-                    workflow,
-                    file,
+                    _text(workflow),
+                    _text(file),
                     _text(workflow_text),
                     _dumps(inputs),
                     int(inputs_redacted),
@@ -601,18 +601,17 @@ class Journal:
         *,
         idempotent: bool,
         key: str | None,
-        scope: str,
         request: dict[str, Any],
         item_value: Any = None,
     ) -> None:
-        """Commit the request as 'sent' (outcome unknown until its answer is journaled) before it goes on the
-        wire, with its forEach item's value (redacted). `KeyReused` when its idempotency key was sent to
-        `scope` before with a different payload."""
+        """Commit the request (redacted) as 'sent' (outcome unknown until its answer is journaled) before it
+        goes on the wire, with its forEach item's value (redacted). `KeyReused` when its idempotency key was
+        sent to the request's origin before with a different payload."""
         now, text = time.time(), _dumps(request)
         row = (run_id, task, item, int(idempotent), key, text, now, _dumps(item_value), now)
-        # The writer takes the key's fingerprint from method, URL and body: no hashing on the event loop.
+        # The writer takes the key's fingerprint and scope from method, URL and body: no hashing on the loop.
         method, url, body = request.get("method", ""), request.get("url", ""), request.get("body", "")
-        payload = (scope, key, str(method), str(url), str(body), row)
+        payload = (key, str(method), str(url), str(body), row)
         refused = await self._transact(BEGIN_SEND, payload)
         if refused is not None:
             where, first = refused

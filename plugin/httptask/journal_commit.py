@@ -10,8 +10,10 @@ when the socket closes: the parent has ended, even by `kill -9`, so the writer n
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import marshal
+import re
 import signal
 import socket
 import sqlite3
@@ -21,6 +23,7 @@ from collections.abc import Sequence
 from json.encoder import encode_basestring_ascii as _json_string
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from . import frames
 from .keys import is_derived
@@ -43,7 +46,7 @@ __all__ = [
 ]
 
 EXECUTE = 0  # payload: [(sql, params), ...]
-BEGIN_SEND = 1  # payload: (scope, key, method, url, body, the parameters of SENT but the last two)
+BEGIN_SEND = 1  # payload: (key, method, url, body, the parameters of SENT but the last two)
 LEASE = 2  # payload: (run_id, token), or None: the lease later commits renew (and are fenced by)
 STOP = 3
 
@@ -66,6 +69,7 @@ _HELD = (
 )
 _FIRST = "SELECT fingerprint, request, run_id, task, item FROM idempotency_keys WHERE scope = ? AND key = ?"
 _KEEP = "INSERT OR IGNORE INTO idempotency_keys VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+_AUTHORITY = re.compile(r"[^:/?#]+://[^/?#]*")
 # (commits so far, when the lease was last renewed, the error that stopped commits or None, [(id, result)])
 Answer = tuple[int, float, tuple[str, Any] | None, list[tuple[int, Any]]]
 
@@ -197,9 +201,25 @@ def fingerprint(method: str, url: str, body: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def key_scope(url: str) -> str:
+    """Where a key was sent: scheme://host:port of the request's URL as journaled (redacted), read as
+    `transport.origin` reads a URL. Taken from the journaled URL, never given apart from it, so that it can
+    hold no more than the request's own record (a secret in a host name is masked there)."""
+    found = _AUTHORITY.match(url)
+    return _scope(found.group() if found is not None else url)
+
+
+@functools.lru_cache(maxsize=256)
+def _scope(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # a mask inside the brackets of an IPv6 host
+        return url
+    return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}"
+
+
 def _begin_send(
     connection: sqlite3.Connection,
-    scope: str,
     key: str | None,
     method: str,
     url: str,
@@ -207,15 +227,15 @@ def _begin_send(
     row: Sequence[Any],
 ) -> tuple[str, str] | None:
     """Journal a request as 'sent' (`row`: the parameters of `SENT` but its key's scope and fingerprint) under
-    its idempotency key; where the key was first sent, and with what request, when it was sent to `scope`
-    before with another payload (then nothing is written).
+    its idempotency key; where the key was first sent, and with what request, when it was sent to the same
+    origin (`key_scope`) before with another payload (then nothing is written).
 
     A key derived for this very request (`keys.is_derived`) is sent by no other request: the step's own row
     keeps where it was sent and with what fingerprint, written in step order with the 'sent' record. The
     `idempotency_keys` table (a random page per key) holds the keys templates gave, and a derived key's
     earlier scope once its step is sent to another server."""
     run_id, task, item, request = row[0], row[1], row[2], row[5]
-    print_ = fingerprint(method, url, body)
+    print_, scope = fingerprint(method, url, body), key_scope(url)
     if key is not None:
         first = None
         held = connection.execute(_HELD, (run_id, task, item)).fetchone()

@@ -40,7 +40,6 @@ from ..requests import SAFE_METHODS, step_seed
 from ..retry import Attempt
 from ..tasks import Task
 from ..templating import base_context, render_value
-from ..transport import origin
 from .protocol import Resumption, RunResult, StepLookup, StepResult, TaskResult, Wiring
 
 if TYPE_CHECKING:
@@ -500,7 +499,6 @@ class LocalEngine:
                         index,
                         idempotent=prepared.idempotent,
                         key=prepared.idempotency_key,
-                        scope=origin(prepared.request.url),
                         request=request,
                         item_value=redactor.redact_value(item),
                     )
