@@ -4,8 +4,9 @@ A secret reaches output only in forms the redactor knows, because templates cann
 is, JSON-escaped (once or nested, `\\u00e9` or `é`), percent-encoded (wholly or in part, `+` for a space),
 escaped as Python's repr writes a str or bytes (`\\'`, `\\xc3\\xa9`), as HTML entities, base64 (alone, and
 as an HTTP basic `user:` pair), and the derived values the auth layer registers. Each form is matched
-character by character, so a mixture of them is masked too. What a server echoes may be changed in ways no
-list of forms foresees, so a secret is also found in any case, and in part (see `Redactor`).
+character by character, so a mixture of them is masked too; so is a secret with every character escaped,
+letters and digits too (`%73%6B`, `\\u0073\\u006b`, `&#115;&#107;`). What a server echoes may be changed in
+ways no list of forms foresees, so a secret is also found in any case, and in part (see `Redactor`).
 
 The console is guarded by `guard_stdio`; the journal, the editor's responses and the sandbox's log redact
 with the same `Redactor` before they write.
@@ -87,6 +88,20 @@ def _forms(char: str) -> list[str]:
     if char in _HTML_NAMES:
         forms.append(f"&{_HTML_NAMES[char]};")
     return forms
+
+
+def _spelled_out(secret: str) -> list[str]:
+    """Patterns for ``secret`` with every character escaped, letters and digits too, as an encoder that
+    escapes everything writes it (`_forms` escapes only what encoders must): percent-encoded UTF-8, JSON's
+    `\\uXXXX` (UTF-16, once or nested), and decimal or hex HTML entities; hex digits in either case."""
+    utf16 = secret.encode("utf-16-be")
+    units = [utf16[at] << 8 | utf16[at + 1] for at in range(0, len(utf16), 2)]
+    return [
+        "".join("%" + _hex(byte, 2) for byte in secret.encode("utf-8")),
+        "".join(_ESCAPES + "u" + _hex(unit, 4) for unit in units),
+        "".join(f"&#0{{0,4}}{ord(char)};" for char in secret),
+        "".join(f"&#[xX]0{{0,4}}{_hex(ord(char), 1)};" for char in secret),
+    ]
 
 
 def _hex(number: int, digits: int) -> str:
@@ -255,7 +270,8 @@ class Redactor:
                 parts.setdefault(_lower(form), []).append(_Part(form, len(form)))
         # Longest first, so that a secret containing another is masked whole.
         ordered = sorted(forms, key=lambda text: (-len(text), text))
-        self._pattern = re.compile("|".join(p for text in ordered for p in _patterns(text)))
+        spelled = [p for secret in sorted(self._values, key=len, reverse=True) for p in _spelled_out(secret)]
+        self._pattern = re.compile("|".join([*spelled, *(p for text in ordered for p in _patterns(text))]))
         self._parts = parts
         # A new memo after the new pattern: a text redacted meanwhile with the old one goes to the old memo.
         self._memo = {}
