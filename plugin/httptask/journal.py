@@ -16,6 +16,7 @@ import getpass
 import itertools
 import json
 import os
+import re
 import secrets
 import socket
 import sqlite3
@@ -93,6 +94,8 @@ HEARTBEAT_SECONDS = LEASE_SECONDS / 6
 # unknown outcome, which a resume never sends again without a decision.
 HOLD_SECONDS = 0.05
 _VERSION = 5
+# A key `response_integers` may name in a JSON path as it is, unquoted.
+_JSON_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -850,6 +853,29 @@ class Journal:
         )
         return {item: _loads(response) for item, response in rows}
 
+    def response_integers(self, run_id: str, task: str, count: int, keys: Sequence[str]) -> list[int] | None:
+        """The integer at `keys` (`("status",)`) in the journaled response of each of the `count` items of a
+        forEach task, in item order; None unless every item has one. SQLite cuts each one's JSON text out of
+        its response in one pass, and only those few characters are decoded: what `responses` gives, read
+        without decoding a response."""
+        if not all(_JSON_KEY.fullmatch(key) for key in keys):
+            return None
+        try:
+            # `->` gives a value's own JSON text (true stays true, "200" a string), NULL where there is none.
+            found = self._reader.execute(
+                "SELECT count(*), group_concat(item), group_concat(coalesce(response -> ?, 'null')) "
+                "FROM (SELECT item, response FROM steps WHERE run_id = ? AND task = ? AND item >= 0 "
+                "AND item < ? ORDER BY item)",
+                ("$." + ".".join(keys), run_id, task, count),
+            ).fetchone()
+            rows, items, values = found[0], _listed(found[1]), _listed(found[2])
+        except (sqlite3.Error, orjson.JSONDecodeError):  # JSON that SQLite or orjson cannot read
+            return None
+        if rows != count or items != list(range(count)):
+            return None
+        # Integers only: orjson reads one past 64 bits as a float, where `responses` gives an int.
+        return values if set(map(type, values)) <= {int} else None
+
     def step_counts(self, run_id: str) -> dict[str, int]:
         rows = self._reader.execute(
             "SELECT state, count(*) FROM steps WHERE run_id = ? AND item >= 0 GROUP BY state", (run_id,)
@@ -1046,6 +1072,11 @@ def _masked_numbers(value: Any) -> Any:
 def _text(value: str | None) -> str | None:
     """A free-text column as written to the file: redacted, like every JSON column (`_dumps`)."""
     return None if value is None else redact_for_process(value)
+
+
+def _listed(joined: str | None) -> list[Any]:
+    """The JSON values of a `group_concat` (None for no rows) as a list."""
+    return orjson.loads(f"[{joined or ''}]")  # type: ignore[no-any-return]
 
 
 def _loads(text: str | None) -> Any:

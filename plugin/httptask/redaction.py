@@ -55,6 +55,8 @@ _WORDLIKE = re.compile(r"[a-z_.\- ]+|[A-Z_.\- ]+")
 # up to _MEMO_TEXTS of at most _MEMO_CHARS characters, until the redactor learns another secret.
 _MEMO_CHARS = 256
 _MEMO_TEXTS = 4096
+# Values with no text in them, kept as they are.
+_NUMBERS = frozenset({int, float, bool, type(None)})
 
 
 def _forms(char: str) -> list[str]:
@@ -371,6 +373,8 @@ class Redactor:
 
     def redact_value(self, value: Any) -> Any:
         """A deep copy of dicts, lists and tuples in ``value`` with every string, keys too, redacted."""
+        if type(value) in _NUMBERS:  # the usual leaf, told apart before the slower abstract checks
+            return value
         if isinstance(value, str):
             return self.redact(value)
         if isinstance(value, Mapping):

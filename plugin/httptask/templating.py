@@ -17,6 +17,7 @@ import re
 import time
 import types
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -52,6 +53,7 @@ from httptask.secrets import SecretStore
 __all__ = [
     "NOT_CONSTANT",
     "UNSURE",
+    "Columns",
     "Scope",
     "base_context",
     "check_template",
@@ -150,6 +152,16 @@ class _SequenceView(_View, Sequence[Any]):
 
     def __len__(self) -> int:
         return len(self._data)
+
+
+class Columns(ABC):
+    """A sequence of mappings read as it is asked (a forEach's results, from the journal) that can also give
+    the integer at one path of every item at once, without reading the items whole: what
+    `{{ tasks.ID | map(attribute='response.status') | list }}` reads."""
+
+    @abstractmethod
+    def column(self, path: Path) -> list[int] | None:
+        """The integer at `path` in every item, in item order; None unless every item has one there."""
 
 
 # Values that are never containers: returned as they are without asking the slower abstract checks.
@@ -487,8 +499,9 @@ _JINJA_NAMES = frozenset({"self", "loop", "super", "caller", "varargs", "kwargs"
 
 
 def _direct_whole(expression: nodes.Expr | None) -> _Renderer | None:
-    """`expression`'s value as a whole template gives it (`_whole`), where `_direct_value` can read it."""
-    read = _direct_value(expression)
+    """`expression`'s value as a whole template gives it (`_whole`), where `_direct_value` or `_direct_column`
+    can read it."""
+    read = _direct_column(expression) if isinstance(expression, nodes.Filter) else _direct_value(expression)
     if read is None:
         return None
 
@@ -547,6 +560,42 @@ def _direct_value(node: nodes.Node | None) -> _Renderer | None:
         return value
 
     return lookup
+
+
+def _direct_column(node: nodes.Filter) -> _Renderer | None:
+    """A reader of `X | map(attribute='a.b') | list`, X a simple lookup, that asks a `Columns` X for the
+    column instead of reading every item; `_UNSURE` unless X answers, with numbers small enough that Jinja's
+    list would be inside the size limit."""
+    inner = node.node
+    if not (node.name == "list" and _no_arguments(node) and isinstance(inner, nodes.Filter)):
+        return None
+    if inner.name != "map" or inner.args or inner.dyn_args or inner.dyn_kwargs or len(inner.kwargs) != 1:
+        return None
+    keyword = inner.kwargs[0]
+    if keyword.key != "attribute" or not isinstance(keyword.value, nodes.Const):
+        return None
+    attribute = keyword.value.value
+    read = _direct_value(inner.node) if not isinstance(inner.node, nodes.Call) else None
+    if read is None or not isinstance(attribute, str):
+        return None
+    path = tuple(int(part) if part.isdigit() else part for part in attribute.split("."))  # as Jinja splits it
+
+    def column(scope: _Names) -> Any:
+        value = read(scope)
+        if not isinstance(value, _SequenceView) or not isinstance(value._data, Columns):
+            return _UNSURE
+        values = value._data.column(path)
+        if values is None:
+            return _UNSURE
+        # Jinja's list counts an item and its digits, each int's at most this many.
+        digits = max(map(abs, values), default=0).bit_length() // 3 + 1
+        return values if len(values) * (1 + digits) <= MAX_SIZE else _UNSURE
+
+    return column
+
+
+def _no_arguments(node: nodes.Filter) -> bool:
+    return not (node.args or node.kwargs or node.dyn_args or node.dyn_kwargs)
 
 
 def _direct_call(call: nodes.Call) -> _Renderer | None:

@@ -39,7 +39,7 @@ from ..reconcile import Reconcile, match_values, reconcile_of, settle
 from ..requests import SAFE_METHODS, step_seed
 from ..retry import Attempt
 from ..tasks import Task
-from ..templating import base_context, render_value
+from ..templating import Columns, base_context, render_value
 from .protocol import Resumption, RunResult, StepLookup, StepResult, TaskResult, Wiring
 
 if TYPE_CHECKING:
@@ -713,9 +713,10 @@ class LocalEngine:
         return self._secrets.redactor.redact_value(outputs), errors
 
 
-class ForEachResults(LazySequence[dict[str, Any]]):
+class ForEachResults(LazySequence[dict[str, Any]], Columns):
     """`tasks.ID` of a forEach task: `{item, response}` per item, in item order, read from the journal a page
-    at a time, so that a run of a million items never holds a million responses."""
+    at a time, so that a run of a million items never holds a million responses. A number in every response
+    (`response.status`) is read as a column, with no response decoded."""
 
     _PAGE = 1000
 
@@ -730,6 +731,12 @@ class ForEachResults(LazySequence[dict[str, Any]]):
         """The task and the items these results are read for: with a run's journal, all it takes to read
         them again (in a worker of `--workers`)."""
         return self._task_id, self._items
+
+    def column(self, path: tuple[str | int, ...]) -> list[int] | None:
+        if len(path) < 2 or path[0] != "response" or not all(type(key) is str for key in path):
+            return None
+        keys = [str(key) for key in path[1:]]
+        return self._journal.response_integers(self._run_id, self._task_id, len(self._items), keys)
 
     def _at(self, index: int) -> dict[str, Any]:
         first = index - index % self._PAGE
