@@ -444,7 +444,8 @@ def _compile(source: str) -> _Compiled:
         match = _WHOLE_EXPRESSION.fullmatch(source) if single is not None else None
         if match is not None:
             direct_whole = _direct_whole(single)
-            if direct_whole is not None:  # a chain of names and constant keys: nothing to fail compiling
+            # Names and constant keys, or `map(attribute=...) | list` of them: nothing to fail compiling.
+            if direct_whole is not None:
                 return _Compiled(_whole_renderer(match.group(1)), secrets, direct_whole)
             expression = _ENV.compile_expression(match.group(1), undefined_to_none=False)
             return _Compiled(lambda scope: _whole(expression(scope)), secrets, None)
