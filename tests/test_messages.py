@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 
 import pytest
@@ -79,3 +80,14 @@ def test_a_json_body_is_the_text_parsed_whether_or_not_the_bytes_were_parsed_for
         answer.json()
     assert answer.body() == _read_as_text(content)
     assert json_answer(content).body() == _read_as_text(content)
+
+
+def test_a_response_reads_its_text_content_type_and_parse_once_and_keeps_them() -> None:
+    answer = json_answer(b'{"id": "re_1"}', "Application/JSON; charset=utf-8")
+    assert "UTF-8" in (HttpResponse.text.__doc__ or "")  # read on the class: the descriptor, documented
+    assert (answer.text, answer.content_type) == ('{"id": "re_1"}', "application/json")
+    assert answer.text is answer.text and answer.json() is answer.json()
+    assert {"text", "content_type", "_parsed"} <= set(vars(answer))
+    # A copy with other content computes its own.
+    copy = dataclasses.replace(answer, content=b"[]")
+    assert (copy.text, copy.json(), copy.body()) == ("[]", [], [])

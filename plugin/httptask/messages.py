@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 from urllib.parse import urlsplit
 
 from . import jsontext
 from .limits import MAX_DEPTH, LimitExceeded, check_depth
 
 __all__ = ["HttpRequest", "HttpResponse", "RequestValues", "printable"]
+
+T = TypeVar("T")
 
 
 # Control characters a terminal acts on (escape sequences, a carriage return, a bell), but tab and newline.
@@ -28,6 +30,30 @@ def printable(text: str) -> str:
     move the cursor, rewrite the lines printed before it (a warning), retitle the window or set the
     clipboard of the terminal it is shown on."""
     return _CONTROLS.sub(lambda found: repr(found.group())[1:-1], text)
+
+
+class _once(Generic[T]):
+    """A value computed on its first read and kept on the instance, as `functools.cached_property` keeps it,
+    without the lock that one takes on each first read on Python 3.11: an engine reads a few of them once per
+    answer. Two threads reading one at once may both compute it; it is a pure function of the instance."""
+
+    def __init__(self, compute: Callable[[Any], T]) -> None:
+        self._compute = compute
+        self._name = compute.__name__
+        self.__doc__ = compute.__doc__
+
+    @overload
+    def __get__(self, instance: None, owner: type | None = None) -> _once[T]: ...
+
+    @overload
+    def __get__(self, instance: object, owner: type | None = None) -> T: ...
+
+    def __get__(self, instance: object, owner: type | None = None) -> T | _once[T]:
+        if instance is None:
+            return self
+        # Not a data descriptor: once the value is in the instance's `__dict__`, reads find it there.
+        value = instance.__dict__[self._name] = self._compute(instance)
+        return value
 
 
 @dataclass(frozen=True)
@@ -82,12 +108,12 @@ class HttpResponse:
         lowered = name.lower()
         return next((value for key, value in self.headers if key.lower() == lowered), None)
 
-    @cached_property
+    @_once
     def content_type(self) -> str:
         """The media type without its parameters, in lower case (`application/json`); empty when none."""
         return (self.header("content-type") or "").split(";")[0].strip().lower()
 
-    @cached_property
+    @_once
     def text(self) -> str:
         """The content as UTF-8 text, bytes that are not UTF-8 replaced (not lost)."""
         return self.content.decode("utf-8", errors="replace")
@@ -126,7 +152,7 @@ class HttpResponse:
             raise error
         return parsed
 
-    @cached_property
+    @_once
     def _parsed(self) -> tuple[Any, ValueError | RecursionError | None]:
         try:
             return jsontext.loads(self.content), None
