@@ -8,14 +8,15 @@ import html
 import io
 import json
 import pickle
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
 from urllib.parse import quote, quote_plus
 
 import markupsafe
 import pytest
 
 from httptask.auth import is_credential_name
-from httptask.redaction import RedactingStream, Redactor
+from httptask.redaction import _ESCAPE_STARTS, RedactingStream, Redactor, _forms
 
 KEY = "sk_test_51H+x/y z=="
 CANARY = 'c"a\\n/é€🔑 ry'
@@ -302,3 +303,62 @@ def test_pickles_with_its_derived_values() -> None:
     merged = Redactor()
     merged.merge(copy)
     assert merged.redact("Bearer s3cret-value") == "***"
+
+
+def _first_characters(pattern: str) -> set[str]:
+    """The characters a text matched by the regular expression `pattern` can start with."""
+    kind, value = re._parser.parse(pattern)[0]  # type: ignore[attr-defined]
+    assert kind == re._constants.LITERAL, (pattern, kind)  # type: ignore[attr-defined]
+    return {chr(value)}
+
+
+SAMPLE_CHARACTERS = [chr(code) for code in [*range(0x300), 0x2028, 0x20AC, 0xFFFD, 0x1F511, 0x10FFFF]]
+
+
+@pytest.mark.parametrize("char", SAMPLE_CHARACTERS, ids=ascii)
+def test_every_form_of_a_character_but_itself_starts_with_an_escape_start(char: str) -> None:
+    # `Redactor._clean` looks only for the forms as written in a text with none of `_ESCAPE_STARTS`: a new
+    # form of a character that starts otherwise must be added there.
+    own, *others = _forms(char)
+    assert _first_characters(own) == {char}
+    for form in others:
+        assert _first_characters(form) <= set(_ESCAPE_STARTS), (char, form)
+
+
+LOOKED_FOR = [KEY, CANARY, QUOTED, KEY40, "pin42", "test_unknown_key"]
+
+
+def _texts() -> Iterator[str]:
+    """Texts with and without the secrets of `LOOKED_FOR`, in each of their forms, whole and in part."""
+    plain = ['{"id": "inv_1", "status": "paid"}', "http://127.0.0.1:9/api/v2/invoices/inv_0/refund", "", "OK"]
+    yield from plain
+    for secret in LOOKED_FOR:
+        for form in [*forms(secret).values(), repr(secret), html.escape(secret), secret.upper()]:
+            for text in (form, f"a {form} b", form[: len(form) // 2], form[1:], f"x{form[3:14]}y"):
+                yield text
+                yield f"{plain[0]} {text} %"  # and with an escape start elsewhere in the text
+    yield f"Basic {b64('user:' + CANARY)}"
+    yield f"Bearer {KEY}"
+
+
+def test_a_text_found_clean_in_c_is_redacted_as_the_full_search_redacts_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    redactor = Redactor(LOOKED_FOR, derived=[f"Basic {b64('user:' + CANARY)}", f"Bearer {KEY}"])
+    texts = list(_texts())
+    fast = [redactor._redacted(text) for text in texts]
+    clean = [redactor._clean(text) for text in texts]
+    monkeypatch.setattr(Redactor, "_clean", lambda self, text: False)
+    slow = [redactor._redacted(text) for text in texts]
+    assert fast == slow
+    assert all(shown == text for text, shown, surely in zip(texts, slow, clean, strict=True) if surely)
+    assert 0 < clean.count(True) < len(texts)  # both paths are taken
+
+
+def test_a_secret_as_written_in_a_text_without_escapes_is_never_found_clean() -> None:
+    derived = "Token abc.def"  # a derived value is looked for as written, not in part
+    redactor = Redactor(["s3cret-value"], derived=[derived])
+    for text in ("s3cret-value", "x S3CRET-VALUE", derived, f"{derived}!", b64("s3cret-value")):
+        assert not redactor._clean(text), text
+        assert "***" in redactor.redact(text)
+    assert redactor._clean("Token abc") and redactor._clean("a clean text")

@@ -51,6 +51,9 @@ _BLOCK = 6
 _MAX_BLOCKS = 32
 # Letters of one case, perhaps with `_-. `: a block like this is a word more often than a key's.
 _WORDLIKE = re.compile(r"[a-z_.\- ]+|[A-Z_.\- ]+")
+# Every form of a character but the character itself starts with one of these (`_forms`): in a text with
+# none of them, a secret's form can only be as it is written.
+_ESCAPE_STARTS = ("\\", "%", "&", "+")
 # Short texts recur in every request of a run (header values, field names): their redaction is remembered,
 # up to _MEMO_TEXTS of at most _MEMO_CHARS characters, until the redactor learns another secret.
 _MEMO_CHARS = 256
@@ -229,6 +232,8 @@ class Redactor:
         self._values: set[str] = set()
         self._derived: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
+        # Every form the pattern finds, as written: what it can find in a text with no `_ESCAPE_STARTS`.
+        self._literal: tuple[str, ...] = ()
         # Each lower-cased text to look for, and the runs of secrets it stands for (a block may recur).
         self._parts: dict[str, list[_Part]] = {}
         self._memo: dict[str, str] = {}
@@ -274,6 +279,7 @@ class Redactor:
         ordered = sorted(forms, key=lambda text: (-len(text), text))
         spelled = [p for secret in sorted(self._values, key=len, reverse=True) for p in _spelled_out(secret)]
         self._pattern = re.compile("|".join([*spelled, *(p for text in ordered for p in _patterns(text))]))
+        self._literal = tuple(ordered)
         self._parts = parts
         # A new memo after the new pattern: a text redacted meanwhile with the old one goes to the old memo.
         self._memo = {}
@@ -306,7 +312,7 @@ class Redactor:
     def _spans(self, text: str) -> list[tuple[int, int]]:
         """Where ``text`` holds a secret, in order, overlapping spans joined."""
         pattern, parts = self._pattern, self._parts
-        if pattern is None:
+        if pattern is None or self._clean(text):
             return []
         whole = [match.span() for match in pattern.finditer(text)]
         ends = [end for _, end in whole]
@@ -332,6 +338,25 @@ class Redactor:
             else:
                 joined.append((start, end))
         return joined
+
+    def _clean(self, text: str) -> bool:
+        """Whether ``text`` surely holds no secret, found with a few searches in C, as most texts are: no
+        form the pattern finds (only as written, when no character in it starts another form) and no
+        text that `_parts` finds. False when it cannot tell: `_spans` then looks."""
+        for start in _ESCAPE_STARTS:
+            if start in text:
+                if self._pattern is None or self._pattern.search(text) is not None:
+                    return False
+                break
+        else:
+            for form in self._literal:
+                if form in text:
+                    return False
+        lowered = _lower(text)
+        for needle in self._parts:  # noqa: SIM110  (a generator would cost about as much as the searches)
+            if needle in lowered:
+                return False
+        return True
 
     def redact(self, text: str) -> str:
         """``text`` with every known secret form replaced by ``***``."""
