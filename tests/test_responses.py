@@ -290,3 +290,29 @@ def test_a_response_nested_hundreds_deep_is_an_issue_not_a_crash(depth: int) -> 
     ]
     inside = records(b'{"id": "re_1", "amount": 1, "status": "done", "lines": ' + nested + b"}")
     assert len(inside) == 1 and inside[0]["path"].startswith("$.body")
+
+
+def test_what_an_operation_documents_is_looked_up_once_per_status_and_content_type_and_kept_apart() -> None:
+    # The lookup is kept per operation, status and content type: each keeps its own answer, in any order,
+    # and an operation parsed again with another schema is not answered from the first one's lookup.
+    stricter = REFUND_30.replace("required: [id, amount, status]", "required: [id, amount, status, note]")
+    strict, remove = operation(stricter, "create"), operation(REFUND_30, "remove")
+    for _ in range(3):
+        assert check_response(CREATE, answer(201, REFUND)) == []
+        [issue] = check_response(strict, answer(201, REFUND))
+        assert (issue.path, issue.message) == ("$.body.note", "is required but missing")
+        [(path, _)] = paths(check_response(CREATE, answer(201, REFUND, "text/html")))
+        assert path == "$.headers.content-type"
+        assert paths(check_response(CREATE, answer(404, {"title": 1}, "application/problem+json"))) == [
+            ("$.body.title", "must be of type string, not integer 1")
+        ]
+        assert paths(check_response(remove, answer(200, {}, "application/vnd.x+json"))) == [
+            ("$.body.id", "is required but missing")
+        ]
+
+
+def test_answers_with_more_content_types_than_are_kept_are_each_checked() -> None:
+    for n in range(1500):
+        [(path, _)] = paths(check_response(CREATE, answer(201, REFUND, f"application/x{n}+json")))
+        assert path == "$.headers.content-type"
+    assert check_response(CREATE, answer(201, REFUND)) == []

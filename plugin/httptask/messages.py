@@ -106,7 +106,10 @@ class HttpResponse:
 
     def header(self, name: str) -> str | None:
         lowered = name.lower()
-        return next((value for key, value in self.headers if key.lower() == lowered), None)
+        for key, value in self.headers:  # read for every answer: a loop costs less than a generator
+            if key.lower() == lowered:
+                return value
+        return None
 
     @_once
     def content_type(self) -> str:

@@ -74,7 +74,8 @@ def is_json_media(content_type: str) -> bool:
 def _check(op: Operation, response: HttpResponse) -> list[Issue]:
     if not op.responses:
         return []
-    documented = documented_response(op, response.status)
+    kind = response.content_type
+    documented, media = _looked_up(op, response.status, kind)
     if documented is None:
         listed = ", ".join(r.status for r in op.responses)
         return [
@@ -87,9 +88,8 @@ def _check(op: Operation, response: HttpResponse) -> list[Issue]:
         ]
     if not documented.media_types or response.status in _NO_BODY or op.method == "HEAD":
         return []  # the spec says nothing of a body here, or there is none to check
-    kind = response.content_type
-    media = _media_type(documented, kind) if response.content else None
-    if media is None or not response.header("content-type"):
+    # A content type names a media type only when the header is there (`kind` is empty when it is not).
+    if media is None or not response.content or (not kind and not response.header("content-type")):
         return _unexpected(op, documented, response, kind)
     if kind != "application/json" and not kind.endswith("+json"):
         return []  # only JSON bodies are read against a JSON Schema
@@ -100,6 +100,25 @@ def _check(op: Operation, response: HttpResponse) -> list[Issue]:
     except RecursionError:
         return [Issue("$.body", "is nested too deeply to check")]
     return validate_body(media, body)
+
+
+# The response and media type documented for each (operation, status, content type) an answer came with: a
+# run's answers share a few. An entry holds its operation, so its id is not reused while the entry lives.
+_LOOKED_UP: dict[tuple[int, int, str], tuple[Operation, Response | None, MediaType | None]] = {}
+
+
+def _looked_up(op: Operation, status: int, kind: str) -> tuple[Response | None, MediaType | None]:
+    """What `op` documents for an answer of `status` with the content type `kind`: its response (see
+    `documented_response`) and that response's media type for `kind`, None where it documents none."""
+    key = (id(op), status, kind)
+    found = _LOOKED_UP.get(key)
+    if found is None or found[0] is not op:
+        documented = documented_response(op, status)
+        media = _media_type(documented, kind) if documented is not None else None
+        if len(_LOOKED_UP) >= _MADE_KEPT:  # statuses and content types come from servers: bounded
+            _LOOKED_UP.clear()
+        found = _LOOKED_UP[key] = (op, documented, media)
+    return found[1], found[2]
 
 
 def _unexpected(op: Operation, documented: Response, response: HttpResponse, kind: str) -> list[Issue]:
