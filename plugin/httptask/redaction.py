@@ -279,10 +279,10 @@ class Redactor:
         ordered = sorted(forms, key=lambda text: (-len(text), text))
         spelled = [p for secret in sorted(self._values, key=len, reverse=True) for p in _spelled_out(secret)]
         self._pattern = re.compile("|".join([*spelled, *(p for text in ordered for p in _patterns(text))]))
-        self._literal = tuple(ordered)
         self._parts = parts
         # A new memo after the new pattern: a text redacted meanwhile with the old one goes to the old memo.
         self._memo = {}
+        self._literal = tuple(ordered)
         self.multiline = any("\n" in text or "\r" in text for text in forms)
         self.longest = len(ordered[0]) * _LONGEST_CHARACTER
 
