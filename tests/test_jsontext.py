@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -108,3 +109,58 @@ def test_any_value_as_json_writes_it_reads_back_the_same(value: Any, ascii_only:
 @given(st.binary(max_size=40) | st.text(max_size=40).map(lambda t: t.encode("utf-8", "surrogatepass")))
 def test_any_bytes_read_alike_whether_json_or_not(data: bytes) -> None:
     _same_as_json(data)
+
+
+def _numbers_within_float_as_read(data: bytes) -> bool | None:
+    """Whether every number `loads` reads in `data` lies strictly within ±2**53; None when it reads none."""
+    try:
+        value = jsontext.loads(data)
+    except (ValueError, RecursionError):
+        return None
+    return all(-(2**53) < number < 2**53 for number in _numbers(value))
+
+
+def _numbers(value: Any) -> Iterator[int | float]:
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        for item in value:
+            yield from _numbers(item)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        yield value
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        *CASES,
+        b"9007199254740992",
+        b"-9007199254740993",
+        b"900719925474099.5",
+        b"999999999999999",
+        b"[1e3, 1.5E+300, 2e-1]",
+        b'{"total": 1e30}',
+        b'{"n": 123456789012345.6789}',
+        '{"n": 12345678901234567890}'.encode("utf-16"),
+        '{"n": 1e300}'.encode("utf-32-le"),
+        b'{"note": "9007199254740993", "e": "0e0"}',
+        b"[NaN, Infinity, -Infinity]",
+    ],
+)
+def test_numbers_within_float_only_when_every_number_read_is(data: bytes) -> None:
+    if jsontext.numbers_within_float(data):
+        assert _numbers_within_float_as_read(data) is not False
+
+
+def test_numbers_within_float_says_so_for_a_usual_answer() -> None:
+    answer = b'{"invoice": {"id": "inv_1", "total": 12345, "rate": 0.125, "at": 1764547200}, "x": [-1, 2.5]}'
+    assert jsontext.numbers_within_float(answer)
+    assert not jsontext.numbers_within_float(b'{"total": 1E30}')
+
+
+@settings(max_examples=400, deadline=None)
+@given(_VALUES, st.booleans())
+def test_numbers_within_float_only_when_every_number_written_is(value: Any, ascii_only: bool) -> None:
+    data = json.dumps(value, ensure_ascii=ascii_only).encode("utf-8", errors="surrogatepass")
+    if jsontext.numbers_within_float(data):
+        assert _numbers_within_float_as_read(data) is not False

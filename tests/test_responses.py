@@ -241,7 +241,7 @@ def test_a_body_with_thousands_of_problems_reports_the_first_twenty() -> None:
 
 
 def test_a_check_that_fails_is_an_issue_never_an_exception(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(media: Any, body: Any) -> list[Issue]:
+    def broken(media: Any, body: Any, **options: Any) -> list[Issue]:
         raise RuntimeError("the validator broke")
 
     monkeypatch.setattr("httptask.responses.validate_body", broken)
@@ -316,3 +316,37 @@ def test_answers_with_more_content_types_than_are_kept_are_each_checked() -> Non
         [(path, _)] = paths(check_response(CREATE, answer(201, REFUND, f"application/x{n}+json")))
         assert path == "$.headers.content-type"
     assert check_response(CREATE, answer(201, REFUND)) == []
+
+
+BOUNDED = """
+openapi: 3.1.0
+info: {title: Totals, version: "1"}
+paths:
+  /totals:
+    get:
+      operationId: total
+      responses:
+        "200":
+          description: the total
+          content:
+            application/json:
+              schema:
+                type: object
+                properties: {total: {type: number, maximum: 1000000000000000000000000000000}}
+"""
+
+
+@pytest.mark.parametrize(
+    "content", [b'{"total": 1e30}', b'{"total": 1000000000000000000000000000001}', b'{"total": 1.0E+30}']
+)
+def test_a_number_past_the_exact_floats_is_checked_exactly(content: bytes) -> None:
+    # A float cannot tell these from 10**30: the body is checked by jsonschema, which compares them exactly.
+    [issue] = check_response(operation(BOUNDED, "total"), answer(200, content))
+    assert issue.path == "$.body.total"
+    assert issue.message.startswith("must be at most 1000000000000000000000000000000, not 1")
+
+
+def test_a_number_within_the_exact_floats_is_checked_as_ever() -> None:
+    total = operation(BOUNDED, "total")
+    assert check_response(total, answer(200, b'{"total": 123456789012345}')) == []
+    assert check_response(total, answer(200, b'{"total": 1000000000000000000000000000000}')) == []

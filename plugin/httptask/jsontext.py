@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["loads", "orjson_exact"]
+__all__ = ["loads", "numbers_within_float", "orjson_exact"]
 
 # An integer beyond 64 bits has at least 19 digits in a row (so may a string or a float that orjson reads
 # well, which then goes to `json` for nothing worse than the time it takes). Every digit made a 0, such a run
@@ -23,6 +23,26 @@ def orjson_exact(raw: bytes) -> bool:
     """Whether orjson, where it reads `raw` at all, reads it to the values `json` reads: no integer in it can
     be past 64 bits."""
     return _RUN not in raw.translate(_ZEROS)
+
+
+# A number of at most 15 digits before any exponent lies within ±10**15, inside ±2**53 where a float is exact.
+_SIXTEEN = b"0" * 16
+
+
+def numbers_within_float(raw: bytes) -> bool:
+    """Whether every number `loads` reads in `raw` surely lies strictly within ±2**53, where a float is exact
+    (jsonschema-rs compares numbers as floats): no run of 16 digits, no exponent, no NaN or Infinity, and no
+    NUL byte (UTF-16 and UTF-32 put one between the digits). False when it cannot tell from the text: a
+    string may hold such digits or words too."""
+    zeros = raw.translate(_ZEROS)
+    return not (
+        _SIXTEEN in zeros
+        or b"0e" in zeros
+        or b"0E" in zeros
+        or b"\0" in raw
+        or b"NaN" in raw
+        or b"Infinity" in raw
+    )
 
 
 def loads(data: str | bytes) -> Any:

@@ -236,11 +236,12 @@ def _fast_validator(schema: Any, resources: Mapping[str, Any] | None = None) -> 
         return None
 
 
-def _surely_valid(fast: Any, instance: Any) -> bool:
+def _surely_valid(fast: Any, instance: Any, *, numbers_exact: bool = False) -> bool:
     """Whether jsonschema-rs (`fast`, None where it could not take the schema) finds `instance` valid; False
     where it cannot tell (it refuses a string with a lone surrogate, which JSON's `\\ud800` gives, and
-    compares a number past ±2**53 as a float), so that jsonschema decides."""
-    if fast is None or not _within_float(instance):
+    compares a number past ±2**53 as a float, unless the caller knows there is none: `numbers_exact`), so
+    that jsonschema decides."""
+    if fast is None or not (numbers_exact or _within_float(instance)):
         return False
     try:
         return bool(fast.is_valid(instance))
@@ -444,12 +445,16 @@ def validate_values(op: Operation, values: RequestValues, server: Server | None 
         ) from exc
 
 
-def validate_body(media: MediaType, body: Any, *, root: str = "$.body", limit: int = 20) -> list[Issue]:
+def validate_body(
+    media: MediaType, body: Any, *, root: str = "$.body", limit: int = 20, numbers_exact: bool = False
+) -> list[Issue]:
     """The first `limit` problems of a body (a response's) against its media type's schema, with JSON paths
-    under `root`; a last issue says when there are more. A schema that cannot be used is a `SpecError`."""
+    under `root`; a last issue says when there are more. A schema that cannot be used is a `SpecError`.
+    `numbers_exact`: the caller knows that every number in `body` lies within ±2**53 (from the text it was
+    read from: `jsontext.numbers_within_float`), which spares a walk of it."""
     try:
         validator, fast = _VALIDATORS.body(media)
-        if _surely_valid(fast, body):
+        if _surely_valid(fast, body, numbers_exact=numbers_exact):
             return []
         errors = list(itertools.islice(validator.iter_errors(body), limit + 1))
     except RecursionError:
