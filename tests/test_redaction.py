@@ -403,3 +403,37 @@ def test_a_secret_as_written_in_a_text_without_escapes_is_never_found_clean() ->
         assert not redactor._clean(text), text
         assert "***" in redactor.redact(text)
     assert redactor._clean("Token abc") and redactor._clean("a clean text")
+
+
+def test_a_set_of_headers_is_redacted_as_each_header_is_and_the_same_each_time() -> None:
+    redactor = Redactor([KEY40])
+    pairs = (("content-type", "application/json"), ("x-echo", f"k={KEY40}"), ("set-cookie", "a=1"))
+    pairs += (("x-echo", f"last {KEY40[:20]}"),)
+    expected = redactor.redact_headers(dict(pairs))
+    assert expected == {"content-type": "application/json", "x-echo": "last sk_liv***", "set-cookie": "***"}
+    first = redactor.redact_header_pairs(pairs)
+    first["x-echo"] = "changed by its caller"
+    assert redactor.redact_header_pairs(pairs) == expected
+    assert redactor.redact_header_pairs(tuple(pairs)) == expected
+
+
+def test_headers_redacted_before_a_secret_was_known_are_redacted_again_once_it_is() -> None:
+    redactor = Redactor(["s3cret-value"])
+    pairs = (("x-echo", "later-s3cret"), ("x-derived", "Token later-s3cret"))
+    assert redactor.redact_header_pairs(pairs) == dict(pairs)
+    redactor.add("later-s3cret")
+    assert redactor.redact_header_pairs(pairs) == {"x-echo": "***", "x-derived": "Token ***"}
+    redactor.add_derived("Token abc")
+    assert redactor.redact_header_pairs((("x-derived", "Token abc"),)) == {"x-derived": "***"}
+
+
+def test_a_secret_in_the_headers_of_only_the_thousandth_answer_is_masked() -> None:
+    redactor = Redactor([KEY40])
+    usual = (("content-type", "application/json"), ("content-length", "228"))
+    for n in range(1, 1200):
+        pairs = (*usual, ("x-request", f"echo {KEY40}")) if n == 1000 else usual
+        shown = redactor.redact_header_pairs(pairs)
+        assert (shown.get("x-request") == "echo ***") if n == 1000 else shown == dict(usual)
+    for n in range(200):  # more sets than are remembered, each answer its own
+        pairs = (*usual, ("date", f"answer {n}"), ("x-echo", KEY40 if n % 50 == 49 else "none"))
+        assert redactor.redact_header_pairs(pairs)["x-echo"] == ("***" if n % 50 == 49 else "none")

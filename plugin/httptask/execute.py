@@ -648,7 +648,7 @@ def response_record(response: HttpResponse, redactor: Redactor) -> dict[str, Any
     return {
         "status": response.status,
         "reason": redactor.redact(response.reason),  # a server may echo a request's credentials in it
-        "headers": redactor.redact_headers(dict(response.headers)),
+        "headers": redactor.redact_header_pairs(response.headers),
         "body": body if clean else redactor.redact_value(body),
         "elapsed_ms": response.elapsed_ms,
     }

@@ -60,6 +60,9 @@ _MEMO_CHARS = 256
 _MEMO_TEXTS = 4096
 # Values with no text in them, kept as they are.
 _NUMBERS = frozenset({int, float, bool, type(None)})
+# A server's answers repeat their headers: the redaction of a whole set is remembered too, for this many sets
+# (a head is at most `http1.MAX_HEAD_BYTES`).
+_MEMO_HEADER_SETS = 64
 
 
 def _forms(char: str) -> list[str]:
@@ -237,6 +240,7 @@ class Redactor:
         # Each lower-cased text to look for, and the runs of secrets it stands for (a block may recur).
         self._parts: dict[str, list[_Part]] = {}
         self._memo: dict[str, str] = {}
+        self._header_memo: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
         self._lock = threading.Lock()
         self.longest = 0
         self.multiline = False
@@ -282,6 +286,7 @@ class Redactor:
         self._parts = parts
         # A new memo after the new pattern: a text redacted meanwhile with the old one goes to the old memo.
         self._memo = {}
+        self._header_memo = {}
         self._literal = tuple(ordered)
         self.multiline = any("\n" in text or "\r" in text for text in forms)
         self.longest = len(ordered[0]) * _LONGEST_CHARACTER
@@ -413,6 +418,18 @@ class Redactor:
     def redact_headers(self, headers: Mapping[str, str]) -> dict[str, str]:
         """Headers with credentials masked whole and known secrets redacted from the rest."""
         return {name: MASK if _credential(name) else self.redact(value) for name, value in headers.items()}
+
+    def redact_header_pairs(self, pairs: tuple[tuple[str, str], ...]) -> dict[str, str]:
+        """`redact_headers` of ``pairs`` as a dict (the last of a repeated name wins), remembered for these
+        exact pairs until the redactor learns another secret: a server's answers repeat their headers."""
+        memo = self._header_memo  # read before the pattern `_spans` uses: see `_compile`
+        found = memo.get(pairs)
+        if found is None:
+            found = self.redact_headers(dict(pairs))
+            if len(memo) >= _MEMO_HEADER_SETS:
+                memo.clear()
+            memo[pairs] = found
+        return dict(found)  # the caller's own: a record may be changed after it is made
 
 
 class RedactingStream(io.TextIOBase):
