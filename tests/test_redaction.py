@@ -4,13 +4,15 @@ masks a secret even when it is written in pieces."""
 from __future__ import annotations
 
 import base64
+import collections
 import html
 import io
 import itertools
 import json
 import pickle
 import re
-from collections.abc import Callable, Iterator
+import types
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -437,3 +439,38 @@ def test_a_secret_in_the_headers_of_only_the_thousandth_answer_is_masked() -> No
     for n in range(200):  # more sets than are remembered, each answer its own
         pairs = (*usual, ("date", f"answer {n}"), ("x-echo", KEY40 if n % 50 == 49 else "none"))
         assert redactor.redact_header_pairs(pairs)["x-echo"] == ("***" if n % 50 == 49 else "none")
+
+
+def _redacted_by_kind(redactor: Redactor, value: Any) -> Any:
+    """`Redactor.redact_value` reading types by `isinstance` only: its exact-type checks must equal it."""
+    if isinstance(value, str):
+        return redactor.redact(value)
+    if isinstance(value, Mapping):
+        return {
+            _redacted_by_kind(redactor, key): _redacted_by_kind(redactor, item) for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_redacted_by_kind(redactor, item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(_redacted_by_kind(redactor, item) for item in value)
+    return value
+
+
+class _Text(str):
+    pass
+
+
+def test_a_value_of_any_type_is_redacted_as_its_kind_says() -> None:
+    redactor = Redactor([KEY40])
+    value = {
+        "id": "inv_1",
+        KEY40: [1, 2.5, True, None, KEY40, (KEY40, {"k": KEY40[:12]})],
+        "ordered": collections.OrderedDict([("a", KEY40)]),
+        "proxy": types.MappingProxyType({"b": f"x {KEY40} y"}),
+        "text": _Text(KEY40),
+        "bytes": KEY40.encode(),
+        "int": 10**30,
+    }
+    redacted = redactor.redact_value(value)
+    assert redacted == _redacted_by_kind(redactor, value)
+    assert KEY40[:12] not in repr(redacted).replace(repr(KEY40.encode()), "")
