@@ -17,6 +17,7 @@ import pytest
 from aiohttp import web
 
 from httptask.engines import protocol
+from httptask.engines.local import LocalEngine
 from httptask.engines.protocol import RunResult, Wiring
 from httptask.errors import InputsInvalid, WorkflowInvalid
 from httptask.journal import Journal
@@ -267,6 +268,32 @@ def test_the_refund_example_runs_against_the_sandbox(
     ]
     assert [s.request["url"].rsplit("/", 2)[-2] for s in steps] == [i["id"] for i in invoices]  # type: ignore[index]
     assert json.loads(json.dumps(steps[0].request))["headers"]["authorization"] == "***"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("resumed", [False, True])
+def test_only_a_new_run_tells_the_journal_its_sends_are_first_sends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, resumed: bool
+) -> None:
+    """A step of a run this process created has never been sent, so the journal's writer need not read its
+    row; a resumed run (or a worker of one) may send a step that was sent before, so it reads it."""
+    monkeypatch.setenv("HTTPTASK_SECRET_CHARGEBEE_API_KEY", "test_key_for_sandbox")
+    said: list[bool] = []
+    begin_send = Journal.begin_send
+
+    async def spying(self: Journal, *args: Any, **kwargs: Any) -> None:
+        said.append(kwargs["first_send"])
+        await begin_send(self, *args, **kwargs)
+
+    monkeypatch.setattr(Journal, "begin_send", spying)
+
+    class Resumed(LocalEngine):
+        async def run(self, run_id: str, inputs: Any, resumption: Any = None) -> RunResult:
+            return await super().run(run_id, inputs, protocol.Resumption() if resumed else resumption)
+
+    invoices = [{"id": f"inv_{n}", "amount": 100} for n in range(3)]
+    result = run_workflow(EXAMPLE, {"invoices": invoices}, sandbox=True, engine=Resumed)
+    assert result.status == "succeeded", result.errors
+    assert said == [not resumed] * 3
 
 
 def test_an_invalid_item_stops_the_run_before_anything_is_sent(

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from faults import fault_server
-from httptask import processes
+from httptask import journal_commit, processes
 from httptask.errors import KeyReused, RunBusy, RunTakenOver
 from httptask.journal import LEASE_SECONDS, Decision, Journal, StepRecord, fingerprint
 from httptask.keys import derive_key, step_seed
@@ -273,14 +273,30 @@ def test_of_many_processes_claiming_one_run_at_once_exactly_one_wins(tmp_path: P
 
 
 def _send(
-    journal: Journal, run_id: str, item: int, key: str, body: str, scope: str = "https://api.test"
+    journal: Journal,
+    run_id: str,
+    item: int,
+    key: str,
+    body: str,
+    scope: str = "https://api.test",
+    *,
+    first_send: bool = False,
 ) -> None:
     request = {"method": "POST", "url": f"{scope}/invoices/inv_1/refund", "body": body}
 
     async def main() -> None:
         journal.start(asyncio.get_running_loop())
         try:
-            await journal.begin_send(run_id, "refund", item, idempotent=True, key=key, request=request)
+            await journal.begin_send(
+                run_id,
+                "refund",
+                item,
+                idempotent=True,
+                key=key,
+                request=request,
+                item_value={"id": f"inv_{item}"},
+                first_send=first_send,
+            )
         finally:
             journal.stop()
 
@@ -307,6 +323,65 @@ def test_a_key_sent_again_with_its_payload_is_accepted_and_with_another_refused(
     assert [s.item for s in second.steps("run-b")] == [0, 1]  # item 2 was not journaled as sent
     first.close()
     second.close()
+
+
+@pytest.mark.parametrize("first_send", [False, True])
+def test_a_new_run_s_first_sends_journal_what_the_full_check_journals(
+    tmp_path: Path, first_send: bool
+) -> None:
+    """A step of a new run, sent for the first time, is journaled without reading its row first: the rows and
+    key records are byte for byte those of the full check, and a templated key reused with another payload is
+    still refused."""
+    path = tmp_path / "j.sqlite3"
+    journal = Journal(path)
+    _create(journal, "run-a")
+    journal.queue(Journal.schedule("run-a", "refund", range(3)))
+    derived = derive_key(step_seed("run-a", "refund", 0))
+    _send(journal, "run-a", 0, derived, "refund_amount=100", first_send=first_send)
+    _send(journal, "run-a", 1, "key-1", "refund_amount=100", first_send=first_send)
+    with pytest.raises(KeyReused):
+        _send(journal, "run-a", 2, "key-1", "refund_amount=900", first_send=first_send)
+    journal.close()
+    with sqlite3.connect(path) as connection:
+        steps = connection.execute(
+            "SELECT item, state, idempotent, idempotency_key, request, outcome, item_value, key_scope, "
+            "fingerprint FROM steps ORDER BY item"
+        ).fetchall()
+        keys = connection.execute(
+            "SELECT scope, key, fingerprint, request, item FROM idempotency_keys"
+        ).fetchall()
+    request = '{"method":"POST","url":"https://api.test/invoices/inv_1/refund","body":"refund_amount=100"}'
+    print_ = fingerprint("POST", "https://api.test/invoices/inv_1/refund", "refund_amount=100")
+    assert steps == [
+        (0, "sent", 1, derived, request, "unknown", '{"id":"inv_0"}', "https://api.test", print_),
+        (1, "sent", 1, "key-1", request, "unknown", '{"id":"inv_1"}', "https://api.test", print_),
+        (2, "scheduled", None, None, None, None, None, None, None),
+    ]
+    assert keys == [("https://api.test", "key-1", print_, request, 1)]
+
+
+def test_a_first_send_does_not_read_the_step_s_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What makes a new run's first sends cheaper: the writer reads no row of `steps` before writing one."""
+    statements: list[str] = []
+    connect = journal_commit.connect
+
+    def traced(path: Path | str, *, autocommit: bool = False) -> sqlite3.Connection:
+        connection = connect(path, autocommit=autocommit)
+        if autocommit:  # the writer's connection
+            connection.set_trace_callback(statements.append)
+        return connection
+
+    monkeypatch.setattr(journal_commit, "connect", traced)
+    path = tmp_path / "j.sqlite3"
+    journal = Journal(path, writer="thread")
+    _create(journal, "run-a")
+    _send(
+        journal, "run-a", 0, derive_key(step_seed("run-a", "refund", 0)), "refund_amount=100", first_send=True
+    )
+    assert not [s for s in statements if s.startswith("SELECT") and "FROM steps" in s]
+    _send(journal, "run-a", 1, derive_key(step_seed("run-a", "refund", 1)), "refund_amount=100")
+    assert [s for s in statements if s.startswith("SELECT") and "FROM steps" in s]
+    journal.close()
 
 
 def _key_records(path: Path) -> list[tuple[str, str, int]]:

@@ -606,15 +606,17 @@ class Journal:
         key: str | None,
         request: dict[str, Any],
         item_value: Any = None,
+        first_send: bool = False,
     ) -> None:
         """Commit the request (redacted) as 'sent' (outcome unknown until its answer is journaled) before it
         goes on the wire, with its forEach item's value (redacted). `KeyReused` when its idempotency key was
-        sent to the request's origin before with a different payload."""
+        sent to the request's origin before with a different payload. `first_send`: the caller knows that
+        no process has sent this step (of a run it created) before, so the writer need not read its row."""
         now, text = time.time(), _dumps(request)
         row = (run_id, task, item, int(idempotent), key, text, now, _dumps(item_value), now)
         # The writer takes the key's fingerprint and scope from method, URL and body: no hashing on the loop.
         method, url, body = request.get("method", ""), request.get("url", ""), request.get("body", "")
-        payload = (key, str(method), str(url), str(body), row)
+        payload = (key, str(method), str(url), str(body), row, first_send)
         refused = await self._transact(BEGIN_SEND, payload)
         if refused is not None:
             where, first = refused

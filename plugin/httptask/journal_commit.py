@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 EXECUTE = 0  # payload: [(sql, params), ...]
-BEGIN_SEND = 1  # payload: (key, method, url, body, the parameters of SENT but the last two)
+BEGIN_SEND = 1  # payload: (key, method, url, body, the parameters of SENT but the last two, first_send)
 LEASE = 2  # payload: (run_id, token), or None: the lease later commits renew (and are fenced by)
 STOP = 3
 
@@ -225,6 +225,7 @@ def _begin_send(
     url: str,
     body: str,
     row: Sequence[Any],
+    first_send: bool = False,
 ) -> tuple[str, str] | None:
     """Journal a request as 'sent' (`row`: the parameters of `SENT` but its key's scope and fingerprint) under
     its idempotency key; where the key was first sent, and with what request, when it was sent to the same
@@ -233,12 +234,13 @@ def _begin_send(
     A key derived for this very request (`keys.is_derived`) is sent by no other request: the step's own row
     keeps where it was sent and with what fingerprint, written in step order with the 'sent' record. The
     `idempotency_keys` table (a random page per key) holds the keys templates gave, and a derived key's
-    earlier scope once its step is sent to another server."""
+    earlier scope once its step is sent to another server. With `first_send` (the step of a new run, sent for
+    the first time) the caller vouches that its row holds no key yet, so it is not read."""
     run_id, task, item, request = row[0], row[1], row[2], row[5]
     print_, scope = fingerprint(method, url, body), key_scope(url)
     if key is not None:
         first = None
-        held = connection.execute(_HELD, (run_id, task, item)).fetchone()
+        held: Any = None if first_send else connection.execute(_HELD, (run_id, task, item)).fetchone()
         holds = held is not None and held[2] is not None
         if holds and (held[0], held[1]) != (key, scope):  # the key record the row holds moves to the table
             connection.execute(_KEEP, (held[1], held[0], held[2], held[3], run_id, task, item, held[4]))

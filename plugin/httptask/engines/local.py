@@ -73,6 +73,9 @@ class LocalEngine:
         self._finished: dict[str, asyncio.Event] = {}
         self._previous: StepLookup = {}
         self._resumed = False
+        # A run this process created: each of its steps is sent once, by this process (the engines of its
+        # workers are never told so), so the journal need not read a step's row before its 'sent' record.
+        self._new_run = False
         self._decisions: Mapping[tuple[str, int], Decision] = {}
         self._reconcile = False
         self._twins: dict[tuple[str, int], tuple[int, int]] = {}
@@ -86,6 +89,7 @@ class LocalEngine:
         `reconcile` settles the other unknown outcomes by reading the server where the operation has an
         x-reconcile."""
         self._resumed = resumption is not None
+        self._new_run = resumption is None
         resumption = resumption or Resumption()
         self._run_id = run_id
         self._inputs = inputs
@@ -501,6 +505,7 @@ class LocalEngine:
                         key=prepared.idempotency_key,
                         request=request,
                         item_value=redactor.redact_value(item),
+                        first_send=self._new_run,
                     )
             except KeyReused as exc:
                 message = redactor.redact(str(exc))
