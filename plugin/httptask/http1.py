@@ -381,6 +381,8 @@ class Pool:
     """Keep-alive connections per origin, at most `limit` open at once (idle, busy or connecting)."""
 
     def __init__(self, limit: int, resolve: Resolve) -> None:
+        # The loop its connections live on: asyncio.get_running_loop() makes a system call (getpid) each time.
+        self.loop = asyncio.get_running_loop()
         self._limit = limit
         self._resolve = resolve
         self._open: set[Connection] = set()
@@ -396,7 +398,7 @@ class Pool:
         if connection is not None:
             return connection
         try:
-            async with asyncio.timeout_at(min(asyncio.get_running_loop().time() + timeout, deadline)):
+            async with asyncio.timeout_at(min(self.loop.time() + timeout, deadline)):
                 return await self._connection(origin)
         except TimeoutError:
             raise ConnectTimeout("no connection within the connect timeout") from None
@@ -406,7 +408,7 @@ class Pool:
         if connection.lost or not connection.reusable or connection.unsent():
             self.discard(connection)
             return
-        connection.idle_since = asyncio.get_running_loop().time()
+        connection.idle_since = self.loop.time()
         self._idle.setdefault(connection.origin, []).append(connection)
         self._wake()
 
@@ -426,7 +428,7 @@ class Pool:
         idle = self._idle.get(origin)
         if not idle:
             return None
-        now = asyncio.get_running_loop().time()
+        now = self.loop.time()
         while idle:
             connection = idle.pop()
             if not connection.lost and now - connection.idle_since < _IDLE_SECONDS:
@@ -455,7 +457,7 @@ class Pool:
         return True
 
     async def _wait(self) -> None:
-        waiter = asyncio.get_running_loop().create_future()
+        waiter = self.loop.create_future()
         self._waiters.append(waiter)
         try:
             await waiter
@@ -494,7 +496,7 @@ class Pool:
         if not addresses:
             raise ResolveFailed("no address")
         tls = self._tls_context() if scheme == "https" else None
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         failure: OSError | None = None
         for address in addresses:
             try:

@@ -8,7 +8,6 @@ one about 30 with every check above (bench/sender.py).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import functools
 import os
@@ -119,15 +118,16 @@ class Sender:
         max_response_bytes: int = MAX_RESPONSE_BYTES,
         follow_redirects: bool = False,
     ) -> HttpResponse:
-        if self._pool is None:
+        pool = self._pool
+        if pool is None:
             # Proxies from the environment are never read: they would bypass the guard's view of the address.
             resolver = GuardedResolver(self._policy, self._resolve)
-            self._pool = http1.Pool(self._max_connections, resolver.addresses)
-        started = asyncio.get_running_loop().time()
+            pool = self._pool = http1.Pool(self._max_connections, resolver.addresses)
+        started = pool.loop.time()
         deadline = started + timeouts.total
         current = request
         for _ in range(_MAX_REDIRECTS + 1):
-            response = await self._send_once(current, timeouts, max_response_bytes, started, deadline)
+            response = await self._send_once(pool, current, timeouts, max_response_bytes, started, deadline)
             if not follow_redirects or response.status not in _REDIRECTS or not response.header("location"):
                 return response
             current = _redirected(current, response)
@@ -136,10 +136,14 @@ class Sender:
         )
 
     async def _send_once(
-        self, request: HttpRequest, timeouts: Timeouts, cap: int, started: float, deadline: float
+        self,
+        pool: http1.Pool,
+        request: HttpRequest,
+        timeouts: Timeouts,
+        cap: int,
+        started: float,
+        deadline: float,
     ) -> HttpResponse:
-        pool = self._pool
-        assert pool is not None
         destination, target = self._where(request.url)
         data = _encoded(request, destination, target)
         connection = pool.idle(destination.origin)
@@ -173,7 +177,7 @@ class Sender:
                 ]
             ),
             content=content,
-            elapsed_ms=round((asyncio.get_running_loop().time() - started) * 1000, 2),
+            elapsed_ms=round((pool.loop.time() - started) * 1000, 2),
             url=request.url,
             reason=_reason_phrase(reason),
         )
