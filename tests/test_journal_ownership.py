@@ -234,6 +234,40 @@ def test_every_commit_renews_the_lease(tmp_path: Path) -> None:
     journal.close()
 
 
+def test_commits_between_renewals_check_the_lease_without_writing_the_run_s_row(
+    tmp_path: Path, sleeper: int
+) -> None:
+    """The run's row holds its inputs (megabytes for a long list of items), written again by each renewal: a
+    commit within a tenth of a lease of the last renewal only checks that the run is still its lease's, and
+    one after another process took the run over still commits nothing."""
+    path = tmp_path / "j.sqlite3"
+    journal = Journal(path, writer="thread")
+    _create(journal)
+    _set(path, "UPDATE runs SET heartbeat_at = 1")
+
+    async def main() -> None:
+        journal.start(asyncio.get_running_loop())
+        await journal.flush()  # the first commit of a lease renews it
+        assert time.time() - _heartbeat(path) < LEASE_SECONDS
+        _set(path, "UPDATE runs SET heartbeat_at = 2")
+        await journal.flush()  # within a tenth of a lease: checked, not renewed
+        assert _heartbeat(path) == 2
+        _held_by(path, sleeper, lease_token="theirs")
+        with pytest.raises(RunTakenOver):
+            await journal.begin_send(RUN, "t", 0, idempotent=False, key=None, request={})
+
+    asyncio.run(main())
+    with pytest.raises(RunTakenOver):
+        journal.stop()
+    assert journal.steps(RUN) == []
+
+
+def _heartbeat(path: Path) -> float:
+    with sqlite3.connect(path) as connection:
+        value: float = connection.execute("SELECT heartbeat_at FROM runs").fetchone()[0]
+        return value
+
+
 CLAIM = """
 import sys, time
 from pathlib import Path

@@ -4,9 +4,9 @@ time.
 
 Before a request with side effects goes on the wire, `begin_send` commits it as 'sent' (with its idempotency
 key and the fingerprint of its payload); its outcome is written after the wire. A run is owned through a lease
-(`claim_run`) taken in one write transaction: every later group commit renews it and fails, sending nothing,
-once another process has taken it over. Callers redact, and every text and JSON column passes the process's
-redactor (`redaction.redact_for_process`) on its way to the file as well.
+(`claim_run`) taken in one write transaction: every later group commit fails, sending nothing, once another
+process has taken it over, and renews it every tenth of a lease. Callers redact, and every text and JSON
+column passes the process's redactor (`redaction.redact_for_process`) on its way to the file as well.
 """
 
 from __future__ import annotations
@@ -81,7 +81,8 @@ def _lease_seconds() -> float:
 
 
 # A lease not renewed for this long is taken over even if its process still seems alive (a reused pid, a
-# stopped process). The owner renews it with every commit and every HEARTBEAT_SECONDS, and sends nothing
+# stopped process). The owner renews it with a commit every tenth of a lease (every commit checks it, and a
+# commit is made every HEARTBEAT_SECONDS when nothing else is), and sends nothing
 # once half a lease has passed since its last renewal: a process stopped and woken after a takeover does not
 # send what the new owner may be deciding about. What is left is a stop between that check and the socket
 # write, a window of microseconds. On the holder's own machine a lease's age is read on the boot clock, not
@@ -369,7 +370,7 @@ class Journal:
         self._heartbeat.clear()
         self._failure = None
         self._writer = self._writer_kind(self.path, loop, self._answered)
-        self._writer.ship([(0, LEASE, self._lease)])
+        self._writer.ship([(0, LEASE, _lease_payload(self._lease))])
         threading.Thread(target=self._beat, name="httptask-lease", daemon=True).start()
 
     def stop(self) -> None:
@@ -584,7 +585,7 @@ class Journal:
         self._lease = lease
         self._renewed = time.monotonic()
         if self._writer is not None:
-            self._request(0, LEASE, lease)
+            self._request(0, LEASE, _lease_payload(lease))
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
@@ -966,6 +967,13 @@ def _create_or_migrate(connection: sqlite3.Connection) -> None:
     except BaseException:
         connection.rollback()
         raise
+
+
+def _lease_payload(lease: tuple[str, str] | None) -> tuple[str, str, float] | None:
+    """The lease as its writer holds it: renewed by a commit once a tenth of a lease has passed since the
+    last renewal (each commit between checks that the run is still this lease's), so that its age stays far
+    below the half a lease after which `check_owner` stops sending."""
+    return None if lease is None else (*lease, LEASE_SECONDS / 10)
 
 
 def _writer_kind(given: str | None) -> type[WriterProcess] | type[WriterThread]:

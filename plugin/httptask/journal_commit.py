@@ -47,7 +47,7 @@ __all__ = [
 
 EXECUTE = 0  # payload: [(sql, params), ...]
 BEGIN_SEND = 1  # payload: (key, method, url, body, the parameters of SENT but the last two, first_send)
-LEASE = 2  # payload: (run_id, token), or None: the lease later commits renew (and are fenced by)
+LEASE = 2  # payload: (run_id, token, seconds between renewals), or None: the lease commits are fenced by
 STOP = 3
 
 Request = tuple[int, int, Any]
@@ -70,6 +70,7 @@ _HELD = (
 _FIRST = "SELECT fingerprint, request, run_id, task, item FROM idempotency_keys WHERE scope = ? AND key = ?"
 _KEEP = "INSERT OR IGNORE INTO idempotency_keys VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 _AUTHORITY = re.compile(r"[^:/?#]+://[^/?#]*")
+_LEASE_TOKEN = "SELECT lease_token FROM runs WHERE run_id = ?"
 # (commits so far, when the lease was last renewed, the error that stopped commits or None, [(id, result)])
 Answer = tuple[int, float, tuple[str, Any] | None, list[tuple[int, Any]]]
 
@@ -105,6 +106,10 @@ class Committer:
     def __init__(self, path: Path | str) -> None:
         self.connection = connect(path, autocommit=True)
         self.lease: tuple[str, str] | None = None
+        # The run's row holds its inputs (megabytes for a long list of items), which SQLite reads and writes
+        # again to renew the lease: a commit renews it once this many seconds have passed since it last did,
+        # and otherwise only checks that the run is still this lease's.
+        self.renew_seconds = 0.0
         self.commits = 0
         # time.monotonic() (one clock for the whole machine) when the lease was last renewed
         self.renewed = 0.0
@@ -116,6 +121,8 @@ class Committer:
         for _, kind, payload in requests:
             if kind == LEASE:  # a lease set before this group's work applies to it
                 self.lease = None if payload is None else (payload[0], payload[1])
+                self.renew_seconds = 0.0 if payload is None else payload[2]
+                self.renewed = 0.0  # renewed by the next commit
         work = [r for r in requests if r[1] in (EXECUTE, BEGIN_SEND)]
         results: dict[int, Any] = {}
         if self.failure is None and (work or self.lease is not None):
@@ -123,7 +130,8 @@ class Committer:
             try:
                 connection.execute("BEGIN IMMEDIATE")
                 try:
-                    self._renew_lease()
+                    renewing = started - self.renewed >= self.renew_seconds
+                    self._fence(renewing)
                     results = _apply(connection, work)
                     connection.execute("COMMIT")
                 except BaseException:
@@ -131,7 +139,8 @@ class Committer:
                         connection.execute("ROLLBACK")
                     raise
                 self.commits += 1
-                self.renewed = started
+                if renewing:
+                    self.renewed = started
             except sqlite3.Error as exc:
                 self.failure = ("unwritable", str(exc))
             except _TakenOver as exc:
@@ -139,11 +148,15 @@ class Committer:
         answers = [(number, results.get(number)) for number, _, _ in requests if number]
         return self.commits, self.renewed, self.failure, answers
 
-    def _renew_lease(self) -> None:
-        """Fence: commit nothing for a run another process has taken over."""
+    def _fence(self, renewing: bool) -> None:
+        """Commit nothing for a run another process has taken over; renew the lease when `renewing`."""
         if self.lease is None:
             return
         run_id, token = self.lease
+        if not renewing:
+            held = self.connection.execute(_LEASE_TOKEN, (run_id,)).fetchone()
+            if held is not None and held[0] == token:
+                return
         renewed = self.connection.execute(
             "UPDATE runs SET heartbeat_at = ?, heartbeat_boot = ? WHERE run_id = ? AND lease_token = ?",
             (time.time(), boot_clock(), run_id, token),
