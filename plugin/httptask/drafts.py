@@ -39,8 +39,10 @@ class Drafts:
         kept = self._tasks[task_id].drafts
         previous = kept[-1] if kept else None
         size = len(draft.url) + len(draft.content) + _OVERHEAD
-        if previous is not None and previous.headers == draft.headers:
-            draft = Draft(draft.url, previous.headers, draft.content, draft.key, draft.key_at)
+        if previous is not None and previous.headers is draft.headers:
+            pass  # one tuple for every draft already (`item_drafts`)
+        elif previous is not None and previous.headers == draft.headers:
+            draft = draft._replace(headers=previous.headers)
         else:
             size += sum(len(name) + len(value) + _OVERHEAD for name, value in draft.headers)
         if size > self._left:

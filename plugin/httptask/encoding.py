@@ -25,6 +25,8 @@ __all__ = [
     "encode_body",
     "encode_form",
     "encode_json",
+    "form_field",
+    "is_form",
 ]
 
 FORM_STYLES = ("brackets", "index-last")
@@ -61,15 +63,25 @@ def encode_form(body: Mapping[str, Any], style: str = "brackets") -> tuple[dict[
             f"A form body must be an object of field names and values, not {type(body).__name__} "
             f"{_short(body)}."
         )
-    pairs: list[tuple[str, str]] = []
-    for key, value in body.items():
-        name = _field_name(key, "")
-        if style == "brackets":
-            _flatten_brackets(_escape(name), name, value, pairs)
-        else:
-            _flatten_index_last(_escape(name), "", name, value, pairs)
-    data = "&".join([f"{key}={_escape(value)}" for key, value in pairs])
+    data = "&".join([form_field(key, value, style) for key, value in body.items()])
     return {"Content-Type": FORM_TYPE}, data.encode("ascii")
+
+
+def form_field(key: Any, value: Any, style: str = "brackets") -> str:
+    """One field of a form body as `encode_form` writes it, in one of `FORM_STYLES`: `key=value`, or as many
+    pairs as a nested value needs. A body is its fields joined by `&` (each field gives at least one pair)."""
+    pairs: list[tuple[str, str]] = []
+    name = _field_name(key, "")
+    if style == "brackets":
+        _flatten_brackets(_escape(name), name, value, pairs)
+    else:
+        _flatten_index_last(_escape(name), "", name, value, pairs)
+    return "&".join([f"{written}={_escape(text)}" for written, text in pairs])
+
+
+def is_form(content_type: str) -> bool:
+    """Whether `encode_body` writes a mapping as a form for `content_type`."""
+    return _media_type(content_type) == FORM_TYPE
 
 
 def decode_form(data: bytes | str, style: str = "brackets") -> dict[str, Any]:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from .auth import auth_parts
 from .catalog import Catalog
 from .encoding import encode_body
 from .errors import HttptaskError, Issue, RequestInvalid, ResponseInvalid, TemplateError, child_path
+from .item_drafts import Draft, ItemDrafter, ItemField, body_writer
 from .messages import HttpRequest, HttpResponse, RequestValues
 from .redaction import Redactor
 from .requests import (
@@ -31,6 +32,7 @@ from .requests import (
     is_idempotent,
     new_key,
     path_issues,
+    request_headers,
     request_url,
     resolve_server,
 )
@@ -39,9 +41,18 @@ from .retry import Attempt, send_with_retries
 from .secrets import SecretStore
 from .spec import MediaType, Operation
 from .tasks import SECRET_PARTS, Task
-from .templating import UNSURE, Scope, base_context, direct_renderer, is_template, render_value, varies
+from .templating import (
+    UNSURE,
+    Scope,
+    base_context,
+    direct_renderer,
+    is_template,
+    render_value,
+    varies,
+    whole_lookup,
+)
 from .transport import Sender, Timeouts
-from .validation import QUOTE_CHARS, validate_values
+from .validation import QUOTE_CHARS, valid_request, validate_values, within_float
 
 __all__ = [
     "Draft",
@@ -83,19 +94,6 @@ class Prepared:
             "body": r.redact(self.request.content.decode("utf-8", errors="replace")),
             "idempotency_key": self.idempotency_key,
         }
-
-
-@dataclass(frozen=True, slots=True)
-class Draft:
-    """One request as a run's pre-send check made it (`TaskPlan.draft`), for the run to send without making
-    it again: its idempotency key, when the run derives it, goes into `headers` at `key_at` (-1: `key` is the
-    request's own, or it takes none)."""
-
-    url: str
-    headers: tuple[tuple[str, str], ...]
-    content: bytes
-    key: str | None
-    key_at: int
 
 
 @dataclass
@@ -269,6 +267,9 @@ class TaskPlan:
         """The request `prepare` makes for `names` in a run, raising what it raises, but for the idempotency
         key the run derives for it (`finish` places it); only where the plan is `draftable`."""
         assert self.draftable and self._op is not None
+        made = self._quick_draft(names)
+        if made is not None:
+            return made
         rendered = self._render(names)
         key = _key(self.task, rendered, None, self._secrets.redactor)
         op, choice, values = self._values(rendered)
@@ -278,23 +279,110 @@ class TaskPlan:
         if not derived:
             return Draft(request.url, request.headers, request.content, key, -1)
         assert key_header is not None
-        at = next(n for n, (name, _) in enumerate(request.headers) if name == key_header.lower())
-        headers = request.headers[:at] + request.headers[at + 1 :]
+        headers, at = _without(request.headers, key_header)
         return Draft(request.url, headers, request.content, None, at)
+
+    def _quick_draft(self, names: Mapping[str, Any] | None) -> Draft | None:
+        """The draft `item_drafts` makes for `names`, where the task and the item let it; else None."""
+        drafter = self._drafter
+        if drafter is None or names is None or len(names) != 1 or "item" not in names:
+            return None
+        return drafter.draft(names["item"])
+
+    @functools.cached_property
+    def _drafter(self) -> ItemDrafter | None:
+        """What makes the drafts of a task whose items only fill fields of its path, query or body in
+        (`item_drafts`), with everything else made here once, by the general path's own functions; None for
+        any other task."""
+        op, choice, auth, static, shapes = self._op, self._choice, self._auth, self._static, self._shapes
+        if not self.draftable or self._varying != {"item"} or choice is None or choice.issues:
+            return None
+        assert op is not None and auth is not None and static is not None
+        if any(shape.dynamic is not _NOTHING for part, shape in shapes.items() if part not in _ITEM_PARTS):
+            return None
+        path = _fields(shapes["request.path"], static["request.path"])
+        query = _fields(shapes["request.query"], static["request.query"])
+        body_shape = shapes.get("request.body")
+        body_varies = body_shape is not None and body_shape.dynamic is not _NOTHING
+        body_fields = _fields(body_shape, static["request.body"]) if body_shape is not None else None
+        valid = valid_request(op, choice.server)
+        if path is None or query is None or (body_varies and body_fields is None) or valid is None:
+            return None
+        values = build_values(
+            op,
+            server=choice.variables,
+            path=_fixed(path),
+            query=_fixed(query),
+            headers=static["request.headers"],
+            body=_fixed(body_fields or ()) if body_varies else static.get("request.body"),
+            has_body=self.task.has_body,
+        )
+        if header_issues(values.headers) or path_issues(values.path) or not within_float(values.to_dict()):
+            return None
+        try:
+            body_headers, content = _body(op, values, self._media_type)
+        except (HttptaskError, UnicodeEncodeError):
+            return None
+        media = self._media_type(op, values.headers.get("content-type")) if values.has_body else None
+        write: Callable[[dict[Any, Any]], bytes] = _nothing
+        if media is not None and body_varies and body_fields is not None:
+            try:
+                write = body_writer(media.content_type, media.form_style, body_fields)
+            except HttptaskError:
+                return None
+        if static.get("idempotencyKey"):  # the task's own key: checked for a secret as each item is made
+            return None
+        key_header = idempotency_header(op)
+        extra = _extra_headers(auth[0], key_header, "", body_headers)
+        headers, at = request_headers(values.headers, extra), -1
+        if key_header is not None:  # the key the run derives goes there
+            headers, at = _without(headers, key_header)
+        return ItemDrafter(
+            path_template=op.path,
+            base_url=choice.base_url,
+            server=values.server,
+            headers=values.headers,
+            path=path,
+            query=query,
+            auth_query=auth[1],
+            has_body=values.has_body,
+            body=values.body,
+            content=content,
+            body_fields=body_fields if body_varies else None,
+            write=write,
+            valid=valid,
+            wire_headers=headers,
+            key_at=at,
+        )
 
     def finish(self, draft: Draft, key_seed: str) -> Prepared:
         """The request `draft` stands for, as `prepare(names, key_seed=key_seed)` makes it."""
+        task, op, key_name, idempotent, redactor = self._finishing
+        url, headers, content, key, at = draft
+        if at >= 0:
+            key = derive_key(key_seed)
+            headers = (*headers[:at], (key_name, key), *headers[at:])
+        request = _frozen(HttpRequest, method=op.method, url=url, headers=headers, content=content)
+        return _frozen(
+            Prepared,
+            task=task,
+            operation=op,
+            request=request,
+            values=None,
+            idempotent=idempotent,
+            idempotency_key=key,
+            redactor=redactor,
+        )
+
+    @functools.cached_property
+    def _finishing(self) -> tuple[Task, Operation, str, bool, Redactor]:
+        """What `finish` adds to every draft: the task, its operation, the key's header name on the wire,
+        whether its requests are idempotent, and the redactor."""
         op = self._op
         assert op is not None
         key_header = idempotency_header(op)
-        headers, key = draft.headers, draft.key
-        if draft.key_at >= 0:
-            assert key_header is not None
-            key = derive_key(key_seed)
-            headers = (*headers[: draft.key_at], (key_header.lower(), key), *headers[draft.key_at :])
-        request = HttpRequest(op.method, draft.url, headers, draft.content)
         idempotent = is_idempotent(op.method, key_header)
-        return Prepared(self.task, op, request, None, idempotent, key, self._secrets.redactor)
+        return self.task, op, (key_header or "").lower(), idempotent, self._secrets.redactor
 
     def _request(
         self,
@@ -306,18 +394,14 @@ class TaskPlan:
     ) -> HttpRequest:
         """The request on the wire, with the credentials, `key` in `key_header` and the encoded body."""
         auth_headers, auth_query = self._auth or self._auth_parts(op)
-        extra_headers = dict(auth_headers)
-        if key_header is not None and key is not None:
-            extra_headers[key_header.lower()] = key
         try:
             body_headers, content = _body(op, values, self._media_type)
-            extra_headers.update(body_headers)
             return build_request(
                 op,
                 values,
                 base_url=choice.base_url,
                 content=content,
-                extra_headers=extra_headers,
+                extra_headers=_extra_headers(auth_headers, key_header, key, body_headers),
                 extra_query=auth_query,
             )
         except UnicodeEncodeError:
@@ -328,6 +412,8 @@ class TaskPlan:
         check needs no idempotency key, no credentials on the wire and no request to send."""
         if self._failed is not None:
             raise self._failed
+        if self._quick_draft(names) is not None:
+            return  # a request made: `prepare` makes one too
         rendered = self._render(names)
         if self.task.http_request is not None:
             raw = RawRequest.of(rendered["httpRequest"])
@@ -423,11 +509,41 @@ class TaskPlan:
 
 
 _NOTHING: Any = object()
+_T = TypeVar("_T")
 _MEDIA_TYPES_KEPT = 64
 _SECRET_KEY = (
     "holds the value of a secret (or part of one); an idempotency key is stored in the journal and shown by "
     "'httptask runs show' as it is, so build it from values that are not secret, e.g. the item's id"
 )
+# The parts of a task whose fields `item_drafts` fills in from each item.
+_ITEM_PARTS = frozenset({"request.path", "request.query", "request.body"})
+
+
+def _frozen(cls: type[_T], **fields: Any) -> _T:
+    """`cls(**fields)` for a frozen dataclass without `__post_init__`, given every field: set at once, not one
+    by one through `object.__setattr__` as its `__init__` sets them (a run makes two for every item)."""
+    made = object.__new__(cls)
+    made.__dict__.update(fields)
+    return made
+
+
+def _extra_headers(
+    auth_headers: Mapping[str, str], key_header: str | None, key: str | None, body_headers: Mapping[str, str]
+) -> dict[str, str]:
+    """The headers put over the spec's values: the credentials', `key` in `key_header`, then the body's."""
+    extra = dict(auth_headers)
+    if key_header is not None and key is not None:
+        extra[key_header.lower()] = key
+    extra.update(body_headers)
+    return extra
+
+
+def _without(
+    headers: tuple[tuple[str, str], ...], key_header: str
+) -> tuple[tuple[tuple[str, str], ...], int]:
+    """`headers` without the key's, and where it was: where the run puts the key it derives."""
+    at = next(n for n, (name, _) in enumerate(headers) if name == key_header.lower())
+    return headers[:at] + headers[at + 1 :], at
 
 
 @dataclass(frozen=True)
@@ -466,6 +582,38 @@ def _varies(value: Any, varying: frozenset[str]) -> bool:
     if isinstance(value, list | tuple):
         return any(_varies(item, varying) for item in value)
     return False
+
+
+def _fields(shape: _Shape, static: Any) -> tuple[tuple[Any, Any], ...] | None:
+    """A mapping part's fields in the template's order: the value rendered once, or the `ItemField` read
+    from each item where the field is `{{ item.<keys> }}`; None where the part varies in any other way."""
+    if shape.dynamic is _NOTHING:
+        return tuple(static.items()) if type(static) is dict else None
+    if not shape.children:  # a whole part read from one template
+        return None
+    fields = []
+    for key in shape.keys:
+        child = shape.children[key]
+        if child.dynamic is _NOTHING:
+            fields.append((key, static[key]))
+            continue
+        lookup = (
+            whole_lookup(child.dynamic) if child.static is _NOTHING and type(child.dynamic) is str else None
+        )
+        if lookup is None or lookup[0] != "item":
+            return None
+        fields.append((key, ItemField(lookup[1:])))
+    return tuple(fields)
+
+
+def _nothing(body: Any) -> bytes:
+    """The bytes of a body that is not sent: an operation without a request body takes none."""
+    return b""
+
+
+def _fixed(fields: Iterable[tuple[Any, Any]]) -> dict[Any, Any]:
+    """The fields that every item shares."""
+    return {name: value for name, value in fields if not isinstance(value, ItemField)}
 
 
 def _merge(shape: _Shape, static: Any, dynamic: Any) -> Any:

@@ -54,6 +54,8 @@ __all__ = [
     "new_key",
     "path_issues",
     "query_items",
+    "query_text",
+    "request_headers",
     "request_url",
     "resolve_server",
     "sandbox_base_url",
@@ -314,9 +316,13 @@ def sandbox_base_url(op: Operation, root: str) -> str:
 # -- paths, queries and headers ------------------------------------------------------------------------------
 
 
+# What `quote(text, safe="")` leaves as it is, told apart without its encoding to bytes and back.
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
+
+
 def _encode_segment(value: Any) -> str:
     text = value if isinstance(value, str) else scalar_text(value)
-    encoded = quote(text, safe="")
+    encoded = text if _UNRESERVED.fullmatch(text) else quote(text, safe="")
     # "." and ".." navigate even when percent-safe; encoding the dots keeps them one literal segment.
     return encoded.replace(".", "%2E") if text.strip(".") == "" else encoded
 
@@ -456,12 +462,24 @@ def request_url(
     op: Operation, values: RequestValues, *, base_url: str, extra_query: Mapping[str, str] | None = None
 ) -> str:
     """The request's URL: the base, the path with its values, the query (the spec's, then auth's)."""
-    url = base_url.rstrip("/") + expand_path(op.path, values.path)
-    query = [(name, scalar_text(item)) for name, item in query_items(values.query)]
-    query += list((extra_query or {}).items())
-    if query:
-        url += "?" + urlencode(query)
-    return url
+    return base_url.rstrip("/") + expand_path(op.path, values.path) + query_text(values.query, extra_query)
+
+
+def query_text(query: Mapping[str, Any], extra_query: Mapping[str, str] | None = None) -> str:
+    """A URL's query, `?` and all, of the spec's values and then `extra_query` (auth's); '' when empty."""
+    pairs = [(name, scalar_text(item)) for name, item in query_items(query)]
+    pairs += list((extra_query or {}).items())
+    return "?" + urlencode(pairs) if pairs else ""
+
+
+def request_headers(
+    headers: Mapping[str, str], extra_headers: Mapping[str, str] | None = None
+) -> tuple[tuple[str, str], ...]:
+    """The headers on the wire: the spec's values, then `extra_headers` (auth, key, body) over them."""
+    merged = dict(headers)
+    for name, value in (extra_headers or {}).items():
+        merged[name.lower()] = value
+    return tuple(merged.items())
 
 
 def build_request(
@@ -475,10 +493,8 @@ def build_request(
 ) -> HttpRequest:
     """The request on the wire: URL, headers (spec values, then auth and idempotency), and encoded body."""
     url = request_url(op, values, base_url=base_url, extra_query=extra_query)
-    headers = dict(values.headers)
-    for name, value in (extra_headers or {}).items():
-        headers[name.lower()] = value
-    return HttpRequest(method=op.method, url=url, headers=tuple(headers.items()), content=content)
+    headers = request_headers(values.headers, extra_headers)
+    return HttpRequest(method=op.method, url=url, headers=headers, content=content)
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,7 @@ __all__ = [
     "secret_call",
     "secret_names",
     "varies",
+    "whole_lookup",
 ]
 
 Path = tuple[str | int, ...]
@@ -961,6 +962,26 @@ def expression_path(source: str) -> Path | None:
     except TemplateSyntaxError:
         return None
     return _lookup_path(_single_expression(ast))
+
+
+def whole_lookup(source: str) -> Path | None:
+    """`("item", "id")` for `"{{ item.id }}"`: the path a template reads where it renders as the value found
+    there, whole, read without Jinja (see `direct_renderer`): a chain of constant keys on a name, alone in
+    the template; else None."""
+    try:
+        compiled = _compile(source)
+        ast = _ENV.parse(source)
+    except (_Problem, TemplateSyntaxError, RecursionError, MemoryError, SyntaxError, ValueError):
+        return None
+    expression = _single_expression(ast)
+    if compiled.secrets or compiled.direct is None or expression is None:
+        return None
+    if not _WHOLE_EXPRESSION.fullmatch(source) or isinstance(expression, nodes.Call):
+        return None
+    base, path, dynamic = _chain(expression)
+    if dynamic or not isinstance(base, nodes.Name) or base.name in _builtins() | _JINJA_NAMES:
+        return None
+    return (base.name, *path)
 
 
 @lru_cache(maxsize=_CACHE_SIZE)

@@ -37,9 +37,11 @@ __all__ = [
     "QUOTE_CHARS",
     "coerce_to_schema",
     "operation_schema",
+    "valid_request",
     "validate_body",
     "validate_instance",
     "validate_values",
+    "within_float",
 ]
 
 _FORMATS = FormatChecker()
@@ -241,7 +243,7 @@ def _surely_valid(fast: Any, instance: Any, *, numbers_exact: bool = False) -> b
     where it cannot tell (it refuses a string with a lone surrogate, which JSON's `\\ud800` gives, and
     compares a number past ±2**53 as a float, unless the caller knows there is none: `numbers_exact`), so
     that jsonschema decides."""
-    if fast is None or not (numbers_exact or _within_float(instance)):
+    if fast is None or not (numbers_exact or within_float(instance)):
         return False
     try:
         return bool(fast.is_valid(instance))
@@ -254,7 +256,7 @@ def _surely_valid(fast: Any, instance: Any, *, numbers_exact: bool = False) -> b
 _FLOAT_EXACT = 2**53
 
 
-def _within_float(instance: Any) -> bool:
+def within_float(instance: Any) -> bool:
     """Whether every number in `instance` lies strictly within ±2**53, where a float is exact."""
     stack = [instance]
     while stack:
@@ -443,6 +445,15 @@ def validate_values(op: Operation, values: RequestValues, server: Server | None 
             f"'httptask specs check {source}' shows what is wrong with it.",
             file=source,
         ) from exc
+
+
+def valid_request(op: Operation, server: Server | None = None) -> Callable[[Any], bool] | None:
+    """A quick check of a whole request (`RequestValues.to_dict()`) against `op`'s schema: True only where
+    `validate_values` finds no problem, for an instance whose numbers all lie within ±2**53 (`within_float`;
+    past it jsonschema-rs is not exact); it may raise on what it cannot read. None where only jsonschema can
+    check the schema."""
+    fast = _VALIDATORS.get(op, server)[1]
+    return None if fast is None else fast.is_valid
 
 
 def validate_body(
