@@ -1,12 +1,14 @@
-"""item_drafts: a task whose items fill fields in whole (`{{ item.id }}`) drafts each item without the general
-path, and gives exactly what the general path gives it: the same draft byte for byte, or the same error with
-the same issues and paths, over valid, invalid and odd items (big and odd numbers, unicode, empty text,
-values to percent-encode, values that are not plain, items that are not objects)."""
+"""item_drafts: a task whose items fill fields in whole (`{{ item.id }}`) drafts and prepares each item
+without the general path, and gives exactly what the general path gives it: the same draft and request byte
+for byte, with the same values, or the same error with the same issues and paths, over valid, invalid and
+odd items (big and odd numbers, unicode, empty text, values to percent-encode, values that are not plain,
+items that are not objects)."""
 
 from __future__ import annotations
 
 import collections
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -125,6 +127,11 @@ def _plan(task: dict[str, Any], *, quick: bool = True) -> TaskPlan:
     return plan
 
 
+def _prepared(plan: TaskPlan, names: dict[str, Any]) -> Any:
+    made = plan.prepare(names, key_seed="run/refund/1")
+    return made.request, made.values, made.idempotent, made.idempotency_key, made.operation.id, made.task.id
+
+
 def _outcome(make: Any) -> Any:
     try:
         return make()
@@ -148,6 +155,7 @@ def test_each_item_is_drafted_and_checked_as_the_general_path_does_it(
         made = _outcome(lambda: quick.draft(names))  # noqa: B023 - called at once
         assert made == _outcome(lambda: general.draft(names)), item  # noqa: B023
         assert _outcome(lambda: quick.check(names)) == _outcome(lambda: general.check(names))  # noqa: B023
+        assert _outcome(lambda: _prepared(quick, names)) == _outcome(lambda: _prepared(general, names))  # noqa: B023
         if quick._drafter.draft(item) is not None:
             drafted += 1
             assert made == quick._drafter.draft(item)
@@ -215,6 +223,15 @@ def test_a_form_is_its_fields_each_written_alone() -> None:
         assert "&".join(form_field(key, value, style) for key, value in body.items()) == expected
     listed = {"j": [{"k": 1}, {"k": [2, 3]}]}
     assert form_field("j", listed["j"], "brackets") == encode_form(listed, "brackets")[1].decode()
+
+
+def test_a_text_or_integer_field_is_written_as_urlencode_writes_it() -> None:
+    values = ["", "plain", "a b+c&d=e%25/?#[]", "é ü 日本 🎉", "~-._", 0, -7, 2**70, 10**30]
+    for name in ("a", "refund amount", "é&="):
+        for value in values:
+            for style in ("brackets", "index-last"):
+                assert form_field(name, value, style) == urlencode([(name, str(value))])
+    assert form_field("a", True) == "a=true" and form_field("a", 1.5) == "a=1.5"
 
 
 def test_a_finished_draft_is_the_prepared_request_field_for_field() -> None:

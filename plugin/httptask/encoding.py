@@ -70,8 +70,11 @@ def encode_form(body: Mapping[str, Any], style: str = "brackets") -> tuple[dict[
 def form_field(key: Any, value: Any, style: str = "brackets") -> str:
     """One field of a form body as `encode_form` writes it, in one of `FORM_STYLES`: `key=value`, or as many
     pairs as a nested value needs. A body is its fields joined by `&` (each field gives at least one pair)."""
-    pairs: list[tuple[str, str]] = []
     name = _field_name(key, "")
+    kind = type(value)
+    if kind is str or kind is int:  # the usual field, one pair in either style, written at once
+        return f"{_escape(name)}={_escape(value if kind is str else str(value))}"
+    pairs: list[tuple[str, str]] = []
     if style == "brackets":
         _flatten_brackets(_escape(name), name, value, pairs)
     else:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from .auth import auth_parts
 from .catalog import Catalog
@@ -236,6 +236,10 @@ class TaskPlan:
         """The request for one set of per-request `names` (`{"item": ...}`); see `prepare`."""
         if self._failed is not None:
             raise self._failed
+        if key_seed and idempotency_key is None:  # a key to derive: as the run finishes a draft
+            drafter, quick = self._drafter, self._quick_draft(names)
+            if drafter is not None and quick is not None and names is not None:
+                return self.finish(quick, key_seed, drafter.values(names["item"]))
         task = self.task
         rendered = self._render(names)
         key = _key(task, rendered, idempotency_key, self._secrets.redactor)
@@ -355,24 +359,29 @@ class TaskPlan:
             key_at=at,
         )
 
-    def finish(self, draft: Draft, key_seed: str) -> Prepared:
-        """The request `draft` stands for, as `prepare(names, key_seed=key_seed)` makes it."""
+    def finish(self, draft: Draft, key_seed: str, values: RequestValues | None = None) -> Prepared:
+        """The request `draft` stands for, as `prepare(names, key_seed=key_seed)` makes it, but for its
+        `values` (those given, or None: a run needs them only to settle an outcome it does not know)."""
         task, op, key_name, idempotent, redactor = self._finishing
         url, headers, content, key, at = draft
         if at >= 0:
             key = derive_key(key_seed)
             headers = (*headers[:at], (key_name, key), *headers[at:])
-        request = _frozen(HttpRequest, method=op.method, url=url, headers=headers, content=content)
-        return _frozen(
-            Prepared,
+        # Both made with their fields set at once, not one by one through `object.__setattr__` as a frozen
+        # dataclass's `__init__` sets them: a run makes them for every item.
+        request = _new(HttpRequest)
+        request.__dict__.update(method=op.method, url=url, headers=headers, content=content)
+        prepared = _new(Prepared)
+        prepared.__dict__.update(
             task=task,
             operation=op,
             request=request,
-            values=None,
+            values=values,
             idempotent=idempotent,
             idempotency_key=key,
             redactor=redactor,
         )
+        return prepared
 
     @functools.cached_property
     def _finishing(self) -> tuple[Task, Operation, str, bool, Redactor]:
@@ -509,7 +518,8 @@ class TaskPlan:
 
 
 _NOTHING: Any = object()
-_T = TypeVar("_T")
+# Makes an object without its `__init__`: `finish` sets a frozen dataclass's fields at once.
+_new = object.__new__
 _MEDIA_TYPES_KEPT = 64
 _SECRET_KEY = (
     "holds the value of a secret (or part of one); an idempotency key is stored in the journal and shown by "
@@ -517,14 +527,6 @@ _SECRET_KEY = (
 )
 # The parts of a task whose fields `item_drafts` fills in from each item.
 _ITEM_PARTS = frozenset({"request.path", "request.query", "request.body"})
-
-
-def _frozen(cls: type[_T], **fields: Any) -> _T:
-    """`cls(**fields)` for a frozen dataclass without `__post_init__`, given every field: set at once, not one
-    by one through `object.__setattr__` as its `__init__` sets them (a run makes two for every item)."""
-    made = object.__new__(cls)
-    made.__dict__.update(fields)
-    return made
 
 
 def _extra_headers(

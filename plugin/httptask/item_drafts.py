@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from .encoding import encode_body, form_field, is_form
+from .messages import RequestValues
 from .requests import expand_path, path_issues, query_text
 from .validation import within_float
 
@@ -77,14 +78,15 @@ class ItemDrafter:
         self._body_fields, self._write, self._valid = body_fields, write, valid
         self._wire_headers, self._key_at = wire_headers, key_at
         self._path_reads = tuple(name for name, value in path if type(value) is ItemField)
-        # A query that does not vary is written once.
-        self._query_text = None if _reads(query) else query_text(dict(query), auth_query)
+        # A path or query that does not vary is made once, and written once.
+        self._fixed_path, self._fixed_query = dict(path), dict(query)
+        self._query_text = None if _reads(query) else query_text(self._fixed_query, auth_query)
 
     def draft(self, item: Any) -> Draft | None:
         """`item`'s request, or None where the general path must make it."""
         numbers: list[Any] = []
-        path = _filled(self._path, item, numbers)
-        query = _filled(self._query, item, numbers)
+        path = _filled(self._path, item, numbers) if self._path_reads else self._fixed_path
+        query = self._fixed_query if self._query_text is not None else _filled(self._query, item, numbers)
         body = self._body if self._body_fields is None else _filled(self._body_fields, item, numbers)
         if path is None or query is None or body is None or (numbers and not within_float(numbers)):
             return None
@@ -99,9 +101,24 @@ class ItemDrafter:
             url = self._base_url + expand_path(self._path_template, path)
             url += self._query_text if self._query_text is not None else query_text(query, self._auth_query)
             content = self._content if self._body_fields is None else self._write(body)
-        except Exception:
+        except Exception:  # the general path says what is wrong, in its own words
             return None
         return Draft(url, self._wire_headers, content, None, self._key_at)
+
+
+    def values(self, item: Any) -> RequestValues:
+        """The values of the request `draft` made of `item`, each part a new dict as `build_values` gives."""
+        path, query = _filled(self._path, item, []), _filled(self._query, item, [])
+        body = self._body if self._body_fields is None else _filled(self._body_fields, item, [])
+        assert path is not None and query is not None and body is not None
+        return RequestValues(
+            server=dict(self._server),
+            path=path,
+            query=query,
+            headers=dict(self._headers),
+            body=body,
+            has_body=self._has_body,
+        )
 
 
 def _reads(fields: Fields) -> bool:
