@@ -186,3 +186,23 @@ def test_an_infinity_is_no_multiple_of_anything_and_breaks_nothing() -> None:
     assert validate_instance({"amount": float("inf")}, schema) == [
         Issue("$.amount", "inf is not a multiple of 0.01", expected=0.01, actual=float("inf"))
     ]
+
+
+@pytest.mark.parametrize(
+    ("value", "fmt", "shown"),
+    [
+        (1e10, "int32", "10000000000.0"),
+        (2.0**31, "int32", "2147483648.0"),
+        (1e300, "int64", "1e+300"),
+        (2.0**63, "int64", "9.223372036854776e+18"),
+    ],
+)
+def test_an_integral_float_out_of_its_format_s_range_is_an_issue(value: float, fmt: str, shown: str) -> None:
+    """JSON Schema counts 1e300 as an integer, so only the format's range stops it being sent as one."""
+    issues = validate_instance({"n": value}, {"properties": {"n": {"type": "integer", "format": fmt}}})
+    assert [str(issue) for issue in issues] == [f"$.n: must be a valid {fmt}, not {shown}"]
+
+
+@pytest.mark.parametrize(("value", "fmt"), [(100.0, "int32"), (-(2.0**31), "int32"), (-(2.0**63), "int64")])
+def test_an_integral_float_within_its_format_s_range_is_valid(value: float, fmt: str) -> None:
+    assert validate_instance({"n": value}, {"properties": {"n": {"type": "integer", "format": fmt}}}) == []

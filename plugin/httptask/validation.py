@@ -57,12 +57,17 @@ def _is_unix_time(value: object) -> bool:
 
 @_checks("int32")
 def _is_int32(value: object) -> bool:
-    return not isinstance(value, int) or -(2**31) <= value < 2**31
+    return _within(value, 2**31)
 
 
 @_checks("int64")
 def _is_int64(value: object) -> bool:
-    return not isinstance(value, int) or -(2**63) <= value < 2**63
+    return _within(value, 2**63)
+
+
+def _within(value: object, bound: int) -> bool:
+    """Whether a number lies in [-bound, bound): a float too, since JSON Schema counts 1e300 as an integer."""
+    return not isinstance(value, int | float) or -bound <= value < bound
 
 
 @_checks("date", raises=ValueError)
