@@ -140,6 +140,21 @@ def test_a_column_past_the_size_limit_is_left_to_jinja(count: int, status: int) 
     assert given[0] == ("value" if count * (1 + status.bit_length() // 3 + 1) <= MAX_SIZE else "error")
 
 
+def test_a_column_jinja_must_refuse_is_not_read() -> None:
+    """Past half the size limit in items, Jinja's list is refused whatever the numbers: nothing is read."""
+
+    class Unread(Rows):
+        def column(self, path: tuple[str | int, ...]) -> list[int] | None:
+            raise AssertionError("the column was read")
+
+    compiled = templating._compile(STATUSES)
+    assert compiled.direct is not None
+    many = base_context(inputs={}, extra={"t": Unread([{}] * (MAX_SIZE // 2 + 1))})
+    assert compiled.direct(many) is templating.UNSURE
+    few = base_context(inputs={}, extra={"t": Rows([{"response": {"status": 1}}] * 3)})
+    assert compiled.direct(few) == [1, 1, 1]
+
+
 # -- the journal's column ------------------------------------------------------------------------------------
 
 PLAIN = '{"status": 200, "body": {"code": 7, "id": "a"}}'

@@ -586,6 +586,8 @@ def _direct_column(node: nodes.Filter) -> _Renderer | None:
         value = read(scope)
         if not isinstance(value, _SequenceView) or not isinstance(value._data, Columns):
             return _UNSURE
+        if 2 * len(value) > MAX_SIZE:  # an item and a digit each at least: Jinja refuses the list
+            return _UNSURE
         values = value._data.column(path)
         if values is None:
             return _UNSURE
