@@ -166,6 +166,16 @@ def test_size_counts_shared_parts_each_time_and_stops_at_the_limit() -> None:
     assert size(nested, limit=5000) <= 5000 + 1000
 
 
+@pytest.mark.parametrize(
+    "value",
+    ["", "x", "x" * 3_000_000, 0, -1, 7, 10**30, -(2**4000), True, False, None, 0.0, float("nan"), 1e308],
+)
+@pytest.mark.parametrize("limit", [0, 5, 2_000_000])
+def test_a_single_value_is_sized_as_the_walk_sizes_it_inside_a_list(value: object, limit: int) -> None:
+    """A str, int, float, bool or None is sized without the walk: what the walk counts for it in a list."""
+    assert size(value, limit) == size([value]) - 1
+
+
 def test_depth_is_checked_without_recursion() -> None:
     deep: list[object] = []
     for _ in range(10_000):

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import base64
+import collections
 import copy
 import re
 import time
+import types
 from typing import Any
 
 import pytest
 
+from httptask import templating
 from httptask.errors import TemplateError, UsageError
 from httptask.secrets import SecretStore
 from httptask.templating import (
@@ -359,3 +362,26 @@ def test_rendering_is_fast() -> None:
 def test_secret_calls_are_found_by_the_parser(source: str, names: list[str], whole: str | None) -> None:
     assert secret_names(source) == names
     assert secret_call(source) == whole
+
+
+@pytest.mark.parametrize(
+    ("value", "view"),
+    [
+        ({"a": 1}, "_MappingView"),
+        ([1], "_SequenceView"),
+        ((1,), "_SequenceView"),
+        (collections.OrderedDict(a=1), "_MappingView"),
+        (types.MappingProxyType({"a": 1}), "_MappingView"),
+        (collections.UserList([1]), "_SequenceView"),
+        (range(2), "_SequenceView"),
+        ("text", None),
+        (b"bytes", None),
+        ({1}, None),
+    ],
+)
+def test_a_value_is_viewed_as_its_kind_whether_plain_or_not(value: Any, view: str | None) -> None:
+    """A dict or a list is told apart by its type before the abstract checks, as those would tell it."""
+    viewed = templating._view(value, ("x",))
+    assert type(viewed).__name__ == view if view else viewed is value
+    if view:
+        assert viewed == value if not isinstance(value, range | tuple) else list(viewed) == list(value)

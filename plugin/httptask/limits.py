@@ -114,6 +114,14 @@ class LimitExceeded(Exception):
 def size(value: Any, limit: int = MAX_SIZE) -> int:
     """About how many characters `value` takes written out, counting one per item of every container and
     each shared part every time it appears; stops counting once past `limit`."""
+    kind = type(value)
+    if kind is str:  # a single value, the usual one, told apart before the walk (which gives the same)
+        return len(value) or 1
+    if kind is int:
+        bits: int = value.bit_length()
+        return bits // 3 + 1
+    if kind in _ONE_EACH:
+        return 1
     total = 0
     stack = [value]
     for step in itertools.count():
@@ -149,6 +157,8 @@ def size(value: Any, limit: int = MAX_SIZE) -> int:
     return total
 
 
+# Values `size` counts as one, whatever their limit.
+_ONE_EACH = frozenset({float, bool, type(None)})
 # How many items of a lazy sequence `size` reads at once.
 _UNREAD_CHUNK = 1024
 

@@ -172,8 +172,13 @@ _PLAIN_LEAVES = frozenset({str, int, float, bool, type(None)})
 
 
 def _view(value: Any, path: Path) -> Any:
-    if type(value) in _LEAF_TYPES:
+    kind = type(value)
+    if kind in _LEAF_TYPES:
         return value
+    if kind is dict:  # the usual containers, told apart before the slower abstract checks
+        return _MappingView(value, path)
+    if kind is list:
+        return _SequenceView(value, path)
     if isinstance(value, Mapping):
         return _MappingView(value, path)
     if _is_sequence(value):
