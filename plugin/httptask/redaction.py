@@ -206,6 +206,23 @@ def _parts(secret: str) -> Iterator[tuple[str, _Part]]:
                 yield _lower(text), _Part(secret, end)
 
 
+# Past this many texts, `_fewest` keeps them all rather than compare each pair.
+_FEWEST_COMPARED = 256
+
+
+def _fewest(texts: Iterable[str]) -> tuple[str, ...]:
+    """The shortest of ``texts``, such that each of ``texts`` holds one of them: a text that holds none of
+    these holds none of ``texts``. All of them when there are too many to compare."""
+    ordered = sorted(set(texts), key=len)
+    if len(ordered) > _FEWEST_COMPARED:
+        return tuple(ordered)
+    kept: list[str] = []
+    for text in ordered:
+        if not any(shorter in text for shorter in kept):
+            kept.append(text)
+    return tuple(kept)
+
+
 def _inner(secret: str, start: int, end: int) -> tuple[int, int]:
     """``(start, end)`` narrowed past the quotes, brackets and backslashes at the ends of the run."""
     while start < end and secret[start] in _MARKS:
@@ -235,8 +252,10 @@ class Redactor:
         self._values: set[str] = set()
         self._derived: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
-        # Every form the pattern finds, as written: what it can find in a text with no `_ESCAPE_STARTS`.
+        # Forms as written that every form the pattern finds holds one of: what it can find in a text with no
+        # `_ESCAPE_STARTS`. And texts that every text of `_parts` holds one of.
         self._literal: tuple[str, ...] = ()
+        self._needles: tuple[str, ...] = ()
         # Each lower-cased text to look for, and the runs of secrets it stands for (a block may recur).
         self._parts: dict[str, list[_Part]] = {}
         self._memo: dict[str, str] = {}
@@ -287,7 +306,7 @@ class Redactor:
         # A new memo after the new pattern: a text redacted meanwhile with the old one goes to the old memo.
         self._memo = {}
         self._header_memo = {}
-        self._literal = tuple(ordered)
+        self._literal, self._needles = _fewest(ordered), _fewest(parts)
         self.multiline = any("\n" in text or "\r" in text for text in forms)
         self.longest = len(ordered[0]) * _LONGEST_CHARACTER
 
@@ -347,7 +366,8 @@ class Redactor:
     def _clean(self, text: str) -> bool:
         """Whether ``text`` surely holds no secret, found with a few searches in C, as most texts are: no
         form the pattern finds (only as written, when no character in it starts another form) and no
-        text that `_parts` finds. False when it cannot tell: `_spans` then looks."""
+        text that `_parts` finds (each holds one of `_needles`). False when it cannot tell: `_spans` then
+        looks."""
         for start in _ESCAPE_STARTS:
             if start in text:
                 if self._pattern is None or self._pattern.search(text) is not None:
@@ -358,7 +378,7 @@ class Redactor:
                 if form in text:
                     return False
         lowered = _lower(text)
-        for needle in self._parts:  # noqa: SIM110  (a generator would cost about as much as the searches)
+        for needle in self._needles:  # noqa: SIM110  (a generator would cost about as much as the searches)
             if needle in lowered:
                 return False
         return True
