@@ -111,15 +111,6 @@ def test_any_bytes_read_alike_whether_json_or_not(data: bytes) -> None:
     _same_as_json(data)
 
 
-def _numbers_within_float_as_read(data: bytes) -> bool | None:
-    """Whether every number `loads` reads in `data` lies strictly within ±2**53; None when it reads none."""
-    try:
-        value = jsontext.loads(data)
-    except (ValueError, RecursionError):
-        return None
-    return all(-(2**53) < number < 2**53 for number in _numbers(value))
-
-
 def _numbers(value: Any) -> Iterator[int | float]:
     if isinstance(value, dict):
         value = list(value.values())
@@ -128,6 +119,19 @@ def _numbers(value: Any) -> Iterator[int | float]:
             yield from _numbers(item)
     elif isinstance(value, int | float) and not isinstance(value, bool):
         yield value
+
+
+def _read_with_floats_noted(data: bytes) -> None:
+    """`loads_within_float` reads `data` as `json` does, and says its numbers lie within ±2**53 only when
+    every one it read does."""
+    _same_as_json(data)
+    assert _outcome(data, lambda raw: jsontext.loads_within_float(raw)[0]) == _outcome(data, json.loads)
+    try:
+        value, within = jsontext.loads_within_float(data)
+    except (ValueError, RecursionError):
+        return
+    if within:
+        assert all(-(2**53) < number < 2**53 for number in _numbers(value)), value
 
 
 @pytest.mark.parametrize(
@@ -147,20 +151,19 @@ def _numbers(value: Any) -> Iterator[int | float]:
         b"[NaN, Infinity, -Infinity]",
     ],
 )
-def test_numbers_within_float_only_when_every_number_read_is(data: bytes) -> None:
-    if jsontext.numbers_within_float(data):
-        assert _numbers_within_float_as_read(data) is not False
+def test_numbers_are_within_float_only_when_every_number_read_is(data: bytes) -> None:
+    _read_with_floats_noted(data)
 
 
-def test_numbers_within_float_says_so_for_a_usual_answer() -> None:
+def test_the_numbers_of_a_usual_answer_are_within_float() -> None:
     answer = b'{"invoice": {"id": "inv_1", "total": 12345, "rate": 0.125, "at": 1764547200}, "x": [-1, 2.5]}'
-    assert jsontext.numbers_within_float(answer)
-    assert not jsontext.numbers_within_float(b'{"total": 1E30}')
+    assert jsontext.loads_within_float(answer)[1]
+    assert not jsontext.loads_within_float(b'{"total": 1E30}')[1]
+    assert not jsontext.loads_within_float(b'{"total": 1234567890123456}')[1]
 
 
 @settings(max_examples=400, deadline=None)
 @given(_VALUES, st.booleans())
-def test_numbers_within_float_only_when_every_number_written_is(value: Any, ascii_only: bool) -> None:
-    data = json.dumps(value, ensure_ascii=ascii_only).encode("utf-8", errors="surrogatepass")
-    if jsontext.numbers_within_float(data):
-        assert _numbers_within_float_as_read(data) is not False
+def test_numbers_are_within_float_only_when_every_number_written_is(value: Any, ascii_only: bool) -> None:
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    _read_with_floats_noted(text.encode("utf-8", errors="surrogatepass"))

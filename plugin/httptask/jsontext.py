@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["loads", "numbers_within_float", "orjson_exact"]
+__all__ = ["loads", "loads_within_float", "orjson_exact"]
 
 # An integer beyond 64 bits has at least 19 digits in a row (so may a string or a float that orjson reads
 # well, which then goes to `json` for nothing worse than the time it takes). Every digit made a 0, such a run
@@ -29,22 +29,6 @@ def orjson_exact(raw: bytes) -> bool:
 _SIXTEEN = b"0" * 16
 
 
-def numbers_within_float(raw: bytes) -> bool:
-    """Whether every number `loads` reads in `raw` surely lies strictly within ±2**53, where a float is exact
-    (jsonschema-rs compares numbers as floats): no run of 16 digits, no exponent, no NaN or Infinity, and no
-    NUL byte (UTF-16 and UTF-32 put one between the digits). False when it cannot tell from the text: a
-    string may hold such digits or words too."""
-    zeros = raw.translate(_ZEROS)
-    return not (
-        _SIXTEEN in zeros
-        or b"0e" in zeros
-        or b"0E" in zeros
-        or b"\0" in raw
-        or b"NaN" in raw
-        or b"Infinity" in raw
-    )
-
-
 def loads(data: str | bytes) -> Any:
     """`json.loads(data)`, raising what it raises (`ValueError`, `RecursionError`)."""
     raw = data.encode("utf-8", errors="surrogatepass") if isinstance(data, str) else data
@@ -54,3 +38,19 @@ def loads(data: str | bytes) -> Any:
         except orjson.JSONDecodeError:
             pass  # `json` reads some texts orjson refuses, and says why in its own words
     return json.loads(data)
+
+
+def loads_within_float(raw: bytes) -> tuple[Any, bool]:
+    """`loads(raw)`, and whether every number read surely lies strictly within ±2**53, where a float is exact
+    (jsonschema-rs compares numbers as floats): only where orjson read it (so no NaN, Infinity, UTF-16 or
+    UTF-32) and it has no run of 16 digits and no exponent; a string holding such digits makes it False too.
+    One pass of `raw` serves both."""
+    zeros = raw.translate(_ZEROS)
+    if _RUN not in zeros:
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass  # as in `loads`
+        else:
+            return value, not (_SIXTEEN in zeros or b"0e" in zeros or b"0E" in zeros)
+    return json.loads(raw), False

@@ -127,7 +127,7 @@ class HttpResponse:
         kind = self.content_type
         if kind != "application/json" and not kind.endswith("+json"):
             return self.text
-        parsed, error = self._parsed
+        parsed, error, _ = self._parsed
         text = self.text
         # The bytes as `json` parsed them are this text when they are plain UTF-8: nothing replaced, no byte
         # order mark, no NUL that makes json read UTF-16 or UTF-32. Then one parse serves both.
@@ -150,14 +150,20 @@ class HttpResponse:
     def json(self) -> Any:
         """The content parsed as JSON (as `json.loads` reads bytes), parsed once however often it is asked
         for; `ValueError` or `RecursionError` when it is not JSON or nested too deeply for the parser."""
-        parsed, error = self._parsed
+        parsed, error, _ = self._parsed
         if error is not None:
             raise error
         return parsed
 
+    @property
+    def numbers_within_float(self) -> bool:
+        """Whether every number of `json()` surely lies within ±2**53 (`jsontext.loads_within_float`)."""
+        return self._parsed[2]
+
     @_once
-    def _parsed(self) -> tuple[Any, ValueError | RecursionError | None]:
+    def _parsed(self) -> tuple[Any, ValueError | RecursionError | None, bool]:
         try:
-            return jsontext.loads(self.content), None
+            value, exact = jsontext.loads_within_float(self.content)
         except (ValueError, RecursionError) as exc:
-            return None, exc
+            return None, exc, False
+        return value, None, exact

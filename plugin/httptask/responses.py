@@ -14,7 +14,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .errors import Issue
-from .jsontext import numbers_within_float
 from .messages import HttpResponse
 from .spec import MediaType, Operation, Response
 from .validation import validate_body
@@ -100,7 +99,7 @@ def _check(op: Operation, response: HttpResponse) -> list[Issue]:
         return [Issue("$.body", f"is not valid JSON ({exc}), though it is sent as {kind}")]
     except RecursionError:
         return [Issue("$.body", "is nested too deeply to check")]
-    return validate_body(media, body, numbers_exact=numbers_within_float(response.content))
+    return validate_body(media, body, numbers_exact=response.numbers_within_float)
 
 
 # The response and media type documented for each (operation, status, content type) an answer came with: a

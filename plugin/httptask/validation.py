@@ -467,7 +467,7 @@ def validate_body(
     """The first `limit` problems of a body (a response's) against its media type's schema, with JSON paths
     under `root`; a last issue says when there are more. A schema that cannot be used is a `SpecError`.
     `numbers_exact`: the caller knows that every number in `body` lies within ±2**53 (from the text it was
-    read from: `jsontext.numbers_within_float`), which spares a walk of it."""
+    read from: `jsontext.loads_within_float`), which spares a walk of it."""
     try:
         validator, fast = _VALIDATORS.body(media)
         if _surely_valid(fast, body, numbers_exact=numbers_exact):
