@@ -51,8 +51,9 @@ _BLOCK = 6
 _MAX_BLOCKS = 32
 # Letters of one case, perhaps with `_-. `: a block like this is a word more often than a key's.
 _WORDLIKE = re.compile(r"[a-z_.\- ]+|[A-Z_.\- ]+")
-# Every form of a character but the character itself starts with one of these (`_forms`): in a text with
-# none of them, a secret's form can only be as it is written.
+# What every escaped form of a character in the pattern starts with (`_forms`): in a text with none of them,
+# the pattern finds a secret's forms only as they are written. A test reads the pattern to hold any new form
+# to this.
 _ESCAPE_STARTS = ("\\", "%", "&", "+")
 # Short texts recur in every request of a run (header values, field names): their redaction is remembered,
 # up to _MEMO_TEXTS of at most _MEMO_CHARS characters, until the redactor learns another secret.
