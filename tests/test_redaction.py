@@ -474,3 +474,10 @@ def test_a_value_of_any_type_is_redacted_as_its_kind_says() -> None:
     redacted = redactor.redact_value(value)
     assert redacted == _redacted_by_kind(redactor, value)
     assert KEY40[:12] not in repr(redacted).replace(repr(KEY40.encode()), "")
+
+
+def test_headers_given_as_lists_are_redacted_all_the_same() -> None:
+    redactor = Redactor([KEY40])
+    pairs: Any = [["x-echo", KEY40], ["authorization", "Basic abc"]]
+    assert redactor.redact_header_pairs(pairs) == {"x-echo": "***", "authorization": "***"}
+    assert redactor.redact_header_pairs(tuple(pairs)) == {"x-echo": "***", "authorization": "***"}

@@ -452,7 +452,10 @@ class Redactor:
         """`redact_headers` of ``pairs`` as a dict (the last of a repeated name wins), remembered for these
         exact pairs until the redactor learns another secret: a server's answers repeat their headers."""
         memo = self._header_memo  # read before the pattern `_spans` uses: see `_compile`
-        found = memo.get(pairs)
+        try:
+            found = memo.get(pairs)
+        except TypeError:  # a library's own response may hold lists, which cannot be remembered
+            return self.redact_headers(dict(pairs))
         if found is None:
             found = self.redact_headers(dict(pairs))
             if len(memo) >= _MEMO_HEADER_SETS:
