@@ -1004,6 +1004,13 @@ def _unwritable(path: Path, error: BaseException) -> UsageError:
             f"The journal {str(path)!r} could not be written ({error}); nothing more is sent, and what was "
             "sent is journaled: resume the run ('httptask runs list' shows it)."
         )
+    if isinstance(error, sqlite3.OperationalError) and "locked" in str(error):
+        # SQLite waited for the lock (`journal_commit.connect`) in vain: the disk is not to blame.
+        return UsageError(
+            f"The journal {str(path)!r} stayed locked by another process ({error}); nothing more is sent. "
+            "A process that holds its lock and does not go on (one stopped with Ctrl-Z or SIGSTOP, or hung) "
+            "keeps every other one out: continue or end it, then run or resume again."
+        )
     return UsageError(
         f"The journal {str(path)!r} could not be written ({error}); nothing more is sent. Free space on its "
         f"disk or make it writable (or set {JOURNAL_VAR} to another file), then run or resume again."
