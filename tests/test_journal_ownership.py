@@ -262,6 +262,43 @@ def test_commits_between_renewals_check_the_lease_without_writing_the_run_s_row(
     assert journal.steps(RUN) == []
 
 
+def test_a_commit_between_renewals_reads_the_run_only_after_another_connection_committed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A takeover is a commit by another connection: until there is one the lease is still held, and the run's
+    row (its inputs and all) is not read."""
+    statements: list[str] = []
+    connect = journal_commit.connect
+
+    def traced(path: Path | str, *, autocommit: bool = False) -> sqlite3.Connection:
+        connection = connect(path, autocommit=autocommit)
+        if autocommit:  # the writer's connection
+            connection.set_trace_callback(statements.append)
+        return connection
+
+    monkeypatch.setattr(journal_commit, "connect", traced)
+    path = tmp_path / "j.sqlite3"
+    journal = Journal(path, writer="thread")
+    _create(journal)
+
+    def reads() -> list[str]:
+        return [s for s in statements if "FROM runs" in s or s.startswith("UPDATE runs")]
+
+    async def main() -> None:
+        journal.start(asyncio.get_running_loop())
+        await journal.flush()  # renews the lease
+        statements.clear()
+        await journal.flush()
+        assert reads() == []
+        _set(path, "UPDATE runs SET options = '{\"sandbox\": true}'")  # another connection commits
+        await journal.flush()
+        assert reads() == [f"SELECT lease_token FROM runs WHERE run_id = '{RUN}'"]
+        journal.stop()
+
+    asyncio.run(main())
+    journal.close()
+
+
 def _heartbeat(path: Path) -> float:
     with sqlite3.connect(path) as connection:
         value: float = connection.execute("SELECT heartbeat_at FROM runs").fetchone()[0]

@@ -110,6 +110,8 @@ class Committer:
         # again to renew the lease: a commit renews it once this many seconds have passed since it last did,
         # and otherwise only checks that the run is still this lease's.
         self.renew_seconds = 0.0
+        # `PRAGMA data_version` when the lease was last found held: until another connection commits, it is.
+        self.held_at: int | None = None
         self.commits = 0
         # time.monotonic() (one clock for the whole machine) when the lease was last renewed
         self.renewed = 0.0
@@ -122,7 +124,7 @@ class Committer:
             if kind == LEASE:  # a lease set before this group's work applies to it
                 self.lease = None if payload is None else (payload[0], payload[1])
                 self.renew_seconds = 0.0 if payload is None else payload[2]
-                self.renewed = 0.0  # renewed by the next commit
+                self.renewed, self.held_at = 0.0, None  # renewed by the next commit
         work = [r for r in requests if r[1] in (EXECUTE, BEGIN_SEND)]
         results: dict[int, Any] = {}
         if self.failure is None and (work or self.lease is not None):
@@ -153,9 +155,14 @@ class Committer:
         if self.lease is None:
             return
         run_id, token = self.lease
+        # Inside this transaction: what other connections committed before it began is counted.
+        version = self.connection.execute("PRAGMA data_version").fetchone()[0]
         if not renewing:
+            if version == self.held_at:  # no other connection has committed (a takeover is a commit)
+                return
             held = self.connection.execute(_LEASE_TOKEN, (run_id,)).fetchone()
             if held is not None and held[0] == token:
+                self.held_at = version
                 return
         renewed = self.connection.execute(
             "UPDATE runs SET heartbeat_at = ?, heartbeat_boot = ? WHERE run_id = ? AND lease_token = ?",
@@ -164,6 +171,7 @@ class Committer:
         if not renewed:
             row = self.connection.execute("SELECT pid FROM runs WHERE run_id = ?", (run_id,)).fetchone()
             raise _TakenOver(run_id, row[0] if row else None)
+        self.held_at = version
 
     def close(self) -> None:
         self.connection.close()
