@@ -262,11 +262,8 @@ def test_commits_between_renewals_check_the_lease_without_writing_the_run_s_row(
     assert journal.steps(RUN) == []
 
 
-def test_a_commit_between_renewals_reads_the_run_only_after_another_connection_committed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A takeover is a commit by another connection: until there is one the lease is still held, and the run's
-    row (its inputs and all) is not read."""
+def _writer_statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every SQL statement the journal's writer runs from now on, in order."""
     statements: list[str] = []
     connect = journal_commit.connect
 
@@ -277,6 +274,15 @@ def test_a_commit_between_renewals_reads_the_run_only_after_another_connection_c
         return connection
 
     monkeypatch.setattr(journal_commit, "connect", traced)
+    return statements
+
+
+def test_a_commit_between_renewals_reads_the_run_only_after_another_connection_committed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A takeover is a commit by another connection: until there is one the lease is still held, and the run's
+    row (its inputs and all) is not read."""
+    statements = _writer_statements(monkeypatch)
     path = tmp_path / "j.sqlite3"
     journal = Journal(path, writer="thread")
     _create(journal)
@@ -433,16 +439,7 @@ def test_a_new_run_s_first_sends_journal_what_the_full_check_journals(
 
 def test_a_first_send_does_not_read_the_step_s_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """What makes a new run's first sends cheaper: the writer reads no row of `steps` before writing one."""
-    statements: list[str] = []
-    connect = journal_commit.connect
-
-    def traced(path: Path | str, *, autocommit: bool = False) -> sqlite3.Connection:
-        connection = connect(path, autocommit=autocommit)
-        if autocommit:  # the writer's connection
-            connection.set_trace_callback(statements.append)
-        return connection
-
-    monkeypatch.setattr(journal_commit, "connect", traced)
+    statements = _writer_statements(monkeypatch)
     path = tmp_path / "j.sqlite3"
     journal = Journal(path, writer="thread")
     _create(journal, "run-a")
