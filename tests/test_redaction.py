@@ -19,6 +19,7 @@ from urllib.parse import quote, quote_plus
 import markupsafe
 import pytest
 
+from httptask import redaction
 from httptask.auth import is_credential_name
 from httptask.redaction import _ESCAPE_STARTS, RedactingStream, Redactor, _forms
 
@@ -481,3 +482,24 @@ def test_headers_given_as_lists_are_redacted_all_the_same() -> None:
     pairs: Any = [["x-echo", KEY40], ["authorization", "Basic abc"]]
     assert redactor.redact_header_pairs(pairs) == {"x-echo": "***", "authorization": "***"}
     assert redactor.redact_header_pairs(tuple(pairs)) == {"x-echo": "***", "authorization": "***"}
+
+
+def test_a_text_redacted_while_a_secret_is_being_added_is_not_remembered_unmasked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another thread may redact while `add` compiles: whatever it gets then, the memo the redactor keeps
+    once the secret is known must not hold the text unmasked (the quick clean check reads the forms too)."""
+    redactor = Redactor(["first_secret_value"])
+    text = "echo later_secret_value"
+    seen: list[str] = []
+    fewest = redaction._fewest
+
+    def meanwhile(texts: Any) -> tuple[str, ...]:
+        if not seen:
+            seen.append(redactor.redact(text))  # as another thread would, in the middle of `_compile`
+        return fewest(texts)
+
+    monkeypatch.setattr(redaction, "_fewest", meanwhile)
+    redactor.add("later_secret_value")
+    assert seen  # the redaction did happen while the secret was being added
+    assert redactor.redact(text) == "echo ***"

@@ -304,10 +304,11 @@ class Redactor:
         spelled = [p for secret in sorted(self._values, key=len, reverse=True) for p in _spelled_out(secret)]
         self._pattern = re.compile("|".join([*spelled, *(p for text in ordered for p in _patterns(text))]))
         self._parts = parts
-        # A new memo after the new pattern: a text redacted meanwhile with the old one goes to the old memo.
+        self._literal, self._needles = _fewest(ordered), _fewest(parts)
+        # New memos after everything `_clean` and `_spans` read: a text redacted meanwhile with the old ones
+        # goes to the old memo.
         self._memo = {}
         self._header_memo = {}
-        self._literal, self._needles = _fewest(ordered), _fewest(parts)
         self.multiline = any("\n" in text or "\r" in text for text in forms)
         self.longest = len(ordered[0]) * _LONGEST_CHARACTER
 
