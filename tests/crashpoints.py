@@ -83,7 +83,7 @@ def install(point: str, n: int) -> None:
     elif point == "during-group-commit":
         from httptask import journal_commit, journal_writer
 
-        if os.environ.get(journal.WRITER_VAR) == "process":
+        if (os.environ.get(journal.WRITER_VAR) or journal.DEFAULT_WRITER) == "process":
             # The group commit runs in the journal's writer process: it kills this process, then itself.
             def command(fd: int, path: Any) -> list[str]:
                 plugin = str(Path(journal_commit.__file__).resolve().parents[1])

@@ -22,7 +22,6 @@ from httptask.journal import WRITER_VAR, Journal
 from test_fault_matrix import (
     CRASH,
     ITEMS,
-    KILL_AT,
     Case,
     resume_acts_once,
 )
@@ -129,12 +128,15 @@ def test_a_writer_killed_mid_run_stops_the_run_in_a_sentence_and_a_resume_acts_o
     assert len(resume_acts_once(case)) == len(case.invoices)
 
 
+@pytest.mark.parametrize("writer", ["process", "thread"])
 @pytest.mark.parametrize("kind", ["keyed", "keyless"])
-def test_a_run_killed_inside_a_group_commit_of_its_writer_process_resumes_acting_once(
-    server: FaultServer, tmp_path: Path, kind: str
+def test_a_run_killed_inside_a_group_commit_of_its_writer_resumes_acting_once(
+    server: FaultServer, tmp_path: Path, kind: str, writer: str
 ) -> None:
     case = _on_a_writer_process(server, tmp_path, kind)
-    run = case.start(CRASH, "during-group-commit", str(KILL_AT))
+    case.env[WRITER_VAR] = writer
+    # Early in the run: the thread counts each batch of statements, and a run of 40 items may make few.
+    run = case.start(CRASH, "during-group-commit", "5")
     run.communicate(timeout=120)
     assert run.returncode == -signal.SIGKILL
     time.sleep(0.1)  # what was on the wire reaches the server's log
@@ -197,3 +199,32 @@ def test_both_writers_commit_in_groups_refuse_a_reused_key_and_stop_once_taken_o
     reader = Journal(path)
     assert {step.item: step.state for step in reader.steps(RUN)} == {n: "sent" for n in range(100)}
     reader.close()
+
+
+def test_a_run_stopped_by_its_checks_leaves_no_writer_process_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run starts its writer process before its checks; one the checks stop ends it, journal open or not."""
+    from httptask import journal_writer
+    from httptask.catalog import Catalog
+    from httptask.errors import WorkflowInvalid
+    from httptask.runs import start_run
+    from httptask.secrets import SecretStore
+
+    spawned: list[journal_writer.Spawned] = []
+    spawn = journal_writer.Spawned.__init__
+
+    def spy(self: journal_writer.Spawned, path: Path) -> None:
+        spawn(self, path)
+        spawned.append(self)
+
+    monkeypatch.setattr(journal_writer.Spawned, "__init__", spy)
+    monkeypatch.delenv(WRITER_VAR, raising=False)  # the default writer: a process
+    workflow = tmp_path / "w.yaml"
+    workflow.write_text("name: w\ntasks: []\n")
+    journal = Journal(tmp_path / "j.sqlite3")
+    with pytest.raises(WorkflowInvalid):
+        start_run(workflow, inputs={}, catalog=Catalog.default(), secrets=SecretStore.of({}), journal=journal)
+    assert len(spawned) == 1
+    assert spawned[0].process.poll() is not None and spawned[0].socket.fileno() == -1
+    journal.close()

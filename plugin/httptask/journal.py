@@ -33,12 +33,13 @@ import orjson
 from . import jsontext
 from .errors import KeyReused, NotSent, RunBusy, RunTakenOver, UsageError
 from .journal_commit import BEGIN_SEND, EXECUTE, LEASE, SENT, Answer, Request, connect, execute, fingerprint
-from .journal_writer import WRITERS, Writer, WriterProcess, WriterThread
+from .journal_writer import WRITERS, Spawned, Writer, WriterProcess, WriterThread
 from .outcome import Outcome, may_have_acted
 from .processes import boot_clock, identity, same_process
 from .redaction import redact_for_process
 
 __all__ = [
+    "DEFAULT_WRITER",
     "JOURNAL_VAR",
     "LEASE_SECONDS",
     "LEASE_VAR",
@@ -60,13 +61,13 @@ JOURNAL_VAR = "HTTPTASK_JOURNAL"
 # without forEach has the single item 0.
 TASK_ROW = -1
 LEASE_VAR = "HTTPTASK_LEASE_SECONDS"
-# Where group commits are made: "thread" (the default) or "process" (`journal_writer`). Measured on this
-# 2-core machine with the loopback server and other work beside it (bench/README.md, session 5), the process
-# takes the writer's 50-60 µs per item off the event loop's process, but ran at 0.66-0.80 of the thread's
-# throughput: a run sends at most `concurrency` requests per sync of the disk either way, and a third busy
-# process on two cores made syncs no faster. Where a core is free for it, measure both
-# (`bench/writer.py --engine --lean`).
+# Where group commits are made: "process" (the default; `journal_writer`) or "thread". Once the engine's own
+# work per item fell to some 65 µs, the writer thread's Python work held the interpreter's lock for a third of
+# the event loop's time: on a quiet 2-core machine a 3,000-item run's fan-out took 94-97 µs per item with the
+# thread and 75-88 with the process (bench/README.md, session 6). A run starts its writer process before its
+# checks (`spawn_writer`), so its start-up is not waited for. Compare them with `bench/writer.py --engine`.
 WRITER_VAR = "HTTPTASK_JOURNAL_WRITER"
+DEFAULT_WRITER = "process"
 
 
 def _lease_seconds() -> float:
@@ -348,6 +349,7 @@ class Journal:
             ) from exc
         self._writer_kind = _writer_kind(writer)
         self._writer: Writer | None = None
+        self._spawned: Spawned | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         # Shipped together: on this turn of the event loop once someone waits for a commit (or the lease
         # changes), else after HOLD_SECONDS, so rows no one waits for ride with the next commit someone needs.
@@ -364,12 +366,19 @@ class Journal:
 
     # -- writing -----------------------------------------------------------------------------------------
 
+    def spawn_writer(self) -> None:
+        """Where the journal commits in a process of its own, start that process now, for the next `start` to
+        take: a run does so before its checks, which its start-up then overlaps."""
+        if self._writer_kind is WriterProcess and self._spawned is None:
+            self._spawned = Spawned(self.path)
+
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Start the writer; durable writes resolve their futures on `loop`."""
         self._loop = loop
         self._heartbeat.clear()
         self._failure = None
-        self._writer = self._writer_kind(self.path, loop, self._answered)
+        spawned, self._spawned = self._spawned, None
+        self._writer = self._writer_kind(self.path, loop, self._answered, spawned)
         self._writer.ship([(0, LEASE, _lease_payload(self._lease))])
         threading.Thread(target=self._beat, name="httptask-lease", daemon=True).start()
 
@@ -383,7 +392,14 @@ class Journal:
         if self._failure is not None:
             raise self._refusal()
 
+    def drop_spawned_writer(self) -> None:
+        """End the writer process `spawn_writer` started, unless a run took it (one that did not begin)."""
+        if self._spawned is not None:
+            self._spawned.close()
+            self._spawned = None
+
     def close(self) -> None:
+        self.drop_spawned_writer()
         self.stop()
         self._reader.close()
 
@@ -977,7 +993,7 @@ def _lease_payload(lease: tuple[str, str] | None) -> tuple[str, str, float] | No
 
 
 def _writer_kind(given: str | None) -> type[WriterProcess] | type[WriterThread]:
-    name = given or os.environ.get(WRITER_VAR) or "thread"
+    name = given or os.environ.get(WRITER_VAR) or DEFAULT_WRITER
     if name not in WRITERS:
         raise UsageError(f"{WRITER_VAR} is {name!r}; give 'thread' or 'process' (where the journal commits).")
     return WRITERS[name]

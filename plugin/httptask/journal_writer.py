@@ -25,7 +25,7 @@ from typing import Protocol
 from . import journal_commit
 from .journal_commit import STOP, Answer, Committer, Request, frame, read_frames
 
-__all__ = ["WRITERS", "Writer", "WriterProcess", "WriterThread"]
+__all__ = ["WRITERS", "Spawned", "Writer", "WriterProcess", "WriterThread"]
 
 # Called on the event loop's thread with each commit's answer.
 OnAnswer = Callable[[Answer], None]
@@ -59,19 +59,39 @@ def command(fd: int, path: Path) -> list[str]:
     return [sys.executable, "-I", "-S", "-c", _WRITER, package_folder, str(fd), str(path)]
 
 
-class WriterProcess:
-    """The writer in a child process (`journal_commit.main`), fed through a socket pair."""
+class Spawned:
+    """A writer process started for the journal at `path` and not yet writing: it starts up (some 40 ms of
+    CPU) while its parent does other work, then `WriterProcess` takes it. Closed unused, it ends."""
 
-    def __init__(self, path: Path, loop: asyncio.AbstractEventLoop, on_answer: OnAnswer) -> None:
-        ours, theirs = socket.socketpair()
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.socket, theirs = socket.socketpair()
         with theirs:
-            self._process = subprocess.Popen(
+            self.process = subprocess.Popen(
                 command(theirs.fileno(), path),
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
                 # Nothing of the run's environment, secrets included.
                 env={"PATH": os.environ.get("PATH", "")},
             )
+
+    def close(self) -> None:
+        self.socket.close()  # the writer reads the end of its socket and ends
+        self.process.wait()
+
+
+class WriterProcess:
+    """The writer in a child process (`journal_commit.main`), fed through a socket pair; one started
+    beforehand (`spawned`) for the same journal, or a new one."""
+
+    def __init__(
+        self, path: Path, loop: asyncio.AbstractEventLoop, on_answer: OnAnswer, spawned: Spawned | None = None
+    ) -> None:
+        if spawned is None or spawned.path != path:
+            if spawned is not None:
+                spawned.close()
+            spawned = Spawned(path)
+        ours, self._process = spawned.socket, spawned.process
         ours.setblocking(False)
         self._socket, self._loop, self._on_answer = ours, loop, on_answer
         self._lock = threading.Lock()  # the heartbeat thread ships too
@@ -156,7 +176,10 @@ class WriterProcess:
 class WriterThread:
     """The writer on a thread of this process."""
 
-    def __init__(self, path: Path, loop: asyncio.AbstractEventLoop, on_answer: OnAnswer) -> None:
+    def __init__(
+        self, path: Path, loop: asyncio.AbstractEventLoop, on_answer: OnAnswer, spawned: Spawned | None = None
+    ) -> None:
+        assert spawned is None, "a writer thread takes no process"
         self._queue: queue.SimpleQueue[list[Request]] = queue.SimpleQueue()
         self._loop, self._on_answer = loop, on_answer
         self._committer = Committer(path)

@@ -196,20 +196,25 @@ def start_run(
     # The collector as a run wants it from the checks on: they make a request per forEach item, and a full
     # collection there walked every object start-up made.
     with _started(workers) as starter, lean_gc():  # spawned first: it imports while the run is checked
-        text = read_text(workflow_file)
-        new = begin_run(
-            text,
-            str(workflow_file),
-            inputs=inputs,
-            input_items=input_items,
-            catalog=catalog,
-            secrets=secrets,
-            journal=journal,
-            sandbox=sandbox,
-            again=again,
-            strict_responses=strict_responses,
-            drafting=workers <= 1,  # worker processes make their items themselves
-        )
+        journal.spawn_writer()  # so is the journal's writer, where it is a process
+        try:
+            text = read_text(workflow_file)
+            new = begin_run(
+                text,
+                str(workflow_file),
+                inputs=inputs,
+                input_items=input_items,
+                catalog=catalog,
+                secrets=secrets,
+                journal=journal,
+                sandbox=sandbox,
+                again=again,
+                strict_responses=strict_responses,
+                drafting=workers <= 1,  # worker processes make their items themselves
+            )
+        except BaseException:
+            journal.drop_spawned_writer()
+            raise
         if on_start is not None:
             on_start(new.run_id)
         run = _Plan(
