@@ -29,7 +29,10 @@ def test_a_keyed_request_of_unknown_outcome_resumed_a_day_later_waits_for_a_deci
         inputs = json.dumps({"invoices": ["inv_0", "inv_1", "inv_2"], "api_url": server.url})
         run_id = killed_run(env, "after-sent-before-write", 3, "run", str(workflow), "--input", inputs,
                             "--concurrency", "1")  # fmt: skip
-        assert server.arrivals() == {"/invoices/inv_0/refund": 1, "/invoices/inv_1/refund": 1}
+        # Item 1 was sent while item 2's 'sent' record was committed (a keyed request is journaled before it
+        # waits for its connection): it may have arrived, its answer not yet journaled.
+        arrived = server.arrivals()
+        assert arrived["/invoices/inv_0/refund"] == 1 and arrived.get("/invoices/inv_1/refund", 0) <= 1
 
         resumed = a_day_later("run", "--resume", run_id)
         assert resumed.returncode == 1, resumed.stdout + resumed.stderr
@@ -42,8 +45,14 @@ def test_a_keyed_request_of_unknown_outcome_resumed_a_day_later_waits_for_a_deci
         )
         assert server.arrivals()["/invoices/inv_2/refund"] == 0
         shown = json.loads(a_day_later("runs", "show", run_id, "--json").stdout)
-        assert [w["item"] for w in shown["waiting"]] == [2]
+        waiting = [w["item"] for w in shown["waiting"]]
+        assert waiting in ([2], [1, 2]), waiting
 
-        decided = a_day_later("run", "--resume", run_id, "--resend", "refund[2]")
+        # Each decided as the server's log tells: received, marked done; not received, sent again.
+        decisions = ["--resend", "refund[2]"]
+        if 1 in waiting:
+            received = server.arrivals().get("/invoices/inv_1/refund", 0) == 1
+            decisions += ["--mark-done" if received else "--resend", "refund[1]"]
+        decided = a_day_later("run", "--resume", run_id, *decisions)
         assert decided.returncode == 0, decided.stdout + decided.stderr
         assert server.acted() == {f"/invoices/inv_{n}/refund": 1 for n in range(3)}

@@ -220,14 +220,11 @@ class LocalEngine:
 
         async def worker() -> None:
             for index, item in pending:
-                result.in_flight += 1
-                try:
-                    step = await self._step(task, index, item, context, for_each=True)
-                finally:
-                    result.in_flight -= 1
-                on_step(step)
+                on_step(await self._step(task, index, item, context, for_each=True))
 
-        await asyncio.gather(*(worker() for _ in range(min(self._concurrency, count))))
+        # Twice as many workers as connections: while `concurrency` requests are on the wire, as many more can
+        # have their 'sent' records committed (see `_send`).
+        await asyncio.gather(*(worker() for _ in range(min(2 * self._concurrency, count))))
 
     async def _shard_out(
         self,
@@ -304,7 +301,7 @@ class LocalEngine:
         self._run_id, self._inputs = run_id, inputs
         self._previous, self._decisions = resumption.previous, resumption.decisions
         self._reconcile, self._twins = resumption.reconcile, dict(twins)
-        result = TaskResult(task.id, for_each=True)
+        result = self._results[task.id] = TaskResult(task.id, for_each=True)
         await self._act(task, items, len(items), context, result, on_step)
 
     def _items(self, task: Task, result: TaskResult, context: dict[str, Any]) -> Sequence[Any] | None:
@@ -480,37 +477,18 @@ class LocalEngine:
     async def _send(self, task: Task, index: int, item: Any, prepared: Prepared) -> StepResult:
         run_id, journal, redactor = self._run_id, self._journal, self._secrets.redactor
         attempts: list[Attempt] = []
-        request = prepared.redacted_request()
+        # A request that cannot act twice (its API deduplicates its key, or its method is idempotent) is sent
+        # again under its key by a resume: its 'sent' record is committed before it waits for a connection,
+        # and the commit's wait overlaps other requests' exchanges. One that could act twice is committed
+        # only once it holds its connection: after a crash, at most `concurrency` of them wait for a decision.
+        early = prepared.idempotent
+        if early and (refused := await self._journal_sent(task, index, item, prepared)) is not None:
+            return refused
         async with self._slots:
-            try:
-                if prepared.request.method in SAFE_METHODS:
-                    journal.queue(
-                        [
-                            Journal.sent(
-                                run_id,
-                                task.id,
-                                index,
-                                idempotent=prepared.idempotent,
-                                key=prepared.idempotency_key,
-                                request=request,
-                            )
-                        ]
-                    )
-                else:
-                    await journal.begin_send(
-                        run_id,
-                        task.id,
-                        index,
-                        idempotent=prepared.idempotent,
-                        key=prepared.idempotency_key,
-                        request=request,
-                        item_value=redactor.redact_value(item),
-                        first_send=self._new_run,
-                    )
-            except KeyReused as exc:
-                message = redactor.redact(str(exc))
-                journal.queue([Journal.finished(run_id, task.id, index, "failed", error=message)])
-                return StepResult(index, "failed", error=message)
+            if not early and (refused := await self._journal_sent(task, index, item, prepared)) is not None:
+                return refused
+            result = self._results[task.id]
+            result.in_flight += 1  # what a progress bar shows: requests on the wire, at most `concurrency`
             try:
                 response, count = await send_prepared(
                     prepared, self._sender, on_attempt=attempts.append, before_attempt=journal.check_owner
@@ -534,6 +512,8 @@ class LocalEngine:
                 )
                 state = final_state(exc.outcome, exc.status, ok=False, idempotent=prepared.idempotent)
                 return StepResult(index, state, exc.status, error=message, attempts=len(attempts))
+            finally:
+                result.in_flight -= 1
         record, error = answer_record(prepared, response, strict=self._strict_responses)
         journaled = "succeeded" if error is None else "failed"
         journal.queue(
@@ -560,6 +540,42 @@ class LocalEngine:
         return StepResult(index, state, response.status, response.elapsed_ms, record, error, count)
 
     # -- requests of unknown outcome -----------------------------------------------------------------------
+
+    async def _journal_sent(self, task: Task, index: int, item: Any, prepared: Prepared) -> StepResult | None:
+        """Journal that `prepared` is about to be sent (committed before it is on the wire, unless its method
+        is safe); the failed step when its idempotency key was sent by another run already."""
+        run_id, journal, redactor = self._run_id, self._journal, self._secrets.redactor
+        request = prepared.redacted_request()
+        try:
+            if prepared.request.method in SAFE_METHODS:
+                journal.queue(
+                    [
+                        Journal.sent(
+                            run_id,
+                            task.id,
+                            index,
+                            idempotent=prepared.idempotent,
+                            key=prepared.idempotency_key,
+                            request=request,
+                        )
+                    ]
+                )
+            else:
+                await journal.begin_send(
+                    run_id,
+                    task.id,
+                    index,
+                    idempotent=prepared.idempotent,
+                    key=prepared.idempotency_key,
+                    request=request,
+                    item_value=redactor.redact_value(item),
+                    first_send=self._new_run,
+                )
+        except KeyReused as exc:
+            message = redactor.redact(str(exc))
+            journal.queue([Journal.finished(run_id, task.id, index, "failed", error=message)])
+            return StepResult(index, "failed", error=message)
+        return None
 
     def _waiting(self, task: Task, index: int, unknown: StepRecord, reason: str) -> StepResult:
         """A request that may have been acted on and waits for a decision; the journal keeps it as it is."""
