@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, Protocol, TypeVar
 
 from aiohttp import web
 
@@ -24,6 +24,8 @@ __all__ = [
     "faults_server",
     "recording_server",
     "served",
+    "serving_handler",
+    "serving_refunds",
 ]
 
 
@@ -53,6 +55,49 @@ def served(app: web.Application) -> Iterator[Served]:
         thread.join()
         loop.run_until_complete(runner.cleanup())
         loop.close()
+
+
+class _Handling(Protocol):
+    url: str
+
+    async def handle(self, request: web.Request) -> web.StreamResponse: ...
+
+
+class _Refunding(Protocol):
+    url: str
+    release: asyncio.Event | None
+
+    async def refund(self, request: web.Request) -> web.StreamResponse: ...
+
+
+H = TypeVar("H", bound=_Handling)
+R = TypeVar("R", bound=_Refunding)
+
+
+@contextmanager
+def serving_handler(state: H) -> Iterator[H]:
+    """`state.handle` answering every method and path on 127.0.0.1, its base URL in `state.url`."""
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", state.handle)
+    with served(app) as server:
+        state.url = server.url
+        yield state
+
+
+@contextmanager
+def serving_refunds(state: R) -> Iterator[R]:
+    """A Chargebee stand-in's `state.refund` on 127.0.0.1, for refund_invoice (v2) and record_refund (v1); the
+    refunds it holds (`state.release`, set on its loop) are let go as the block ends."""
+    app = web.Application()
+    app.router.add_post("/api/v2/invoices/{id}/refund", state.refund)
+    app.router.add_post("/api/v1/invoices/{id}/record_refund", state.refund)
+    with served(app) as server:
+        state.release = asyncio.Event()
+        state.url = server.url
+        try:
+            yield state
+        finally:
+            server.loop.call_soon_threadsafe(state.release.set)
 
 
 @dataclass(frozen=True)

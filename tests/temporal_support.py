@@ -14,14 +14,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from servers import served
+from servers import serving_refunds
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY_HEADER = "chargebee-idempotency-key"
@@ -118,19 +118,8 @@ class Vendor:
             return len(self.received)
 
 
-@contextmanager
-def vendor_server() -> Iterator[Vendor]:
-    state = Vendor()
-    app = web.Application()
-    app.router.add_post("/api/v2/invoices/{id}/refund", state.refund)
-    app.router.add_post("/api/v1/invoices/{id}/record_refund", state.refund)
-    with served(app) as server:
-        state.release = asyncio.Event()
-        state.url = server.url
-        try:
-            yield state
-        finally:
-            server.loop.call_soon_threadsafe(state.release.set)
+def vendor_server() -> AbstractContextManager[Vendor]:
+    return serving_refunds(Vendor())
 
 
 class WorkerProcess:

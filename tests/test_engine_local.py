@@ -25,7 +25,7 @@ from httptask.plan import PlanInvalid
 from httptask.runs import check_inputs
 from httptask.workflow import parse_workflow_text
 from local_runs import run_workflow
-from servers import served
+from servers import serving_handler
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "refund-invoices.yaml"
@@ -60,11 +60,7 @@ class Api:
 
 @pytest.fixture(scope="module")
 def api() -> Iterator[Api]:
-    state = Api()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", state.handle)
-    with served(app) as server:
-        state.url = server.url
+    with serving_handler(Api()) as state:
         yield state
 
 

@@ -29,7 +29,7 @@ from httptask.runs import resume_run
 from httptask.secrets import SecretStore
 from httptask.templating import Columns, base_context
 from local_runs import run_workflow
-from servers import served
+from servers import serving_handler
 from test_templating_direct import jinja, outcome
 
 STATUSES = "{{ t | map(attribute='response.status') | list }}"
@@ -48,16 +48,21 @@ class Rows(LazySequence[Any], Columns):
         return self.rows[index]
 
     def column(self, path: tuple[str | int, ...]) -> list[int] | None:
-        values = []
-        for row in self.rows:
-            for key in path:
-                if not isinstance(row, dict) or key not in row:
-                    return None
-                row = row[key]
-            if type(row) is not int:
+        return integers_at(self.rows, path)
+
+
+def integers_at(rows: list[Any], path: tuple[Any, ...]) -> list[int] | None:
+    """The int at `path` in each of `rows`, read the plain way; None unless every row has one there."""
+    values = []
+    for row in rows:
+        for key in path:
+            if not isinstance(row, dict) or key not in row:
                 return None
-            values.append(row)
-        return values
+            row = row[key]
+        if type(row) is not int:
+            return None
+        values.append(row)
+    return values
 
 
 def check(source: str, rows: list[Any], seconds: float = 1.0) -> Any:
@@ -186,17 +191,7 @@ def read_one_by_one(journal: Journal, count: int, keys: tuple[str, ...]) -> list
         responses = journal.responses("r", "f", 0, count)
     except ValueError:
         return None
-    values = []
-    for item in range(count):
-        value = responses.get(item)
-        for key in keys:
-            if not isinstance(value, dict) or key not in value:
-                return None
-            value = value[key]
-        if type(value) is not int:
-            return None
-        values.append(value)
-    return values
+    return integers_at([responses.get(item) for item in range(count)], keys)
 
 
 @pytest.mark.parametrize("odd", ODD)
@@ -251,11 +246,7 @@ class Api:
 
 @pytest.fixture(scope="module")
 def api() -> Iterator[Api]:
-    state = Api()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", state.handle)
-    with served(app) as server:
-        state.url = server.url
+    with serving_handler(Api()) as state:
         yield state
 
 

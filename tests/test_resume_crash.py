@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from servers import served
+from servers import serving_refunds
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "refund-invoices.yaml"
@@ -73,17 +73,8 @@ class Chargebee:
 
 @pytest.fixture
 def chargebee() -> Iterator[Chargebee]:
-    state = Chargebee()
-    app = web.Application()
-    app.router.add_post("/api/v2/invoices/{id}/refund", state.refund)
-    app.router.add_post("/api/v1/invoices/{id}/record_refund", state.refund)
-    with served(app) as server:
-        state.release = asyncio.Event()
-        state.url = server.url
-        try:
-            yield state
-        finally:
-            server.loop.call_soon_threadsafe(state.release.set)
+    with serving_refunds(Chargebee()) as state:
+        yield state
 
 
 @pytest.fixture

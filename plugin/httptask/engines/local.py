@@ -545,32 +545,16 @@ class LocalEngine:
         """Journal that `prepared` is about to be sent (committed before it is on the wire, unless its method
         is safe); the failed step when its idempotency key was sent by another run already."""
         run_id, journal, redactor = self._run_id, self._journal, self._secrets.redactor
-        request = prepared.redacted_request()
+        idempotent, key, request = prepared.idempotent, prepared.idempotency_key, prepared.redacted_request()
         try:
             if prepared.request.method in SAFE_METHODS:
-                journal.queue(
-                    [
-                        Journal.sent(
-                            run_id,
-                            task.id,
-                            index,
-                            idempotent=prepared.idempotent,
-                            key=prepared.idempotency_key,
-                            request=request,
-                        )
-                    ]
-                )
+                sent = Journal.sent(run_id, task.id, index, idempotent=idempotent, key=key, request=request)
+                journal.queue([sent])
             else:
                 await journal.begin_send(
-                    run_id,
-                    task.id,
-                    index,
-                    idempotent=prepared.idempotent,
-                    key=prepared.idempotency_key,
-                    request=request,
-                    item_value=redactor.redact_value(item),
-                    first_send=self._new_run,
-                )
+                    run_id, task.id, index, idempotent=idempotent, key=key, request=request,
+                    item_value=redactor.redact_value(item), first_send=self._new_run,
+                )  # fmt: skip
         except KeyReused as exc:
             message = redactor.redact(str(exc))
             journal.queue([Journal.finished(run_id, task.id, index, "failed", error=message)])
